@@ -1,0 +1,67 @@
+"""The `entrix` command: the local system, tokens and pipeline runs (interfaces fixed in DESIGN)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_API_PORT = 8000
+DEFAULT_AWS_PORT = 4566
+
+
+def _add_endpoint_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=DEFAULT_HOST, help="host of the local system")
+    parser.add_argument(
+        "--aws-port", type=int, default=DEFAULT_AWS_PORT, help="port of the embedded AWS endpoint"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="entrix", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    local = commands.add_parser("local", help="run the whole system on this machine")
+    _add_endpoint_options(local)
+    local.add_argument("--port", type=int, default=DEFAULT_API_PORT, help="port of the API")
+    local.add_argument(
+        "--schedule-seconds",
+        type=float,
+        default=300.0,
+        help="seconds between scheduled pipeline runs (the deployed rule is rate(5 minutes))",
+    )
+    local.set_defaults(run="entrix.local.commands:local")
+
+    token = commands.add_parser("token", help="print a JWT the API accepts")
+    _add_endpoint_options(token)
+    token.add_argument("--subject", default="entrix-cli", help="the token's sub claim")
+    token.add_argument(
+        "--expires-in", type=int, default=3600, help="seconds until the token expires"
+    )
+    token.add_argument(
+        "--stack", help="sign with this deployed stack's secret instead of the local system's"
+    )
+    token.add_argument("--region", help="AWS region of --stack (default: your AWS configuration)")
+    token.set_defaults(run="entrix.token_command:token")
+
+    pipeline = commands.add_parser("pipeline", help="the auction results pipeline")
+    pipeline_commands = pipeline.add_subparsers(dest="pipeline_command", required=True)
+    pipeline_run = pipeline_commands.add_parser(
+        "run", help="start one execution now and print its summary as JSON"
+    )
+    _add_endpoint_options(pipeline_run)
+    pipeline_run.set_defaults(run="entrix.local.commands:pipeline_run")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run the chosen command, importing only what it needs."""
+    args = build_parser().parse_args(argv)
+    module_name, function_name = args.run.split(":")
+    module = __import__(module_name, fromlist=[function_name])
+    return int(getattr(module, function_name)(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
