@@ -1,0 +1,217 @@
+"""Run Lambda handlers in this process, each with its own function's environment.
+
+moto runs Lambda code only in Docker, which this project cannot rely on. The one place where moto
+runs a function is the private method `moto.awslambda.models.LambdaFunction._invoke_lambda(self,
+event) -> (payload_json, errored, logs)`; `moto_lambdas_in_process()` replaces it so that every
+invocation moto makes (the `Invoke` API, and the Lambda tasks of state machines it executes) calls
+`invoke()` here, which imports the function's `Handler` (`package.module.function`) from the
+installed `entrix` package and calls it. moto is pinned (5.2.5) and `tests/local` keeps a test on
+this private API.
+
+As in Lambda:
+- the handler sees its function's `Environment` variables plus the runtime's own
+  (`AWS_LAMBDA_FUNCTION_NAME`, `_HANDLER`, ...) and a context object;
+- an exception becomes the payload `{"errorMessage", "errorType", "requestId", "stackTrace"}` with
+  `errored=True`, and `errorType` is the exception's class name, so a state machine `Catch` on
+  `"OrderRejected"` fires for `raise OrderRejected(...)`.
+
+Environment variables are process-wide, so invocations take turns under one lock while their
+function's variables are applied; handlers run one at a time, each seeing exactly its own
+environment, also when its module reads variables at import time.
+
+Usage in a test with `mock_aws` (the state machine's Lambda calls are then intercepted in process)::
+
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), \\
+            moto_lambdas_in_process():
+        ...create the function with Handler="entrix.handlers.process.handler", start an execution
+"""
+
+from __future__ import annotations
+
+import contextlib
+import decimal
+import importlib
+import json
+import os
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+_ENVIRONMENT_LOCK = threading.RLock()
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """What the runtime needs to know about a function to invoke it."""
+
+    function_name: str
+    handler: str
+    environment: Mapping[str, str] = field(default_factory=dict)
+    function_arn: str = ""
+    region: str = "eu-west-1"
+    memory_size: int = 128
+    timeout: int = 3
+    version: str = "$LATEST"
+    runtime: str = "python3.13"
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """The outcome of one invocation, shaped as moto's `_invoke_lambda` returns it."""
+
+    payload: str
+    errored: bool
+    logs: str = ""
+
+    def as_moto_result(self) -> tuple[str, bool, str]:
+        return self.payload, self.errored, self.logs
+
+    def json(self) -> Any:
+        return json.loads(self.payload)
+
+
+@dataclass
+class LambdaContext:
+    """The attributes and method of the Python runtime's context object that handlers use."""
+
+    function_name: str
+    function_version: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    aws_request_id: str
+    log_group_name: str
+    log_stream_name: str
+    deadline: float
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+class _LambdaEncoder(json.JSONEncoder):
+    """Encodes a handler's result like the Python runtime, which accepts Decimal numbers."""
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, decimal.Decimal):
+            return int(o) if o == o.to_integral_value() else float(o)
+        return super().default(o)
+
+
+def load_handler(handler: str) -> Callable[[Any, Any], Any]:
+    """The callable named by a Lambda `Handler` setting such as `entrix.handlers.ingest.handler`."""
+    module_name, _, function_name = handler.rpartition(".")
+    if not module_name:
+        raise ValueError(f"handler {handler!r} is not of the form module.function")
+    function = getattr(importlib.import_module(module_name), function_name)
+    if not callable(function):
+        raise TypeError(f"handler {handler!r} is not callable")
+    return function
+
+
+def runtime_environment(spec: FunctionSpec) -> dict[str, str]:
+    """The variables Lambda sets for this function, its own `Environment` taking precedence."""
+    variables = {
+        "_HANDLER": spec.handler,
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
+        "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_size),
+        "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.function_name}",
+        "AWS_REGION": spec.region,
+        "AWS_DEFAULT_REGION": spec.region,
+    }
+    variables.update({k: str(v) for k, v in spec.environment.items()})
+    return variables
+
+
+@contextlib.contextmanager
+def applied_environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """Set `variables` in `os.environ` for the duration, under the process-wide lock."""
+    with _ENVIRONMENT_LOCK:
+        saved = {name: os.environ.get(name) for name in variables}
+        os.environ.update(variables)
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+def invoke(spec: FunctionSpec, event: Any) -> Invocation:
+    """Call the function's handler with `event`, as the Lambda Python runtime would."""
+    request_id = str(uuid.uuid4())
+    context = LambdaContext(
+        function_name=spec.function_name,
+        function_version=spec.version,
+        invoked_function_arn=spec.function_arn,
+        memory_limit_in_mb=spec.memory_size,
+        aws_request_id=request_id,
+        log_group_name=f"/aws/lambda/{spec.function_name}",
+        log_stream_name=f"local/[{spec.version}]{request_id.replace('-', '')}",
+        deadline=time.monotonic() + spec.timeout,
+    )
+    with applied_environment(runtime_environment(spec)):
+        try:
+            result = load_handler(spec.handler)(event, context)
+        except Exception as error:  # noqa: BLE001 - Lambda reports every exception as a payload
+            return _error(request_id, type(error).__name__, str(error), error)
+    try:
+        return Invocation(json.dumps(result, cls=_LambdaEncoder), errored=False)
+    except (TypeError, ValueError) as error:
+        message = f"Unable to marshal response: {error}"
+        return _error(request_id, "Runtime.MarshalError", message, error)
+
+
+def _error(request_id: str, error_type: str, message: str, error: Exception) -> Invocation:
+    stack = traceback.format_tb(error.__traceback__)
+    payload = {
+        "errorMessage": message,
+        "errorType": error_type,
+        "requestId": request_id,
+        "stackTrace": stack,
+    }
+    logs = "".join(traceback.format_exception(error))
+    return Invocation(json.dumps(payload), errored=True, logs=logs)
+
+
+def spec_of(moto_function: Any) -> FunctionSpec:
+    """The `FunctionSpec` of a `moto.awslambda.models.LambdaFunction`."""
+    return FunctionSpec(
+        function_name=moto_function.function_name,
+        handler=moto_function.handler,
+        environment=dict(moto_function.environment_vars or {}),
+        function_arn=moto_function.function_arn,
+        region=moto_function.region,
+        memory_size=int(moto_function.memory_size),
+        timeout=int(moto_function.timeout),
+        version=str(moto_function.version),
+        runtime=moto_function.run_time or "python3.13",
+    )
+
+
+def _moto_invoke(moto_function: Any, event: Any = None) -> tuple[str, bool, str]:
+    """Replacement for `LambdaFunction._invoke_lambda`: the event arrives parsed or as text."""
+    if event is None:
+        event = {}
+    elif isinstance(event, str | bytes):
+        event = json.loads(event or "{}")
+    return invoke(spec_of(moto_function), event).as_moto_result()
+
+
+@contextlib.contextmanager
+def moto_lambdas_in_process() -> Iterator[None]:
+    """Make moto run every Lambda invocation through `invoke()` while the block runs."""
+    from moto.awslambda.models import LambdaFunction
+
+    original = LambdaFunction._invoke_lambda
+    LambdaFunction._invoke_lambda = _moto_invoke  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        LambdaFunction._invoke_lambda = original  # type: ignore[method-assign]

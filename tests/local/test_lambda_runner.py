@@ -1,0 +1,176 @@
+"""The in-process Lambda runner, alone and through moto's private invocation hook."""
+
+import json
+import os
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from entrix.local import lambda_runner
+from entrix.local.lambda_runner import FunctionSpec, invoke, moto_lambdas_in_process
+
+ROLE_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
+
+
+def spec(handler: str, **environment: str) -> FunctionSpec:
+    return FunctionSpec(
+        function_name="fn", handler=f"tests.local.fake_handlers.{handler}", environment=environment
+    )
+
+
+def test_handler_sees_its_environment_and_context_and_env_is_restored():
+    os.environ.pop("GREETING", None)
+    result = invoke(spec("echo", GREETING="hello"), {"a": 1})
+    assert not result.errored
+    body = result.json()
+    assert body["event"] == {"a": 1}
+    assert body["greeting"] == "hello"
+    assert body["import_time_greeting"] == "hello"
+    assert body["function_name"] == "fn"
+    assert body["env_function_name"] == "fn"
+    assert body["remaining_ms_positive"] is True
+    assert "GREETING" not in os.environ
+    assert "AWS_LAMBDA_FUNCTION_NAME" not in os.environ
+
+
+def test_exception_becomes_lambda_error_payload_named_by_class():
+    result = invoke(spec("reject"), {"record_id": "r1", "status": "rejected"})
+    assert result.errored
+    payload = result.json()
+    assert payload["errorType"] == "OrderRejected"
+    assert payload["errorMessage"] == "order r1 rejected"
+    assert payload["stackTrace"]
+    assert "OrderRejected" in result.logs
+
+
+def test_decimal_results_are_encoded_as_numbers():
+    result = invoke(spec("reject"), {"record_id": "r1", "status": "accepted"})
+    assert result.json() == {"record_id": "r1", "power": 2.5, "count": 3}
+
+
+def test_unserializable_result_is_a_marshal_error():
+    result = invoke(spec("unserializable"), {})
+    assert result.errored
+    assert result.json()["errorType"] == "Runtime.MarshalError"
+
+
+def test_unknown_handler_module_is_reported_as_an_error():
+    result = invoke(FunctionSpec(function_name="fn", handler="tests.local.nope.handler"), {})
+    assert result.errored
+    assert result.json()["errorType"] == "ModuleNotFoundError"
+
+
+def _create_function(handler: str, **environment: str) -> str:
+    iam = boto3.client("iam")
+    role = iam.create_role(RoleName=f"role-{handler}", AssumeRolePolicyDocument=ROLE_POLICY)
+    function = boto3.client("lambda").create_function(
+        FunctionName=handler,
+        Runtime="python3.13",
+        Role=role["Role"]["Arn"],
+        Handler=f"tests.local.fake_handlers.{handler}",
+        Code={"ZipFile": b"not used: the handler runs from the installed package"},
+        Environment={"Variables": environment},
+    )
+    return function["FunctionArn"]
+
+
+@mock_aws
+def test_moto_private_invoke_hook_still_has_the_pinned_signature():
+    """moto 5.2.5's `_invoke_lambda(self, event)` is what we replace; fail loudly if it moves."""
+    import inspect
+
+    from moto.awslambda.models import LambdaFunction
+
+    assert list(inspect.signature(LambdaFunction._invoke_lambda).parameters) == ["self", "event"]
+    with moto_lambdas_in_process():
+        assert LambdaFunction._invoke_lambda is lambda_runner._moto_invoke
+    assert LambdaFunction._invoke_lambda is not lambda_runner._moto_invoke
+
+
+@mock_aws
+def test_moto_invoke_api_runs_the_handler_with_the_function_environment():
+    with moto_lambdas_in_process():
+        _create_function("echo", GREETING="from-moto")
+        response = boto3.client("lambda").invoke(FunctionName="echo", Payload=b'{"x": 2}')
+    body = json.loads(response["Payload"].read())
+    assert "FunctionError" not in response
+    assert body["event"] == {"x": 2}
+    assert body["greeting"] == "from-moto"
+    assert body["env_function_name"] == "echo"
+
+
+@mock_aws
+def test_moto_invoke_api_reports_function_error():
+    with moto_lambdas_in_process():
+        _create_function("reject")
+        response = boto3.client("lambda").invoke(
+            FunctionName="reject", Payload=b'{"record_id": "r9", "status": "rejected"}'
+        )
+    assert response["FunctionError"] == "Handled"
+    assert json.loads(response["Payload"].read())["errorType"] == "OrderRejected"
+
+
+@pytest.mark.parametrize(("status", "expected"), [("accepted", "stored"), ("rejected", "alerted")])
+def test_state_machine_catch_fires_on_the_error_type(status, expected):
+    with (
+        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
+        moto_lambdas_in_process(),
+    ):
+        arn = _create_function("reject")
+        definition = {
+            "StartAt": "Process",
+            "States": {
+                "Process": {
+                    "Type": "Task",
+                    "Resource": arn,
+                    "Catch": [
+                        {
+                            "ErrorEquals": ["OrderRejected"],
+                            "Next": "Alerted",
+                            "ResultPath": "$.error",
+                        }
+                    ],
+                    "Next": "Stored",
+                },
+                "Stored": {"Type": "Pass", "Result": {"outcome": "stored"}, "End": True},
+                "Alerted": {"Type": "Pass", "Result": {"outcome": "alerted"}, "End": True},
+            },
+        }
+        sfn = boto3.client("stepfunctions")
+        machine = sfn.create_state_machine(
+            name="m",
+            definition=json.dumps(definition),
+            roleArn="arn:aws:iam::123456789012:role/sfn",
+        )
+        execution = sfn.start_execution(
+            stateMachineArn=machine["stateMachineArn"],
+            name="run-1",
+            input=json.dumps({"record_id": "r1", "status": status}),
+        )
+        described = _wait(sfn, execution["executionArn"])
+    assert described["status"] == "SUCCEEDED"
+    assert json.loads(described["output"]) == {"outcome": expected}
+
+
+def _wait(sfn, execution_arn):
+    import time
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        described = sfn.describe_execution(executionArn=execution_arn)
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(0.05)
+    raise AssertionError("execution did not finish")
