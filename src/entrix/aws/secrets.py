@@ -1,0 +1,102 @@
+"""Secrets Manager reads for Lambda code, cached in memory and free of boto3 at import time.
+
+Inside Lambda with the AWS Parameters and Secrets Lambda Extension (its port in
+PARAMETERS_SECRETS_EXTENSION_HTTP_PORT) the secret comes over localhost HTTP and boto3 is never
+loaded; everywhere else (no extension, the local system) boto3 is imported on the first fetch.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from entrix.environment import SECRET_CACHE_TTL_SECONDS
+
+DEFAULT_TTL_SECONDS = 300.0
+EXTENSION_PORT_VARIABLE = "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"
+EXTENSION_TOKEN_HEADER = "X-Aws-Parameters-Secrets-Token"  # noqa: S105 - a header name
+EXTENSION_TIMEOUT_SECONDS = 3.0
+
+
+class SecretCache:
+    """Secret strings by id, each fetched again only once `ttl_seconds` have passed.
+
+    A rotated secret is therefore picked up within one TTL, and a warm function fetches at most
+    once per TTL however many requests it serves.
+    """
+
+    def __init__(
+        self,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        fetch: Callable[[str], str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ttl = max(0.0, ttl_seconds)
+        self._fetch = fetch or fetch_secret_string
+        self._clock = clock
+        self._entries: dict[str, tuple[str, float]] = {}
+
+    def get(self, secret_id: str) -> str:
+        now = self._clock()
+        entry = self._entries.get(secret_id)
+        if entry is not None and now < entry[1]:
+            return entry[0]
+        value = self._fetch(secret_id)
+        self._entries[secret_id] = (value, now + self._ttl)
+        return value
+
+
+def ttl_from_environment() -> float:
+    """SECRET_CACHE_TTL_SECONDS, or the default of 300 s."""
+    return float(os.environ.get(SECRET_CACHE_TTL_SECONDS) or DEFAULT_TTL_SECONDS)
+
+
+def fetch_secret_string(secret_id: str) -> str:
+    """The SecretString of `secret_id` (a name or an ARN), through the extension when present."""
+    port = os.environ.get(EXTENSION_PORT_VARIABLE)
+    response = _fetch_from_extension(secret_id, port) if port else _fetch_with_boto3(secret_id)
+    secret_string = response.get("SecretString")
+    if not isinstance(secret_string, str):
+        raise ValueError(f"secret {secret_id} has no SecretString")
+    return secret_string
+
+
+def _fetch_from_extension(secret_id: str, port: str) -> dict[str, Any]:
+    """GET the secret from the extension; it answers with the GetSecretValue response as JSON."""
+    from urllib.parse import quote
+    from urllib.request import Request, urlopen
+
+    request = Request(
+        f"http://localhost:{int(port)}/secretsmanager/get?secretId={quote(secret_id, safe='')}",
+        headers={EXTENSION_TOKEN_HEADER: os.environ.get("AWS_SESSION_TOKEN", "")},
+    )
+    with urlopen(request, timeout=EXTENSION_TIMEOUT_SECONDS) as reply:  # noqa: S310 - a fixed http://localhost URL
+        document: dict[str, Any] = json.load(reply)
+    return document
+
+
+def _fetch_with_boto3(secret_id: str) -> dict[str, Any]:
+    response: dict[str, Any] = dict(
+        _client(region_of_arn(secret_id)).get_secret_value(SecretId=secret_id)
+    )
+    return response
+
+
+@functools.cache
+def _client(region: str | None) -> Any:
+    """One Secrets Manager client per region, created on first use (boto3 costs ~150 ms)."""
+    import boto3
+
+    return boto3.client("secretsmanager", region_name=region)
+
+
+def region_of_arn(secret_id: str) -> str | None:
+    """The region inside a secret ARN (None for a bare name), so clients ask where it lives."""
+    parts = secret_id.split(":")
+    if len(parts) >= 7 and parts[0] == "arn" and parts[2] == "secretsmanager" and parts[3]:
+        return parts[3]
+    return None

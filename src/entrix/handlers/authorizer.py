@@ -1,0 +1,67 @@
+"""The API's REQUEST authorizer: a valid Bearer JWT gets an Allow policy, anything else a 401.
+
+It imports neither boto3 nor pydantic: the secret is fetched lazily (see entrix.aws.secrets), so
+a cold start pays only for PyJWT and the standard library.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from entrix.aws.secrets import SecretCache, ttl_from_environment
+from entrix.environment import JWT_AUDIENCE, JWT_ISSUER, JWT_SECRET_ARN
+from entrix.tokens import TokenError, bearer_token, signing_key_from_secret, verify_token
+
+logger = logging.getLogger(__name__)
+logger.setLevel(logging.INFO)
+
+_secrets = SecretCache(ttl_seconds=ttl_from_environment())
+
+
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    """Allow the caller on every method of this API stage, or raise Unauthorized (HTTP 401)."""
+    try:
+        token = bearer_token(event.get("headers"), event.get("multiValueHeaders"))
+        key = signing_key_from_secret(_secrets.get(os.environ[JWT_SECRET_ARN]))
+        claims = verify_token(
+            token,
+            key,
+            issuer=os.environ.get(JWT_ISSUER) or None,
+            audience=os.environ.get(JWT_AUDIENCE) or None,
+        )
+    except TokenError as refusal:
+        logger.info("token refused: %s", refusal)
+        # API Gateway turns exactly this message into a 401 response.
+        raise Exception("Unauthorized") from None
+    subject = str(claims["sub"])
+    return {
+        "principalId": subject,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Action": "execute-api:Invoke",
+                    "Effect": "Allow",
+                    "Resource": stage_wide_resource(event["methodArn"]),
+                }
+            ],
+        },
+        "context": {"sub": subject},
+    }
+
+
+def stage_wide_resource(method_arn: str) -> str:
+    """Every method and path of the called API stage.
+
+    API Gateway caches this policy per Authorization header (300 s), so a policy naming only the
+    first method called would deny the same token on the next one.
+    `arn:aws:execute-api:eu-west-1:123:api/prod/POST/orders` -> `...:123:api/prod/*/*`.
+    """
+    prefix, separator, path = method_arn.rpartition(":")
+    api_id, _, rest = path.partition("/")
+    stage = rest.partition("/")[0]
+    if not (separator and prefix.startswith("arn:") and api_id and stage):
+        raise ValueError(f"not an execute-api method ARN: {method_arn!r}")
+    return f"{prefix}:{api_id}/{stage}/*/*"

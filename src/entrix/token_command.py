@@ -1,0 +1,142 @@
+"""`entrix token`: print a JWT the API accepts, for the local system or a deployed stack.
+
+Both cases take one path: find the authorizer function, read its environment (secret ARN,
+issuer, audience), fetch the secret and sign. So the token matches whatever the authorizer is
+configured with, and no key is ever copied into configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from entrix.aws.secrets import region_of_arn
+from entrix.environment import JWT_AUDIENCE, JWT_ISSUER, JWT_SECRET_ARN
+from entrix.tokens import issue_token, signing_key_from_secret
+
+AUTHORIZER_HANDLER = "entrix.handlers.authorizer.handler"
+# The stack output naming the deployed authorizer function.
+AUTHORIZER_OUTPUT_KEY = "AuthorizerFunctionName"
+# The region the local system creates its resources in.
+LOCAL_REGION = "eu-west-1"
+
+# service name, region -> boto3 client
+ClientFactory = Callable[[str, str | None], Any]
+
+
+class TokenCommandError(Exception):
+    """A problem the user can act on; printed to stderr as is."""
+
+
+def token(args: argparse.Namespace, client_factory: ClientFactory | None = None) -> int:
+    """Print the token on stdout alone, so `TOKEN=$(entrix token)` works; errors go to stderr."""
+    try:
+        if args.stack:
+            factory = client_factory or _aws_clients
+            region = args.region
+            function_name = stack_authorizer_function(factory("cloudformation", region), args.stack)
+        else:
+            endpoint = f"http://{args.host}:{args.aws_port}"
+            factory = client_factory or _local_clients(endpoint)
+            region = args.region or LOCAL_REGION
+            function_name = local_authorizer_function(factory("lambda", region), endpoint)
+        print(sign_for_function(factory, region, function_name, args.subject, args.expires_in))
+    except TokenCommandError as error:
+        print(f"entrix token: {error}", file=sys.stderr)
+        return 1
+    except EndpointConnectionError as error:
+        where = f"the stack {args.stack}" if args.stack else "the local system"
+        print(f"entrix token: cannot reach {where} ({error})", file=sys.stderr)
+        if not args.stack:
+            print("start it with `entrix local` (or pass --host/--aws-port)", file=sys.stderr)
+        return 1
+    except (ClientError, BotoCoreError) as error:
+        print(f"entrix token: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def local_authorizer_function(lambda_client: Any, endpoint: str) -> str:
+    """The one function of the local system whose handler is the authorizer."""
+    names = [
+        function["FunctionName"]
+        for page in lambda_client.get_paginator("list_functions").paginate()
+        for function in page["Functions"]
+        if function.get("Handler") == AUTHORIZER_HANDLER
+    ]
+    if not names:
+        raise TokenCommandError(
+            f"no authorizer function at {endpoint}: is `entrix local` running there?"
+        )
+    if len(names) > 1:
+        raise TokenCommandError(f"more than one authorizer function at {endpoint}: {names}")
+    return names[0]
+
+
+def stack_authorizer_function(cloudformation_client: Any, stack_name: str) -> str:
+    """The authorizer function named by the deployed stack's AuthorizerFunctionName output."""
+    try:
+        stacks = cloudformation_client.describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ValidationError":
+            raise TokenCommandError(f"no stack named {stack_name!r}: {error}") from None
+        raise
+    for output in stacks[0].get("Outputs", []):
+        if output.get("OutputKey") == AUTHORIZER_OUTPUT_KEY:
+            return str(output["OutputValue"])
+    raise TokenCommandError(f"stack {stack_name!r} has no {AUTHORIZER_OUTPUT_KEY} output")
+
+
+def sign_for_function(
+    client_factory: ClientFactory,
+    region: str | None,
+    function_name: str,
+    subject: str,
+    expires_in: int,
+) -> str:
+    """Sign with the secret, issuer and audience the authorizer function is configured with."""
+    configuration = client_factory("lambda", region).get_function_configuration(
+        FunctionName=function_name
+    )
+    variables = configuration.get("Environment", {}).get("Variables", {})
+    secret_arn = variables.get(JWT_SECRET_ARN)
+    if not secret_arn:
+        raise TokenCommandError(f"function {function_name} has no {JWT_SECRET_ARN} variable")
+    secret = client_factory("secretsmanager", region_of_arn(secret_arn) or region)
+    secret_string = secret.get_secret_value(SecretId=secret_arn).get("SecretString")
+    if not isinstance(secret_string, str):
+        raise TokenCommandError(f"secret {secret_arn} has no SecretString")
+    try:
+        return issue_token(
+            signing_key_from_secret(secret_string),
+            subject,
+            expires_in,
+            issuer=variables.get(JWT_ISSUER) or None,
+            audience=variables.get(JWT_AUDIENCE) or None,
+        )
+    except ValueError as error:
+        raise TokenCommandError(str(error)) from None
+
+
+def _aws_clients(service: str, region: str | None) -> Any:
+    return boto3.client(service, region_name=region)  # type: ignore[call-overload]
+
+
+def _local_clients(endpoint: str) -> ClientFactory:
+    """Clients for the embedded AWS endpoint, which accepts any credentials."""
+
+    def factory(service: str, region: str | None) -> Any:
+        return boto3.client(  # type: ignore[call-overload]
+            service,
+            region_name=region or LOCAL_REGION,
+            endpoint_url=endpoint,
+            aws_access_key_id="entrix-local",
+            aws_secret_access_key="entrix-local",  # noqa: S106 - the local endpoint's dummy
+        )
+
+    return factory
