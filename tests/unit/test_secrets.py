@@ -1,0 +1,195 @@
+"""The Secrets Manager adapter: TTL cache, the Lambda extension path and the boto3 fallback."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from entrix.aws import secrets
+from entrix.aws.secrets import SecretCache, fetch_secret_string, region_of_arn, ttl_from_environment
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def counting_fetch() -> tuple[list[str], Any]:
+    fetched: list[str] = []
+
+    def fetch(secret_id: str) -> str:
+        fetched.append(secret_id)
+        return f"value-{len(fetched)}"
+
+    return fetched, fetch
+
+
+def test_cache_fetches_again_only_after_the_ttl() -> None:
+    clock = Clock()
+    fetched, fetch = counting_fetch()
+    cache = SecretCache(ttl_seconds=300, fetch=fetch, clock=clock)
+
+    assert cache.get("arn-a") == "value-1"
+    clock.now += 299.9
+    assert cache.get("arn-a") == "value-1"
+    assert fetched == ["arn-a"]
+
+    clock.now += 0.1
+    assert cache.get("arn-a") == "value-2"
+    assert fetched == ["arn-a", "arn-a"]
+    clock.now += 100
+    assert cache.get("arn-a") == "value-2"
+
+
+def test_cache_keeps_each_secret_separately() -> None:
+    fetched, fetch = counting_fetch()
+    cache = SecretCache(fetch=fetch, clock=Clock())
+
+    cache.get("arn-a")
+    cache.get("arn-b")
+    cache.get("arn-a")
+
+    assert fetched == ["arn-a", "arn-b"]
+
+
+def test_zero_ttl_fetches_every_time() -> None:
+    fetched, fetch = counting_fetch()
+    cache = SecretCache(ttl_seconds=0, fetch=fetch, clock=Clock())
+
+    cache.get("arn-a")
+    cache.get("arn-a")
+
+    assert len(fetched) == 2
+
+
+def test_a_failed_fetch_is_not_cached() -> None:
+    calls = 0
+
+    def flaky(secret_id: str) -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("throttled")
+        return "value"
+
+    cache = SecretCache(fetch=flaky, clock=Clock())
+    with pytest.raises(ConnectionError):
+        cache.get("arn-a")
+
+    assert cache.get("arn-a") == "value"
+
+
+@pytest.mark.parametrize(("value", "ttl"), [(None, 300.0), ("", 300.0), ("60", 60.0)])
+def test_ttl_from_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, ttl: float
+) -> None:
+    if value is None:
+        monkeypatch.delenv("SECRET_CACHE_TTL_SECONDS", raising=False)
+    else:
+        monkeypatch.setenv("SECRET_CACHE_TTL_SECONDS", value)
+
+    assert ttl_from_environment() == ttl
+
+
+@pytest.mark.parametrize(
+    ("secret_id", "region"),
+    [
+        ("arn:aws:secretsmanager:us-east-2:123456789012:secret:jwt-AbCdEf", "us-east-2"),
+        ("entrix-jwt", None),
+        ("arn:aws:s3:::bucket", None),
+    ],
+)
+def test_region_of_arn(secret_id: str, region: str | None) -> None:
+    assert region_of_arn(secret_id) == region
+
+
+@mock_aws
+def test_fetch_with_boto3_uses_the_region_of_the_arn(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", raising=False)
+    secrets._client.cache_clear()
+    arn = boto3.client("secretsmanager", region_name="us-east-2").create_secret(
+        Name="jwt", SecretString="raw-key"
+    )["ARN"]
+
+    assert fetch_secret_string(arn) == "raw-key"
+
+
+@mock_aws
+def test_a_binary_secret_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", raising=False)
+    secrets._client.cache_clear()
+    arn = boto3.client("secretsmanager", region_name="eu-west-1").create_secret(
+        Name="jwt", SecretBinary=b"\x00\x01"
+    )["ARN"]
+
+    with pytest.raises(ValueError, match="SecretString"):
+        fetch_secret_string(arn)
+
+
+class FakeExtension(BaseHTTPRequestHandler):
+    """Answers like the Parameters and Secrets Lambda Extension; records what it was asked."""
+
+    requests: list[tuple[str, dict[str, list[str]], str | None]] = []
+
+    def do_GET(self) -> None:
+        url = urlparse(self.path)
+        token = self.headers.get("X-Aws-Parameters-Secrets-Token")
+        FakeExtension.requests.append((url.path, parse_qs(url.query), token))
+        if token != "session-token":
+            self.send_response(401)
+            self.end_headers()
+            return
+        body = json.dumps({"ARN": parse_qs(url.query)["secretId"][0], "SecretString": "ext-key"})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep test output quiet."""
+
+
+@pytest.fixture
+def extension(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    server = HTTPServer(("localhost", 0), FakeExtension)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    FakeExtension.requests = []
+    monkeypatch.setenv("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", str(server.server_port))
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "session-token")
+    yield FakeExtension.requests
+    server.shutdown()
+    server.server_close()
+
+
+def test_fetch_through_the_extension_when_its_port_is_set(
+    extension: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_boto3(region: str | None) -> Any:
+        raise AssertionError("boto3 must not be used when the extension is there")
+
+    monkeypatch.setattr(secrets, "_client", no_boto3)
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:jwt/key-AbCdEf"
+
+    assert fetch_secret_string(arn) == "ext-key"
+    assert extension == [("/secretsmanager/get", {"secretId": [arn]}, "session-token")]
+
+
+def test_an_extension_refusal_is_raised_not_swallowed(
+    extension: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "wrong")
+
+    with pytest.raises(OSError, match="401"):
+        fetch_secret_string("jwt")
