@@ -58,7 +58,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def assert_unauthorized(request: dict[str, Any]) -> None:
-    with pytest.raises(Exception, match="^Unauthorized$"):
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
         authorizer.handler(request, None)
 
 

@@ -6,7 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import boto3
@@ -140,7 +140,7 @@ def test_a_binary_secret_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 class FakeExtension(BaseHTTPRequestHandler):
     """Answers like the Parameters and Secrets Lambda Extension; records what it was asked."""
 
-    requests: list[tuple[str, dict[str, list[str]], str | None]] = []
+    requests: ClassVar[list[tuple[str, dict[str, list[str]], str | None]]] = []
 
     def do_GET(self) -> None:
         url = urlparse(self.path)
