@@ -1,0 +1,1 @@
+"""The auction results domain: the simulated platform, result rules and alert text (no AWS)."""

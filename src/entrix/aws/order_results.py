@@ -1,0 +1,140 @@
+"""The orders table as the results pipeline sees it: pending orders in, one result per order out.
+
+Pending orders are read from a global secondary index keyed on `result_status` (sort key
+`received_at`), so a run reads only the orders still waiting instead of scanning the table.
+
+Overlapping runs (the schedule fires every 5 minutes; a slow run may still be polling) must
+process each order once. Every write here is conditional:
+
+- `claim` marks a pending order as taken by a run until a lease ends (a run cannot outlive its
+  state machine's timeout, which is the lease), before an accepted result is written to S3;
+- `record` stores the result; both succeed only for a pending order that no other live run has
+  claimed, or again for the run that already claimed or recorded it, so a retried step of the
+  same run goes through while another run's attempt is refused (`None`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from entrix.auction.platform import PendingOrder
+from entrix.auction.results import OrderStoreUnavailable
+from entrix.orders.numbers import number_text
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+PENDING = "pending"
+# Taken by no live run: unclaimed, claimed by this run, or claimed by a run whose lease ended;
+# or already recorded by this run (a retried step).
+_AVAILABLE_TO_RUN = (
+    "attribute_exists(record_id) AND ("
+    "(result_status = :pending AND ("
+    "attribute_not_exists(claimed_by) OR claimed_by = :run OR claim_expires_at < :now))"
+    " OR result_run_id = :run)"
+)
+_deserializer = TypeDeserializer()
+
+
+def _item(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _deserializer.deserialize(value) for name, value in attributes.items()}
+
+
+class OrderResults:
+    """Pending orders and their results in the orders table."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str, pending_index: str) -> None:
+        self._client = client
+        self._table_name = table_name
+        self._pending_index = pending_index
+
+    def pending_orders(self) -> Iterator[PendingOrder]:
+        """Every order still waiting for a result, oldest first, page by page."""
+        paginator = self._client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self._table_name,
+            IndexName=self._pending_index,
+            KeyConditionExpression="result_status = :pending",
+            ExpressionAttributeValues={":pending": {"S": PENDING}},
+        )
+        try:
+            for page in pages:
+                for attributes in page.get("Items", []):
+                    item = _item(attributes)
+                    yield PendingOrder(
+                        record_id=item["record_id"],
+                        parameter_1=item["parameter_1"],
+                        parameter_2=item["parameter_2"],
+                    )
+        except (ClientError, BotoCoreError) as error:
+            raise OrderStoreUnavailable(f"reading pending orders failed: {error}") from error
+
+    def claim(
+        self, record_id: str, run_id: str, now: int, lease_seconds: int
+    ) -> dict[str, Any] | None:
+        """Take the order for `run_id`; the whole item, or None when another run has it."""
+        return self._update(
+            record_id,
+            "SET claimed_by = :run, claim_expires_at = :until",
+            run_id,
+            now,
+            {":until": {"N": str(now + lease_seconds)}},
+        )
+
+    def record(
+        self,
+        record_id: str,
+        run_id: str,
+        now: int,
+        status: str,
+        power: Decimal | int,
+        result_at: str,
+    ) -> dict[str, Any] | None:
+        """Store the order's result; the whole item, or None when another run has it."""
+        return self._update(
+            record_id,
+            "SET result_status = :status, power = :power, result_run_id = :run, "
+            "result_at = :at REMOVE claimed_by, claim_expires_at",
+            run_id,
+            now,
+            {
+                ":status": {"S": status},
+                ":power": {"N": number_text(power)},
+                ":at": {"S": result_at},
+            },
+        )
+
+    def _update(
+        self,
+        record_id: str,
+        update: str,
+        run_id: str,
+        now: int,
+        values: dict[str, Any],
+    ) -> dict[str, Any] | None:
+        try:
+            response = self._client.update_item(
+                TableName=self._table_name,
+                Key={"record_id": {"S": record_id}},
+                UpdateExpression=update,
+                ConditionExpression=_AVAILABLE_TO_RUN,
+                ExpressionAttributeValues={
+                    ":pending": {"S": PENDING},
+                    ":run": {"S": run_id},
+                    ":now": {"N": str(now)},
+                    **values,
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return None
+            raise OrderStoreUnavailable(f"updating order {record_id!r} failed: {error}") from error
+        except BotoCoreError as error:
+            raise OrderStoreUnavailable(f"updating order {record_id!r} failed: {error}") from error
+        return _item(response["Attributes"])

@@ -1,0 +1,83 @@
+"""Lambda B: one order's auction result, called by the state machine for each order of a run.
+
+Accepted: claim the order for this run, write its result object to S3 under a key derived from
+the record_id (a retry or a later run overwrites it), then record the result on the order.
+Rejected: record the result, then raise OrderRejected, which the state machine catches and turns
+into an alert. An order another live run has taken is left alone (`{"skipped": 1}`).
+
+The reply is one counter (`{"accepted": 1}`), so the state machine sums a run's outcomes with
+`States.ArrayLength` over the Map's results.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from pydantic import BaseModel, ConfigDict, Field
+
+from entrix.auction.platform import Status
+from entrix.auction.results import OrderRejected, rejection_text, result_document, result_key
+from entrix.aws.order_results import OrderResults
+from entrix.aws.results_store import ResultsStore
+from entrix.environment import (
+    ORDERS_PENDING_INDEX_NAME,
+    ORDERS_TABLE_NAME,
+    RESULT_LEASE_SECONDS,
+    RESULTS_BUCKET_NAME,
+)
+
+# A claim lasts as long as a run may: the state machine's timeout (set by the CDK construct).
+DEFAULT_LEASE_SECONDS = 3600
+
+
+class ProcessRequest(BaseModel):
+    """One Map item: the platform's result for an order, and the run (execution) processing it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    record_id: str = Field(min_length=1)
+    status: Status
+    power: int = Field(ge=0)
+    run_id: str = Field(min_length=1)
+
+
+order_results = OrderResults(
+    boto3.client("dynamodb"),
+    os.environ[ORDERS_TABLE_NAME],
+    os.environ.get(ORDERS_PENDING_INDEX_NAME, ""),
+)
+results_store = ResultsStore(boto3.client("s3"), os.environ[RESULTS_BUCKET_NAME])
+
+
+def _timestamp(epoch_seconds: float) -> str:
+    moment = datetime.fromtimestamp(epoch_seconds, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def handler(event: dict[str, Any], context: object) -> dict[str, int]:
+    request = ProcessRequest.model_validate(event)
+    clock = time.time()
+    now = math.floor(clock)
+    result_at = _timestamp(clock)
+
+    if request.status is Status.ACCEPTED:
+        lease = int(os.environ.get(RESULT_LEASE_SECONDS, DEFAULT_LEASE_SECONDS))
+        item = order_results.claim(request.record_id, request.run_id, now, lease)
+        if item is None:
+            return {"skipped": 1}
+        item.update(power=request.power, result_run_id=request.run_id, result_at=result_at)
+        results_store.put(result_key(request.record_id), result_document(item))
+
+    recorded = order_results.record(
+        request.record_id, request.run_id, now, request.status.value, request.power, result_at
+    )
+    if recorded is None:
+        return {"skipped": 1}
+    if request.status is Status.REJECTED:
+        raise OrderRejected(rejection_text(request.record_id, request.run_id, request.power))
+    return {"accepted": 1}
