@@ -1,0 +1,219 @@
+"""Lambda assets built on this machine, without Docker.
+
+Two local bundlers for `aws_cdk.BundlingOptions(local=...)`:
+
+- `ModuleBundler` copies one handler and the `entrix` modules it imports (found by reading the
+  source, not by importing it), so each function's asset holds only what it runs.
+- `LayerBundler` installs pinned wheels for python3.13 on arm64 from `uv.lock` with uv, so the
+  layers carry exactly the versions the tests ran against.
+
+Each bundler also gives a content hash, used as the asset's custom hash: CDK would otherwise hash
+the whole source folder and give every function the same asset.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import shutil
+import subprocess
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsii
+from aws_cdk import DockerImage, ILocalBundling
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SRC_DIR = REPO_ROOT / "src"
+LOCK_FILE = REPO_ROOT / "uv.lock"
+PACKAGE = "entrix"
+
+# The Lambda runtime the layers are built for; keep in step with lambda_code.RUNTIME.
+LAMBDA_PYTHON_VERSION = "3.13"
+LAMBDA_PLATFORM = "aarch64-manylinux2014"
+# Bumped when the bundling itself changes, so old cdk.out assets are not reused.
+BUNDLING_VERSION = "1"
+
+
+def module_file(module: str, src_dir: Path = SRC_DIR) -> Path | None:
+    """The source file of a dotted module name under `src_dir`, or None when there is none."""
+    base = src_dir.joinpath(*module.split("."))
+    for candidate in (base / "__init__.py", base.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_modules(path: Path, module: str) -> set[str]:
+    """Every dotted name the module imports, absolute or relative, at any depth of its code."""
+    tree = ast.parse(path.read_bytes(), filename=str(path))
+    is_package = path.name == "__init__.py"
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = module.split(".")
+                keep = len(parts) - node.level + (1 if is_package else 0)
+                base = ".".join(parts[:keep] + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            found.add(base)
+            # `from entrix.orders import model` may name a submodule rather than an attribute.
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def module_closure(roots: Iterable[str], src_dir: Path = SRC_DIR) -> list[Path]:
+    """Files of the given modules, the `entrix` modules they import and their packages' inits.
+
+    Imports inside functions count too: a lazy import still runs in Lambda.
+    """
+    pending = list(roots)
+    seen: set[str] = set()
+    files: set[Path] = set()
+    while pending:
+        module = pending.pop()
+        if module in seen or not (module == PACKAGE or module.startswith(PACKAGE + ".")):
+            continue
+        seen.add(module)
+        path = module_file(module, src_dir)
+        if path is None:
+            continue
+        files.add(path)
+        parts = module.split(".")
+        pending.extend(".".join(parts[:i]) for i in range(1, len(parts)))
+        pending.extend(_imported_modules(path, module))
+    missing = [root for root in roots if module_file(root, src_dir) is None]
+    if missing:
+        raise FileNotFoundError(f"no source under {src_dir} for {', '.join(missing)}")
+    return sorted(files)
+
+
+def _digest(chunks: Iterable[bytes]) -> str:
+    sha = hashlib.sha256(BUNDLING_VERSION.encode())
+    for chunk in chunks:
+        sha.update(len(chunk).to_bytes(8, "big"))
+        sha.update(chunk)
+    return sha.hexdigest()
+
+
+@jsii.implements(ILocalBundling)
+class ModuleBundler:
+    """Copies a handler's module closure into the asset folder."""
+
+    def __init__(self, modules: Sequence[str], src_dir: Path = SRC_DIR) -> None:
+        self.src_dir = src_dir
+        self.files = module_closure(modules, src_dir)
+
+    @property
+    def asset_hash(self) -> str:
+        """Hash of the copied files' relative paths and content."""
+        return _digest(
+            chunk
+            for path in self.files
+            for chunk in (str(path.relative_to(self.src_dir)).encode(), path.read_bytes())
+        )
+
+    def try_bundle(self, output_dir: str, *, image: DockerImage, **_options: Any) -> bool:
+        for path in self.files:
+            target = Path(output_dir) / path.relative_to(self.src_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+        return True
+
+
+@dataclass(frozen=True)
+class LockedWheel:
+    """One package pinned in uv.lock, with the hashes of its published wheels."""
+
+    name: str
+    version: str
+    hashes: tuple[str, ...]
+
+    def requirement(self) -> str:
+        hashes = " ".join(f"--hash={h}" for h in self.hashes)
+        return f"{self.name}=={self.version} {hashes}"
+
+
+def _normalize(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def locked_closure(requirements: Iterable[str], lock_file: Path = LOCK_FILE) -> list[LockedWheel]:
+    """The named packages and all their dependencies, at the versions pinned in uv.lock."""
+    packages = {_normalize(p["name"]): p for p in tomllib.loads(lock_file.read_text())["package"]}
+    pending = [_normalize(r) for r in requirements]
+    seen: dict[str, LockedWheel] = {}
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        if name not in packages:
+            raise KeyError(f"{name} is not in {lock_file.name}; add it to pyproject.toml")
+        entry = packages[name]
+        seen[name] = LockedWheel(
+            name=name,
+            version=entry["version"],
+            hashes=tuple(wheel["hash"] for wheel in entry.get("wheels", [])),
+        )
+        for dependency in entry.get("dependencies", []):
+            if "marker" in dependency:
+                raise ValueError(f"{name} -> {dependency['name']}: markers are not evaluated")
+            pending.append(_normalize(dependency["name"]))
+    return sorted(seen.values(), key=lambda wheel: wheel.name)
+
+
+def _uv() -> str:
+    """The project's pinned uv (`make install` puts it in .tools), else one on PATH."""
+    candidate = REPO_ROOT / ".tools" / "bin" / "uv"
+    found = str(candidate) if candidate.is_file() else shutil.which("uv")
+    if found is None:
+        raise FileNotFoundError("uv not found: run `make install` first")
+    return found
+
+
+@jsii.implements(ILocalBundling)
+class LayerBundler:
+    """Installs locked wheels for the Lambda runtime into `<asset>/python`."""
+
+    def __init__(self, requirements: Sequence[str], lock_file: Path = LOCK_FILE) -> None:
+        self.wheels = locked_closure(requirements, lock_file)
+
+    @property
+    def asset_hash(self) -> str:
+        """Hash of the pins, their wheel hashes and the target platform."""
+        lines = [LAMBDA_PYTHON_VERSION, LAMBDA_PLATFORM, *(w.requirement() for w in self.wheels)]
+        return _digest(line.encode() for line in lines)
+
+    def try_bundle(self, output_dir: str, *, image: DockerImage, **_options: Any) -> bool:
+        requirements = Path(output_dir) / "requirements.txt"
+        requirements.write_text("".join(f"{w.requirement()}\n" for w in self.wheels))
+        command = [
+            _uv(),
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--require-hashes",
+            "--only-binary",
+            ":all:",
+            "--python-version",
+            LAMBDA_PYTHON_VERSION,
+            "--python-platform",
+            LAMBDA_PLATFORM,
+            "--target",
+            str(Path(output_dir) / "python"),
+            "--requirement",
+            str(requirements),
+        ]
+        env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+        subprocess.run(command, check=True, env=env)  # noqa: S603 (fixed argv, no shell)
+        requirements.unlink()
+        (Path(output_dir) / "python" / ".lock").unlink(missing_ok=True)  # uv's own lock file
+        return True

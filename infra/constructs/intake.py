@@ -1,0 +1,293 @@
+"""Order intake: the REST API, its JWT authorizer, the orders table and the signing key.
+
+POST /orders -> ingest, GET /orders/{record_id} -> order_status, both behind a REQUEST
+authorizer that verifies HS256 tokens with a key generated into Secrets Manager at deploy time.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Duration, Tags
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_wafv2 as wafv2
+
+from constructs import Construct
+from entrix import environment
+from infra.config import ServiceConfig
+from infra.constructs.lambda_code import python_function
+from infra.nag import acknowledge
+
+AUTHORIZATION_HEADER = "Authorization"
+STAGE_NAME = "prod"
+
+# One JSON shape for every error API Gateway answers itself ($context.error.messageString is
+# already a quoted JSON string).
+_ERROR_TEMPLATE = '{"message": $context.error.messageString, "requestId": "$context.requestId"}'
+_GATEWAY_RESPONSES: dict[str, tuple[apigw.ResponseType, str | None]] = {
+    "Unauthorized": (apigw.ResponseType.UNAUTHORIZED, "401"),
+    "AccessDenied": (apigw.ResponseType.ACCESS_DENIED, "403"),
+    "RequestTooLarge": (apigw.ResponseType.REQUEST_TOO_LARGE, "413"),
+    "UnsupportedMediaType": (apigw.ResponseType.UNSUPPORTED_MEDIA_TYPE, "415"),
+    "Throttled": (apigw.ResponseType.THROTTLED, "429"),
+    "Default4xx": (apigw.ResponseType.DEFAULT_4_XX, None),
+    "Default5xx": (apigw.ResponseType.DEFAULT_5_XX, None),
+}
+
+_ACCESS_LOG_FIELDS = {
+    "requestId": "$context.requestId",
+    "requestTime": "$context.requestTime",
+    "ip": "$context.identity.sourceIp",
+    "httpMethod": "$context.httpMethod",
+    "resourcePath": "$context.resourcePath",
+    "status": "$context.status",
+    "responseLength": "$context.responseLength",
+    "principalId": "$context.authorizer.principalId",
+    "authorizerError": "$context.authorizer.error",
+    "integrationLatency": "$context.integrationLatency",
+    "integrationError": "$context.integration.error",
+    "errorMessage": "$context.error.message",
+    "xrayTraceId": "$context.xrayTraceId",
+}
+
+
+class Intake(Construct):
+    """The API side of the service: everything between a client's POST and the orders table."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: ServiceConfig,
+        jwt_layer: lambda_.ILayerVersion,
+        deps_layer: lambda_.ILayerVersion,
+    ) -> None:
+        super().__init__(scope, id)
+        self.table = dynamodb.Table(
+            self,
+            "Orders",
+            partition_key=dynamodb.Attribute(name="record_id", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            time_to_live_attribute="expires_at",
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            # Orders are business records: by default they outlive the stack (config.retain_data).
+            removal_policy=config.data_removal_policy,
+            deletion_protection=config.retain_data,
+        )
+
+        # The raw HS256 key is the whole SecretString; CloudFormation generates it, so it is in
+        # neither the code nor the template.
+        self.jwt_secret = secretsmanager.Secret(
+            self,
+            "JwtSigningKey",
+            description="HS256 signing key of the Entrix API's JWTs (SecretString is the key)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=64, exclude_punctuation=True
+            ),
+            removal_policy=config.data_removal_policy,
+        )
+        Tags.of(self.jwt_secret).add("entrix:purpose", "jwt-signing-key")
+        acknowledge(
+            self.jwt_secret,
+            "AwsSolutions-SMG4",
+            (
+                "The HS256 key is shared with the token issuers (`entrix token --stack`) and "
+                "warm authorizers cache it for SECRET_CACHE_TTL_SECONDS; automatic rotation "
+                "would reject valid tokens mid-life, so rotation is a planned manual step."
+            ),
+        )
+
+        authorizer_env = {
+            environment.JWT_SECRET_ARN: self.jwt_secret.secret_arn,
+            environment.SECRET_CACHE_TTL_SECONDS: str(config.secret_cache_ttl_seconds),
+        }
+        if config.jwt_issuer:
+            authorizer_env[environment.JWT_ISSUER] = config.jwt_issuer
+        if config.jwt_audience:
+            authorizer_env[environment.JWT_AUDIENCE] = config.jwt_audience
+        self.authorizer_function = python_function(
+            self,
+            "Authorizer",
+            handler="entrix.handlers.authorizer.handler",
+            description="REQUEST authorizer: verifies the Bearer JWT (HS256)",
+            log_retention=config.log_retention,
+            layers=[jwt_layer],
+            environment=authorizer_env,
+            memory_size=256,
+            timeout=Duration.seconds(5),
+        )
+        self.jwt_secret.grant_read(self.authorizer_function)
+
+        table_env = {environment.ORDERS_TABLE_NAME: self.table.table_name}
+        self.ingest_function = python_function(
+            self,
+            "Ingest",
+            handler="entrix.handlers.ingest.handler",
+            description="POST /orders: validates the orders and stores them",
+            log_retention=config.log_retention,
+            layers=[deps_layer],
+            environment=table_env,
+            memory_size=512,
+            timeout=Duration.seconds(28),
+        )
+        self.table.grant(self.ingest_function, "dynamodb:BatchWriteItem", "dynamodb:PutItem")
+
+        self.order_status_function = python_function(
+            self,
+            "OrderStatus",
+            handler="entrix.handlers.order_status.handler",
+            description="GET /orders/{record_id}: the stored order and its result",
+            log_retention=config.log_retention,
+            layers=[deps_layer],
+            environment=table_env,
+        )
+        self.table.grant(self.order_status_function, "dynamodb:GetItem")
+
+        self.api = self._rest_api(config)
+        self.orders_url = self.api.url_for_path("/orders")
+        if config.waf_enabled:
+            self._web_acl()
+        else:
+            acknowledge(
+                self.api,
+                "AwsSolutions-APIG3",
+                (
+                    "WAF is a configuration switch (entrix:waf_enabled) turned on for Prod; "
+                    "without it the stage is still throttled and every method needs a JWT."
+                ),
+            )
+
+    def _rest_api(self, config: ServiceConfig) -> apigw.RestApi:
+        access_logs = logs.LogGroup(self, "ApiAccessLogs", retention=config.log_retention)
+        api = apigw.RestApi(
+            self,
+            "Api",
+            rest_api_name="entrix-orders",
+            description="Entrix auction order intake",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=True,
+            deploy_options=apigw.StageOptions(
+                stage_name=STAGE_NAME,
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
+                access_log_format=apigw.AccessLogFormat.custom(json.dumps(_ACCESS_LOG_FIELDS)),
+                throttling_rate_limit=config.api_rate_limit,
+                throttling_burst_limit=config.api_burst_limit,
+                tracing_enabled=True,
+                metrics_enabled=True,
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,
+            ),
+        )
+        acknowledge(
+            api,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs]",
+            (
+                "API Gateway's account-wide CloudWatch role (needed for access and execution "
+                "logs) uses the AWS managed policy made for exactly that role."
+            ),
+        )
+        for id, (response_type, status) in _GATEWAY_RESPONSES.items():
+            api.add_gateway_response(
+                id,
+                type=response_type,
+                status_code=status,
+                response_headers={"Content-Type": "'application/json'"},
+                templates={"application/json": _ERROR_TEMPLATE},
+            )
+
+        authorizer = apigw.RequestAuthorizer(
+            self,
+            "JwtAuthorizer",
+            handler=self.authorizer_function,
+            identity_sources=[apigw.IdentitySource.header(AUTHORIZATION_HEADER)],
+            results_cache_ttl=Duration.seconds(config.authorizer_cache_ttl_seconds),
+        )
+        acknowledge(
+            api,
+            "AwsSolutions-COG4",
+            (
+                "Clients are trading systems holding HS256 JWTs, verified by the REQUEST Lambda "
+                "authorizer the product specifies; there are no Cognito users."
+            ),
+        )
+        validator = api.add_request_validator(
+            "ParameterValidator", validate_request_parameters=True, validate_request_body=False
+        )
+        acknowledge(
+            api,
+            "AwsSolutions-APIG2",
+            "The gateway validates the required header and path parameter; the body is checked "
+            "by the ingest handler against the order schema, because the API must list every "
+            "problem (index, field, reason) and API Gateway models answer one generic message.",
+        )
+        auth_header = f"method.request.header.{AUTHORIZATION_HEADER}"
+
+        orders = api.root.add_resource("orders")
+        orders.add_method(
+            "POST",
+            apigw.LambdaIntegration(self.ingest_function, allow_test_invoke=False),
+            authorizer=authorizer,
+            request_validator=validator,
+            request_parameters={auth_header: True},
+        )
+        orders.add_resource("{record_id}").add_method(
+            "GET",
+            apigw.LambdaIntegration(self.order_status_function, allow_test_invoke=False),
+            authorizer=authorizer,
+            request_validator=validator,
+            request_parameters={auth_header: True, "method.request.path.record_id": True},
+        )
+        return api
+
+    def _web_acl(self) -> None:
+        """AWS managed rules in front of the stage (body size rule counted: 1,000 orders > 8 KB)."""
+
+        def managed(name: str, priority: int, *, count: tuple[str, ...] = ()) -> dict[str, object]:
+            group: dict[str, object] = {"vendorName": "AWS", "name": name}
+            if count:
+                group["ruleActionOverrides"] = [
+                    {"name": rule, "actionToUse": {"count": {}}} for rule in count
+                ]
+            return {
+                "name": name,
+                "priority": priority,
+                "overrideAction": {"none": {}},
+                "statement": {"managedRuleGroupStatement": group},
+                "visibilityConfig": {
+                    "cloudWatchMetricsEnabled": True,
+                    "metricName": name,
+                    "sampledRequestsEnabled": True,
+                },
+            }
+
+        acl = wafv2.CfnWebACL(
+            self,
+            "WebAcl",
+            scope="REGIONAL",
+            default_action={"allow": {}},
+            rules=[
+                managed("AWSManagedRulesCommonRuleSet", 0, count=("SizeRestrictions_BODY",)),
+                managed("AWSManagedRulesKnownBadInputsRuleSet", 1),
+                managed("AWSManagedRulesAmazonIpReputationList", 2),
+            ],
+            visibility_config={
+                "cloudWatchMetricsEnabled": True,
+                "metricName": "entrix-api",
+                "sampledRequestsEnabled": True,
+            },
+        )
+        wafv2.CfnWebACLAssociation(
+            self,
+            "WebAclAssociation",
+            resource_arn=self.api.deployment_stage.stage_arn,
+            web_acl_arn=acl.attr_arn,
+        )

@@ -1,0 +1,47 @@
+"""The `Entrix` stack: the whole service (order intake, results pipeline) in one deployable unit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Environment, Stack
+
+from constructs import Construct
+from infra.config import ServiceConfig
+from infra.constructs.intake import Intake
+from infra.constructs.lambda_code import python_layer
+
+
+class ServiceStack(Stack):
+    """One deployment of the service; the delivery pipeline instantiates it once per stage."""
+
+    def __init__(self, scope: Construct, id: str, *, config: ServiceConfig, **kwargs: Any) -> None:
+        kwargs.setdefault("env", Environment(account=config.account, region=config.region))
+        kwargs.setdefault("description", "Entrix auction order service (intake and results)")
+        super().__init__(scope, id, **kwargs)
+        self.config = config
+
+        # Layers are shared by every function that needs them, so each is deployed once.
+        self.jwt_layer = python_layer(
+            self, "PyJwtLayer", requirements=["pyjwt"], description="PyJWT for the authorizer"
+        )
+        self.deps_layer = python_layer(
+            self,
+            "DepsLayer",
+            requirements=["pydantic"],
+            description="pydantic for the order handlers",
+        )
+
+        self.intake = Intake(
+            self, "Intake", config=config, jwt_layer=self.jwt_layer, deps_layer=self.deps_layer
+        )
+
+        CfnOutput(self, "ApiUrl", value=self.intake.orders_url, description="POST orders here")
+        CfnOutput(self, "JwtSecretArn", value=self.intake.jwt_secret.secret_arn)
+        CfnOutput(
+            self,
+            "AuthorizerFunctionName",
+            value=self.intake.authorizer_function.function_name,
+            description="`entrix token --stack` reads the signing key's ARN from this function",
+        )
+        CfnOutput(self, "OrdersTableName", value=self.intake.table.table_name)
