@@ -1,0 +1,85 @@
+"""POST /orders (Lambda proxy integration): validate every order, then store them all.
+
+201 when every order is stored; 400/413/415 naming each problem, with nothing stored; 503 naming
+the record_ids DynamoDB did not take (the others are stored; re-sending overwrites).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import boto3
+
+from entrix.aws.orders_table import OrdersTable
+from entrix.environment import ORDERS_TABLE_NAME
+from entrix.http import BadRequestBody, body_bytes, header, is_json_content, response
+from entrix.orders.intake import (
+    Receipt,
+    RequestRejected,
+    TooLarge,
+    parse_orders,
+    stored_item,
+)
+
+logger = logging.getLogger(__name__)
+
+# Created once per container, at import: the client is reused by every warm invocation.
+orders_table = OrdersTable(boto3.client("dynamodb"), os.environ[ORDERS_TABLE_NAME])
+
+
+def _rejection(status: int, message: str, problems: list[dict[str, Any]]) -> dict[str, Any]:
+    return response(status, {"message": message, "errors": problems})
+
+
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    return handle(event, orders_table, time.time())
+
+
+def handle(event: dict[str, Any], table: OrdersTable, now: float) -> dict[str, Any]:
+    """The reply to one POST /orders event, storing into `table` orders received at `now`."""
+    if not is_json_content(header(event, "Content-Type")):
+        return _rejection(
+            415,
+            "Content-Type must be application/json",
+            [{"index": None, "field": "Content-Type", "reason": "must be application/json"}],
+        )
+    try:
+        body = body_bytes(event)
+    except BadRequestBody:
+        return _rejection(
+            400,
+            "the body could not be decoded",
+            [{"index": None, "field": "", "reason": "invalid UTF-8 text or invalid base64"}],
+        )
+    try:
+        orders = parse_orders(body)
+    except RequestRejected as rejected:
+        status = 413 if isinstance(rejected, TooLarge) else 400
+        problems = [problem.as_json() for problem in rejected.problems]
+        return _rejection(status, rejected.message, problems)
+
+    receipt = Receipt.at(now)
+    outcome = table.put_items([stored_item(order, receipt) for order in orders])
+    if outcome.not_stored:
+        logger.error("%d of %d orders not stored", len(outcome.not_stored), len(orders))
+        return response(
+            503,
+            {
+                "message": "some orders were not stored; send them again",
+                "stored": len(outcome.stored),
+                "record_ids_not_stored": outcome.not_stored,
+            },
+        )
+    logger.info("stored %d orders", len(outcome.stored))
+    return response(
+        201,
+        {
+            "stored": len(outcome.stored),
+            "record_ids": outcome.stored,
+            "received_at": receipt.received_at,
+            "expires_at": receipt.expires_at,
+        },
+    )

@@ -1,0 +1,206 @@
+"""The DynamoDB adapter against moto: exact items, batching, retries of leftovers and throttling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from entrix.aws.orders_table import BATCH_SIZE, Backoff, OrdersTable
+
+TABLE = "orders"
+
+
+def create_table(client: Any) -> None:
+    client.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "record_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "record_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+@pytest.fixture
+def client() -> Iterator[Any]:
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
+        create_table(dynamodb)
+        yield dynamodb
+
+
+class FlakyClient:
+    """Passes calls to a real client, but leaves the items `refuse` picks unprocessed."""
+
+    def __init__(self, client: Any, refuse: Callable[[str, int], bool]) -> None:
+        self.client = client
+        self.refuse = refuse
+        self.calls: list[list[str]] = []
+
+    def batch_write_item(self, RequestItems: dict[str, list[Any]]) -> dict[str, Any]:
+        (requests,) = RequestItems.values()
+        ids = [request["PutRequest"]["Item"]["record_id"]["S"] for request in requests]
+        self.calls.append(ids)
+        attempt = sum(ids[0] in call for call in self.calls)
+        kept = [r for r, i in zip(requests, ids, strict=True) if not self.refuse(i, attempt)]
+        left = [r for r, i in zip(requests, ids, strict=True) if self.refuse(i, attempt)]
+        if kept:
+            self.client.batch_write_item(RequestItems={TABLE: kept})
+        return {"UnprocessedItems": {TABLE: left} if left else {}}
+
+
+class ThrottledClient:
+    """Raises a throttling error for a whole batch the first `failures` times."""
+
+    def __init__(self, client: Any, failures: int, code: str) -> None:
+        self.client = client
+        self.failures = failures
+        self.code = code
+        self.calls = 0
+
+    def batch_write_item(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ClientError({"Error": {"Code": self.code, "Message": "slow down"}}, "BatchWrite")
+        return dict(self.client.batch_write_item(**kwargs))
+
+
+def item(record_id: str, number: str = "2.1") -> dict[str, str | Decimal | int]:
+    return {
+        "record_id": record_id,
+        "parameter_1": "p",
+        "parameter_2": Decimal(number),
+        "expires_at": 1_764_086_400,
+    }
+
+
+def no_sleep(sleeps: list[float]) -> Backoff:
+    return Backoff(sleep=sleeps.append, random=lambda: 1.0)
+
+
+def stored_ids(client: Any) -> set[str]:
+    return {entry["record_id"]["S"] for entry in client.scan(TableName=TABLE)["Items"]}
+
+
+def test_items_are_written_exactly_and_read_back_as_decimals(client: Any) -> None:
+    table = OrdersTable(client, TABLE)
+    outcome = table.put_items([item("a", "2.1"), item("ü-日", "-1E-130"), item("z", "1E+100")])
+    assert (outcome.stored, outcome.not_stored) == (["a", "ü-日", "z"], [])
+    raw = client.get_item(TableName=TABLE, Key={"record_id": {"S": "a"}})["Item"]
+    assert raw == {
+        "record_id": {"S": "a"},
+        "parameter_1": {"S": "p"},
+        "parameter_2": {"N": "2.1"},
+        "expires_at": {"N": "1764086400"},
+    }
+    assert table.get_item("ü-日") == {**item("ü-日"), "parameter_2": Decimal("-1E-130")}
+    assert table.get_item("z") == {**item("z"), "parameter_2": Decimal("1E+100")}
+    assert table.get_item("missing") is None
+
+
+def test_a_thousand_items_take_forty_batch_requests(client: Any) -> None:
+    calls: list[int] = []
+    client.meta.events.register(
+        "provide-client-params.dynamodb.BatchWriteItem",
+        lambda params, **_: calls.append(len(params["RequestItems"][TABLE])),
+    )
+    outcome = OrdersTable(client, TABLE).put_items([item(f"r{i}") for i in range(1000)])
+    assert calls == [BATCH_SIZE] * 40
+    assert len(outcome.stored) == 1000
+    assert stored_ids(client) == {f"r{i}" for i in range(1000)}
+
+
+def test_putting_an_existing_record_id_overwrites_it(client: Any) -> None:
+    table = OrdersTable(client, TABLE)
+    table.put_items([item("a", "1")])
+    table.put_items([item("a", "2")])
+    assert client.scan(TableName=TABLE)["Count"] == 1
+    assert table.get_item("a") == item("a", "2")
+
+
+def test_unprocessed_items_are_retried_with_growing_jittered_pauses(client: Any) -> None:
+    # Odd ids are left unprocessed three times, then accepted.
+    flaky = FlakyClient(
+        client, lambda record_id, attempt: int(record_id[1:]) % 2 == 1 and attempt <= 3
+    )
+    sleeps: list[float] = []
+    outcome = OrdersTable(flaky, TABLE, no_sleep(sleeps)).put_items(  # type: ignore[arg-type]
+        [item(f"r{i}") for i in range(30)]
+    )
+    assert sorted(outcome.stored) == sorted(f"r{i}" for i in range(30))
+    assert outcome.not_stored == []
+    assert stored_ids(client) == {f"r{i}" for i in range(30)}
+    assert [len(call) for call in flaky.calls] == [25, 12, 12, 12, 5, 3, 3, 3]
+    assert sleeps == [0.1, 0.2, 0.4, 0.1, 0.2, 0.4]
+
+
+def test_items_still_unprocessed_after_every_attempt_are_reported_not_stored(client: Any) -> None:
+    flaky = FlakyClient(client, lambda record_id, attempt: record_id in {"r3", "r27"})
+    sleeps: list[float] = []
+    backoff = Backoff(max_attempts=4, sleep=sleeps.append, random=lambda: 0.5)
+    outcome = OrdersTable(flaky, TABLE, backoff).put_items([item(f"r{i}") for i in range(30)])  # type: ignore[arg-type]
+    assert sorted(outcome.not_stored) == ["r27", "r3"]
+    assert set(outcome.stored) == {f"r{i}" for i in range(30)} - {"r3", "r27"}
+    assert stored_ids(client) == set(outcome.stored)
+    assert len(flaky.calls) == 8
+    assert sleeps == [0.05, 0.1, 0.2] * 2
+
+
+def test_the_pause_is_capped_and_jittered_from_zero() -> None:
+    sleeps: list[float] = []
+    backoff = Backoff(base_seconds=0.5, cap_seconds=3.0, sleep=sleeps.append, random=lambda: 0.0)
+    backoff.pause(10)
+    capped = Backoff(base_seconds=0.5, cap_seconds=3.0, sleep=sleeps.append, random=lambda: 1.0)
+    capped.pause(10)
+    assert sleeps == [0.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"],
+)
+def test_a_throttled_batch_is_retried_whole(client: Any, code: str) -> None:
+    throttled = ThrottledClient(client, failures=2, code=code)
+    sleeps: list[float] = []
+    outcome = OrdersTable(throttled, TABLE, no_sleep(sleeps)).put_items([item("a"), item("b")])  # type: ignore[arg-type]
+    assert outcome.stored == ["a", "b"]
+    assert throttled.calls == 3
+    assert stored_ids(client) == {"a", "b"}
+
+
+def test_persistent_throttling_leaves_this_and_later_batches_not_stored(client: Any) -> None:
+    throttled = ThrottledClient(client, failures=10**6, code="ThrottlingException")
+    table = OrdersTable(throttled, TABLE, Backoff(max_attempts=3, sleep=lambda _: None))  # type: ignore[arg-type]
+    outcome = table.put_items([item(f"r{i}") for i in range(30)])
+    assert outcome.stored == []
+    assert outcome.not_stored == [f"r{i}" for i in range(30)]
+    assert throttled.calls == 3
+    assert stored_ids(client) == set()
+
+
+def test_a_non_transient_error_stops_and_reports_what_was_not_stored(client: Any) -> None:
+    calls = 0
+
+    def fail_second_batch(**_: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ClientError({"Error": {"Code": "AccessDeniedException"}}, "BatchWriteItem")
+
+    client.meta.events.register("before-call.dynamodb.BatchWriteItem", fail_second_batch)
+    outcome = OrdersTable(client, TABLE, Backoff(sleep=lambda _: None)).put_items(
+        [item(f"r{i}") for i in range(60)]
+    )
+    assert outcome.stored == [f"r{i}" for i in range(25)]
+    assert outcome.not_stored == [f"r{i}" for i in range(25, 60)]
+    assert calls == 2
+    assert stored_ids(client) == set(outcome.stored)
+
+
+def test_a_missing_table_reports_everything_not_stored(client: Any) -> None:
+    outcome = OrdersTable(client, "no-such-table").put_items([item("a")])
+    assert (outcome.stored, outcome.not_stored) == ([], ["a"])
