@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, get_type_hints
+from typing import Any, TypeVar, get_type_hints
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
@@ -17,6 +17,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Node
 
 CONTEXT_PREFIX = "entrix:"
+_Config = TypeVar("_Config", "ServiceConfig", "DeliveryConfig")
 
 # CloudWatch Logs accepts only these retention periods (days).
 _RETENTION = {
@@ -73,21 +74,85 @@ class ServiceConfig:
     @classmethod
     def from_context(cls, node: Node) -> ServiceConfig:
         """The defaults, overridden by every `entrix:<field>` context value that is set."""
-        hints = get_type_hints(cls)
-        values = {}
-        for field in dataclasses.fields(cls):
-            raw = node.try_get_context(CONTEXT_PREFIX + field.name)
-            if raw is not None:
-                values[field.name] = _convert(raw, hints[field.name], field.name)
-        return cls(**values)
+        return _from_context(cls, node, CONTEXT_PREFIX)
 
 
-def _convert(raw: Any, hint: Any, name: str) -> Any:
+# Per-stage defaults of the delivery pipeline's service stacks: the WAF protects Prod only.
+STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "Dev": {"waf_enabled": False},
+    "Prod": {"waf_enabled": True},
+}
+STAGES_CONTEXT_KEY = CONTEXT_PREFIX + "stages"
+
+
+def stage_config(node: Node, stage: str) -> ServiceConfig:
+    """The service settings of one pipeline stage: the shared `entrix:<field>` values, then the
+    stage's defaults, then its overrides in `entrix:stages` (e.g. {"Prod": {"account": "..."}})."""
+    overrides = {
+        **STAGE_DEFAULTS.get(stage, {}),
+        **(node.try_get_context(STAGES_CONTEXT_KEY) or {}).get(stage, {}),
+    }
+    hints = get_type_hints(ServiceConfig)
+    values = {}
+    for name, raw in overrides.items():
+        key = f"{STAGES_CONTEXT_KEY}.{stage}.{name}"
+        if name not in hints:
+            raise ValueError(f"{key}: ServiceConfig has no setting {name!r}")
+        values[name] = _convert(raw, hints[name], key)
+    return dataclasses.replace(ServiceConfig.from_context(node), **values)
+
+
+DELIVERY_PREFIX = CONTEXT_PREFIX + "delivery:"
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    """Knobs of the delivery pipeline (stack EntrixDelivery); context keys
+    `entrix:delivery:<field>`."""
+
+    # The GitHub repository the pipeline builds ("owner/name") and the branch it follows.
+    repository: str
+    branch: str = "main"
+    # The CodeStar connection to GitHub: its ARN, or else the SSM parameter holding it (read at
+    # deploy time, so the ARN never has to be in the code or in cdk.json).
+    connection_arn: str | None = None
+    connection_arn_parameter: str = "/entrix/delivery/github-connection-arn"
+    # Where the pipeline itself lives (account None: the account of your credentials).
+    account: str | None = None
+    region: str = "eu-west-1"
+    # A person approves each Prod deployment; off deploys Prod right after Dev.
+    prod_approval: bool = True
+
+    def __post_init__(self) -> None:
+        owner, _, name = self.repository.partition("/")
+        if not owner or not name or "/" in name:
+            raise ValueError(f"{DELIVERY_PREFIX}repository must be owner/name on GitHub")
+
+    @classmethod
+    def from_context(cls, node: Node) -> DeliveryConfig:
+        """The defaults, overridden by every `entrix:delivery:<field>` context value that is set."""
+        return _from_context(cls, node, DELIVERY_PREFIX)
+
+
+def _from_context(cls: type[_Config], node: Node, prefix: str) -> _Config:
+    """`cls` from the context keys `<prefix><field>`; a field without a default must be set."""
+    hints = get_type_hints(cls)
+    values = {}
+    for field in dataclasses.fields(cls):
+        raw = node.try_get_context(prefix + field.name)
+        if raw is not None:
+            values[field.name] = _convert(raw, hints[field.name], prefix + field.name)
+        elif field.default is dataclasses.MISSING:
+            raise ValueError(f"set the context value {prefix}{field.name} (cdk.json)")
+    return cls(**values)
+
+
+def _convert(raw: Any, hint: Any, key: str) -> Any:
     if not isinstance(raw, str):
         return raw
     if hint is bool:
         if raw.lower() not in {"true", "false"}:
-            raise ValueError(f"{CONTEXT_PREFIX}{name} must be true or false, not {raw!r}")
+            raise ValueError(f"{key} must be true or false, not {raw!r}")
         return raw.lower() == "true"
     if hint in (int, float):
         return hint(raw)
