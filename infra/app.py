@@ -25,5 +25,7 @@ def build_app(
     app = App(context=dict(context or {}), outdir=outdir or os.environ.get("CDK_OUTDIR", "cdk.out"))
     ServiceStack(app, SERVICE_STACK, config=ServiceConfig.from_context(app.node))
     if nag:
-        Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+        Validations.of(app).add_plugins(
+            AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True)
+        )
     return app
