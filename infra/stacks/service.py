@@ -10,6 +10,7 @@ from constructs import Construct
 from infra.config import ServiceConfig
 from infra.constructs.intake import Intake
 from infra.constructs.lambda_code import python_layer
+from infra.constructs.results_pipeline import ResultsPipeline
 
 
 class ServiceStack(Stack):
@@ -36,6 +37,15 @@ class ServiceStack(Stack):
             self, "Intake", config=config, jwt_layer=self.jwt_layer, deps_layer=self.deps_layer
         )
 
+        self.results = ResultsPipeline(
+            self,
+            "ResultsPipeline",
+            table=self.intake.table,
+            deps_layer=self.deps_layer,
+            log_retention=config.log_retention,
+            removal_policy=config.data_removal_policy,
+        )
+
         CfnOutput(self, "ApiUrl", value=self.intake.orders_url, description="POST orders here")
         CfnOutput(self, "JwtSecretArn", value=self.intake.jwt_secret.secret_arn)
         CfnOutput(
@@ -45,3 +55,8 @@ class ServiceStack(Stack):
             description="`entrix token --stack` reads the signing key's ARN from this function",
         )
         CfnOutput(self, "OrdersTableName", value=self.intake.table.table_name)
+        CfnOutput(self, "ResultsBucketName", value=self.results.bucket.bucket_name)
+        CfnOutput(self, "AlertTopicArn", value=self.results.topic.topic_arn)
+        CfnOutput(
+            self, "ResultsStateMachineArn", value=self.results.state_machine.state_machine_arn
+        )

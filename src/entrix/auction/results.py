@@ -15,6 +15,10 @@ from typing import Any
 from entrix.auction.platform import Status, json_number
 
 RESULTS_PREFIX = "results/"
+# Alert texts, `{}` filled in order; the state machine fills them with States.Format, so they must
+# not contain the characters States.Format reserves (quote, backslash, literal braces).
+REJECTION_TEXT = "Order {} was rejected in auction run {} (power offered: {})."
+NOT_READY_TEXT = "Auction results were not ready after {} polls; run {} stopped, nothing processed."
 
 
 class OrderRejected(Exception):
@@ -55,4 +59,4 @@ def result_document(item: Mapping[str, Any]) -> bytes:
 
 def rejection_text(record_id: str, run_id: str, power: int | float) -> str:
     """The readable line a person sees for a rejected order."""
-    return f"Order {record_id!r} was rejected in auction run {run_id} (power offered: {power})."
+    return REJECTION_TEXT.format(record_id, run_id, power)
