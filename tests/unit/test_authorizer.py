@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -254,3 +255,16 @@ def test_importing_the_authorizer_loads_no_boto3() -> None:
     )
 
     assert result.stdout.strip() == ""
+
+
+def test_a_refusal_is_logged_with_its_reason_but_never_the_token(
+    secret: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    token = issue_token(KEY, "s", 60, now=time.time() - 3600)
+
+    with caplog.at_level(logging.INFO, logger="entrix.handlers.authorizer"):
+        assert_unauthorized(event(bearer(token)))
+
+    assert "ExpiredSignatureError" in caplog.text
+    assert token not in caplog.text
+    assert token.split(".")[2] not in caplog.text

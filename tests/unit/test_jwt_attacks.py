@@ -323,3 +323,12 @@ def test_tokens_for_another_issuer_or_audience_are_refused(
 )
 def test_claims_of_the_wrong_type_are_refused(payload: dict) -> None:
     assert refused(forge({"alg": "HS256"}, payload, KEY))
+
+
+def test_deeply_nested_json_within_the_size_limit_is_refused_as_a_401() -> None:
+    """Python's JSON parser hits its recursion limit here; that must not become a 500."""
+    nested = b"[" * 2500 + b"]" * 2500
+
+    assert refused(forge(b'{"alg": "HS256", "x": ' + nested + b"}", claims(), KEY))
+    assert refused(forge(nested, claims(), KEY))
+    assert refused(forge({"alg": "HS256"}, b'{"sub": "s", "x": ' + nested + b"}", KEY))
