@@ -12,10 +12,12 @@ from typing import Any
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
 
-from infra.config import ServiceConfig
+from infra.config import DeliveryConfig, ServiceConfig, stage_config
+from infra.stacks.delivery import DeliveryStack
 from infra.stacks.service import ServiceStack
 
 SERVICE_STACK = "Entrix"
+DELIVERY_STACK = "EntrixDelivery"
 
 
 def build_app(
@@ -24,6 +26,13 @@ def build_app(
     """The app with its stacks; `nag=False` skips the AwsSolutions checks (template tests)."""
     app = App(context=dict(context or {}), outdir=outdir or os.environ.get("CDK_OUTDIR", "cdk.out"))
     ServiceStack(app, SERVICE_STACK, config=ServiceConfig.from_context(app.node))
+    DeliveryStack(
+        app,
+        DELIVERY_STACK,
+        config=DeliveryConfig.from_context(app.node),
+        dev=stage_config(app.node, "Dev"),
+        prod=stage_config(app.node, "Prod"),
+    )
     if nag:
         Validations.of(app).add_plugins(
             AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True)

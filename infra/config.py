@@ -110,8 +110,9 @@ class DeliveryConfig:
     """Knobs of the delivery pipeline (stack EntrixDelivery); context keys
     `entrix:delivery:<field>`."""
 
-    # The GitHub repository the pipeline builds ("owner/name") and the branch it follows.
-    repository: str
+    # The GitHub repository the pipeline builds ("owner/name"; cdk.json names it so a fork
+    # changes one line) and the branch it follows.
+    repository: str = "entrix-energy/entrix-auction-orders"
     branch: str = "main"
     # The CodeStar connection to GitHub: its ARN, or else the SSM parameter holding it (read at
     # deploy time, so the ARN never has to be in the code or in cdk.json).
@@ -135,15 +136,13 @@ class DeliveryConfig:
 
 
 def _from_context(cls: type[_Config], node: Node, prefix: str) -> _Config:
-    """`cls` from the context keys `<prefix><field>`; a field without a default must be set."""
+    """`cls` from its defaults and the context keys `<prefix><field>` that are set."""
     hints = get_type_hints(cls)
     values = {}
     for field in dataclasses.fields(cls):
         raw = node.try_get_context(prefix + field.name)
         if raw is not None:
             values[field.name] = _convert(raw, hints[field.name], prefix + field.name)
-        elif field.default is dataclasses.MISSING:
-            raise ValueError(f"set the context value {prefix}{field.name} (cdk.json)")
     return cls(**values)
 
 

@@ -1,0 +1,269 @@
+"""Continuous delivery: a self-mutating CDK pipeline that deploys the service to Dev, then Prod.
+
+Every push to `main` (through a CodeStar connection to GitHub) starts the pipeline. Its synth step
+installs from the lock files and runs `make test` (lint, unit, infra guardrails, local end-to-end)
+before `make synth`; the pipeline then updates itself, deploys the Dev stage, and deploys Prod
+after a manual approval (unless switched off). A failed execution is published to an encrypted,
+TLS-only SNS topic, the team's "Slack" channel for delivery.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, CfnResource, Environment, RemovalPolicy, Stack, Stage, pipelines
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_ssm as ssm
+
+from constructs import Construct, IConstruct
+from infra.config import DeliveryConfig, ServiceConfig
+from infra.nag import acknowledge
+from infra.stacks.service import ServiceStack
+
+# CodeBuild's Ubuntu 22.04 standard image. The synth step picks Python 3.11 (the project's
+# interpreter, as in GitHub Actions) and Node 20 (the CDK CLI's) in its install phase. Lambda
+# assets are bundled locally for python3.13 through platform flags, never in Docker, so the build
+# interpreter need not be the Lambda runtime and the build needs no privileged mode.
+BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
+BUILD_RUNTIMES = {"python": "3.11", "nodejs": "20"}
+INSTALL_COMMANDS = ["make install"]
+BUILD_COMMANDS = ["make test", "make synth"]
+
+PIPELINE_NAME = "entrix-delivery"
+# Build logs are for diagnosing a failed run; older runs are rebuilt from git, not from logs.
+BUILD_LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+
+
+class ServiceStage(Stage):
+    """One deployment target (Dev or Prod): the service stack built with that stage's config."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: ServiceConfig) -> None:
+        super().__init__(
+            scope, construct_id, env=Environment(account=config.account, region=config.region)
+        )
+        self.service = ServiceStack(self, "Entrix", config=config)
+
+
+class DeliveryStack(Stack):
+    """The CodePipeline (V2) that tests and deploys the service, and redeploys itself first."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeliveryConfig,
+        dev: ServiceConfig,
+        prod: ServiceConfig,
+    ) -> None:
+        # CDK Pipelines refuses stages with a region unless the pipeline stack has one too.
+        super().__init__(
+            scope,
+            construct_id,
+            env=Environment(account=config.account, region=config.region),
+            description="Entrix delivery: CDK Pipelines deploying the service to Dev and Prod",
+        )
+        self.config = config
+        source = pipelines.CodePipelineSource.connection(
+            config.repository,
+            config.branch,
+            connection_arn=self._connection_arn(),
+            trigger_on_push=True,
+        )
+        build_logs = logs.LogGroup(
+            self,
+            "BuildLogs",
+            retention=BUILD_LOG_RETENTION,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.pipeline = pipelines.CodePipeline(
+            self,
+            "Pipeline",
+            pipeline_name=PIPELINE_NAME,
+            pipeline_type=codepipeline.PipelineType.V2,
+            synth=pipelines.CodeBuildStep(
+                "Synth",
+                input=source,
+                install_commands=INSTALL_COMMANDS,
+                commands=BUILD_COMMANDS,
+                primary_output_directory="cdk.out",
+                partial_build_spec=codebuild.BuildSpec.from_object(
+                    {"phases": {"install": {"runtime-versions": BUILD_RUNTIMES}}}
+                ),
+            ),
+            self_mutation=True,
+            docker_enabled_for_synth=False,
+            publish_assets_in_parallel=False,
+            # A customer-managed, rotated KMS key for the artifacts bucket and every CodeBuild
+            # project; it also lets Dev and Prod live in other accounts than the pipeline.
+            cross_account_keys=True,
+            enable_key_rotation=True,
+            code_build_defaults=pipelines.CodeBuildOptions(
+                build_environment=codebuild.BuildEnvironment(
+                    build_image=BUILD_IMAGE, compute_type=codebuild.ComputeType.SMALL
+                ),
+                logging=codebuild.LoggingOptions(
+                    cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=build_logs)
+                ),
+            ),
+        )
+        self.dev_stage = ServiceStage(self, "Dev", config=dev)
+        self.pipeline.add_stage(self.dev_stage)
+        self.prod_stage = ServiceStage(self, "Prod", config=prod)
+        approval = pipelines.ManualApprovalStep(
+            "PromoteToProd", comment="Dev is deployed from this commit. Deploy it to Prod?"
+        )
+        self.pipeline.add_stage(self.prod_stage, pre=[approval] if config.prod_approval else [])
+        # Built now rather than at synth time, so the CodePipeline exists for the failure rule.
+        self.pipeline.build_pipeline()
+
+        self.alerts = self._alerts_topic()
+        self.pipeline.pipeline.notify_on(
+            "NotifyOnFailure",
+            self.alerts,
+            events=[codepipeline.PipelineNotificationEvents.PIPELINE_EXECUTION_FAILED],
+            notification_rule_name=f"{PIPELINE_NAME}-failed",
+        )
+        CfnOutput(self, "PipelineName", value=self.pipeline.pipeline.pipeline_name)
+        CfnOutput(
+            self,
+            "AlertsTopicArn",
+            value=self.alerts.topic_arn,
+            description="Failed pipeline executions are published here; subscribe the team",
+        )
+        self._acknowledge_pipeline_findings()
+
+    def _connection_arn(self) -> str:
+        """The CodeStar connection ARN from context, else read from SSM when CloudFormation deploys
+        the stack, so no account-specific ARN lives in the code."""
+        if self.config.connection_arn:
+            return self.config.connection_arn
+        return ssm.StringParameter.value_for_string_parameter(
+            self, self.config.connection_arn_parameter
+        )
+
+    def _alerts_topic(self) -> sns.Topic:
+        """KMS-encrypted, TLS-only topic that CodeStar Notifications may publish to."""
+        key = kms.Key(
+            self,
+            "AlertsKey",
+            enable_key_rotation=True,
+            description="Encrypts the Entrix delivery alerts topic",
+        )
+        # CodeStar Notifications encrypts each message for the topic with this key, through SNS.
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("codestar-notifications.amazonaws.com")],
+                actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+                resources=["*"],
+                conditions={"StringEquals": {"kms:ViaService": f"sns.{self.region}.amazonaws.com"}},
+            )
+        )
+        return sns.Topic(
+            self,
+            "Alerts",
+            display_name="Entrix delivery alerts",
+            master_key=key,
+            enforce_ssl=True,
+        )
+
+    def _ref(self, construct: IConstruct) -> str:
+        """How cdk-nag names a resource in a finding: its logical id."""
+        resource = construct.node.default_child
+        assert isinstance(resource, CfnResource)
+        return self.get_logical_id(resource)
+
+    def _acknowledge_pipeline_findings(self) -> None:
+        """The AwsSolutions findings on what CDK Pipelines generates, each with its reason."""
+        pipeline = self.pipeline
+        bucket = self._ref(pipeline.pipeline.artifact_bucket)
+        artifacts = (
+            "CDK Pipelines grants its own roles read/write on the pipeline's artifacts bucket; "
+            "the wildcards are S3 action groups and object keys inside that one bucket, whose "
+            "keys change with every execution."
+        )
+        for finding in (
+            "Action::s3:GetObject*",
+            "Action::s3:GetBucket*",
+            "Action::s3:List*",
+            "Action::s3:DeleteObject*",
+            "Action::s3:Abort*",
+            f"Resource::<{bucket}.Arn>/*",
+        ):
+            acknowledge(pipeline, f"AwsSolutions-IAM5[{finding}]", artifacts)
+        for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
+            acknowledge(
+                pipeline,
+                f"AwsSolutions-IAM5[Action::{action}]",
+                "Pipeline roles encrypt and decrypt artifacts with the pipeline's artifacts key; "
+                "the statement names that one key's ARN, the wildcard only spans the KMS "
+                "GenerateDataKey/ReEncrypt variants the S3 client uses.",
+            )
+        acknowledge(
+            pipeline.pipeline.artifact_bucket,
+            "AwsSolutions-S1",
+            "The artifacts bucket holds only transient pipeline artifacts (source zips, cdk.out), "
+            "written and read only by this pipeline's roles under its KMS key; each object "
+            "belongs to an execution in the pipeline's history. Access logs would need a second "
+            "bucket that could not log itself.",
+        )
+        region, account = self.region, "<AWS::AccountId>"
+        for project in (pipeline.synth_project, pipeline.self_mutation_project):
+            acknowledge(
+                project,
+                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:codebuild:"
+                f"{region}:{account}:report-group/<{self._ref(project)}>-*]",
+                "CodeBuild's default grant to create test reports; scoped to report groups "
+                "named after this one project, which CodeBuild names at run time.",
+            )
+        unused_logs = (
+            "CodeBuild's default grant on its default log group /aws/codebuild/<project>; the "
+            "projects log to BuildLogs (with a retention) instead, so the grant is never used, "
+            "and CDK adds it unconditionally."
+        )
+        for project in (pipeline.synth_project, pipeline.self_mutation_project):
+            acknowledge(
+                project,
+                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:{region}:{account}:"
+                f"log-group:/aws/codebuild/<{self._ref(project)}>:*]",
+                unused_logs,
+            )
+        mutation = pipeline.self_mutation_project
+        acknowledge(
+            mutation,
+            "AwsSolutions-IAM5[Resource::arn:*:iam::<AWS::AccountId>:role/*]",
+            "Self-mutation assumes the CDK bootstrap roles to deploy this stack; the statement "
+            "is conditioned on the iam:ResourceTag/aws-cdk:bootstrap-role tag (deploy and "
+            "publishing roles only), whose names depend on the bootstrap qualifier.",
+        )
+        acknowledge(
+            mutation,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Self-mutation runs `cdk deploy`, which calls cloudformation:DescribeStacks and "
+            "s3:ListBucket before it knows which stack/bootstrap bucket it talks to; both are "
+            "read-only.",
+        )
+        assets = pipeline.node.find_child("Assets")
+        acknowledge(
+            assets,
+            "AwsSolutions-IAM5[Resource::*]",
+            "The asset-publishing role starts and watches its CodeBuild builds "
+            "(codebuild:StartBuild/BatchGetBuilds/StopBuild), as CDK Pipelines generates it "
+            "before the project names exist.",
+        )
+        acknowledge(
+            assets,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:{region}:{account}:"
+            "log-group:/aws/codebuild/*]",
+            unused_logs,
+        )
+        acknowledge(
+            assets,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:codebuild:{region}:{account}:"
+            "report-group/*]",
+            "CodeBuild's default grant to create test reports for the asset-publishing "
+            "projects, which publish files and never write reports.",
+        )
