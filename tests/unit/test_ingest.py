@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import os
 from collections.abc import Iterator
@@ -93,8 +94,12 @@ def test_orders_are_stored_exactly_with_ttl_and_a_summary(client: Any, table: Or
     assert items["big"]["parameter_2"] == {"N": "12345678901234567890123456789012345678"}
 
 
-def test_the_module_level_handler_uses_the_table_named_in_the_environment(client: Any) -> None:
-    reply = ingest.handler(event(json.dumps(orders(2))), None)
+def test_the_module_level_handler_uses_the_table_named_in_the_environment(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ORDERS_TABLE_NAME, TABLE)
+    module = importlib.reload(ingest)  # as a cold start: client built at import, mocked
+    reply = module.handler(event(json.dumps(orders(2))), None)
     assert reply["statusCode"] == 201
     assert set(scan(client)) == {"r0", "r1"}
 
