@@ -36,6 +36,9 @@ class TokenCommandError(Exception):
 def token(args: argparse.Namespace, client_factory: ClientFactory | None = None) -> int:
     """Print the token on stdout alone, so `TOKEN=$(entrix token)` works; errors go to stderr."""
     try:
+        if args.expires_in <= 0 or not args.subject:
+            # Checked before any AWS call, so a typo fails fast even with nothing running.
+            raise TokenCommandError("--expires-in must be positive and --subject not empty")
         if args.stack:
             factory = client_factory or _aws_clients
             region = args.region

@@ -254,3 +254,20 @@ def test_a_function_without_the_secret_variable_is_a_clear_error(
 
     assert (code, out) == (1, "")
     assert "JWT_SECRET_ARN" in err
+
+
+@pytest.mark.parametrize(
+    "argv", [["--expires-in", "0"], ["--expires-in", "-60"], ["--subject", ""]]
+)
+def test_bad_arguments_fail_before_any_aws_call(
+    argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_aws(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("no AWS client should be created")
+
+    monkeypatch.setattr(boto3, "client", no_aws)
+
+    code, out, err = run(argv, capsys)
+
+    assert (code, out) == (1, "")
+    assert "--expires-in" in err
