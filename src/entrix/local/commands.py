@@ -1,0 +1,210 @@
+"""`entrix local` and `entrix pipeline run` (called by entrix.cli with its parsed arguments)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from entrix.local.deploy import DeploymentError
+from entrix.local.endpoint import PortInUse, client_host, local_client
+from entrix.local.pipeline import PipelineError, find_state_machine, start_run, wait_for_summary
+from entrix.local.runtime import LocalOptions, LocalSystem
+from entrix.local.synth import STACK_NAME, SynthError, ensure_template, project_root
+from entrix.local.template import TemplateError
+
+AUTHORIZER_HANDLER = "entrix.handlers.authorizer.handler"
+CONSOLE_TOKEN_SUBJECT = "entrix-local"  # noqa: S105 - a subject, not a secret
+CONSOLE_TOKEN_SECONDS = 3600
+LOCAL_REGION = "eu-west-1"
+
+_print_lock = threading.Lock()
+
+
+def say(text: str = "") -> None:
+    """One console message, whole, even when threads print at the same time."""
+    with _print_lock:
+        print(text, flush=True)
+
+
+def local(args: argparse.Namespace) -> int:
+    """Run the whole system until Ctrl-C or SIGTERM; 0 on a clean stop."""
+    started = time.monotonic()
+    try:
+        root = project_root()
+        template_path, synthesized = ensure_template(root)
+        if synthesized:
+            say(f"synthesized {template_path.relative_to(root)} (CDK sources changed)")
+        system = LocalSystem(
+            template_path,
+            LocalOptions(
+                host=args.host,
+                port=args.port,
+                aws_port=args.aws_port,
+                schedule_seconds=args.schedule_seconds,
+            ),
+            show_run=_show_run,
+            show_notification=_show_notification,
+            stack_name=STACK_NAME,
+        )
+    except (SynthError, TemplateError) as error:
+        print(f"entrix local: {error}", file=sys.stderr)
+        return 1
+
+    stop = threading.Event()
+    previous = {
+        signum: signal.signal(signum, lambda *_: stop.set())
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        try:
+            system.start()
+        except (PortInUse, DeploymentError, TemplateError) as error:
+            print(f"entrix local: {error}", file=sys.stderr)
+            return 1
+        _show_banner(system, args, root, time.monotonic() - started)
+        stop.wait()
+        say("stopping...")
+        return 0
+    finally:
+        system.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def pipeline_run(args: argparse.Namespace) -> int:
+    """Start one execution of the local pipeline now, wait for it, print its summary as JSON."""
+    endpoint = f"http://{client_host(args.host)}:{args.aws_port}"
+    sfn = local_client("stepfunctions", endpoint, LOCAL_REGION)
+    try:
+        state_machine_arn = find_state_machine(sfn)
+        execution_arn = start_run(sfn, state_machine_arn, {"source": "entrix.cli"}, "manual")
+        summary = wait_for_summary(sfn, execution_arn)
+    except PipelineError as error:
+        print(f"entrix pipeline run: {error}", file=sys.stderr)
+        return 1
+    except (BotoCoreError, ClientError) as error:
+        print(
+            f"entrix pipeline run: cannot use the local system at {endpoint}: {error}",
+            file=sys.stderr,
+        )
+        print("start it with `entrix local` (or pass --host/--aws-port)", file=sys.stderr)
+        return 1
+    print(json.dumps(summary))
+    return 0 if summary["status"] == "SUCCEEDED" else 1
+
+
+def _show_run(summary: dict[str, Any]) -> None:
+    say(f"[pipeline] {json.dumps(summary)}")
+
+
+def _show_notification(topic: str, text: str) -> None:
+    lines = text.splitlines() or [""]
+    say("\n".join([f"[slack #{topic}] {lines[0]}", *(f"    {line}" for line in lines[1:])]))
+
+
+def _endpoint_flags(args: argparse.Namespace) -> str:
+    flags = []
+    if args.host != "127.0.0.1":
+        flags.append(f"--host {args.host}")
+    if args.aws_port != 4566:
+        flags.append(f"--aws-port {args.aws_port}")
+    return "".join(f" {flag}" for flag in flags)
+
+
+def _console_token(system: LocalSystem) -> str | None:
+    """A token signed exactly as `entrix token` signs one for this system."""
+    from entrix.token_command import TokenCommandError, sign_for_function
+
+    assert system.deployment is not None
+    names = [
+        name
+        for name, spec in system.deployment.functions.items()
+        if spec.handler == AUTHORIZER_HANDLER
+    ]
+    if len(names) != 1:
+        return None
+    try:
+        return sign_for_function(
+            lambda service, _region: system.endpoint.client(service),
+            system.region,
+            names[0],
+            CONSOLE_TOKEN_SUBJECT,
+            CONSOLE_TOKEN_SECONDS,
+        )
+    except TokenCommandError as error:
+        say(f"(no ready token: {error})")
+        return None
+
+
+def _show_banner(system: LocalSystem, args: argparse.Namespace, root: Any, seconds: float) -> None:
+    deployment = system.deployment
+    assert deployment is not None
+    aws = system.endpoint.url
+    template = system.template_path
+    shown = template.relative_to(root) if template.is_relative_to(root) else template
+    rows = [
+        ("API", f"{system.api_url}/orders"),
+        ("AWS endpoint", f"{aws}  (region {system.region})"),
+    ]
+    labels = {
+        "AWS::DynamoDB::Table": "table",
+        "AWS::S3::Bucket": "bucket",
+        "AWS::SNS::Topic": "topic",
+        "AWS::SQS::Queue": "queue",
+        "AWS::SecretsManager::Secret": "secret",
+        "AWS::StepFunctions::StateMachine": "state machine",
+        "AWS::Lambda::Function": "function",
+    }
+    for resource_type, label in labels.items():
+        rows.extend((label, name) for name in deployment.names_of(resource_type))
+    schedule = (
+        f"every {args.schedule_seconds:g} s"
+        if args.schedule_seconds
+        else "off (--schedule-seconds)"
+    )
+    if deployment.schedules:
+        rows.append(("schedule", f"{deployment.schedules[0].expression} -> locally {schedule}"))
+    width = max(len(label) for label, _ in rows)
+    lines = [
+        "",
+        f"Entrix is running locally: stack {deployment.stack_name} from {shown}, "
+        f"ready in {seconds:.1f} s",
+        "",
+        *(f"  {label.ljust(width)}  {value}" for label, value in rows),
+    ]
+    token = _console_token(system)
+    if token:
+        sample = json.dumps([{"record_id": "order-1", "parameter_1": "a", "parameter_2": 2.1}])
+        lines += [
+            "",
+            f"A token (valid {CONSOLE_TOKEN_SECONDS // 60} min; "
+            f"`entrix token{_endpoint_flags(args)}` prints a fresh one):",
+            f"  export TOKEN={token}",
+            "",
+            "Post orders:",
+            f'  curl -sS -X POST {system.api_url}/orders -H "Authorization: Bearer $TOKEN" '
+            f"-H 'Content-Type: application/json' -d {shlex.quote(sample)}",
+            "",
+            "Read one back:",
+            f'  curl -sS {system.api_url}/orders/order-1 -H "Authorization: Bearer $TOKEN"',
+        ]
+    tables = list(deployment.tables)
+    if tables:
+        lines += [
+            "",
+            "See them in the table (any credentials work):",
+            f"  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws --endpoint-url {aws} "
+            f"--region {system.region} dynamodb scan --table-name {tables[0]}",
+        ]
+    if deployment.state_machines:
+        lines += ["", f"Run the pipeline now:  entrix pipeline run{_endpoint_flags(args)}"]
+    lines += ["", "Ctrl-C stops everything.", ""]
+    say("\n".join(lines))

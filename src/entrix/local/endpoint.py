@@ -1,0 +1,119 @@
+"""The embedded AWS endpoint: moto's threaded server, speaking the real AWS wire protocols.
+
+boto3 and the aws CLI work against it with `--endpoint-url`. moto executes state machines when
+its `stepfunctions.execute_state_machine` option is on, and their Lambda tasks call back into
+this server on `localhost:$MOTO_PORT`, so `MOTO_PORT` must be the server's port. Lambda
+invocations run in this process through `entrix.local.lambda_runner`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import urllib.request
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from entrix.local.lambda_runner import moto_lambdas_in_process
+
+ACCOUNT_ID = "123456789012"  # moto's default account
+# Clients of the embedded endpoint sign with these; the endpoint accepts any credentials.
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "entrix-local",
+    "AWS_SECRET_ACCESS_KEY": "entrix-local",
+}
+
+
+class PortInUse(Exception):
+    """The requested port is taken; the message says which and how to choose another."""
+
+
+def client_host(host: str) -> str:
+    """The address clients use to reach a server bound to `host` (a wildcard means loopback)."""
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104 - a comparison
+
+
+def check_port_free(host: str, port: int, flag: str) -> None:
+    """Fail early and clearly, instead of leaving a server thread that cannot bind."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise PortInUse(
+                f"{host}:{port} is not available ({error}); choose another {flag}"
+            ) from None
+
+
+def local_client(service: str, endpoint_url: str, region: str) -> Any:
+    """A boto3 client of the embedded endpoint (no retries: a local failure is a real one)."""
+    return boto3.client(  # type: ignore[call-overload]
+        service,
+        region_name=region,
+        endpoint_url=endpoint_url,
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
+class AwsEndpoint:
+    """moto's server on host:port, executing state machines and running Lambdas in process."""
+
+    def __init__(self, host: str, port: int, region: str) -> None:
+        self.host = host
+        self.port = port
+        self.region = region
+        self.url = f"http://{client_host(host)}:{port}"
+        self._server: Any = None
+        self._lambdas = moto_lambdas_in_process()
+
+    def start(self) -> None:
+        """Start serving; also points this process's AWS SDK at the endpoint, as the handlers
+        running here must only ever reach the local resources."""
+        check_port_free(self.host, self.port, "--aws-port")
+        os.environ.update(LOCAL_CREDENTIALS)
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        os.environ.pop("AWS_PROFILE", None)
+        os.environ.update(
+            {
+                "MOTO_PORT": str(self.port),
+                "AWS_ENDPOINT_URL": self.url,
+                "AWS_DEFAULT_REGION": self.region,
+                "AWS_REGION": self.region,
+                # X-Ray is not emulated; Powertools' tracer would otherwise try to reach it.
+                "POWERTOOLS_TRACE_DISABLED": "true",
+            }
+        )
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        from moto.server import ThreadedMotoServer
+
+        self._lambdas.__enter__()
+        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
+        self._server.start()
+        request = urllib.request.Request(  # noqa: S310 - our own http endpoint
+            f"{self.url}/moto-api/config",
+            data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310
+            reply.read()
+
+    def client(self, service: str) -> Any:
+        return local_client(service, self.url, self.region)
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._server is None:
+            return
+        self._server.stop()
+        # ThreadedMotoServer.stop() leaves the listening socket open; close it to free the port.
+        if self._server._server is not None:
+            self._server._server.server_close()
+        self._server = None
+        self._lambdas.__exit__(None, None, None)

@@ -1,0 +1,150 @@
+"""Pipeline runs against the embedded endpoint: one now (`entrix pipeline run`) or on a schedule.
+
+EventBridge schedules never fire in moto, so `Scheduler` starts the rule's target state machines
+itself, every `--schedule-seconds`, with the input EventBridge sends (a "Scheduled Event") and a
+unique execution name (moto names unnamed executions `...:None`, so a second one would clash).
+Both paths share `start_run` and `wait_for_summary`, so they report runs the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+OUTCOMES = ("accepted", "rejected", "failed", "skipped")
+POLL_SECONDS = 0.2
+
+
+class PipelineError(Exception):
+    """No pipeline to run, or the run could not be followed; the message says why."""
+
+
+def find_state_machine(sfn: Any) -> str:
+    """The ARN of the one state machine of the local system."""
+    machines = [
+        m
+        for page in sfn.get_paginator("list_state_machines").paginate()
+        for m in page["stateMachines"]
+    ]
+    if not machines:
+        raise PipelineError("no state machine at the endpoint: is `entrix local` running?")
+    if len(machines) > 1:
+        names = ", ".join(m["name"] for m in machines)
+        raise PipelineError(f"more than one state machine ({names}); cannot tell which to run")
+    return str(machines[0]["stateMachineArn"])
+
+
+def scheduled_event(region: str, account_id: str, rule_arn: str | None) -> dict[str, Any]:
+    """The input EventBridge gives a state machine target of a schedule rule."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account_id,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [rule_arn] if rule_arn else [],
+        "detail": {},
+    }
+
+
+def start_run(sfn: Any, state_machine_arn: str, run_input: Any, prefix: str) -> str:
+    """Start an execution with a unique name; returns its ARN."""
+    name = f"{prefix}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    started = sfn.start_execution(
+        stateMachineArn=state_machine_arn, name=name, input=json.dumps(run_input)
+    )
+    return str(started["executionArn"])
+
+
+def summarize(execution: dict[str, Any]) -> dict[str, Any]:
+    """Execution name and status plus the outcome counts of its output (0 when absent)."""
+    summary: dict[str, Any] = {"execution": execution["name"], "status": execution["status"]}
+    output: Any = None
+    if execution.get("output"):
+        try:
+            output = json.loads(execution["output"])
+        except ValueError:
+            output = None
+    counts = output if isinstance(output, dict) else {}
+    for outcome in OUTCOMES:
+        value = counts.get(outcome, 0)
+        summary[outcome] = value if isinstance(value, int) else 0
+    if execution["status"] != "SUCCEEDED":
+        summary["error"] = execution.get("error")
+        summary["cause"] = execution.get("cause")
+    return summary
+
+
+def wait_for_summary(
+    sfn: Any,
+    execution_arn: str,
+    timeout_seconds: float = 900,
+    stop: threading.Event | None = None,
+) -> dict[str, Any]:
+    """Poll until the execution ends, then summarize it."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        execution = sfn.describe_execution(executionArn=execution_arn)
+        if execution["status"] != "RUNNING":
+            return summarize(execution)
+        if time.monotonic() > deadline:
+            raise PipelineError(f"{execution['name']} still running after {timeout_seconds:.0f} s")
+        if stop is not None and stop.is_set():
+            raise PipelineError(f"{execution['name']} left running: stopping")
+        time.sleep(POLL_SECONDS)
+
+
+class Scheduler:
+    """Starts each scheduled target every `interval` seconds, reporting each run's summary.
+
+    Runs may overlap, as EventBridge's would; each run is followed on its own thread.
+    """
+
+    def __init__(
+        self,
+        sfn: Any,
+        targets: Sequence[tuple[str, str | None]],  # (state machine ARN, rule ARN)
+        interval: float,
+        report: Callable[[dict[str, Any]], None],
+        *,
+        region: str,
+        account_id: str,
+    ) -> None:
+        self.sfn = sfn
+        self.targets = targets
+        self.interval = interval
+        self.report = report
+        self.region = region
+        self.account_id = account_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            for state_machine_arn, rule_arn in self.targets:
+                threading.Thread(
+                    target=self._run, args=(state_machine_arn, rule_arn), daemon=True
+                ).start()
+
+    def _run(self, state_machine_arn: str, rule_arn: str | None) -> None:
+        try:
+            event = scheduled_event(self.region, self.account_id, rule_arn)
+            execution_arn = start_run(self.sfn, state_machine_arn, event, "scheduled")
+            self.report(wait_for_summary(self.sfn, execution_arn, stop=self._stop))
+        except Exception as error:  # noqa: BLE001 - a failed run must not end the schedule
+            if not self._stop.is_set():
+                self.report({"status": "ERROR", "error": f"{type(error).__name__}: {error}"})

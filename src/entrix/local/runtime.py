@@ -1,0 +1,152 @@
+"""The whole system on one machine, assembled from a synthesized template.
+
+Start order: the embedded AWS endpoint, every template resource in it, then the API Gateway
+emulation, the TTL sweeper, the notification tap and the scheduler. `stop()` undoes it in reverse
+and frees both ports.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from entrix.local import lambda_runner
+from entrix.local.apigateway import ApiGateway, ApiServer, RestApi
+from entrix.local.deploy import Deployer, Deployment
+from entrix.local.endpoint import ACCOUNT_ID, AwsEndpoint, check_port_free, client_host
+from entrix.local.lambda_runner import Invocation
+from entrix.local.notifications import NotificationTap
+from entrix.local.pipeline import Scheduler
+from entrix.local.template import PseudoParameters, Template
+from entrix.local.ttl import TtlSweeper
+
+# Wait states longer than this are shortened locally, so a run's polling takes seconds.
+LOCAL_MAX_WAIT_SECONDS = 1
+TTL_SWEEP_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class LocalOptions:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    aws_port: int = 4566
+    schedule_seconds: float | None = 300.0
+    max_wait_seconds: int | None = LOCAL_MAX_WAIT_SECONDS
+    ttl_sweep_seconds: float = TTL_SWEEP_SECONDS
+
+
+def stack_region(template_path: Path, stack_name: str, default: str = "eu-west-1") -> str:
+    """The region the stack is synthesized for, from the cloud assembly's manifest."""
+    manifest = template_path.parent / "manifest.json"
+    if manifest.is_file():
+        artifact = json.loads(manifest.read_text(encoding="utf-8"))["artifacts"].get(stack_name)
+        environment = (artifact or {}).get("environment", "")  # aws://account/region
+        region = environment.rsplit("/", 1)[-1]
+        if region and region != "unknown-region":
+            return region
+    return default
+
+
+class LocalSystem:
+    """Everything `entrix local` runs; `start()` returns once the API is serving."""
+
+    def __init__(
+        self,
+        template_path: Path,
+        options: LocalOptions,
+        *,
+        show_run: Callable[[dict[str, Any]], None],
+        show_notification: Callable[[str, str], None],
+        region: str | None = None,
+        stack_name: str = "Entrix",
+    ) -> None:
+        self.template_path = template_path
+        self.template = Template.load(template_path)
+        self.options = options
+        self.region = region or stack_region(template_path, stack_name)
+        self.stack_name = stack_name
+        self.endpoint = AwsEndpoint(options.host, options.aws_port, self.region)
+        self.show_run = show_run
+        self.show_notification = show_notification
+        self.deployment: Deployment | None = None
+        self.api_server: ApiServer | None = None
+        self._stoppables: list[Any] = []
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{client_host(self.options.host)}:{self.options.port}"
+
+    def start(self) -> None:
+        check_port_free(self.options.host, self.options.port, "--port")
+        self.endpoint.start()
+        self._stoppables.append(self.endpoint)
+        deployment = Deployer(
+            self.template,
+            self.endpoint.client,
+            pseudo=PseudoParameters(
+                region=self.region, account_id=ACCOUNT_ID, stack_name=self.stack_name
+            ),
+            asset_dir=self.template_path.parent,
+            max_wait_seconds=self.options.max_wait_seconds,
+        ).deploy()
+        self.deployment = deployment
+
+        if deployment.api:
+            gateway = ApiGateway(
+                RestApi.from_parts(deployment.api, deployment.api_ids),
+                self.invoke,
+                region=self.region,
+                account_id=ACCOUNT_ID,
+                domain_name=f"{client_host(self.options.host)}:{self.options.port}",
+            )
+            self.api_server = ApiServer(gateway, self.options.host, self.options.port)
+            self.api_server.start()
+            self._stoppables.append(self.api_server)
+
+        sweeper = TtlSweeper(
+            self.endpoint.client("dynamodb"), deployment.tables, self.options.ttl_sweep_seconds
+        )
+        sweeper.start()
+        self._stoppables.append(sweeper)
+
+        topics = deployment.topics
+        if topics:
+            tap = NotificationTap(
+                self.endpoint.client("sns"),
+                self.endpoint.client("sqs"),
+                topics,
+                self.show_notification,
+            )
+            tap.start()
+            self._stoppables.append(tap)
+
+        targets = [
+            (machine, schedule.rule_arn)
+            for schedule in deployment.schedules
+            if schedule.enabled
+            for machine in schedule.state_machine_arns
+        ]
+        if targets and self.options.schedule_seconds:
+            scheduler = Scheduler(
+                self.endpoint.client("stepfunctions"),
+                targets,
+                self.options.schedule_seconds,
+                self.show_run,
+                region=self.region,
+                account_id=ACCOUNT_ID,
+            )
+            scheduler.start()
+            self._stoppables.append(scheduler)
+
+    def invoke(self, function_name: str, event: Any) -> Invocation:
+        """Run a function of the deployment in this process, with its environment."""
+        assert self.deployment is not None
+        return lambda_runner.invoke(self.deployment.functions[function_name], event)
+
+    def stop(self) -> None:
+        """Stop everything started, newest first; both ports are free afterwards."""
+        while self._stoppables:
+            self._stoppables.pop().stop()

@@ -1,0 +1,78 @@
+"""DynamoDB TTL, emulated: moto stores a table's TTL setting but never expires items.
+
+Every `interval` seconds the sweeper deletes the items whose TTL attribute is a number of epoch
+seconds at or before now, as DynamoDB does (DynamoDB may take up to a few days; here it is
+seconds). Items without the attribute, or with a non-number, are left alone, as in DynamoDB.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+def sweep(dynamodb: Any, table_name: str, ttl_attribute: str, now: float) -> int:
+    """Delete the expired items of one table; returns how many were deleted."""
+    key_names = [
+        k["AttributeName"]
+        for k in dynamodb.describe_table(TableName=table_name)["Table"]["KeySchema"]
+    ]
+    deleted = 0
+    arguments: dict[str, Any] = {
+        "TableName": table_name,
+        "FilterExpression": "#ttl <= :now",
+        "ExpressionAttributeNames": {"#ttl": ttl_attribute},
+        "ExpressionAttributeValues": {":now": {"N": str(int(now))}},
+    }
+    while True:
+        page = dynamodb.scan(**arguments)
+        for item in page.get("Items", []):
+            dynamodb.delete_item(
+                TableName=table_name,
+                Key={name: item[name] for name in key_names},
+                ConditionExpression="#ttl <= :now",
+                ExpressionAttributeNames={"#ttl": ttl_attribute},
+                ExpressionAttributeValues={":now": {"N": str(int(now))}},
+            )
+            deleted += 1
+        if "LastEvaluatedKey" not in page:
+            return deleted
+        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+class TtlSweeper:
+    """Sweeps every table that has a TTL attribute, on a background thread."""
+
+    def __init__(
+        self,
+        dynamodb: Any,
+        tables: Mapping[str, str | None],
+        interval: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.dynamodb = dynamodb
+        self.tables = {name: attribute for name, attribute in tables.items() if attribute}
+        self.interval = interval
+        self.clock = clock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="ttl-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            for table_name, attribute in self.tables.items():
+                try:
+                    sweep(self.dynamodb, table_name, attribute, self.clock())
+                except Exception:
+                    logger.exception("TTL sweep of %s failed", table_name)
