@@ -5,26 +5,38 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from aws_cdk import App, Validations
-from cdk_nag import AwsSolutionsChecks
+from aws_cdk import App
 
 from infra.config import DeliveryConfig, ServiceConfig, stage_config
+from infra.nag import add_checks
 from infra.stacks.delivery import DeliveryStack
 from infra.stacks.service import ServiceStack
 
 SERVICE_STACK = "Entrix"
 DELIVERY_STACK = "EntrixDelivery"
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 
 
 def build_app(
     context: Mapping[str, Any] | None = None, outdir: str | None = None, *, nag: bool = True
 ) -> App:
-    """The app with its stacks; `nag=False` skips the AwsSolutions checks (template tests)."""
-    app = App(context=dict(context or {}), outdir=outdir or os.environ.get("CDK_OUTDIR", "cdk.out"))
+    """The app with its stacks; `nag=False` skips the AwsSolutions checks (template tests).
+
+    cdk.json's context is the base, so `python app.py` and tests see the same settings as the
+    CDK CLI (which still overrides them with its own context and `-c` values); `context` is
+    applied on top.
+    """
+    defaults = json.loads(CDK_JSON.read_text()).get("context", {})
+    app = App(
+        context={**defaults, **(context or {})},
+        outdir=outdir or os.environ.get("CDK_OUTDIR", "cdk.out"),
+    )
     ServiceStack(app, SERVICE_STACK, config=ServiceConfig.from_context(app.node))
     DeliveryStack(
         app,
@@ -34,7 +46,5 @@ def build_app(
         prod=stage_config(app.node, "Prod"),
     )
     if nag:
-        Validations.of(app).add_plugins(
-            AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True)
-        )
+        add_checks(app)
     return app

@@ -1,10 +1,22 @@
-"""cdk-nag acknowledgements: one finding id, one specific reason, on the narrowest construct."""
+"""cdk-nag guardrails: the AwsSolutions checks, and acknowledgements one finding at a time."""
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Validations
+from aws_cdk import Acknowledgment, App, Validations
+from cdk_nag import AwsSolutionsChecks
 
 from constructs import IConstruct
+
+
+def add_checks(app: App) -> None:
+    """Run AwsSolutions on every stack at synth; an open finding makes synth fail.
+
+    Acknowledgements are also written into each resource's template Metadata (`cdk_nag`), so the
+    template itself records which finding was accepted and why.
+    """
+    Validations.of(app).add_plugins(
+        AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True)
+    )
 
 
 def acknowledge(scope: IConstruct, finding: str, reason: str) -> None:
