@@ -33,19 +33,19 @@ class TokenCommandError(Exception):
     """A problem the user can act on; printed to stderr as is."""
 
 
-def token(args: argparse.Namespace, client_factory: ClientFactory | None = None) -> int:
+def token(args: argparse.Namespace) -> int:
     """Print the token on stdout alone, so `TOKEN=$(entrix token)` works; errors go to stderr."""
     try:
         if args.expires_in <= 0 or not args.subject:
             # Checked before any AWS call, so a typo fails fast even with nothing running.
             raise TokenCommandError("--expires-in must be positive and --subject not empty")
         if args.stack:
-            factory = client_factory or _aws_clients
+            factory: ClientFactory = _aws_clients
             region = args.region
             function_name = stack_authorizer_function(factory("cloudformation", region), args.stack)
         else:
             endpoint = f"http://{args.host}:{args.aws_port}"
-            factory = client_factory or _local_clients(endpoint)
+            factory = _local_clients(endpoint)
             region = args.region or LOCAL_REGION
             function_name = local_authorizer_function(factory("lambda", region), endpoint)
         print(sign_for_function(factory, region, function_name, args.subject, args.expires_in))
