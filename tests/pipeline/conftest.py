@@ -1,0 +1,240 @@
+"""The results pipeline as synthesized by CDK, deployed into moto and run with the real handlers.
+
+The ResultsPipeline construct is synthesized once per session in a small stack of its own (an
+orders table shaped like the intake's, plus the pipeline) with short waits, so the tests exercise
+the exact state machine definition CDK writes, not a hand-written copy. Each test gets a fresh
+moto backend: the template is deployed by the local runtime's deployer, moto executes the state
+machine, and every Lambda task runs the project's handler in this process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from entrix.local.deploy import Deployer, Deployment
+from entrix.local.lambda_runner import (
+    applied_environment,
+    moto_lambdas_in_process,
+    runtime_environment,
+)
+from entrix.local.template import PseudoParameters, Template
+
+REGION = "eu-west-1"
+STACK = "PipelineTest"
+MAX_POLLS = 3
+
+
+@pytest.fixture(scope="session")
+def pipeline_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from aws_cdk import App, Duration, Environment, RemovalPolicy, Stack
+    from aws_cdk import aws_dynamodb as dynamodb
+    from aws_cdk import aws_logs as logs
+    from infra.constructs.lambda_code import python_layer
+    from infra.constructs.results_pipeline import ResultsPipeline
+
+    app = App(
+        context={"aws:cdk:bundling-stacks": []},
+        outdir=str(tmp_path_factory.mktemp("cdk.out")),
+    )
+    stack = Stack(app, STACK, env=Environment(region=REGION))
+    table = dynamodb.Table(
+        stack,
+        "Orders",
+        partition_key=dynamodb.Attribute(name="record_id", type=dynamodb.AttributeType.STRING),
+        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+        time_to_live_attribute="expires_at",
+    )
+    layer = python_layer(stack, "Deps", requirements=["pydantic"], description="test layer")
+    ResultsPipeline(
+        stack,
+        "ResultsPipeline",
+        table=table,
+        deps_layer=layer,
+        log_retention=logs.RetentionDays.ONE_DAY,
+        removal_policy=RemovalPolicy.DESTROY,
+        poll_interval=Duration.seconds(1),
+        max_polls=MAX_POLLS,
+        retry_interval=Duration.seconds(1),
+        retry_attempts=2,
+    )
+    template: dict[str, Any] = app.synth().get_stack_by_name(STACK).template
+    return template
+
+
+class ScriptedRandom(random.Random):
+    """A random source whose `random()` draws are given in advance (power draws stay seeded).
+
+    The platform draws once for "ready?" (below 0.5: ready) and once per order for "accepted?"
+    (below 0.5: accepted); when the script runs out every draw is 0.0 (ready, accepted).
+    """
+
+    def __init__(self, draws: list[float]) -> None:
+        super().__init__(7)
+        self.draws = list(draws)
+
+    def random(self) -> float:
+        return self.draws.pop(0) if self.draws else 0.0
+
+    def getrandbits(self, k: int) -> int:
+        # Defined so that randint() keeps using getrandbits, not the scripted random().
+        return super().getrandbits(k)
+
+
+NOT_READY = 0.9
+READY = 0.1
+ACCEPT = 0.1
+REJECT = 0.9
+
+
+@dataclass
+class Pipeline:
+    """The deployed pipeline and helpers to feed it orders and read what it produced."""
+
+    deployment: Deployment
+    table: str
+    bucket: str
+    topic_arn: str
+    state_machine_arn: str
+    alerts_queue_url: str
+    monkeypatch: pytest.MonkeyPatch
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=REGION)
+
+    def script(self, *draws: float) -> None:
+        """Fix the auction platform's next draws (see ScriptedRandom)."""
+        results = self.handler_module("entrix.handlers.results.handler")
+        self.monkeypatch.setattr(results, "random_source", ScriptedRandom(list(draws)))
+
+    def handler_module(self, handler: str) -> Any:
+        """The module of a deployed function's handler, imported as Lambda would (its env set)."""
+        (spec,) = [f for f in self.deployment.functions.values() if f.handler == handler]
+        with applied_environment(runtime_environment(spec)):
+            return importlib.import_module(handler.rpartition(".")[0])
+
+    def add_orders(self, *record_ids: str) -> None:
+        """Store orders as the ingest Lambda does: result_status pending, received now."""
+        received_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        dynamodb = self.client("dynamodb")
+        for index, record_id in enumerate(record_ids):
+            dynamodb.put_item(
+                TableName=self.table,
+                Item={
+                    "record_id": {"S": record_id},
+                    "parameter_1": {"S": f"p-{index}"},
+                    "parameter_2": {"N": "2.1"},
+                    "received_at": {"S": received_at},
+                    "expires_at": {"N": str(int(time.time()) + 86_400)},
+                    "result_status": {"S": "pending"},
+                },
+            )
+
+    def run(self, name: str) -> dict[str, Any]:
+        """Start one execution as the schedule would, wait for it, return its description."""
+        sfn = self.client("stepfunctions")
+        event = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+        execution_arn = sfn.start_execution(
+            stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(event)
+        )["executionArn"]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            described = sfn.describe_execution(executionArn=execution_arn)
+            if described["status"] != "RUNNING":
+                return dict(described)
+            time.sleep(0.05)
+        raise AssertionError(f"execution {name} did not finish")
+
+    def summary(self, name: str) -> dict[str, int]:
+        described = self.run(name)
+        assert described["status"] == "SUCCEEDED", described
+        summary: dict[str, int] = json.loads(described["output"])
+        return summary
+
+    def items(self) -> dict[str, dict[str, Any]]:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        deserializer = TypeDeserializer()
+        pages = self.client("dynamodb").get_paginator("scan").paginate(TableName=self.table)
+        return {
+            item["record_id"]["S"]: {k: deserializer.deserialize(v) for k, v in item.items()}
+            for page in pages
+            for item in page["Items"]
+        }
+
+    def result_objects(self) -> dict[str, dict[str, Any]]:
+        """Every stored result document by key, with its number of versions."""
+        s3 = self.client("s3")
+        objects = {}
+        versions = s3.list_object_versions(Bucket=self.bucket).get("Versions", [])
+        for version in versions:
+            if version["IsLatest"]:
+                body = s3.get_object(Bucket=self.bucket, Key=version["Key"])["Body"].read()
+                objects[version["Key"]] = json.loads(body)
+        return objects
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Every message published to the alert topic so far (consumed from its SQS subscriber)."""
+        sqs = self.client("sqs")
+        messages = []
+        while True:
+            received = sqs.receive_message(
+                QueueUrl=self.alerts_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not received:
+                return messages
+            for message in received:
+                messages.append(json.loads(json.loads(message["Body"])["Message"]))
+                sqs.delete_message(
+                    QueueUrl=self.alerts_queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+
+
+def _logical_id(template: Template, resource_type: str, contains: str) -> str:
+    (found,) = [r.logical_id for r in template.of_type(resource_type) if contains in r.logical_id]
+    return found
+
+
+@pytest.fixture
+def pipeline(
+    pipeline_template: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Pipeline]:
+    template = Template.from_dict(pipeline_template)
+    with (
+        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
+        moto_lambdas_in_process(),
+    ):
+        deployment = Deployer(
+            template,
+            lambda service: boto3.client(service, region_name=REGION),
+            pseudo=PseudoParameters(region=REGION, stack_name=STACK),
+        ).deploy()
+        names = deployment.names
+        (topic_arn,) = deployment.topics
+        sqs = boto3.client("sqs", region_name=REGION)
+        queue_url = sqs.create_queue(QueueName="alerts")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        boto3.client("sns", region_name=REGION).subscribe(
+            TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn
+        )
+        yield Pipeline(
+            deployment=deployment,
+            table=names[_logical_id(template, "AWS::DynamoDB::Table", "Orders")],
+            bucket=names[_logical_id(template, "AWS::S3::Bucket", "PipelineResults")],
+            topic_arn=topic_arn,
+            state_machine_arn=next(iter(deployment.state_machines.values())),
+            alerts_queue_url=queue_url,
+            monkeypatch=monkeypatch,
+        )
