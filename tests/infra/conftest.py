@@ -39,9 +39,17 @@ def service_json(service_template: Template) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def nag_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The whole app synthesized with the cdk-nag plugin; synth raises on any open finding."""
+    """The whole app synthesized with the cdk-nag plugin.
+
+    Synth raises on an open finding, after writing the templates and validation-report.json;
+    the nag test reads the report so that it names each finding.
+    """
     outdir = tmp_path_factory.mktemp("cdk.out")
-    build_app(NO_BUNDLING, str(outdir), nag=True).synth()
+    try:
+        build_app(NO_BUNDLING, str(outdir), nag=True).synth()
+    except RuntimeError as error:
+        if "ValidationFailed" not in str(error):
+            raise
     return outdir
 
 
