@@ -1,0 +1,198 @@
+"""Docker-free bundling: each function's asset holds its handler's import closure and nothing
+else, and the layers hold exactly the versions pinned in uv.lock."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import DockerImage
+from infra.bundling import (
+    LOCK_FILE,
+    SRC_DIR,
+    LayerBundler,
+    ModuleBundler,
+    locked_closure,
+    module_closure,
+)
+
+IMAGE = DockerImage.from_registry("unused")
+
+
+def relative(files: list[Path], root: Path = SRC_DIR) -> set[str]:
+    return {str(path.relative_to(root)) for path in files}
+
+
+def handlers_in(template: dict[str, Any]) -> list[str]:
+    return sorted(
+        {
+            resource["Properties"]["Handler"]
+            for resource in template["Resources"].values()
+            if resource["Type"] == "AWS::Lambda::Function"
+            and resource["Properties"].get("Handler", "").startswith("entrix.handlers.")
+        }
+    )
+
+
+def functions_environment(template: dict[str, Any], handler: str) -> dict[str, Any]:
+    (props,) = [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function" and r["Properties"].get("Handler") == handler
+    ]
+    return dict(props.get("Environment", {}).get("Variables", {}))
+
+
+@pytest.fixture
+def package(tmp_path: Path) -> Path:
+    """A small `entrix` tree exercising each import form the scan must follow."""
+    files = {
+        "entrix/__init__.py": "",
+        "entrix/environment.py": "NAME = 'X'\n",
+        "entrix/handlers/__init__.py": "",
+        "entrix/handlers/one.py": (
+            "import json\n"
+            "from entrix import environment\n"
+            "from . import helper\n"
+            "from ..domain import rules\n"
+            "def handler(event, context):\n"
+            "    from entrix.adapters.store import save\n"
+            "    return save(rules.check(event))\n"
+        ),
+        "entrix/handlers/helper.py": "",
+        "entrix/handlers/other.py": "import entrix.unused\n",
+        "entrix/domain/__init__.py": "from .shared import VALUE\n",
+        "entrix/domain/rules.py": "def check(event):\n    return event\n",
+        "entrix/domain/shared.py": "VALUE = 1\n",
+        "entrix/adapters/__init__.py": "",
+        "entrix/adapters/store.py": "import boto3\ndef save(x):\n    return x\n",
+        "entrix/unused.py": "",
+    }
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+def test_closure_follows_absolute_relative_lazy_and_package_init_imports(package: Path) -> None:
+    files = module_closure(["entrix.handlers.one"], package)
+    assert relative(files, package) == {
+        "entrix/__init__.py",
+        "entrix/environment.py",
+        "entrix/handlers/__init__.py",
+        "entrix/handlers/one.py",
+        "entrix/handlers/helper.py",
+        "entrix/domain/__init__.py",
+        "entrix/domain/rules.py",
+        "entrix/domain/shared.py",
+        "entrix/adapters/__init__.py",
+        "entrix/adapters/store.py",
+    }
+
+
+def test_closure_of_an_unknown_module_is_an_error(package: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"entrix\.handlers\.missing"):
+        module_closure(["entrix.handlers.missing"], package)
+
+
+def test_bundler_copies_exactly_the_closure(package: Path, tmp_path_factory: Any) -> None:
+    out = tmp_path_factory.mktemp("asset")
+    bundler = ModuleBundler(["entrix.handlers.one"], package)
+    assert bundler.try_bundle(str(out), image=IMAGE) is True
+    copied = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert copied == relative(bundler.files, package)
+    assert "entrix/unused.py" not in copied
+
+
+def test_asset_hash_follows_content_and_differs_between_handlers(package: Path) -> None:
+    one = ModuleBundler(["entrix.handlers.one"], package).asset_hash
+    other = ModuleBundler(["entrix.handlers.other"], package).asset_hash
+    assert one != other
+    assert ModuleBundler(["entrix.handlers.one"], package).asset_hash == one
+    (package / "entrix/domain/rules.py").write_text("def check(event):\n    return None\n")
+    assert ModuleBundler(["entrix.handlers.one"], package).asset_hash != one
+
+
+def test_authorizer_asset_carries_no_order_validation_or_local_runtime() -> None:
+    files = relative(module_closure(["entrix.handlers.authorizer"]))
+    assert "entrix/handlers/authorizer.py" in files
+    assert not {f for f in files if f.startswith(("entrix/orders/", "entrix/local/"))}
+    assert "entrix/cli.py" not in files
+
+
+def test_no_function_asset_includes_the_local_runtime_or_the_cli(
+    service_json: dict[str, Any],
+) -> None:
+    handlers = handlers_in(service_json)
+    assert len(handlers) >= 3
+    for handler in handlers:
+        files = relative(module_closure([handler.rpartition(".")[0]]))
+        assert not {f for f in files if f.startswith("entrix/local/")}, handler
+        assert "entrix/cli.py" not in files, handler
+
+
+def test_every_function_asset_imports_on_its_own(
+    service_json: dict[str, Any], tmp_path: Path
+) -> None:
+    """Import each handler from its bundled asset alone, with installed libraries standing in for
+    the layers and the Lambda runtime's boto3 (python -S: the editable `src` is not on the path)."""
+    site_packages = sysconfig.get_paths()["purelib"]
+    for handler in handlers_in(service_json):
+        module = handler.rpartition(".")[0]
+        # The function's environment as Lambda sets it; references become stand-in strings.
+        variables = functions_environment(service_json, handler)
+        env = {
+            **os.environ,
+            **{k: v if isinstance(v, str) else f"stand-in-{k}" for k, v in variables.items()},
+        }
+        asset = tmp_path / module
+        ModuleBundler([module]).try_bundle(str(asset), image=IMAGE)
+        code = (
+            "import importlib, sys\n"
+            f"sys.path[:0] = [{str(asset)!r}, {site_packages!r}]\n"
+            f"m = importlib.import_module({module!r})\n"
+            f"assert m.__file__.startswith({str(asset)!r}), m.__file__\n"
+            "assert callable(m.handler)\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-S", "-c", code], capture_output=True, text=True, check=False, env=env
+        )
+        assert result.returncode == 0, f"{handler}:\n{result.stderr}"
+
+
+def test_layer_closure_pins_every_dependency_at_the_locked_version() -> None:
+    locked = {p["name"]: p["version"] for p in tomllib.loads(LOCK_FILE.read_text())["package"]}
+    wheels = locked_closure(["pydantic"])
+    assert {w.name for w in wheels} == {
+        "pydantic",
+        "pydantic-core",
+        "typing-extensions",
+        "annotated-types",
+        "typing-inspection",
+    }
+    for wheel in wheels:
+        assert wheel.version == locked[wheel.name]
+        assert wheel.hashes and all(h.startswith("sha256:") for h in wheel.hashes)
+        assert wheel.requirement().startswith(f"{wheel.name}=={wheel.version} --hash=sha256:")
+
+
+def test_pyjwt_layer_is_pyjwt_alone() -> None:
+    assert [w.name for w in locked_closure(["PyJWT"])] == ["pyjwt"]
+
+
+def test_a_package_missing_from_the_lock_is_an_error() -> None:
+    with pytest.raises(KeyError, match="not-a-locked-package"):
+        locked_closure(["not-a-locked-package"])
+
+
+def test_layer_hashes_differ_by_content_and_are_stable() -> None:
+    jwt = LayerBundler(["pyjwt"]).asset_hash
+    assert jwt == LayerBundler(["pyjwt"]).asset_hash
+    assert jwt != LayerBundler(["pydantic"]).asset_hash
