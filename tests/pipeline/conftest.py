@@ -123,6 +123,12 @@ class Pipeline:
         with applied_environment(runtime_environment(spec)):
             return importlib.import_module(handler.rpartition(".")[0])
 
+    def reload_handlers(self) -> None:
+        """Import each handler afresh: they read their table and bucket names at import."""
+        for spec in self.deployment.functions.values():
+            with applied_environment(runtime_environment(spec)):
+                importlib.reload(importlib.import_module(spec.handler.rpartition(".")[0]))
+
     def add_orders(self, *record_ids: str) -> None:
         """Store orders as the ingest Lambda does: result_status pending, received now."""
         received_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -229,7 +235,7 @@ def pipeline(
         boto3.client("sns", region_name=REGION).subscribe(
             TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn
         )
-        yield Pipeline(
+        deployed = Pipeline(
             deployment=deployment,
             table=names[_logical_id(template, "AWS::DynamoDB::Table", "Orders")],
             bucket=names[_logical_id(template, "AWS::S3::Bucket", "PipelineResults")],
@@ -238,3 +244,5 @@ def pipeline(
             alerts_queue_url=queue_url,
             monkeypatch=monkeypatch,
         )
+        deployed.reload_handlers()
+        yield deployed

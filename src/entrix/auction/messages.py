@@ -10,8 +10,8 @@ def slack_payload(sns_message: str) -> dict[str, Any]:
     """The webhook body for one message published to the alert topic.
 
     The pipeline publishes JSON objects with a `text` field plus structured fields (record_id,
-    status, run); those go out as Slack blocks-free messages whose `text` is the readable line
-    followed by the fields. Anything else published to the topic is forwarded as plain text.
+    status, run); Slack gets the readable line followed by one `name: value` line per field.
+    Anything else published to the topic is forwarded as plain text.
     """
     try:
         message = json.loads(sns_message)

@@ -80,7 +80,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     size = 0
     for order in pending:
         result = platform.result_for(order).as_dict()
-        size += len(json.dumps(result)) + 1
+        size += len(json.dumps(result)) + 2  # and the ", " that separates it
         if len(results) == MAX_ORDERS_PER_RUN or size > MAX_RESULTS_BYTES:
             break
         results.append(result)

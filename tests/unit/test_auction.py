@@ -1,0 +1,139 @@
+"""The auction domain: the simulated platform, result keys and documents, alert messages."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from decimal import Decimal
+
+import pytest
+
+from entrix.auction.messages import slack_payload
+from entrix.auction.platform import AuctionPlatform, PendingOrder, Status, json_number
+from entrix.auction.results import (
+    NOT_READY_TEXT,
+    REJECTION_TEXT,
+    rejection_text,
+    result_document,
+    result_key,
+)
+
+ORDER = PendingOrder(record_id="r-1", parameter_1="buy", parameter_2=Decimal("2.1"))
+
+
+def test_readiness_follows_the_probability_and_the_injected_source() -> None:
+    never = AuctionPlatform(random.Random(1), ready_probability=0.0)
+    always = AuctionPlatform(random.Random(1), ready_probability=1.0)
+    assert not any(never.results_ready() for _ in range(200))
+    assert all(always.results_ready() for _ in range(200))
+    sometimes = [AuctionPlatform(random.Random(5), 0.5).results_ready() for _ in range(3)]
+    assert sometimes == [AuctionPlatform(random.Random(5), 0.5).results_ready()] * 3
+
+
+def test_the_same_seed_gives_the_same_results() -> None:
+    first = AuctionPlatform(random.Random(42), 1.0)
+    second = AuctionPlatform(random.Random(42), 1.0)
+    assert [first.result_for(ORDER) for _ in range(20)] == [
+        second.result_for(ORDER) for _ in range(20)
+    ]
+
+
+def test_results_are_both_statuses_with_power_in_range() -> None:
+    platform = AuctionPlatform(random.Random(3), 1.0, max_power=100)
+    results = [platform.result_for(ORDER) for _ in range(500)]
+    assert {r.status for r in results} == {Status.ACCEPTED, Status.REJECTED}
+    assert all(1 <= r.power <= 100 for r in results)
+
+
+def test_acceptance_probability_extremes() -> None:
+    accept_all = AuctionPlatform(random.Random(3), 1.0, acceptance_probability=1.0)
+    reject_all = AuctionPlatform(random.Random(3), 1.0, acceptance_probability=0.0)
+    assert {accept_all.result_for(ORDER).status for _ in range(50)} == {Status.ACCEPTED}
+    assert {reject_all.result_for(ORDER).status for _ in range(50)} == {Status.REJECTED}
+
+
+@pytest.mark.parametrize("probability", [-0.1, 1.5])
+def test_probabilities_outside_0_1_are_refused(probability: float) -> None:
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        AuctionPlatform(random.Random(), ready_probability=probability)
+
+
+def test_result_shape_is_the_seeds_with_the_orders_identity() -> None:
+    result = AuctionPlatform(random.Random(1), 1.0).result_for(ORDER).as_dict()
+    assert set(result) == {"record_id", "status", "power", "parameter_1", "parameter_2"}
+    assert result["record_id"] == "r-1"
+    assert result["status"] in {"accepted", "rejected"}
+    assert json.loads(json.dumps(result))["parameter_2"] == 2.1
+
+
+def test_json_number_keeps_integers_exact() -> None:
+    assert json_number(Decimal("123456789012345678901234567890")) == 123456789012345678901234567890
+    assert json_number(Decimal("2.1")) == 2.1
+    assert json_number(7) == 7
+
+
+def test_synthetic_orders_have_unique_ids_under_the_run_prefix() -> None:
+    orders = AuctionPlatform(random.Random(1), 1.0).synthetic_orders(25, "random-run-1")
+    assert len({o.record_id for o in orders}) == 25
+    assert all(o.record_id.startswith("random-run-1-") for o in orders)
+    assert all(isinstance(o.parameter_2, Decimal) for o in orders)
+
+
+@pytest.mark.parametrize("record_id", ["a", "ünï/cødé?&#", "x" * 1024, "../../etc"])
+def test_result_keys_are_deterministic_short_and_url_safe(record_id: str) -> None:
+    key = result_key(record_id)
+    assert key == result_key(record_id)
+    assert re.fullmatch(r"results/[0-9a-f]{64}\.json", key)
+
+
+def test_different_record_ids_get_different_keys() -> None:
+    assert result_key("a") != result_key("A")
+
+
+def test_result_document_is_built_from_the_recorded_item_only() -> None:
+    item = {
+        "record_id": "r-1",
+        "parameter_1": "buy",
+        "parameter_2": Decimal("2.1"),
+        "received_at": "2026-11-25T10:00:00.000Z",
+        "result_status": "pending",
+        "claimed_by": "run-1",
+        "power": Decimal(42),
+        "result_run_id": "run-1",
+        "result_at": "2026-11-25T10:05:00.000Z",
+    }
+    document = json.loads(result_document(item))
+    assert document == {
+        "record_id": "r-1",
+        "parameter_1": "buy",
+        "parameter_2": 2.1,
+        "received_at": "2026-11-25T10:00:00.000Z",
+        "status": "accepted",
+        "power": 42,
+        "run_id": "run-1",
+        "result_at": "2026-11-25T10:05:00.000Z",
+    }
+    assert result_document(dict(item)) == result_document(item), "same item, same bytes"
+
+
+def test_alert_texts_are_safe_for_states_format() -> None:
+    for template in (REJECTION_TEXT, NOT_READY_TEXT):
+        assert not set(template) & {"'", "\\"}
+        assert template.replace("{}", "").count("{") == 0
+        assert template.replace("{}", "").count("}") == 0
+
+
+def test_rejection_text_names_the_order_and_run() -> None:
+    text = rejection_text("r-1", "run-9", 12)
+    assert "r-1" in text and "run-9" in text and "12" in text
+
+
+def test_slack_payload_puts_the_text_first_then_the_fields() -> None:
+    message = json.dumps({"text": "Order r-1 was rejected.", "record_id": "r-1", "run": "run-9"})
+    assert slack_payload(message) == {"text": "Order r-1 was rejected.\nrecord_id: r-1\nrun: run-9"}
+
+
+@pytest.mark.parametrize("message", ["plain words", "[1, 2]", '{"no_text": 1}', '{"text": 5}'])
+def test_slack_payload_forwards_anything_else_as_plain_text(message: str) -> None:
+    assert slack_payload(message) == {"text": message}
