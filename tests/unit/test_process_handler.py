@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import time
@@ -91,7 +92,7 @@ def test_rejected_records_the_result_then_raises_the_named_error(
 ) -> None:
     put_order(aws["dynamodb"], "a")
 
-    with pytest.raises(OrderRejected, match="'a'|a was rejected"):
+    with pytest.raises(OrderRejected, match="Order a was rejected in auction run run-1"):
         process.handler(event(status="rejected"), None)
 
     assert item(aws)["result_status"] == "rejected"
@@ -124,10 +125,8 @@ def test_another_run_leaves_a_processed_order_alone(
     process: ModuleType, aws: dict, first: str, second: str
 ) -> None:
     put_order(aws["dynamodb"], "a")
-    try:
+    with contextlib.suppress(OrderRejected):
         process.handler(event(status=first, run_id="run-1"), None)
-    except OrderRejected:
-        pass
     before = item(aws)
     objects_before = object_count(aws)
 
