@@ -1,0 +1,121 @@
+"""Service settings from CDK context, and what each setting changes in the synthesized stack."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import pytest
+from aws_cdk import App
+from aws_cdk.assertions import Template
+from infra.app import CDK_JSON
+from infra.config import CONTEXT_PREFIX, ServiceConfig
+from infra.stacks.service import ServiceStack
+
+from entrix import environment
+
+# As `cdk synth -c key=value` passes them: every value a string.
+CLI_CONTEXT = {
+    "entrix:jwt_issuer": "https://auth.example.com",
+    "entrix:jwt_audience": "entrix-api",
+    "entrix:waf_enabled": "true",
+    "entrix:retain_data": "false",
+    "entrix:api_rate_limit": "10.5",
+    "entrix:api_burst_limit": "20",
+    "entrix:log_retention_days": "7",
+    "entrix:authorizer_cache_ttl_seconds": "60",
+    "entrix:region": "eu-central-1",
+}
+
+
+@pytest.fixture(scope="module")
+def configured() -> dict[str, Any]:
+    app = App(context={**CLI_CONTEXT, "aws:cdk:bundling-stacks": []})
+    stack = ServiceStack(app, "Configured", config=ServiceConfig.from_context(app.node))
+    return Template.from_stack(stack).to_json()
+
+
+def of_type(template: dict[str, Any], type_: str) -> list[dict[str, Any]]:
+    return [r for r in template["Resources"].values() if r["Type"] == type_]
+
+
+def test_cli_strings_become_typed_settings() -> None:
+    app = App(context=CLI_CONTEXT)
+    config = ServiceConfig.from_context(app.node)
+    assert config.waf_enabled is True
+    assert config.retain_data is False
+    assert config.api_rate_limit == 10.5
+    assert config.api_burst_limit == 20
+    assert config.jwt_issuer == "https://auth.example.com"
+    assert config.account is None
+
+
+def test_cdk_json_sets_exactly_the_defaults() -> None:
+    """cdk.json documents the settings; it must not silently differ from the code's defaults."""
+    context = json.loads(CDK_JSON.read_text())["context"]
+    defaults = ServiceConfig()
+    for field in dataclasses.fields(ServiceConfig):
+        key = CONTEXT_PREFIX + field.name
+        if key in context:
+            assert context[key] == getattr(defaults, field.name), key
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("entrix:waf_enabled", "yes", "true or false"),
+        ("entrix:log_retention_days", "10", "log_retention_days"),
+        ("entrix:authorizer_cache_ttl_seconds", "7200", "0..3600"),
+    ],
+)
+def test_invalid_settings_are_refused(key: str, value: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ServiceConfig.from_context(App(context={key: value}).node)
+
+
+def test_issuer_and_audience_reach_the_authorizer(configured: dict[str, Any]) -> None:
+    (authorizer,) = [
+        f["Properties"]
+        for f in of_type(configured, "AWS::Lambda::Function")
+        if f["Properties"]["Handler"] == "entrix.handlers.authorizer.handler"
+    ]
+    variables = authorizer["Environment"]["Variables"]
+    assert variables[environment.JWT_ISSUER] == "https://auth.example.com"
+    assert variables[environment.JWT_AUDIENCE] == "entrix-api"
+
+
+def test_throttling_cache_ttl_and_retention_follow_the_settings(
+    configured: dict[str, Any],
+) -> None:
+    (stage,) = of_type(configured, "AWS::ApiGateway::Stage")
+    (settings,) = stage["Properties"]["MethodSettings"]
+    assert settings["ThrottlingRateLimit"] == 10.5
+    assert settings["ThrottlingBurstLimit"] == 20
+    (authorizer,) = of_type(configured, "AWS::ApiGateway::Authorizer")
+    assert authorizer["Properties"]["AuthorizerResultTtlInSeconds"] == 60
+    retentions = {
+        g["Properties"]["RetentionInDays"] for g in of_type(configured, "AWS::Logs::LogGroup")
+    }
+    assert retentions == {7}
+
+
+def test_throwaway_stacks_delete_their_data(configured: dict[str, Any]) -> None:
+    (table,) = of_type(configured, "AWS::DynamoDB::Table")
+    (secret,) = of_type(configured, "AWS::SecretsManager::Secret")
+    assert table["DeletionPolicy"] == secret["DeletionPolicy"] == "Delete"
+    assert table["Properties"].get("DeletionProtectionEnabled") is False
+
+
+def test_waf_setting_puts_a_web_acl_on_the_api_stage(configured: dict[str, Any]) -> None:
+    (acl,) = of_type(configured, "AWS::WAFv2::WebACL")
+    assert acl["Properties"]["Scope"] == "REGIONAL"
+    (association,) = of_type(configured, "AWS::WAFv2::WebACLAssociation")
+    stage_id = next(
+        k for k, r in configured["Resources"].items() if r["Type"] == "AWS::ApiGateway::Stage"
+    )
+    assert stage_id in json.dumps(association["Properties"]["ResourceArn"])
+
+
+def test_waf_is_off_unless_configured(service_json: dict[str, Any]) -> None:
+    assert not of_type(service_json, "AWS::WAFv2::WebACL")
