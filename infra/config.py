@@ -54,14 +54,19 @@ class ServiceConfig:
     # Keep the orders table and the signing key when the stack is deleted (off for throwaway
     # dev stacks).
     retain_data: bool = True
-    # Attach an AWS WAF web ACL (AWS managed rule groups) to the API stage; meant for Prod.
+    # Attach an AWS WAF web ACL (rate limit, AWS managed rule groups) to the API stage; on in
+    # the pipeline's Prod stage, off for Dev and local.
     waf_enabled: bool = False
+    # Requests one client IP may send in any 5 minutes before WAF blocks it (WAF minimum: 10).
+    waf_rate_limit: int = 1000
 
     def __post_init__(self) -> None:
         if self.log_retention_days not in _RETENTION:
             raise ValueError(f"log_retention_days must be one of {sorted(_RETENTION)}")
         if not 0 <= self.authorizer_cache_ttl_seconds <= 3600:
             raise ValueError("authorizer_cache_ttl_seconds must be within 0..3600")
+        if self.waf_rate_limit < 10:
+            raise ValueError("waf_rate_limit must be at least 10 (the AWS WAF minimum)")
 
     @property
     def log_retention(self) -> logs.RetentionDays:

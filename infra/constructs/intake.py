@@ -15,12 +15,12 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
-from aws_cdk import aws_wafv2 as wafv2
 
 from constructs import Construct
 from entrix import environment
 from infra.config import ServiceConfig
 from infra.constructs.lambda_code import python_function
+from infra.constructs.waf import ApiWebAcl
 from infra.nag import acknowledge
 
 AUTHORIZATION_HEADER = "Authorization"
@@ -164,7 +164,13 @@ class Intake(Construct):
         self.api = self._rest_api(config)
         self.orders_url = self.api.url_for_path("/orders")
         if config.waf_enabled:
-            self._web_acl()
+            ApiWebAcl(
+                self,
+                "Waf",
+                stage=self.api.deployment_stage,
+                rate_limit=config.waf_rate_limit,
+                log_retention=config.log_retention,
+            )
         else:
             acknowledge(
                 self.api.deployment_stage,
@@ -256,47 +262,3 @@ class Intake(Construct):
                 "authorizer the product specifies; there are no Cognito users.",
             )
         return api
-
-    def _web_acl(self) -> None:
-        """AWS managed rules in front of the stage (body size rule counted: 1,000 orders > 8 KB)."""
-
-        def managed(name: str, priority: int, *, count: tuple[str, ...] = ()) -> dict[str, object]:
-            group: dict[str, object] = {"vendorName": "AWS", "name": name}
-            if count:
-                group["ruleActionOverrides"] = [
-                    {"name": rule, "actionToUse": {"count": {}}} for rule in count
-                ]
-            return {
-                "name": name,
-                "priority": priority,
-                "overrideAction": {"none": {}},
-                "statement": {"managedRuleGroupStatement": group},
-                "visibilityConfig": {
-                    "cloudWatchMetricsEnabled": True,
-                    "metricName": name,
-                    "sampledRequestsEnabled": True,
-                },
-            }
-
-        acl = wafv2.CfnWebACL(
-            self,
-            "WebAcl",
-            scope="REGIONAL",
-            default_action={"allow": {}},
-            rules=[
-                managed("AWSManagedRulesCommonRuleSet", 0, count=("SizeRestrictions_BODY",)),
-                managed("AWSManagedRulesKnownBadInputsRuleSet", 1),
-                managed("AWSManagedRulesAmazonIpReputationList", 2),
-            ],
-            visibility_config={
-                "cloudWatchMetricsEnabled": True,
-                "metricName": "entrix-api",
-                "sampledRequestsEnabled": True,
-            },
-        )
-        wafv2.CfnWebACLAssociation(
-            self,
-            "WebAclAssociation",
-            resource_arn=self.api.deployment_stage.stage_arn,
-            web_acl_arn=acl.attr_arn,
-        )
