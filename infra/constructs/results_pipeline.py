@@ -455,14 +455,14 @@ class ResultsPipeline(Construct):
     def _acknowledge_findings(self) -> None:
         for function in (self.results_function, self.process_function):
             acknowledge(
-                self.state_machine,
+                self.state_machine.role,
                 f"AwsSolutions-IAM5[Resource::<{_logical_id(function)}.Arn>:*]",
                 "CDK grants lambda:InvokeFunction on the function and its versions and aliases "
                 "(ARN:*), so the task keeps working when a version is published; the function "
                 "is this pipeline's own.",
             )
         acknowledge(
-            self.state_machine,
+            self.state_machine.role,
             "AwsSolutions-IAM5[Resource::*]",
             "X-Ray tracing (xray:PutTraceSegments and friends) and delivery to CloudWatch Logs "
             "(logs:CreateLogDelivery and friends) support no resource-level permissions.",

@@ -1,0 +1,364 @@
+"""The results pipeline in the synthesized Entrix stack: resources, permissions, cdk-nag, ASL."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from entrix.local.template import PseudoParameters, Resolver, Template
+
+STACK = "Entrix"
+STATELINT = Path(sys.executable).parent / "statelint"
+
+
+def _synth(outdir: Path, **pipeline_options: Any) -> dict[str, Any]:
+    """The service stack as `cdk synth` builds it, with the AwsSolutions checks enforced."""
+    from aws_cdk import App
+    from infra.config import ServiceConfig
+    from infra.nag import add_checks
+    from infra.stacks.service import ServiceStack
+
+    app = App(context={"aws:cdk:bundling-stacks": []}, outdir=str(outdir))
+    ServiceStack(app, STACK, config=ServiceConfig())
+    add_checks(app)
+    template: dict[str, Any] = app.synth().get_stack_by_name(STACK).template
+    return template
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return _synth(tmp_path_factory.mktemp("cdk.out"))
+
+
+def resources(template: dict[str, Any], resource_type: str, contains: str = "") -> dict:
+    return {
+        logical_id: resource
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == resource_type and contains in logical_id
+    }
+
+
+def one(template: dict[str, Any], resource_type: str, contains: str = "") -> dict[str, Any]:
+    (found,) = resources(template, resource_type, contains).values()
+    return dict(found["Properties"])
+
+
+def logical_id(template: dict[str, Any], resource_type: str, contains: str) -> str:
+    (found,) = resources(template, resource_type, contains)
+    return str(found)
+
+
+@pytest.fixture(scope="module")
+def asl(template: dict[str, Any]) -> dict[str, Any]:
+    """The exact state machine definition, with local ARNs for the functions and the topic."""
+    parsed = Template.from_dict(template)
+    resolver = Resolver(parsed, PseudoParameters(region="eu-west-1"))
+    for resource in parsed.of_type("AWS::Lambda::Function"):
+        resolver.set_attribute(
+            resource.logical_id,
+            "Arn",
+            f"arn:aws:lambda:eu-west-1:123456789012:function:{resource.logical_id}",
+        )
+    for resource in parsed.of_type("AWS::SNS::Topic"):
+        resolver.set_ref(
+            resource.logical_id, f"arn:aws:sns:eu-west-1:123456789012:{resource.logical_id}"
+        )
+    (machine,) = parsed.of_type("AWS::StepFunctions::StateMachine")
+    definition: dict[str, Any] = json.loads(
+        resolver.resolve(machine.properties["DefinitionString"])
+    )
+    return definition
+
+
+def _policy_statements(template: dict[str, Any], role_contains: str) -> list[dict[str, Any]]:
+    statements = []
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        roles = policy["Properties"]["Roles"]
+        if any(role_contains in json.dumps(role) for role in roles):
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return statements
+
+
+def _actions(statements: list[dict[str, Any]]) -> set[str]:
+    found: set[str] = set()
+    for statement in statements:
+        actions = statement["Action"]
+        found.update([actions] if isinstance(actions, str) else actions)
+    return found
+
+
+# --- resources -------------------------------------------------------------------------------
+
+
+def test_results_bucket_is_private_encrypted_tls_only_logged_with_a_lifecycle(template) -> None:
+    bucket = one(template, "AWS::S3::Bucket", "PipelineResults")
+    name = json.dumps(bucket["BucketName"])
+    assert "order-results-" in name and "AWS::AccountId" in name and "AWS::Region" in name
+    assert (
+        bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+            "ServerSideEncryptionByDefault"
+        ]["SSEAlgorithm"]
+        == "AES256"
+    )
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert bucket["LoggingConfiguration"]["DestinationBucketName"]["Ref"] == logical_id(
+        template, "AWS::S3::Bucket", "AccessLogs"
+    )
+    (rule,) = bucket["LifecycleConfiguration"]["Rules"]
+    assert rule["Prefix"] == "results/"
+    assert rule["ExpirationInDays"] == 365
+    assert rule["Transitions"] == [{"StorageClass": "STANDARD_IA", "TransitionInDays": 30}]
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+
+    policy = json.dumps(one(template, "AWS::S3::BucketPolicy", "PipelineResults"))
+    assert '"aws:SecureTransport": "false"' in policy and '"Effect": "Deny"' in policy
+
+
+def test_alert_topic_is_kms_encrypted_and_tls_only(template) -> None:
+    topic = one(template, "AWS::SNS::Topic", "AlertTopic")
+    assert topic["KmsMasterKeyId"]["Fn::GetAtt"][0] == logical_id(
+        template, "AWS::KMS::Key", "AlertKey"
+    )
+    assert one(template, "AWS::KMS::Key", "AlertKey")["EnableKeyRotation"] is True
+    policy = json.dumps(one(template, "AWS::SNS::TopicPolicy", "AlertTopic"))
+    assert '"aws:SecureTransport": "false"' in policy and '"Effect": "Deny"' in policy
+
+
+def test_orders_table_gets_the_pending_index(template) -> None:
+    table = one(template, "AWS::DynamoDB::Table", "Orders")
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "pending-results"
+    assert index["KeySchema"] == [
+        {"AttributeName": "result_status", "KeyType": "HASH"},
+        {"AttributeName": "received_at", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": ["parameter_1", "parameter_2"],
+    }
+
+
+def test_functions_run_the_handlers_with_their_environment(template) -> None:
+    functions = {
+        f["Properties"]["Handler"]: f["Properties"]
+        for f in resources(template, "AWS::Lambda::Function").values()
+    }
+    results = functions["entrix.handlers.results.handler"]
+    process = functions["entrix.handlers.process.handler"]
+    assert "entrix.handlers.slack.handler" not in functions, "Slack is off unless configured"
+    for function in (results, process):
+        assert function["Runtime"] == "python3.13"
+        assert function["Architectures"] == ["arm64"]
+    assert set(results["Environment"]["Variables"]) == {
+        "ORDERS_TABLE_NAME",
+        "ORDERS_PENDING_INDEX_NAME",
+        "RESULTS_READY_PROBABILITY",
+        "AUCTION_MODE",
+        "RANDOM_ORDER_COUNT",
+    }
+    assert results["Environment"]["Variables"]["AUCTION_MODE"] == "orders"
+    variables = process["Environment"]["Variables"]
+    assert set(variables) == {"ORDERS_TABLE_NAME", "RESULTS_BUCKET_NAME", "RESULT_LEASE_SECONDS"}
+    assert variables["RESULT_LEASE_SECONDS"] == "1800"
+
+
+def test_lambda_a_may_only_query_the_pending_index(template) -> None:
+    statements = _policy_statements(template, "ResultsFunctionRole")
+    dynamodb = [s for s in statements if any(a.startswith("dynamodb:") for a in _actions([s]))]
+    assert _actions(dynamodb) == {"dynamodb:Query"}
+    assert "/index/pending-results" in json.dumps(dynamodb)
+
+
+def test_lambda_b_may_only_update_orders_and_put_results(template) -> None:
+    statements = _policy_statements(template, "ProcessFunctionRole")
+    actions = _actions(statements)
+    assert {a for a in actions if a.startswith(("dynamodb:", "s3:"))} == {
+        "dynamodb:UpdateItem",
+        "s3:PutObject",
+    }
+    (put,) = [s for s in statements if s["Action"] == "s3:PutObject"]
+    assert json.dumps(put["Resource"]).endswith('"/results/*"]]}')
+
+
+def test_state_machine_is_standard_traced_and_logged(template) -> None:
+    machine = one(template, "AWS::StepFunctions::StateMachine")
+    assert machine["StateMachineType"] == "STANDARD"
+    assert machine["TracingConfiguration"] == {"Enabled": True}
+    assert machine["LoggingConfiguration"]["Level"] == "ALL"
+
+
+def test_schedule_starts_the_state_machine_every_5_minutes_with_retries_and_a_dlq(
+    template,
+) -> None:
+    rule = one(template, "AWS::Events::Rule", "Schedule")
+    assert rule["ScheduleExpression"] == "rate(5 minutes)"
+    (target,) = rule["Targets"]
+    assert target["Arn"]["Ref"] == logical_id(
+        template, "AWS::StepFunctions::StateMachine", "StateMachine"
+    )
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 4}
+    dlq = logical_id(template, "AWS::SQS::Queue", "ScheduleDeadLetters")
+    assert target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0] == dlq
+    assert one(template, "AWS::SQS::Queue", "ScheduleDeadLetters")["SqsManagedSseEnabled"] is True
+
+
+def test_outputs_name_the_bucket_topic_and_state_machine(template) -> None:
+    assert {"ResultsBucketName", "AlertTopicArn", "ResultsStateMachineArn"} <= set(
+        template["Outputs"]
+    )
+
+
+def _acknowledged(template: dict[str, Any], logical_id: str) -> dict[str, str]:
+    rules = template["Resources"][logical_id].get("Metadata", {}).get("cdk_nag", {})
+    return {rule["id"]: rule["reason"] for rule in rules.get("rules_to_suppress", [])}
+
+
+def test_each_cdk_nag_finding_is_acknowledged_individually_with_a_reason(template) -> None:
+    # Synthesis raises ValidationFailed on any open finding; these are the accepted ones, each
+    # recorded in the template with its reason.
+    results = logical_id(template, "AWS::Lambda::Function", "ResultsFunction")
+    process = logical_id(template, "AWS::Lambda::Function", "ProcessFunction")
+    bucket = logical_id(template, "AWS::S3::Bucket", "PipelineResults")
+    expected = {
+        logical_id(template, "AWS::IAM::Policy", "StateMachineRoleDefaultPolicy"): {
+            f"AwsSolutions-IAM5[Resource::<{results}.Arn>:*]",
+            f"AwsSolutions-IAM5[Resource::<{process}.Arn>:*]",
+            "AwsSolutions-IAM5[Resource::*]",
+        },
+        logical_id(template, "AWS::IAM::Policy", "ProcessFunctionRoleDefaultPolicy"): {
+            f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/results/*]"
+        },
+        logical_id(template, "AWS::S3::Bucket", "AccessLogs"): {"AwsSolutions-S1"},
+        logical_id(template, "AWS::SQS::Queue", "ScheduleDeadLetters"): {"AwsSolutions-SQS3"},
+    }
+    for resource_id, findings in expected.items():
+        acknowledged = _acknowledged(template, resource_id)
+        assert findings <= set(acknowledged), resource_id
+        assert all(len(acknowledged[finding]) > 40 for finding in findings)
+
+
+def test_slack_subscriber_is_deployed_only_when_configured(tmp_path: Path) -> None:
+    from aws_cdk import App, Stack
+    from aws_cdk import aws_dynamodb as dynamodb
+    from aws_cdk import aws_logs as logs
+    from infra.constructs.lambda_code import python_layer
+    from infra.constructs.results_pipeline import ResultsPipeline
+
+    app = App(context={"aws:cdk:bundling-stacks": []}, outdir=str(tmp_path))
+    stack = Stack(app, "SlackTest")
+    table = dynamodb.Table(
+        stack,
+        "Orders",
+        partition_key=dynamodb.Attribute(name="record_id", type=dynamodb.AttributeType.STRING),
+    )
+    secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:slack-webhook-AbCdEf"
+    ResultsPipeline(
+        stack,
+        "ResultsPipeline",
+        table=table,
+        deps_layer=python_layer(stack, "Deps", requirements=["pydantic"], description="deps"),
+        log_retention=logs.RetentionDays.ONE_DAY,
+        slack_webhook_secret_arn=secret_arn,
+    )
+    synthesized = app.synth().get_stack_by_name("SlackTest").template
+
+    (slack,) = [
+        f["Properties"]
+        for f in resources(synthesized, "AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == "entrix.handlers.slack.handler"
+    ]
+    assert slack["Environment"]["Variables"] == {"SLACK_WEBHOOK_SECRET_ARN": secret_arn}
+    subscription = one(synthesized, "AWS::SNS::Subscription")
+    assert subscription["Protocol"] == "lambda"
+    reads = _policy_statements(synthesized, "SlackFunctionRole")
+    assert "secretsmanager:GetSecretValue" in _actions(reads)
+    assert secret_arn in json.dumps(reads)
+
+
+# --- the state machine definition ------------------------------------------------------------
+
+
+def test_asl_passes_statelint_apart_from_integer_backoff_rates(asl, tmp_path: Path) -> None:
+    """statelint wants BackoffRate written as a float; CDK writes 2, which AWS accepts.
+
+    So statelint must report exactly those and nothing else, and accept the definition once
+    they are written as 2.0.
+    """
+    as_written = tmp_path / "as-written.json"
+    as_written.write_text(json.dumps(asl))
+    report = subprocess.run(
+        [str(STATELINT), str(as_written)], capture_output=True, text=True, check=False
+    )
+    problems = [line.strip() for line in report.stdout.splitlines()[1:] if line.strip()]
+    assert problems, "expected statelint to flag CDK's integer BackoffRate"
+    assert all(re.fullmatch(r".*\.BackoffRate is 2 but should be a Float", p) for p in problems)
+
+    floats = tmp_path / "float-backoff.json"
+    floats.write_text(json.dumps(asl).replace('"BackoffRate": 2}', '"BackoffRate": 2.0}'))
+    clean = subprocess.run(
+        [str(STATELINT), str(floats)], capture_output=True, text=True, check=False
+    )
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+
+
+def test_polling_is_bounded_by_count_wait_and_timeout(asl) -> None:
+    states = asl["States"]
+    assert asl["TimeoutSeconds"] == 1800
+    assert states["WaitForResults"]["Seconds"] == 30
+    ready = states["ResultsReady?"]
+    assert ready["Choices"][0] == {
+        "Variable": "$.auction.results",
+        "BooleanEquals": True,
+        "Next": "ProcessOrders",
+    }
+    assert ready["Choices"][1]["NumericGreaterThanEquals"] == 10
+    assert ready["Choices"][1]["Next"] == "AlertNotReady"
+    assert states["AlertNotReady"]["Next"] == "ResultsNeverReady"
+    assert states["ResultsNeverReady"]["Error"] == "AuctionResultsNotReady"
+    assert states["CountPoll"]["Parameters"] == {"count.$": "States.MathAdd($.poll.count, 1)"}
+
+
+def test_only_transient_errors_are_retried_and_rejections_are_caught(asl) -> None:
+    each = asl["States"]["ProcessOrders"]
+    assert each["MaxConcurrency"] == 10
+    process = each["ItemProcessor"]["States"]["ProcessOrder"]
+    (retry,) = process["Retry"]
+    assert set(retry["ErrorEquals"]) == {
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+        "Lambda.TooManyRequestsException",
+        "ResultStoreUnavailable",
+        "OrderStoreUnavailable",
+    }
+    assert retry["BackoffRate"] >= 2 and retry["MaxAttempts"] == 3
+    assert [c["ErrorEquals"] for c in process["Catch"]] == [["OrderRejected"], ["States.ALL"]]
+    assert process["Catch"][0]["Next"] == "AlertRejected"
+    assert process["Catch"][1]["Next"] == "CountFailure"
+    alert = each["ItemProcessor"]["States"]["AlertRejected"]
+    assert alert["Resource"].endswith(":states:::sns:publish")
+    assert set(alert["Parameters"]["Message"]) == {
+        "text.$",
+        "record_id.$",
+        "status",
+        "run.$",
+        "power.$",
+    }
+
+
+def test_the_summary_counts_every_outcome(asl) -> None:
+    assert asl["States"]["Summarize"]["Parameters"] == {
+        f"{outcome}.$": f"States.ArrayLength($.outcomes[*].{outcome})"
+        for outcome in ("accepted", "rejected", "failed", "skipped")
+    }
