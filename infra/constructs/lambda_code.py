@@ -1,7 +1,8 @@
 """Python Lambda functions and layers built without Docker, with the project's defaults.
 
-Every function runs python3.13 on arm64 with X-Ray tracing, its own log group with a retention,
-and its own role that may write only to that log group (no AWSLambdaBasicExecutionRole).
+Every function runs python3.13 on arm64 with X-Ray tracing, JSON logs into its own log group
+with a retention, and its own role that may write only to that log group (no
+AWSLambdaBasicExecutionRole).
 """
 
 from __future__ import annotations
@@ -99,6 +100,11 @@ def python_function(
         timeout=timeout or Duration.seconds(10),
         tracing=lambda_.Tracing.ACTIVE,
         log_group=log_group,
+        # Lambda writes each stdlib logging record as one JSON object (level, logger, request id),
+        # so Logs Insights can filter on fields without a logging library in the asset.
+        logging_format=lambda_.LoggingFormat.JSON,
+        application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+        system_log_level_v2=lambda_.SystemLogLevel.WARN,
         role=role,
     )
     acknowledge(function.node.find_child("Resource"), "AwsSolutions-L1", L1_REASON)

@@ -127,6 +127,8 @@ def test_functions_run_python313_on_arm64_traced_with_their_own_log_group(
     assert props["Runtime"] == "python3.13"
     assert props["Architectures"] == ["arm64"]
     assert props["TracingConfig"] == {"Mode": "Active"}
+    assert props["LoggingConfig"]["LogFormat"] == "JSON"
+    assert props["LoggingConfig"]["ApplicationLogLevel"] == "INFO"
     log_group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
     assert service_json["Resources"][log_group_id]["Properties"]["RetentionInDays"] == 30
     assert props["Timeout"] <= 29, "API Gateway gives up after 29 s"

@@ -49,6 +49,7 @@ def test_cli_strings_become_typed_settings() -> None:
     assert config.api_burst_limit == 20
     assert config.jwt_issuer == "https://auth.example.com"
     assert config.account is None
+    assert config.region == "eu-central-1"
 
 
 def test_cdk_json_sets_exactly_the_defaults() -> None:
