@@ -59,6 +59,23 @@ class ServiceConfig:
     waf_enabled: bool = False
     # Requests one client IP may send in any 5 minutes before WAF blocks it (WAF minimum: 10).
     waf_rate_limit: int = 1000
+    # Results pipeline. The bucket is named <prefix>-<account>-<region> (names are global).
+    results_bucket_prefix: str = "order-results"
+    results_retention_days: int = 365
+    # The simulated auction platform (Lambda A): chance that results are ready at each poll;
+    # "orders" answers the orders waiting for a result, "random" makes up random_order_count.
+    results_ready_probability: float = 0.5
+    auction_mode: str = "orders"
+    random_order_count: int = 10
+    # Polling: a wait between polls, at most this many polls, and a timeout for the whole run
+    # (also how long a run's claim on an order lasts).
+    results_poll_seconds: int = 30
+    results_max_polls: int = 10
+    results_timeout_minutes: int = 30
+    # Lambda B invocations in flight per run (an inline Map allows at most 40).
+    results_max_concurrency: int = 10
+    # Secrets Manager ARN of a Slack incoming-webhook URL; set it to forward alerts to Slack.
+    slack_webhook_secret_arn: str | None = None
 
     def __post_init__(self) -> None:
         if self.log_retention_days not in _RETENTION:
@@ -67,6 +84,16 @@ class ServiceConfig:
             raise ValueError("authorizer_cache_ttl_seconds must be within 0..3600")
         if self.waf_rate_limit < 10:
             raise ValueError("waf_rate_limit must be at least 10 (the AWS WAF minimum)")
+        if not 0.0 <= self.results_ready_probability <= 1.0:
+            raise ValueError("results_ready_probability must be within 0..1")
+        if self.auction_mode not in ("orders", "random"):
+            raise ValueError("auction_mode must be orders or random")
+        if not 1 <= self.results_max_concurrency <= 40:
+            raise ValueError("results_max_concurrency must be within 1..40")
+        if self.results_poll_seconds < 1 or self.results_max_polls < 1:
+            raise ValueError("results_poll_seconds and results_max_polls must be at least 1")
+        if self.results_timeout_minutes * 60 <= self.results_poll_seconds * self.results_max_polls:
+            raise ValueError("results_timeout_minutes must leave time after the last poll")
 
     @property
     def log_retention(self) -> logs.RetentionDays:
