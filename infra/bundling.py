@@ -48,7 +48,7 @@ def module_file(module: str, src_dir: Path = SRC_DIR) -> Path | None:
     return None
 
 
-def _imported_modules(path: Path, module: str) -> set[str]:
+def imported_modules(path: Path, module: str) -> set[str]:
     """Every dotted name the module imports, absolute or relative, at any depth of its code."""
     tree = ast.parse(path.read_bytes(), filename=str(path))
     is_package = path.name == "__init__.py"
@@ -88,7 +88,7 @@ def module_closure(roots: Iterable[str], src_dir: Path = SRC_DIR) -> list[Path]:
         files.add(path)
         parts = module.split(".")
         pending.extend(".".join(parts[:i]) for i in range(1, len(parts)))
-        pending.extend(_imported_modules(path, module))
+        pending.extend(imported_modules(path, module))
     missing = [root for root in roots if module_file(root, src_dir) is None]
     if missing:
         raise FileNotFoundError(f"no source under {src_dir} for {', '.join(missing)}")

@@ -18,11 +18,17 @@ from infra.bundling import (
     SRC_DIR,
     LayerBundler,
     ModuleBundler,
+    imported_modules,
     locked_closure,
     module_closure,
 )
 
 IMAGE = DockerImage.from_registry("unused")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(SRC_DIR).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def relative(files: list[Path], root: Path = SRC_DIR) -> set[str]:
@@ -136,6 +142,17 @@ def test_no_function_asset_includes_the_local_runtime_or_the_cli(
         files = relative(module_closure([handler.rpartition(".")[0]]))
         assert not {f for f in files if f.startswith("entrix/local/")}, handler
         assert "entrix/cli.py" not in files, handler
+
+
+def test_function_code_imports_no_cdk_infra_or_emulator(service_json: dict[str, Any]) -> None:
+    forbidden = ("aws_cdk", "constructs", "cdk_nag", "infra", "moto", "entrix.local")
+    for handler in handlers_in(service_json):
+        for path in module_closure([handler.rpartition(".")[0]]):
+            names = imported_modules(path, module_name(path))
+            bad = sorted(
+                n for n in names if any(n == f or n.startswith(f + ".") for f in forbidden)
+            )
+            assert not bad, f"{path.relative_to(SRC_DIR)} imports {bad}"
 
 
 def test_every_function_asset_imports_on_its_own(

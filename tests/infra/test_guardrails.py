@@ -188,6 +188,23 @@ def test_templates_hold_no_secret_value(nag_templates: dict[str, dict[str, Any]]
                 assert not pattern.search(text), f"{stack}/{logical_id} holds a {kind}"
 
 
+def test_no_function_gets_a_secret_through_its_environment(
+    nag_templates: dict[str, dict[str, Any]],
+) -> None:
+    """Secret-looking variables carry a reference (ARN, name), never a literal value."""
+    secret_like = re.compile(r"SECRET|TOKEN|PASSWORD|PRIVATE|WEBHOOK|(^|_)KEY($|_)")
+    reference = re.compile(r"_(ARN|NAME|ID|TTL_SECONDS)$")
+    for stack, logical_id, resource in _resources(nag_templates):
+        if resource["Type"] != "AWS::Lambda::Function":
+            continue
+        variables = resource["Properties"].get("Environment", {}).get("Variables", {})
+        for name, value in variables.items():
+            if secret_like.search(name):
+                assert reference.search(name), f"{stack}/{logical_id}: {name} carries a value"
+                if name.endswith("_ARN"):
+                    assert not isinstance(value, str) or value.startswith("arn:"), name
+
+
 def test_every_log_group_has_a_retention(nag_templates: dict[str, dict[str, Any]]) -> None:
     for stack, logical_id, resource in _resources(nag_templates):
         if resource["Type"] == "AWS::Logs::LogGroup":
