@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Environment, Stack
+from aws_cdk import CfnOutput, Duration, Environment, Stack
 
 from constructs import Construct
 from infra.config import ServiceConfig
@@ -44,6 +44,16 @@ class ServiceStack(Stack):
             deps_layer=self.deps_layer,
             log_retention=config.log_retention,
             removal_policy=config.data_removal_policy,
+            bucket_name_prefix=config.results_bucket_prefix,
+            results_retention_days=config.results_retention_days,
+            ready_probability=config.results_ready_probability,
+            auction_mode=config.auction_mode,
+            random_order_count=config.random_order_count,
+            poll_interval=Duration.seconds(config.results_poll_seconds),
+            max_polls=config.results_max_polls,
+            max_concurrency=config.results_max_concurrency,
+            timeout=Duration.minutes(config.results_timeout_minutes),
+            slack_webhook_secret_arn=config.slack_webhook_secret_arn,
         )
 
         CfnOutput(self, "ApiUrl", value=self.intake.orders_url, description="POST orders here")
