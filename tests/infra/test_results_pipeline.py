@@ -17,15 +17,15 @@ STACK = "Entrix"
 STATELINT = Path(sys.executable).parent / "statelint"
 
 
-def _synth(outdir: Path, **pipeline_options: Any) -> dict[str, Any]:
+def _synth(outdir: Path, context: dict[str, Any] | None = None) -> dict[str, Any]:
     """The service stack as `cdk synth` builds it, with the AwsSolutions checks enforced."""
     from aws_cdk import App
     from infra.config import ServiceConfig
     from infra.nag import add_checks
     from infra.stacks.service import ServiceStack
 
-    app = App(context={"aws:cdk:bundling-stacks": []}, outdir=str(outdir))
-    ServiceStack(app, STACK, config=ServiceConfig())
+    app = App(context={"aws:cdk:bundling-stacks": [], **(context or {})}, outdir=str(outdir))
+    ServiceStack(app, STACK, config=ServiceConfig.from_context(app.node))
     add_checks(app)
     template: dict[str, Any] = app.synth().get_stack_by_name(STACK).template
     return template
@@ -284,6 +284,65 @@ def test_slack_subscriber_is_deployed_only_when_configured(tmp_path: Path) -> No
     reads = _policy_statements(synthesized, "SlackFunctionRole")
     assert "secretsmanager:GetSecretValue" in _actions(reads)
     assert secret_arn in json.dumps(reads)
+
+
+SLACK_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:slack-webhook-AbCdEf"
+
+
+@pytest.fixture(scope="module")
+def configured(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every pipeline setting changed, as `cdk synth -c key=value` passes them (strings)."""
+    return _synth(
+        tmp_path_factory.mktemp("configured"),
+        {
+            "entrix:results_bucket_prefix": "acme-auction",
+            "entrix:results_retention_days": "90",
+            "entrix:results_ready_probability": "0.9",
+            "entrix:auction_mode": "random",
+            "entrix:random_order_count": "250",
+            "entrix:results_poll_seconds": "5",
+            "entrix:results_max_polls": "4",
+            "entrix:results_timeout_minutes": "10",
+            "entrix:results_max_concurrency": "3",
+            "entrix:slack_webhook_secret_arn": SLACK_SECRET,
+        },
+    )
+
+
+def test_settings_reach_the_template(configured: dict[str, Any]) -> None:
+    bucket = one(configured, "AWS::S3::Bucket", "PipelineResults")
+    assert "acme-auction-" in json.dumps(bucket["BucketName"])
+    assert bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == 90
+    functions = {
+        f["Properties"]["Handler"]: f["Properties"]
+        for f in resources(configured, "AWS::Lambda::Function").values()
+    }
+    variables = functions["entrix.handlers.results.handler"]["Environment"]["Variables"]
+    assert variables["AUCTION_MODE"] == "random"
+    assert variables["RANDOM_ORDER_COUNT"] == "250"
+    assert variables["RESULTS_READY_PROBABILITY"] == "0.9"
+    process = functions["entrix.handlers.process.handler"]["Environment"]["Variables"]
+    assert process["RESULT_LEASE_SECONDS"] == "600"
+    slack = functions["entrix.handlers.slack.handler"]["Environment"]["Variables"]
+    assert slack == {"SLACK_WEBHOOK_SECRET_ARN": SLACK_SECRET}
+    fragments = one(configured, "AWS::StepFunctions::StateMachine")["DefinitionString"]
+    definition = "".join(part for part in fragments["Fn::Join"][1] if isinstance(part, str))
+    for setting in (
+        '"Seconds":5',
+        '"NumericGreaterThanEquals":4',
+        '"MaxConcurrency":3',
+        '"TimeoutSeconds":600',
+    ):
+        assert setting in definition
+
+
+def test_random_mode_may_also_store_its_made_up_orders(configured: dict[str, Any]) -> None:
+    statements = _policy_statements(configured, "ResultsFunctionRole")
+    actions = _actions(statements)
+    assert {a for a in actions if a.startswith("dynamodb:")} == {
+        "dynamodb:Query",
+        "dynamodb:BatchWriteItem",
+    }
 
 
 # --- the state machine definition ------------------------------------------------------------
