@@ -33,6 +33,8 @@ BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
 BUILD_RUNTIMES = {"python": "3.11", "nodejs": "20"}
 INSTALL_COMMANDS = ["make install"]
 BUILD_COMMANDS = ["make test", "make synth"]
+# Download caches of uv (wheels for the venv and the Lambda layers) and npm (the CDK CLI).
+BUILD_CACHE_PATHS = ["/root/.cache/uv/**/*", "/root/.npm/**/*"]
 
 PIPELINE_NAME = "entrix-delivery"
 # Build logs are for diagnosing a failed run; older runs are rebuilt from git, not from logs.
@@ -93,8 +95,13 @@ class DeliveryStack(Stack):
                 commands=BUILD_COMMANDS,
                 primary_output_directory="cdk.out",
                 partial_build_spec=codebuild.BuildSpec.from_object(
-                    {"phases": {"install": {"runtime-versions": BUILD_RUNTIMES}}}
+                    {
+                        "phases": {"install": {"runtime-versions": BUILD_RUNTIMES}},
+                        "cache": {"paths": BUILD_CACHE_PATHS},
+                    }
                 ),
+                # Kept on the build host between close runs: no bucket, no cost.
+                cache=codebuild.Cache.local(codebuild.LocalCacheMode.CUSTOM),
             ),
             self_mutation=True,
             docker_enabled_for_synth=False,

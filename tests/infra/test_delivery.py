@@ -1,8 +1,9 @@
 """The delivery stack: what the pipeline does, where it deploys, and that it passes the guardrails.
 
 Two builds of the whole app: the session's `nag_assembly` (cdk.json as shipped, synthesized with
-cdk-nag, which raises on any open finding) and this module's variant with the connection ARN in
-context, Prod approval switched off, and the pipeline, Dev and Prod in accounts of their own.
+cdk-nag; test_guardrails checks its report for open findings) and this module's variant with the
+connection ARN in context, Prod approval switched off, and the pipeline, Dev and Prod in accounts
+of their own.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class Built:
 
 @pytest.fixture(scope="module")
 def shipped(nag_assembly: Path) -> Built:
-    """The app as `make synth` builds it from cdk.json; its synth ran the AwsSolutions checks."""
+    """The app as `make synth` builds it from cdk.json, synthesized with the AwsSolutions checks."""
     return Built(nag_assembly)
 
 
@@ -200,6 +201,8 @@ def test_synth_step_installs_from_the_lock_runs_the_tests_then_synthesizes(
     assert spec["phases"]["install"]["commands"] == ["make install"]
     assert spec["phases"]["build"]["commands"] == ["make test", "make synth"]
     assert spec["artifacts"]["base-directory"] == "cdk.out"
+    assert "/root/.cache/uv/**/*" in spec["cache"]["paths"]
+    assert project["Cache"] == {"Type": "LOCAL", "Modes": ["LOCAL_CUSTOM_CACHE"]}
     assert project["Environment"]["Image"] == "aws/codebuild/standard:7.0"
     # Assets bundle locally, so no project needs Docker (privileged mode).
     for other in shipped.resources("AWS::CodeBuild::Project").values():
