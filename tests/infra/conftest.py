@@ -1,4 +1,5 @@
-"""Apps built once per test session: synthesis costs seconds, every assertion after it is cheap.
+"""The app is synthesized once per test session, with cdk-nag on, and every infra test reads
+that one cloud assembly: synthesis costs seconds, each assertion after it is cheap.
 
 Bundling is skipped (`aws:cdk:bundling-stacks: []`): templates do not depend on asset content,
 and the custom asset hashes are still computed from the real files.
@@ -11,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import Stack
 from aws_cdk.assertions import Template
 from infra.app import SERVICE_STACK, build_app
 
@@ -19,27 +19,8 @@ NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
 
 
 @pytest.fixture(scope="session")
-def service_stack() -> Stack:
-    """The `Entrix` stack with cdk.json's settings (no cdk-nag: see the guardrail tests)."""
-    app = build_app(NO_BUNDLING, nag=False)
-    stack = app.node.find_child(SERVICE_STACK)
-    assert isinstance(stack, Stack)
-    return stack
-
-
-@pytest.fixture(scope="session")
-def service_template(service_stack: Stack) -> Template:
-    return Template.from_stack(service_stack)
-
-
-@pytest.fixture(scope="session")
-def service_json(service_template: Template) -> dict[str, Any]:
-    return service_template.to_json()
-
-
-@pytest.fixture(scope="session")
 def nag_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The whole app synthesized with the cdk-nag plugin.
+    """The whole app (cdk.json's settings) synthesized with the cdk-nag plugin.
 
     Synth raises on an open finding, after writing the templates and validation-report.json;
     the nag test reads the report so that it names each finding.
@@ -60,3 +41,14 @@ def nag_templates(nag_assembly: Path) -> dict[str, dict[str, Any]]:
         path.name.removesuffix(".template.json"): json.loads(path.read_text())
         for path in sorted(nag_assembly.rglob("*.template.json"))
     }
+
+
+@pytest.fixture(scope="session")
+def service_json(nag_templates: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The `Entrix` stack's template, as `cdk synth` writes it."""
+    return nag_templates[SERVICE_STACK]
+
+
+@pytest.fixture(scope="session")
+def service_template(service_json: dict[str, Any]) -> Template:
+    return Template.from_json(service_json)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -350,5 +351,6 @@ def test_outputs_give_the_api_url_secret_authorizer_and_table(
     assert url_parts[0] == "https://" and url_parts[-1] == "/orders"
 
 
-def test_stack_deploys_to_eu_west_1_by_default(service_stack: Any) -> None:
-    assert service_stack.region == "eu-west-1"
+def test_stack_deploys_to_eu_west_1_by_default(nag_assembly: Path) -> None:
+    manifest = json.loads((nag_assembly / "manifest.json").read_text())
+    assert manifest["artifacts"]["Entrix"]["environment"] == "aws://unknown-account/eu-west-1"
