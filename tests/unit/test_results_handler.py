@@ -181,3 +181,18 @@ def test_a_seeded_source_makes_answers_repeatable(
     first = results.handler({}, None)
     monkeypatch.setattr(results, "random_source", random.Random(99))
     assert results.handler({}, None) == first
+
+
+def test_random_mode_reports_unstored_orders_as_a_retryable_error(
+    results: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from entrix.auction.results import OrderStoreUnavailable
+    from entrix.aws.orders_table import WriteOutcome
+
+    monkeypatch.setenv(environment.AUCTION_MODE, "random")
+    monkeypatch.setattr(
+        results.orders_table, "put_items", lambda items: WriteOutcome(not_stored=["x"])
+    )
+
+    with pytest.raises(OrderStoreUnavailable):
+        results.handler({"run_id": "run-1"}, None)

@@ -11,6 +11,7 @@ The reply is one counter (`{"accepted": 1}`), so the state machine sums a run's 
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -30,6 +31,8 @@ from entrix.environment import (
     RESULT_LEASE_SECONDS,
     RESULTS_BUCKET_NAME,
 )
+
+logger = logging.getLogger(__name__)
 
 # A claim lasts as long as a run may: the state machine's timeout (set by the CDK construct).
 DEFAULT_LEASE_SECONDS = 3600
@@ -59,6 +62,15 @@ def _timestamp(epoch_seconds: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _skipped(request: ProcessRequest) -> dict[str, int]:
+    logger.warning(
+        "order %r is processed or claimed by another run; run %s leaves it alone",
+        request.record_id,
+        request.run_id,
+    )
+    return {"skipped": 1}
+
+
 def handler(event: dict[str, Any], context: object) -> dict[str, int]:
     request = ProcessRequest.model_validate(event)
     clock = time.time()
@@ -69,7 +81,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, int]:
         lease = int(os.environ.get(RESULT_LEASE_SECONDS, DEFAULT_LEASE_SECONDS))
         item = order_results.claim(request.record_id, request.run_id, now, lease)
         if item is None:
-            return {"skipped": 1}
+            return _skipped(request)
         item.update(power=request.power, result_run_id=request.run_id, result_at=result_at)
         results_store.put(result_key(request.record_id), result_document(item))
 
@@ -77,7 +89,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, int]:
         request.record_id, request.run_id, now, request.status.value, request.power, result_at
     )
     if recorded is None:
-        return {"skipped": 1}
+        return _skipped(request)
     if request.status is Status.REJECTED:
         raise OrderRejected(rejection_text(request.record_id, request.run_id, request.power))
     return {"accepted": 1}

@@ -12,6 +12,7 @@ pending and the next run takes them.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import time
@@ -21,6 +22,7 @@ from typing import Any
 import boto3
 
 from entrix.auction.platform import AuctionPlatform, PendingOrder
+from entrix.auction.results import OrderStoreUnavailable
 from entrix.aws.order_results import OrderResults
 from entrix.aws.orders_table import OrdersTable
 from entrix.environment import (
@@ -32,6 +34,8 @@ from entrix.environment import (
 )
 from entrix.orders.intake import Receipt, stored_item
 from entrix.orders.model import Order
+
+logger = logging.getLogger(__name__)
 
 MAX_ORDERS_PER_RUN = 1_000
 MAX_RESULTS_BYTES = 200_000
@@ -57,7 +61,7 @@ def _store_synthetic(orders: list[PendingOrder]) -> None:
     ]
     outcome = orders_table.put_items(items)
     if outcome.not_stored:
-        raise RuntimeError(f"{len(outcome.not_stored)} synthetic orders could not be stored")
+        raise OrderStoreUnavailable(f"{len(outcome.not_stored)} synthetic orders were not stored")
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
@@ -65,6 +69,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         random_source, ready_probability=float(os.environ.get(RESULTS_READY_PROBABILITY, "0.5"))
     )
     if not platform.results_ready():
+        logger.info("auction results not ready yet")
         return {"results": False}
 
     if os.environ.get(AUCTION_MODE, "orders") == "random":
@@ -82,6 +87,8 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         result = platform.result_for(order).as_dict()
         size += len(json.dumps(result)) + 2  # and the ", " that separates it
         if len(results) == MAX_ORDERS_PER_RUN or size > MAX_RESULTS_BYTES:
+            logger.warning("run full at %d orders; the others wait for the next run", len(results))
             break
         results.append(result)
+    logger.info("auction results ready for %d orders", len(results))
     return {"results": True, "orders": results}
