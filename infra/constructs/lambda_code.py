@@ -58,7 +58,6 @@ def python_function(
     handler: str,
     description: str,
     log_retention: logs.RetentionDays,
-    modules: Sequence[str] = (),
     layers: Sequence[lambda_.ILayerVersion] = (),
     environment: Mapping[str, str] | None = None,
     memory_size: int = 256,
@@ -66,11 +65,9 @@ def python_function(
 ) -> lambda_.Function:
     """A function whose asset holds the handler's module and the `entrix` modules it imports.
 
-    `handler` is the dotted path "entrix.handlers.x.handler"; `modules` adds modules the import
-    scan cannot see (for example ones loaded by name).
+    `handler` is the dotted path "entrix.handlers.x.handler".
     """
-    module_name = handler.rpartition(".")[0]
-    bundler = ModuleBundler([module_name, *modules])
+    bundler = ModuleBundler([handler.rpartition(".")[0]])
     log_group = logs.LogGroup(
         scope, f"{id}Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
     )
