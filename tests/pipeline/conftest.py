@@ -148,18 +148,30 @@ class Pipeline:
 
     def run(self, name: str) -> dict[str, Any]:
         """Start one execution as the schedule would, wait for it, return its description."""
+        return self.run_together(name)[0]
+
+    def run_together(self, *names: str) -> list[dict[str, Any]]:
+        """Start executions one right after the other, wait for all, return their descriptions."""
         sfn = self.client("stepfunctions")
         event = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
-        execution_arn = sfn.start_execution(
-            stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(event)
-        )["executionArn"]
+        execution_arns = [
+            sfn.start_execution(
+                stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(event)
+            )["executionArn"]
+            for name in names
+        ]
+        described = []
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            described = sfn.describe_execution(executionArn=execution_arn)
-            if described["status"] != "RUNNING":
-                return dict(described)
-            time.sleep(0.05)
-        raise AssertionError(f"execution {name} did not finish")
+        for execution_arn in execution_arns:
+            while True:
+                execution = sfn.describe_execution(executionArn=execution_arn)
+                if execution["status"] != "RUNNING":
+                    described.append(dict(execution))
+                    break
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"execution {execution_arn} did not finish")
+                time.sleep(0.05)
+        return described
 
     def summary(self, name: str) -> dict[str, int]:
         described = self.run(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -211,3 +212,23 @@ def test_unusual_record_ids_get_deterministic_keys(pipeline: Pipeline, record_id
     assert pipeline.summary("run-1") == _counts(accepted=1)
     objects: dict[str, Any] = pipeline.result_objects()
     assert objects[result_key(record_id)]["record_id"] == record_id
+
+
+def test_overlapping_runs_process_each_order_exactly_once(pipeline: Pipeline) -> None:
+    record_ids = [f"o-{index}" for index in range(12)]
+    pipeline.add_orders(*record_ids)
+    pipeline.script()  # every draw: ready, accepted
+
+    runs = pipeline.run_together("run-1", "run-2")
+
+    summaries = [json.loads(run["output"]) for run in runs]
+    assert all(run["status"] == "SUCCEEDED" for run in runs)
+    assert sum(summary["accepted"] for summary in summaries) == len(record_ids)
+    assert all(summary["rejected"] == summary["failed"] == 0 for summary in summaries)
+    items = pipeline.items()
+    assert {item["result_run_id"] for item in items.values()} <= {"run-1", "run-2"}
+    versions = pipeline.client("s3").list_object_versions(Bucket=pipeline.bucket)["Versions"]
+    assert sorted(v["Key"] for v in versions) == sorted(result_key(r) for r in record_ids), (
+        "one write per order: the run that lost the claim never touched the object"
+    )
+    _assert_consistent(pipeline)
