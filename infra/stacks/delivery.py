@@ -11,7 +11,16 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import CfnOutput, CfnResource, Environment, RemovalPolicy, Stack, Stage, pipelines
+from aws_cdk import (
+    CfnOutput,
+    CfnResource,
+    Environment,
+    RemovalPolicy,
+    Stack,
+    Stage,
+    Token,
+    pipelines,
+)
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
@@ -240,8 +249,10 @@ class DeliveryStack(Stack):
             "bucket that could not log itself.",
         )
 
-        logs_arn = f"<AWS::Partition>:logs:{self.region}:<AWS::AccountId>"
-        reports_arn = f"<AWS::Partition>:codebuild:{self.region}:<AWS::AccountId>"
+        # cdk-nag prints a configured account as digits, an env-agnostic one as a placeholder.
+        account = "<AWS::AccountId>" if Token.is_unresolved(self.account) else self.account
+        logs_arn = f"<AWS::Partition>:logs:{self.region}:{account}"
+        reports_arn = f"<AWS::Partition>:codebuild:{self.region}:{account}"
         unused_logs = (
             "CodeBuild's default grant on its default log group /aws/codebuild/<project>; the "
             "projects log to BuildLogs (with a retention) instead, so the grant is never used, "
@@ -275,7 +286,7 @@ class DeliveryStack(Stack):
         mutation = pipeline.self_mutation_project
         self._acknowledge(
             mutation,
-            "AwsSolutions-IAM5[Resource::arn:*:iam::<AWS::AccountId>:role/*]",
+            f"AwsSolutions-IAM5[Resource::arn:*:iam::{account}:role/*]",
             ":role/*",
             "Self-mutation assumes the CDK bootstrap roles to deploy this stack; the statement "
             "is conditioned on the iam:ResourceTag/aws-cdk:bootstrap-role tag (deploy and "
@@ -297,3 +308,34 @@ class DeliveryStack(Stack):
             "(codebuild:StartBuild/BatchGetBuilds/StopBuild), as CDK Pipelines generates it "
             "before the project names exist.",
         )
+        self._acknowledge_cross_region_findings()
+
+    def _acknowledge_cross_region_findings(self) -> None:
+        """A stage in another region than the pipeline gets a replication bucket there, in a
+        support stack CodePipeline generates; its findings, when there is such a stage."""
+        pipeline = self.pipeline.pipeline
+        for support in pipeline.cross_region_support.values():
+            bucket = support.replication_bucket
+            acknowledge(
+                bucket,
+                "AwsSolutions-S1",
+                "CodePipeline's replication bucket for a stage in another region holds only "
+                "copies of this pipeline's KMS-encrypted artifacts, read by the deploy role; "
+                "access logs would need another bucket in that region that could not log itself.",
+            )
+            name = self.resolve(bucket.bucket_name)
+            self._acknowledge(
+                pipeline.role,
+                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{name}/*]",
+                name,
+                "The pipeline copies artifacts into its replication bucket in the stage's "
+                "region; object keys change with every execution.",
+            )
+        if pipeline.cross_region_support:
+            self._acknowledge(
+                pipeline.role,
+                "AwsSolutions-IAM5[Resource::*]",
+                '"Resource": "*"',
+                "KMS use of the replication buckets' keys: they live in support stacks of other "
+                "regions and are referenced by alias, so their ARNs are unknown to this stack.",
+            )

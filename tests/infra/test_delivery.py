@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CDK_CONTEXT = json.loads((ROOT / "cdk.json").read_text())["context"]
 CONNECTION_ARN = "arn:aws:codeconnections:eu-west-1:111111111111:connection/0a1b2c3d"
 EXECUTION_FAILED = "codepipeline-pipeline-pipeline-execution-failed"
+PROD_REGION = "eu-central-1"
 
 
 class Built:
@@ -63,7 +64,8 @@ def shipped(nag_assembly: Path) -> Built:
 
 @pytest.fixture(scope="module")
 def variant(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    """Connection ARN in context, Prod approval off, the pipeline and each stage in an account."""
+    """Connection ARN in context, Prod approval off, the pipeline and each stage in an account of
+    its own, Prod in another region."""
     context = {
         **NO_BUNDLING,
         DELIVERY_PREFIX + "connection_arn": CONNECTION_ARN,
@@ -72,11 +74,13 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Built:
         DELIVERY_PREFIX + "prod_approval": "false",
         STAGES_CONTEXT_KEY: {
             "Dev": {"account": "222222222222"},
-            "Prod": {"account": "333333333333"},
+            "Prod": {"account": "333333333333", "region": PROD_REGION},
         },
     }
     outdir = tmp_path_factory.mktemp("variant")
-    build_app(context, str(outdir), nag=False).synth()
+    # With cdk-nag: synth raises on an open finding (a configured account or a second region
+    # changes how the pipeline's findings are spelled, and adds a replication bucket).
+    build_app(context, str(outdir), nag=True).synth()
     return Built(outdir)
 
 
@@ -233,6 +237,19 @@ def test_stages_deploy_the_service_stack_into_their_own_accounts(variant: Built)
             assert account in json.dumps(action["RoleArn"])
     assert variant.environments[DELIVERY_STACK].account == "111111111111"
     assert variant.environments["Prod-Entrix"].account == "333333333333"
+
+
+def test_a_stage_in_another_region_deploys_there_through_a_replication_bucket(
+    variant: Built,
+) -> None:
+    assert variant.environments["Prod-Entrix"].region == PROD_REGION
+    deploys = [
+        a for a in variant.stage("Prod")["Actions"] if a["ActionTypeId"]["Category"] == "Deploy"
+    ]
+    assert deploys and all(a["Region"] == PROD_REGION for a in deploys)
+    _, pipeline = variant.one("AWS::CodePipeline::Pipeline")
+    stores = {s["Region"] for s in pipeline["Properties"]["ArtifactStores"]}
+    assert stores == {CDK_CONTEXT[DELIVERY_PREFIX + "region"], PROD_REGION}
 
 
 # --- failure notification ----------------------------------------------------------------------
