@@ -193,7 +193,7 @@ class ResultsPipeline(Construct):
         )
         self._schedule(schedule or events.Schedule.rate(Duration.minutes(5)))
         if slack_webhook_secret_arn:
-            self._slack_subscriber(slack_webhook_secret_arn, log_retention, deps_layer)
+            self._slack_subscriber(slack_webhook_secret_arn, log_retention)
         self._acknowledge_findings()
 
     @staticmethod
@@ -436,7 +436,6 @@ class ResultsPipeline(Construct):
         self,
         secret_arn: str,
         log_retention: logs.RetentionDays,
-        deps_layer: lambda_.ILayerVersion,
     ) -> None:
         """Forward every alert to Slack; the webhook URL is a secret created outside the stack."""
         secret = secretsmanager.Secret.from_secret_complete_arn(self, "SlackWebhook", secret_arn)
