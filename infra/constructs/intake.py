@@ -125,7 +125,13 @@ class Intake(Construct):
             memory_size=256,
             timeout=Duration.seconds(5),
         )
-        self.jwt_secret.grant_read(self.authorizer_function)
+        # GetSecretValue alone: grant_read() would add DescribeSecret, which the authorizer never
+        # calls. The secret uses the AWS managed key, so no KMS grant is needed.
+        self.authorizer_function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue"], resources=[self.jwt_secret.secret_arn]
+            )
+        )
 
         table_env = {environment.ORDERS_TABLE_NAME: self.table.table_name}
         self.ingest_function = python_function(

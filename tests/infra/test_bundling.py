@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from aws_cdk import DockerImage
 from infra.bundling import (
+    LAMBDA_PLATFORM,
+    LAMBDA_PYTHON_VERSION,
     LOCK_FILE,
     SRC_DIR,
     LayerBundler,
@@ -22,6 +24,7 @@ from infra.bundling import (
     locked_closure,
     module_closure,
 )
+from infra.constructs.lambda_code import ARCHITECTURE, RUNTIME
 
 IMAGE = DockerImage.from_registry("unused")
 
@@ -213,3 +216,8 @@ def test_layer_hashes_differ_by_content_and_are_stable() -> None:
     jwt = LayerBundler(["pyjwt"]).asset_hash
     assert jwt == LayerBundler(["pyjwt"]).asset_hash
     assert jwt != LayerBundler(["pydantic"]).asset_hash
+
+
+def test_layers_are_built_for_the_functions_runtime() -> None:
+    assert RUNTIME.name == f"python{LAMBDA_PYTHON_VERSION}"
+    assert ARCHITECTURE.name == "arm64" and LAMBDA_PLATFORM.startswith("aarch64-")

@@ -183,8 +183,7 @@ def test_layers_pyjwt_for_the_authorizer_pydantic_for_the_order_handlers(
 def test_authorizer_may_only_read_its_signing_key(service_json: dict[str, Any]) -> None:
     secret_id, _ = only(service_json, "AWS::SecretsManager::Secret")
     assert granted(service_json, AUTHORIZER) == {
-        "secretsmanager:GetSecretValue": {"Ref": secret_id},
-        "secretsmanager:DescribeSecret": {"Ref": secret_id},
+        "secretsmanager:GetSecretValue": {"Ref": secret_id}
     }
 
 
