@@ -47,11 +47,11 @@ LAMBDA_TRANSIENT_ERRORS = [
 ]
 STORE_TRANSIENT_ERRORS = ["ResultStoreUnavailable", "OrderStoreUnavailable"]
 REJECTED_ERROR = "OrderRejected"
+NOT_READY_ERROR = "AuctionResultsNotReady"
 DEFAULT_POLL_INTERVAL = Duration.seconds(30)
 DEFAULT_RETRY_INTERVAL = Duration.seconds(1)
 # Also the lease of an order claimed by a run: no run outlives it.
 DEFAULT_TIMEOUT = Duration.minutes(30)
-NOT_READY_ERROR = "AuctionResultsNotReady"
 
 
 def _logical_id(construct: Construct) -> str:
@@ -83,7 +83,6 @@ class ResultsPipeline(Construct):
         retry_interval: Duration = DEFAULT_RETRY_INTERVAL,
         retry_attempts: int = 3,
         timeout: Duration = DEFAULT_TIMEOUT,
-        schedule: events.Schedule | None = None,
         slack_webhook_secret_arn: str | None = None,
     ) -> None:
         super().__init__(scope, id)
@@ -191,7 +190,7 @@ class ResultsPipeline(Construct):
             ),
             comment="Auction results: poll Lambda A until ready, then Lambda B for each order",
         )
-        self._schedule(schedule or events.Schedule.rate(Duration.minutes(5)))
+        self._schedule()
         if slack_webhook_secret_arn:
             self._slack_subscriber(slack_webhook_secret_arn, log_retention)
         self._acknowledge_findings()
@@ -408,8 +407,8 @@ class ResultsPipeline(Construct):
         )
         return start.next(poll).next(ready)
 
-    def _schedule(self, schedule: events.Schedule) -> None:
-        """EventBridge starts a run on the schedule; undeliverable starts land in a DLQ."""
+    def _schedule(self) -> None:
+        """EventBridge starts a run every 5 minutes; starts it cannot deliver land in a DLQ."""
         self.dead_letter_queue = sqs.Queue(
             self,
             "ScheduleDeadLetters",
@@ -421,7 +420,7 @@ class ResultsPipeline(Construct):
             self,
             "Schedule",
             description="Start an auction results run",
-            schedule=schedule,
+            schedule=events.Schedule.rate(Duration.minutes(5)),
             targets=[
                 targets.SfnStateMachine(
                     self.state_machine,
