@@ -3,8 +3,8 @@
 Every push to `main` (through a CodeStar connection to GitHub) starts the pipeline. Its synth step
 installs from the lock files and runs `make test` (lint, unit, infra guardrails, local end-to-end)
 before `make synth`; the pipeline then updates itself, deploys the Dev stage, and deploys Prod
-after a manual approval (unless switched off). A failed execution is published to an encrypted,
-TLS-only SNS topic, the team's "Slack" channel for delivery.
+after a manual approval (unless switched off). A failed execution, and a Prod deployment waiting
+for approval, are published to an encrypted, TLS-only SNS topic: the team's "Slack" channel.
 """
 
 from __future__ import annotations
@@ -145,6 +145,14 @@ class DeliveryStack(Stack):
             events=[codepipeline.PipelineNotificationEvents.PIPELINE_EXECUTION_FAILED],
             notification_rule_name=f"{PIPELINE_NAME}-failed",
         )
+        if config.prod_approval:
+            # Someone has to know that Prod is waiting for them.
+            self.pipeline.pipeline.notify_on(
+                "NotifyOnApprovalNeeded",
+                self.alerts,
+                events=[codepipeline.PipelineNotificationEvents.MANUAL_APPROVAL_NEEDED],
+                notification_rule_name=f"{PIPELINE_NAME}-approval-needed",
+            )
         CfnOutput(self, "PipelineName", value=self.pipeline.pipeline.pipeline_name)
         CfnOutput(
             self,

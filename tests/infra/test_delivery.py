@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CDK_CONTEXT = json.loads((ROOT / "cdk.json").read_text())["context"]
 CONNECTION_ARN = "arn:aws:codeconnections:eu-west-1:111111111111:connection/0a1b2c3d"
 EXECUTION_FAILED = "codepipeline-pipeline-pipeline-execution-failed"
+APPROVAL_NEEDED = "codepipeline-pipeline-manual-approval-needed"
 PROD_REGION = "eu-central-1"
 
 
@@ -227,6 +228,8 @@ def test_dev_deploys_on_every_push_and_prod_waits_for_approval(shipped: Built) -
 def test_prod_approval_can_be_switched_off(variant: Built) -> None:
     categories = {a["ActionTypeId"]["Category"] for a in variant.stage("Prod")["Actions"]}
     assert categories == {"Deploy"}
+    (rule,) = variant.resources("AWS::CodeStarNotifications::NotificationRule").values()
+    assert rule["Properties"]["EventTypeIds"] == [EXECUTION_FAILED]
 
 
 def test_stages_deploy_the_service_stack_into_their_own_accounts(variant: Built) -> None:
@@ -258,11 +261,14 @@ def test_a_stage_in_another_region_deploys_there_through_a_replication_bucket(
 def test_a_failed_execution_notifies_the_alerts_topic(shipped: Built) -> None:
     pipeline_id, _ = shipped.one("AWS::CodePipeline::Pipeline")
     topic_id, topic = shipped.one("AWS::SNS::Topic")
-    _, rule = shipped.one("AWS::CodeStarNotifications::NotificationRule")
-    props = rule["Properties"]
-    assert props["EventTypeIds"] == [EXECUTION_FAILED]
-    assert pipeline_id in json.dumps(props["Resource"])
-    assert props["Targets"] == [{"TargetAddress": {"Ref": topic_id}, "TargetType": "SNS"}]
+    rules = {
+        tuple(r["Properties"]["EventTypeIds"]): r["Properties"]
+        for r in shipped.resources("AWS::CodeStarNotifications::NotificationRule").values()
+    }
+    assert set(rules) == {(EXECUTION_FAILED,), (APPROVAL_NEEDED,)}
+    for props in rules.values():
+        assert pipeline_id in json.dumps(props["Resource"])
+        assert props["Targets"] == [{"TargetAddress": {"Ref": topic_id}, "TargetType": "SNS"}]
     assert topic["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0] in shipped.resources(
         "AWS::KMS::Key"
     )
