@@ -114,6 +114,7 @@ class DeliveryStack(Stack):
             ),
             self_mutation=True,
             docker_enabled_for_synth=False,
+            # One CodeBuild project publishes every file asset, instead of one project per asset.
             publish_assets_in_parallel=False,
             # A customer-managed, rotated KMS key for the artifacts bucket and every CodeBuild
             # project; it also lets Dev and Prod live in other accounts than the pipeline.
@@ -158,7 +159,7 @@ class DeliveryStack(Stack):
             self,
             "AlertsTopicArn",
             value=self.alerts.topic_arn,
-            description="Failed pipeline executions are published here; subscribe the team",
+            description="Failed executions and pending Prod approvals; subscribe the team",
         )
         self._acknowledge_pipeline_findings()
 
