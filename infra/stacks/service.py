@@ -10,6 +10,7 @@ from constructs import Construct
 from infra.config import ServiceConfig
 from infra.constructs.intake import Intake
 from infra.constructs.lambda_code import python_layer
+from infra.constructs.observability import Observability
 from infra.constructs.results_pipeline import ResultsPipeline
 
 
@@ -54,6 +55,14 @@ class ServiceStack(Stack):
             max_concurrency=config.results_max_concurrency,
             timeout=Duration.minutes(config.results_timeout_minutes),
             slack_webhook_secret_arn=config.slack_webhook_secret_arn,
+        )
+
+        self.observability = Observability(
+            self,
+            "Observability",
+            intake=self.intake,
+            results=self.results,
+            removal_policy=config.data_removal_policy,
         )
 
         CfnOutput(self, "ApiUrl", value=self.intake.orders_url, description="POST orders here")

@@ -1,0 +1,290 @@
+"""Operations view of the service: alarms that page the operations topic, and one dashboard.
+
+Alarms go to an operations topic of their own, not to the results pipeline's alert topic: that
+one is the trading team's business channel ("Slack": rejected orders), optionally forwarded to a
+webhook that formats auction messages, while alarms are for whoever runs the service and carry
+CloudWatch's alarm JSON. Both topics are KMS-encrypted and TLS-only.
+
+Every alarm treats missing data as not breaching (no traffic is not an outage) and notifies on
+ALARM and on OK, so the operator also learns when a fault has cleared.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+
+from constructs import Construct
+from infra.constructs.intake import Intake
+from infra.constructs.results_pipeline import ResultsPipeline
+
+PERIOD = Duration.minutes(5)
+METRICS_NAMESPACE = "Entrix"
+# The authorizer logs this line for every token it refuses (entrix.handlers.authorizer), and
+# then raises "Unauthorized" on purpose: Lambda counts each refusal as an error.
+AUTHORIZER_REFUSAL_LOG_TEXT = "token refused"
+AUTHORIZER_REFUSALS_METRIC = "AuthorizerRefusals"
+
+
+class Observability(Construct):
+    """Operations topic, the service's alarms and its dashboard."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        intake: Intake,
+        results: ResultsPipeline,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+    ) -> None:
+        super().__init__(scope, id)
+        self.topic = self._ops_topic(removal_policy)
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+
+        api_5xx = intake.api.metric_server_error(period=PERIOD, statistic="Sum")
+        self._alarm("ApiServerErrors", api_5xx, "the API answered 5xx (a server fault)")
+
+        refusals = self._authorizer_refusals(intake)
+        authorizer_faults = cloudwatch.MathExpression(
+            expression="FILL(errors, 0) - FILL(refusals, 0)",
+            using_metrics={
+                "errors": intake.authorizer_function.metric_errors(period=PERIOD),
+                "refusals": refusals,
+            },
+            label="Authorizer faults (errors that are not token refusals)",
+            period=PERIOD,
+        )
+        self._alarm(
+            "AuthorizerErrors",
+            authorizer_faults,
+            "the authorizer failed other than by refusing a token (secret unreadable, crash, "
+            "timeout): callers get 5xx",
+        )
+
+        ingest = intake.ingest_function
+        self._alarm(
+            "IngestErrors",
+            ingest.metric_errors(period=PERIOD),
+            "the ingest Lambda raised or timed out: orders may not have been acknowledged",
+        )
+        self._alarm(
+            "IngestThrottles",
+            ingest.metric_throttles(period=PERIOD),
+            "the ingest Lambda was throttled (concurrency limit): clients get 5xx",
+        )
+
+        machine = results.state_machine
+        self._alarm(
+            "ExecutionsFailed",
+            machine.metric_failed(period=PERIOD),
+            "a results run failed (for example the auction platform was never ready)",
+        )
+        self._alarm(
+            "ExecutionsTimedOut",
+            machine.metric_timed_out(period=PERIOD),
+            "a results run hit the state machine's timeout",
+        )
+        self._alarm(
+            "ExecutionsAborted",
+            machine.metric_aborted(period=PERIOD),
+            "a results run was stopped before it finished",
+        )
+        self._alarm(
+            "ScheduleDeadLetters",
+            results.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                period=PERIOD, statistic="Maximum"
+            ),
+            "EventBridge could not start a scheduled run; the event is in the dead-letter queue",
+        )
+
+        self.dashboard = self._dashboard(intake, results, refusals, authorizer_faults)
+        CfnOutput(
+            self,
+            "OpsTopicArn",
+            value=self.topic.topic_arn,
+            description="Alarms are published here; subscribe the on-call channel",
+        )
+        CfnOutput(self, "DashboardName", value=self.dashboard.dashboard_name)
+
+    def _ops_topic(self, removal_policy: RemovalPolicy) -> sns.Topic:
+        """KMS-encrypted, TLS-only topic that CloudWatch alarms may publish to."""
+        key = kms.Key(
+            self,
+            "OpsKey",
+            description="Encrypts the Entrix operations (alarm) topic",
+            enable_key_rotation=True,
+            removal_policy=removal_policy,
+        )
+        # CloudWatch publishes as its service principal; SNS then needs the key on its behalf.
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"sns.{Stack.of(self).region}.amazonaws.com"}
+                },
+            )
+        )
+        return sns.Topic(
+            self,
+            "OpsTopic",
+            display_name="Entrix operations alarms",
+            master_key=key,
+            enforce_ssl=True,
+        )
+
+    def _alarm(self, id: str, metric: cloudwatch.IMetric, what: str) -> None:
+        alarm = cloudwatch.Alarm(
+            self,
+            id,
+            metric=metric,
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=f"Entrix: {what}.",
+        )
+        action = actions.SnsAction(self.topic)
+        alarm.add_alarm_action(action)
+        alarm.add_ok_action(action)
+        self.alarms[id] = alarm
+
+    def _authorizer_refusals(self, intake: Intake) -> cloudwatch.Metric:
+        """Refused tokens counted from the authorizer's log, to tell refusals from faults."""
+        # The stack's own namespace: two deployments in one account keep separate counts (a
+        # metric filter's dimensions can only be fields of the log event, not constants).
+        namespace = f"{METRICS_NAMESPACE}/{Stack.of(self).stack_name}"
+        logs.MetricFilter(
+            self,
+            "AuthorizerRefusalsFilter",
+            log_group=intake.authorizer_function.log_group,
+            filter_pattern=logs.FilterPattern.literal(f'"{AUTHORIZER_REFUSAL_LOG_TEXT}"'),
+            metric_namespace=namespace,
+            metric_name=AUTHORIZER_REFUSALS_METRIC,
+            metric_value="1",
+            default_value=0,
+        )
+        return cloudwatch.Metric(
+            namespace=namespace,
+            metric_name=AUTHORIZER_REFUSALS_METRIC,
+            statistic="Sum",
+            period=PERIOD,
+        )
+
+    def _dashboard(
+        self,
+        intake: Intake,
+        results: ResultsPipeline,
+        refusals: cloudwatch.IMetric,
+        authorizer_faults: cloudwatch.IMetric,
+    ) -> cloudwatch.Dashboard:
+        api = intake.api
+        machine = results.state_machine
+        functions = {
+            "authorizer": intake.authorizer_function,
+            "ingest": intake.ingest_function,
+            "order status": intake.order_status_function,
+            "Lambda A (results)": results.results_function,
+            "Lambda B (process)": results.process_function,
+        }
+        dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.hours(3))
+        dashboard.add_widgets(
+            cloudwatch.AlarmStatusWidget(
+                title="Alarms", alarms=list(self.alarms.values()), width=24, height=3
+            )
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="API requests and errors",
+                left=[
+                    api.metric_count(period=PERIOD, statistic="Sum"),
+                    api.metric_client_error(period=PERIOD, statistic="Sum"),
+                    api.metric_server_error(period=PERIOD, statistic="Sum"),
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="API latency (ms)",
+                left=[
+                    api.metric_latency(period=PERIOD, statistic="p50"),
+                    api.metric_latency(period=PERIOD, statistic="p99"),
+                    api.metric_integration_latency(period=PERIOD, statistic="p99"),
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Authorizer: refusals and faults",
+                left=[refusals, authorizer_faults],
+                width=8,
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Lambda errors",
+                left=[
+                    fn.metric_errors(period=PERIOD, label=name) for name, fn in functions.items()
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Lambda throttles",
+                left=[
+                    fn.metric_throttles(period=PERIOD, label=name) for name, fn in functions.items()
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Lambda duration p99 (ms)",
+                left=[
+                    fn.metric_duration(period=PERIOD, statistic="p99", label=name)
+                    for name, fn in functions.items()
+                ],
+                width=8,
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Results runs",
+                left=[
+                    machine.metric_started(period=PERIOD),
+                    machine.metric_succeeded(period=PERIOD),
+                    machine.metric_failed(period=PERIOD),
+                    machine.metric_timed_out(period=PERIOD),
+                    machine.metric_aborted(period=PERIOD),
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Orders table: throttled requests",
+                left=[
+                    intake.table.metric_throttled_requests_for_operations(
+                        operations=[
+                            dynamodb.Operation.BATCH_WRITE_ITEM,
+                            dynamodb.Operation.GET_ITEM,
+                            dynamodb.Operation.UPDATE_ITEM,
+                            dynamodb.Operation.QUERY,
+                        ],
+                        period=PERIOD,
+                    )
+                ],
+                width=8,
+            ),
+            cloudwatch.SingleValueWidget(
+                title="Schedule dead letters",
+                metrics=[
+                    results.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                        period=PERIOD, statistic="Maximum"
+                    )
+                ],
+                width=8,
+            ),
+        )
+        return dashboard
