@@ -18,6 +18,8 @@ from aws_cdk.cx_api import CloudAssembly
 from cfnlint.api import lint_file
 from infra.app import DELIVERY_STACK, build_app
 from infra.config import DELIVERY_PREFIX, STAGES_CONTEXT_KEY
+from infra.stacks.delivery import BUILD_COMMANDS, BUILD_RUNTIMES, INSTALL_COMMANDS
+from ruamel.yaml import YAML
 
 from tests.infra.conftest import NO_BUNDLING
 
@@ -212,6 +214,21 @@ def test_synth_step_installs_from_the_lock_runs_the_tests_then_synthesizes(
     # Assets bundle locally, so no project needs Docker (privileged mode).
     for other in shipped.resources("AWS::CodeBuild::Project").values():
         assert not other["Properties"]["Environment"].get("PrivilegedMode", False)
+
+
+def test_codebuild_runs_the_makefile_with_the_toolchain_ci_uses() -> None:
+    makefile = (ROOT / "Makefile").read_text().splitlines()
+    targets = {line.split(":", 1)[0] for line in makefile if ":" in line}
+    for command in (*INSTALL_COMMANDS, *BUILD_COMMANDS):
+        make, target = command.split()
+        assert make == "make" and target in targets
+    workflow = YAML(typ="safe").load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    (job,) = workflow["jobs"].values()
+    setup = {s["uses"].split("@")[0]: s.get("with", {}) for s in job["steps"] if "uses" in s}
+    assert {
+        "python": setup["actions/setup-python"]["python-version"],
+        "nodejs": setup["actions/setup-node"]["node-version"],
+    } == BUILD_RUNTIMES
 
 
 def test_dev_deploys_on_every_push_and_prod_waits_for_approval(shipped: Built) -> None:

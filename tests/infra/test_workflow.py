@@ -12,6 +12,7 @@ from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
+MAKEFILE = ROOT / "Makefile"
 CHECK_JSONSCHEMA = Path(sys.executable).with_name("check-jsonschema")
 
 
@@ -66,3 +67,12 @@ def test_steps_set_up_toolchains_with_cache_then_lint_test_synth_and_upload(
     upload_at = next(i for i, s in enumerate(steps) if s.get("uses", "").startswith("actions/upl"))
     synth_at = next(i for i, s in enumerate(steps) if s.get("run") == "make synth")
     assert upload_at > synth_at
+
+
+def test_every_make_command_is_a_makefile_target(workflow: dict[str, Any]) -> None:
+    targets = {line.split(":", 1)[0] for line in MAKEFILE.read_text().splitlines() if ":" in line}
+    (job,) = workflow["jobs"].values()
+    for step in job["steps"]:
+        if "run" in step:
+            make, target = step["run"].split()
+            assert make == "make" and target in targets
