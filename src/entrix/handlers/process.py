@@ -1,9 +1,10 @@
 """Lambda B: one order's auction result, called by the state machine for each order of a run.
 
 Accepted: claim the order for this run, write its result object to S3 under a key derived from
-the record_id (a retry or a later run overwrites it), then record the result on the order.
+the record_id (a retried step overwrites the same object), then record the result on the order.
 Rejected: record the result, then raise OrderRejected, which the state machine catches and turns
-into an alert. An order another live run has taken is left alone (`{"skipped": 1}`).
+into an alert. An order that another run has recorded, or claimed and is still working on, is
+left alone (`{"skipped": 1}`): overlapping runs process each order once.
 
 The reply is one counter (`{"accepted": 1}`), so the state machine sums a run's outcomes with
 `States.ArrayLength` over the Map's results.
