@@ -7,6 +7,8 @@ Two local bundlers for `aws_cdk.BundlingOptions(local=...)`:
 - `LayerBundler` installs pinned wheels for python3.13 on arm64 from `uv.lock` with uv, so the
   layers carry exactly the versions the tests ran against.
 
+Both precompile their Python files when a local Python 3.13 is available (`BytecodeCompiler`).
+
 Each bundler also gives a content hash, used as the asset's custom hash: CDK would otherwise hash
 the whole source folder and give every function the same asset.
 """
@@ -19,7 +21,7 @@ import os
 import shutil
 import subprocess
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,14 @@ PACKAGE = "entrix"
 LAMBDA_PYTHON_VERSION = "3.13"
 LAMBDA_PLATFORM = "aarch64-manylinux2014"
 # Bumped when the bundling itself changes, so old cdk.out assets are not reused.
-BUNDLING_VERSION = "1"
+BUNDLING_VERSION = "2"
+# An interpreter of LAMBDA_PYTHON_VERSION to precompile assets with (else python3.13 on PATH).
+LAMBDA_PYTHON_VARIABLE = "ENTRIX_LAMBDA_PYTHON"
+# Prints an interpreter's "major.minor" and bytecode magic number.
+_PROBE = (
+    "import importlib.util, sys; "
+    "print('%d.%d' % sys.version_info[:2], importlib.util.MAGIC_NUMBER.hex())"
+)
 
 
 def module_file(module: str, src_dir: Path = SRC_DIR) -> Path | None:
@@ -103,21 +112,80 @@ def _digest(chunks: Iterable[bytes]) -> str:
     return sha.hexdigest()
 
 
+@dataclass(frozen=True)
+class BytecodeCompiler:
+    """A local interpreter of the Lambda runtime's Python version, to ship bytecode with assets.
+
+    Lambda's code folders are read-only, so Python cannot cache bytecode there: without it every
+    cold start compiles each imported module again (ingest's domain imports, measured here with
+    python3.13: 372 ms from source, 189 ms from bytecode). Hash-based pycs that never check the
+    source stay valid after the zip round trip changes file times.
+    """
+
+    executable: str
+    magic: str
+
+    def compile(self, directory: Path) -> None:
+        command = [self.executable, "-m", "compileall", "-q", "-j", "0"]
+        command += ["--invalidation-mode", "unchecked-hash", str(directory)]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)  # noqa: S603 (fixed argv)
+
+
+def find_bytecode_compiler(environ: Mapping[str, str] = os.environ) -> BytecodeCompiler | None:
+    """ENTRIX_LAMBDA_PYTHON, else `python3.13` on PATH, when it runs and is 3.13; else None.
+
+    A wrong ENTRIX_LAMBDA_PYTHON is an error; a missing or broken python3.13 (e.g. a pyenv shim
+    for a version that is not selected) only means assets ship as source.
+    """
+    explicit = environ.get(LAMBDA_PYTHON_VARIABLE)
+    candidate = explicit or shutil.which(
+        f"python{LAMBDA_PYTHON_VERSION}", path=environ.get("PATH", os.defpath)
+    )
+    if not candidate:
+        return None
+    probe = subprocess.run(  # noqa: S603 (an interpreter path, no shell)
+        [candidate, "-c", _PROBE], capture_output=True, text=True, check=False
+    )
+    version, _, magic = probe.stdout.strip().partition(" ")
+    if probe.returncode == 0 and version == LAMBDA_PYTHON_VERSION:
+        return BytecodeCompiler(candidate, magic)
+    if explicit:
+        raise ValueError(
+            f"{LAMBDA_PYTHON_VARIABLE}={explicit} is not Python {LAMBDA_PYTHON_VERSION}"
+        )
+    return None
+
+
+def _bytecode_salt(compiler: BytecodeCompiler | None) -> bytes:
+    return f"bytecode:{compiler.magic if compiler else 'none'}".encode()
+
+
 @jsii.implements(ILocalBundling)
 class ModuleBundler:
     """Copies a handler's module closure into the asset folder."""
 
-    def __init__(self, modules: Sequence[str], src_dir: Path = SRC_DIR) -> None:
+    def __init__(
+        self,
+        modules: Sequence[str],
+        src_dir: Path = SRC_DIR,
+        compiler: BytecodeCompiler | None = None,
+    ) -> None:
         self.src_dir = src_dir
         self.files = module_closure(modules, src_dir)
+        self.compiler = compiler
 
     @property
     def asset_hash(self) -> str:
-        """Hash of the copied files' relative paths and content."""
+        """Hash of the copied files' relative paths and content, and of the bytecode format."""
         return _digest(
-            chunk
-            for path in self.files
-            for chunk in (str(path.relative_to(self.src_dir)).encode(), path.read_bytes())
+            [
+                _bytecode_salt(self.compiler),
+                *(
+                    chunk
+                    for path in self.files
+                    for chunk in (str(path.relative_to(self.src_dir)).encode(), path.read_bytes())
+                ),
+            ]
         )
 
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_options: Any) -> bool:
@@ -125,6 +193,8 @@ class ModuleBundler:
             target = Path(output_dir) / path.relative_to(self.src_dir)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
+        if self.compiler:
+            self.compiler.compile(Path(output_dir))
         return True
 
 
@@ -182,14 +252,20 @@ def _uv() -> str:
 class LayerBundler:
     """Installs locked wheels for the Lambda runtime into `<asset>/python`."""
 
-    def __init__(self, requirements: Sequence[str], lock_file: Path = LOCK_FILE) -> None:
+    def __init__(
+        self,
+        requirements: Sequence[str],
+        lock_file: Path = LOCK_FILE,
+        compiler: BytecodeCompiler | None = None,
+    ) -> None:
         self.wheels = locked_closure(requirements, lock_file)
+        self.compiler = compiler
 
     @property
     def asset_hash(self) -> str:
-        """Hash of the pins, their wheel hashes and the target platform."""
+        """Hash of the pins, their wheel hashes, the target platform and the bytecode format."""
         lines = [LAMBDA_PYTHON_VERSION, LAMBDA_PLATFORM, *(w.requirement() for w in self.wheels)]
-        return _digest(line.encode() for line in lines)
+        return _digest([_bytecode_salt(self.compiler), *(line.encode() for line in lines)])
 
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_options: Any) -> bool:
         requirements = Path(output_dir) / "requirements.txt"
@@ -216,4 +292,6 @@ class LayerBundler:
         subprocess.run(command, check=True, env=env)  # noqa: S603 (fixed argv, no shell)
         requirements.unlink()
         (Path(output_dir) / "python" / ".lock").unlink(missing_ok=True)  # uv's own lock file
+        if self.compiler:
+            self.compiler.compile(Path(output_dir) / "python")
         return True

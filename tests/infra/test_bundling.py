@@ -3,6 +3,7 @@ else, and the layers hold exactly the versions pinned in uv.lock."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -15,11 +16,14 @@ import pytest
 from aws_cdk import DockerImage
 from infra.bundling import (
     LAMBDA_PLATFORM,
+    LAMBDA_PYTHON_VARIABLE,
     LAMBDA_PYTHON_VERSION,
     LOCK_FILE,
     SRC_DIR,
+    BytecodeCompiler,
     LayerBundler,
     ModuleBundler,
+    find_bytecode_compiler,
     imported_modules,
     locked_closure,
     module_closure,
@@ -221,3 +225,55 @@ def test_layer_hashes_differ_by_content_and_are_stable() -> None:
 def test_layers_are_built_for_the_functions_runtime() -> None:
     assert RUNTIME.name == f"python{LAMBDA_PYTHON_VERSION}"
     assert ARCHITECTURE.name == "arm64" and LAMBDA_PLATFORM.startswith("aarch64-")
+
+
+def this_interpreter() -> BytecodeCompiler:
+    """The test's own Python standing in for python3.13 (the mechanics are the same)."""
+    return BytecodeCompiler(sys.executable, importlib.util.MAGIC_NUMBER.hex())
+
+
+def test_assets_ship_hash_checked_free_bytecode_when_a_compiler_is_found(
+    package: Path, tmp_path_factory: Any
+) -> None:
+    out = tmp_path_factory.mktemp("asset")
+    bundler = ModuleBundler(["entrix.handlers.one"], package, compiler=this_interpreter())
+    bundler.try_bundle(str(out), image=IMAGE)
+    sources = sorted(out.rglob("*.py"))
+    assert sources
+    for source in sources:
+        pyc = Path(importlib.util.cache_from_source(str(source)))
+        header = pyc.read_bytes()[:16]
+        assert header[:4] == importlib.util.MAGIC_NUMBER
+        # PEP 552 flags: hash-based (bit 0) without source checking (bit 1 clear), so the zip's
+        # new file times cannot invalidate it.
+        assert int.from_bytes(header[4:8], "little") == 0b01
+
+
+def test_bytecode_format_is_part_of_the_asset_hash(package: Path) -> None:
+    plain = ModuleBundler(["entrix.handlers.one"], package).asset_hash
+    compiled = ModuleBundler(["entrix.handlers.one"], package, compiler=this_interpreter())
+    assert compiled.asset_hash != plain
+    assert LayerBundler(["pyjwt"], compiler=this_interpreter()).asset_hash != (
+        LayerBundler(["pyjwt"]).asset_hash
+    )
+
+
+def test_a_wrong_explicit_interpreter_is_refused(tmp_path: Path) -> None:
+    impostor = tmp_path / "python"
+    impostor.write_text("#!/bin/sh\necho 3.12 cb0d0d0a\n")
+    impostor.chmod(0o755)
+    with pytest.raises(ValueError, match=LAMBDA_PYTHON_VARIABLE):
+        find_bytecode_compiler({LAMBDA_PYTHON_VARIABLE: str(impostor)})
+
+
+def test_without_python313_assets_ship_source_only(tmp_path: Path) -> None:
+    assert find_bytecode_compiler({"PATH": str(tmp_path)}) is None
+
+
+def test_python313_on_path_is_found(tmp_path: Path) -> None:
+    python = tmp_path / f"python{LAMBDA_PYTHON_VERSION}"
+    python.write_text(f"#!/bin/sh\necho {LAMBDA_PYTHON_VERSION} f30d0d0a\n")
+    python.chmod(0o755)
+    assert find_bytecode_compiler({"PATH": str(tmp_path)}) == BytecodeCompiler(
+        str(python), "f30d0d0a"
+    )
