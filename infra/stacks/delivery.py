@@ -10,6 +10,7 @@ for approval, are published to an encrypted, TLS-only SNS topic: the team's "Sla
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from aws_cdk import (
     CfnOutput,
@@ -44,6 +45,12 @@ INSTALL_COMMANDS = ["make install"]
 BUILD_COMMANDS = ["make test", "make synth"]
 # Download caches of uv (wheels for the venv and the Lambda layers) and npm (the CDK CLI).
 BUILD_CACHE_PATHS = ["/root/.cache/uv/**/*", "/root/.npm/**/*"]
+
+# Self-mutation deploys with the CDK CLI version that `make synth` used (pinned in package.json),
+# not whatever `aws-cdk@2` is newest on the day.
+CDK_CLI_VERSION: str = json.loads(
+    (Path(__file__).resolve().parents[2] / "package.json").read_text()
+)["devDependencies"]["aws-cdk"]
 
 PIPELINE_NAME = "entrix-delivery"
 # Build logs are for diagnosing a failed run; older runs are rebuilt from git, not from logs.
@@ -113,6 +120,7 @@ class DeliveryStack(Stack):
                 cache=codebuild.Cache.local(codebuild.LocalCacheMode.CUSTOM),
             ),
             self_mutation=True,
+            cli_version=CDK_CLI_VERSION,
             docker_enabled_for_synth=False,
             # One CodeBuild project publishes every file asset, instead of one project per asset.
             publish_assets_in_parallel=False,

@@ -176,6 +176,10 @@ def test_pipeline_is_v2_self_mutating_and_has_a_region(shipped: Built) -> None:
     ]
     (mutate,) = shipped.stage("UpdatePipeline")["Actions"]
     assert mutate["Name"] == "SelfMutate"
+    cli = json.loads((ROOT / "package.json").read_text())["devDependencies"]["aws-cdk"]
+    project = shipped.template["Resources"][mutate["Configuration"]["ProjectName"]["Ref"]]
+    spec = json.loads(project["Properties"]["Source"]["BuildSpec"])
+    assert spec["phases"]["install"]["commands"] == [f"npm install -g aws-cdk@{cli}"]
     assert shipped.environments[DELIVERY_STACK].region == CDK_CONTEXT[DELIVERY_PREFIX + "region"]
 
 
