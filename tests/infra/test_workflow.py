@@ -50,6 +50,14 @@ def test_runs_on_push_and_pull_request_to_main(workflow: dict[str, Any]) -> None
     assert workflow["on"]["pull_request"]["branches"] == ["main"]
 
 
+def test_the_job_token_can_only_read_the_repository(workflow: dict[str, Any]) -> None:
+    # CI builds untrusted pull requests; it never needs to write or to reach AWS.
+    assert workflow["permissions"] == {"contents": "read"}
+    (job,) = workflow["jobs"].values()
+    assert "permissions" not in job
+    assert "secrets" not in WORKFLOW.read_text()
+
+
 def test_steps_set_up_toolchains_with_cache_then_lint_test_synth_and_upload(
     workflow: dict[str, Any],
 ) -> None:
