@@ -94,6 +94,18 @@ def _actions(stage: dict[str, Any]) -> Iterator[dict[str, Any]]:
 # --- guardrails --------------------------------------------------------------------------------
 
 
+def test_cdk_nag_leaves_no_open_finding_in_the_delivery_stack(shipped: Built) -> None:
+    report = json.loads((shipped.outdir / "validation-report.json").read_text())
+    open_findings = [
+        f"{violation['ruleName']} at {construct['constructPath']}"
+        for plugin in report["pluginReports"]
+        for violation in plugin["violations"]
+        for construct in violation["violatingConstructs"]
+        if construct["constructPath"].startswith(f"{DELIVERY_STACK}/")
+    ]
+    assert open_findings == []
+
+
 def test_each_acknowledgement_names_one_finding_and_a_reason(shipped: Built) -> None:
     acknowledged = [
         rule
