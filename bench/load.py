@@ -1,0 +1,245 @@
+"""A bounded load run against `entrix local`, then a check that no acknowledged order was lost.
+
+Starts `entrix local` as its own process on two free ports of 127.0.0.1 (traffic never leaves
+this machine) with the schedule off, sends `orders` orders from `clients` threads, each with a
+keep-alive HTTP connection posting `batch_size` orders per request, then scans the orders table
+through the embedded AWS endpoint and counts how many of the orders acknowledged with a 201 are
+there. The run stops by itself: after the last order, or at `time_limit_seconds`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import queue
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HOST = "127.0.0.1"
+ROOT = Path(__file__).resolve().parents[1]
+READY_LINE = "Entrix is running locally"
+TOKEN_LINE = re.compile(r"export TOKEN=(\S+)")
+START_TIMEOUT_SECONDS = 180.0
+STOP_TIMEOUT_SECONDS = 20.0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+class LocalProcess:
+    """`entrix local` in a child process; `token` once it has printed its banner."""
+
+    def __init__(self, api_port: int, aws_port: int) -> None:
+        self.api_port, self.aws_port = api_port, aws_port
+        self.token: str | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "entrix.cli",
+                "local",
+                "--host",
+                HOST,
+                "--port",
+                str(api_port),
+                "--aws-port",
+                str(aws_port),
+                "--schedule-seconds",
+                "0",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"},
+        )
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def wait_ready(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
+        """Block until the banner and its token have been printed (synth may come first)."""
+        deadline = time.monotonic() + timeout
+        seen: list[str] = []
+        ready = False
+        while time.monotonic() < deadline:
+            try:
+                line = self._lines.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise RuntimeError("entrix local exited:\n" + "".join(seen[-40:]))
+            seen.append(line)
+            ready = ready or READY_LINE in line
+            match = TOKEN_LINE.search(line)
+            if ready and match:
+                self.token = match.group(1)
+                return
+        raise RuntimeError("entrix local was not ready in time:\n" + "".join(seen[-40:]))
+
+    def stop(self) -> None:
+        """Ctrl-C equivalent (SIGTERM), then kill only if it does not stop."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass
+class _Client:
+    """One load thread's results."""
+
+    sent: int = 0
+    latencies: list[float] = field(default_factory=list)
+    acknowledged: list[str] = field(default_factory=list)
+    statuses: Counter[str] = field(default_factory=Counter)
+
+
+def _send(
+    port: int,
+    token: str,
+    batches: queue.Queue[list[dict[str, Any]]],
+    deadline: float,
+    out: _Client,
+) -> None:
+    """Post batches until none is left or time is up, on one keep-alive connection."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=60)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    try:
+        while time.monotonic() < deadline:
+            try:
+                batch = batches.get_nowait()
+            except queue.Empty:
+                return
+            body = json.dumps(batch)
+            out.sent += len(batch)
+            started = time.perf_counter()
+            try:
+                connection.request("POST", "/orders", body=body, headers=headers)
+                response = connection.getresponse()
+                response.read()
+                status = str(response.status)
+            except (OSError, http.client.HTTPException) as error:
+                connection.close()
+                status = type(error).__name__
+            out.latencies.append(time.perf_counter() - started)
+            out.statuses[status] += 1
+            if status == "201":
+                out.acknowledged.extend(order["record_id"] for order in batch)
+    finally:
+        connection.close()
+
+
+def _stored_ids(aws_port: int, prefix: str) -> set[str]:
+    """record_ids in the orders table that start with `prefix`, scanned through the endpoint."""
+    import boto3
+
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=f"http://{HOST}:{aws_port}",
+        region_name="eu-west-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # the embedded endpoint takes any
+    )
+    (table,) = dynamodb.list_tables()["TableNames"]
+    pages = dynamodb.get_paginator("scan").paginate(
+        TableName=table, ProjectionExpression="record_id"
+    )
+    return {
+        item["record_id"]["S"]
+        for page in pages
+        for item in page["Items"]
+        if item["record_id"]["S"].startswith(prefix)
+    }
+
+
+def run(
+    orders: int = 10_000,
+    clients: int = 6,
+    batch_size: int = 25,
+    time_limit_seconds: float = 300.0,
+) -> dict[str, Any]:
+    """Load `entrix local` and check every acknowledged order is stored; the figures as a dict.
+
+    Throughput counts acknowledged orders over the sending time only (start-up and the final
+    scan are excluded); latency is per request (one batch), client side, in milliseconds.
+    """
+    prefix = f"load-{uuid.uuid4().hex[:8]}-"
+    batches: queue.Queue[list[dict[str, Any]]] = queue.Queue()
+    for start in range(0, orders, batch_size):
+        batches.put(
+            [
+                {"record_id": f"{prefix}{i}", "parameter_1": "load", "parameter_2": i + 0.25}
+                for i in range(start, min(start + batch_size, orders))
+            ]
+        )
+    local = LocalProcess(_free_port(), _free_port())
+    try:
+        local.wait_ready()
+        assert local.token is not None
+        results = [_Client() for _ in range(clients)]
+        started = time.perf_counter()
+        deadline = time.monotonic() + time_limit_seconds
+        threads = [
+            threading.Thread(
+                target=_send, args=(local.api_port, local.token, batches, deadline, result)
+            )
+            for result in results
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        seconds = time.perf_counter() - started
+        stored = _stored_ids(local.aws_port, prefix)
+    finally:
+        local.stop()
+
+    latencies = sorted(latency for result in results for latency in result.latencies)
+    acknowledged = {record_id for result in results for record_id in result.acknowledged}
+    statuses: Counter[str] = sum((result.statuses for result in results), Counter())
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else []
+    return {
+        "orders": orders,
+        "clients": clients,
+        "batch_size": batch_size,
+        "requests": len(latencies),
+        "seconds": round(seconds, 2),
+        "acknowledged": len(acknowledged),
+        "found": len(acknowledged & stored),
+        "lost": len(acknowledged - stored),
+        "not_sent": orders - sum(result.sent for result in results),
+        "errors": sum(count for status, count in statuses.items() if status != "201"),
+        "statuses": dict(statuses),
+        "orders_per_second": round(len(acknowledged) / seconds, 1),
+        "requests_per_second": round(len(latencies) / seconds, 1),
+        "p50_ms": round(cuts[49] * 1000, 1) if cuts else None,
+        "p99_ms": round(cuts[98] * 1000, 1) if cuts else None,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))
