@@ -132,27 +132,39 @@ class BytecodeCompiler:
 
 
 def find_bytecode_compiler(environ: Mapping[str, str] = os.environ) -> BytecodeCompiler | None:
-    """ENTRIX_LAMBDA_PYTHON, else `python3.13` on PATH, when it runs and is 3.13; else None.
+    """ENTRIX_LAMBDA_PYTHON, else `python3.13` on PATH, else a pyenv-installed 3.13: the first
+    that runs and is 3.13. None when there is none: the assets then ship as source.
 
-    A wrong ENTRIX_LAMBDA_PYTHON is an error; a missing or broken python3.13 (e.g. a pyenv shim
-    for a version that is not selected) only means assets ship as source.
+    A wrong ENTRIX_LAMBDA_PYTHON is an error; a broken python3.13 on PATH (e.g. a pyenv shim for
+    a version that is not selected) is skipped.
     """
     explicit = environ.get(LAMBDA_PYTHON_VARIABLE)
-    candidate = explicit or shutil.which(
-        f"python{LAMBDA_PYTHON_VERSION}", path=environ.get("PATH", os.defpath)
-    )
-    if not candidate:
-        return None
+    if explicit:
+        compiler = _probe(explicit)
+        if compiler is None:
+            raise ValueError(
+                f"{LAMBDA_PYTHON_VARIABLE}={explicit} is not Python {LAMBDA_PYTHON_VERSION}"
+            )
+        return compiler
+    executable = f"python{LAMBDA_PYTHON_VERSION}"
+    on_path = shutil.which(executable, path=environ.get("PATH", os.defpath))
+    pyenv_root = Path(environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    pyenv = sorted(pyenv_root.glob(f"versions/{LAMBDA_PYTHON_VERSION}.*/bin/{executable}"))
+    for candidate in [*([on_path] if on_path else []), *map(str, reversed(pyenv))]:
+        compiler = _probe(candidate)
+        if compiler:
+            return compiler
+    return None
+
+
+def _probe(executable: str) -> BytecodeCompiler | None:
+    """`executable` as a compiler, if it runs and is the Lambda runtime's Python version."""
     probe = subprocess.run(  # noqa: S603 (an interpreter path, no shell)
-        [candidate, "-c", _PROBE], capture_output=True, text=True, check=False
+        [executable, "-c", _PROBE], capture_output=True, text=True, check=False
     )
     version, _, magic = probe.stdout.strip().partition(" ")
     if probe.returncode == 0 and version == LAMBDA_PYTHON_VERSION:
-        return BytecodeCompiler(candidate, magic)
-    if explicit:
-        raise ValueError(
-            f"{LAMBDA_PYTHON_VARIABLE}={explicit} is not Python {LAMBDA_PYTHON_VERSION}"
-        )
+        return BytecodeCompiler(executable, magic)
     return None
 
 

@@ -267,13 +267,28 @@ def test_a_wrong_explicit_interpreter_is_refused(tmp_path: Path) -> None:
 
 
 def test_without_python313_assets_ship_source_only(tmp_path: Path) -> None:
-    assert find_bytecode_compiler({"PATH": str(tmp_path)}) is None
+    assert find_bytecode_compiler({"PATH": str(tmp_path), "PYENV_ROOT": str(tmp_path)}) is None
 
 
 def test_python313_on_path_is_found(tmp_path: Path) -> None:
     python = tmp_path / f"python{LAMBDA_PYTHON_VERSION}"
     python.write_text(f"#!/bin/sh\necho {LAMBDA_PYTHON_VERSION} f30d0d0a\n")
     python.chmod(0o755)
-    assert find_bytecode_compiler({"PATH": str(tmp_path)}) == BytecodeCompiler(
-        str(python), "f30d0d0a"
-    )
+    found = find_bytecode_compiler({"PATH": str(tmp_path), "PYENV_ROOT": str(tmp_path)})
+    assert found == BytecodeCompiler(str(python), "f30d0d0a")
+
+
+def test_a_pyenv_python313_is_found_when_path_has_none(tmp_path: Path) -> None:
+    """pyenv's shim answers only for the selected version; the install itself always works."""
+    bin_dir = tmp_path / "versions" / f"{LAMBDA_PYTHON_VERSION}.0" / "bin"
+    bin_dir.mkdir(parents=True)
+    python = bin_dir / f"python{LAMBDA_PYTHON_VERSION}"
+    python.write_text(f"#!/bin/sh\necho {LAMBDA_PYTHON_VERSION} f30d0d0a\n")
+    python.chmod(0o755)
+    shim_dir = tmp_path / "shims"
+    shim_dir.mkdir()
+    shim = shim_dir / f"python{LAMBDA_PYTHON_VERSION}"
+    shim.write_text("#!/bin/sh\necho 'pyenv: command not found' >&2\nexit 127\n")
+    shim.chmod(0o755)
+    found = find_bytecode_compiler({"PATH": str(shim_dir), "PYENV_ROOT": str(tmp_path)})
+    assert found == BytecodeCompiler(str(python), "f30d0d0a")
