@@ -257,8 +257,21 @@ def test_echoed_field_names_are_truncated() -> None:
 
 def test_more_orders_than_the_limit_are_refused_as_too_large() -> None:
     raw = body(*(order_text(f"r{i}") for i in range(MAX_ORDERS + 1)))
-    with pytest.raises(TooLarge, match=f"at most {MAX_ORDERS} orders per request"):
+    with pytest.raises(TooLarge, match=f"at most {MAX_ORDERS} orders per request") as caught:
         parse_orders(raw)
+    assert [problem.as_json() for problem in caught.value.problems] == [
+        {"index": None, "field": "", "reason": f"must hold at most {MAX_ORDERS} orders"}
+    ]
+
+
+def test_many_copies_of_one_record_id_give_a_bounded_reply() -> None:
+    problems = problems_of(body(*(order_text("same") for _ in range(MAX_ORDERS))))
+    assert len(problems) == MAX_PROBLEMS
+    assert problems[0] == {
+        "index": 0,
+        "field": "record_id",
+        "reason": "duplicate of the order at index 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 989 more",
+    }
 
 
 def test_a_body_beyond_the_byte_limit_is_refused_before_parsing() -> None:

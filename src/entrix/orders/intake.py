@@ -22,6 +22,7 @@ from entrix.orders.model import Order
 # Cap on listed problems and on echoed field names, so an error reply always stays small.
 MAX_PROBLEMS = 100
 _MAX_FIELD_CHARS = 100
+_MAX_LISTED_DUPLICATES = 10
 
 # Plain reasons for pydantic's error types; custom errors already carry their own message.
 _REASONS = {
@@ -89,7 +90,8 @@ def _body_problem(reason: str) -> list[Problem]:
 def parse_json(body: bytes) -> Any:
     """Decode and parse one strict JSON value, numbers as `Decimal`."""
     if len(body) > MAX_BODY_BYTES:
-        raise TooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+        limit = f"must be at most {MAX_BODY_BYTES} bytes"
+        raise TooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes", _body_problem(limit))
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -135,9 +137,12 @@ def _duplicate_problems(items: list[Any]) -> list[Problem]:
     problems = []
     for indexes in positions.values():
         for index in indexes if len(indexes) > 1 else ():
-            others = ", ".join(str(other) for other in indexes if other != index)
+            others = [str(other) for other in indexes if other != index]
+            listed = ", ".join(others[:_MAX_LISTED_DUPLICATES])
+            if len(others) > _MAX_LISTED_DUPLICATES:
+                listed += f" and {len(others) - _MAX_LISTED_DUPLICATES} more"
             problems.append(
-                Problem(index, "record_id", f"duplicate of the order at index {others}")
+                Problem(index, "record_id", f"duplicate of the order at index {listed}")
             )
     return problems
 
@@ -153,7 +158,10 @@ def validate_orders(value: Any) -> list[Order]:
             "the body must hold at least one order", _body_problem("must not be empty")
         )
     if len(value) > MAX_ORDERS:
-        raise TooLarge(f"at most {MAX_ORDERS} orders per request (got {len(value)})")
+        raise TooLarge(
+            f"at most {MAX_ORDERS} orders per request (got {len(value)})",
+            _body_problem(f"must hold at most {MAX_ORDERS} orders"),
+        )
     problems: list[Problem] = []
     orders: list[Order] = []
     for index, item in enumerate(value):
