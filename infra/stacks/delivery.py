@@ -138,7 +138,7 @@ class DeliveryStack(Stack):
             ),
         )
         self.dev_stage = ServiceStage(self, "Dev", config=dev)
-        self.pipeline.add_stage(self.dev_stage)
+        self.pipeline.add_stage(self.dev_stage, post=[self._smoke_test(self.dev_stage)])
         self.prod_stage = ServiceStage(self, "Prod", config=prod)
         approval = pipelines.ManualApprovalStep(
             "PromoteToProd", comment="Dev is deployed from this commit. Deploy it to Prod?"
@@ -170,6 +170,23 @@ class DeliveryStack(Stack):
             description="Failed executions and pending Prod approvals; subscribe the team",
         )
         self._acknowledge_pipeline_findings()
+
+    @staticmethod
+    def _smoke_test(stage: ServiceStage) -> pipelines.ShellStep:
+        """After Dev deploys: the API answers, and refuses an order without a token (401), so a
+        Prod approval is never asked for a build whose API or authorizer is broken."""
+        orders_url = stage.service.node.find_child("ApiUrl")
+        assert isinstance(orders_url, CfnOutput)
+        return pipelines.ShellStep(
+            "SmokeTest",
+            env_from_cfn_outputs={"ORDERS_URL": orders_url},
+            commands=[
+                "code=$(curl -s -o /dev/null -w '%{http_code}' -X POST"
+                " -H 'Content-Type: application/json' -d '[]' \"$ORDERS_URL\")",
+                'echo "POST $ORDERS_URL without a token: HTTP $code"',
+                'test "$code" = 401',
+            ],
+        )
 
     def _connection_arn(self) -> str:
         """The CodeStar connection ARN from context, else read from SSM when CloudFormation deploys
@@ -280,10 +297,18 @@ class DeliveryStack(Stack):
             "after the project; CodeBuild names them at run time and the builds write none."
         )
         assets = pipeline.node.find_child("Assets")
+        # Synth, self-mutation and smoke test each have a role of their own; the asset projects
+        # share one role, granted on every CodeBuild log and report group at once.
+        own_role = [
+            node
+            for node in pipeline.node.find_all()
+            if isinstance(node, codebuild.Project)
+            and not node.node.path.startswith(f"{assets.node.path}/")
+        ]
         # (scope, log group name and report group name as cdk-nag spells them)
         codebuild_defaults: list[tuple[IConstruct, str, str]] = [
             (project, f"<{self._ref(project)}>:*", f"<{self._ref(project)}>-*")
-            for project in (pipeline.synth_project, pipeline.self_mutation_project)
+            for project in own_role
         ]
         codebuild_defaults.append((assets, "*", "*"))
         for scope, log_group, report_group in codebuild_defaults:
