@@ -13,6 +13,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from entrix.local.apigateway import ApiConfigurationError
 from entrix.local.deploy import DeploymentError
 from entrix.local.endpoint import PortInUse, client_host, local_client
 from entrix.local.pipeline import PipelineError, find_state_machine, start_run, wait_for_summary
@@ -37,6 +38,13 @@ def say(text: str = "") -> None:
 def local(args: argparse.Namespace) -> int:
     """Run the whole system until Ctrl-C or SIGTERM; 0 on a clean stop."""
     started = time.monotonic()
+    stop = threading.Event()
+    # Installed first, so a Ctrl-C during synthesis or startup also ends in a clean stop.
+    previous = {
+        signum: signal.signal(signum, lambda *_: stop.set())
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    system: LocalSystem | None = None
     try:
         root = project_root()
         template_path, synthesized = ensure_template(root)
@@ -54,27 +62,20 @@ def local(args: argparse.Namespace) -> int:
             show_notification=_show_notification,
             stack_name=STACK_NAME,
         )
-    except (SynthError, TemplateError) as error:
-        print(f"entrix local: {error}", file=sys.stderr)
-        return 1
-
-    stop = threading.Event()
-    previous = {
-        signum: signal.signal(signum, lambda *_: stop.set())
-        for signum in (signal.SIGINT, signal.SIGTERM)
-    }
-    try:
-        try:
+        if not stop.is_set():
             system.start()
-        except (PortInUse, DeploymentError, TemplateError) as error:
-            print(f"entrix local: {error}", file=sys.stderr)
-            return 1
-        _show_banner(system, args, root, time.monotonic() - started)
+            _show_banner(system, args, root, time.monotonic() - started)
         stop.wait()
         say("stopping...")
         return 0
+    except (SynthError, TemplateError, PortInUse, DeploymentError, ApiConfigurationError) as error:
+        if stop.is_set():
+            return 0
+        print(f"entrix local: {error}", file=sys.stderr)
+        return 1
     finally:
-        system.stop()
+        if system is not None:
+            system.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
