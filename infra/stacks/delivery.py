@@ -143,7 +143,11 @@ class DeliveryStack(Stack):
         approval = pipelines.ManualApprovalStep(
             "PromoteToProd", comment="Dev is deployed from this commit. Deploy it to Prod?"
         )
-        self.pipeline.add_stage(self.prod_stage, pre=[approval] if config.prod_approval else [])
+        self.pipeline.add_stage(
+            self.prod_stage,
+            pre=[approval] if config.prod_approval else [],
+            post=[self._smoke_test(self.prod_stage)],
+        )
         # Built now rather than at synth time, so the CodePipeline exists for the failure rule.
         self.pipeline.build_pipeline()
 
@@ -173,8 +177,9 @@ class DeliveryStack(Stack):
 
     @staticmethod
     def _smoke_test(stage: ServiceStage) -> pipelines.ShellStep:
-        """After Dev deploys: the API answers, and refuses an order without a token (401), so a
-        Prod approval is never asked for a build whose API or authorizer is broken."""
+        """After a stage deploys: its API answers, and refuses an order without a token (401).
+        In Dev this keeps a broken API or authorizer from being offered for Prod; in Prod a
+        failure reaches the alerts topic like any failed execution."""
         orders_url = stage.service.node.find_child("ApiUrl")
         assert isinstance(orders_url, CfnOutput)
         return pipelines.ShellStep(
