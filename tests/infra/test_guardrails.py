@@ -224,6 +224,19 @@ def test_every_function_logs_to_a_log_group_the_stack_owns(
             )
 
 
+def test_every_function_is_built_by_the_project_helper(
+    nag_templates: dict[str, dict[str, Any]],
+) -> None:
+    """python3.13 on arm64, traced, JSON logs: what `python_function` gives every function."""
+    for stack, logical_id, resource in _resources(nag_templates):
+        if resource["Type"] == "AWS::Lambda::Function":
+            props = resource["Properties"]
+            assert props["Runtime"] == "python3.13", f"{stack}/{logical_id}"
+            assert props["Architectures"] == ["arm64"], f"{stack}/{logical_id}"
+            assert props["TracingConfig"] == {"Mode": "Active"}, f"{stack}/{logical_id}"
+            assert props["LoggingConfig"]["LogFormat"] == "JSON", f"{stack}/{logical_id}"
+
+
 def test_no_wildcard_action_unless_acknowledged(nag_templates: dict[str, dict[str, Any]]) -> None:
     for stack, logical_id, resource in _resources(nag_templates):
         acknowledged = _acknowledged(resource)
