@@ -37,6 +37,12 @@ def _schemas() -> dict[str, Any]:
             "items": _ref("Order"),
             "minItems": 1,
             "maxItems": MAX_ORDERS,
+            "examples": [
+                [
+                    {"record_id": "order-1", "parameter_1": "bid", "parameter_2": 2.1},
+                    {"record_id": "order-2", "parameter_1": "ask", "parameter_2": -150},
+                ]
+            ],
             "description": (
                 f"1 to {MAX_ORDERS} orders with distinct record_ids, in a body of at most "
                 f"{MAX_BODY_BYTES} bytes. Strict JSON: no duplicate keys, no NaN or Infinity."
