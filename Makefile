@@ -64,7 +64,7 @@ diff: install ## cdk diff against the account in your AWS credentials
 deploy: install ## deploy STACK (default Entrix) with the CDK CLI
 	$(CDK) deploy $(STACK) --require-approval broadening
 
-bench: install ## print the benchmark table (ratios against baselines measured in the same run)
+bench: synth ## print the benchmark table (ratios against baselines measured in the same run)
 	$(BIN)/python -m bench
 
 clean: ## remove the environments and build output

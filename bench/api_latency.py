@@ -1,0 +1,138 @@
+"""POST /orders through the local API against a raw BatchWriteItem to the embedded endpoint.
+
+Both carry 10 orders and are measured interleaved in one run, so machine noise hits both
+alike; the ratio is the cost of the API emulation, the authorizer and the ingest handler.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import statistics
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import boto3
+
+ORDERS_PER_REQUEST = 10
+
+
+@dataclass(frozen=True)
+class LatencyFigures:
+    post_p50_ms: float
+    post_p99_ms: float
+    raw_p50_ms: float
+    raw_p99_ms: float
+    concurrent_clients: int
+    concurrent_requests: int
+    concurrent_errors: int
+    concurrent_requests_per_second: float
+
+
+def _percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def _orders(prefix: str) -> list[dict[str, object]]:
+    return [
+        {"record_id": f"{prefix}-{i}", "parameter_1": "bench", "parameter_2": i + 0.5}
+        for i in range(ORDERS_PER_REQUEST)
+    ]
+
+
+class ApiClient:
+    """One keep-alive connection, as a trader's system would hold."""
+
+    def __init__(self, api_url: str, token: str) -> None:
+        parts = urlsplit(api_url)
+        self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def post_orders(self, orders: list[dict[str, object]]) -> int:
+        self.connection.request("POST", "/orders", json.dumps(orders), self.headers)
+        response = self.connection.getresponse()
+        response.read()
+        return response.status
+
+
+def measure(api_url: str, aws_endpoint: str, token: str, samples: int = 300) -> LatencyFigures:
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=aws_endpoint,
+        region_name="eu-west-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",  # noqa: S106 - the embedded endpoint takes any key
+    )
+    table = next(name for name in dynamodb.list_tables()["TableNames"] if "Orders" in name)
+    client = ApiClient(api_url, token)
+
+    def raw_write(prefix: str) -> None:
+        items = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        "record_id": {"S": order["record_id"]},
+                        "parameter_1": {"S": order["parameter_1"]},
+                        "parameter_2": {"N": str(order["parameter_2"])},
+                        "expires_at": {"N": str(int(time.time()) + 86_400)},
+                        "result_status": {"S": "pending"},
+                    }
+                }
+            }
+            for order in _orders(prefix)
+        ]
+        dynamodb.batch_write_item(RequestItems={table: items})
+
+    post_ms: list[float] = []
+    raw_ms: list[float] = []
+    for index in range(samples + 20):
+        prefix = f"latency-{index}-{uuid.uuid4().hex[:8]}"
+        start = time.perf_counter()
+        status = client.post_orders(_orders(prefix))
+        middle = time.perf_counter()
+        raw_write(f"raw-{prefix}")
+        end = time.perf_counter()
+        if status != 201:
+            raise RuntimeError(f"POST /orders answered {status} during the latency run")
+        if index >= 20:  # the first requests warm connections and caches
+            post_ms.append((middle - start) * 1000)
+            raw_ms.append((end - middle) * 1000)
+
+    clients, per_client = 4, 100
+    errors = 0
+    lock = threading.Lock()
+
+    def hammer(worker: int) -> None:
+        nonlocal errors
+        own = ApiClient(api_url, token)
+        for index in range(per_client):
+            try:
+                status = own.post_orders(_orders(f"concurrent-{worker}-{index}"))
+            except OSError:
+                status = 0
+            if status != 201:
+                with lock:
+                    errors += 1
+
+    threads = [threading.Thread(target=hammer, args=(worker,)) for worker in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+
+    return LatencyFigures(
+        post_p50_ms=statistics.median(post_ms),
+        post_p99_ms=_percentile(post_ms, 0.99),
+        raw_p50_ms=statistics.median(raw_ms),
+        raw_p99_ms=_percentile(raw_ms, 0.99),
+        concurrent_clients=clients,
+        concurrent_requests=clients * per_client,
+        concurrent_errors=errors,
+        concurrent_requests_per_second=clients * per_client / elapsed,
+    )

@@ -1,0 +1,95 @@
+"""Start `entrix local` as a user would, in its own process, for the benchmarks that need it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ENTRIX = Path(sys.executable).parent / "entrix"
+STARTUP_LIMIT_SECONDS = 120
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class RunningSystem:
+    api_url: str
+    aws_endpoint: str
+    aws_port: int
+    startup_seconds: float
+
+    def token(self) -> str:
+        return subprocess.run(
+            [str(ENTRIX), "token", "--aws-port", str(self.aws_port)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+
+
+def _serving(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=1)  # noqa: S310 - a loopback URL we built
+    except urllib.error.HTTPError:
+        return True  # any HTTP answer (401 without a token) means the API is up
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def running_system(schedule_seconds: float = 86_400) -> Iterator[RunningSystem]:
+    """`entrix local` on free loopback ports; the startup time is from spawn to first answer."""
+    port, aws_port = free_port(), free_port()
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [
+            str(ENTRIX),
+            "local",
+            "--port",
+            str(port),
+            "--aws-port",
+            str(aws_port),
+            "--schedule-seconds",
+            str(schedule_seconds),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    api_url = f"http://127.0.0.1:{port}"
+    try:
+        while not _serving(f"{api_url}/orders"):
+            if process.poll() is not None:
+                raise RuntimeError(f"entrix local exited: {process.stderr.read().decode()}")  # type: ignore[union-attr]
+            if time.perf_counter() - started > STARTUP_LIMIT_SECONDS:
+                raise RuntimeError("entrix local did not start serving in time")
+            time.sleep(0.05)
+        yield RunningSystem(
+            api_url,
+            f"http://127.0.0.1:{aws_port}",
+            aws_port,
+            time.perf_counter() - started,
+        )
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
