@@ -105,7 +105,22 @@ class ServiceConfig:
 
     @classmethod
     def from_context(cls, node: Node) -> ServiceConfig:
-        """The defaults, overridden by every `entrix:<field>` context value that is set."""
+        """The defaults, overridden by every `entrix:<field>` context value that is set.
+
+        An `entrix:` key that names no setting is refused, so a misspelt one in cdk.json or on
+        the command line cannot silently leave the default in place.
+        """
+        fields = {CONTEXT_PREFIX + field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(
+            key
+            for key in node.get_all_context()
+            if key.startswith(CONTEXT_PREFIX)
+            and key not in fields
+            and key != STAGES_CONTEXT_KEY
+            and not key.startswith(DELIVERY_PREFIX)
+        )
+        if unknown:
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)}: see infra/config.py")
         return _from_context(cls, node, CONTEXT_PREFIX)
 
 

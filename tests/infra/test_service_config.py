@@ -75,6 +75,11 @@ def test_invalid_settings_are_refused(key: str, value: str, message: str) -> Non
         ServiceConfig.from_context(App(context={key: value}).node)
 
 
+def test_a_misspelt_setting_is_refused_not_ignored() -> None:
+    with pytest.raises(ValueError, match=r"entrix:waf_enable\b"):
+        ServiceConfig.from_context(App(context={"entrix:waf_enable": "true"}).node)
+
+
 def test_issuer_and_audience_reach_the_authorizer(configured: dict[str, Any]) -> None:
     (authorizer,) = [
         f["Properties"]
