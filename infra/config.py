@@ -178,7 +178,21 @@ class DeliveryConfig:
 
     @classmethod
     def from_context(cls, node: Node) -> DeliveryConfig:
-        """The defaults, overridden by every `entrix:delivery:<field>` context value that is set."""
+        """The defaults, overridden by every `entrix:delivery:<field>` context value that is set;
+        a misspelt delivery key or stage name is refused rather than ignored."""
+        fields = {DELIVERY_PREFIX + field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(
+            key
+            for key in node.get_all_context()
+            if key.startswith(DELIVERY_PREFIX) and key not in fields
+        )
+        unknown += sorted(
+            f"{STAGES_CONTEXT_KEY}.{stage}"
+            for stage in node.try_get_context(STAGES_CONTEXT_KEY) or {}
+            if stage not in STAGE_DEFAULTS
+        )
+        if unknown:
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)}: see infra/config.py")
         return _from_context(cls, node, DELIVERY_PREFIX)
 
 

@@ -89,3 +89,15 @@ def test_an_unknown_stage_setting_is_refused() -> None:
 def test_stage_settings_are_validated_like_the_service_settings() -> None:
     with pytest.raises(ValueError, match="waf_rate_limit"):
         stage_config(_node({"entrix:stages": {"Prod": {"waf_rate_limit": 5}}}), "Prod")
+
+
+@pytest.mark.parametrize(
+    ("context", "named"),
+    [
+        ({"entrix:delivery:prod_aproval": False}, "entrix:delivery:prod_aproval"),
+        ({"entrix:stages": {"Production": {"waf_enabled": True}}}, "entrix:stages.Production"),
+    ],
+)
+def test_a_misspelt_delivery_key_or_stage_is_refused(context: dict[str, Any], named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        DeliveryConfig.from_context(_node(context))
