@@ -48,7 +48,6 @@ class ApiWebAcl(Construct):
         stage: apigw.Stage,
         rate_limit: int,
         log_retention: logs.RetentionDays,
-        removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -103,7 +102,7 @@ class ApiWebAcl(Construct):
             "Logs",
             log_group_name=log_group_name,
             retention=log_retention,
-            removal_policy=removal_policy,
+            removal_policy=RemovalPolicy.DESTROY,  # request logs expire anyway
         )
         # WAF wants the log group's ARN without the ":*" that its GetAtt Arn carries.
         log_group_arn = stack.format_arn(
