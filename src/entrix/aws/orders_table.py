@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from entrix.orders.numbers import number_text
@@ -35,7 +34,6 @@ _TRANSIENT_ERRORS = frozenset(
         "ServiceUnavailable",
     }
 )
-_deserializer = TypeDeserializer()
 
 
 @dataclass(frozen=True)
@@ -138,4 +136,8 @@ class OrdersTable:
         item = response.get("Item")
         if item is None:
             return None
-        return {name: _deserializer.deserialize(value) for name, value in item.items()}
+        # Imported here: boto3's types module loads all of boto3, and only reads need it.
+        from boto3.dynamodb.types import TypeDeserializer
+
+        deserializer = TypeDeserializer()
+        return {name: deserializer.deserialize(value) for name, value in item.items()}

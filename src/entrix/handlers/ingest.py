@@ -11,8 +11,7 @@ import os
 import time
 from typing import Any
 
-import boto3
-
+from entrix.aws.clients import client
 from entrix.aws.orders_table import OrdersTable
 from entrix.environment import ORDERS_TABLE_NAME
 from entrix.http import BadRequestBody, body_bytes, header, is_json_content, response
@@ -27,7 +26,7 @@ from entrix.orders.intake import (
 logger = logging.getLogger(__name__)
 
 # Created once per container, at import: the client is reused by every warm invocation.
-orders_table = OrdersTable(boto3.client("dynamodb"), os.environ[ORDERS_TABLE_NAME])
+orders_table = OrdersTable(client("dynamodb"), os.environ[ORDERS_TABLE_NAME])
 
 
 def _rejection(status: int, message: str, problems: list[dict[str, Any]]) -> dict[str, Any]:

@@ -10,8 +10,7 @@ import os
 import time
 from typing import Any
 
-import boto3
-
+from entrix.aws.clients import client
 from entrix.aws.orders_table import OrdersTable
 from entrix.environment import ORDERS_TABLE_NAME
 from entrix.http import response
@@ -30,7 +29,7 @@ PUBLIC_FIELDS = (
     "result_at",
 )
 
-orders_table = OrdersTable(boto3.client("dynamodb"), os.environ[ORDERS_TABLE_NAME])
+orders_table = OrdersTable(client("dynamodb"), os.environ[ORDERS_TABLE_NAME])
 
 
 def _not_found(record_id: str | None) -> dict[str, Any]:
