@@ -1,10 +1,8 @@
 """Handlers the Lambda runner tests invoke by their `Handler` names."""
 
+import json
 import os
 from decimal import Decimal
-
-# Read at import time, as a handler module might: the runner must apply the environment first.
-IMPORT_TIME_GREETING = os.environ.get("GREETING")
 
 
 class OrderRejected(Exception):
@@ -15,7 +13,6 @@ def echo(event, context):
     return {
         "event": event,
         "greeting": os.environ.get("GREETING"),
-        "import_time_greeting": IMPORT_TIME_GREETING,
         "function_name": context.function_name,
         "env_function_name": os.environ.get("AWS_LAMBDA_FUNCTION_NAME"),
         "remaining_ms_positive": context.get_remaining_time_in_millis() > 0,
@@ -30,3 +27,51 @@ def reject(event, context):
 
 def unserializable(event, context):
     return {"when": object()}
+
+
+AUTHORIZER_CALLS = []
+
+
+def authorize(event, context):
+    """A REQUEST authorizer keyed on the Authorization header's value."""
+    AUTHORIZER_CALLS.append(event)
+    token = event["headers"].get("Authorization", "")
+    if token == "deny":
+        effect = "Deny"
+    elif token in ("let-me-in", os.environ.get("EXPECTED")):
+        effect = "Allow"
+    elif token == "only-get":
+        return _policy("Allow", event["methodArn"].split("/", 1)[0] + "/*/GET/*")
+    elif token == "broken":
+        return {"principalId": "x"}
+    elif token == "crash":
+        raise RuntimeError("authorizer bug")
+    else:
+        raise Exception("Unauthorized")
+    arn_prefix = event["methodArn"].split("/", 1)[0]
+    return _policy(effect, f"{arn_prefix}/*/*")
+
+
+def _policy(effect, resource):
+    return {
+        "principalId": "user-1",
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}],
+        },
+        "context": {"sub": "user-1", "admin": False, "level": 3},
+    }
+
+
+def proxy_echo(event, context):
+    """A proxy integration answering with the event it got, and custom headers."""
+    if event.get("body") == "explode":
+        raise ValueError("boom")
+    if event.get("body") == "not-a-proxy-response":
+        return ["nope"]
+    return {
+        "statusCode": 201,
+        "headers": {"X-Single": "one"},
+        "multiValueHeaders": {"Set-Cookie": ["a=1", "b=2"]},
+        "body": json.dumps({"event": event, "greeting": os.environ.get("GREETING")}),
+    }

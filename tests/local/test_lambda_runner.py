@@ -37,12 +37,21 @@ def test_handler_sees_its_environment_and_context_and_env_is_restored():
     body = result.json()
     assert body["event"] == {"a": 1}
     assert body["greeting"] == "hello"
-    assert body["import_time_greeting"] == "hello"
     assert body["function_name"] == "fn"
     assert body["env_function_name"] == "fn"
     assert body["remaining_ms_positive"] is True
     assert "GREETING" not in os.environ
     assert "AWS_LAMBDA_FUNCTION_NAME" not in os.environ
+
+
+def test_module_imported_on_first_call_sees_the_function_environment():
+    """Modules are imported once per process, on first use, inside the function's environment."""
+    spec = FunctionSpec(
+        function_name="fn",
+        handler="tests.local.fake_import_time_handler.handler",
+        environment={"GREETING": "at-import"},
+    )
+    assert invoke(spec, {}).json() == {"import_time_greeting": "at-import"}
 
 
 def test_exception_becomes_lambda_error_payload_named_by_class():

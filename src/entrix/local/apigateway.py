@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 # API Gateway REST payload limit (Service Quotas: "Payload size", 10 MB).
 MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_AUTHORIZER_TTL_SECONDS = 300
+# Oversized bodies up to this size are read and dropped before the 413; larger ones are not read.
+_MAX_DRAIN_BYTES = 4 * MAX_BODY_BYTES
 
 # function name, event -> result of the invocation
 Invoker = Callable[[str, Any], Invocation]
@@ -672,9 +674,31 @@ class _RequestHandler(BaseHTTPRequestHandler):
     # delayed ACK (40 ms on Linux) on every keep-alive request.
     disable_nagle_algorithm = True
 
+    def handle_expect_100(self) -> bool:
+        """Refuse an oversized body before the client sends it (curl asks first for big ones)."""
+        if self._declared_length() > MAX_BODY_BYTES:
+            self.close_connection = True
+            self._send(self.gateway.body_too_large())
+            return False
+        return super().handle_expect_100()
+
+    def _declared_length(self) -> int:
+        try:
+            return int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return 0
+
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        length = self._declared_length()
         if length > MAX_BODY_BYTES:
+            # Read and drop the body (up to a bound), so a client that sends it all before
+            # reading gets the 413 instead of a broken pipe.
+            remaining = length if length <= _MAX_DRAIN_BYTES else 0
+            while remaining > 0:
+                chunk = self.rfile.read(min(remaining, 1 << 20))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
             self.close_connection = True
             self._send(self.gateway.body_too_large())
             return

@@ -1,0 +1,262 @@
+"""The API Gateway emulation: routing, authorizer enforcement and cache, limits, event shape."""
+
+import http.client
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from entrix.local import apigateway
+from entrix.local.apigateway import ApiGateway, ApiRequest, ApiServer, RestApi
+from entrix.local.deploy import Deployer
+from entrix.local.lambda_runner import invoke
+from entrix.local.template import PseudoParameters, Template
+from tests.local import fake_handlers
+from tests.local.templates import api_template
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def make_gateway(**template_options):
+    with mock_aws():
+        deployment = Deployer(
+            Template.from_dict(api_template(**template_options)),
+            lambda service: boto3.client(service, region_name="eu-west-1"),
+            pseudo=PseudoParameters(),
+        ).deploy()
+    api = RestApi.from_parts(deployment.api, deployment.api_ids)
+    clock = Clock()
+    gateway = ApiGateway(
+        api, lambda name, event: invoke(deployment.functions[name], event), clock=clock
+    )
+    return gateway, clock
+
+
+@pytest.fixture
+def gateway():
+    fake_handlers.AUTHORIZER_CALLS.clear()
+    return make_gateway()[0]
+
+
+def request(method, path, token="let-me-in", body=b"", headers=()):
+    all_headers = [("Host", "localhost"), *headers]
+    if token is not None:
+        all_headers.append(("Authorization", token))
+    return ApiRequest(method=method, raw_path=path, headers=all_headers, body=body)
+
+
+def event_of(response):
+    assert response.status == 201, response.body
+    return response.json()["event"]
+
+
+def test_routes_come_from_the_template(gateway):
+    routes = {(r.http_method, r.resource_path) for r in gateway.api.routes}
+    assert routes == {
+        ("POST", "/orders"),
+        ("GET", "/orders/{record_id}"),
+        ("GET", "/orders"),
+        ("OPTIONS", "/orders"),
+    }
+    assert gateway.api.stage == "prod"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/nowhere"), ("DELETE", "/orders"), ("POST", "/orders/x/y")]
+)
+def test_unknown_route_or_method_is_missing_authentication_token(gateway, method, path):
+    response = gateway.handle(request(method, path))
+    assert response.status == 403
+    assert response.json()["message"] == "Missing Authentication Token"
+    assert response.header("X-Entrix") == "gateway"  # DEFAULT_4XX gateway response applies
+    assert fake_handlers.AUTHORIZER_CALLS == []
+
+
+def test_proxy_event_has_api_gateway_shape(gateway):
+    response = gateway.handle(
+        request(
+            "GET",
+            "/orders/rec%201?x=1&x=2&y=",
+            headers=[("X-Multi", "a"), ("X-Multi", "b"), ("User-Agent", "tests")],
+        )
+    )
+    event = event_of(response)
+    assert event["resource"] == "/orders/{record_id}"
+    assert event["path"] == "/orders/rec%201"
+    assert event["httpMethod"] == "GET"
+    assert event["pathParameters"] == {"record_id": "rec 1"}
+    assert event["queryStringParameters"] == {"x": "2", "y": ""}
+    assert event["multiValueQueryStringParameters"] == {"x": ["1", "2"], "y": [""]}
+    assert event["headers"]["X-Multi"] == "b"
+    assert event["multiValueHeaders"]["X-Multi"] == ["a", "b"]
+    assert event["body"] is None
+    assert event["isBase64Encoded"] is False
+    context = event["requestContext"]
+    assert context["stage"] == "prod"
+    assert context["resourcePath"] == "/orders/{record_id}"
+    assert context["identity"]["sourceIp"] == "127.0.0.1"
+    assert context["identity"]["userAgent"] == "tests"
+    assert context["requestId"] == response.header("x-amzn-RequestId")
+    assert context["authorizer"]["principalId"] == "user-1"
+    assert context["authorizer"]["sub"] == "user-1"
+    assert context["authorizer"]["admin"] == "false"  # context values arrive as strings
+    assert context["authorizer"]["level"] == "3"
+    assert response.json()["greeting"] == "proxied"  # the integration's own environment
+
+
+def test_proxy_response_headers_and_body_are_returned(gateway):
+    response = gateway.handle(request("POST", "/orders", body=b'[{"record_id": "r1"}]'))
+    assert response.status == 201
+    assert response.header("X-Single") == "one"
+    assert [v for k, v in response.headers if k == "Set-Cookie"] == ["a=1", "b=2"]
+    assert response.json()["event"]["body"] == '[{"record_id": "r1"}]'
+
+
+def test_authorizer_event_is_a_request_event_with_the_method_arn(gateway):
+    gateway.handle(request("POST", "/orders", body=b"[]"))
+    (call,) = fake_handlers.AUTHORIZER_CALLS
+    assert call["type"] == "REQUEST"
+    assert (
+        call["methodArn"]
+        == f"arn:aws:execute-api:eu-west-1:123456789012:{gateway.api.api_id}/prod/POST/orders"
+    )
+    assert call["headers"]["Authorization"] == "let-me-in"
+    assert call["resource"] == "/orders"
+    assert "body" not in call
+
+
+def test_missing_identity_source_is_401_without_calling_the_authorizer(gateway):
+    response = gateway.handle(request("POST", "/orders", token=None))
+    assert response.status == 401
+    assert response.json()["message"] == "Unauthorized"
+    assert response.json()["requestId"] == response.header("x-amzn-RequestId")
+    assert fake_handlers.AUTHORIZER_CALLS == []
+
+
+def test_unauthorized_raised_by_the_authorizer_is_401(gateway):
+    response = gateway.handle(request("POST", "/orders", token="forged"))
+    assert response.status == 401
+    assert response.header("x-amzn-ErrorType") == "UnauthorizedException"
+
+
+def test_explicit_deny_is_403(gateway):
+    response = gateway.handle(request("POST", "/orders", token="deny"))
+    assert response.status == 403
+    assert "explicit deny" in response.json()["message"]
+
+
+def test_policy_not_covering_the_method_is_403(gateway):
+    assert gateway.handle(request("GET", "/orders/r1", token="only-get")).status == 201
+    response = gateway.handle(request("POST", "/orders", token="only-get"))
+    assert response.status == 403
+    assert response.json()["message"] == "User is not authorized to access this resource"
+
+
+@pytest.mark.parametrize("token", ["broken", "crash"])
+def test_failing_or_malformed_authorizer_is_500(gateway, token):
+    response = gateway.handle(request("POST", "/orders", token=token))
+    assert response.status == 500
+    assert response.header("x-amzn-ErrorType") == "AuthorizerConfigurationException"
+
+
+def test_authorizer_answer_is_cached_per_identity_for_its_ttl():
+    gateway, clock = make_gateway(ttl=300)
+    fake_handlers.AUTHORIZER_CALLS.clear()
+    for _ in range(3):
+        assert gateway.handle(request("POST", "/orders", body=b"[]")).status == 201
+    assert gateway.handle(request("GET", "/orders/r1")).status == 201
+    assert len(fake_handlers.AUTHORIZER_CALLS) == 1
+    gateway.handle(request("POST", "/orders", token="only-get"))
+    assert len(fake_handlers.AUTHORIZER_CALLS) == 2  # another identity, another call
+    # the cached policy is evaluated against each method: GET allowed, POST still denied
+    assert gateway.handle(request("GET", "/orders/r1", token="only-get")).status == 201
+    assert gateway.handle(request("POST", "/orders", token="only-get")).status == 403
+    assert len(fake_handlers.AUTHORIZER_CALLS) == 2
+    clock.now += 301
+    gateway.handle(request("POST", "/orders"))
+    assert len(fake_handlers.AUTHORIZER_CALLS) == 3
+
+
+def test_ttl_zero_disables_the_cache():
+    gateway, _ = make_gateway(ttl=0)
+    fake_handlers.AUTHORIZER_CALLS.clear()
+    gateway.handle(request("POST", "/orders"))
+    gateway.handle(request("POST", "/orders"))
+    assert len(fake_handlers.AUTHORIZER_CALLS) == 2
+
+
+def test_token_authorizer_gets_the_token_event():
+    gateway, _ = make_gateway(authorizer_type="TOKEN")
+    fake_handlers.AUTHORIZER_CALLS.clear()
+    # the fake reads event["headers"], which a TOKEN event lacks: it fails, as it would on AWS
+    assert gateway.handle(request("POST", "/orders")).status == 500
+    (call,) = fake_handlers.AUTHORIZER_CALLS
+    assert set(call) == {"type", "authorizationToken", "methodArn"}
+    assert call["authorizationToken"] == "let-me-in"
+
+
+def test_required_request_parameter_missing_is_400(gateway):
+    response = gateway.handle(request("GET", "/orders?other=1"))
+    assert response.status == 400
+    assert response.json()["message"] == "Missing required request parameters: [since]"
+    assert gateway.handle(request("GET", "/orders?since=1")).status == 201
+
+
+def test_mock_integration_answers_itself(gateway):
+    response = gateway.handle(request("OPTIONS", "/orders", token=None))
+    assert response.status == 204
+    assert response.header("Access-Control-Allow-Origin") == "*"
+
+
+@pytest.mark.parametrize("body", [b"explode", b"not-a-proxy-response"])
+def test_failed_or_malformed_integration_is_502(gateway, body):
+    response = gateway.handle(request("POST", "/orders", body=body))
+    assert response.status == 502
+    assert response.json()["message"] == "Internal server error"
+
+
+def test_body_over_10_mb_is_413(gateway):
+    response = gateway.handle(
+        request("POST", "/orders", body=b"x" * (apigateway.MAX_BODY_BYTES + 1))
+    )
+    assert response.status == 413
+    assert fake_handlers.AUTHORIZER_CALLS == []
+
+
+@pytest.fixture
+def server(gateway):
+    server = ApiServer(gateway, "127.0.0.1", 0)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_over_http_an_announced_oversized_body_is_refused_before_it_is_sent(server):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.putrequest("POST", "/orders")
+    connection.putheader("Authorization", "let-me-in")
+    connection.putheader("Expect", "100-continue")
+    connection.putheader("Content-Length", str(apigateway.MAX_BODY_BYTES + 1))
+    connection.endheaders()
+    response = connection.getresponse()
+    assert response.status == 413
+    assert json.loads(response.read())["message"] == "Request Too Long"
+
+
+def test_over_http_keep_alive_requests_are_served(server):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    for record_id in ("a", "b"):
+        connection.request("GET", f"/orders/{record_id}", headers={"Authorization": "let-me-in"})
+        response = connection.getresponse()
+        body = json.loads(response.read())
+        assert response.status == 201
+        assert body["event"]["pathParameters"] == {"record_id": record_id}
+    connection.request("POST", "/orders", body=b"[1]", headers={"Authorization": "nope"})
+    assert connection.getresponse().status == 401

@@ -1,0 +1,270 @@
+"""`entrix local` as a user runs it: a real process, real HTTP, the aws endpoint through boto3."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+
+from entrix.tokens import issue_token
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+ENTRIX = [sys.executable, "-m", "entrix.cli"]
+STARTUP_SECONDS = 240  # includes a CDK synth when the template is stale
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def port_is_free(port):
+    """Nothing listens there and a new server can bind it (as servers do, with SO_REUSEADDR:
+    the connections the tests closed may linger in TIME_WAIT)."""
+    with socket.socket() as client:
+        if client.connect_ex(("127.0.0.1", port)) == 0:
+            return False
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class LocalProcess:
+    """`entrix local` in a subprocess, its console lines collected as they come."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.aws_port = free_port()
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            [
+                *ENTRIX,
+                "local",
+                "--port",
+                str(self.port),
+                "--aws-port",
+                str(self.aws_port),
+                "--schedule-seconds",
+                "2",
+            ],
+            cwd=ROOT,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines = []
+        self.ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if "Ctrl-C stops everything." in line:
+                self.ready.set()
+
+    @property
+    def output(self):
+        return "\n".join(self.lines)
+
+    def wait_ready(self):
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not self.ready.wait(0.2):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"entrix local did not start:\n{self.output}")
+
+    def client(self, service):
+        return boto3.client(
+            service,
+            region_name="eu-west-1",
+            endpoint_url=f"http://127.0.0.1:{self.aws_port}",
+            aws_access_key_id="e2e",
+            aws_secret_access_key="e2e",
+        )
+
+    def cli(self, *args):
+        return subprocess.run(
+            [*ENTRIX, *args, "--aws-port", str(self.aws_port)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+
+@pytest.fixture(scope="module")
+def local():
+    system = LocalProcess()
+    try:
+        system.wait_ready()
+        yield system
+    finally:
+        if system.process.poll() is None:
+            system.process.send_signal(signal.SIGINT)
+            try:
+                system.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                system.process.kill()
+
+
+@pytest.fixture(scope="module")
+def token(local):
+    result = local.cli("token")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def call(local, method, path, token=None, body=None, raw=None):
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{local.port}{path}", data=data, method=method
+    )
+    request.add_header("Content-Type", "application/json")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def table_name(local):
+    (name,) = local.client("dynamodb").list_tables()["TableNames"]
+    return name
+
+
+def test_console_shows_where_everything_is(local):
+    assert f"http://127.0.0.1:{local.port}/orders" in local.output
+    assert f"--endpoint-url http://127.0.0.1:{local.aws_port}" in local.output
+    assert f"--table-name {table_name(local)}" in local.output
+    assert "export TOKEN=ey" in local.output
+    assert "curl -sS -X POST" in local.output
+
+
+def test_posted_orders_are_stored_and_read_back(local, token):
+    orders = [
+        {"record_id": "e2e-1", "parameter_1": "a", "parameter_2": 2.1},
+        {"record_id": "e2e-2", "parameter_1": "b", "parameter_2": 7},
+    ]
+    status, summary = call(local, "POST", "/orders", token, orders)
+    assert status == 201, summary
+    item = local.client("dynamodb").get_item(
+        TableName=table_name(local), Key={"record_id": {"S": "e2e-1"}}
+    )["Item"]
+    assert item["parameter_1"] == {"S": "a"}
+    assert item["parameter_2"] == {"N": "2.1"}
+    assert int(item["expires_at"]["N"]) > time.time() + 86000
+    status, stored = call(local, "GET", "/orders/e2e-2", token)
+    assert status == 200
+    assert stored["record_id"] == "e2e-2"
+    assert call(local, "GET", "/orders/never-posted", token)[0] == 404
+
+
+@pytest.mark.parametrize(
+    "bad_token",
+    [
+        None,
+        "not-a-jwt",
+        issue_token(b"k" * 64, "mallory", 3600),  # signed with another key
+    ],
+)
+def test_bad_tokens_are_refused(local, bad_token):
+    status, body = call(
+        local,
+        "POST",
+        "/orders",
+        bad_token,
+        [{"record_id": "x", "parameter_1": "a", "parameter_2": 1}],
+    )
+    assert status in (401, 403), body
+    assert (
+        local.client("dynamodb")
+        .get_item(TableName=table_name(local), Key={"record_id": {"S": "x"}})
+        .get("Item")
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{not json",
+        json.dumps([{"record_id": "bad-1", "parameter_1": "a", "parameter_2": "NaN"}]).encode(),
+        json.dumps([{"record_id": "bad-2", "parameter_1": "a"}]).encode(),
+    ],
+)
+def test_bad_bodies_are_refused_and_nothing_is_stored(local, token, raw):
+    status, body = call(local, "POST", "/orders", token, raw=raw)
+    assert status == 400, body
+    items = local.client("dynamodb").scan(TableName=table_name(local))["Items"]
+    assert not [i for i in items if i["record_id"]["S"].startswith("bad-")]
+
+
+def test_oversized_body_is_413(local, token):
+    status, body = call(local, "POST", "/orders", token, raw=b" " * (10 * 1024 * 1024 + 1))
+    assert status == 413, body
+
+
+def test_scheduled_runs_process_the_orders(local, token):
+    orders = [{"record_id": f"run-{i}", "parameter_1": "p", "parameter_2": i} for i in range(4)]
+    posted = call(local, "POST", "/orders", token, orders)
+    assert posted[0] == 201, posted
+    dynamodb = local.client("dynamodb")
+    deadline = time.monotonic() + 120
+    statuses = {}
+    while time.monotonic() < deadline:
+        statuses = {
+            o["record_id"]: dynamodb.get_item(
+                TableName=table_name(local), Key={"record_id": {"S": o["record_id"]}}
+            )["Item"]
+            .get("result_status", {})
+            .get("S")
+            for o in orders
+        }
+        if all(s in ("accepted", "rejected") for s in statuses.values()):
+            break
+        time.sleep(0.5)
+    assert all(s in ("accepted", "rejected") for s in statuses.values()), (
+        statuses,
+        local.output[-3000:],
+    )
+    assert "[pipeline] {" in local.output, local.output[-3000:]
+    rejected = [r for r, s in statuses.items() if s == "rejected"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not all(f"Order {r} " in local.output for r in rejected):
+        time.sleep(0.2)
+    for record_id in rejected:
+        # the Slack-style alert on the console
+        assert f"Order {record_id} " in local.output, (record_id, local.output[-3000:])
+
+
+def test_pipeline_run_prints_a_summary(local):
+    result = local.cli("pipeline", "run")
+    summary = json.loads(result.stdout)
+    assert {"execution", "status", "accepted", "rejected", "failed"} <= set(summary)
+    assert result.returncode == (0 if summary["status"] == "SUCCEEDED" else 1)
+
+
+def test_sigint_stops_cleanly_and_frees_the_ports(local):
+    local.process.send_signal(signal.SIGINT)
+    assert local.process.wait(timeout=30) == 0
+    assert port_is_free(local.port)
+    assert port_is_free(local.aws_port)
