@@ -11,34 +11,45 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
 
 def sweep(dynamodb: Any, table_name: str, ttl_attribute: str, now: float) -> int:
-    """Delete the expired items of one table; returns how many were deleted."""
+    """Delete the expired items of one table; returns how many were deleted.
+
+    Numbers are compared here rather than in a filter (moto's filter fails on a string TTL
+    value); an item rewritten meanwhile with another TTL value is kept, by a condition.
+    """
     key_names = [
         k["AttributeName"]
         for k in dynamodb.describe_table(TableName=table_name)["Table"]["KeySchema"]
     ]
-    deleted = 0
+    names = {"#ttl": ttl_attribute}
     arguments: dict[str, Any] = {
         "TableName": table_name,
-        "FilterExpression": "#ttl <= :now",
-        "ExpressionAttributeNames": {"#ttl": ttl_attribute},
-        "ExpressionAttributeValues": {":now": {"N": str(int(now))}},
+        "FilterExpression": "attribute_type(#ttl, :number)",
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": {":number": {"S": "N"}},
     }
+    deleted = 0
     while True:
         page = dynamodb.scan(**arguments)
         for item in page.get("Items", []):
-            dynamodb.delete_item(
-                TableName=table_name,
-                Key={name: item[name] for name in key_names},
-                ConditionExpression="#ttl <= :now",
-                ExpressionAttributeNames={"#ttl": ttl_attribute},
-                ExpressionAttributeValues={":now": {"N": str(int(now))}},
-            )
+            if Decimal(item[ttl_attribute]["N"]) > Decimal(str(now)):
+                continue
+            try:
+                dynamodb.delete_item(
+                    TableName=table_name,
+                    Key={name: item[name] for name in key_names},
+                    ConditionExpression="#ttl = :seen",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={":seen": item[ttl_attribute]},
+                )
+            except dynamodb.exceptions.ConditionalCheckFailedException:
+                continue
             deleted += 1
         if "LastEvaluatedKey" not in page:
             return deleted
