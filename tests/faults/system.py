@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from entrix.aws import secrets
 from entrix.local.commands import AUTHORIZER_HANDLER
 from entrix.local.lambda_runner import applied_environment, runtime_environment
 from entrix.local.runtime import LocalOptions, LocalSystem
@@ -82,6 +83,9 @@ def local_system() -> Iterator[Running]:
     restored afterwards so that later tests' moto mocks are not sent to a stopped server.
     """
     saved_environment = dict(os.environ)
+    # Secrets Manager clients are cached per process (entrix.aws.secrets): one made for an
+    # earlier system or mock would still point at its endpoint.
+    secrets._client.cache_clear()
     template_path, _ = ensure_template(project_root())
     system = LocalSystem(
         template_path,
@@ -118,5 +122,6 @@ def local_system() -> Iterator[Running]:
         yield Running(system=system, token=token, table=table)
     finally:
         system.stop()
+        secrets._client.cache_clear()
         os.environ.clear()
         os.environ.update(saved_environment)
