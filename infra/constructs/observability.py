@@ -17,12 +17,13 @@ from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 
 from constructs import Construct
 from infra.constructs.intake import Intake
-from infra.constructs.results_pipeline import ResultsPipeline
+from infra.constructs.results_pipeline import STORE_TRANSIENT_ERRORS, ResultsPipeline
 
 PERIOD = Duration.minutes(5)
 METRICS_NAMESPACE = "Entrix"
@@ -30,6 +31,7 @@ METRICS_NAMESPACE = "Entrix"
 # then raises "Unauthorized" on purpose: Lambda counts each refusal as an error.
 AUTHORIZER_REFUSAL_LOG_TEXT = "token refused"
 AUTHORIZER_REFUSALS_METRIC = "AuthorizerRefusals"
+STORE_FAULTS_METRIC = "ResultStoreFaults"
 
 
 class Observability(Construct):
@@ -51,7 +53,13 @@ class Observability(Construct):
         api_5xx = intake.api.metric_server_error(period=PERIOD, statistic="Sum")
         self._alarm("ApiServerErrors", api_5xx, "the API answered 5xx (a server fault)")
 
-        refusals = self._authorizer_refusals(intake)
+        # Refused tokens, counted from the authorizer's log, tell refusals from faults.
+        refusals = self._log_count(
+            "AuthorizerRefusalsFilter",
+            intake.authorizer_function,
+            f'"{AUTHORIZER_REFUSAL_LOG_TEXT}"',
+            AUTHORIZER_REFUSALS_METRIC,
+        )
         authorizer_faults = cloudwatch.MathExpression(
             expression="FILL(errors, 0) - FILL(refusals, 0)",
             using_metrics={
@@ -96,6 +104,20 @@ class Observability(Construct):
             machine.metric_aborted(period=PERIOD),
             "a results run was stopped before it finished",
         )
+        # Lambda B raises these for a store fault (the state machine retries it, then counts the
+        # order failed in a run that still succeeds); the runtime logs each as "[ERROR] <type>".
+        store_faults = self._log_count(
+            "StoreFaultsFilter",
+            results.process_function,
+            " ".join(f"?{error}" for error in STORE_TRANSIENT_ERRORS),
+            STORE_FAULTS_METRIC,
+        )
+        self._alarm(
+            "ResultStoreFaults",
+            store_faults,
+            "Lambda B could not write a result to S3 or the orders table (retried; an order that "
+            "still failed stays pending and is counted `failed` in the run's output)",
+        )
         self._alarm(
             "ScheduleDeadLetters",
             results.dead_letter_queue.metric_approximate_number_of_messages_visible(
@@ -104,7 +126,7 @@ class Observability(Construct):
             "EventBridge could not start a scheduled run; the event is in the dead-letter queue",
         )
 
-        self.dashboard = self._dashboard(intake, results, refusals, authorizer_faults)
+        self.dashboard = self._dashboard(intake, results, refusals, authorizer_faults, store_faults)
         CfnOutput(
             self,
             "OpsTopicArn",
@@ -157,26 +179,27 @@ class Observability(Construct):
         alarm.add_ok_action(action)
         self.alarms[id] = alarm
 
-    def _authorizer_refusals(self, intake: Intake) -> cloudwatch.Metric:
-        """Refused tokens counted from the authorizer's log, to tell refusals from faults."""
-        # The stack's own namespace: two deployments in one account keep separate counts (a
-        # metric filter's dimensions can only be fields of the log event, not constants).
+    def _log_count(
+        self, id: str, function: lambda_.Function, pattern: str, metric_name: str
+    ) -> cloudwatch.Metric:
+        """Log lines of `function` matching `pattern`, counted as a metric of this stack.
+
+        The stack's own namespace: two deployments in one account keep separate counts (a
+        metric filter's dimensions can only be fields of the log event, not constants).
+        """
         namespace = f"{METRICS_NAMESPACE}/{Stack.of(self).stack_name}"
         logs.MetricFilter(
             self,
-            "AuthorizerRefusalsFilter",
-            log_group=intake.authorizer_function.log_group,
-            filter_pattern=logs.FilterPattern.literal(f'"{AUTHORIZER_REFUSAL_LOG_TEXT}"'),
+            id,
+            log_group=function.log_group,
+            filter_pattern=logs.FilterPattern.literal(pattern),
             metric_namespace=namespace,
-            metric_name=AUTHORIZER_REFUSALS_METRIC,
+            metric_name=metric_name,
             metric_value="1",
             default_value=0,
         )
         return cloudwatch.Metric(
-            namespace=namespace,
-            metric_name=AUTHORIZER_REFUSALS_METRIC,
-            statistic="Sum",
-            period=PERIOD,
+            namespace=namespace, metric_name=metric_name, statistic="Sum", period=PERIOD
         )
 
     def _dashboard(
@@ -185,6 +208,7 @@ class Observability(Construct):
         results: ResultsPipeline,
         refusals: cloudwatch.IMetric,
         authorizer_faults: cloudwatch.IMetric,
+        store_faults: cloudwatch.IMetric,
     ) -> cloudwatch.Dashboard:
         api = intake.api
         machine = results.state_machine
@@ -260,6 +284,7 @@ class Observability(Construct):
                     machine.metric_timed_out(period=PERIOD),
                     machine.metric_aborted(period=PERIOD),
                 ],
+                right=[store_faults],
                 width=8,
             ),
             cloudwatch.GraphWidget(

@@ -10,7 +10,10 @@ import pytest
 from infra.constructs.observability import (
     AUTHORIZER_REFUSAL_LOG_TEXT,
     AUTHORIZER_REFUSALS_METRIC,
+    STORE_FAULTS_METRIC,
 )
+
+from entrix.auction.results import OrderStoreUnavailable, ResultStoreUnavailable
 
 
 def _of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
@@ -82,7 +85,7 @@ def test_alarms_are_not_sent_to_the_business_alert_topic(
     service_json: dict[str, Any], alarms: dict[str, dict[str, Any]], ops_topic: str
 ) -> None:
     alert_topic = _ref(service_json, "AWS::SNS::Topic", "AlertTopic")
-    assert len(alarms) == 8
+    assert len(alarms) == 9
     for props in alarms.values():
         assert props["AlarmActions"] == [{"Ref": ops_topic}]
         assert props["OKActions"] == [{"Ref": ops_topic}]
@@ -217,6 +220,26 @@ def test_the_authorizer_logs_the_refusal_text_the_metric_filter_counts(
     assert any(AUTHORIZER_REFUSAL_LOG_TEXT in record.getMessage() for record in caplog.records)
 
 
+def test_lambda_b_store_faults_are_counted_from_its_log_and_alarmed(
+    service_json: dict[str, Any], alarms: dict[str, dict[str, Any]]
+) -> None:
+    """A run that retried and then gave up on an order still succeeds: this alarm shows it."""
+    _, metric_filter = _one(service_json, "AWS::Logs::MetricFilter", "StoreFaults")
+    assert metric_filter["LogGroupName"] == _ref(
+        service_json, "AWS::Logs::LogGroup", "ResultsPipelineProcessFunctionLogs"
+    )
+    # The Python runtime logs an unhandled exception as "[ERROR] <its class name>: ...".
+    terms = metric_filter["FilterPattern"].split()
+    assert terms == [f"?{ResultStoreUnavailable.__name__}", f"?{OrderStoreUnavailable.__name__}"]
+    (transformation,) = metric_filter["MetricTransformations"]
+    alarm = _alarm(alarms, "ResultStoreFaults")
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+        transformation["MetricNamespace"],
+        STORE_FAULTS_METRIC,
+        "Sum",
+    )
+
+
 def test_one_dashboard_shows_every_alarm_and_the_services_metrics(
     service_json: dict[str, Any], alarms: dict[str, dict[str, Any]]
 ) -> None:
@@ -236,6 +259,7 @@ def test_one_dashboard_shows_every_alarm_and_the_services_metrics(
         '"ThrottledRequests"',
         '"ApproximateNumberOfMessagesVisible"',
         f'"{AUTHORIZER_REFUSALS_METRIC}"',
+        f'"{STORE_FAULTS_METRIC}"',
     ):
         assert metric in text, metric
     for function_id in _of_type(service_json, "AWS::Lambda::Function"):
