@@ -51,7 +51,8 @@ class LocalProcess:
     def __init__(self):
         self.port = free_port()
         self.aws_port = free_port()
-        environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # faulthandler: a process that hangs is sent SIGABRT and prints where its threads are
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
         self.process = subprocess.Popen(
             [
                 *ENTRIX,
@@ -89,6 +90,19 @@ class LocalProcess:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"entrix local did not start:\n{self.output}")
 
+    def stop(self):
+        """SIGINT, as Ctrl-C; the exit code, or a failure showing where a hung process is."""
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGABRT)
+            self.process.wait(timeout=30)
+            time.sleep(0.5)
+            raise AssertionError(
+                f"entrix local did not stop on SIGINT:\n{self.output[-6000:]}"
+            ) from None
+
     def client(self, service):
         return boto3.client(
             service,
@@ -117,11 +131,7 @@ def local():
         yield system
     finally:
         if system.process.poll() is None:
-            system.process.send_signal(signal.SIGINT)
-            try:
-                system.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                system.process.kill()
+            system.stop()
 
 
 @pytest.fixture(scope="module")
@@ -264,7 +274,6 @@ def test_pipeline_run_prints_a_summary(local):
 
 
 def test_sigint_stops_cleanly_and_frees_the_ports(local):
-    local.process.send_signal(signal.SIGINT)
-    assert local.process.wait(timeout=30) == 0
+    assert local.stop() == 0
     assert port_is_free(local.port)
     assert port_is_free(local.aws_port)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import signal
 import sys
@@ -38,12 +39,9 @@ def say(text: str = "") -> None:
 def local(args: argparse.Namespace) -> int:
     """Run the whole system until Ctrl-C or SIGTERM; 0 on a clean stop."""
     started = time.monotonic()
-    stop = threading.Event()
+    stop = _StopRequest()
     # Installed first, so a Ctrl-C during synthesis or startup also ends in a clean stop.
-    previous = {
-        signum: signal.signal(signum, lambda *_: stop.set())
-        for signum in (signal.SIGINT, signal.SIGTERM)
-    }
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
     system: LocalSystem | None = None
     try:
         root = project_root()
@@ -62,14 +60,15 @@ def local(args: argparse.Namespace) -> int:
             show_notification=_show_notification,
             stack_name=STACK_NAME,
         )
-        if not stop.is_set():
+        if not stop.requested:
             system.start()
             _show_banner(system, args, root, time.monotonic() - started)
-        stop.wait()
+        while not stop.requested:
+            time.sleep(0.2)
         say("stopping...")
         return 0
     except (SynthError, TemplateError, PortInUse, DeploymentError, ApiConfigurationError) as error:
-        if stop.is_set():
+        if stop.requested:
             return 0
         print(f"entrix local: {error}", file=sys.stderr)
         return 1
@@ -78,6 +77,21 @@ def local(args: argparse.Namespace) -> int:
             system.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+class _StopRequest:
+    """The signal handler: the first signal asks for a clean stop, a second one ends at once.
+
+    It only sets a flag (taking no lock, as a handler interrupting its own thread must not).
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.requested:
+            os._exit(128 + signum)
+        self.requested = True
 
 
 def pipeline_run(args: argparse.Namespace) -> int:
