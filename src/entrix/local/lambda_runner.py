@@ -16,8 +16,12 @@ As in Lambda:
   `"OrderRejected"` fires for `raise OrderRejected(...)`.
 
 Environment variables are process-wide, so invocations take turns under one lock while their
-function's variables are applied; handlers run one at a time, each seeing exactly its own
-environment, also when its module reads variables at import time.
+function's variables are applied: handlers run one at a time, each seeing exactly its own
+environment. Modules are imported once per process, on first use and inside that function's
+environment, like a warm Lambda container kept for every function: a handler module that reads
+variables at import time sees its own function's (each function has its own handler module), but
+a module shared by two functions keeps what the first one imported it with. A handler that makes
+moto invoke another function synchronously would wait for this lock forever; none does.
 
 Usage in a test with `mock_aws` (the state machine's Lambda calls are then intercepted in process)::
 
