@@ -1,111 +1,30 @@
 """A bounded load run against `entrix local`, then a check that no acknowledged order was lost.
 
-Starts `entrix local` as its own process on two free ports of 127.0.0.1 (traffic never leaves
-this machine) with the schedule off, sends `orders` orders from `clients` threads, each with a
-keep-alive HTTP connection posting `batch_size` orders per request, then scans the orders table
-through the embedded AWS endpoint and counts how many of the orders acknowledged with a 201 are
-there. The run stops by itself: after the last order, or at `time_limit_seconds`.
+Starts `entrix local` as its own process on free ports of 127.0.0.1 (bench.local_system; traffic
+never leaves this machine, and no scheduled run starts during the load), sends `orders` orders
+from `clients` threads, each with a keep-alive HTTP connection posting `batch_size` orders per
+request, then scans the orders table through the embedded AWS endpoint and counts how many of
+the orders acknowledged with a 201 are there. The run stops by itself: after the last order, or
+at `time_limit_seconds`.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-import os
 import queue
-import re
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from bench.local_system import running_system
 
 HOST = "127.0.0.1"
-ROOT = Path(__file__).resolve().parents[1]
-READY_LINE = "Entrix is running locally"
-TOKEN_LINE = re.compile(r"export TOKEN=(\S+)")
-START_TIMEOUT_SECONDS = 180.0
-STOP_TIMEOUT_SECONDS = 20.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
-class LocalProcess:
-    """`entrix local` in a child process; `token` once it has printed its banner."""
-
-    def __init__(self, api_port: int, aws_port: int) -> None:
-        self.api_port, self.aws_port = api_port, aws_port
-        self.token: str | None = None
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "entrix.cli",
-                "local",
-                "--host",
-                HOST,
-                "--port",
-                str(api_port),
-                "--aws-port",
-                str(aws_port),
-                "--schedule-seconds",
-                "0",
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"},
-        )
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def wait_ready(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
-        """Block until the banner and its token have been printed (synth may come first)."""
-        deadline = time.monotonic() + timeout
-        seen: list[str] = []
-        ready = False
-        while time.monotonic() < deadline:
-            try:
-                line = self._lines.get(timeout=1.0)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise RuntimeError("entrix local exited:\n" + "".join(seen[-40:]))
-            seen.append(line)
-            ready = ready or READY_LINE in line
-            match = TOKEN_LINE.search(line)
-            if ready and match:
-                self.token = match.group(1)
-                return
-        raise RuntimeError("entrix local was not ready in time:\n" + "".join(seen[-40:]))
-
-    def stop(self) -> None:
-        """Ctrl-C equivalent (SIGTERM), then kill only if it does not stop."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 @dataclass
@@ -153,13 +72,13 @@ def _send(
         connection.close()
 
 
-def _stored_ids(aws_port: int, prefix: str) -> set[str]:
+def _stored_ids(aws_endpoint: str, prefix: str) -> set[str]:
     """record_ids in the orders table that start with `prefix`, scanned through the endpoint."""
     import boto3
 
     dynamodb = boto3.client(
         "dynamodb",
-        endpoint_url=f"http://{HOST}:{aws_port}",
+        endpoint_url=aws_endpoint,
         region_name="eu-west-1",
         aws_access_key_id="local",
         aws_secret_access_key="local",  # the embedded endpoint takes any
@@ -196,17 +115,15 @@ def run(
                 for i in range(start, min(start + batch_size, orders))
             ]
         )
-    local = LocalProcess(_free_port(), _free_port())
-    try:
-        local.wait_ready()
-        assert local.token is not None
+    with running_system() as local:
+        token = local.token()
+        port = urlsplit(local.api_url).port
+        assert urlsplit(local.api_url).hostname == HOST and port is not None
         results = [_Client() for _ in range(clients)]
         started = time.perf_counter()
         deadline = time.monotonic() + time_limit_seconds
         threads = [
-            threading.Thread(
-                target=_send, args=(local.api_port, local.token, batches, deadline, result)
-            )
+            threading.Thread(target=_send, args=(port, token, batches, deadline, result))
             for result in results
         ]
         for thread in threads:
@@ -214,9 +131,7 @@ def run(
         for thread in threads:
             thread.join()
         seconds = time.perf_counter() - started
-        stored = _stored_ids(local.aws_port, prefix)
-    finally:
-        local.stop()
+        stored = _stored_ids(local.aws_endpoint, prefix)
 
     latencies = sorted(latency for result in results for latency in result.latencies)
     acknowledged = {record_id for result in results for record_id in result.acknowledged}
