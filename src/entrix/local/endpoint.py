@@ -70,50 +70,69 @@ class AwsEndpoint:
         self.region = region
         self.url = f"http://{client_host(host)}:{port}"
         self._server: Any = None
+        self._saved_environment: dict[str, str | None] = {}
         self._lambdas = moto_lambdas_in_process()
+        self._patched = False
 
     def start(self) -> None:
-        """Start serving; also points this process's AWS SDK at the endpoint, as the handlers
-        running here must only ever reach the local resources."""
+        """Start serving; until `stop()`, this process's AWS SDK is pointed at the endpoint, as
+        the handlers running here must only ever reach the local resources."""
         check_port_free(self.host, self.port, "--aws-port")
-        os.environ.update(LOCAL_CREDENTIALS)
-        os.environ.pop("AWS_SESSION_TOKEN", None)
-        os.environ.pop("AWS_PROFILE", None)
-        os.environ.update(
-            {
-                "MOTO_PORT": str(self.port),
-                "AWS_ENDPOINT_URL": self.url,
-                "AWS_DEFAULT_REGION": self.region,
-                "AWS_REGION": self.region,
-                # X-Ray is not emulated; Powertools' tracer would otherwise try to reach it.
-                "POWERTOOLS_TRACE_DISABLED": "true",
-            }
-        )
+        changes: dict[str, str | None] = {
+            **LOCAL_CREDENTIALS,
+            "AWS_SESSION_TOKEN": None,
+            "AWS_PROFILE": None,
+            "MOTO_PORT": str(self.port),
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            # X-Ray is not emulated; Powertools' tracer would otherwise try to reach it.
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+        self._saved_environment = {name: os.environ.get(name) for name in changes}
+        _set_environment(changes)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         from moto.server import ThreadedMotoServer
 
         self._lambdas.__enter__()
-        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
-        self._server.start()
-        request = urllib.request.Request(  # noqa: S310 - our own http endpoint
-            f"{self.url}/moto-api/config",
-            data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310
-            reply.read()
+        self._patched = True
+        try:
+            self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
+            self._server.start()
+            request = urllib.request.Request(  # noqa: S310 - our own http endpoint
+                f"{self.url}/moto-api/config",
+                data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
+                headers={"Content-Type": "application/json"},
+                method="POST",
+            )
+            with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310
+                reply.read()
+        except BaseException:
+            self.stop()
+            raise
 
     def client(self, service: str) -> Any:
         return local_client(service, self.url, self.region)
 
     def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._server is None:
-            return
-        self._server.stop()
-        # ThreadedMotoServer.stop() leaves the listening socket open; close it to free the port.
-        if self._server._server is not None:
-            self._server._server.server_close()
-        self._server = None
-        self._lambdas.__exit__(None, None, None)
+        """Stop serving, release the port and restore this process's environment."""
+        if self._server is not None:
+            self._server.stop()
+            # ThreadedMotoServer.stop() leaves the listening socket open: close it to free the port.
+            if self._server._server is not None:
+                self._server._server.server_close()
+            self._server = None
+        if self._patched:
+            self._lambdas.__exit__(None, None, None)
+            self._patched = False
+        _set_environment(self._saved_environment)
+        self._saved_environment = {}
+
+
+def _set_environment(values: dict[str, str | None]) -> None:
+    """Set each variable, or remove it where the value is None."""
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
