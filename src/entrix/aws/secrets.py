@@ -81,17 +81,21 @@ def _fetch_from_extension(secret_id: str, port: str) -> dict[str, Any]:
 
 def _fetch_with_boto3(secret_id: str) -> dict[str, Any]:
     response: dict[str, Any] = dict(
-        _client(region_of_arn(secret_id)).get_secret_value(SecretId=secret_id)
+        _client(region_of_arn(secret_id), os.environ.get("AWS_ENDPOINT_URL")).get_secret_value(
+            SecretId=secret_id
+        )
     )
     return response
 
 
 @functools.cache
-def _client(region: str | None) -> Any:
-    """One Secrets Manager client per region, created on first use (boto3 costs ~150 ms)."""
+def _client(region: str | None, endpoint_url: str | None) -> Any:
+    """One Secrets Manager client per region and endpoint, created on first use (boto3 costs
+    ~150 ms). The endpoint is part of the key because a process hosting several local systems
+    (tests) must not reach one system's secrets through another's client."""
     import boto3
 
-    return boto3.client("secretsmanager", region_name=region)
+    return boto3.client("secretsmanager", region_name=region, endpoint_url=endpoint_url)
 
 
 def region_of_arn(secret_id: str) -> str | None:
