@@ -105,7 +105,7 @@ class Observability(Construct):
             "a results run was stopped before it finished",
         )
         # Lambda B raises these for a store fault (the state machine retries it, then counts the
-        # order failed in a run that still succeeds); the runtime logs each as "[ERROR] <type>".
+        # order failed in a run that still succeeds); the runtime logs each with its type name.
         store_faults = self._log_count(
             "StoreFaultsFilter",
             results.process_function,

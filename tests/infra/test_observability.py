@@ -228,7 +228,7 @@ def test_lambda_b_store_faults_are_counted_from_its_log_and_alarmed(
     assert metric_filter["LogGroupName"] == _ref(
         service_json, "AWS::Logs::LogGroup", "ResultsPipelineProcessFunctionLogs"
     )
-    # The Python runtime logs an unhandled exception as "[ERROR] <its class name>: ...".
+    # The Python runtime logs an unhandled exception with its class name (text or JSON format).
     terms = metric_filter["FilterPattern"].split()
     assert terms == [f"?{ResultStoreUnavailable.__name__}", f"?{OrderStoreUnavailable.__name__}"]
     (transformation,) = metric_filter["MetricTransformations"]
