@@ -364,7 +364,15 @@ class ResultsPipeline(Construct):
         failed = sfn.Pass(self, "CountFailure", result=sfn.Result.from_object({"failed": 1}))
         process.add_catch(notify_rejected, errors=[REJECTED_ERROR], result_path="$.error")
         process.add_catch(failed, errors=[sfn.Errors.ALL], result_path=sfn.JsonPath.DISCARD)
-        notify_rejected.add_catch(failed, errors=[sfn.Errors.ALL], result_path=sfn.JsonPath.DISCARD)
+        # A rejection whose alert could not be published is counted, and fails the run once every
+        # order has been processed: the other orders still complete, and the failure is visible
+        # (ExecutionsFailed alarm) instead of a silently dropped notification.
+        unalerted = sfn.Pass(
+            self, "CountUnalerted", result=sfn.Result.from_object({"unalerted": 1})
+        )
+        notify_rejected.add_catch(
+            unalerted, errors=[sfn.Errors.ALL], result_path=sfn.JsonPath.DISCARD
+        )
 
         each_order = sfn.Map(
             self,
@@ -392,12 +400,32 @@ class ResultsPipeline(Construct):
                 for outcome in ("accepted", "rejected", "failed", "skipped")
             },
         )
+        count_unalerted = sfn.Pass(
+            self,
+            "CountUnalertedRejections",
+            parameters={"count": count_of("unalerted")},
+            result_path="$.unalerted",
+        )
+        alerts_published = (
+            sfn.Choice(self, "EveryRejectionAlerted?")
+            .when(
+                sfn.Condition.number_greater_than("$.unalerted.count", 0),
+                sfn.Fail(
+                    self,
+                    "RejectionAlertsFailed",
+                    error="RejectionAlertNotPublished",
+                    cause="rejected orders were recorded but their alerts could not be published; "
+                    "the CountUnalerted states in this execution's history name them",
+                ),
+            )
+            .otherwise(summarize)
+        )
 
         ready = (
             sfn.Choice(self, "ResultsReady?")
             .when(
                 sfn.Condition.boolean_equals("$.auction.results", True),
-                each_order.next(summarize),
+                each_order.next(count_unalerted).next(alerts_published),
             )
             .when(
                 sfn.Condition.number_greater_than_equals("$.poll.count", max_polls),

@@ -15,7 +15,6 @@ import time
 from typing import Any
 
 import boto3
-import pytest
 from infra.constructs.results_pipeline import PENDING_INDEX_NAME
 
 from entrix.aws.order_results import OrderResults
@@ -72,12 +71,6 @@ def test_s3_failing_on_every_attempt_is_retried_then_failed_never_accepted(
     assert [alert["record_id"] for alert in pipeline.alerts()] == ["b"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="results_pipeline.py catches a failed AlertRejected publish into CountFailure: the "
-    "run SUCCEEDS with failed=1 while the order is already recorded `rejected`, so no later run "
-    "alerts it and no alarm fires (ExecutionsFailed stays 0). Reported to the pipeline owner.",
-)
 def test_sns_publish_failing_fails_the_execution_visibly(pipeline: Pipeline) -> None:
     pipeline.add_orders("a", "b")
     pipeline.script(READY, REJECT, ACCEPT)
@@ -86,6 +79,7 @@ def test_sns_publish_failing_fails_the_execution_visibly(pipeline: Pipeline) -> 
     described = pipeline.run("run-1")
 
     assert described["status"] == "FAILED", described.get("output")
+    assert described.get("error") == "RejectionAlertNotPublished"
 
 
 def test_sns_publish_failing_is_retried_and_never_counted_as_alerted(pipeline: Pipeline) -> None:
