@@ -80,7 +80,7 @@ def test_summary_reads_the_outcome_counts():
         "name": "run-1",
         "status": "SUCCEEDED",
         "output": json.dumps(
-            {"accepted": 2, "rejected": 1, "failed": 0, "skipped": 0, "extra": "x"}
+            {"accepted": 2, "rejected": 1, "failed": 0, "unalerted": 1, "extra": "x"}
         ),
     }
     assert summarize(execution) == {
@@ -90,6 +90,7 @@ def test_summary_reads_the_outcome_counts():
         "rejected": 1,
         "failed": 0,
         "skipped": 0,
+        "unalerted": 1,
     }
 
 

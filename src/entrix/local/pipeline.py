@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+# Counts every summary has; a state machine output may add more.
 OUTCOMES = ("accepted", "rejected", "failed", "skipped")
 POLL_SECONDS = 0.2
 
@@ -64,7 +65,8 @@ def start_run(sfn: Any, state_machine_arn: str, run_input: Any, prefix: str) -> 
 
 
 def summarize(execution: dict[str, Any]) -> dict[str, Any]:
-    """Execution name and status plus the outcome counts of its output (0 when absent)."""
+    """Execution name and status plus the counts of its output (the outcomes always, 0 when
+    absent, and any other count the state machine reports)."""
     summary: dict[str, Any] = {"execution": execution["name"], "status": execution["status"]}
     output: Any = None
     if execution.get("output"):
@@ -74,8 +76,10 @@ def summarize(execution: dict[str, Any]) -> dict[str, Any]:
             output = None
     counts = output if isinstance(output, dict) else {}
     for outcome in OUTCOMES:
-        value = counts.get(outcome, 0)
-        summary[outcome] = value if isinstance(value, int) else 0
+        summary[outcome] = 0
+    for name, value in counts.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            summary[name] = value
     if execution["status"] != "SUCCEEDED":
         summary["error"] = execution.get("error")
         summary["cause"] = execution.get("cause")
