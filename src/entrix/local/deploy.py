@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
 import re
 import secrets
 import string
@@ -31,8 +30,6 @@ from typing import Any, ClassVar
 
 from entrix.local.lambda_runner import FunctionSpec
 from entrix.local.template import PseudoParameters, Resolver, Resource, Template, TemplateError
-
-logger = logging.getLogger(__name__)
 
 # Types with no local effect: the endpoint does not enforce IAM, and nothing reads logs, alarms,
 # dashboards, WAF rules or API Gateway's account settings locally. References to them still

@@ -8,14 +8,11 @@ code as the Slack forwarder (`entrix.auction.messages.slack_payload`), to `show`
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from entrix.auction.messages import slack_payload
-
-logger = logging.getLogger(__name__)
 
 CONSOLE_QUEUE_NAME = "entrix-local-console"
 
