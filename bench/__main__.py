@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
-from bench import api_latency, cold_start
+from bench import api_latency, aws_cost, aws_requests, cold_start, pipeline_scale
+from bench.aws_requests import tally
 from bench.local_system import running_system
 from bench.report import Row, ratio, render
 
@@ -94,6 +96,123 @@ def local_api_rows(samples: int) -> list[Row]:
     ]
 
 
+def scale_rows(figures: pipeline_scale.ScaleFigures) -> list[Row]:
+    """Ingest request count, pipeline run time by size, AWS requests and cost per order."""
+    rows = [
+        Row(
+            "ingest",
+            f"DynamoDB requests per {figures.ingested:,} orders POSTed "
+            f"({pipeline_scale.ORDERS_PER_POST} a request), counted at the endpoint",
+            f"{figures.ingest_dynamodb_requests}",
+            f"{figures.raw_dynamodb_requests} (raw BatchWriteItem, 25 a request)",
+            ratio(figures.ingest_dynamodb_requests, figures.raw_dynamodb_requests),
+            "<= 40",
+        )
+    ]
+    per_order = {size: run.seconds / run.processed * 1000 for size, run in figures.runs.items()}
+    base_size = 100
+    for size in sorted(figures.runs):
+        run = figures.runs[size]
+        rows.append(
+            Row(
+                "pipeline",
+                f"run with {size:,} pending: {run.processed:,} processed ({run.summary['status']})",
+                f"{run.seconds:.1f} s, {per_order[size]:.1f} ms/order",
+                f"{per_order[base_size]:.1f} ms/order at {base_size}",
+                ratio(per_order[size], per_order[base_size]),
+                "linear (~1.00x)",
+            )
+        )
+    large = figures.large
+    largest = max(figures.runs)
+    runs_needed = -(-large.orders_pending // max(1, large.processed))
+    rows.append(
+        Row(
+            "pipeline",
+            f"run with {large.orders_pending:,} pending: {large.processed:,} processed "
+            f"({large.summary['status']}), {figures.left_pending:,} left pending",
+            f"{large.seconds:.1f} s, {large.seconds / large.processed * 1000:.1f} ms/order",
+            f"{figures.runs[largest].seconds:.1f} s ({largest:,} pending)",
+            ratio(large.seconds, figures.runs[largest].seconds),
+            f"one run: not met ({runs_needed} runs, ~{runs_needed * large.seconds:.0f} s)",
+        )
+    )
+    run = figures.runs[largest]
+    usage = aws_cost.Usage(
+        orders=run.processed,
+        accepted=int(run.summary["accepted"]),
+        rejected=int(run.summary["rejected"]),
+        transitions=run.transitions,
+        calls=run.calls,
+        memory_mb=figures.memory_mb,
+    )
+    where = f"run of {run.processed:,}"
+    for (service, operation), count in sorted(tally(run.calls, aws_requests.not_observer).items()):
+        rows.append(
+            Row("AWS per order", f"{service} {operation} ({where})", f"{count / usage.orders:.3f}")
+        )
+    invokes = Counter(
+        aws_cost.function_name(call.target)
+        for call, times in run.calls.items()
+        if call.operation == "Invoke"
+        for _ in range(times)
+    )
+    for function, count in sorted(invokes.items()):
+        rows.append(Row("AWS per order", f"  of which {function}", f"{count / usage.orders:.3f}"))
+    rows.append(
+        Row(
+            "AWS per order",
+            f"Step Functions state transitions ({where})",
+            f"{run.transitions / usage.orders:.3f}",
+        )
+    )
+    ours, seed = aws_cost.ours(usage), aws_cost.seed_style(usage)
+    seed_by_item = {line.item: line for line in seed}
+    for line in ours + [s for s in seed if s.item not in {o.item for o in ours}]:
+        ours_line = next((o for o in ours if o.item == line.item), None)
+        seed_line = seed_by_item.get(line.item)
+        rows.append(
+            Row(
+                "cost per M orders",
+                line.item,
+                f"${ours_line.dollars_per_million:.2f}" if ours_line else "-",
+                f"${seed_line.dollars_per_million:.2f} (seed-style)" if seed_line else "-",
+                ratio(ours_line.dollars_per_million, seed_line.dollars_per_million)
+                if ours_line and seed_line
+                else "",
+            )
+        )
+    ours_total, seed_total = aws_cost.total(ours), aws_cost.total(seed)
+    goal_met = ours_total <= 0.1 * seed_total
+    rows.append(
+        Row(
+            "cost per M orders",
+            "total (list prices, FIELD-NOTES)",
+            f"${ours_total:.2f}",
+            f"${seed_total:.2f} (seed-style)",
+            ratio(ours_total, seed_total),
+            f"<= 0.10x: {'met' if goal_met else 'NOT met'}",
+        )
+    )
+    unpriced = aws_cost.unpriced(usage)
+    if unpriced:
+        listed = ", ".join(f"{s} {o} {n}" for (s, o), n in sorted(unpriced.items()))
+        rows.append(Row("cost per M orders", f"not priced: {listed}", "", "", "", ""))
+    return rows
+
+
+SCALE_NOTE = """
+Pipeline rows: `entrix local` in the bench process (schedule and TTL sweeps off), Lambda A set to
+be ready at its first poll, orders POSTed through the local API first; one run each. A run takes
+at most 1,000 orders (Lambda A's MAX_ORDERS_PER_RUN, also in AUCTION_MODE=random, where
+RANDOM_ORDER_COUNT is capped the same way), so 10,000 orders need 10 runs of 5 minutes each.
+Growth is not linear: per order, moto's interpreter deep-copies the Map state's input (all the
+run's orders) when it opens each iteration's frame, so the copying grows with orders squared
+(cProfile, see bench/pipeline_scale.py). Each request also pays moto's server dispatch, which
+lists moto's package folder under a global lock (constant per request, ~3 requests an order).
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--cdk-out", type=Path, default=Path("cdk.out"))
@@ -106,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     rows = cold_start_rows(args.cdk_out, args.runs)
     rows += local_api_rows(args.samples)
+    rows += scale_rows(pipeline_scale.measure(args.cdk_out / "Entrix.template.json"))
     print(render(rows))
+    print(SCALE_NOTE)
     return 0
 
 
