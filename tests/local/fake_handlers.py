@@ -75,3 +75,14 @@ def proxy_echo(event, context):
         "multiValueHeaders": {"Set-Cookie": ["a=1", "b=2"]},
         "body": json.dumps({"event": event, "greeting": os.environ.get("GREETING")}),
     }
+
+
+def chatty(event, context):
+    """Prints and logs, as handlers do; the runtime routes both to the invocation's logs."""
+    import logging
+    import sys
+
+    print("printed by the handler")
+    logging.getLogger("chatty").warning("logged by the handler")
+    sys.stderr.write("written to stderr\n")
+    return {"ok": True}

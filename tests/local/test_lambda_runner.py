@@ -8,7 +8,12 @@ import pytest
 from moto import mock_aws
 
 from entrix.local import lambda_runner
-from entrix.local.lambda_runner import FunctionSpec, invoke, moto_lambdas_in_process
+from entrix.local.lambda_runner import (
+    FunctionSpec,
+    handler_output_captured,
+    invoke,
+    moto_lambdas_in_process,
+)
 
 ROLE_POLICY = json.dumps(
     {
@@ -183,3 +188,35 @@ def _wait(sfn, execution_arn):
             return described
         time.sleep(0.05)
     raise AssertionError("execution did not finish")
+
+
+def test_handler_output_goes_to_its_logs_and_other_output_to_the_console(capsys):
+    with handler_output_captured():
+        result = invoke(spec("chatty"), {})
+        print("the console's own line")
+    captured = capsys.readouterr()
+    assert "printed by the handler" in result.logs
+    assert "[WARNING]\t" in result.logs
+    assert "logged by the handler" in result.logs
+    assert "written to stderr" in result.logs
+    assert result.logs.startswith("START RequestId: ")
+    assert "\nEND RequestId: " in result.logs
+    assert "\nREPORT RequestId: " in result.logs
+    assert "by the handler" not in captured.out + captured.err
+    assert "the console's own line" in captured.out
+
+
+@mock_aws
+def test_moto_invocations_write_cloudwatch_logs():
+    with handler_output_captured(), moto_lambdas_in_process():
+        _create_function("chatty")
+        response = boto3.client("lambda").invoke(
+            FunctionName="chatty", Payload=b"{}", LogType="Tail"
+        )
+    import base64
+
+    assert "printed by the handler" in base64.b64decode(response["LogResult"]).decode()
+    events = boto3.client("logs").filter_log_events(logGroupName="/aws/lambda/chatty")["events"]
+    messages = [event["message"] for event in events]
+    assert "printed by the handler" in messages
+    assert any(message.startswith("REPORT RequestId: ") for message in messages)

@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from entrix.local.apigateway import ApiConfigurationError
 from entrix.local.deploy import DeploymentError
 from entrix.local.endpoint import PortInUse, client_host, local_client
+from entrix.local.lambda_runner import handler_output_captured
 from entrix.local.pipeline import PipelineError, find_state_machine, start_run, wait_for_summary
 from entrix.local.runtime import LocalOptions, LocalSystem
 from entrix.local.synth import STACK_NAME, SynthError, ensure_template, project_root
@@ -37,7 +38,16 @@ def say(text: str = "") -> None:
 
 
 def local(args: argparse.Namespace) -> int:
-    """Run the whole system until Ctrl-C or SIGTERM; 0 on a clean stop."""
+    """Run the whole system until Ctrl-C or SIGTERM; 0 on a clean stop.
+
+    The console shows the system's own messages; what the handlers print or log goes to the
+    endpoint's CloudWatch Logs, as in AWS.
+    """
+    with handler_output_captured():
+        return _run_local(args)
+
+
+def _run_local(args: argparse.Namespace) -> int:
     started = time.monotonic()
     stop = _StopRequest()
     # Installed first, so a Ctrl-C during synthesis or startup also ends in a clean stop.
@@ -218,6 +228,14 @@ def _show_banner(system: LocalSystem, args: argparse.Namespace, root: Any, secon
             "See them in the table (any credentials work):",
             f"  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws --endpoint-url {aws} "
             f"--region {system.region} dynamodb scan --table-name {tables[0]}",
+        ]
+    functions = list(deployment.functions)
+    if functions:
+        lines += [
+            "",
+            "Lambda logs (each function's group is /aws/lambda/<function>):",
+            f"  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws --endpoint-url {aws} "
+            f"--region {system.region} logs tail /aws/lambda/{functions[0]}",
         ]
     if deployment.state_machines:
         lines += ["", f"Run the pipeline now:  entrix pipeline run{_endpoint_flags(args)}"]

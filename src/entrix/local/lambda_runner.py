@@ -35,17 +35,23 @@ from __future__ import annotations
 import contextlib
 import decimal
 import importlib
+import io
 import json
+import logging
 import os
+import sys
 import threading
 import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
 _ENVIRONMENT_LOCK = threading.RLock()
+# `log` is the list collecting a thread's output while it runs a handler, else None.
+_invocation = threading.local()
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,76 @@ class _LambdaEncoder(json.JSONEncoder):
         return super().default(o)
 
 
+class _RoutedOutput(io.TextIOBase):
+    """Stands in for sys.stdout or sys.stderr: a thread running a handler writes to its
+    invocation's log, any other thread to the console.
+
+    Loggers that keep a reference to the stream (Powertools binds sys.stdout when created) are
+    routed too, as the decision is taken on each write.
+    """
+
+    def __init__(self, console: TextIO) -> None:
+        self.console = console
+
+    def write(self, text: str) -> int:
+        log = getattr(_invocation, "log", None)
+        if log is None:
+            return self.console.write(text)
+        log.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.console.flush()
+
+    def isatty(self) -> bool:
+        return self.console.isatty()
+
+    def fileno(self) -> int:
+        return self.console.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.console.encoding
+
+
+class _LambdaLogHandler(logging.Handler):
+    """The root log handler the Lambda Python runtime installs: a record logged by a running
+    handler goes to its invocation's log as `[LEVEL]\ttime\trequestId\tmessage`; a record
+    logged outside any invocation goes to the console, as Python's last-resort handler would."""
+
+    def __init__(self, console: TextIO) -> None:
+        super().__init__()
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log = getattr(_invocation, "log", None)
+        if log is None:
+            if record.levelno >= logging.WARNING:
+                self.console.write(self.format(record) + "\n")
+            return
+        moment = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + "".join(traceback.format_exception(*record.exc_info))
+        request_id = getattr(_invocation, "request_id", "")
+        log.append(f"[{record.levelname}]\t{moment[:-3]}Z\t{request_id}\t{text}\n")
+
+
+@contextlib.contextmanager
+def handler_output_captured() -> Iterator[None]:
+    """While the block runs, what handlers print or log goes to their invocation's logs (and
+    so to CloudWatch Logs when moto invokes them), not to this process's stdout and stderr."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _RoutedOutput(sys.stdout), _RoutedOutput(sys.stderr)
+    log_handler = _LambdaLogHandler(saved[1])
+    logging.getLogger().addHandler(log_handler)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeHandler(log_handler)
+        sys.stdout, sys.stderr = saved
+
+
 def load_handler(handler: str) -> Callable[[Any, Any], Any]:
     """The callable named by a Lambda `Handler` setting such as `entrix.handlers.ingest.handler`."""
     module_name, _, function_name = handler.rpartition(".")
@@ -148,7 +224,11 @@ def applied_environment(variables: Mapping[str, str]) -> Iterator[None]:
 
 
 def invoke(spec: FunctionSpec, event: Any) -> Invocation:
-    """Call the function's handler with `event`, as the Lambda Python runtime would."""
+    """Call the function's handler with `event`, as the Lambda Python runtime would.
+
+    `logs` holds what the handler printed or logged through an output installed by
+    `handler_output_captured()`, between Lambda's START and END/REPORT lines.
+    """
     request_id = str(uuid.uuid4())
     context = LambdaContext(
         function_name=spec.function_name,
@@ -160,11 +240,29 @@ def invoke(spec: FunctionSpec, event: Any) -> Invocation:
         log_stream_name=f"local/[{spec.version}]{request_id.replace('-', '')}",
         deadline=time.monotonic() + spec.timeout,
     )
+    captured: list[str] = [f"START RequestId: {request_id} Version: {spec.version}\n"]
+    started = time.monotonic()
     with applied_environment(runtime_environment(spec)):
+        _invocation.log, _invocation.request_id = captured, request_id
         try:
             result = load_handler(spec.handler)(event, context)
+            outcome = _result(request_id, result)
         except Exception as error:  # noqa: BLE001 - Lambda reports every exception as a payload
-            return _error(request_id, type(error).__name__, str(error), error)
+            outcome = _error(request_id, type(error).__name__, str(error), error)
+        finally:
+            _invocation.log = None
+    if outcome.errored:
+        captured.append(outcome.logs)
+    milliseconds = (time.monotonic() - started) * 1000
+    captured.append(f"END RequestId: {request_id}\n")
+    captured.append(
+        f"REPORT RequestId: {request_id}\tDuration: {milliseconds:.2f} ms\t"
+        f"Memory Size: {spec.memory_size} MB\n"
+    )
+    return Invocation(outcome.payload, outcome.errored, "".join(captured))
+
+
+def _result(request_id: str, result: Any) -> Invocation:
     try:
         return Invocation(json.dumps(result, cls=_LambdaEncoder), errored=False)
     except (TypeError, ValueError) as error:
@@ -180,7 +278,7 @@ def _error(request_id: str, error_type: str, message: str, error: Exception) -> 
         "requestId": request_id,
         "stackTrace": stack,
     }
-    logs = "".join(traceback.format_exception(error))
+    logs = f"[ERROR] {error_type}: {message}\n" + "".join(traceback.format_exception(error))
     return Invocation(json.dumps(payload), errored=True, logs=logs)
 
 
@@ -199,13 +297,22 @@ def spec_of(moto_function: Any) -> FunctionSpec:
     )
 
 
+def invoke_moto_function(moto_function: Any, event: Any) -> Invocation:
+    """Invoke a function moto holds, and save its logs in moto's CloudWatch Logs
+    (`/aws/lambda/<name>`), as Lambda does."""
+    invocation = invoke(spec_of(moto_function), event)
+    moto_function.logs_backend.ensure_log_group(moto_function.logs_group_name)
+    moto_function.save_logs(invocation.logs)
+    return invocation
+
+
 def _moto_invoke(moto_function: Any, event: Any = None) -> tuple[str, bool, str]:
     """Replacement for `LambdaFunction._invoke_lambda`: the event arrives parsed or as text."""
     if event is None:
         event = {}
     elif isinstance(event, str | bytes):
         event = json.loads(event or "{}")
-    return invoke(spec_of(moto_function), event).as_moto_result()
+    return invoke_moto_function(moto_function, event).as_moto_result()
 
 
 @contextlib.contextmanager

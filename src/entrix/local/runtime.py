@@ -142,9 +142,12 @@ class LocalSystem:
             self._stoppables.append(scheduler)
 
     def invoke(self, function_name: str, event: Any) -> Invocation:
-        """Run a function of the deployment in this process, with its environment."""
-        assert self.deployment is not None
-        return lambda_runner.invoke(self.deployment.functions[function_name], event)
+        """Run a function of the deployment in this process, with its environment; its logs go
+        to the endpoint's CloudWatch Logs, as for every invocation moto makes."""
+        from moto.awslambda import lambda_backends
+
+        function = lambda_backends[ACCOUNT_ID][self.region].get_function(function_name)
+        return lambda_runner.invoke_moto_function(function, event)
 
     def stop(self) -> None:
         """Stop everything started, newest first; both ports are free afterwards."""
