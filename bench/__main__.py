@@ -204,12 +204,15 @@ def scale_rows(figures: pipeline_scale.ScaleFigures) -> list[Row]:
 SCALE_NOTE = """
 Pipeline rows: `entrix local` in the bench process (schedule and TTL sweeps off), Lambda A set to
 be ready at its first poll, orders POSTed through the local API first; one run each. A run takes
-at most 1,000 orders (Lambda A's MAX_ORDERS_PER_RUN, also in AUCTION_MODE=random, where
-RANDOM_ORDER_COUNT is capped the same way), so 10,000 orders need 10 runs of 5 minutes each.
-Growth is not linear: per order, moto's interpreter deep-copies the Map state's input (all the
-run's orders) when it opens each iteration's frame, so the copying grows with orders squared
-(cProfile, see bench/pipeline_scale.py). Each request also pays moto's server dispatch, which
-lists moto's package folder under a global lock (constant per request, ~3 requests an order).
+at most 1,000 orders (Lambda A's MAX_ORDERS_PER_RUN; AUCTION_MODE=random caps RANDOM_ORDER_COUNT
+the same way), so 10,000 pending orders take 10 scheduled runs, 5 minutes apart on AWS.
+Growth is not linear, and the cause is moto's interpreter, not our handlers: for every Task state
+of every Map iteration it deep-copies its evaluation stack and state input, which hold the Map's
+whole item list (execute_state.py `_evaluate_with_timeout`, eval/states.py `reset`), so that
+work grows with orders squared (cProfile: 1.1 M deepcopy calls at 200 orders, 4.1 M at 400;
+`python -m bench.pipeline_scale --profile N` prints the profile). Each request also pays moto's
+server dispatch, which lists moto's package folder under a global lock (constant per request,
+about 3 requests an order), and handlers run one at a time (one environment lock).
 """
 
 
