@@ -235,7 +235,8 @@ def _show_banner(system: LocalSystem, args: argparse.Namespace, root: Any, secon
             "",
             "Lambda logs (each function's group is /aws/lambda/<function>):",
             f"  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws --endpoint-url {aws} "
-            f"--region {system.region} logs tail /aws/lambda/{functions[0]}",
+            f"--region {system.region} logs filter-log-events --log-group-name "
+            f"/aws/lambda/{functions[0]} --query 'events[].message' --output text",
         ]
     if deployment.state_machines:
         lines += ["", f"Run the pipeline now:  entrix pipeline run{_endpoint_flags(args)}"]
