@@ -22,6 +22,8 @@ environment, like a warm Lambda container kept for every function: a handler mod
 variables at import time sees its own function's (each function has its own handler module), but
 a module shared by two functions keeps what the first one imported it with. A handler that makes
 moto invoke another function synchronously would wait for this lock forever; none does.
+The function's Timeout is not enforced (a thread cannot be stopped); the context's
+`get_remaining_time_in_millis()` counts down from it as in Lambda.
 
 Usage in a test with `mock_aws` (the state machine's Lambda calls are then intercepted in process)::
 
