@@ -232,3 +232,22 @@ def test_project_root_is_found_from_a_subfolder(tmp_path):
     (tmp_path / "app.py").write_text("")
     (tmp_path / "docs" / "deep").mkdir(parents=True)
     assert synth.project_root(tmp_path / "docs" / "deep") == tmp_path.resolve()
+
+
+def test_ensure_template_synthesizes_only_when_stale(tmp_path, monkeypatch):
+    _touch(tmp_path / "cdk.json", 100)
+    _touch(tmp_path / "app.py", 100)
+    made = []
+
+    def fake_synthesize(root):
+        made.append(root)
+        path = root / ".entrix" / "cdk.out" / "Entrix.template.json"
+        _touch(path, 200)
+        return path
+
+    monkeypatch.setattr(synth, "synthesize", fake_synthesize)
+    path, synthesized = synth.ensure_template(tmp_path)
+    assert synthesized
+    assert made == [tmp_path]
+    assert synth.ensure_template(tmp_path) == (path, False)
+    assert made == [tmp_path]

@@ -9,6 +9,7 @@ the `cdk.out` that deployments upload.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -94,8 +95,17 @@ def synthesize(root: Path) -> Path:
 
 
 def ensure_template(root: Path) -> tuple[Path, bool]:
-    """The template to run and whether it was synthesized just now."""
-    existing = fresh_template(root)
-    if existing is not None:
-        return existing, False
-    return synthesize(root), True
+    """The template to run and whether it was synthesized just now.
+
+    A lock file serializes processes started together (tests, two terminals): the second waits
+    for the first one's synthesis and then finds a fresh template instead of reading a
+    half-written one.
+    """
+    lock_path = root / LOCAL_OUTDIR.parent / "synth.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        existing = fresh_template(root)
+        if existing is not None:
+            return existing, False
+        return synthesize(root), True
