@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import cProfile
+import os
 import pstats
 import sys
 import threading
@@ -53,6 +55,7 @@ class Run:
 
     orders_pending: int
     seconds: float
+    interpreter_copy_seconds: float  # of `seconds`, spent in deep copies by moto's interpreter
     summary: dict[str, Any]
     transitions: int
     calls: Counter[Call]
@@ -62,12 +65,56 @@ class Run:
         return sum(int(self.summary.get(k, 0)) for k in ("accepted", "rejected", "failed"))
 
 
+class InterpreterCopyClock:
+    """Wall time of the deep copies moto's Step Functions interpreter makes (top-level calls
+    only), the one cost of a local run that grows with orders squared (see `profile_run`).
+
+    `copy.deepcopy` is wrapped process-wide while the clock is installed; moto's modules call it
+    through the `copy` module, so they see the wrapper."""
+
+    def __init__(self) -> None:
+        self._original = copy.deepcopy
+        self._inside = threading.local()
+        self._lock = threading.Lock()
+        self.seconds = 0.0
+
+    def reset(self) -> None:
+        with self._lock:
+            self.seconds = 0.0
+
+    def _timed(self, value: Any, memo: dict[int, Any] | None = None, _nil: Any = None) -> Any:
+        if getattr(self._inside, "active", False):
+            return self._original(value, memo)
+        caller = sys._getframe(1).f_code.co_filename
+        if f"moto{os.sep}stepfunctions" not in caller:
+            return self._original(value, memo)
+        self._inside.active = True
+        started = time.perf_counter()
+        try:
+            return self._original(value, memo)
+        finally:
+            self._inside.active = False
+            with self._lock:
+                self.seconds += time.perf_counter() - started
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[InterpreterCopyClock]:
+        copy.deepcopy = self._timed  # type: ignore[assignment]
+        try:
+            yield self
+        finally:
+            copy.deepcopy = self._original
+
+
 class BenchSystem:
     """A started in-process `LocalSystem` plus observing clients that are never counted."""
 
-    def __init__(self, system: LocalSystem, counter: RequestCounter) -> None:
+    def __init__(
+        self, system: LocalSystem, counter: RequestCounter, clock: InterpreterCopyClock
+    ) -> None:
         self.system = system
         self.counter = counter
+        self.clock = clock
         self.deployment = system.deployment
         assert self.deployment is not None
         self.sfn = self.client("stepfunctions")
@@ -157,6 +204,7 @@ class BenchSystem:
         """One execution as the schedule starts it, timed to its end, with what it caused."""
         pending = self.pending()
         self.counter.reset()
+        self.clock.reset()
         started = time.perf_counter()
         event = scheduled_event(self.system.region, "123456789012", None)
         execution_arn = start_run(self.sfn, self.state_machine_arn, event, "bench")
@@ -170,7 +218,14 @@ class BenchSystem:
             time.sleep(0.02)
         seconds = time.perf_counter() - started
         calls = self.counter.snapshot()
-        return Run(pending, seconds, summarize(execution), self.transitions(execution_arn), calls)
+        return Run(
+            pending,
+            seconds,
+            self.clock.seconds,
+            summarize(execution),
+            self.transitions(execution_arn),
+            calls,
+        )
 
     def transitions(self, execution_arn: str) -> int:
         """State transitions as Step Functions bills them: one per state entered."""
@@ -199,9 +254,10 @@ def bench_system(template_path: Path) -> Iterator[BenchSystem]:
     with counting_requests(counter):
         system.start()
     try:
-        bench = BenchSystem(system, counter)
-        bench.configure(RESULTS_HANDLER, {RESULTS_READY_PROBABILITY: "1"})
-        yield bench
+        with InterpreterCopyClock().installed() as clock:
+            bench = BenchSystem(system, counter, clock)
+            bench.configure(RESULTS_HANDLER, {RESULTS_READY_PROBABILITY: "1"})
+            yield bench
     finally:
         system.stop()
 
@@ -211,22 +267,33 @@ def unique_prefix(label: str) -> str:
 
 
 SIZES = (1_000, 100, 10)
+REPEATS = {1_000: 3, 100: 5, 10: 5}  # runs of each size, interleaved; the median is reported
 LARGE = 10_000
 
 
 @dataclass(frozen=True)
 class ScaleFigures:
-    ingest_dynamodb_requests: int  # per INGESTED orders through the API
-    raw_dynamodb_requests: int  # the same orders as raw 25-item BatchWriteItems
+    ingest_dynamodb_requests: int  # for `ingested` orders POSTed through the API
+    raw_dynamodb_requests: int  # the same number as raw 25-item BatchWriteItems
     ingested: int
-    runs: dict[int, Run]  # orders pending -> the run that took them
+    runs: dict[int, list[Run]]  # orders pending -> the runs that took them
     large: Run  # a run started with LARGE orders pending
     left_pending: int  # orders still pending after it
     memory_mb: dict[str, int]  # function name -> configured memory
+    handlers: dict[str, str]  # function name -> handler
+
+    def median(self, size: int) -> Run:
+        """The run of median duration among the repeats of `size`."""
+        ordered = sorted(self.runs[size], key=lambda run: run.seconds)
+        return ordered[len(ordered) // 2]
+
+    def seconds(self, size: int) -> list[float]:
+        return [run.seconds for run in self.runs[size]]
 
 
 def measure(template_path: Path) -> ScaleFigures:
-    """Ingest 1,000 orders (counted) and run the pipeline on 1,000, 100, 10 and 10,000 pending."""
+    """Ingest 1,000 orders (counted); run the pipeline on 1,000, 100 and 10 pending orders
+    (REPEATS times each) and once on 10,000."""
     with bench_system(template_path) as bench:
         bench.counter.reset()
         bench.ingest(SIZES[0], unique_prefix("ingest"))
@@ -234,15 +301,17 @@ def measure(template_path: Path) -> ScaleFigures:
         bench.counter.reset()
         bench.raw_batch_write(SIZES[0], unique_prefix("raw"))
         raw = bench.counter.snapshot()
-        runs = {SIZES[0]: bench.run()}
-        for size in SIZES[1:]:
-            bench.ingest(size, unique_prefix(f"run{size}"))
-            runs[size] = bench.run()
+        runs: dict[int, list[Run]] = {size: [] for size in SIZES}
+        for repeat in range(max(REPEATS.values())):
+            for size in [size for size in SIZES if repeat < REPEATS[size]]:
+                if repeat or size != SIZES[0]:  # the first 1,000 are the ones ingested above
+                    bench.ingest(size, unique_prefix(f"run{size}"))
+                runs[size].append(bench.run())
         bench.ingest(LARGE, unique_prefix("large"))
         large = bench.run()
         left = bench.pending()
         assert bench.deployment is not None
-        memory = {name: spec.memory_size for name, spec in bench.deployment.functions.items()}
+        functions = bench.deployment.functions
     return ScaleFigures(
         ingest_dynamodb_requests=sum(
             n for call, n in ingested.items() if call.service == "dynamodb" and not_observer(call)
@@ -254,8 +323,13 @@ def measure(template_path: Path) -> ScaleFigures:
         runs=runs,
         large=large,
         left_pending=left,
-        memory_mb=memory,
+        memory_mb={name: spec.memory_size for name, spec in functions.items()},
+        handlers={name: spec.handler for name, spec in functions.items()},
     )
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):.1f}-{max(values):.1f}" if len(values) > 1 else f"{values[0]:.1f}"
 
 
 def profile_run(template_path: Path, orders: int) -> pstats.Stats:

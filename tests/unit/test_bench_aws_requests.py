@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
+import os
 from collections import Counter
 from typing import Any
 
@@ -17,6 +19,7 @@ from bench.aws_requests import (
     classify,
     tally,
 )
+from bench.pipeline_scale import InterpreterCopyClock
 
 PROCESS = "Entrix-Process"
 RESULTS = "Entrix-Results"
@@ -155,3 +158,21 @@ def test_batch_write_items_are_billed_as_write_units() -> None:
     calls = Counter({Call("entrix-local", "dynamodb", "BatchWriteItem", items=25): 40})
     lines = {line.item: line for line in aws_cost.ours(usage(calls))}
     assert lines["DynamoDB write units (table)"].per_order == pytest.approx(1.0)
+
+
+def test_copy_clock_times_only_moto_interpreter_copies() -> None:
+    moto_file = os.path.join("site-packages", "moto", "stepfunctions", "parser", "states.py")
+    code = compile("copied = copy.deepcopy(value)", moto_file, "exec")
+    clock = InterpreterCopyClock()
+    value = {"orders": [{"record_id": str(i)} for i in range(1_000)]}
+    with clock.installed():
+        copy.deepcopy(value)
+        assert clock.seconds == 0.0
+        namespace = {"copy": copy, "value": value}
+        exec(code, namespace)
+        assert namespace["copied"] == value
+        assert namespace["copied"] is not value
+        assert clock.seconds > 0.0
+    assert copy.deepcopy is clock._original
+    clock.reset()
+    assert clock.seconds == 0.0
