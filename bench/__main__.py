@@ -158,6 +158,21 @@ def scale_rows(figures: pipeline_scale.ScaleFigures) -> list[Row]:
             f"one run: not met ({runs_needed} runs, ~{runs_needed * large.seconds:.0f} s)",
         )
     )
+    if figures.drain:
+        runs = [large, *figures.drain]
+        seconds = sum(run.seconds for run in runs)
+        processed = sum(run.processed for run in runs)
+        rows.append(
+            Row(
+                "pipeline",
+                f"{large.orders_pending:,} pending, runs back to back until none is: "
+                f"{len(runs)} runs, {processed:,} processed",
+                f"{seconds:.0f} s, {seconds / processed * 1000:.1f} ms/order",
+                f"{per_order[largest]:.1f} ms/order ({largest:,} pending)",
+                ratio(seconds / processed * 1000, per_order[largest]),
+                "linear (~1.00x)",
+            )
+        )
     run = medians[largest]
     usage = aws_cost.Usage(
         orders=run.processed,
@@ -248,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cdk-out", type=Path, default=Path("cdk.out"))
     parser.add_argument("--runs", type=int, default=15, help="fresh processes per import figure")
     parser.add_argument("--samples", type=int, default=300, help="requests per latency figure")
+    parser.add_argument(
+        "--drain",
+        action="store_true",
+        help="also run the pipeline until the 10,000 pending orders are all processed (~8 min)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     if not (args.cdk_out / "Entrix.template.json").is_file():
@@ -255,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     rows = cold_start_rows(args.cdk_out, args.runs)
     rows += local_api_rows(args.samples)
-    rows += scale_rows(pipeline_scale.measure(args.cdk_out / "Entrix.template.json"))
+    rows += scale_rows(
+        pipeline_scale.measure(args.cdk_out / "Entrix.template.json", drain=args.drain)
+    )
     print(render(rows))
     print(SCALE_NOTE)
     return 0

@@ -279,6 +279,7 @@ class ScaleFigures:
     runs: dict[int, list[Run]]  # orders pending -> the runs that took them
     large: Run  # a run started with LARGE orders pending
     left_pending: int  # orders still pending after it
+    drain: list[Run]  # with `drain`: the further runs until none was pending
     memory_mb: dict[str, int]  # function name -> configured memory
     handlers: dict[str, str]  # function name -> handler
 
@@ -291,9 +292,9 @@ class ScaleFigures:
         return [run.seconds for run in self.runs[size]]
 
 
-def measure(template_path: Path) -> ScaleFigures:
+def measure(template_path: Path, *, drain: bool = False) -> ScaleFigures:
     """Ingest 1,000 orders (counted); run the pipeline on 1,000, 100 and 10 pending orders
-    (REPEATS times each) and once on 10,000."""
+    (REPEATS times each) and once on 10,000; with `drain`, run again until none is pending."""
     with bench_system(template_path) as bench:
         bench.counter.reset()
         bench.ingest(SIZES[0], unique_prefix("ingest"))
@@ -310,6 +311,9 @@ def measure(template_path: Path) -> ScaleFigures:
         bench.ingest(LARGE, unique_prefix("large"))
         large = bench.run()
         left = bench.pending()
+        drained: list[Run] = []
+        while drain and (not drained or drained[-1].processed) and bench.pending():
+            drained.append(bench.run())
         assert bench.deployment is not None
         functions = bench.deployment.functions
     return ScaleFigures(
@@ -323,6 +327,7 @@ def measure(template_path: Path) -> ScaleFigures:
         runs=runs,
         large=large,
         left_pending=left,
+        drain=drained,
         memory_mb={name: spec.memory_size for name, spec in functions.items()},
         handlers={name: spec.handler for name, spec in functions.items()},
     )
