@@ -10,12 +10,11 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from entrix.aws.orders_table import Backoff, OrdersTable
 from entrix.environment import ORDERS_TABLE_NAME
+from tests.moto_orders import moto_orders_table
 
 TABLE = "orders-test"
 NOW = 1_764_000_000.5
@@ -26,14 +25,7 @@ from entrix.handlers import ingest  # noqa: E402  (reads the table name at impor
 
 @pytest.fixture
 def client() -> Iterator[Any]:
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
-        dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "record_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "record_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+    with moto_orders_table(TABLE) as dynamodb:
         yield dynamodb
 
 

@@ -12,14 +12,13 @@ from collections.abc import Iterator
 from decimal import Context, Decimal, localcontext
 from typing import Any
 
-import boto3
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
 from entrix.aws.orders_table import Backoff, OrdersTable
 from entrix.environment import ORDERS_TABLE_NAME
+from tests.moto_orders import moto_orders_table
 
 TABLE = "orders-property"
 NOW = 1_764_000_000.0
@@ -152,14 +151,7 @@ def acceptable(value: Any) -> bool:
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
     """One moto table for every example; `post` empties it after each."""
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
-        dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "record_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "record_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+    with moto_orders_table(TABLE) as dynamodb:
         yield dynamodb
 
 

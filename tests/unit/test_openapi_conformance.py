@@ -11,17 +11,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-import boto3
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from jsonschema import Draft202012Validator
-from moto import mock_aws
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from entrix.aws.orders_table import Backoff, OrdersTable
 from entrix.environment import ORDERS_TABLE_NAME
+from tests.moto_orders import moto_orders_table
 
 TABLE = "orders-conformance"
 NOW = 1_764_000_000.0
@@ -51,14 +50,7 @@ def assert_documented(path: str, method: str, reply: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def table() -> Iterator[OrdersTable]:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="eu-west-1")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "record_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "record_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+    with moto_orders_table(TABLE) as client:
         yield OrdersTable(client, TABLE, Backoff(sleep=lambda _: None))
 
 
