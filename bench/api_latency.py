@@ -12,6 +12,7 @@ import statistics
 import threading
 import time
 import uuid
+from typing import Any
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -49,7 +50,9 @@ class ApiClient:
 
     def __init__(self, api_url: str, token: str) -> None:
         parts = urlsplit(api_url)
-        self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        self.connection = http.client.HTTPConnection(
+            parts.hostname or "127.0.0.1", parts.port, timeout=30
+        )
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
     def post_orders(self, orders: list[dict[str, object]]) -> int:
@@ -60,7 +63,7 @@ class ApiClient:
 
 
 def measure(api_url: str, aws_endpoint: str, token: str, samples: int = 300) -> LatencyFigures:
-    dynamodb = boto3.client(
+    dynamodb: Any = boto3.client(
         "dynamodb",
         endpoint_url=aws_endpoint,
         region_name="eu-west-1",

@@ -1,0 +1,1 @@
+"""`make bench`: benchmarks that print figures against in-run baselines."""
