@@ -12,8 +12,8 @@ import statistics
 import threading
 import time
 import uuid
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
