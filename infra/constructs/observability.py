@@ -22,6 +22,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 
 from constructs import Construct
+from entrix import telemetry
 from infra.constructs.intake import Intake
 from infra.constructs.results_pipeline import STORE_TRANSIENT_ERRORS, ResultsPipeline
 
@@ -32,6 +33,9 @@ METRICS_NAMESPACE = "Entrix"
 AUTHORIZER_REFUSAL_LOG_TEXT = "token refused"
 AUTHORIZER_REFUSALS_METRIC = "AuthorizerRefusals"
 STORE_FAULTS_METRIC = "ResultStoreFaults"
+# Written by the handlers themselves (entrix.handlers.ingest and .process).
+INGEST_METRICS = ("OrdersReceived", "OrdersStored", "OrdersNotStored", "RequestsRefused")
+PROCESS_METRICS = ("ResultsAccepted", "ResultsRejected", "ResultsSkipped")
 
 
 class Observability(Construct):
@@ -252,6 +256,18 @@ class Observability(Construct):
         )
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
+                title="Orders (ingest)",
+                left=_emf_metrics(intake.ingest_function, "ingest", INGEST_METRICS),
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Results (Lambda B)",
+                left=_emf_metrics(results.process_function, "process", PROCESS_METRICS),
+                width=12,
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
                 title="Lambda errors",
                 left=[
                     fn.metric_errors(period=PERIOD, label=name) for name, fn in functions.items()
@@ -313,3 +329,20 @@ class Observability(Construct):
             ),
         )
         return dashboard
+
+
+def _emf_metrics(
+    function: lambda_.Function, service: str, names: tuple[str, ...]
+) -> list[cloudwatch.IMetric]:
+    """The metrics a handler writes as EMF (entrix.telemetry.publish), summed per period."""
+    dimensions = {"service": service, telemetry.FUNCTION_DIMENSION: function.function_name}
+    return [
+        cloudwatch.Metric(
+            namespace=telemetry.NAMESPACE,
+            metric_name=name,
+            dimensions_map=dimensions,
+            statistic="Sum",
+            period=PERIOD,
+        )
+        for name in names
+    ]

@@ -30,8 +30,8 @@ class ServiceStack(Stack):
         self.deps_layer = python_layer(
             self,
             "DepsLayer",
-            requirements=["pydantic"],
-            description="pydantic for the order handlers",
+            requirements=["pydantic", "aws-lambda-powertools"],
+            description="pydantic and Powertools (EMF metrics) for the order handlers",
         )
 
         self.intake = Intake(

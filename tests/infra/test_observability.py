@@ -10,6 +10,8 @@ import pytest
 from infra.constructs.observability import (
     AUTHORIZER_REFUSAL_LOG_TEXT,
     AUTHORIZER_REFUSALS_METRIC,
+    INGEST_METRICS,
+    PROCESS_METRICS,
     STORE_FAULTS_METRIC,
 )
 
@@ -260,10 +262,28 @@ def test_one_dashboard_shows_every_alarm_and_the_services_metrics(
         '"ApproximateNumberOfMessagesVisible"',
         f'"{AUTHORIZER_REFUSALS_METRIC}"',
         f'"{STORE_FAULTS_METRIC}"',
+        *(f'"{name}"' for name in (*INGEST_METRICS, *PROCESS_METRICS)),
     ):
         assert metric in text, metric
     for function_id in _of_type(service_json, "AWS::Lambda::Function"):
         assert json.dumps({"Ref": function_id}) in text, f"{function_id} not on the dashboard"
+
+
+def test_the_dashboard_graphs_the_metrics_the_ingest_handler_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib
+
+    monkeypatch.setenv("ORDERS_TABLE_NAME", "t")
+    ingest = importlib.import_module("entrix.handlers.ingest")
+    written = set()
+    for status, body in (
+        (201, {"stored": 1}),
+        (503, {"stored": 0, "record_ids_not_stored": ["a"]}),
+    ):
+        written |= set(ingest._order_counts({"statusCode": status, "body": json.dumps(body)}))
+    written |= set(ingest._order_counts({"statusCode": 400, "body": "{}"}))
+    assert written == set(INGEST_METRICS)
 
 
 def test_the_ops_topic_and_dashboard_are_stack_outputs(service_json: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from entrix.aws.secrets import SecretCache, ttl_from_environment
 from entrix.environment import JWT_AUDIENCE, JWT_ISSUER, JWT_SECRET_ARN
+from entrix.telemetry import api_request_id, correlated
 from entrix.tokens import TokenError, bearer_token, signing_key_from_secret, verify_token
 
 logger = logging.getLogger(__name__)
@@ -22,6 +23,11 @@ _secrets = SecretCache(ttl_seconds=ttl_from_environment())
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     """Allow the caller on every method of this API stage, or raise Unauthorized (HTTP 401)."""
+    with correlated(api_request_id(event)):
+        return authorize(event)
+
+
+def authorize(event: dict[str, Any]) -> dict[str, Any]:
     try:
         token = bearer_token(event.get("headers"), event.get("multiValueHeaders"))
         key = signing_key_from_secret(_secrets.get(os.environ[JWT_SECRET_ARN]))

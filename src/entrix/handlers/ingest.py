@@ -6,6 +6,7 @@ the record_ids DynamoDB did not take (the others are stored; re-sending overwrit
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -22,6 +23,7 @@ from entrix.orders.intake import (
     parse_orders,
     stored_item,
 )
+from entrix.telemetry import api_request_id, correlated, publish
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +36,23 @@ def _rejection(status: int, message: str, problems: list[dict[str, Any]]) -> dic
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    return handle(event, orders_table, time.time())
+    with correlated(api_request_id(event)):
+        reply = handle(event, orders_table, time.time())
+        publish("ingest", **_order_counts(reply))
+    return reply
+
+
+def _order_counts(reply: dict[str, Any]) -> dict[str, int]:
+    """The metrics of one reply: orders received, stored and not stored, or a refused request."""
+    if reply["statusCode"] not in (201, 503):
+        return {"RequestsRefused": 1}
+    summary = json.loads(reply["body"])
+    not_stored = len(summary.get("record_ids_not_stored", []))
+    return {
+        "OrdersReceived": summary["stored"] + not_stored,
+        "OrdersStored": summary["stored"],
+        "OrdersNotStored": not_stored,
+    }
 
 
 def handle(event: dict[str, Any], table: OrdersTable, now: float) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from entrix.environment import (
     RESULT_LEASE_SECONDS,
     RESULTS_BUCKET_NAME,
 )
+from entrix.telemetry import correlated, publish
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,23 @@ def _skipped(request: ProcessRequest) -> dict[str, int]:
 
 def handler(event: dict[str, Any], context: object) -> dict[str, int]:
     request = ProcessRequest.model_validate(event)
+    with correlated(request.run_id):
+        try:
+            outcome = process(request)
+        except OrderRejected:
+            publish("process", ResultsAccepted=0, ResultsRejected=1, ResultsSkipped=0)
+            raise
+        publish(
+            "process",
+            ResultsAccepted=outcome.get("accepted", 0),
+            ResultsRejected=0,
+            ResultsSkipped=outcome.get("skipped", 0),
+        )
+    return outcome
+
+
+def process(request: ProcessRequest) -> dict[str, int]:
+    """Claim, store and record one order's result; raises OrderRejected for a rejection."""
     clock = time.time()
     now = math.floor(clock)
     result_at = _timestamp(clock)

@@ -1,0 +1,124 @@
+"""What the handlers tell operators: EMF counts per invocation and the correlation id on logs."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from entrix.auction.results import OrderRejected
+from entrix.environment import ORDERS_TABLE_NAME
+from tests.unit.test_process_handler import aws, event, process  # noqa: F401 (fixtures)
+from tests.unit.test_results_handler import put_order
+
+INGEST_TABLE = "orders-telemetry"
+
+
+def _metrics(output: str) -> list[dict[str, Any]]:
+    """Each EMF record written: its metric values by name (one value per record here)."""
+    records = [json.loads(line) for line in output.splitlines() if '"_aws"' in line]
+    return [
+        {
+            metric["Name"]: record[metric["Name"]][0]
+            for metric in record["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        }
+        | {"service": record["service"]}
+        for record in records
+    ]
+
+
+@pytest.fixture
+def ingest(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    monkeypatch.setenv(ORDERS_TABLE_NAME, INGEST_TABLE)
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    with mock_aws():
+        boto3.client("dynamodb", region_name="eu-west-1").create_table(
+            TableName=INGEST_TABLE,
+            KeySchema=[{"AttributeName": "record_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "record_id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield importlib.reload(importlib.import_module("entrix.handlers.ingest"))
+
+
+def _post(ingest: ModuleType, body: str, request_id: str = "api-req-1") -> dict[str, Any]:
+    api_event = {
+        "headers": {"Content-Type": "application/json"},
+        "body": body,
+        "requestContext": {"requestId": request_id},
+    }
+    reply: dict[str, Any] = ingest.handler(api_event, None)
+    return reply
+
+
+def test_stored_orders_are_counted_and_logged_with_the_api_request_id(
+    ingest: ModuleType, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    orders = [{"record_id": f"r{i}", "parameter_1": "x", "parameter_2": i} for i in range(3)]
+    with caplog.at_level(logging.INFO, logger="entrix"):
+        reply = _post(ingest, json.dumps(orders))
+
+    assert reply["statusCode"] == 201
+    assert _metrics(capsys.readouterr().out) == [
+        {"OrdersReceived": 3, "OrdersStored": 3, "OrdersNotStored": 0, "service": "ingest"}
+    ]
+    (stored_line,) = [r for r in caplog.records if r.getMessage() == "stored 3 orders"]
+    assert stored_line.correlation_id == "api-req-1"
+
+
+def test_orders_not_stored_are_counted(
+    ingest: ModuleType, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.faults.inject import Fault
+
+    client = boto3.client("dynamodb", region_name="eu-west-1")
+    Fault(client, "BatchWriteItem", "AccessDeniedException", when=lambda n: n == 2)
+    monkeypatch.setattr(ingest, "orders_table", ingest.OrdersTable(client, INGEST_TABLE))
+    orders = [{"record_id": f"r{i}", "parameter_1": "x", "parameter_2": i} for i in range(30)]
+
+    assert _post(ingest, json.dumps(orders))["statusCode"] == 503
+    assert _metrics(capsys.readouterr().out) == [
+        {"OrdersReceived": 30, "OrdersStored": 25, "OrdersNotStored": 5, "service": "ingest"}
+    ]
+
+
+@pytest.mark.parametrize("body", ["not json", "[]", '[{"record_id": ""}]'])
+def test_a_refused_request_is_counted_as_refused(
+    ingest: ModuleType, capsys: pytest.CaptureFixture[str], body: str
+) -> None:
+    assert _post(ingest, body)["statusCode"] == 400
+    assert _metrics(capsys.readouterr().out) == [{"RequestsRefused": 1, "service": "ingest"}]
+
+
+def test_lambda_b_counts_each_outcome_and_logs_with_the_run_id(
+    process: ModuleType,  # noqa: F811
+    aws: dict[str, Any],  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    put_order(aws["dynamodb"], "a")
+    put_order(aws["dynamodb"], "b")
+
+    assert process.handler(event("a", "accepted", "run-1"), None) == {"accepted": 1}
+    with pytest.raises(OrderRejected):
+        process.handler(event("b", "rejected", "run-1"), None)
+    with caplog.at_level(logging.WARNING, logger="entrix"):
+        assert process.handler(event("a", "accepted", "run-2"), None) == {"skipped": 1}
+
+    zero = {"ResultsAccepted": 0, "ResultsRejected": 0, "ResultsSkipped": 0, "service": "process"}
+    assert _metrics(capsys.readouterr().out) == [
+        zero | {"ResultsAccepted": 1},
+        zero | {"ResultsRejected": 1},
+        zero | {"ResultsSkipped": 1},
+    ]
+    (skipped_line,) = caplog.records
+    assert skipped_line.correlation_id == "run-2"
