@@ -12,7 +12,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from bench import api_latency, aws_cost, aws_requests, cold_start, pipeline_scale
+from bench import api_latency, aws_cost, aws_requests, cold_start, load, pipeline_scale
 from bench.aws_requests import tally
 from bench.local_system import running_system
 from bench.report import Row, ratio, render
@@ -258,6 +258,31 @@ folder under a global lock), and handlers run one at a time (one environment loc
 """
 
 
+def load_rows() -> list[Row]:
+    """10,000 orders from concurrent clients, then every acknowledged order looked up."""
+    figures = load.run()
+    return [
+        Row(
+            "load",
+            f"{figures['orders']:,} orders, {figures['clients']} clients, "
+            f"{figures['batch_size']} a POST: orders acknowledged (201) vs found in the table",
+            f"{figures['found']:,} found",
+            f"{figures['acknowledged']:,} acknowledged",
+            ratio(figures["found"], figures["acknowledged"]),
+            "1.00x, 0 lost",
+        ),
+        Row(
+            "load",
+            "throughput; request latency p50 / p99",
+            f"{figures['orders_per_second']:,.0f} orders/s ({figures['requests_per_second']:.0f}"
+            f" req/s); {figures['p50_ms']} / {figures['p99_ms']} ms",
+            "",
+            "",
+            f"{figures['errors']} errors",
+        ),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--cdk-out", type=Path, default=Path("cdk.out"))
@@ -275,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     rows = cold_start_rows(args.cdk_out, args.runs)
     rows += local_api_rows(args.samples)
+    rows += load_rows()
     rows += scale_rows(
         pipeline_scale.measure(args.cdk_out / "Entrix.template.json", drain=args.drain)
     )

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -56,40 +57,44 @@ def _serving(url: str) -> bool:
 def running_system(schedule_seconds: float = 86_400) -> Iterator[RunningSystem]:
     """`entrix local` on free loopback ports; the startup time is from spawn to first answer."""
     port, aws_port = free_port(), free_port()
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [
-            str(ENTRIX),
-            "local",
-            "--port",
-            str(port),
-            "--aws-port",
-            str(aws_port),
-            "--schedule-seconds",
-            str(schedule_seconds),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    api_url = f"http://127.0.0.1:{port}"
-    try:
-        while not _serving(f"{api_url}/orders"):
-            if process.poll() is not None:
-                raise RuntimeError(f"entrix local exited: {process.stderr.read().decode()}")  # type: ignore[union-attr]
-            if time.perf_counter() - started > STARTUP_LIMIT_SECONDS:
-                raise RuntimeError("entrix local did not start serving in time")
-            time.sleep(0.05)
-        yield RunningSystem(
-            api_url,
-            f"http://127.0.0.1:{aws_port}",
-            aws_port,
-            time.perf_counter() - started,
+    command = [
+        str(ENTRIX),
+        "local",
+        "--port",
+        str(port),
+        "--aws-port",
+        str(aws_port),
+        "--schedule-seconds",
+        str(schedule_seconds),
+    ]
+    # stderr goes to a file, not to a pipe nobody reads while the system runs (a full pipe blocks).
+    with tempfile.TemporaryFile() as errors:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    finally:
-        process.send_signal(signal.SIGINT)
+        api_url = f"http://127.0.0.1:{port}"
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            while not _serving(f"{api_url}/orders"):
+                if process.poll() is not None:
+                    errors.seek(0)
+                    raise RuntimeError(f"entrix local exited: {errors.read().decode()}")
+                if time.perf_counter() - started > STARTUP_LIMIT_SECONDS:
+                    raise RuntimeError("entrix local did not start serving in time")
+                time.sleep(0.05)
+            yield RunningSystem(
+                api_url,
+                f"http://127.0.0.1:{aws_port}",
+                aws_port,
+                time.perf_counter() - started,
+            )
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
