@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
+
 from bench.api_latency import ApiClient
 from bench.aws_requests import (
     OBSERVER_KEY,
@@ -36,8 +38,6 @@ from bench.aws_requests import (
     not_observer,
 )
 from bench.local_system import free_port
-from botocore.config import Config
-
 from entrix.environment import RESULTS_READY_PROBABILITY
 from entrix.local.pipeline import scheduled_event, start_run, summarize
 from entrix.local.runtime import LocalOptions, LocalSystem

@@ -13,7 +13,6 @@ from typing import Any, TypeVar, get_type_hints
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
-
 from constructs import Node
 
 CONTEXT_PREFIX = "entrix:"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aws_cdk import Acknowledgment, App, Validations
 from cdk_nag import AwsSolutionsChecks
-
 from constructs import IConstruct
 
 

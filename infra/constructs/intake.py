@@ -15,8 +15,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
-
 from constructs import Construct
+
 from entrix import environment
 from infra.config import ServiceConfig
 from infra.constructs.lambda_code import python_function

@@ -14,8 +14,8 @@ from aws_cdk import AssetHashType, BundlingOptions, Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-
 from constructs import Construct
+
 from infra.bundling import SRC_DIR, LayerBundler, ModuleBundler, find_bytecode_compiler
 from infra.nag import acknowledge
 

@@ -20,8 +20,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
-
 from constructs import Construct
+
 from entrix import telemetry
 from infra.constructs.intake import Intake
 from infra.constructs.results_pipeline import STORE_TRANSIENT_ERRORS, ResultsPipeline

@@ -29,8 +29,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
-
 from constructs import Construct
+
 from entrix import environment
 from entrix.auction.results import NOT_READY_TEXT, REJECTION_TEXT, RESULTS_PREFIX
 from infra.constructs.lambda_code import python_function

@@ -12,7 +12,6 @@ from aws_cdk import ArnFormat, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
-
 from constructs import Construct
 
 # WAF only delivers logs to log groups whose name starts with this.

@@ -29,8 +29,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_ssm as ssm
-
 from constructs import Construct, IConstruct
+
 from infra.config import DeliveryConfig, ServiceConfig
 from infra.nag import acknowledge
 from infra.stacks.service import ServiceStack

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, Environment, Stack
-
 from constructs import Construct
+
 from infra.config import ServiceConfig
 from infra.constructs.intake import Intake
 from infra.constructs.lambda_code import python_layer

@@ -15,11 +15,11 @@ import time
 from typing import Any
 
 import boto3
-from infra.constructs.results_pipeline import PENDING_INDEX_NAME
 
 from entrix.aws.order_results import OrderResults
 from entrix.aws.results_store import ResultsStore
 from entrix.local import lambda_runner
+from infra.constructs.results_pipeline import PENDING_INDEX_NAME
 from tests.faults.inject import Fault
 from tests.pipeline.conftest import ACCEPT, READY, REJECT, Pipeline
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Template
+
 from infra.app import SERVICE_STACK, build_app
 
 NO_BUNDLING = {"aws:cdk:bundling-stacks": []}

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from aws_cdk import DockerImage
+
 from infra.bundling import (
     LAMBDA_PLATFORM,
     LAMBDA_PYTHON_VARIABLE,

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from aws_cdk.cx_api import CloudAssembly
 from cfnlint.api import lint_file
+from ruamel.yaml import YAML
+
 from infra.app import DELIVERY_STACK, build_app
 from infra.config import DELIVERY_PREFIX, STAGES_CONTEXT_KEY
 from infra.stacks.delivery import BUILD_COMMANDS, BUILD_RUNTIMES, INSTALL_COMMANDS
-from ruamel.yaml import YAML
-
 from tests.infra.conftest import NO_BUNDLING
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from aws_cdk import App
+
 from infra.config import DeliveryConfig, ServiceConfig, stage_config
 
 CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"

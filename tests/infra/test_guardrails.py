@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_sqs as sqs
+
 from infra.nag import acknowledge, add_checks
 
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")

@@ -7,6 +7,8 @@ import logging
 from typing import Any
 
 import pytest
+
+from entrix.auction.results import OrderStoreUnavailable, ResultStoreUnavailable
 from infra.constructs.observability import (
     AUTHORIZER_REFUSAL_LOG_TEXT,
     AUTHORIZER_REFUSALS_METRIC,
@@ -14,8 +16,6 @@ from infra.constructs.observability import (
     PROCESS_METRICS,
     STORE_FAULTS_METRIC,
 )
-
-from entrix.auction.results import OrderStoreUnavailable, ResultStoreUnavailable
 
 
 def _of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:

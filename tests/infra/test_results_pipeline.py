@@ -20,6 +20,7 @@ STATELINT = Path(sys.executable).parent / "statelint"
 def _synth(outdir: Path, context: dict[str, Any] | None = None) -> dict[str, Any]:
     """The service stack as `cdk synth` builds it, with the AwsSolutions checks enforced."""
     from aws_cdk import App
+
     from infra.config import ServiceConfig
     from infra.nag import add_checks
     from infra.stacks.service import ServiceStack
@@ -252,6 +253,7 @@ def test_slack_subscriber_is_deployed_only_when_configured(tmp_path: Path) -> No
     from aws_cdk import App, Stack
     from aws_cdk import aws_dynamodb as dynamodb
     from aws_cdk import aws_logs as logs
+
     from infra.constructs.lambda_code import python_layer
     from infra.constructs.results_pipeline import ResultsPipeline
 

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from aws_cdk import App
 from aws_cdk.assertions import Template
+
+from entrix import environment
 from infra.app import CDK_JSON
 from infra.config import CONTEXT_PREFIX, ServiceConfig
 from infra.stacks.service import ServiceStack
-
-from entrix import environment
 
 # As `cdk synth -c key=value` passes them: every value a string.
 CLI_CONTEXT = {

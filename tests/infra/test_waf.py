@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from aws_cdk.cx_api import CloudAssembly
+
 from infra.config import ServiceConfig
 from infra.constructs.waf import LOG_GROUP_PREFIX, MANAGED_RULE_GROUPS
 

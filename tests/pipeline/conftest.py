@@ -40,6 +40,7 @@ def pipeline_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any
     from aws_cdk import App, Duration, Environment, RemovalPolicy, Stack
     from aws_cdk import aws_dynamodb as dynamodb
     from aws_cdk import aws_logs as logs
+
     from infra.constructs.lambda_code import python_layer
     from infra.constructs.results_pipeline import ResultsPipeline
 

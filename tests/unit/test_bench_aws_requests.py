@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+
 from bench import aws_cost
 from bench.aws_requests import (
     OBSERVER_KEY,
