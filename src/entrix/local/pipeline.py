@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from entrix.local.periodic import Periodic
+
 # Counts every summary has; a state machine output may add more.
 OUTCOMES = ("accepted", "rejected", "failed", "skipped")
 POLL_SECONDS = 0.2
@@ -105,7 +107,7 @@ def wait_for_summary(
         time.sleep(POLL_SECONDS)
 
 
-class Scheduler:
+class Scheduler(Periodic):
     """Starts each scheduled target every `interval` seconds, reporting each run's summary.
 
     Runs may overlap, as EventBridge's would; each run is followed on its own thread.
@@ -121,28 +123,18 @@ class Scheduler:
         region: str,
         account_id: str,
     ) -> None:
+        super().__init__("scheduler", interval)
         self.sfn = sfn
         self.targets = targets
-        self.interval = interval
         self.report = report
         self.region = region
         self.account_id = account_id
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            for state_machine_arn, rule_arn in self.targets:
-                threading.Thread(
-                    target=self._run, args=(state_machine_arn, rule_arn), daemon=True
-                ).start()
+    def tick(self) -> None:
+        for state_machine_arn, rule_arn in self.targets:
+            threading.Thread(
+                target=self._run, args=(state_machine_arn, rule_arn), daemon=True
+            ).start()
 
     def _run(self, state_machine_arn: str, rule_arn: str | None) -> None:
         try:

@@ -8,11 +8,12 @@ seconds). Items without the attribute, or with a non-number, are left alone, as 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
+
+from entrix.local.periodic import Periodic
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def sweep(dynamodb: Any, table_name: str, ttl_attribute: str, now: float) -> int
         arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-class TtlSweeper:
+class TtlSweeper(Periodic):
     """Sweeps every table that has a TTL attribute, on a background thread."""
 
     def __init__(
@@ -66,24 +67,14 @@ class TtlSweeper:
         interval: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__("ttl-sweeper", interval)
         self.dynamodb = dynamodb
         self.tables = {name: attribute for name, attribute in tables.items() if attribute}
-        self.interval = interval
         self.clock = clock
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="ttl-sweeper", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            for table_name, attribute in self.tables.items():
-                try:
-                    sweep(self.dynamodb, table_name, attribute, self.clock())
-                except Exception:
-                    logger.exception("TTL sweep of %s failed", table_name)
+    def tick(self) -> None:
+        for table_name, attribute in self.tables.items():
+            try:
+                sweep(self.dynamodb, table_name, attribute, self.clock())
+            except Exception:
+                logger.exception("TTL sweep of %s failed", table_name)
