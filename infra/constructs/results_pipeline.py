@@ -1,20 +1,28 @@
-"""The auction results pipeline: every 5 minutes, poll Lambda A, then run Lambda B per order.
+"""The auction results pipeline: every 5 minutes, poll Lambda A, then process results in batches.
 
 A Standard state machine (exactly-once state transitions, 1 year maximum duration, execution
 history kept 90 days) polls the simulated auction platform until results are ready, bounded by a
-number of polls and an overall timeout; then an inline Map runs Lambda B on each order. A
-rejected order is an outcome, not a failure: Lambda B raises `OrderRejected`, the Map iteration
-catches it and publishes a Slack-style alert. Only transient errors are retried. The execution's
-output counts the outcomes.
+number of polls and an overall timeout. Lambda A writes the run's results to the results bucket
+as an array of batches; a Distributed Map reads that object (ItemReader) and runs Lambda B once
+per batch, each in a child execution, so neither the 256 KiB state payload nor the 25,000
+history events of one execution bound a run. Lambda B stores the batch's accepted results as one
+JSON Lines object and publishes the rejection alerts itself, ten to an SNS request. A last step
+adds up the batches' counts into the run's output.
+
+Child executions are Standard: a batch of up to 1,000 orders costs a handful of transitions, the
+same order of cost as an Express child, with exactly-once steps, execution history, and no
+5-minute limit on a batch.
 
 Results bucket lifecycle: result objects move to S3 Standard-IA after 30 days and expire after
-`results_retention_days` (default 365); noncurrent versions expire after 30 days. The access log
-bucket keeps its logs 90 days.
+`results_retention_days` (default 365); a run's batches object (`batches/`) expires after 7 days;
+noncurrent versions expire after 30 days. The access log bucket keeps its logs 90 days.
 """
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration, RemovalPolicy, Stack
+import json
+
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -32,7 +40,8 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from entrix import environment
-from entrix.auction.results import NOT_READY_TEXT, REJECTION_TEXT, RESULTS_PREFIX
+from entrix.auction.batches import DEFAULT_MAX_BATCH_ORDERS
+from entrix.auction.results import BATCHES_PREFIX, NOT_READY_TEXT, RESULTS_PREFIX
 from infra.constructs.lambda_code import python_function
 from infra.nag import acknowledge
 
@@ -45,13 +54,16 @@ LAMBDA_TRANSIENT_ERRORS = [
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 ]
-STORE_TRANSIENT_ERRORS = ["ResultStoreUnavailable", "OrderStoreUnavailable"]
-REJECTED_ERROR = "OrderRejected"
+# Logged by Lambda B (by these names) for an order it released because a store failed.
+STORE_TRANSIENT_ERRORS = ["ResultStoreUnavailable", "OrderStoreUnavailable", "AlertsUnavailable"]
 NOT_READY_ERROR = "AuctionResultsNotReady"
 DEFAULT_POLL_INTERVAL = Duration.seconds(30)
 DEFAULT_RETRY_INTERVAL = Duration.seconds(1)
 # Also the lease of an order claimed by a run: no run outlives it.
 DEFAULT_TIMEOUT = Duration.minutes(30)
+DEFAULT_MAX_ORDERS_PER_RUN = 200_000
+BATCHES_RETENTION = Duration.days(7)
+BATCHES_LABEL = "Batches"
 
 
 def _logical_id(construct: Construct) -> str:
@@ -80,6 +92,8 @@ class ResultsPipeline(Construct):
         poll_interval: Duration = DEFAULT_POLL_INTERVAL,
         max_polls: int = 10,
         max_concurrency: int = 10,
+        batch_max_orders: int = DEFAULT_MAX_BATCH_ORDERS,
+        max_orders_per_run: int = DEFAULT_MAX_ORDERS_PER_RUN,
         retry_interval: Duration = DEFAULT_RETRY_INTERVAL,
         retry_attempts: int = 3,
         timeout: Duration = DEFAULT_TIMEOUT,
@@ -121,9 +135,19 @@ class ResultsPipeline(Construct):
                 environment.RESULTS_READY_PROBABILITY: str(ready_probability),
                 environment.AUCTION_MODE: auction_mode,
                 environment.RANDOM_ORDER_COUNT: str(random_order_count),
+                environment.RESULTS_BUCKET_NAME: self.bucket.bucket_name,
+                environment.MAX_ORDERS_PER_RUN: str(max_orders_per_run),
+                environment.BATCH_MAX_ORDERS: str(batch_max_orders),
             },
-            memory_size=512,
-            timeout=Duration.seconds(60),
+            # Holds a run's results (up to max_orders_per_run) while it batches them.
+            memory_size=1024,
+            timeout=Duration.minutes(5),
+        )
+        self.results_function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=[self.bucket.arn_for_objects(f"{BATCHES_PREFIX}*")],
+            )
         )
         self.results_function.add_to_role_policy(
             iam.PolicyStatement(
@@ -142,17 +166,20 @@ class ResultsPipeline(Construct):
             self,
             "ProcessFunction",
             handler="entrix.handlers.process.handler",
-            description="Lambda B: stores an accepted order's result, raises OrderRejected",
+            description="Lambda B: stores a batch's accepted results, alerts its rejected orders",
             log_retention=log_retention,
             layers=[deps_layer],
             environment={
                 environment.ORDERS_TABLE_NAME: table.table_name,
                 environment.RESULTS_BUCKET_NAME: self.bucket.bucket_name,
+                environment.ALERT_TOPIC_ARN: self.topic.topic_arn,
                 environment.RESULT_LEASE_SECONDS: str(int(timeout.to_seconds())),
             },
             memory_size=256,
-            timeout=Duration.seconds(20),
+            # Two conditional writes per order, one after the other: 1,000 orders take ~10 s.
+            timeout=Duration.minutes(2),
         )
+        self.topic.grant_publish(self.process_function)
         self.process_function.add_to_role_policy(
             iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[table.table_arn])
         )
@@ -161,6 +188,16 @@ class ResultsPipeline(Construct):
                 actions=["s3:PutObject"],
                 resources=[self.bucket.arn_for_objects(f"{RESULTS_PREFIX}*")],
             )
+        )
+
+        self.summary_function = python_function(
+            self,
+            "RunSummaryFunction",
+            handler="entrix.handlers.run_summary.handler",
+            description="Adds up the outcome counts of a results run's batches",
+            log_retention=log_retention,
+            memory_size=128,
+            timeout=Duration.seconds(10),
         )
 
         self.state_machine = sfn.StateMachine(
@@ -188,7 +225,7 @@ class ResultsPipeline(Construct):
                 level=sfn.LogLevel.ALL,
                 include_execution_data=False,
             ),
-            comment="Auction results: poll Lambda A until ready, then Lambda B for each order",
+            comment="Auction results: poll Lambda A until ready, then Lambda B for each batch",
         )
         self._schedule()
         if slack_webhook_secret_arn:
@@ -255,7 +292,13 @@ class ResultsPipeline(Construct):
                     ],
                     expiration=Duration.days(retention_days),
                     noncurrent_version_expiration=Duration.days(30),
-                )
+                ),
+                s3.LifecycleRule(
+                    id="expire-run-batches",
+                    prefix=BATCHES_PREFIX,
+                    expiration=BATCHES_RETENTION,
+                    noncurrent_version_expiration=Duration.days(1),
+                ),
             ],
             removal_policy=removal_policy,
         )
@@ -288,7 +331,7 @@ class ResultsPipeline(Construct):
             result_path="$.auction",
         )
         poll.add_retry(
-            errors=[*LAMBDA_TRANSIENT_ERRORS, "OrderStoreUnavailable"],
+            errors=[*LAMBDA_TRANSIENT_ERRORS, "OrderStoreUnavailable", "ResultStoreUnavailable"],
             interval=retry_interval,
             max_attempts=retry_attempts,
             backoff_rate=2,
@@ -324,109 +367,95 @@ class ResultsPipeline(Construct):
 
         process = tasks.LambdaInvoke(
             self,
-            "ProcessOrder",
+            "ProcessBatch",
             lambda_function=self.process_function,
             payload_response_only=True,
             retry_on_service_exceptions=False,
         )
         process.add_retry(
-            errors=[*LAMBDA_TRANSIENT_ERRORS, *STORE_TRANSIENT_ERRORS],
+            errors=LAMBDA_TRANSIENT_ERRORS,
             interval=retry_interval,
             max_attempts=retry_attempts,
             backoff_rate=2,
         )
-        notify_rejected = tasks.SnsPublish(
+        # Lambda B counts the orders it could not finish itself; this catches the batch as a
+        # whole failing (a crash or timeout): its orders are claimed until the run's lease ends,
+        # then pending again for the next run.
+        batch_failed = sfn.Pass(
             self,
-            "AlertRejected",
-            topic=self.topic,
-            message=sfn.TaskInput.from_object(
-                {
-                    "text": sfn.JsonPath.format(
-                        REJECTION_TEXT,
-                        sfn.JsonPath.string_at("$.record_id"),
-                        sfn.JsonPath.string_at("$.run_id"),
-                        sfn.JsonPath.string_at("$.power"),
-                    ),
-                    "record_id": sfn.JsonPath.string_at("$.record_id"),
-                    "status": "rejected",
-                    "run": sfn.JsonPath.string_at("$.run_id"),
-                    "power": sfn.JsonPath.number_at("$.power"),
-                }
-            ),
-            result_selector={"rejected": 1},
+            "CountFailedBatch",
+            parameters={
+                "accepted": 0,
+                "rejected": 0,
+                "skipped": 0,
+                "failed": sfn.JsonPath.array_length(sfn.JsonPath.list_at("$.orders")),
+            },
         )
-        notify_rejected.add_retry(
-            errors=["States.TaskFailed"],
-            interval=retry_interval,
-            max_attempts=retry_attempts,
-            backoff_rate=2,
-        )
-        failed = sfn.Pass(self, "CountFailure", result=sfn.Result.from_object({"failed": 1}))
-        process.add_catch(notify_rejected, errors=[REJECTED_ERROR], result_path="$.error")
-        process.add_catch(failed, errors=[sfn.Errors.ALL], result_path=sfn.JsonPath.DISCARD)
-        # A rejection whose alert could not be published is counted, and fails the run once every
-        # order has been processed: the other orders still complete, and the failure is visible
-        # (ExecutionsFailed alarm) instead of a silently dropped notification.
-        unalerted = sfn.Pass(
-            self, "CountUnalerted", result=sfn.Result.from_object({"unalerted": 1})
-        )
-        notify_rejected.add_catch(
-            unalerted, errors=[sfn.Errors.ALL], result_path=sfn.JsonPath.DISCARD
-        )
+        process.add_catch(batch_failed, errors=[sfn.Errors.ALL], result_path="$.error")
 
-        each_order = sfn.Map(
+        each_batch = sfn.DistributedMap(
             self,
-            "ProcessOrders",
-            items_path="$.auction.orders",
+            "ProcessBatches",
+            item_reader=sfn.S3JsonItemReader(
+                bucket=self.bucket,
+                key=sfn.JsonPath.string_at("$.auction.batches_key"),
+            ),
             item_selector={
-                "record_id": sfn.JsonPath.string_at("$$.Map.Item.Value.record_id"),
-                "status": sfn.JsonPath.string_at("$$.Map.Item.Value.status"),
-                "power": sfn.JsonPath.number_at("$$.Map.Item.Value.power"),
                 "run_id": run_id,
+                "results_key": sfn.JsonPath.string_at("$$.Map.Item.Value.results_key"),
+                "orders": sfn.JsonPath.list_at("$$.Map.Item.Value.orders"),
             },
             max_concurrency=max_concurrency,
+            map_execution_type=sfn.StateMachineType.STANDARD,
+            label=BATCHES_LABEL,
             result_path="$.outcomes",
         )
-        each_order.item_processor(process)
+        each_batch.item_processor(process)
 
-        def count_of(outcome: str) -> str:
-            return sfn.JsonPath.array_length(sfn.JsonPath.list_at(f"$.outcomes[*].{outcome}"))
-
-        summarize = sfn.Pass(
+        summarize = tasks.LambdaInvoke(
             self,
             "Summarize",
+            lambda_function=self.summary_function,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "orders": sfn.JsonPath.number_at("$.auction.order_count"),
+                    "batches": sfn.JsonPath.list_at("$.outcomes"),
+                }
+            ),
+            payload_response_only=True,
+            retry_on_service_exceptions=False,
+        )
+        summarize.add_retry(
+            errors=LAMBDA_TRANSIENT_ERRORS,
+            interval=retry_interval,
+            max_attempts=retry_attempts,
+            backoff_rate=2,
+        )
+        nothing_to_do = sfn.Pass(
+            self,
+            "NothingToProcess",
+            comment="Results are ready and no order is waiting for one",
             parameters={
-                outcome: count_of(outcome)
-                for outcome in ("accepted", "rejected", "failed", "skipped")
+                "orders": 0,
+                "accepted": 0,
+                "rejected": 0,
+                "failed": 0,
+                "skipped": 0,
+                "batches": 0,
             },
         )
-        count_unalerted = sfn.Pass(
-            self,
-            "CountUnalertedRejections",
-            parameters={"count": count_of("unalerted")},
-            result_path="$.unalerted",
-        )
-        alerts_published = (
-            sfn.Choice(self, "EveryRejectionAlerted?")
+        process_results = (
+            sfn.Choice(self, "AnyOrders?")
             .when(
-                sfn.Condition.number_greater_than("$.unalerted.count", 0),
-                sfn.Fail(
-                    self,
-                    "RejectionAlertsFailed",
-                    error="RejectionAlertNotPublished",
-                    cause="rejected orders were recorded but their alerts could not be published; "
-                    "the CountUnalerted states in this execution's history name them",
-                ),
+                sfn.Condition.number_greater_than("$.auction.order_count", 0),
+                each_batch.next(summarize),
             )
-            .otherwise(summarize)
+            .otherwise(nothing_to_do)
         )
 
         ready = (
             sfn.Choice(self, "ResultsReady?")
-            .when(
-                sfn.Condition.boolean_equals("$.auction.results", True),
-                each_order.next(count_unalerted).next(alerts_published),
-            )
+            .when(sfn.Condition.boolean_equals("$.auction.results", True), process_results)
             .when(
                 sfn.Condition.number_greater_than_equals("$.poll.count", max_polls),
                 notify_not_ready.next(not_ready),
@@ -479,7 +508,7 @@ class ResultsPipeline(Construct):
         self.slack_function.add_event_source(event_sources.SnsEventSource(self.topic))
 
     def _acknowledge_findings(self) -> None:
-        for function in (self.results_function, self.process_function):
+        for function in (self.results_function, self.process_function, self.summary_function):
             acknowledge(
                 self.state_machine.role,
                 f"AwsSolutions-IAM5[Resource::<{_logical_id(function)}.Arn>:*]",
@@ -494,10 +523,47 @@ class ResultsPipeline(Construct):
             "(logs:CreateLogDelivery and friends) support no resource-level permissions.",
         )
         acknowledge(
+            self.state_machine.role,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::<{_logical_id(self.bucket)}>/*]",
+            "The Distributed Map's ItemReader reads the run's batches object, whose key Lambda A "
+            "returns at run time (batches/date=.../<run>.json); CDK grants s3:GetObject on the "
+            "bucket's objects for a key given as a JSON path. Read-only, this bucket only.",
+        )
+        # CDK scopes the Distributed Map's own permissions (start, describe and stop child
+        # executions) to execution ARNs of this machine; cdk-nag names them as rendered here.
+        stack = Stack.of(self)
+        region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
+        machine_name = json.dumps(
+            {"Fn::Select": [6, {"Fn::Split": [":", {"Ref": _logical_id(self.state_machine)}]}]},
+            separators=(",", ":"),
+        )
+        executions = f"arn:<AWS::Partition>:states:{region}:<AWS::AccountId>:execution:{machine_name}"
+        for resource in (f"{executions}:*", f"{executions}/{BATCHES_LABEL}:*"):
+            acknowledge(
+                self.state_machine.node.find_child("DistributedMapPolicy"),
+                f"AwsSolutions-IAM5[Resource::{resource}]",
+                "The Distributed Map starts, describes and stops child executions of this state "
+                "machine itself; their names are generated per run, and this policy holds "
+                "nothing else.",
+            )
+        acknowledge(
+            self.results_function.role,  # type: ignore[arg-type]
+            f"AwsSolutions-IAM5[Resource::<{_logical_id(self.bucket)}.Arn>/{BATCHES_PREFIX}*]",
+            "Lambda A writes each run's batches object under batches/ (keys hold the run's date "
+            "and id); s3:PutObject only, nothing else in the bucket.",
+        )
+        acknowledge(
             self.process_function.role,  # type: ignore[arg-type]
             f"AwsSolutions-IAM5[Resource::<{_logical_id(self.bucket)}.Arn>/{RESULTS_PREFIX}*]",
-            "Lambda B writes one object per order under results/ (keys are SHA-256 of the "
-            "record_id, unknown in advance); s3:PutObject only, nothing else in the bucket.",
+            "Lambda B writes one JSON Lines object per batch under results/ (keys hold the run's "
+            "date and id); s3:PutObject only, nothing else in the bucket.",
+        )
+        acknowledge(
+            self.process_function.role,  # type: ignore[arg-type]
+            "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+            "Publishing to the KMS-encrypted alert topic needs kms:GenerateDataKey* "
+            "(GenerateDataKey and its variants) on the topic's own key, which is the only "
+            "resource of the statement.",
         )
         acknowledge(
             self.dead_letter_queue,

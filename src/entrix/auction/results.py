@@ -1,48 +1,61 @@
-"""What processing one order's result means, independent of where it is stored.
+"""What processing auction results means, independent of where they are stored.
 
-Lambda B stores accepted results under a key derived only from the record_id, so a retried or
-repeated run overwrites the same object instead of adding a second one. record_ids may hold up to
-1,024 UTF-8 bytes of any text, so the key uses their SHA-256, which is short and URL-safe.
+A run's results travel in batches: Lambda A splits them into batches small enough to be one
+Distributed Map item (a child execution's input is limited to 256 KiB), and names each batch's
+results object up front. The key depends only on the run and the batch's position, so a retried
+batch of the same run overwrites its object instead of adding a second one; an order recorded by
+one run is never processed by another, so it appears in one object only.
+
+Accepted results are stored as JSON Lines, one object per batch, partitioned by the run's date:
+`results/date=YYYY-MM-DD/run=<run id>/batch-00001.jsonl` (Athena and Glue read this layout as a
+`date` partition). The run's batches themselves are one JSON array at
+`batches/date=YYYY-MM-DD/<run id>.json`, which the state machine's ItemReader reads.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Any
 
 from entrix.auction.platform import Status, json_number
 
 RESULTS_PREFIX = "results/"
-# Alert texts, `{}` filled in order; the state machine fills them with States.Format, so they must
-# not contain the characters States.Format reserves (quote, backslash, literal braces).
+BATCHES_PREFIX = "batches/"
+# Alert texts, `{}` filled in order. The not-ready alert is filled by the state machine with
+# States.Format, so it must not contain the characters States.Format reserves (quote,
+# backslash, literal braces).
 REJECTION_TEXT = "Order {} was rejected in auction run {} (power offered: {})."
 NOT_READY_TEXT = "Auction results were not ready after {} polls; run {} stopped, nothing processed."
 
 
-class OrderRejected(Exception):
-    """The auction rejected the order: an outcome the state machine routes to the alert topic."""
-
-
 class ResultStoreUnavailable(Exception):
-    """Writing the result object failed; transient, so the state machine retries the order."""
+    """Writing a results or batches object failed (the orders involved stay pending)."""
 
 
 class OrderStoreUnavailable(Exception):
-    """Reading or recording the order in the table failed; transient, retried likewise."""
+    """Reading or recording orders in the table failed; transient, retried."""
 
 
-def result_key(record_id: str) -> str:
-    """The S3 key of an accepted order's result: the same for every run that processes it."""
-    digest = hashlib.sha256(record_id.encode("utf-8")).hexdigest()
-    return f"{RESULTS_PREFIX}{digest}.json"
+class AlertsUnavailable(Exception):
+    """The alert topic refused a rejection alert (the order stays pending, alerted next run)."""
 
 
-def result_document(item: Mapping[str, Any]) -> bytes:
-    """The stored JSON object of an accepted order, built from its recorded table item.
+def batches_key(run_date: str, run_id: str) -> str:
+    """Where Lambda A puts a run's batches for the state machine to read."""
+    return f"{BATCHES_PREFIX}date={run_date}/{run_id}.json"
 
-    Built only from the item, so every writer of the same recorded result writes the same bytes.
+
+def batch_results_key(run_date: str, run_id: str, batch_number: int) -> str:
+    """The S3 key of one batch's accepted results: the same for every retry of the batch."""
+    return f"{RESULTS_PREFIX}date={run_date}/run={run_id}/batch-{batch_number:05d}.jsonl"
+
+
+def result_line(item: Mapping[str, Any], power: int | Decimal, run_id: str, result_at: str) -> str:
+    """One accepted order's line in its batch's JSON Lines object, from its claimed table item.
+
+    Built only from the item and the result, so every retry of a batch writes the same bytes.
     """
     document = {
         "record_id": item["record_id"],
@@ -50,13 +63,29 @@ def result_document(item: Mapping[str, Any]) -> bytes:
         "parameter_2": json_number(item["parameter_2"]),
         "received_at": item.get("received_at"),
         "status": Status.ACCEPTED.value,
-        "power": json_number(item["power"]),
-        "run_id": item["result_run_id"],
-        "result_at": item["result_at"],
+        "power": json_number(power),
+        "run_id": run_id,
+        "result_at": result_at,
     }
-    return json.dumps(document, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return json.dumps(document, sort_keys=True, ensure_ascii=False)
 
 
-def rejection_text(record_id: str, run_id: str, power: int | float) -> str:
+def json_lines(lines: Iterable[str]) -> bytes:
+    """A JSON Lines body: one document per line, each line ended by a newline."""
+    return "".join(f"{line}\n" for line in lines).encode("utf-8")
+
+
+def rejection_text(record_id: str, run_id: str, power: int | float | Decimal) -> str:
     """The readable line a person sees for a rejected order."""
     return REJECTION_TEXT.format(record_id, run_id, power)
+
+
+def rejection_alert(record_id: str, run_id: str, power: int) -> dict[str, Any]:
+    """The Slack-style alert published for a rejected order: a `text` line plus its fields."""
+    return {
+        "text": rejection_text(record_id, run_id, power),
+        "record_id": record_id,
+        "status": Status.REJECTED.value,
+        "run": run_id,
+        "power": power,
+    }

@@ -7,14 +7,17 @@ Overlapping runs (the schedule fires every 5 minutes; a slow run may still be po
 process each order once. Every write here is conditional:
 
 - `claim` marks a pending order as taken by a run until a lease ends (a run cannot outlive its
-  state machine's timeout, which is the lease), before an accepted result is written to S3;
+  state machine's timeout, which is the lease), before its result is stored or alerted;
 - `record` stores the result; both succeed only for a pending order that no other live run has
   claimed, or again for the run that already claimed or recorded it, so a retried step of the
-  same run goes through while another run's attempt is refused (`None`).
+  same run goes through while another run's attempt is refused (`None`);
+- `release` hands back an order a run claimed but could not finish, so the next run takes it
+  without waiting for the lease to end.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -39,6 +42,7 @@ _AVAILABLE_TO_RUN = (
     " OR result_run_id = :run)"
 )
 _deserializer = TypeDeserializer()
+logger = logging.getLogger(__name__)
 
 
 def _item(attributes: Mapping[str, Any]) -> dict[str, Any]:
@@ -108,6 +112,24 @@ class OrderResults:
                 ":at": {"S": result_at},
             },
         )
+
+    def release(self, record_id: str, run_id: str) -> bool:
+        """Give up this run's claim on a still-pending order; False when that was not possible.
+
+        Best effort: the order is released now, or when the lease ends.
+        """
+        try:
+            self._client.update_item(
+                TableName=self._table_name,
+                Key={"record_id": {"S": record_id}},
+                UpdateExpression="REMOVE claimed_by, claim_expires_at",
+                ConditionExpression="result_status = :pending AND claimed_by = :run",
+                ExpressionAttributeValues={":pending": {"S": PENDING}, ":run": {"S": run_id}},
+            )
+        except (ClientError, BotoCoreError) as error:
+            logger.warning("order %r stays claimed until its lease ends: %s", record_id, error)
+            return False
+        return True
 
     def _update(
         self,
