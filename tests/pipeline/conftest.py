@@ -33,6 +33,8 @@ from entrix.local.template import PseudoParameters, Template
 REGION = "eu-west-1"
 STACK = "PipelineTest"
 MAX_POLLS = 3
+# Small batches, so that a handful of orders already spreads over several child executions.
+BATCH_MAX_ORDERS = 2
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +68,7 @@ def pipeline_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any
         removal_policy=RemovalPolicy.DESTROY,
         poll_interval=Duration.seconds(1),
         max_polls=MAX_POLLS,
+        batch_max_orders=BATCH_MAX_ORDERS,
         retry_interval=Duration.seconds(1),
         retry_attempts=2,
     )
@@ -191,16 +194,30 @@ class Pipeline:
             for item in page["Items"]
         }
 
-    def result_objects(self) -> dict[str, dict[str, Any]]:
-        """Every stored result document by key, with its number of versions."""
+    def result_objects(self) -> dict[str, list[dict[str, Any]]]:
+        """Every results object (JSON Lines) by key, as its list of documents."""
         s3 = self.client("s3")
         objects = {}
-        versions = s3.list_object_versions(Bucket=self.bucket).get("Versions", [])
-        for version in versions:
+        versions = s3.list_object_versions(Bucket=self.bucket, Prefix="results/")
+        for version in versions.get("Versions", []):
             if version["IsLatest"]:
                 body = s3.get_object(Bucket=self.bucket, Key=version["Key"])["Body"].read()
-                objects[version["Key"]] = json.loads(body)
+                objects[version["Key"]] = [json.loads(line) for line in body.splitlines()]
         return objects
+
+    def stored_results(self) -> dict[str, dict[str, Any]]:
+        """Every stored result line by record_id; fails if an order was stored twice."""
+        stored: dict[str, dict[str, Any]] = {}
+        for key, documents in self.result_objects().items():
+            for document in documents:
+                assert document["record_id"] not in stored, f"{document} stored twice"
+                stored[document["record_id"]] = {**document, "key": key}
+        return stored
+
+    def result_versions(self) -> list[str]:
+        """The key of every version ever written under results/."""
+        versions = self.client("s3").list_object_versions(Bucket=self.bucket, Prefix="results/")
+        return sorted(version["Key"] for version in versions.get("Versions", []))
 
     def alerts(self) -> list[dict[str, Any]]:
         """Every message published to the alert topic so far (consumed from its SQS subscriber)."""

@@ -1,4 +1,8 @@
-"""The synthesized results state machine, executed by moto with the real Lambda A and B."""
+"""The synthesized results state machine, executed by moto with the real Lambda A and B.
+
+The pipeline is synthesized with batches of BATCH_MAX_ORDERS orders, so a few orders already run
+the Distributed Map over several child executions.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,26 @@ from typing import Any
 
 import pytest
 
-from entrix.auction.results import ResultStoreUnavailable, result_key
-from tests.pipeline.conftest import ACCEPT, MAX_POLLS, NOT_READY, READY, REJECT, Pipeline
+from entrix.auction.results import ResultStoreUnavailable
+from tests.pipeline.conftest import (
+    ACCEPT,
+    BATCH_MAX_ORDERS,
+    MAX_POLLS,
+    NOT_READY,
+    READY,
+    REJECT,
+    Pipeline,
+)
+
+OUTCOMES = ("accepted", "rejected", "failed", "skipped")
 
 
 def _counts(accepted: int = 0, rejected: int = 0, failed: int = 0, skipped: int = 0) -> dict:
     return {"accepted": accepted, "rejected": rejected, "failed": failed, "skipped": skipped}
+
+
+def _outcomes(summary: dict[str, Any]) -> dict[str, int]:
+    return {outcome: summary[outcome] for outcome in OUTCOMES}
 
 
 def _entered(pipeline: Pipeline, execution_arn: str, state: str) -> int:
@@ -25,33 +43,53 @@ def _entered(pipeline: Pipeline, execution_arn: str, state: str) -> int:
 
 
 def _assert_consistent(pipeline: Pipeline) -> None:
-    """Stored objects are exactly the accepted orders; each records the same result as its item."""
+    """Stored lines are exactly the accepted orders, once each, matching their recorded items."""
     items = pipeline.items()
-    objects = pipeline.result_objects()
+    stored = pipeline.stored_results()
     accepted = {r for r, item in items.items() if item["result_status"] == "accepted"}
-    assert set(objects) == {result_key(r) for r in accepted}
+    assert set(stored) == accepted
     for record_id in accepted:
-        document, item = objects[result_key(record_id)], items[record_id]
-        assert document["record_id"] == record_id
+        document, item = stored[record_id], items[record_id]
         assert document["status"] == "accepted"
         assert document["power"] == item["power"]
         assert document["run_id"] == item["result_run_id"]
         assert document["result_at"] == item["result_at"]
         assert document["parameter_2"] == 2.1
+        assert document["key"].startswith("results/date=")
+        assert f"/run={item['result_run_id']}/batch-" in document["key"]
 
 
-def test_all_accepted_orders_are_stored(pipeline: Pipeline) -> None:
+def test_all_accepted_orders_are_stored_in_one_object_per_batch(pipeline: Pipeline) -> None:
     pipeline.add_orders("a", "b", "c")
     pipeline.script(READY, ACCEPT, ACCEPT, ACCEPT)
 
-    assert pipeline.summary("run-1") == _counts(accepted=3)
+    summary = pipeline.summary("run-1")
 
+    assert _outcomes(summary) == _counts(accepted=3)
+    assert summary["orders"] == 3
+    assert summary["batches"] == 2  # 3 orders, BATCH_MAX_ORDERS each
     objects = pipeline.result_objects()
-    assert sorted(document["record_id"] for document in objects.values()) == ["a", "b", "c"]
-    assert {document["run_id"] for document in objects.values()} == {"run-1"}
+    assert len(objects) == 2
+    assert all(key.endswith((".jsonl")) for key in objects)
+    assert sorted(pipeline.stored_results()) == ["a", "b", "c"]
     assert {item["result_status"] for item in pipeline.items().values()} == {"accepted"}
     assert pipeline.alerts() == []
     _assert_consistent(pipeline)
+
+
+def test_the_batches_object_is_read_by_the_distributed_map(pipeline: Pipeline) -> None:
+    pipeline.add_orders("a", "b", "c", "d", "e")
+    pipeline.script(READY)
+
+    described = pipeline.run("run-1")
+
+    s3 = pipeline.client("s3")
+    (batches_object,) = s3.list_objects_v2(Bucket=pipeline.bucket, Prefix="batches/")["Contents"]
+    assert batches_object["Key"].endswith("/run-1.json")
+    batches = json.loads(s3.get_object(Bucket=pipeline.bucket, Key=batches_object["Key"])["Body"].read())
+    assert [len(batch["orders"]) for batch in batches] == [2, 2, 1]
+    assert json.loads(described["output"])["batches"] == 3
+    assert _entered(pipeline, described["executionArn"], "ProcessBatches") == 1
 
 
 def test_polls_again_after_a_wait_until_results_are_ready(pipeline: Pipeline) -> None:
@@ -70,7 +108,7 @@ def test_mixed_results_store_accepted_and_alert_rejected(pipeline: Pipeline) -> 
     pipeline.add_orders("a", "b", "c", "d")
     pipeline.script(READY, ACCEPT, REJECT, ACCEPT, REJECT)
 
-    assert pipeline.summary("run-1") == _counts(accepted=2, rejected=2)
+    assert _outcomes(pipeline.summary("run-1")) == _counts(accepted=2, rejected=2)
 
     items = pipeline.items()
     rejected = {r for r, item in items.items() if item["result_status"] == "rejected"}
@@ -90,7 +128,7 @@ def test_all_rejected_is_a_successful_run_with_one_alert_each(pipeline: Pipeline
     pipeline.add_orders("a", "b", "c")
     pipeline.script(READY, REJECT, REJECT, REJECT)
 
-    assert pipeline.summary("run-1") == _counts(rejected=3)
+    assert _outcomes(pipeline.summary("run-1")) == _counts(rejected=3)
 
     assert sorted(alert["record_id"] for alert in pipeline.alerts()) == ["a", "b", "c"]
     assert pipeline.result_objects() == {}
@@ -100,7 +138,12 @@ def test_all_rejected_is_a_successful_run_with_one_alert_each(pipeline: Pipeline
 def test_no_pending_orders_is_a_successful_empty_run(pipeline: Pipeline) -> None:
     pipeline.script(READY)
 
-    assert pipeline.summary("run-1") == _counts()
+    described = pipeline.run("run-1")
+
+    assert described["status"] == "SUCCEEDED"
+    assert json.loads(described["output"]) == {"orders": 0, **_counts(), "batches": 0}
+    assert _entered(pipeline, described["executionArn"], "ProcessBatches") == 0
+    assert "Contents" not in pipeline.client("s3").list_objects_v2(Bucket=pipeline.bucket)
 
 
 def test_never_ready_stops_after_max_polls_and_alerts(pipeline: Pipeline) -> None:
@@ -119,80 +162,109 @@ def test_never_ready_stops_after_max_polls_and_alerts(pipeline: Pipeline) -> Non
     assert pipeline.items()["a"]["result_status"] == "pending"
 
 
-def test_a_transient_store_fault_is_retried(pipeline: Pipeline) -> None:
-    pipeline.add_orders("a")
-    pipeline.script(READY, ACCEPT)
+def test_a_failed_results_write_releases_the_orders_for_the_next_run(pipeline: Pipeline) -> None:
+    pipeline.add_orders("a", "b")
+    pipeline.script(READY, ACCEPT, REJECT)
     process = pipeline.handler_module("entrix.handlers.process.handler")
     store = process.results_store
-    calls: list[str] = []
 
-    def flaky_put(key: str, body: bytes) -> None:
-        calls.append(key)
-        if len(calls) == 1:
-            raise ResultStoreUnavailable("simulated S3 outage")
-        type(store).put(store, key, body)
+    def failing_put(key: str, body: bytes) -> None:
+        raise ResultStoreUnavailable("simulated S3 outage")
 
-    pipeline.monkeypatch.setattr(store, "put", flaky_put)
-
-    assert pipeline.summary("run-1") == _counts(accepted=1)
-    assert calls == [result_key("a"), result_key("a")]
-    _assert_consistent(pipeline)
-
-
-def test_an_s3_failure_is_counted_failed_never_accepted(pipeline: Pipeline) -> None:
-    pipeline.add_orders("a", "b")
-    pipeline.client("s3").delete_bucket(Bucket=pipeline.bucket)
-    pipeline.script(READY, ACCEPT, REJECT)
-
-    assert pipeline.summary("run-1") == _counts(failed=1, rejected=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store, "put_lines", failing_put)
+        assert _outcomes(pipeline.summary("run-1")) == _counts(failed=1, rejected=1)
 
     items = pipeline.items()
     assert items["a"]["result_status"] == "pending"
+    assert "claimed_by" not in items["a"], "released, not left claimed until the lease ends"
     assert items["b"]["result_status"] == "rejected"
+    assert pipeline.result_objects() == {}
+
+    pipeline.script(READY, ACCEPT)
+    assert _outcomes(pipeline.summary("run-2")) == _counts(accepted=1)
+    assert pipeline.items()["a"]["result_run_id"] == "run-2"
+    _assert_consistent(pipeline)
+
+
+def test_an_unpublished_alert_leaves_the_order_pending_so_no_rejection_goes_unnoticed(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.add_orders("a", "b")
+    pipeline.script(READY, REJECT, ACCEPT)
+    process = pipeline.handler_module("entrix.handlers.process.handler")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(process.alert_topic, "publish", lambda alerts: list(range(len(alerts))))
+        assert _outcomes(pipeline.summary("run-1")) == _counts(accepted=1, failed=1)
+    assert pipeline.items()["a"]["result_status"] == "pending"
+    assert pipeline.alerts() == []
+
+    pipeline.script(READY, REJECT)
+    assert _outcomes(pipeline.summary("run-2")) == _counts(rejected=1)
+    (alert,) = pipeline.alerts()
+    assert alert["record_id"] == "a"
+    assert alert["run"] == "run-2"
+
+
+def test_a_crashing_batch_is_counted_failed_and_the_other_batches_finish(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.add_orders("a", "b", "c")
+    pipeline.script(READY, ACCEPT, ACCEPT, ACCEPT)
+    process = pipeline.handler_module("entrix.handlers.process.handler")
+    real_process = process.process
+
+    def crash_on_first_batch(batch: Any) -> dict[str, int]:
+        if batch.results_key.endswith("batch-00001.jsonl"):
+            raise RuntimeError("simulated bug")
+        result: dict[str, int] = real_process(batch)
+        return result
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(process, "process", crash_on_first_batch)
+        described = pipeline.run("run-1")
+
+    assert described["status"] == "SUCCEEDED"
+    assert _outcomes(json.loads(described["output"])) == _counts(accepted=1, failed=2)
+    assert sorted(pipeline.stored_results()) == ["c"]
 
 
 def test_a_failed_order_is_taken_again_once_the_failed_runs_claim_ends(
     pipeline: Pipeline,
 ) -> None:
     pipeline.add_orders("a")
-    s3 = pipeline.client("s3")
-    s3.delete_bucket(Bucket=pipeline.bucket)
+    _claim(pipeline, "a", "crashed-run", expires_at=4_102_444_800)
     pipeline.script(READY, ACCEPT)
-    assert pipeline.summary("run-1") == _counts(failed=1)
+    assert _outcomes(pipeline.summary("run-2")) == _counts(skipped=1), "the claim still holds"
 
-    s3.create_bucket(
-        Bucket=pipeline.bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
-    )
+    _claim(pipeline, "a", "crashed-run", expires_at=0)
     pipeline.script(READY, ACCEPT)
-    assert pipeline.summary("run-2") == _counts(skipped=1), "run-1's claim still holds"
-
-    _expire_claim(pipeline, "a")
-    pipeline.script(READY, ACCEPT)
-    assert pipeline.summary("run-3") == _counts(accepted=1)
+    assert _outcomes(pipeline.summary("run-3")) == _counts(accepted=1)
     assert pipeline.items()["a"]["result_run_id"] == "run-3"
     _assert_consistent(pipeline)
 
 
-def _expire_claim(pipeline: Pipeline, record_id: str) -> None:
+def _claim(pipeline: Pipeline, record_id: str, run_id: str, expires_at: int) -> None:
     pipeline.client("dynamodb").update_item(
         TableName=pipeline.table,
         Key={"record_id": {"S": record_id}},
-        UpdateExpression="SET claim_expires_at = :past",
-        ExpressionAttributeValues={":past": {"N": "0"}},
+        UpdateExpression="SET claimed_by = :run, claim_expires_at = :until",
+        ExpressionAttributeValues={":run": {"S": run_id}, ":until": {"N": str(expires_at)}},
     )
 
 
 def test_two_runs_in_a_row_process_each_order_exactly_once(pipeline: Pipeline) -> None:
     pipeline.add_orders("a", "b", "c")
     pipeline.script(READY, ACCEPT, REJECT, ACCEPT)
-    assert pipeline.summary("run-1") == _counts(accepted=2, rejected=1)
+    assert _outcomes(pipeline.summary("run-1")) == _counts(accepted=2, rejected=1)
     first_items = pipeline.items()
     first_objects = pipeline.result_objects()
     assert len(pipeline.alerts()) == 1
 
     pipeline.add_orders("d")
     pipeline.script(READY, REJECT)
-    assert pipeline.summary("run-2") == _counts(rejected=1)
+    assert _outcomes(pipeline.summary("run-2")) == _counts(rejected=1)
 
     items = pipeline.items()
     for record_id in ("a", "b", "c"):
@@ -200,22 +272,20 @@ def test_two_runs_in_a_row_process_each_order_exactly_once(pipeline: Pipeline) -
     assert items["d"]["result_run_id"] == "run-2"
     assert pipeline.result_objects() == first_objects
     assert [alert["record_id"] for alert in pipeline.alerts()] == ["d"]
-    versions = pipeline.client("s3").list_object_versions(Bucket=pipeline.bucket)["Versions"]
-    assert len(versions) == 2, "one object version per accepted order"
+    assert len(pipeline.result_versions()) == len(first_objects), "one version per batch object"
 
 
-@pytest.mark.parametrize("record_id", ["ünïcode/ids?&=#%", "x" * 1024])
-def test_unusual_record_ids_get_deterministic_keys(pipeline: Pipeline, record_id: str) -> None:
+@pytest.mark.parametrize("record_id", ["ünïcode/ids?&=#%\n\"{}", "x" * 1024])
+def test_unusual_record_ids_are_stored_as_they_are(pipeline: Pipeline, record_id: str) -> None:
     pipeline.add_orders(record_id)
     pipeline.script(READY, ACCEPT)
 
-    assert pipeline.summary("run-1") == _counts(accepted=1)
-    objects: dict[str, Any] = pipeline.result_objects()
-    assert objects[result_key(record_id)]["record_id"] == record_id
+    assert _outcomes(pipeline.summary("run-1")) == _counts(accepted=1)
+    assert list(pipeline.stored_results()) == [record_id]
 
 
 def test_overlapping_runs_process_each_order_exactly_once(pipeline: Pipeline) -> None:
-    record_ids = [f"o-{index}" for index in range(12)]
+    record_ids = [f"o-{index}" for index in range(6 * BATCH_MAX_ORDERS)]
     pipeline.add_orders(*record_ids)
     pipeline.script()  # every draw: ready, accepted
 
@@ -227,8 +297,5 @@ def test_overlapping_runs_process_each_order_exactly_once(pipeline: Pipeline) ->
     assert all(summary["rejected"] == summary["failed"] == 0 for summary in summaries)
     items = pipeline.items()
     assert {item["result_run_id"] for item in items.values()} <= {"run-1", "run-2"}
-    versions = pipeline.client("s3").list_object_versions(Bucket=pipeline.bucket)["Versions"]
-    assert sorted(v["Key"] for v in versions) == sorted(result_key(r) for r in record_ids), (
-        "one write per order: the run that lost the claim never touched the object"
-    )
+    assert sorted(pipeline.stored_results()) == sorted(record_ids), "each order stored once"
     _assert_consistent(pipeline)
