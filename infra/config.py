@@ -71,8 +71,13 @@ class ServiceConfig:
     results_poll_seconds: int = 30
     results_max_polls: int = 10
     results_timeout_minutes: int = 30
-    # Lambda B invocations in flight per run (an inline Map allows at most 40).
+    # Lambda B invocations (batches) in flight per run; a Distributed Map allows up to 10,000,
+    # the orders table's write rate is the practical bound (two writes per order).
     results_max_concurrency: int = 10
+    # Orders per batch (one Lambda B invocation, one JSON Lines object) and per run (the rest
+    # wait for the next run). A batch must stay under 256 KiB of state input (checked in bytes).
+    results_batch_max_orders: int = 1000
+    results_max_orders_per_run: int = 200_000
     # Secrets Manager ARN of a Slack incoming-webhook URL; set it to forward alerts to Slack.
     slack_webhook_secret_arn: str | None = None
 
@@ -87,8 +92,12 @@ class ServiceConfig:
             raise ValueError("results_ready_probability must be within 0..1")
         if self.auction_mode not in ("orders", "random"):
             raise ValueError("auction_mode must be orders or random")
-        if not 1 <= self.results_max_concurrency <= 40:
-            raise ValueError("results_max_concurrency must be within 1..40")
+        if not 1 <= self.results_max_concurrency <= 1000:
+            raise ValueError("results_max_concurrency must be within 1..1000")
+        if not 1 <= self.results_batch_max_orders <= 1500:
+            raise ValueError("results_batch_max_orders must be within 1..1500")
+        if self.results_max_orders_per_run < self.results_batch_max_orders:
+            raise ValueError("results_max_orders_per_run must be at least one batch")
         if self.results_poll_seconds < 1 or self.results_max_polls < 1:
             raise ValueError("results_poll_seconds and results_max_polls must be at least 1")
         if self.results_timeout_minutes * 60 <= self.results_poll_seconds * self.results_max_polls:

@@ -108,8 +108,8 @@ class Observability(Construct):
             machine.metric_aborted(period=PERIOD),
             "a results run was stopped before it finished",
         )
-        # Lambda B raises these for a store fault (the state machine retries it, then counts the
-        # order failed in a run that still succeeds); the runtime logs each with its type name.
+        # Lambda B logs these by name when it could not store, alert or record an order; it
+        # releases the order (counted `failed` in a run that still succeeds) for the next run.
         store_faults = self._log_count(
             "StoreFaultsFilter",
             results.process_function,
@@ -119,8 +119,8 @@ class Observability(Construct):
         self._alarm(
             "ResultStoreFaults",
             store_faults,
-            "Lambda B could not write a result to S3 or the orders table (retried; an order that "
-            "still failed stays pending and is counted `failed` in the run's output)",
+            "Lambda B could not write results to S3, publish an alert or update the orders table "
+            "(the order is released, stays pending and is counted `failed` in the run's output)",
         )
         self._alarm(
             "ScheduleDeadLetters",
@@ -222,6 +222,7 @@ class Observability(Construct):
             "order status": intake.order_status_function,
             "Lambda A (results)": results.results_function,
             "Lambda B (process)": results.process_function,
+            "run summary": results.summary_function,
         }
         dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.hours(3))
         dashboard.add_widgets(

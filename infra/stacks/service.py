@@ -53,6 +53,8 @@ class ServiceStack(Stack):
             poll_interval=Duration.seconds(config.results_poll_seconds),
             max_polls=config.results_max_polls,
             max_concurrency=config.results_max_concurrency,
+            batch_max_orders=config.results_batch_max_orders,
+            max_orders_per_run=config.results_max_orders_per_run,
             timeout=Duration.minutes(config.results_timeout_minutes),
             slack_webhook_secret_arn=config.slack_webhook_secret_arn,
         )

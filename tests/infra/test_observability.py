@@ -8,7 +8,11 @@ from typing import Any
 
 import pytest
 
-from entrix.auction.results import OrderStoreUnavailable, ResultStoreUnavailable
+from entrix.auction.results import (
+    AlertsUnavailable,
+    OrderStoreUnavailable,
+    ResultStoreUnavailable,
+)
 from infra.constructs.observability import (
     AUTHORIZER_REFUSAL_LOG_TEXT,
     AUTHORIZER_REFUSALS_METRIC,
@@ -225,14 +229,19 @@ def test_the_authorizer_logs_the_refusal_text_the_metric_filter_counts(
 def test_lambda_b_store_faults_are_counted_from_its_log_and_alarmed(
     service_json: dict[str, Any], alarms: dict[str, dict[str, Any]]
 ) -> None:
-    """A run that retried and then gave up on an order still succeeds: this alarm shows it."""
+    """A run whose Lambda B released orders it could not store or alert still succeeds: this
+    alarm shows it (Lambda B logs each such fault with the error's name)."""
     _, metric_filter = _one(service_json, "AWS::Logs::MetricFilter", "StoreFaults")
     assert metric_filter["LogGroupName"] == _ref(
         service_json, "AWS::Logs::LogGroup", "ResultsPipelineProcessFunctionLogs"
     )
     # The Python runtime logs an unhandled exception with its class name (text or JSON format).
     terms = metric_filter["FilterPattern"].split()
-    assert terms == [f"?{ResultStoreUnavailable.__name__}", f"?{OrderStoreUnavailable.__name__}"]
+    assert terms == [
+        f"?{ResultStoreUnavailable.__name__}",
+        f"?{OrderStoreUnavailable.__name__}",
+        f"?{AlertsUnavailable.__name__}",
+    ]
     (transformation,) = metric_filter["MetricTransformations"]
     alarm = _alarm(alarms, "ResultStoreFaults")
     assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (

@@ -70,7 +70,7 @@ def test_all_accepted_orders_are_stored_in_one_object_per_batch(pipeline: Pipeli
     assert summary["batches"] == 2  # 3 orders, BATCH_MAX_ORDERS each
     objects = pipeline.result_objects()
     assert len(objects) == 2
-    assert all(key.endswith((".jsonl")) for key in objects)
+    assert all(key.endswith(".jsonl") for key in objects)
     assert sorted(pipeline.stored_results()) == ["a", "b", "c"]
     assert {item["result_status"] for item in pipeline.items().values()} == {"accepted"}
     assert pipeline.alerts() == []
@@ -86,7 +86,8 @@ def test_the_batches_object_is_read_by_the_distributed_map(pipeline: Pipeline) -
     s3 = pipeline.client("s3")
     (batches_object,) = s3.list_objects_v2(Bucket=pipeline.bucket, Prefix="batches/")["Contents"]
     assert batches_object["Key"].endswith("/run-1.json")
-    batches = json.loads(s3.get_object(Bucket=pipeline.bucket, Key=batches_object["Key"])["Body"].read())
+    body = s3.get_object(Bucket=pipeline.bucket, Key=batches_object["Key"])["Body"].read()
+    batches = json.loads(body)
     assert [len(batch["orders"]) for batch in batches] == [2, 2, 1]
     assert json.loads(described["output"])["batches"] == 3
     assert _entered(pipeline, described["executionArn"], "ProcessBatches") == 1
@@ -275,7 +276,7 @@ def test_two_runs_in_a_row_process_each_order_exactly_once(pipeline: Pipeline) -
     assert len(pipeline.result_versions()) == len(first_objects), "one version per batch object"
 
 
-@pytest.mark.parametrize("record_id", ["ünïcode/ids?&=#%\n\"{}", "x" * 1024])
+@pytest.mark.parametrize("record_id", ['ünïcode/ids?&=#%\n"{}', "x" * 1024])
 def test_unusual_record_ids_are_stored_as_they_are(pipeline: Pipeline, record_id: str) -> None:
     pipeline.add_orders(record_id)
     pipeline.script(READY, ACCEPT)

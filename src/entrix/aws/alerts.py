@@ -45,7 +45,8 @@ class AlertTopic:
         entries = [{"Id": str(position), "Message": messages[position]} for position in positions]
         try:
             response = self._client.publish_batch(
-                TopicArn=self._topic_arn, PublishBatchRequestEntries=entries  # type: ignore[arg-type]
+                TopicArn=self._topic_arn,
+                PublishBatchRequestEntries=entries,  # type: ignore[arg-type]
             )
         except (ClientError, BotoCoreError) as error:
             logger.error("publishing %d alerts failed: %s", len(entries), error)
