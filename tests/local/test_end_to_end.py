@@ -48,7 +48,7 @@ def port_is_free(port):
 class LocalProcess:
     """`entrix local` in a subprocess, its console lines collected as they come."""
 
-    def __init__(self):
+    def __init__(self, schedule_seconds=2):
         self.port = free_port()
         self.aws_port = free_port()
         # faulthandler: a process that hangs is sent SIGABRT and prints where its threads are
@@ -62,7 +62,7 @@ class LocalProcess:
                 "--aws-port",
                 str(self.aws_port),
                 "--schedule-seconds",
-                "2",
+                str(schedule_seconds),
             ],
             cwd=ROOT,
             env=environment,

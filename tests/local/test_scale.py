@@ -1,0 +1,93 @@
+"""One pipeline run over thousands of orders under `entrix local`, checked order by order.
+
+Lambda A's random mode makes up the orders (as the seed's did) and stores them as pending first;
+small batches make the Distributed Map run several child executions. The 10,000-order version of
+this run is a row of `make bench` (about a minute there); this one keeps `make test` quick.
+"""
+
+import json
+
+import pytest
+
+from tests.local.test_end_to_end import LocalProcess
+
+pytestmark = pytest.mark.e2e
+
+ORDERS = 2_000
+BATCH = 500
+
+
+@pytest.fixture(scope="module")
+def local():
+    system = LocalProcess(schedule_seconds=86_400)  # only the run this test starts
+    try:
+        system.wait_ready()
+        yield system
+    finally:
+        if system.process.poll() is None:
+            system.stop()
+
+
+def _configure_lambda_a(local, variables):
+    """Change Lambda A's environment through the Lambda API, as an operator would."""
+    lambda_client = local.client("lambda")
+    (name,) = [
+        f["FunctionName"]
+        for f in lambda_client.list_functions()["Functions"]
+        if f["Handler"] == "entrix.handlers.results.handler"
+    ]
+    current = lambda_client.get_function_configuration(FunctionName=name)["Environment"]
+    lambda_client.update_function_configuration(
+        FunctionName=name, Environment={"Variables": {**current["Variables"], **variables}}
+    )
+
+
+def _stored_lines(local, execution):
+    """Every JSON Lines document stored for the run, by record_id (each at most once)."""
+    s3 = local.client("s3")
+    (bucket,) = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith("order-results-")]
+    stored = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="results/"):
+        for entry in page.get("Contents", []):
+            if f"/run={execution}/" not in entry["Key"]:
+                continue
+            body = s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
+            for line in body.decode().splitlines():
+                document = json.loads(line)
+                assert document["record_id"] not in stored, document
+                stored[document["record_id"]] = document
+    return stored
+
+
+def test_one_run_processes_thousands_of_random_orders_each_stored_or_alerted_once(local):
+    _configure_lambda_a(
+        local,
+        {
+            "RESULTS_READY_PROBABILITY": "1",
+            "AUCTION_MODE": "random",
+            "RANDOM_ORDER_COUNT": str(ORDERS),
+            "BATCH_MAX_ORDERS": str(BATCH),
+        },
+    )
+
+    result = local.cli("pipeline", "run")
+
+    summary = json.loads(result.stdout)
+    assert result.returncode == 0, (summary, result.stderr)
+    assert summary["status"] == "SUCCEEDED", summary
+    assert summary["orders"] == ORDERS
+    assert summary["batches"] == ORDERS // BATCH
+    assert summary["failed"] == summary["skipped"] == 0
+    assert summary["accepted"] + summary["rejected"] == ORDERS
+    assert 0 < summary["accepted"] < ORDERS, "random results: both outcomes occur"
+
+    stored = _stored_lines(local, summary["execution"])
+    assert len(stored) == summary["accepted"]
+    assert all(document["status"] == "accepted" for document in stored.values())
+    alerted = {
+        line.split("Order ", 1)[1].split(" was rejected", 1)[0]
+        for line in local.lines
+        if " was rejected in auction run " + summary["execution"] in line
+    }
+    assert len(alerted) == summary["rejected"]
+    assert not alerted & set(stored), "an order is either stored or alerted"
