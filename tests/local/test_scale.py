@@ -45,7 +45,8 @@ def _configure_lambda_a(local, variables):
 def _stored_lines(local, execution):
     """Every JSON Lines document stored for the run, by record_id (each at most once)."""
     s3 = local.client("s3")
-    (bucket,) = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith("order-results-")]
+    buckets = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    (bucket,) = [name for name in buckets if name.startswith("order-results-")]
     stored = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="results/"):
         for entry in page.get("Contents", []):
