@@ -46,8 +46,8 @@ from infra.constructs.lambda_code import python_function
 from infra.nag import acknowledge
 
 PENDING_INDEX_NAME = "pending-results"
-# Error names Lambda B raises for transient faults (entrix.auction.results), and the Lambda
-# service's own transient errors: only these are retried, never OrderRejected.
+# The Lambda service's own transient errors: the only ones retried for Lambda B and the summary
+# (Lambda B handles its store faults order by order); Lambda A also retries its store errors.
 LAMBDA_TRANSIENT_ERRORS = [
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",

@@ -12,8 +12,8 @@ As in Lambda:
 - the handler sees its function's `Environment` variables plus the runtime's own
   (`AWS_LAMBDA_FUNCTION_NAME`, `_HANDLER`, ...) and a context object;
 - an exception becomes the payload `{"errorMessage", "errorType", "requestId", "stackTrace"}` with
-  `errored=True`, and `errorType` is the exception's class name, so a state machine `Catch` on
-  `"OrderRejected"` fires for `raise OrderRejected(...)`.
+  `errored=True`, and `errorType` is the exception's class name, so a state machine `Retry` or
+  `Catch` on `"OrderStoreUnavailable"` fires for `raise OrderStoreUnavailable(...)`.
 
 Environment variables are process-wide, so invocations take turns under one lock while their
 function's variables are applied: handlers run one at a time, each seeing exactly its own
