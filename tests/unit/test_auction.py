@@ -1,10 +1,9 @@
-"""The auction domain: the simulated platform, result keys and documents, alert messages."""
+"""The auction domain: the simulated platform, batch keys, result lines, alert messages."""
 
 from __future__ import annotations
 
 import json
 import random
-import re
 from decimal import Decimal
 
 import pytest
@@ -14,9 +13,12 @@ from entrix.auction.platform import AuctionPlatform, PendingOrder, Status, json_
 from entrix.auction.results import (
     NOT_READY_TEXT,
     REJECTION_TEXT,
+    batch_results_key,
+    batches_key,
+    json_lines,
+    rejection_alert,
     rejection_text,
-    result_document,
-    result_key,
+    result_line,
 )
 
 ORDER = PendingOrder(record_id="r-1", parameter_1="buy", parameter_2=Decimal("2.1"))
@@ -80,31 +82,40 @@ def test_synthetic_orders_have_unique_ids_under_the_run_prefix() -> None:
     assert all(isinstance(o.parameter_2, Decimal) for o in orders)
 
 
-@pytest.mark.parametrize("record_id", ["a", "ünï/cødé?&#", "x" * 1024, "../../etc"])
-def test_result_keys_are_deterministic_short_and_url_safe(record_id: str) -> None:
-    key = result_key(record_id)
-    assert key == result_key(record_id)
-    assert re.fullmatch(r"results/[0-9a-f]{64}\.json", key)
+def test_batch_results_keys_are_partitioned_by_date_and_run_and_numbered() -> None:
+    key = batch_results_key("2026-11-25", "run-1", 3)
+    assert key == "results/date=2026-11-25/run=run-1/batch-00003.jsonl"
+    assert key == batch_results_key("2026-11-25", "run-1", 3), "a retried batch, the same key"
+    assert key != batch_results_key("2026-11-25", "run-1", 4)
+    assert key != batch_results_key("2026-11-25", "run-2", 3)
 
 
-def test_different_record_ids_get_different_keys() -> None:
-    assert result_key("a") != result_key("A")
+def test_batch_numbers_sort_in_order_as_text() -> None:
+    keys = [batch_results_key("2026-11-25", "run-1", n) for n in (1, 2, 10, 100)]
+    assert sorted(keys) == keys
 
 
-def test_result_document_is_built_from_the_recorded_item_only() -> None:
-    item = {
-        "record_id": "r-1",
-        "parameter_1": "buy",
-        "parameter_2": Decimal("2.1"),
-        "received_at": "2026-11-25T10:00:00.000Z",
-        "result_status": "pending",
-        "claimed_by": "run-1",
-        "power": Decimal(42),
-        "result_run_id": "run-1",
-        "result_at": "2026-11-25T10:05:00.000Z",
-    }
-    document = json.loads(result_document(item))
-    assert document == {
+def test_a_runs_batches_object_lies_outside_the_results_prefix() -> None:
+    key = batches_key("2026-11-25", "run-1")
+    assert key == "batches/date=2026-11-25/run-1.json"
+    assert not key.startswith("results/")
+
+
+ITEM = {
+    "record_id": "r-1",
+    "parameter_1": "buy",
+    "parameter_2": Decimal("2.1"),
+    "received_at": "2026-11-25T10:00:00.000Z",
+    "result_status": "pending",
+    "claimed_by": "run-1",
+    "claim_expires_at": Decimal(1_900_000_000),
+}
+
+
+def test_result_line_is_built_from_the_claimed_item_and_the_result() -> None:
+    line = result_line(ITEM, 42, "run-1", "2026-11-25T10:05:00.000Z")
+    assert "\n" not in line
+    assert json.loads(line) == {
         "record_id": "r-1",
         "parameter_1": "buy",
         "parameter_2": 2.1,
@@ -114,7 +125,21 @@ def test_result_document_is_built_from_the_recorded_item_only() -> None:
         "run_id": "run-1",
         "result_at": "2026-11-25T10:05:00.000Z",
     }
-    assert result_document(dict(item)) == result_document(item), "same item, same bytes"
+    same = result_line(dict(ITEM), Decimal(42), "run-1", "2026-11-25T10:05:00.000Z")
+    assert same == line, "same item and result, same bytes"
+
+
+def test_result_line_keeps_unicode_readable() -> None:
+    line = result_line({**ITEM, "record_id": "ünï"}, 1, "run-1", "t")
+    assert "ünï" in line
+    assert json.loads(line)["record_id"] == "ünï"
+
+
+def test_json_lines_ends_every_line_with_a_newline() -> None:
+    body = json_lines(['{"a": 1}', '{"b": "ü"}'])
+    assert body == '{"a": 1}\n{"b": "ü"}\n'.encode()
+    assert [json.loads(line) for line in body.decode().splitlines()] == [{"a": 1}, {"b": "ü"}]
+    assert json_lines([]) == b""
 
 
 def test_alert_texts_are_safe_for_states_format() -> None:
@@ -127,6 +152,19 @@ def test_alert_texts_are_safe_for_states_format() -> None:
 def test_rejection_text_names_the_order_and_run() -> None:
     text = rejection_text("r-1", "run-9", 12)
     assert "r-1" in text and "run-9" in text and "12" in text
+
+
+def test_rejection_alert_carries_the_text_and_the_orders_fields() -> None:
+    alert = rejection_alert("r-1", "run-9", 12)
+    assert alert == {
+        "text": rejection_text("r-1", "run-9", 12),
+        "record_id": "r-1",
+        "status": "rejected",
+        "run": "run-9",
+        "power": 12,
+    }
+    assert next(iter(alert)) == "text", "the Slack forwarder shows the text first"
+    assert slack_payload(json.dumps(alert))["text"].startswith(alert["text"] + "\n")
 
 
 def test_slack_payload_puts_the_text_first_then_the_fields() -> None:

@@ -13,9 +13,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from entrix.auction.results import OrderRejected
 from entrix.environment import ORDERS_TABLE_NAME
-from tests.unit.test_process_handler import aws, event, process  # noqa: F401 (fixtures)
+from tests.faults.inject import Fault
+from tests.unit.test_process_handler import aws, counts, event, process  # noqa: F401 (fixtures)
 from tests.unit.test_results_handler import put_order
 
 INGEST_TABLE = "orders-telemetry"
@@ -70,13 +70,12 @@ def test_stored_orders_are_counted_and_logged_with_the_api_request_id(
         {"OrdersReceived": 3, "OrdersStored": 3, "OrdersNotStored": 0, "service": "ingest"}
     ]
     (stored_line,) = [r for r in caplog.records if r.getMessage() == "stored 3 orders"]
-    assert stored_line.correlation_id == "api-req-1"
+    assert getattr(stored_line, "correlation_id", None) == "api-req-1"
 
 
 def test_orders_not_stored_are_counted(
     ingest: ModuleType, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.faults.inject import Fault
 
     client = boto3.client("dynamodb", region_name="eu-west-1")
     Fault(client, "BatchWriteItem", "AccessDeniedException", when=lambda n: n == 2)
@@ -105,20 +104,34 @@ def test_lambda_b_counts_each_outcome_and_logs_with_the_run_id(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
-    put_order(aws["dynamodb"], "a")
-    put_order(aws["dynamodb"], "b")
+    for record_id in "abc":
+        put_order(aws["dynamodb"], record_id)
 
-    assert process.handler(event("a", "accepted", "run-1"), None) == {"accepted": 1}
-    with pytest.raises(OrderRejected):
-        process.handler(event("b", "rejected", "run-1"), None)
+    first = event(("a", "accepted"), ("b", "rejected"), ("c", "accepted"), ("ghost", "accepted"))
+    assert process.handler(first, None) == counts(accepted=2, rejected=1, skipped=1)
+    Fault(process.results_store._client, "PutObject", "SlowDown", status=503)
+    put_order(aws["dynamodb"], "d")
+    caplog.clear()
     with caplog.at_level(logging.WARNING, logger="entrix"):
-        assert process.handler(event("a", "accepted", "run-2"), None) == {"skipped": 1}
+        second = event(("a", "accepted"), ("d", "accepted"), run_id="run-2")
+        assert process.handler(second, None) == counts(skipped=1, failed=1)
 
-    zero = {"ResultsAccepted": 0, "ResultsRejected": 0, "ResultsSkipped": 0, "service": "process"}
     assert _metrics(capsys.readouterr().out) == [
-        zero | {"ResultsAccepted": 1},
-        zero | {"ResultsRejected": 1},
-        zero | {"ResultsSkipped": 1},
+        {
+            "ResultsAccepted": 2,
+            "ResultsRejected": 1,
+            "ResultsSkipped": 1,
+            "ResultsFailed": 0,
+            "service": "process",
+        },
+        {
+            "ResultsAccepted": 0,
+            "ResultsRejected": 0,
+            "ResultsSkipped": 1,
+            "ResultsFailed": 1,
+            "service": "process",
+        },
     ]
-    (skipped_line,) = caplog.records
-    assert skipped_line.correlation_id == "run-2"
+    run_2_lines = [r for r in caplog.records if r.name.startswith("entrix.handlers.process")]
+    assert len(run_2_lines) >= 2, "the skipped order and the failed store are both logged"
+    assert {getattr(r, "correlation_id", None) for r in run_2_lines} == {"run-2"}

@@ -1,30 +1,31 @@
-"""Lambda B (entrix.handlers.process) against the orders table and results bucket in moto."""
+"""Lambda B (entrix.handlers.process) against the orders table, results bucket and topic in moto.
+
+One invocation is one batch of a run: accepted results go into the batch's JSON Lines object,
+rejected ones are alerted one message each, then every result is recorded on its order.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 import time
 from collections.abc import Iterator
 from types import ModuleType
-from typing import Any
+from typing import Any, Final
 
 import boto3
 import pytest
+from boto3.dynamodb.types import TypeDeserializer
 from moto import mock_aws
 from pydantic import ValidationError
 
 from entrix import environment
-from entrix.auction.results import (
-    OrderRejected,
-    OrderStoreUnavailable,
-    ResultStoreUnavailable,
-    result_key,
-)
+from tests.faults.inject import Fault
 from tests.unit.test_results_handler import TABLE, create_orders_table, put_order
 
 BUCKET = "order-results-test"
+KEY = "results/date=2026-11-25/run=run-1/batch-00001.jsonl"
+REGION: Final = "eu-west-1"
 
 
 @pytest.fixture
@@ -33,166 +34,385 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     monkeypatch.setenv(environment.RESULTS_BUCKET_NAME, BUCKET)
     monkeypatch.setenv(environment.RESULT_LEASE_SECONDS, "1800")
     with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
-        s3 = boto3.client("s3", region_name="eu-west-1")
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        s3 = boto3.client("s3", region_name=REGION)
+        sns = boto3.client("sns", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
         create_orders_table(dynamodb)
-        s3.create_bucket(
-            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        topic_arn = sns.create_topic(Name="alerts")["TopicArn"]
+        queue_url = sqs.create_queue(QueueName="alerts")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(
+            TopicArn=topic_arn,
+            Protocol="sqs",
+            Endpoint=queue_arn,
+            Attributes={"RawMessageDelivery": "true"},
         )
-        yield {"dynamodb": dynamodb, "s3": s3}
+        monkeypatch.setenv(environment.ALERT_TOPIC_ARN, topic_arn)
+        yield {"dynamodb": dynamodb, "s3": s3, "sqs": sqs, "queue_url": queue_url}
 
 
 @pytest.fixture
 def process(aws: dict[str, Any]) -> ModuleType:
     import entrix.handlers.process as module
 
-    return importlib.reload(module)  # it reads the table and bucket names at import
+    return importlib.reload(module)  # it reads the table, bucket and topic at import
 
 
-def event(record_id: str = "a", status: str = "accepted", run_id: str = "run-1") -> dict:
-    return {"record_id": record_id, "status": status, "power": 42, "run_id": run_id}
+def event(
+    *orders: tuple[str, str] | tuple[str, str, int], run_id: str = "run-1", key: str = KEY
+) -> dict[str, Any]:
+    """A Distributed Map item: orders given as (record_id, status) or (record_id, status, power)."""
+    return {
+        "run_id": run_id,
+        "results_key": key,
+        "orders": [
+            {"record_id": order[0], "status": order[1], "power": (order[2:] or (42,))[0]}
+            for order in orders
+        ],
+    }
 
 
-def item(aws: dict[str, Any], record_id: str = "a") -> dict[str, Any]:
-    from boto3.dynamodb.types import TypeDeserializer
+def counts(accepted: int = 0, rejected: int = 0, skipped: int = 0, failed: int = 0) -> dict:
+    return {"accepted": accepted, "rejected": rejected, "skipped": skipped, "failed": failed}
 
+
+def item(aws: dict[str, Any], record_id: str) -> dict[str, Any]:
     raw = aws["dynamodb"].get_item(TableName=TABLE, Key={"record_id": {"S": record_id}})["Item"]
     return {k: TypeDeserializer().deserialize(v) for k, v in raw.items()}
 
 
-def stored(aws: dict[str, Any], record_id: str = "a") -> dict[str, Any]:
-    body = aws["s3"].get_object(Bucket=BUCKET, Key=result_key(record_id))["Body"].read()
-    return dict(json.loads(body))
+def lines(aws: dict[str, Any], key: str = KEY) -> list[dict[str, Any]]:
+    body = aws["s3"].get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    assert body.endswith(b"\n"), "every line ends with a newline"
+    return [json.loads(line) for line in body.decode("utf-8").splitlines()]
 
 
-def object_count(aws: dict[str, Any]) -> int:
-    return int(aws["s3"].list_objects_v2(Bucket=BUCKET).get("KeyCount", 0))
+def object_keys(aws: dict[str, Any]) -> list[str]:
+    return [o["Key"] for o in aws["s3"].list_objects_v2(Bucket=BUCKET).get("Contents", [])]
 
 
-def test_accepted_stores_the_result_then_records_it(process: ModuleType, aws: dict) -> None:
-    put_order(aws["dynamodb"], "a")
+def alerts(aws: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every alert published since the last call (consumed from the topic's SQS subscriber)."""
+    received: list[dict[str, Any]] = []
+    while True:
+        messages = (
+            aws["sqs"]
+            .receive_message(QueueUrl=aws["queue_url"], MaxNumberOfMessages=10)
+            .get("Messages", [])
+        )
+        if not messages:
+            return received
+        for message in messages:
+            received.append(json.loads(message["Body"]))
+            aws["sqs"].delete_message(
+                QueueUrl=aws["queue_url"], ReceiptHandle=message["ReceiptHandle"]
+            )
 
-    assert process.handler(event(), None) == {"accepted": 1}
 
-    recorded = item(aws)
-    assert recorded["result_status"] == "accepted"
-    assert recorded["power"] == 42
-    assert recorded["result_run_id"] == "run-1"
-    assert "claimed_by" not in recorded and "claim_expires_at" not in recorded
-    document = stored(aws)
-    assert document["record_id"] == "a"
-    assert document["parameter_2"] == 2.1
-    assert document["status"] == "accepted"
-    assert document["run_id"] == "run-1"
-    assert document["result_at"] == recorded["result_at"]
+def assert_released(aws: dict[str, Any], record_id: str) -> None:
+    released = item(aws, record_id)
+    assert released["result_status"] == "pending"
+    assert "claimed_by" not in released and "claim_expires_at" not in released
 
 
-def test_rejected_records_the_result_then_raises_the_named_error(
+def test_accepted_orders_of_a_batch_land_in_one_json_lines_object(
     process: ModuleType, aws: dict
 ) -> None:
     put_order(aws["dynamodb"], "a")
+    put_order(aws["dynamodb"], "b")
 
-    with pytest.raises(OrderRejected, match="Order a was rejected in auction run run-1"):
-        process.handler(event(status="rejected"), None)
+    assert process.handler(event(("a", "accepted", 7), ("b", "accepted")), None) == counts(2)
 
-    assert item(aws)["result_status"] == "rejected"
-    assert object_count(aws) == 0
+    assert object_keys(aws) == [KEY]
+    stored = lines(aws)
+    assert [line["record_id"] for line in stored] == ["a", "b"]
+    for line, power in zip(stored, (7, 42), strict=True):
+        recorded = item(aws, line["record_id"])
+        assert line == {
+            "record_id": line["record_id"],
+            "parameter_1": "buy",
+            "parameter_2": 2.1,
+            "received_at": "2026-11-25T10:00Z",
+            "status": "accepted",
+            "power": power,
+            "run_id": "run-1",
+            "result_at": recorded["result_at"],
+        }
+        assert recorded["result_status"] == "accepted"
+        assert recorded["power"] == power
+        assert recorded["result_run_id"] == "run-1"
+        assert "claimed_by" not in recorded and "claim_expires_at" not in recorded
+    assert alerts(aws) == []
 
 
-def test_a_retry_within_the_same_run_overwrites_the_same_object(
+def test_rejected_orders_publish_one_alert_each_and_are_recorded(
     process: ModuleType, aws: dict
 ) -> None:
     put_order(aws["dynamodb"], "a")
-    assert process.handler(event(), None) == {"accepted": 1}
-    assert process.handler(event(), None) == {"accepted": 1}
+    put_order(aws["dynamodb"], "b")
 
-    assert object_count(aws) == 1
-    assert stored(aws)["result_at"] == item(aws)["result_at"]
+    assert process.handler(event(("a", "rejected", 5), ("b", "rejected", 9)), None) == counts(
+        rejected=2
+    )
+
+    assert sorted(alerts(aws), key=lambda a: a["record_id"]) == [
+        {
+            "text": "Order a was rejected in auction run run-1 (power offered: 5).",
+            "record_id": "a",
+            "status": "rejected",
+            "run": "run-1",
+            "power": 5,
+        },
+        {
+            "text": "Order b was rejected in auction run run-1 (power offered: 9).",
+            "record_id": "b",
+            "status": "rejected",
+            "run": "run-1",
+            "power": 9,
+        },
+    ]
+    for record_id, power in (("a", 5), ("b", 9)):
+        recorded = item(aws, record_id)
+        assert recorded["result_status"] == "rejected"
+        assert recorded["power"] == power
+        assert recorded["result_run_id"] == "run-1"
+    assert object_keys(aws) == [], "no accepted order, no results object"
 
 
-def test_a_rejection_retried_within_the_same_run_is_raised_again(
+def test_a_mixed_batch_stores_only_the_accepted_and_alerts_only_the_rejected(
+    process: ModuleType, aws: dict
+) -> None:
+    for record_id in "abcd":
+        put_order(aws["dynamodb"], record_id)
+
+    outcome = process.handler(
+        event(("a", "accepted"), ("b", "rejected"), ("c", "accepted"), ("d", "rejected")), None
+    )
+
+    assert outcome == counts(accepted=2, rejected=2)
+    assert [line["record_id"] for line in lines(aws)] == ["a", "c"]
+    assert sorted(a["record_id"] for a in alerts(aws)) == ["b", "d"]
+
+
+def test_an_order_recorded_by_another_run_is_skipped_and_untouched(
     process: ModuleType, aws: dict
 ) -> None:
     put_order(aws["dynamodb"], "a")
-    for _ in range(2):
-        with pytest.raises(OrderRejected):
-            process.handler(event(status="rejected"), None)
+    put_order(aws["dynamodb"], "b")
+    process.handler(event(("a", "accepted"), ("b", "rejected")), None)
+    alerts(aws)
+    before = {record_id: item(aws, record_id) for record_id in "ab"}
+    other_key = "results/date=2026-11-25/run=run-2/batch-00001.jsonl"
 
+    outcome = process.handler(
+        event(("a", "rejected"), ("b", "accepted"), run_id="run-2", key=other_key), None
+    )
 
-@pytest.mark.parametrize("first", ["accepted", "rejected"])
-@pytest.mark.parametrize("second", ["accepted", "rejected"])
-def test_another_run_leaves_a_processed_order_alone(
-    process: ModuleType, aws: dict, first: str, second: str
-) -> None:
-    put_order(aws["dynamodb"], "a")
-    with contextlib.suppress(OrderRejected):
-        process.handler(event(status=first, run_id="run-1"), None)
-    before = item(aws)
-    objects_before = object_count(aws)
-
-    assert process.handler(event(status=second, run_id="run-2"), None) == {"skipped": 1}
-
-    assert item(aws) == before
-    assert object_count(aws) == objects_before
+    assert outcome == counts(skipped=2)
+    assert {record_id: item(aws, record_id) for record_id in "ab"} == before
+    assert object_keys(aws) == [KEY]
+    assert alerts(aws) == []
 
 
 def test_an_order_claimed_by_a_live_run_is_skipped_by_another(
     process: ModuleType, aws: dict
 ) -> None:
     put_order(aws["dynamodb"], "a")
-    process.order_results.claim("a", "run-1", now=int(time.time()), lease_seconds=600)
+    put_order(aws["dynamodb"], "b")
+    for record_id in "ab":
+        process.order_results.claim(record_id, "run-1", now=int(time.time()), lease_seconds=600)
 
-    assert process.handler(event(run_id="run-2"), None) == {"skipped": 1}
-    assert process.handler(event(status="rejected", run_id="run-2"), None) == {"skipped": 1}
-    assert item(aws)["result_status"] == "pending"
-    assert object_count(aws) == 0
+    outcome = process.handler(event(("a", "accepted"), ("b", "rejected"), run_id="run-2"), None)
+
+    assert outcome == counts(skipped=2)
+    assert item(aws, "a")["result_status"] == "pending"
+    assert item(aws, "a")["claimed_by"] == "run-1", "the live run keeps its claim"
+    assert object_keys(aws) == []
+    assert alerts(aws) == []
 
 
 def test_an_expired_claim_is_taken_over(process: ModuleType, aws: dict) -> None:
     put_order(aws["dynamodb"], "a")
     process.order_results.claim("a", "run-1", now=int(time.time()) - 700, lease_seconds=600)
 
-    assert process.handler(event(run_id="run-2"), None) == {"accepted": 1}
-    assert item(aws)["result_run_id"] == "run-2"
+    assert process.handler(event(("a", "accepted"), run_id="run-2"), None) == counts(1)
+    assert item(aws, "a")["result_run_id"] == "run-2"
 
 
 def test_an_unknown_order_is_skipped_and_nothing_is_created(process: ModuleType, aws: dict) -> None:
-    assert process.handler(event(record_id="ghost"), None) == {"skipped": 1}
+    assert process.handler(event(("ghost", "accepted"), ("spook", "rejected")), None) == counts(
+        skipped=2
+    )
     assert "Item" not in aws["dynamodb"].get_item(
         TableName=TABLE, Key={"record_id": {"S": "ghost"}}
     )
-    assert object_count(aws) == 0
+    assert object_keys(aws) == []
+    assert alerts(aws) == []
 
 
-def test_an_s3_failure_raises_the_retryable_error_and_records_nothing(
+def test_an_s3_failure_releases_the_accepted_while_the_rejected_complete(
+    process: ModuleType, aws: dict
+) -> None:
+    for record_id in "abc":
+        put_order(aws["dynamodb"], record_id)
+    aws["s3"].delete_bucket(Bucket=BUCKET)
+
+    outcome = process.handler(event(("a", "accepted"), ("b", "rejected"), ("c", "accepted")), None)
+
+    assert outcome == counts(rejected=1, failed=2)
+    assert_released(aws, "a")
+    assert_released(aws, "c")
+    assert item(aws, "b")["result_status"] == "rejected"
+    assert [a["record_id"] for a in alerts(aws)] == ["b"]
+
+
+def test_a_released_order_is_taken_by_the_next_run_at_once(process: ModuleType, aws: dict) -> None:
+    put_order(aws["dynamodb"], "a")
+    aws["s3"].delete_bucket(Bucket=BUCKET)
+    assert process.handler(event(("a", "accepted")), None) == counts(failed=1)
+    aws["s3"].create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    next_key = "results/date=2026-11-25/run=run-2/batch-00001.jsonl"
+
+    assert process.handler(event(("a", "accepted"), run_id="run-2", key=next_key), None) == counts(
+        1
+    )
+    assert item(aws, "a")["result_run_id"] == "run-2"
+    assert [line["record_id"] for line in lines(aws, next_key)] == ["a"]
+
+
+def test_an_alert_failure_releases_that_order_unrecorded(
+    process: ModuleType, aws: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for record_id in "abc":
+        put_order(aws["dynamodb"], record_id)
+    publish = process.alert_topic.publish
+
+    def publish_all_but_b(batch: list[dict[str, Any]]) -> list[int]:
+        (position,) = [i for i, alert in enumerate(batch) if alert["record_id"] == "b"]
+        publish([alert for i, alert in enumerate(batch) if i != position])
+        return [position]
+
+    monkeypatch.setattr(process.alert_topic, "publish", publish_all_but_b)
+
+    outcome = process.handler(event(("a", "rejected"), ("b", "rejected"), ("c", "accepted")), None)
+
+    assert outcome == counts(accepted=1, rejected=1, failed=1)
+    assert_released(aws, "b")
+    assert "power" not in item(aws, "b") and "result_run_id" not in item(aws, "b")
+    assert item(aws, "a")["result_status"] == "rejected"
+    assert item(aws, "c")["result_status"] == "accepted"
+    assert [a["record_id"] for a in alerts(aws)] == ["a"]
+
+
+def test_a_topic_refusing_every_request_fails_every_rejected_order(
     process: ModuleType, aws: dict
 ) -> None:
     put_order(aws["dynamodb"], "a")
-    aws["s3"].delete_bucket(Bucket=BUCKET)
+    put_order(aws["dynamodb"], "b")
+    fault = Fault(process.alert_topic._client, "PublishBatch", "AuthorizationError", status=403)
 
-    with pytest.raises(ResultStoreUnavailable):
-        process.handler(event(), None)
+    outcome = process.handler(event(("a", "rejected"), ("b", "accepted")), None)
 
-    assert item(aws)["result_status"] == "pending"
+    assert outcome == counts(accepted=1, failed=1)
+    assert fault.calls == 2, "the request is retried once"
+    assert_released(aws, "a")
+    assert item(aws, "b")["result_status"] == "accepted"
 
 
-def test_a_table_failure_raises_the_retryable_error(process: ModuleType, aws: dict) -> None:
+def test_a_record_failure_releases_the_order_and_counts_it_failed(
+    process: ModuleType, aws: dict
+) -> None:
+    put_order(aws["dynamodb"], "a")
+    put_order(aws["dynamodb"], "b")
+    # UpdateItem calls: claim a, claim b, record a (refused), record b, release a.
+    Fault(
+        process.order_results._client,
+        "UpdateItem",
+        "ProvisionedThroughputExceededException",
+        when=lambda n: n == 3,
+    )
+
+    assert process.handler(event(("a", "accepted"), ("b", "accepted")), None) == counts(
+        accepted=1, failed=1
+    )
+    assert_released(aws, "a")
+    assert item(aws, "b")["result_status"] == "accepted"
+
+
+def test_a_claim_failure_counts_that_order_failed_and_goes_on(
+    process: ModuleType, aws: dict
+) -> None:
+    put_order(aws["dynamodb"], "a")
+    put_order(aws["dynamodb"], "b")
+    Fault(process.order_results._client, "UpdateItem", "InternalServerError", 500, lambda n: n == 1)
+
+    assert process.handler(event(("a", "rejected"), ("b", "accepted")), None) == counts(
+        accepted=1, failed=1
+    )
+    assert item(aws, "a")["result_status"] == "pending"
+    assert alerts(aws) == []
+    assert [line["record_id"] for line in lines(aws)] == ["b"]
+
+
+def test_a_missing_table_fails_every_order_without_raising(process: ModuleType, aws: dict) -> None:
     aws["dynamodb"].delete_table(TableName=TABLE)
 
-    with pytest.raises(OrderStoreUnavailable):
-        process.handler(event(), None)
+    assert process.handler(event(("a", "accepted"), ("b", "rejected")), None) == counts(failed=2)
+    assert object_keys(aws) == []
+    assert alerts(aws) == []
+
+
+def test_a_retried_batch_of_the_same_run_rewrites_the_same_object(
+    process: ModuleType, aws: dict
+) -> None:
+    for record_id in "abc":
+        put_order(aws["dynamodb"], record_id)
+    batch = event(("a", "accepted", 3), ("b", "rejected", 4), ("c", "accepted", 5))
+
+    first = process.handler(batch, None)
+    first_items = {record_id: item(aws, record_id) for record_id in "abc"}
+    second = process.handler(batch, None)
+
+    assert first == second == counts(accepted=2, rejected=1)
+    assert object_keys(aws) == [KEY]
+    stored = lines(aws)
+    assert [(line["record_id"], line["power"]) for line in stored] == [("a", 3), ("c", 5)]
+    for record_id in "abc":
+        retried = item(aws, record_id)
+        for field in ("result_status", "power", "result_run_id"):
+            assert retried[field] == first_items[record_id][field]
+    for line in stored:
+        assert line["result_at"] == item(aws, line["record_id"])["result_at"]
+    assert {a["record_id"] for a in alerts(aws)} == {"b"}, "at worst the alert is repeated"
 
 
 @pytest.mark.parametrize(
     "bad",
     [
         {},
-        {**event(), "status": "maybe"},
-        {**event(), "record_id": ""},
-        {**event(), "power": "lots"},
-        {**event(), "run_id": None},
+        {key: value for key, value in event(("a", "accepted")).items() if key != "run_id"},
+        {**event(("a", "accepted")), "run_id": ""},
+        {**event(("a", "accepted")), "run_id": None},
+        {**event(("a", "accepted")), "orders": []},
+        {**event(("a", "accepted")), "results_key": "batches/date=2026-11-25/run-1.json"},
+        {**event(("a", "accepted")), "results_key": "results/date=2026-11-25/batch-00001.json"},
+        {**event(("a", "accepted")), "results_key": "elsewhere/results/batch-00001.jsonl"},
+        event(("a", "accepted", -1)),
+        event(("a", "maybe")),
+        event(("", "accepted")),
+        {**event(), "orders": [{"record_id": "a", "status": "accepted", "power": "lots"}]},
+        {**event(), "orders": [{"record_id": "a", "status": "accepted"}]},
     ],
 )
-def test_a_malformed_event_is_refused(process: ModuleType, bad: dict) -> None:
+def test_a_malformed_event_is_refused(process: ModuleType, aws: dict, bad: dict) -> None:
+    put_order(aws["dynamodb"], "a")
+
     with pytest.raises(ValidationError):
         process.handler(bad, None)
+
+    assert item(aws, "a")["result_status"] == "pending"
+    assert "claimed_by" not in item(aws, "a")

@@ -1,86 +1,249 @@
-"""Two runs working on one order, their steps interleaved every way: one result, one writer.
+"""Two runs processing a batch of the same orders, their AWS calls interleaved every way.
 
-Lambda B's accepted path is three steps (claim, write the object, record) and its rejected path
-one (record). Runs overlap, so any interleaving of two runs' steps can happen; whatever the order,
-exactly one run's result is recorded, and only that run ever writes the result object.
+Runs overlap (the schedule fires every 5 minutes; a slow run may still be working), and Lambda A
+of each hands its Lambda B the same pending orders, each with its own draw of results. Lambda B
+is many AWS calls (claim each order, write the batch's object, publish the alerts, record each
+order, release what failed); here the real `process` of two runs runs in two threads, and every
+AWS call waits for its turn in a schedule Hypothesis chooses, so any interleaving of the two
+runs' calls can be tried. Whatever the order, each order's result is recorded by one run only,
+stored only in that run's object (once, and never written by the other run), alerted at most
+once, and no claim is left behind, also when a run's results object cannot be written.
 """
 
 from __future__ import annotations
 
-import time
+import importlib
+import json
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from types import ModuleType
+from typing import Any, Final
+from unittest import mock
 
 import boto3
+from boto3.dynamodb.types import TypeDeserializer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from entrix.auction.results import result_document, result_key
+from entrix import environment
+from entrix.aws.alerts import AlertTopic
 from entrix.aws.order_results import OrderResults
 from entrix.aws.results_store import ResultsStore
+from tests.faults.inject import error_reply
 from tests.unit.test_results_handler import INDEX, TABLE, create_orders_table, put_order
 
 BUCKET = "interleavings"
-LEASE_SECONDS = 1800
+REGION: Final = "eu-west-1"
+ORDERS = ("a", "b", "c")
+RUNS = ("run-0", "run-1")
+LEASE_SECONDS = "1800"
+# Per run: 3 claims, 1 put, 1 alert request, 3 records; a schedule this long covers them all.
+SCHEDULE_LENGTH = 20
 
 
-def _steps(status: str) -> list[str]:
-    return ["claim", "put", "record"] if status == "accepted" else ["record"]
+class Turns:
+    """Lets each thread's AWS calls go one at a time, in the order of `schedule` (thread names).
+
+    A turn whose thread has finished, or a schedule run out, lets any waiting call go.
+    """
+
+    def __init__(self, schedule: list[str]) -> None:
+        self._schedule = list(schedule)
+        self._condition = threading.Condition()
+        self._busy = False
+        self._finished: set[str] = set()
+
+    def before_call(self, **_: Any) -> None:
+        name = threading.current_thread().name
+        with self._condition:
+            while self._busy or not self._my_turn(name):
+                if not self._condition.wait(timeout=10):
+                    raise AssertionError(f"{name} waited too long for its turn")
+            if self._schedule:
+                self._schedule.pop(0)
+            self._busy = True
+
+    def after_call(self, **_: Any) -> None:
+        with self._condition:
+            self._busy = False
+            self._condition.notify_all()
+
+    def finished(self, name: str) -> None:
+        with self._condition:
+            self._finished.add(name)
+            self._condition.notify_all()
+
+    def _my_turn(self, name: str) -> bool:
+        return not self._schedule or self._schedule[0] in (name, *self._finished)
+
+
+@contextmanager
+def lambda_b() -> Iterator[ModuleType]:
+    """entrix.handlers.process imported (once) with its environment set."""
+    names = {
+        environment.ORDERS_TABLE_NAME: TABLE,
+        environment.ORDERS_PENDING_INDEX_NAME: INDEX,
+        environment.RESULTS_BUCKET_NAME: BUCKET,
+        environment.ALERT_TOPIC_ARN: f"arn:aws:sns:{REGION}:123456789012:alerts",
+        environment.RESULT_LEASE_SECONDS: LEASE_SECONDS,
+    }
+    with mock.patch.dict(os.environ, names), mock_aws():
+        yield importlib.reload(importlib.import_module("entrix.handlers.process"))
+
+
+def items(dynamodb: Any) -> dict[str, dict[str, Any]]:
+    deserializer = TypeDeserializer()
+    return {
+        item["record_id"]["S"]: {k: deserializer.deserialize(v) for k, v in item.items()}
+        for item in dynamodb.scan(TableName=TABLE)["Items"]
+    }
+
+
+def every_version(s3: Any) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Every version ever written of every results object, with its lines."""
+    written = []
+    for version in s3.list_object_versions(Bucket=BUCKET).get("Versions", []):
+        body = s3.get_object(Bucket=BUCKET, Key=version["Key"], VersionId=version["VersionId"])
+        lines = [json.loads(line) for line in body["Body"].read().splitlines()]
+        written.append((version["Key"], lines))
+    return written
+
+
+def received_alerts(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+    received = []
+    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
+        "Messages", []
+    ):
+        for message in messages:
+            received.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return received
 
 
 @settings(max_examples=40, deadline=None)
 @given(
     statuses=st.tuples(
-        st.sampled_from(["accepted", "rejected"]), st.sampled_from(["accepted", "rejected"])
+        *[st.lists(st.sampled_from(["accepted", "rejected"]), min_size=3, max_size=3)] * 2
     ),
-    schedule=st.lists(st.sampled_from([0, 1]), min_size=6, max_size=6),
+    put_fails=st.tuples(st.booleans(), st.booleans()),
+    schedule=st.lists(st.sampled_from(RUNS), min_size=SCHEDULE_LENGTH, max_size=SCHEDULE_LENGTH),
 )
-def test_any_interleaving_of_two_runs_records_one_result_written_by_its_run(
-    statuses: tuple[str, str], schedule: list[int]
+def test_any_interleaving_of_two_runs_processes_each_order_once(
+    statuses: tuple[list[str], list[str]], put_fails: tuple[bool, bool], schedule: list[str]
 ) -> None:
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
-        s3 = boto3.client("s3", region_name="eu-west-1")
+    with lambda_b() as process, ExitStack() as patches:
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        s3 = boto3.client("s3", region_name=REGION)
+        sns = boto3.client("sns", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
         create_orders_table(dynamodb)
-        s3.create_bucket(
-            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
-        )
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        put_order(dynamodb, "a")
-        orders = OrderResults(dynamodb, TABLE, INDEX)
-        store = ResultsStore(s3, BUCKET)
-        now = int(time.time())
+        topic_arn = sns.create_topic(Name="alerts")["TopicArn"]
+        queue_url = sqs.create_queue(QueueName="alerts")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(
+            TopicArn=topic_arn,
+            Protocol="sqs",
+            Endpoint=queue_arn,
+            Attributes={"RawMessageDelivery": "true"},
+        )
+        for record_id in ORDERS:
+            put_order(dynamodb, record_id)
 
-        runs = [f"run-{index}" for index in (0, 1)]
-        remaining = [_steps(status) for status in statuses]
-        claimed: dict[int, dict] = {}
-        recorded: list[int] = []
-        writers: list[str] = []
-        for index in [*schedule, 0, 0, 0, 1, 1, 1]:
-            if not remaining[index]:
-                continue
-            step = remaining[index].pop(0)
-            if step == "claim":
-                item = orders.claim("a", runs[index], now, LEASE_SECONDS)
-                if item is None:
-                    remaining[index] = []  # skipped: another run has it
-                    continue
-                claimed[index] = {
-                    **item,
-                    "power": 7,
-                    "result_run_id": runs[index],
-                    "result_at": f"t{index}",
-                }
-            elif step == "put":
-                store.put(result_key("a"), result_document(claimed[index]))
-                writers.append(runs[index])
-            elif orders.record("a", runs[index], now, statuses[index], 7, f"t{index}"):
-                recorded.append(index)
+        # Lambda B's own clients, every call of theirs taking its turn.
+        turns = Turns(schedule)
+        clients = {
+            name: boto3.client(name, region_name=REGION) for name in ("dynamodb", "s3", "sns")
+        }
+        for client in clients.values():
+            client.meta.events.register("before-call", turns.before_call)
+            client.meta.events.register("after-call", turns.after_call)
 
-        assert len(recorded) == 1, "exactly one run records the result"
-        (winner,) = recorded
-        item = dynamodb.get_item(TableName=TABLE, Key={"record_id": {"S": "a"}})["Item"]
-        assert item["result_run_id"]["S"] == runs[winner]
-        assert item["result_status"]["S"] == statuses[winner]
-        assert set(writers) <= {runs[winner]}, "only the recording run wrote the object"
-        stored = s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0)
-        assert stored == (1 if statuses[winner] == "accepted" else 0)
+        def refuse_failing_puts(**_: Any) -> Any:
+            run = threading.current_thread().name
+            return error_reply("SlowDown", 503) if put_fails[RUNS.index(run)] else None
+
+        clients["s3"].meta.events.register("before-call.s3.PutObject", refuse_failing_puts)
+        patches.enter_context(
+            mock.patch.object(
+                process, "order_results", OrderResults(clients["dynamodb"], TABLE, INDEX)
+            )
+        )
+        patches.enter_context(
+            mock.patch.object(process, "results_store", ResultsStore(clients["s3"], BUCKET))
+        )
+        patches.enter_context(
+            mock.patch.object(process, "alert_topic", AlertTopic(clients["sns"], topic_arn))
+        )
+
+        keys = {run: f"results/date=2026-11-25/run={run}/batch-00001.jsonl" for run in RUNS}
+        outcomes: dict[str, dict[str, int]] = {}
+        errors: list[BaseException] = []
+
+        def run_batch(run: str, run_statuses: list[str]) -> None:
+            try:
+                batch = process.ResultsBatch.model_validate(
+                    {
+                        "run_id": run,
+                        "results_key": keys[run],
+                        "orders": [
+                            {"record_id": record_id, "status": status, "power": 7}
+                            for record_id, status in zip(ORDERS, run_statuses, strict=True)
+                        ],
+                    }
+                )
+                outcomes[run] = process.process(batch)
+            except BaseException as error:  # reported by the main thread
+                errors.append(error)
+            finally:
+                turns.finished(run)
+
+        threads = [
+            threading.Thread(target=run_batch, name=run, args=(run, run_statuses))
+            for run, run_statuses in zip(RUNS, statuses, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not errors, errors
+        assert set(outcomes) == set(RUNS)
+
+        final = items(dynamodb)
+        winners = {
+            record_id: RUNS.index(item["result_run_id"])
+            for record_id, item in final.items()
+            if item["result_status"] != "pending"
+        }
+        for record_id, item in final.items():
+            assert "claimed_by" not in item, "no claim is left behind"
+            if record_id in winners:
+                winner = winners[record_id]
+                assert item["result_status"] == statuses[winner][ORDERS.index(record_id)]
+            else:
+                assert any(put_fails), "an order stays pending only when a write failed"
+
+        recorded_counts = sum(o["accepted"] + o["rejected"] for o in outcomes.values())
+        assert recorded_counts == len(winners), "each recorded order is counted by one run"
+        for outcome in outcomes.values():
+            assert sum(outcome.values()) == len(ORDERS)
+
+        accepted = {r for r, w in winners.items() if statuses[w][ORDERS.index(r)] == "accepted"}
+        for key, lines in every_version(s3):
+            run = RUNS.index(key.split("/")[2].removeprefix("run="))
+            for line in lines:
+                assert winners.get(line["record_id"]) == run, "only the recording run writes it"
+        stored = [line["record_id"] for _, lines in every_version(s3) for line in lines]
+        assert sorted(stored) == sorted(accepted), "each accepted order is written once"
+
+        alerts = received_alerts(sqs, queue_url)
+        rejected = sorted(set(winners) - accepted)
+        assert sorted(a["record_id"] for a in alerts) == rejected, "each rejection alerted once"
+        for alert in alerts:
+            assert winners[alert["record_id"]] == RUNS.index(alert["run"]), "by the recording run"

@@ -1,10 +1,11 @@
-"""Lambda A (entrix.handlers.results) against an orders table in moto."""
+"""Lambda A (entrix.handlers.results) against an orders table and results bucket in moto."""
 
 from __future__ import annotations
 
 import importlib
 import json
 import random
+import re
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -17,6 +18,7 @@ from entrix import environment
 
 TABLE = "orders-results-test"
 INDEX = "pending-results"
+BUCKET = "results-handler-test"
 
 
 def create_orders_table(dynamodb: Any) -> None:
@@ -63,128 +65,216 @@ def put_order(
 
 
 @pytest.fixture
-def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     monkeypatch.setenv(environment.ORDERS_TABLE_NAME, TABLE)
     monkeypatch.setenv(environment.ORDERS_PENDING_INDEX_NAME, INDEX)
+    monkeypatch.setenv(environment.RESULTS_BUCKET_NAME, BUCKET)
     monkeypatch.setenv(environment.RESULTS_READY_PROBABILITY, "1")
+    for name in (
+        environment.AUCTION_MODE,
+        environment.RANDOM_ORDER_COUNT,
+        environment.MAX_ORDERS_PER_RUN,
+        environment.BATCH_MAX_ORDERS,
+    ):
+        monkeypatch.delenv(name, raising=False)
     with mock_aws():
-        client = boto3.client("dynamodb", region_name="eu-west-1")
-        create_orders_table(client)
-        yield client
+        dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
+        s3 = boto3.client("s3", region_name="eu-west-1")
+        create_orders_table(dynamodb)
+        s3.create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
+        yield {"dynamodb": dynamodb, "s3": s3}
 
 
 @pytest.fixture
-def results(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+def dynamodb(aws: dict[str, Any]) -> Any:
+    return aws["dynamodb"]
+
+
+@pytest.fixture
+def results(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     import entrix.handlers.results as module
 
-    module = importlib.reload(module)  # it reads the table name at import, as in Lambda
+    module = importlib.reload(module)  # it reads the table and bucket names at import
     monkeypatch.setattr(module, "random_source", random.Random(11))
     return module
 
 
-def test_not_ready_answers_results_false(results: ModuleType, dynamodb: Any, monkeypatch) -> None:
+def batches(aws: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """The run's batches as Lambda A wrote them for the Distributed Map."""
+    body = aws["s3"].get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    loaded: list[dict[str, Any]] = json.loads(body)
+    return loaded
+
+
+def object_keys(aws: dict[str, Any]) -> list[str]:
+    return [o["Key"] for o in aws["s3"].list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+
+
+def ordered_ids(aws: dict[str, Any], key: str) -> list[str]:
+    return [order["record_id"] for batch in batches(aws, key) for order in batch["orders"]]
+
+
+def test_not_ready_answers_results_false(
+    results: ModuleType, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(environment.RESULTS_READY_PROBABILITY, "0")
-    put_order(dynamodb, "a")
+    put_order(aws["dynamodb"], "a")
+
     assert results.handler({}, None) == {"results": False}
+    assert object_keys(aws) == []
 
 
-def test_ready_answers_one_result_per_pending_order(results: ModuleType, dynamodb: Any) -> None:
-    put_order(dynamodb, "b", received_at="2026-11-25T10:01Z")
-    put_order(dynamodb, "a", received_at="2026-11-25T10:00Z")
-    put_order(dynamodb, "done", status="accepted")
-    put_order(dynamodb, "also-done", status="rejected")
+def test_ready_writes_one_result_per_pending_order_in_batches(
+    results: ModuleType, aws: dict[str, Any]
+) -> None:
+    put_order(aws["dynamodb"], "b", received_at="2026-11-25T10:01Z")
+    put_order(aws["dynamodb"], "a", received_at="2026-11-25T10:00Z")
+    put_order(aws["dynamodb"], "done", status="accepted")
+    put_order(aws["dynamodb"], "also-done", status="rejected")
 
     answer = results.handler({"run_id": "run-1"}, None)
 
-    assert answer["results"] is True
-    assert [order["record_id"] for order in answer["orders"]] == ["a", "b"], "oldest first"
-    for order in answer["orders"]:
+    key = answer["batches_key"]
+    assert answer == {"results": True, "order_count": 2, "batch_count": 1, "batches_key": key}
+    assert re.fullmatch(r"batches/date=\d{4}-\d{2}-\d{2}/run-1\.json", key)
+    assert object_keys(aws) == [key], "only the batches object; results are Lambda B's"
+    (batch,) = batches(aws, key)
+    run_date = key.split("/")[1]
+    assert batch["results_key"] == f"results/{run_date}/run=run-1/batch-00001.jsonl"
+    assert [order["record_id"] for order in batch["orders"]] == ["a", "b"], "oldest first"
+    for order in batch["orders"]:
         assert set(order) == {"record_id", "status", "power", "parameter_1", "parameter_2"}
         assert order["status"] in {"accepted", "rejected"}
+        assert 1 <= order["power"] <= 100
         assert order["parameter_1"] == "buy"
         assert order["parameter_2"] == 2.1
 
 
-def test_ready_with_nothing_pending_answers_an_empty_list(results: ModuleType) -> None:
-    assert results.handler({}, None) == {"results": True, "orders": []}
-
-
-def test_a_run_takes_at_most_max_orders(
-    results: ModuleType, dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+def test_batches_hold_at_most_batch_max_orders_each(
+    results: ModuleType, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(results, "MAX_ORDERS_PER_RUN", 7)
+    monkeypatch.setenv(environment.BATCH_MAX_ORDERS, "3")
+    for index in range(8):
+        put_order(aws["dynamodb"], f"o-{index}", received_at=f"2026-11-25T10:0{index}Z")
+
+    answer = results.handler({"run_id": "run-1"}, None)
+
+    assert answer["order_count"] == 8
+    assert answer["batch_count"] == 3
+    written = batches(aws, answer["batches_key"])
+    assert [len(batch["orders"]) for batch in written] == [3, 3, 2]
+    assert [batch["results_key"].rsplit("/", 1)[1] for batch in written] == [
+        "batch-00001.jsonl",
+        "batch-00002.jsonl",
+        "batch-00003.jsonl",
+    ]
+    assert len({batch["results_key"] for batch in written}) == 3
+    assert ordered_ids(aws, answer["batches_key"]) == [f"o-{index}" for index in range(8)]
+
+
+def test_a_run_takes_at_most_max_orders_per_run_the_oldest_first(
+    results: ModuleType, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(environment.MAX_ORDERS_PER_RUN, "7")
     for index in range(10):
-        put_order(dynamodb, f"o-{index:02d}", received_at=f"2026-11-25T10:{index:02d}Z")
+        put_order(aws["dynamodb"], f"o-{index:02d}", received_at=f"2026-11-25T10:{index:02d}Z")
 
-    orders = results.handler({}, None)["orders"]
+    answer = results.handler({"run_id": "run-1"}, None)
 
-    assert [o["record_id"] for o in orders] == [f"o-{index:02d}" for index in range(7)]
+    assert answer["order_count"] == 7
+    assert ordered_ids(aws, answer["batches_key"]) == [f"o-{index:02d}" for index in range(7)]
 
 
-def test_a_run_stays_under_the_payload_budget(
-    results: ModuleType, dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+def test_ready_with_nothing_pending_writes_nothing(
+    results: ModuleType, aws: dict[str, Any]
 ) -> None:
-    monkeypatch.setattr(results, "MAX_RESULTS_BYTES", 5_000)
-    for index in range(20):
-        put_order(dynamodb, f"{index:04d}" + "x" * 1000, received_at=f"2026-11-25T10:{index:02d}Z")
+    put_order(aws["dynamodb"], "done", status="accepted")
 
-    orders = results.handler({}, None)["orders"]
-
-    assert 0 < len(orders) < 20
-    assert len(json.dumps(orders)) <= 5_000
+    assert results.handler({"run_id": "run-1"}, None) == {
+        "results": True,
+        "order_count": 0,
+        "batch_count": 0,
+    }
+    assert object_keys(aws) == []
 
 
 def test_pending_orders_are_read_across_query_pages(
-    results: ModuleType, dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+    results: ModuleType, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     original = results.order_results._client.get_paginator
+    page_sizes: list[int] = []
 
     def small_pages(operation: str) -> Any:
         paginator = original(operation)
         paginate = paginator.paginate
 
         def paginate_in_threes(**kwargs: Any) -> Any:
-            return paginate(**kwargs, PaginationConfig={"PageSize": 3})
+            for page in paginate(**kwargs, PaginationConfig={"PageSize": 3}):
+                page_sizes.append(len(page.get("Items", [])))
+                yield page
 
         paginator.paginate = paginate_in_threes
         return paginator
 
     monkeypatch.setattr(results.order_results._client, "get_paginator", small_pages)
     for index in range(8):
-        put_order(dynamodb, f"o-{index}", received_at=f"2026-11-25T10:0{index}Z")
+        put_order(aws["dynamodb"], f"o-{index}", received_at=f"2026-11-25T10:0{index}Z")
 
-    assert len(results.handler({}, None)["orders"]) == 8
+    answer = results.handler({"run_id": "run-1"}, None)
+
+    assert page_sizes[:3] == [3, 3, 2], "the orders came in several pages"
+    assert answer["order_count"] == 8
+    assert ordered_ids(aws, answer["batches_key"]) == [f"o-{index}" for index in range(8)]
 
 
-def test_random_mode_stores_synthetic_orders_as_pending_then_answers_them(
-    results: ModuleType, dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+def test_random_mode_stores_synthetic_orders_as_pending_then_batches_them(
+    results: ModuleType, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(environment.AUCTION_MODE, "random")
     monkeypatch.setenv(environment.RANDOM_ORDER_COUNT, "5")
 
     answer = results.handler({"run_id": "run-7"}, None)
 
-    ids = [order["record_id"] for order in answer["orders"]]
+    assert answer["order_count"] == 5
+    ids = ordered_ids(aws, answer["batches_key"])
     assert len(ids) == 5 and all(i.startswith("random-run-7-") for i in ids)
-    stored = dynamodb.scan(TableName=TABLE)["Items"]
+    stored = aws["dynamodb"].scan(TableName=TABLE)["Items"]
     assert sorted(item["record_id"]["S"] for item in stored) == sorted(ids)
     assert {item["result_status"]["S"] for item in stored} == {"pending"}
     assert all("expires_at" in item and "received_at" in item for item in stored)
 
 
-def test_a_seeded_source_makes_answers_repeatable(
-    results: ModuleType, dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+def test_random_mode_is_capped_by_max_orders_per_run(
+    results: ModuleType, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(environment.AUCTION_MODE, "random")
+    monkeypatch.setenv(environment.RANDOM_ORDER_COUNT, "9")
+    monkeypatch.setenv(environment.MAX_ORDERS_PER_RUN, "4")
+
+    answer = results.handler({"run_id": "run-7"}, None)
+
+    assert answer["order_count"] == 4
+    assert aws["dynamodb"].scan(TableName=TABLE)["Count"] == 4
+
+
+def test_a_seeded_source_makes_runs_repeatable(
+    results: ModuleType, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for index in range(5):
-        put_order(dynamodb, f"o-{index}", received_at=f"2026-11-25T10:0{index}Z")
+        put_order(aws["dynamodb"], f"o-{index}", received_at=f"2026-11-25T10:0{index}Z")
     monkeypatch.setattr(results, "random_source", random.Random(99))
-    first = results.handler({}, None)
+    first = results.handler({"run_id": "run-1"}, None)
+    first_batches = batches(aws, first["batches_key"])
     monkeypatch.setattr(results, "random_source", random.Random(99))
-    assert results.handler({}, None) == first
+
+    assert results.handler({"run_id": "run-1"}, None) == first
+    assert batches(aws, first["batches_key"]) == first_batches
 
 
 def test_random_mode_reports_unstored_orders_as_a_retryable_error(
-    results: ModuleType, monkeypatch: pytest.MonkeyPatch
+    results: ModuleType, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from entrix.auction.results import OrderStoreUnavailable
     from entrix.aws.orders_table import WriteOutcome
@@ -196,3 +286,19 @@ def test_random_mode_reports_unstored_orders_as_a_retryable_error(
 
     with pytest.raises(OrderStoreUnavailable):
         results.handler({"run_id": "run-1"}, None)
+    assert object_keys(aws) == []
+
+
+def test_a_failed_batches_write_raises_the_retryable_error(
+    results: ModuleType, aws: dict[str, Any]
+) -> None:
+    from entrix.auction.results import ResultStoreUnavailable
+
+    put_order(aws["dynamodb"], "a")
+    aws["s3"].delete_bucket(Bucket=BUCKET)
+
+    with pytest.raises(ResultStoreUnavailable):
+        results.handler({"run_id": "run-1"}, None)
+    assert aws["dynamodb"].get_item(TableName=TABLE, Key={"record_id": {"S": "a"}})["Item"][
+        "result_status"
+    ] == {"S": "pending"}, "the order waits for the next attempt"

@@ -1,0 +1,195 @@
+"""The alert topic (entrix.aws.alerts): alerts published ten to a request, failures reported.
+
+Delivery is checked end to end in moto (a raw SQS subscription receives what the topic
+published); partial failures, which moto does not produce for ordinary messages, are scripted
+with botocore's Stubber; whole-request failures are injected into the moto client.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import EndpointConnectionError
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from entrix.aws.alerts import ENTRIES_PER_REQUEST, MAX_REQUEST_BYTES, AlertTopic
+from tests.faults.inject import Fault
+
+REGION = "eu-west-1"
+STUBBED_TOPIC = "arn:aws:sns:eu-west-1:123456789012:alerts"
+
+
+def alert(index: int, text: str = "") -> dict[str, Any]:
+    return {"text": text or f"Order r-{index} was rejected.", "record_id": f"r-{index}"}
+
+
+@dataclass
+class Topic:
+    """A moto topic with a raw SQS subscription, and every PublishBatch request made to it."""
+
+    sns: Any
+    sqs: Any
+    arn: str
+    queue_url: str
+    requests: list[list[dict[str, Any]]] = field(default_factory=list)
+
+    def record(self, params: dict[str, Any], **_: Any) -> None:
+        self.requests.append(list(params["PublishBatchRequestEntries"]))
+
+    def received(self) -> list[dict[str, Any]]:
+        bodies: list[dict[str, Any]] = []
+        while True:
+            reply = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
+            if not reply.get("Messages"):
+                return bodies
+            bodies.extend(json.loads(message["Body"]) for message in reply["Messages"])
+
+
+@pytest.fixture
+def topic() -> Iterator[Topic]:
+    with mock_aws():
+        sns = boto3.client("sns", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        arn = sns.create_topic(Name="alerts")["TopicArn"]
+        queue_url = sqs.create_queue(QueueName="alerts")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(
+            TopicArn=arn,
+            Protocol="sqs",
+            Endpoint=queue_arn,
+            Attributes={"RawMessageDelivery": "true"},
+        )
+        recorded = Topic(sns, sqs, arn, queue_url)
+        sns.meta.events.register("provide-client-params.sns.PublishBatch", recorded.record)
+        yield recorded
+
+
+def test_alerts_are_published_ten_to_a_request(topic: Topic) -> None:
+    alerts = [alert(index) for index in range(23)]
+
+    assert AlertTopic(topic.sns, topic.arn).publish(alerts) == []
+
+    assert [len(entries) for entries in topic.requests] == [10, 10, 3]
+    assert ENTRIES_PER_REQUEST == 10
+    assert sorted(topic.received(), key=lambda a: int(a["record_id"][2:])) == alerts
+
+
+def test_each_message_is_the_alert_as_json_with_unicode_kept(topic: Topic) -> None:
+    alerts = [alert(0, text="Order ünï was rejected.")]
+
+    AlertTopic(topic.sns, topic.arn).publish(alerts)
+
+    ((entry,),) = topic.requests
+    assert "ünï" in entry["Message"]
+    assert json.loads(entry["Message"]) == alerts[0]
+    assert topic.received() == alerts
+
+
+def test_no_alerts_make_no_request(topic: Topic) -> None:
+    assert AlertTopic(topic.sns, topic.arn).publish([]) == []
+    assert topic.requests == []
+
+
+def test_a_request_stays_under_256_kib(topic: Topic) -> None:
+    big = 100 * 1024  # two fit in one request, three do not
+    alerts = [alert(index, text=f"{index}" + "x" * big) for index in range(5)]
+
+    assert AlertTopic(topic.sns, topic.arn).publish(alerts) == []
+
+    assert [len(entries) for entries in topic.requests] == [2, 2, 1]
+    for entries in topic.requests:
+        assert sum(len(e["Message"].encode("utf-8")) for e in entries) <= MAX_REQUEST_BYTES
+    assert len(topic.received()) == 5
+
+
+def test_a_refused_request_is_retried_once(topic: Topic) -> None:
+    Fault(topic.sns, "PublishBatch", "InternalError", status=500, when=lambda n: n == 1)
+
+    assert AlertTopic(topic.sns, topic.arn).publish([alert(i) for i in range(3)]) == []
+    assert len(topic.received()) == 3
+
+
+def test_a_request_refused_twice_returns_all_its_positions(topic: Topic) -> None:
+    # 15 alerts: the first request (0-9) goes through, the second (10-14) and its retry fail.
+    Fault(topic.sns, "PublishBatch", "AuthorizationError", status=403, when=lambda n: n > 1)
+
+    unpublished = AlertTopic(topic.sns, topic.arn).publish([alert(i) for i in range(15)])
+
+    assert unpublished == [10, 11, 12, 13, 14]
+    assert sorted(a["record_id"] for a in topic.received()) == sorted(f"r-{i}" for i in range(10))
+
+
+def test_a_connection_failure_returns_the_positions_instead_of_raising(topic: Topic) -> None:
+    def unreachable(**_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://sns.invalid")
+
+    topic.sns.meta.events.register("before-call.sns.PublishBatch", unreachable)
+
+    assert AlertTopic(topic.sns, topic.arn).publish([alert(0), alert(1)]) == [0, 1]
+    assert topic.received() == []
+
+
+def entries(*positions: int) -> list[dict[str, str]]:
+    return [{"Id": str(p), "Message": json.dumps(alert(p))} for p in positions]
+
+
+def reply(published: list[int], failed: list[int]) -> dict[str, Any]:
+    return {
+        "Successful": [{"Id": str(p), "MessageId": f"m-{p}"} for p in published],
+        "Failed": [
+            {"Id": str(p), "Code": "InternalError", "SenderFault": False, "Message": "busy"}
+            for p in failed
+        ],
+    }
+
+
+@pytest.fixture
+def stubbed() -> Iterator[tuple[Any, Stubber]]:
+    client = boto3.client("sns", region_name=REGION)
+    with Stubber(client) as stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()
+
+
+def expect(stubber: Stubber, sent: list[int], published: list[int], failed: list[int]) -> None:
+    stubber.add_response(
+        "publish_batch",
+        reply(published, failed),
+        {"TopicArn": STUBBED_TOPIC, "PublishBatchRequestEntries": entries(*sent)},
+    )
+
+
+def test_failed_entries_are_retried_once_alone(stubbed: tuple[Any, Stubber]) -> None:
+    client, stubber = stubbed
+    expect(stubber, sent=[0, 1, 2, 3], published=[0, 2], failed=[1, 3])
+    expect(stubber, sent=[1, 3], published=[1, 3], failed=[])
+
+    assert AlertTopic(client, STUBBED_TOPIC).publish([alert(i) for i in range(4)]) == []
+
+
+def test_entries_failing_twice_are_returned_by_position(stubbed: tuple[Any, Stubber]) -> None:
+    client, stubber = stubbed
+    expect(stubber, sent=list(range(10)), published=[i for i in range(10) if i != 4], failed=[4])
+    expect(stubber, sent=[4], published=[], failed=[4])
+    expect(stubber, sent=[10, 11, 12], published=[10], failed=[11, 12])
+    expect(stubber, sent=[11, 12], published=[11], failed=[12])
+
+    assert AlertTopic(client, STUBBED_TOPIC).publish([alert(i) for i in range(13)]) == [4, 12]
+
+
+def test_a_request_error_on_the_retry_returns_the_retried_positions(
+    stubbed: tuple[Any, Stubber],
+) -> None:
+    client, stubber = stubbed
+    expect(stubber, sent=[0, 1, 2], published=[1], failed=[0, 2])
+    stubber.add_client_error("publish_batch", "ThrottlingException", http_status_code=400)
+
+    assert AlertTopic(client, STUBBED_TOPIC).publish([alert(i) for i in range(3)]) == [0, 2]

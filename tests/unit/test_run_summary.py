@@ -1,0 +1,79 @@
+"""The run summary step (entrix.handlers.run_summary): a run's totals from its batches' counts."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+from entrix.handlers import run_summary
+from entrix.handlers.run_summary import handler
+
+ZERO = {"accepted": 0, "rejected": 0, "failed": 0, "skipped": 0}
+
+
+def test_batch_counts_are_added_up() -> None:
+    event = {
+        "orders": 9,
+        "batches": [
+            {"accepted": 2, "rejected": 1, "skipped": 0, "failed": 0},
+            {"accepted": 1, "rejected": 2, "skipped": 1, "failed": 0},
+            {"accepted": 0, "rejected": 0, "skipped": 0, "failed": 2},
+        ],
+    }
+
+    assert handler(event, None) == {
+        "orders": 9,
+        "accepted": 3,
+        "rejected": 3,
+        "failed": 2,
+        "skipped": 1,
+        "batches": 3,
+    }
+
+
+def test_a_failed_batch_counted_by_the_state_machine_is_added_like_the_others() -> None:
+    # The state machine's catch reports a crashed batch as only its failed count.
+    event = {"orders": 5, "batches": [{"accepted": 3, "rejected": 0}, {"failed": 2}]}
+
+    assert handler(event, None) == {"orders": 5, **ZERO, "accepted": 3, "failed": 2, "batches": 2}
+
+
+@pytest.mark.parametrize("batches", [[], None])
+def test_no_batches_add_up_to_zero(batches: list[dict[str, int]] | None) -> None:
+    assert handler({"orders": 0, "batches": batches}, None) == {"orders": 0, **ZERO, "batches": 0}
+
+
+def test_a_missing_order_count_is_zero() -> None:
+    assert handler({"batches": [{"accepted": 1}]}, None)["orders"] == 0
+
+
+def test_counts_given_as_numbers_of_any_json_kind_become_integers() -> None:
+    summary = handler({"orders": 2.0, "batches": [{"accepted": 1.0, "rejected": 1}]}, None)
+
+    assert summary == {"orders": 2, **ZERO, "accepted": 1, "rejected": 1, "batches": 1}
+    assert all(type(value) is int for value in summary.values())
+
+
+def test_other_fields_of_a_batch_are_ignored() -> None:
+    event = {"orders": 1, "batches": [{"accepted": 1, "error": {"Error": "x", "Cause": "y"}}]}
+
+    assert handler(event, None) == {"orders": 1, **ZERO, "accepted": 1, "batches": 1}
+
+
+def test_it_imports_only_the_standard_library() -> None:
+    tree = ast.parse(Path(run_summary.__file__).read_text(encoding="utf-8"))
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    } | {
+        (node.module or "").split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+    }
+
+    assert imported <= set(sys.stdlib_module_names)
