@@ -3,8 +3,10 @@
 A run's results travel in batches: Lambda A splits them into batches small enough to be one
 Distributed Map item (a child execution's input is limited to 256 KiB), and names each batch's
 results object up front. The key depends only on the run and the batch's position, so a retried
-batch of the same run overwrites its object instead of adding a second one; an order recorded by
-one run is never processed by another, so it appears in one object only.
+batch of the same run overwrites its object instead of adding a second one, and an order recorded
+by one run is never processed by another. One case leaves a second copy: the object was written
+but recording the order failed, so a later run processes it again and stores it in its own
+object; the order's `result_run_id` in the table names the run whose line counts.
 
 Accepted results are stored as JSON Lines, one object per batch, partitioned by the run's date:
 `results/date=YYYY-MM-DD/run=<run id>/batch-00001.jsonl` (Athena and Glue read this layout as a
@@ -55,7 +57,7 @@ def batch_results_key(run_date: str, run_id: str, batch_number: int) -> str:
 def result_line(item: Mapping[str, Any], power: int | Decimal, run_id: str, result_at: str) -> str:
     """One accepted order's line in its batch's JSON Lines object, from its claimed table item.
 
-    Built only from the item and the result, so every retry of a batch writes the same bytes.
+    `result_at` is the attempt's time, also recorded on the order, so line and table agree.
     """
     document = {
         "record_id": item["record_id"],
