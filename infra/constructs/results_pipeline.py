@@ -242,14 +242,17 @@ class ResultsPipeline(Construct):
 
     @staticmethod
     def _add_pending_index(table: dynamodb.Table) -> None:
-        """A GSI on result_status: a run queries the orders still pending instead of scanning.
+        """A sparse GSI of the orders waiting for a result: a run queries it instead of scanning.
 
-        Only the order's parameters are projected, which is all Lambda A returns.
+        Keyed on `pending_shard` (16 values, set by the intake, removed when the result is
+        recorded), so waiting orders spread over 16 index partitions and a recorded order costs
+        one index write (its removal). Only the order's parameters are projected, which is all
+        Lambda A reads.
         """
         table.add_global_secondary_index(
             index_name=PENDING_INDEX_NAME,
             partition_key=dynamodb.Attribute(
-                name="result_status", type=dynamodb.AttributeType.STRING
+                name="pending_shard", type=dynamodb.AttributeType.STRING
             ),
             sort_key=dynamodb.Attribute(name="received_at", type=dynamodb.AttributeType.STRING),
             projection_type=dynamodb.ProjectionType.INCLUDE,

@@ -145,7 +145,7 @@ def test_orders_table_gets_the_pending_index(template) -> None:
     (index,) = table["GlobalSecondaryIndexes"]
     assert index["IndexName"] == "pending-results"
     assert index["KeySchema"] == [
-        {"AttributeName": "result_status", "KeyType": "HASH"},
+        {"AttributeName": "pending_shard", "KeyType": "HASH"},
         {"AttributeName": "received_at", "KeyType": "RANGE"},
     ]
     assert index["Projection"] == {

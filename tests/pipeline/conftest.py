@@ -29,6 +29,7 @@ from entrix.local.lambda_runner import (
     runtime_environment,
 )
 from entrix.local.template import PseudoParameters, Template
+from entrix.orders.intake import pending_shard
 
 REGION = "eu-west-1"
 STACK = "PipelineTest"
@@ -147,6 +148,7 @@ class Pipeline:
                     "received_at": {"S": received_at},
                     "expires_at": {"N": str(int(time.time()) + 86_400)},
                     "result_status": {"S": "pending"},
+                    "pending_shard": {"S": pending_shard(record_id)},
                 },
             )
 

@@ -14,6 +14,7 @@ import pytest
 
 from entrix.aws.orders_table import Backoff, OrdersTable
 from entrix.environment import ORDERS_TABLE_NAME
+from entrix.orders.intake import pending_shard
 from tests.moto_orders import moto_orders_table
 
 TABLE = "orders-test"
@@ -81,6 +82,7 @@ def test_orders_are_stored_exactly_with_ttl_and_a_summary(client: Any, table: Or
         "received_at": {"S": "2025-11-24T16:00:00.500Z"},
         "expires_at": {"N": "1764086400"},
         "result_status": {"S": "pending"},
+        "pending_shard": {"S": pending_shard("a")},
     }
     assert items["ü-日本"]["parameter_2"] == {"N": "-1E-130"}
     assert items["big"]["parameter_2"] == {"N": "12345678901234567890123456789012345678"}

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from decimal import Decimal
 
 import pytest
 
 from entrix.orders.intake import (
     MAX_PROBLEMS,
+    PENDING_SHARDS,
     InvalidRequest,
     Receipt,
     TooLarge,
     parse_orders,
+    pending_shard,
+    pending_shards,
     stored_item,
 )
 from entrix.orders.limits import (
@@ -330,4 +334,13 @@ def test_stored_item_adds_receipt_and_status() -> None:
         "received_at": "2025-11-24T16:00:00.250Z",
         "expires_at": 1_764_086_400,
         "result_status": "pending",
+        "pending_shard": pending_shard("a"),
     }
+
+
+def test_pending_shards_are_stable_and_spread_evenly() -> None:
+    assert pending_shard("order-1") == pending_shard("order-1")
+    assert set(pending_shards()) == {f"{shard:02d}" for shard in range(PENDING_SHARDS)}
+    counts = Counter(pending_shard(f"order-{index}") for index in range(16_000))
+    assert set(counts) == set(pending_shards())
+    assert max(counts.values()) < 1.15 * 16_000 / PENDING_SHARDS

@@ -15,6 +15,7 @@ import pytest
 from moto import mock_aws
 
 from entrix import environment
+from entrix.orders.intake import PENDING_SHARDS, pending_shard
 
 TABLE = "orders-results-test"
 INDEX = "pending-results"
@@ -28,14 +29,14 @@ def create_orders_table(dynamodb: Any) -> None:
         KeySchema=[{"AttributeName": "record_id", "KeyType": "HASH"}],
         AttributeDefinitions=[
             {"AttributeName": "record_id", "AttributeType": "S"},
-            {"AttributeName": "result_status", "AttributeType": "S"},
+            {"AttributeName": "pending_shard", "AttributeType": "S"},
             {"AttributeName": "received_at", "AttributeType": "S"},
         ],
         GlobalSecondaryIndexes=[
             {
                 "IndexName": INDEX,
                 "KeySchema": [
-                    {"AttributeName": "result_status", "KeyType": "HASH"},
+                    {"AttributeName": "pending_shard", "KeyType": "HASH"},
                     {"AttributeName": "received_at", "KeyType": "RANGE"},
                 ],
                 "Projection": {
@@ -51,17 +52,17 @@ def create_orders_table(dynamodb: Any) -> None:
 def put_order(
     dynamodb: Any, record_id: str, status: str = "pending", received_at: str = "2026-11-25T10:00Z"
 ) -> None:
-    dynamodb.put_item(
-        TableName=TABLE,
-        Item={
-            "record_id": {"S": record_id},
-            "parameter_1": {"S": "buy"},
-            "parameter_2": {"N": "2.1"},
-            "received_at": {"S": received_at},
-            "expires_at": {"N": "1900000000"},
-            "result_status": {"S": status},
-        },
-    )
+    item = {
+        "record_id": {"S": record_id},
+        "parameter_1": {"S": "buy"},
+        "parameter_2": {"N": "2.1"},
+        "received_at": {"S": received_at},
+        "expires_at": {"N": "1900000000"},
+        "result_status": {"S": status},
+    }
+    if status == "pending":  # as the intake stores it: only waiting orders are in the index
+        item["pending_shard"] = {"S": pending_shard(record_id)}
+    dynamodb.put_item(TableName=TABLE, Item=item)
 
 
 @pytest.fixture
@@ -219,14 +220,27 @@ def test_pending_orders_are_read_across_query_pages(
         return paginator
 
     monkeypatch.setattr(results.order_results._client, "get_paginator", small_pages)
-    for index in range(8):
-        put_order(aws["dynamodb"], f"o-{index}", received_at=f"2026-11-25T10:0{index}Z")
+    count = 80  # 5 a shard on average: several shards need more than one page of 3
+    for index in range(count):
+        put_order(aws["dynamodb"], f"o-{index:02d}", received_at=f"2026-11-25T10:{index:02d}Z")
 
     answer = results.handler({"run_id": "run-1"}, None)
 
-    assert page_sizes[:3] == [3, 3, 2], "the orders came in several pages"
-    assert answer["order_count"] == 8
-    assert ordered_ids(aws, answer["batches_key"]) == [f"o-{index}" for index in range(8)]
+    assert sum(page_sizes) == count
+    assert len(page_sizes) > PENDING_SHARDS, "some shards came in several pages"
+    assert answer["order_count"] == count
+    assert ordered_ids(aws, answer["batches_key"]) == [
+        f"o-{index:02d}" for index in range(count)
+    ], "the shards are merged oldest first"
+
+
+def test_recorded_orders_leave_the_pending_index(results: ModuleType, aws: dict[str, Any]) -> None:
+    put_order(aws["dynamodb"], "waiting")
+    put_order(aws["dynamodb"], "done", status="accepted")
+
+    answer = results.handler({"run_id": "run-1"}, None)
+
+    assert ordered_ids(aws, answer["batches_key"]) == ["waiting"]
 
 
 def test_random_mode_stores_synthetic_orders_as_pending_then_batches_them(

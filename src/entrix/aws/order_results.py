@@ -1,7 +1,8 @@
 """The orders table as the results pipeline sees it: pending orders in, one result per order out.
 
-Pending orders are read from a global secondary index keyed on `result_status` (sort key
-`received_at`), so a run reads only the orders still waiting instead of scanning the table.
+Pending orders are read from a sparse global secondary index keyed on `pending_shard` (sort key
+`received_at`; see `entrix.orders.intake.pending_shard`), so a run reads only the orders still
+waiting instead of scanning the table: one query per shard, merged oldest first.
 
 Overlapping runs (the schedule fires every 5 minutes; a slow run may still be polling) must
 process each order once. Every write here is conditional:
@@ -17,6 +18,7 @@ process each order once. Every write here is conditional:
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
@@ -27,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from entrix.auction.platform import PendingOrder
 from entrix.auction.results import OrderStoreUnavailable
+from entrix.orders.intake import pending_shards
 from entrix.orders.numbers import number_text
 
 if TYPE_CHECKING:
@@ -59,21 +62,30 @@ class OrderResults:
 
     def pending_orders(self) -> Iterator[PendingOrder]:
         """Every order still waiting for a result, oldest first, page by page."""
+        shards = [self._pending_in(shard) for shard in pending_shards()]
+        for _, order in heapq.merge(*shards, key=lambda entry: entry[0]):
+            yield order
+
+    def _pending_in(self, shard: str) -> Iterator[tuple[str, PendingOrder]]:
+        """One shard's waiting orders with their received_at, oldest first."""
         paginator = self._client.get_paginator("query")
         pages = paginator.paginate(
             TableName=self._table_name,
             IndexName=self._pending_index,
-            KeyConditionExpression="result_status = :pending",
-            ExpressionAttributeValues={":pending": {"S": PENDING}},
+            KeyConditionExpression="pending_shard = :shard",
+            ExpressionAttributeValues={":shard": {"S": shard}},
         )
         try:
             for page in pages:
                 for attributes in page.get("Items", []):
                     item = _item(attributes)
-                    yield PendingOrder(
-                        record_id=item["record_id"],
-                        parameter_1=item["parameter_1"],
-                        parameter_2=item["parameter_2"],
+                    yield (
+                        item["received_at"],
+                        PendingOrder(
+                            record_id=item["record_id"],
+                            parameter_1=item["parameter_1"],
+                            parameter_2=item["parameter_2"],
+                        ),
                     )
         except (ClientError, BotoCoreError) as error:
             raise OrderStoreUnavailable(f"reading pending orders failed: {error}") from error
@@ -103,7 +115,7 @@ class OrderResults:
         return self._update(
             record_id,
             "SET result_status = :status, power = :power, result_run_id = :run, "
-            "result_at = :at REMOVE claimed_by, claim_expires_at",
+            "result_at = :at REMOVE claimed_by, claim_expires_at, pending_shard",
             run_id,
             now,
             {
