@@ -1,31 +1,53 @@
 """Dollars per million orders from the requests a local pipeline run made, at list prices.
 
-Prices are the us-east-1 list prices in FIELD-NOTES. Lambda duration is not observable locally
-(handlers run in this process, next to moto), so each invocation is billed ASSUMED_DURATION_MS at
-its function's configured memory on arm64; that is the results-pipeline doc's figure for Lambda B.
+Prices are the us-east-1 list prices in FIELD-NOTES. Two designs are priced from the counts of
+the same run (its orders, accepted and rejected):
 
-Two designs are priced from the same counts of one run:
-- ours: every request the endpoint served for the run (SQS excluded: that is the local
-  notification tap reading the alert topic, not part of the AWS design), every state transition
-  of the execution, and the `pending-results` index writes, which no request shows: recording a
-  result changes the index's hash key (`result_status`), which DynamoDB bills as a delete and a
-  put in the index, 2 write units per order recorded.
-- seed-style: the seed's pipeline as the issue describes it: the same Standard execution (one
-  transition chain per order in an inline Map, as counted), the same Lambda requests and SNS
-  publishes, and one S3 PUT per accepted order, with no DynamoDB bookkeeping of results.
+- ours, from what the run did:
+  - Lambda: one request per invocation, and GB-s from each invocation's duration as measured in
+    process (`pipeline_scale.InvocationClock`) at its function's configured memory, on arm64.
+    Locally every AWS request a handler makes goes to the embedded moto endpoint and takes about
+    1-4 ms, the order of DynamoDB's and S3's latency in a region, so the local durations are a
+    fair stand-in for Lambda's billed durations.
+  - Step Functions Standard transitions: the parent execution's states entered (from its
+    history), plus the child executions' transitions, which moto does not expose: modelled as 2
+    per child (its ProcessBatch task state, and one for the Map iteration, conservatively); the
+    children are counted as Lambda B's invocations.
+  - DynamoDB write units: each UpdateItem, PutItem and DeleteItem request, and each item of a
+    BatchWriteItem (items are well under 1 KB), plus the `pending-results` index writes, which
+    no request shows: when the index is keyed on `result_status`, recording a result changes the
+    item's index hash key, which DynamoDB bills as a delete and a put in the index (2 write units
+    per order recorded); when it is a sparse index keyed on an attribute the recording removes
+    (`pending_shard`), the item only leaves the index (1 write unit). Claiming an order changes
+    no index key nor projected attribute, so it costs no index write. Read units: at least 1 per
+    Query (or other read) request.
+  - S3: PutObject (the run's batches object and one JSON Lines object per batch) and the other
+    PUT-class requests; GetObject as GET-class. The Distributed Map's ItemReader reads the
+    batches object with a GetObject that moto's interpreter sends to the endpoint, so it is
+    counted like any other request; if a run shows none, one GET per run is added.
+  - SNS: each Publish and PublishBatch request is billed per 64 KiB of payload (`Call.chunks`,
+    from the request's body size); an alert is about 250 B, so a PublishBatch of up to 10 is 1.
+  SQS requests are the local notification tap reading the alert topic, not part of the design.
+- seed-style, what the seed's design does for the same orders: the same parent states, plus an
+  inline Map with one Task per order (1 transition per order) and an SNS Task per rejected order
+  (1 more per rejected); Lambda A's invocations as measured, plus one Lambda B request per order
+  at Lambda B's memory for SEED_DURATION_MS (the previous cost model's assumption); one S3 PUT
+  per accepted order; one SNS Publish per rejected order; no DynamoDB.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench.aws_requests import Call, not_observer
+from bench.pipeline_scale import PROCESS_HANDLER, RESULTS_HANDLER, Invoked
 
 MILLION = 1_000_000
-ASSUMED_DURATION_MS = 60
-INDEX_WRITE_UNITS_PER_RECORD = 2
+SEED_DURATION_MS = 60
+STATUS_INDEX_KEY = "result_status"  # an index keyed on it is rewritten (delete + put)
+CHILD_TRANSITIONS = 2  # per child execution: ProcessBatch, plus one for the Map iteration
 
 LAMBDA_PER_REQUEST = 0.20 / MILLION
 LAMBDA_PER_GB_SECOND_ARM64 = 0.0000133334
@@ -40,6 +62,17 @@ DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"}
 DYNAMODB_READS = {"GetItem", "Query", "Scan", "BatchGetItem"}
 S3_PUT_CLASS = {"PutObject", "PostObject", "ListObjects", "PutBucket"}
 S3_GET_CLASS = {"GetObject", "HeadObject"}
+SNS_PUBLISHES = {"Publish", "PublishBatch"}
+
+TRANSITIONS = "Step Functions Standard transitions"
+LAMBDA_REQUESTS = "Lambda requests"
+LAMBDA_GB_SECONDS = "Lambda GB-s (arm64)"
+SNS_REQUESTS = "SNS billed publish requests (64 KiB each)"
+S3_PUTS = "S3 PUT-class requests"
+S3_GETS = "S3 GET-class requests"
+TABLE_WRITES = "DynamoDB write units (table)"
+INDEX_WRITES = "DynamoDB write units (pending-results index, {} per recorded order)"
+READS = "DynamoDB read units (>= 1 a request)"
 
 
 @dataclass(frozen=True)
@@ -49,9 +82,15 @@ class Usage:
     orders: int
     accepted: int
     rejected: int
-    transitions: int
+    parent_transitions: int  # the parent execution's states entered
     calls: Counter[Call]
-    memory_mb: Mapping[str, int]  # function name -> configured memory
+    invocations: Sequence[Invoked]
+    process_memory_mb: int  # Lambda B's configured memory
+    pending_index_key: str  # the pending-results index's hash key
+
+    @property
+    def index_writes_per_record(self) -> int:
+        return 2 if self.pending_index_key == STATUS_INDEX_KEY else 1
 
     def requests(self, service: str, operations: set[str] | None = None) -> int:
         """Requests (BatchWriteItem: items written) to `service`, other than the observer's."""
@@ -63,17 +102,36 @@ class Usage:
             and (operations is None or call.operation in operations)
         )
 
-    def lambda_gb_seconds(self) -> float:
+    def sns_billed_requests(self) -> int:
         return sum(
-            times * self.memory_mb[function_name(call.target)] / 1024 * ASSUMED_DURATION_MS / 1000
+            times * call.chunks
             for call, times in self.calls.items()
-            if not_observer(call) and call.service == "lambda" and call.operation == "Invoke"
+            if not_observer(call) and call.service == "sns" and call.operation in SNS_PUBLISHES
         )
 
+    @property
+    def children(self) -> int:
+        """Child executions: one per Lambda B invocation."""
+        return sum(1 for invoked in self.invocations if invoked.handler == PROCESS_HANDLER)
 
-def function_name(target: str) -> str:
-    """The function name from an Invoke target, which is a name or a function ARN."""
-    return target.rsplit(":function:", 1)[-1].split(":")[0]
+    @property
+    def child_transitions(self) -> int:
+        return CHILD_TRANSITIONS * self.children
+
+    def gb_seconds(self, handler: str | None = None) -> float:
+        """GB-s of the measured invocations (of `handler` only, if given)."""
+        return sum(
+            invoked.memory_mb / 1024 * invoked.milliseconds / 1000
+            for invoked in self.invocations
+            if handler is None or invoked.handler == handler
+        )
+
+    def invokes(self, handler: str) -> int:
+        return sum(1 for invoked in self.invocations if invoked.handler == handler)
+
+    def mean_ms(self, handler: str) -> float:
+        durations = [i.milliseconds for i in self.invocations if i.handler == handler]
+        return sum(durations) / len(durations) if durations else 0.0
 
 
 @dataclass(frozen=True)
@@ -84,55 +142,78 @@ class LineItem:
 
 
 def ours(usage: Usage) -> list[LineItem]:
-    """Our design's bill, per million orders, from the run's counts."""
-    index_writes = INDEX_WRITE_UNITS_PER_RECORD * (usage.accepted + usage.rejected)
-    table_writes = usage.requests("dynamodb", DYNAMODB_WRITES)
+    """Our design's bill, per million orders, from the run's counts (see the module docstring)."""
+    per_record = usage.index_writes_per_record
+    index_writes = per_record * (usage.accepted + usage.rejected)
+    index_item = INDEX_WRITES.format(
+        f"keyed on {usage.pending_index_key}: "
+        + ("delete+put" if per_record == 2 else "sparse, 1 delete")
+    )
+    gets = usage.requests("s3", S3_GET_CLASS) or 1  # the ItemReader's read, if not seen
     return [
-        *_shared(usage),
-        _item(usage, "DynamoDB write units (table)", table_writes, DYNAMODB_PER_WRITE_UNIT),
-        _item(usage, "DynamoDB write units (index)", index_writes, DYNAMODB_PER_WRITE_UNIT),
         _item(
             usage,
-            "DynamoDB read units (>= 1 a request)",
-            usage.requests("dynamodb", DYNAMODB_READS),
-            DYNAMODB_PER_READ_UNIT,
+            TRANSITIONS,
+            usage.parent_transitions + usage.child_transitions,
+            SFN_STANDARD_PER_TRANSITION,
         ),
-        _item(usage, "S3 PUT-class", usage.requests("s3", S3_PUT_CLASS), S3_PER_PUT),
-        _item(usage, "S3 GET-class", usage.requests("s3", S3_GET_CLASS), S3_PER_GET),
+        _item(usage, LAMBDA_REQUESTS, usage.requests("lambda", {"Invoke"}), LAMBDA_PER_REQUEST),
+        _item(usage, LAMBDA_GB_SECONDS, usage.gb_seconds(), LAMBDA_PER_GB_SECOND_ARM64),
+        _item(usage, SNS_REQUESTS, usage.sns_billed_requests(), SNS_PER_PUBLISH),
+        _item(usage, S3_PUTS, usage.requests("s3", S3_PUT_CLASS), S3_PER_PUT),
+        _item(usage, S3_GETS, gets, S3_PER_GET),
+        _item(
+            usage,
+            TABLE_WRITES,
+            usage.requests("dynamodb", DYNAMODB_WRITES),
+            DYNAMODB_PER_WRITE_UNIT,
+        ),
+        _item(usage, index_item, index_writes, DYNAMODB_PER_WRITE_UNIT),
+        _item(usage, READS, usage.requests("dynamodb", DYNAMODB_READS), DYNAMODB_PER_READ_UNIT),
     ]
 
 
 def seed_style(usage: Usage) -> list[LineItem]:
-    """The seed-style bill for the same run (see the module docstring)."""
-    return [*_shared(usage), _item(usage, "S3 PUT-class", usage.accepted, S3_PER_PUT)]
-
-
-def _shared(usage: Usage) -> list[LineItem]:
+    """The seed-style bill for the same orders (see the module docstring)."""
+    seed_process_gb_seconds = (
+        usage.orders * usage.process_memory_mb / 1024 * SEED_DURATION_MS / 1000
+    )
     return [
         _item(
             usage,
-            "Step Functions Standard transitions",
-            usage.transitions,
+            TRANSITIONS,
+            usage.parent_transitions + usage.orders + usage.rejected,
             SFN_STANDARD_PER_TRANSITION,
         ),
-        _item(usage, "Lambda requests", usage.requests("lambda", {"Invoke"}), LAMBDA_PER_REQUEST),
         _item(
             usage,
-            f"Lambda GB-s ({ASSUMED_DURATION_MS} ms an invoke, arm64)",
-            usage.lambda_gb_seconds(),
+            LAMBDA_REQUESTS,
+            usage.invokes(RESULTS_HANDLER) + usage.orders,
+            LAMBDA_PER_REQUEST,
+        ),
+        _item(
+            usage,
+            LAMBDA_GB_SECONDS,
+            usage.gb_seconds(RESULTS_HANDLER) + seed_process_gb_seconds,
             LAMBDA_PER_GB_SECOND_ARM64,
         ),
-        _item(usage, "SNS publishes", usage.requests("sns", {"Publish"}), SNS_PER_PUBLISH),
+        _item(usage, SNS_REQUESTS, usage.rejected, SNS_PER_PUBLISH),
+        _item(usage, S3_PUTS, usage.accepted, S3_PER_PUT),
     ]
 
 
 def _item(usage: Usage, name: str, count: float, price: float) -> LineItem:
-    per_order = count / usage.orders
+    per_order = count / max(1, usage.orders)
     return LineItem(name, per_order, per_order * MILLION * price)
 
 
 def total(items: list[LineItem]) -> float:
     return sum(line.dollars_per_million for line in items)
+
+
+def function_name(target: str) -> str:
+    """The function name from an Invoke target, which is a name or a function ARN."""
+    return target.rsplit(":function:", 1)[-1].split(":")[0]
 
 
 def unpriced(usage: Usage) -> Counter[tuple[str, str]]:
@@ -141,10 +222,13 @@ def unpriced(usage: Usage) -> Counter[tuple[str, str]]:
         "dynamodb": DYNAMODB_WRITES | DYNAMODB_READS,
         "s3": S3_PUT_CLASS | S3_GET_CLASS,
         "lambda": {"Invoke"},
-        "sns": {"Publish"},
+        "sns": SNS_PUBLISHES,
+        "sqs": None,  # the local notification tap
     }
     left: Counter[tuple[str, str]] = Counter()
     for call, times in usage.calls.items():
-        if not_observer(call) and call.operation not in priced.get(call.service, set()):
+        if call.service in priced and priced[call.service] is None:
+            continue
+        if not_observer(call) and call.operation not in (priced.get(call.service) or set()):
             left[(call.service, call.operation)] += times
     return left

@@ -17,7 +17,8 @@ import io
 import json
 import re
 import threading
-from collections import Counter
+import time
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,18 +28,24 @@ OBSERVER_KEY = "bench-observer"
 _CREDENTIAL = re.compile(r"Credential=([^/]+)/[^/]+/[^/]+/([^/]+)/aws4_request")
 _LAMBDA_INVOKE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
 S3_SERVICE = "s3"
+SNS_PUBLISHES = {"Publish", "PublishBatch"}
+SNS_BILLED_CHUNK_BYTES = 64 * 1024
+_SNS_BATCH_ENTRY = re.compile(r"^PublishBatchRequestEntries\.member\.\d+\.Id$")
 
 
 @dataclass(frozen=True)
 class Call:
     """One request: who signed it, which service, which operation (and for Lambda, which
-    function; for BatchWriteItem, how many items it wrote)."""
+    function; for BatchWriteItem, how many items it wrote; for SNS Publish and PublishBatch, how
+    many messages it carried and how many 64 KiB chunks its body takes, which SNS bills as one
+    request each; the body is URL-encoded, so that count is an upper bound)."""
 
     caller: str
     service: str
     operation: str
     target: str = ""
     items: int = 1
+    chunks: int = 1
 
 
 def classify(environ: dict[str, Any], body: bytes) -> Call:
@@ -62,6 +69,10 @@ def classify(environ: dict[str, Any], body: bytes) -> Call:
     form = parse_qs(body.decode("utf-8", "replace")) if method == "POST" else {}
     query = parse_qs(environ.get("QUERY_STRING", ""))
     action = (form.get("Action") or query.get("Action") or [f"{method} {path}"])[0]
+    if service == "sns" and action in SNS_PUBLISHES:
+        entries = sum(1 for name in form if _SNS_BATCH_ENTRY.match(name))
+        chunks = max(1, -(-len(body) // SNS_BILLED_CHUNK_BYTES))
+        return Call(caller, service, action, items=max(1, entries), chunks=chunks)
     return Call(caller, service or "unknown", action)
 
 
@@ -86,23 +97,32 @@ def _s3_operation(method: str, path: str, query: str) -> str:
 
 
 class RequestCounter:
-    """Thread-safe tally of calls; `reset()` starts a new measurement window."""
+    """Thread-safe tally of calls, and of the endpoint's time serving them; `reset()` starts a
+    new measurement window."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._calls: Counter[Call] = Counter()
+        self._seconds: defaultdict[Call, float] = defaultdict(float)
 
-    def record(self, call: Call) -> None:
+    def record(self, call: Call, seconds: float = 0.0) -> None:
         with self._lock:
             self._calls[call] += 1
+            self._seconds[call] += seconds
 
     def reset(self) -> None:
         with self._lock:
             self._calls.clear()
+            self._seconds.clear()
 
     def snapshot(self) -> Counter[Call]:
         with self._lock:
             return Counter(self._calls)
+
+    def served_seconds(self) -> dict[Call, float]:
+        """Seconds the endpoint spent serving each kind of call (summed over its requests)."""
+        with self._lock:
+            return dict(self._seconds)
 
 
 def tally(
@@ -121,7 +141,8 @@ def not_observer(call: Call) -> bool:
 
 
 class CountingMiddleware:
-    """Records each request before passing it, body intact, to the wrapped WSGI app."""
+    """Records each request, and the time the wrapped WSGI app takes to answer it (the body
+    passed on intact)."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]], counter: RequestCounter) -> None:
         self.app = app
@@ -131,8 +152,12 @@ class CountingMiddleware:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
-        self.counter.record(classify(environ, body))
-        return self.app(environ, start_response)
+        call = classify(environ, body)
+        started = time.perf_counter()
+        try:
+            return self.app(environ, start_response)
+        finally:
+            self.counter.record(call, time.perf_counter() - started)
 
 
 @contextlib.contextmanager

@@ -6,15 +6,20 @@ are ingested through the local API, then one pipeline run is started and timed f
 `StartExecution` to the end, as `entrix pipeline run` would. Lambda A is configured (through the
 Lambda API, as an operator would) to be ready at the first poll, so a run time is processing time,
 not the platform's random waits.
+
+Each Lambda invocation is timed in process (`InvocationClock`), from the moment it holds the
+runtime's environment lock to its return: that is the duration Lambda would bill, with each AWS
+request the handler makes served by the embedded moto endpoint (about 1-4 ms a request locally,
+the order of DynamoDB's and S3's latency in a region). What handlers print (Powertools' metric
+lines) goes to their invocation's logs, as under `entrix local`, not to the bench's stdout.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import cProfile
-import os
+import json
 import pstats
 import sys
 import threading
@@ -38,15 +43,34 @@ from bench.aws_requests import (
     not_observer,
 )
 from bench.local_system import free_port
-from entrix.environment import RESULTS_READY_PROBABILITY
+from entrix.environment import (
+    AUCTION_MODE,
+    RANDOM_ORDER_COUNT,
+    RESULTS_BUCKET_NAME,
+    RESULTS_READY_PROBABILITY,
+)
+from entrix.local import lambda_runner
 from entrix.local.pipeline import scheduled_event, start_run, summarize
 from entrix.local.runtime import LocalOptions, LocalSystem
 
 AUTHORIZER_HANDLER = "entrix.handlers.authorizer.handler"
 RESULTS_HANDLER = "entrix.handlers.results.handler"
+PROCESS_HANDLER = "entrix.handlers.process.handler"
 ORDERS_PER_POST = 100
 RUN_TIMEOUT_SECONDS = 900
+NOTIFICATION_WAIT_SECONDS = 60
 RAW_KEY = "bench-raw"
+PENDING_INDEX_NAME = "pending-results"
+
+
+@dataclass(frozen=True)
+class Invoked:
+    """One Lambda invocation: the function, its configured memory and its duration."""
+
+    function: str
+    handler: str
+    memory_mb: int
+    milliseconds: float
 
 
 @dataclass(frozen=True)
@@ -54,73 +78,122 @@ class Run:
     """One pipeline execution: its summary, wall time, transitions and the requests it caused."""
 
     orders_pending: int
+    left_pending: int  # orders still pending after the run
     seconds: float
-    interpreter_copy_seconds: float  # of `seconds`, spent in deep copies by moto's interpreter
     summary: dict[str, Any]
-    transitions: int
+    transitions: int  # the parent execution's states entered (child executions not included)
     calls: Counter[Call]
+    served_seconds: dict[Call, float]  # endpoint time serving each kind of call, summed
+    invocations: tuple[Invoked, ...]
 
     @property
     def processed(self) -> int:
         return sum(int(self.summary.get(k, 0)) for k in ("accepted", "rejected", "failed"))
 
+    @property
+    def execution(self) -> str:
+        return str(self.summary["execution"])
 
-class InterpreterCopyClock:
-    """Wall time of the deep copies moto's Step Functions interpreter makes (top-level calls
-    only), the one cost of a local run that grows with orders squared (see `profile_run`).
+    @property
+    def children(self) -> int:
+        """Child executions of the Distributed Map: one Lambda B invocation each."""
+        return sum(1 for invoked in self.invocations if invoked.handler == PROCESS_HANDLER)
 
-    `copy.deepcopy` is wrapped process-wide while the clock is installed; moto's modules call it
-    through the `copy` module, so they see the wrapper."""
+
+class InvocationClock:
+    """Times every Lambda invocation the runtime makes in this process.
+
+    `lambda_runner.invoke` is replaced while the clock is installed (moto's invoke hook and the
+    API emulation call it through the module). The wrapper takes the runtime's environment lock
+    first, so the time another handler holds it is not counted as this invocation's duration."""
 
     def __init__(self) -> None:
-        self._original = copy.deepcopy
-        self._inside = threading.local()
+        self._original = lambda_runner.invoke
         self._lock = threading.Lock()
-        self.seconds = 0.0
+        self._invoked: list[Invoked] = []
 
     def reset(self) -> None:
         with self._lock:
-            self.seconds = 0.0
+            self._invoked.clear()
 
-    def _timed(self, value: Any, memo: dict[int, Any] | None = None, _nil: Any = None) -> Any:
-        if getattr(self._inside, "active", False):
-            return self._original(value, memo)
-        caller = sys._getframe(1).f_code.co_filename
-        if f"moto{os.sep}stepfunctions" not in caller:
-            return self._original(value, memo)
-        self._inside.active = True
-        started = time.perf_counter()
-        try:
-            return self._original(value, memo)
-        finally:
-            self._inside.active = False
-            with self._lock:
-                self.seconds += time.perf_counter() - started
+    def snapshot(self) -> tuple[Invoked, ...]:
+        with self._lock:
+            return tuple(self._invoked)
+
+    def _timed(self, spec: lambda_runner.FunctionSpec, event: Any) -> lambda_runner.Invocation:
+        with lambda_runner._ENVIRONMENT_LOCK:  # reentrant: `invoke` takes it again
+            started = time.perf_counter()
+            try:
+                return self._original(spec, event)
+            finally:
+                milliseconds = (time.perf_counter() - started) * 1000
+                with self._lock:
+                    self._invoked.append(
+                        Invoked(spec.function_name, spec.handler, spec.memory_size, milliseconds)
+                    )
 
     @contextlib.contextmanager
-    def installed(self) -> Iterator[InterpreterCopyClock]:
-        copy.deepcopy = self._timed  # type: ignore[assignment]
+    def installed(self) -> Iterator[InvocationClock]:
+        lambda_runner.invoke = self._timed
         try:
             yield self
         finally:
-            copy.deepcopy = self._original
+            lambda_runner.invoke = self._original
+
+
+class NotificationCount:
+    """Messages the local notification tap delivered (the Slack channel's view)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def show(self, _topic: str, _text: str) -> None:
+        with self._lock:
+            self.count += 1
+
+    def settled(self, expected: int | None = None, quiet_seconds: float = 3.0) -> int:
+        """The count once it reaches `expected` (or, without one, stops moving for
+        `quiet_seconds`), or after NOTIFICATION_WAIT_SECONDS."""
+        deadline = time.perf_counter() + NOTIFICATION_WAIT_SECONDS
+        last, since = self.count, time.perf_counter()
+        while time.perf_counter() < deadline:
+            if expected is not None and self.count >= expected:
+                break
+            if self.count != last:
+                last, since = self.count, time.perf_counter()
+            elif time.perf_counter() - since > quiet_seconds:
+                break
+            time.sleep(0.1)
+        return self.count
+
+    def reset(self) -> None:
+        with self._lock:
+            self.count = 0
 
 
 class BenchSystem:
     """A started in-process `LocalSystem` plus observing clients that are never counted."""
 
     def __init__(
-        self, system: LocalSystem, counter: RequestCounter, clock: InterpreterCopyClock
+        self,
+        system: LocalSystem,
+        counter: RequestCounter,
+        invocations: InvocationClock,
+        notifications: NotificationCount,
     ) -> None:
         self.system = system
         self.counter = counter
-        self.clock = clock
+        self.invocations = invocations
+        self.notifications = notifications
         self.deployment = system.deployment
         assert self.deployment is not None
         self.sfn = self.client("stepfunctions")
         (self.state_machine_arn,) = self.deployment.state_machines.values()
         self.functions = {spec.handler: name for name, spec in self.deployment.functions.items()}
         (self.table,) = self.deployment.tables
+        process = self.deployment.functions[self.functions[PROCESS_HANDLER]]
+        self.bucket = process.environment[RESULTS_BUCKET_NAME]
 
     def client(self, service: str, key: str = OBSERVER_KEY) -> Any:
         return boto3.client(  # type: ignore[call-overload]
@@ -204,7 +277,7 @@ class BenchSystem:
         """One execution as the schedule starts it, timed to its end, with what it caused."""
         pending = self.pending()
         self.counter.reset()
-        self.clock.reset()
+        self.invocations.reset()
         started = time.perf_counter()
         event = scheduled_event(self.system.region, "123456789012", None)
         execution_arn = start_run(self.sfn, self.state_machine_arn, event, "bench")
@@ -219,13 +292,32 @@ class BenchSystem:
         seconds = time.perf_counter() - started
         calls = self.counter.snapshot()
         return Run(
-            pending,
-            seconds,
-            self.clock.seconds,
-            summarize(execution),
-            self.transitions(execution_arn),
-            calls,
+            orders_pending=pending,
+            left_pending=self.pending(),
+            seconds=seconds,
+            served_seconds=self.counter.served_seconds(),
+            summary=summarize(execution),
+            transitions=self.transitions(execution_arn),
+            calls=calls,
+            invocations=self.invocations.snapshot(),
         )
+
+    def result_lines(self, execution: str) -> tuple[int, int]:
+        """(objects, JSON Lines) stored under results/ for the run named `execution`."""
+        s3 = self.client("s3")
+        keys = [
+            item["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix="results/"
+            )
+            for item in page.get("Contents", [])
+            if f"/run={execution}/" in item["Key"]
+        ]
+        lines = 0
+        for key in keys:
+            body = s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode()
+            lines += sum(1 for line in body.splitlines() if line.strip())
+        return len(keys), lines
 
     def transitions(self, execution_arn: str) -> int:
         """State transitions as Step Functions bills them: one per state entered."""
@@ -240,8 +332,10 @@ class BenchSystem:
 
 @contextlib.contextmanager
 def bench_system(template_path: Path) -> Iterator[BenchSystem]:
-    """`entrix local` in this process, counted, with Lambda A ready at its first poll."""
+    """`entrix local` in this process, counted and timed, with Lambda A ready at its first poll;
+    handlers' output goes to their logs, as under `entrix local`."""
     counter = RequestCounter()
+    notifications = NotificationCount()
     options = LocalOptions(
         port=free_port(),
         aws_port=free_port(),
@@ -249,26 +343,41 @@ def bench_system(template_path: Path) -> Iterator[BenchSystem]:
         ttl_sweep_seconds=86_400,
     )
     system = LocalSystem(
-        template_path, options, show_run=lambda _: None, show_notification=lambda _t, _m: None
+        template_path, options, show_run=lambda _: None, show_notification=notifications.show
     )
-    with counting_requests(counter):
-        system.start()
-    try:
-        with InterpreterCopyClock().installed() as clock:
-            bench = BenchSystem(system, counter, clock)
-            bench.configure(RESULTS_HANDLER, {RESULTS_READY_PROBABILITY: "1"})
-            yield bench
-    finally:
-        system.stop()
+    with lambda_runner.handler_output_captured():
+        with counting_requests(counter):
+            system.start()
+        try:
+            with InvocationClock().installed() as invocations:
+                bench = BenchSystem(system, counter, invocations, notifications)
+                bench.configure(RESULTS_HANDLER, {RESULTS_READY_PROBABILITY: "1"})
+                yield bench
+        finally:
+            system.stop()
 
 
 def unique_prefix(label: str) -> str:
     return f"{label}-{uuid.uuid4().hex[:6]}"
 
 
-SIZES = (1_000, 100, 10)
-REPEATS = {1_000: 3, 100: 5, 10: 5}  # runs of each size, interleaved; the median is reported
-LARGE = 10_000
+# Orders pending for a run -> runs of that size, interleaved; the median is reported. The first
+# run of 1,000 takes the orders whose ingest is counted.
+REPEATS = {1_000: 3, 10_000: 1, 100: 5, 10: 5}
+INGESTED = 1_000
+RANDOM_ORDERS = 10_000
+
+
+@dataclass(frozen=True)
+class EndToEnd:
+    """A run in Lambda A's random mode, and what it left behind."""
+
+    run: Run
+    expected: int  # RANDOM_ORDER_COUNT
+    result_objects: int  # JSON Lines objects under results/.../run=<execution>/
+    result_lines: int  # lines in them
+    notifications: int  # alerts the notification tap delivered
+    sns_messages: int  # messages in the run's SNS Publish and PublishBatch requests
 
 
 @dataclass(frozen=True)
@@ -277,11 +386,10 @@ class ScaleFigures:
     raw_dynamodb_requests: int  # the same number as raw 25-item BatchWriteItems
     ingested: int
     runs: dict[int, list[Run]]  # orders pending -> the runs that took them
-    large: Run  # a run started with LARGE orders pending
-    left_pending: int  # orders still pending after it
-    drain: list[Run]  # with `drain`: the further runs until none was pending
+    end_to_end: EndToEnd | None
     memory_mb: dict[str, int]  # function name -> configured memory
     handlers: dict[str, str]  # function name -> handler
+    pending_index_key: str  # the hash key of the table's pending-results index
 
     def median(self, size: int) -> Run:
         """The run of median duration among the repeats of `size`."""
@@ -292,28 +400,32 @@ class ScaleFigures:
         return [run.seconds for run in self.runs[size]]
 
 
-def measure(template_path: Path, *, drain: bool = False) -> ScaleFigures:
-    """Ingest 1,000 orders (counted); run the pipeline on 1,000, 100 and 10 pending orders
-    (REPEATS times each) and once on 10,000; with `drain`, run again until none is pending."""
+def measure(
+    template_path: Path,
+    *,
+    repeats: dict[int, int] | None = None,
+    random_orders: int = RANDOM_ORDERS,
+) -> ScaleFigures:
+    """Ingest 1,000 orders (counted); run the pipeline once per repeat of each size with that
+    many orders pending (interleaved); then, with `random_orders`, one run in random mode."""
+    repeats = REPEATS if repeats is None else repeats
     with bench_system(template_path) as bench:
         bench.counter.reset()
-        bench.ingest(SIZES[0], unique_prefix("ingest"))
+        bench.ingest(INGESTED, unique_prefix("ingest"))
         ingested = bench.counter.snapshot()
         bench.counter.reset()
-        bench.raw_batch_write(SIZES[0], unique_prefix("raw"))
+        bench.raw_batch_write(INGESTED, unique_prefix("raw"))
         raw = bench.counter.snapshot()
-        runs: dict[int, list[Run]] = {size: [] for size in SIZES}
-        for repeat in range(max(REPEATS.values())):
-            for size in [size for size in SIZES if repeat < REPEATS[size]]:
-                if repeat or size != SIZES[0]:  # the first 1,000 are the ones ingested above
+        runs: dict[int, list[Run]] = {size: [] for size in repeats}
+        first = True
+        for repeat in range(max(repeats.values())):
+            for size in [size for size, times in repeats.items() if repeat < times]:
+                if not (first and size == INGESTED):
                     bench.ingest(size, unique_prefix(f"run{size}"))
+                first = False
                 runs[size].append(bench.run())
-        bench.ingest(LARGE, unique_prefix("large"))
-        large = bench.run()
-        left = bench.pending()
-        drained: list[Run] = []
-        while drain and (not drained or drained[-1].processed) and bench.pending():
-            drained.append(bench.run())
+                progress(f"run with {size:,} pending: {runs[size][-1].seconds:.1f} s")
+        end_to_end = end_to_end_run(bench, random_orders) if random_orders else None
         assert bench.deployment is not None
         functions = bench.deployment.functions
     return ScaleFigures(
@@ -323,13 +435,56 @@ def measure(template_path: Path, *, drain: bool = False) -> ScaleFigures:
         raw_dynamodb_requests=sum(
             n for call, n in raw.items() if call.service == "dynamodb" and call.caller == RAW_KEY
         ),
-        ingested=SIZES[0],
+        ingested=INGESTED,
         runs=runs,
-        large=large,
-        left_pending=left,
-        drain=drained,
+        end_to_end=end_to_end,
         memory_mb={name: spec.memory_size for name, spec in functions.items()},
         handlers={name: spec.handler for name, spec in functions.items()},
+        pending_index_key=pending_index_key(template_path),
+    )
+
+
+def pending_index_key(template_path: Path, index_name: str = PENDING_INDEX_NAME) -> str:
+    """The hash key attribute of the orders table's pending-results index, from the template."""
+    resources = json.loads(template_path.read_text(encoding="utf-8"))["Resources"]
+    for resource in resources.values():
+        if resource.get("Type") != "AWS::DynamoDB::Table":
+            continue
+        for index in resource["Properties"].get("GlobalSecondaryIndexes", []):
+            if index["IndexName"] == index_name:
+                (key,) = [k["AttributeName"] for k in index["KeySchema"] if k["KeyType"] == "HASH"]
+                return str(key)
+    raise ValueError(f"no {index_name} index in {template_path}")
+
+
+def progress(text: str) -> None:
+    """A line on stderr, so that a long bench shows where it is (stdout keeps the table)."""
+    print(f"pipeline: {text}", file=sys.stderr, flush=True)
+
+
+def end_to_end_run(bench: BenchSystem, orders: int) -> EndToEnd:
+    """Lambda A in random mode (set through the Lambda API) for one run of `orders` made-up
+    orders; then the orders mode again."""
+    bench.notifications.settled()  # earlier runs' alerts are all delivered
+    bench.notifications.reset()
+    bench.configure(RESULTS_HANDLER, {AUCTION_MODE: "random", RANDOM_ORDER_COUNT: str(orders)})
+    try:
+        run = bench.run()
+    finally:
+        bench.configure(RESULTS_HANDLER, {AUCTION_MODE: "orders"})
+    progress(f"random mode, {orders:,} orders: {run.seconds:.1f} s")
+    objects, lines = bench.result_lines(run.execution)
+    return EndToEnd(
+        run=run,
+        expected=orders,
+        result_objects=objects,
+        result_lines=lines,
+        notifications=bench.notifications.settled(int(run.summary.get("rejected", 0))),
+        sns_messages=sum(
+            times * call.items
+            for call, times in run.calls.items()
+            if call.service == "sns" and call.operation in {"Publish", "PublishBatch"}
+        ),
     )
 
 
@@ -368,10 +523,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.pipeline_scale")
     parser.add_argument("--profile", type=int, required=True, metavar="ORDERS")
     parser.add_argument("--template", type=Path, default=Path("cdk.out/Entrix.template.json"))
-    parser.add_argument("--callers-of", default="deepcopy", help="function to show callers of")
+    parser.add_argument("--callers-of", help="also show the callers of this function")
     args = parser.parse_args(argv)
     stats = profile_run(args.template, args.profile)
-    stats.sort_stats("cumulative").print_callers(rf"\({args.callers_of}\)")
+    if args.callers_of:
+        stats.sort_stats("cumulative").print_callers(rf"\({args.callers_of}\)")
     stats.sort_stats("tottime").print_stats(20)
     return 0
 
