@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import io
 import json
-import os
 from collections import Counter
 from typing import Any
 
@@ -20,7 +18,7 @@ from bench.aws_requests import (
     classify,
     tally,
 )
-from bench.pipeline_scale import InterpreterCopyClock
+from bench.pipeline_scale import PROCESS_HANDLER, RESULTS_HANDLER, Invoked
 
 PROCESS = "Entrix-Process"
 RESULTS = "Entrix-Results"
@@ -105,14 +103,24 @@ def test_middleware_counts_and_passes_the_body_on() -> None:
     assert not counter.snapshot()
 
 
-def usage(calls: Counter[Call], orders: int = 1_000, transitions: int = 1_500) -> aws_cost.Usage:
+MEASURED = [
+    Invoked(RESULTS, RESULTS_HANDLER, 1024, 500.0),
+    Invoked(PROCESS, PROCESS_HANDLER, 256, 10_000.0),
+]
+
+
+def usage(
+    calls: Counter[Call], orders: int = 1_000, index_key: str = "pending_shard"
+) -> aws_cost.Usage:
     return aws_cost.Usage(
         orders=orders,
         accepted=orders // 2,
         rejected=orders // 2,
-        transitions=transitions,
+        parent_transitions=6,
         calls=calls,
-        memory_mb={PROCESS: 256, RESULTS: 512},
+        invocations=MEASURED,
+        process_memory_mb=256,
+        pending_index_key=index_key,
     )
 
 
@@ -120,60 +128,56 @@ def by_item(lines: list[aws_cost.LineItem]) -> dict[str, float]:
     return {line.item: line.dollars_per_million for line in lines}
 
 
-def test_cost_per_million_orders_from_counts() -> None:
-    calls = Counter(
-        {
-            Call("ak", "lambda", "Invoke", target=PROCESS): 1_000,
-            Call("ak", "lambda", "Invoke", target=RESULTS): 1,
-            Call("entrix-local", "dynamodb", "UpdateItem"): 1_500,
-            Call("entrix-local", "dynamodb", "Query"): 1,
-            Call("entrix-local", "s3", "PutObject"): 500,
-            Call("ak", "sns", "Publish"): 500,
-            Call("entrix-local", "sqs", "ReceiveMessage"): 40,
-            Call(OBSERVER_KEY, "dynamodb", "Scan"): 9,
-        }
-    )
-    ours = by_item(aws_cost.ours(usage(calls)))
-    assert ours["Step Functions Standard transitions"] == pytest.approx(37.5)  # 1.5 x $25/M
-    assert ours["Lambda requests"] == pytest.approx(0.2002)
-    # 1,000 x 0.25 GB + 1 x 0.5 GB, 60 ms each, per 1,000 orders
-    gb_s = (1_000 * 0.25 + 0.5) * 0.06 * 1_000
-    lambda_gb_s = f"Lambda GB-s ({aws_cost.ASSUMED_DURATION_MS} ms an invoke, arm64)"
-    assert ours[lambda_gb_s] == pytest.approx(gb_s * 0.0000133334)
-    assert ours["DynamoDB write units (table)"] == pytest.approx(0.9375)
-    assert ours["DynamoDB write units (index)"] == pytest.approx(1.25)  # 2 per order recorded
-    assert ours["SNS publishes"] == pytest.approx(0.25)
-    assert ours["S3 PUT-class"] == pytest.approx(2.5)
-    seed = by_item(aws_cost.seed_style(usage(calls)))
-    assert seed["S3 PUT-class"] == pytest.approx(2.5)
+BATCH_RUN = Counter(
+    {
+        # one run of 1,000 orders in one batch: the calls the batched design makes
+        Call("ak", "lambda", "Invoke", target=RESULTS): 1,
+        Call("ak", "lambda", "Invoke", target=PROCESS): 1,
+        Call("entrix-local", "dynamodb", "Query"): 16,
+        Call("entrix-local", "dynamodb", "UpdateItem"): 2_000,
+        Call("entrix-local", "s3", "PutObject"): 2,
+        Call("ak", "s3", "GetObject"): 1,
+        Call("entrix-local", "sns", "PublishBatch", items=10): 50,
+        Call("entrix-local", "sqs", "ReceiveMessage"): 40,
+        Call(OBSERVER_KEY, "dynamodb", "Scan"): 9,
+    }
+)
+
+
+def test_our_cost_per_million_orders_from_counted_requests_and_measured_durations() -> None:
+    ours = by_item(aws_cost.ours(usage(BATCH_RUN)))
+    # parent 6 + 2 per child (1 child), per 1,000 orders, at $25 per million transitions
+    assert ours[aws_cost.TRANSITIONS] == pytest.approx(8 / 1_000 * 25)
+    assert ours[aws_cost.LAMBDA_REQUESTS] == pytest.approx(2 / 1_000 * 0.20)
+    gb_s = 1.0 * 0.5 + 0.25 * 10.0  # measured: 1 GB x 0.5 s + 0.25 GB x 10 s
+    assert ours[aws_cost.LAMBDA_GB_SECONDS] == pytest.approx(gb_s * 1_000 * 0.0000133334)
+    assert ours[aws_cost.SNS_REQUESTS] == pytest.approx(50 / 1_000 * 0.50)
+    assert ours[aws_cost.S3_PUTS] == pytest.approx(2 / 1_000 * 5)
+    assert ours[aws_cost.TABLE_WRITES] == pytest.approx(2 * 0.625)  # claim + record
+    (index,) = [item for item in ours if item.startswith("DynamoDB write units (pending")]
+    assert ours[index] == pytest.approx(0.625), "sparse index: the recorded order leaves it"
+    assert aws_cost.unpriced(usage(BATCH_RUN)) == Counter(), "SQS is the local tap, not priced"
+
+
+def test_an_index_keyed_on_result_status_is_billed_a_delete_and_a_put_per_record() -> None:
+    lines = by_item(aws_cost.ours(usage(BATCH_RUN, index_key="result_status")))
+    (index,) = [item for item in lines if item.startswith("DynamoDB write units (pending")]
+    assert lines[index] == pytest.approx(2 * 0.625)
+
+
+def test_seed_style_pays_per_order_for_transitions_lambda_and_s3_and_no_dynamodb() -> None:
+    seed = by_item(aws_cost.seed_style(usage(BATCH_RUN)))
+    # 6 parent states + 1 per order + 1 per rejected order
+    assert seed[aws_cost.TRANSITIONS] == pytest.approx((6 + 1_000 + 500) / 1_000 * 25)
+    assert seed[aws_cost.LAMBDA_REQUESTS] == pytest.approx(1_001 / 1_000 * 0.20)
+    assert seed[aws_cost.S3_PUTS] == pytest.approx(0.5 * 5)
+    assert seed[aws_cost.SNS_REQUESTS] == pytest.approx(0.5 * 0.50)
     assert not [item for item in seed if item.startswith("DynamoDB")]
-    # ours = seed-style + DynamoDB table writes (1.5/order) + index writes (2/order) + reads
-    extra = 1.5 * 0.625 + 2 * 0.625 + 0.001 * 0.125
-    total_ours = aws_cost.total(aws_cost.ours(usage(calls)))
-    total_seed = aws_cost.total(aws_cost.seed_style(usage(calls)))
-    assert total_ours - total_seed == pytest.approx(extra)
-    assert aws_cost.unpriced(usage(calls)) == Counter({("sqs", "ReceiveMessage"): 40})
+    ours_total = aws_cost.total(aws_cost.ours(usage(BATCH_RUN)))
+    assert ours_total <= 0.10 * aws_cost.total(aws_cost.seed_style(usage(BATCH_RUN)))
 
 
 def test_batch_write_items_are_billed_as_write_units() -> None:
     calls = Counter({Call("entrix-local", "dynamodb", "BatchWriteItem", items=25): 40})
     lines = {line.item: line for line in aws_cost.ours(usage(calls))}
-    assert lines["DynamoDB write units (table)"].per_order == pytest.approx(1.0)
-
-
-def test_copy_clock_times_only_moto_interpreter_copies() -> None:
-    moto_file = os.path.join("site-packages", "moto", "stepfunctions", "parser", "states.py")
-    code = compile("copied = copy.deepcopy(value)", moto_file, "exec")
-    clock = InterpreterCopyClock()
-    value = {"orders": [{"record_id": str(i)} for i in range(1_000)]}
-    with clock.installed():
-        copy.deepcopy(value)
-        assert clock.seconds == 0.0
-        namespace = {"copy": copy, "value": value}
-        exec(code, namespace)
-        assert namespace["copied"] == value
-        assert namespace["copied"] is not value
-        assert clock.seconds > 0.0
-    assert copy.deepcopy is clock._original
-    clock.reset()
-    assert clock.seconds == 0.0
+    assert lines[aws_cost.TABLE_WRITES].per_order == pytest.approx(1.0)
