@@ -21,6 +21,7 @@ noncurrent versions expire after 30 days. The access log bucket keeps its logs 9
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from aws_cdk import Aws, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_dynamodb as dynamodb
@@ -332,20 +333,33 @@ class ResultsPipeline(Construct):
             result=sfn.Result.from_object({"poll": {"count": 1}}),
             result_path="$",
         )
-        poll = tasks.LambdaInvoke(
-            self,
+
+        def invoke(
+            id: str, function: lambda_.IFunction, transient: list[str], **options: Any
+        ) -> tasks.LambdaInvoke:
+            """A Lambda task returning the function's reply, retrying only `transient` errors."""
+            task = tasks.LambdaInvoke(
+                self,
+                id,
+                lambda_function=function,
+                payload_response_only=True,
+                retry_on_service_exceptions=False,
+                **options,
+            )
+            task.add_retry(
+                errors=transient,
+                interval=retry_interval,
+                max_attempts=retry_attempts,
+                backoff_rate=2,
+            )
+            return task
+
+        poll = invoke(
             "PollAuction",
-            lambda_function=self.results_function,
+            self.results_function,
+            [*LAMBDA_TRANSIENT_ERRORS, "OrderStoreUnavailable", "ResultStoreUnavailable"],
             payload=sfn.TaskInput.from_object({"run_id": run_id}),
-            payload_response_only=True,
-            retry_on_service_exceptions=False,
             result_path="$.auction",
-        )
-        poll.add_retry(
-            errors=[*LAMBDA_TRANSIENT_ERRORS, "OrderStoreUnavailable", "ResultStoreUnavailable"],
-            interval=retry_interval,
-            max_attempts=retry_attempts,
-            backoff_rate=2,
         )
         wait = sfn.Wait(self, "WaitForResults", time=sfn.WaitTime.duration(poll_interval))
         count = sfn.Pass(
@@ -376,19 +390,7 @@ class ResultsPipeline(Construct):
             cause=f"The auction platform had no results after {max_polls} polls",
         )
 
-        process = tasks.LambdaInvoke(
-            self,
-            "ProcessBatch",
-            lambda_function=self.process_function,
-            payload_response_only=True,
-            retry_on_service_exceptions=False,
-        )
-        process.add_retry(
-            errors=LAMBDA_TRANSIENT_ERRORS,
-            interval=retry_interval,
-            max_attempts=retry_attempts,
-            backoff_rate=2,
-        )
+        process = invoke("ProcessBatch", self.process_function, LAMBDA_TRANSIENT_ERRORS)
         # Lambda B counts the orders it could not finish itself; this catches the batch as a
         # whole failing (a crash or timeout): its orders are claimed until the run's lease ends,
         # then pending again for the next run.
@@ -423,24 +425,16 @@ class ResultsPipeline(Construct):
         )
         each_batch.item_processor(process)
 
-        summarize = tasks.LambdaInvoke(
-            self,
+        summarize = invoke(
             "Summarize",
-            lambda_function=self.summary_function,
+            self.summary_function,
+            LAMBDA_TRANSIENT_ERRORS,
             payload=sfn.TaskInput.from_object(
                 {
                     "orders": sfn.JsonPath.number_at("$.auction.order_count"),
                     "batches": sfn.JsonPath.list_at("$.outcomes"),
                 }
             ),
-            payload_response_only=True,
-            retry_on_service_exceptions=False,
-        )
-        summarize.add_retry(
-            errors=LAMBDA_TRANSIENT_ERRORS,
-            interval=retry_interval,
-            max_attempts=retry_attempts,
-            backoff_rate=2,
         )
         nothing_to_do = sfn.Pass(
             self,

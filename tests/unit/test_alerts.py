@@ -20,6 +20,7 @@ from moto import mock_aws
 
 from entrix.aws.alerts import ENTRIES_PER_REQUEST, MAX_REQUEST_BYTES, AlertTopic
 from tests.faults.inject import Fault
+from tests.moto_alerts import subscribe_queue
 
 REGION = "eu-west-1"
 STUBBED_TOPIC = "arn:aws:sns:eu-west-1:123456789012:alerts"
@@ -57,16 +58,7 @@ def topic() -> Iterator[Topic]:
         sns = boto3.client("sns", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
         arn = sns.create_topic(Name="alerts")["TopicArn"]
-        queue_url = sqs.create_queue(QueueName="alerts")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        sns.subscribe(
-            TopicArn=arn,
-            Protocol="sqs",
-            Endpoint=queue_arn,
-            Attributes={"RawMessageDelivery": "true"},
-        )
+        queue_url = subscribe_queue(sns, sqs, arn)
         recorded = Topic(sns, sqs, arn, queue_url)
         sns.meta.events.register("provide-client-params.sns.PublishBatch", recorded.record)
         yield recorded

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from entrix import environment
 from tests.faults.inject import Fault
+from tests.moto_alerts import subscribe_queue
 from tests.unit.test_results_handler import TABLE, create_orders_table, put_order
 
 BUCKET = "order-results-test"
@@ -41,16 +42,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         create_orders_table(dynamodb)
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         topic_arn = sns.create_topic(Name="alerts")["TopicArn"]
-        queue_url = sqs.create_queue(QueueName="alerts")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        sns.subscribe(
-            TopicArn=topic_arn,
-            Protocol="sqs",
-            Endpoint=queue_arn,
-            Attributes={"RawMessageDelivery": "true"},
-        )
+        queue_url = subscribe_queue(sns, sqs, topic_arn)
         monkeypatch.setenv(environment.ALERT_TOPIC_ARN, topic_arn)
         yield {"dynamodb": dynamodb, "s3": s3, "sqs": sqs, "queue_url": queue_url}
 

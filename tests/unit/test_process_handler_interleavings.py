@@ -33,6 +33,7 @@ from entrix.aws.alerts import AlertTopic
 from entrix.aws.order_results import OrderResults
 from entrix.aws.results_store import ResultsStore
 from tests.faults.inject import error_reply
+from tests.moto_alerts import subscribe_queue
 from tests.unit.test_results_handler import INDEX, TABLE, create_orders_table, put_order
 
 BUCKET = "interleavings"
@@ -143,16 +144,7 @@ def test_any_interleaving_of_two_runs_processes_each_order_once(
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         topic_arn = sns.create_topic(Name="alerts")["TopicArn"]
-        queue_url = sqs.create_queue(QueueName="alerts")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        sns.subscribe(
-            TopicArn=topic_arn,
-            Protocol="sqs",
-            Endpoint=queue_arn,
-            Attributes={"RawMessageDelivery": "true"},
-        )
+        queue_url = subscribe_queue(sns, sqs, topic_arn)
         for record_id in ORDERS:
             put_order(dynamodb, record_id)
 
