@@ -1,4 +1,4 @@
-"""The orders table keyed as the intake stack defines it, inside moto, for tests that need one."""
+"""The orders table inside moto for tests that need one, and its items as Python values."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import boto3
+from boto3.dynamodb.types import TypeDeserializer
 from moto import mock_aws
 
 
@@ -22,3 +23,14 @@ def moto_orders_table(name: str) -> Iterator[Any]:
             BillingMode="PAY_PER_REQUEST",
         )
         yield dynamodb
+
+
+def table_items(dynamodb: Any, table: str) -> dict[str, dict[str, Any]]:
+    """Every item of `table` by record_id, attributes as Python values (numbers as Decimal)."""
+    deserializer = TypeDeserializer()
+    pages = dynamodb.get_paginator("scan").paginate(TableName=table)
+    return {
+        item["record_id"]["S"]: {k: deserializer.deserialize(v) for k, v in item.items()}
+        for page in pages
+        for item in page["Items"]
+    }

@@ -24,6 +24,7 @@ from entrix.local.lambda_runner import applied_environment, runtime_environment
 from entrix.local.runtime import LocalOptions, LocalSystem
 from entrix.local.synth import STACK_NAME, ensure_template, project_root
 from entrix.token_command import sign_for_function
+from tests.moto_orders import table_items
 
 
 def free_port() -> int:
@@ -64,15 +65,7 @@ class Running:
 
     def stored(self) -> dict[str, dict[str, Any]]:
         """Every item of the orders table by record_id (numbers as Decimal)."""
-        from boto3.dynamodb.types import TypeDeserializer
-
-        deserializer = TypeDeserializer()
-        pages = self.client("dynamodb").get_paginator("scan").paginate(TableName=self.table)
-        return {
-            item["record_id"]["S"]: {k: deserializer.deserialize(v) for k, v in item.items()}
-            for page in pages
-            for item in page["Items"]
-        }
+        return table_items(self.client("dynamodb"), self.table)
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ from entrix.local.lambda_runner import (
 )
 from entrix.local.template import PseudoParameters, Template
 from entrix.orders.intake import pending_shard
+from tests.moto_orders import table_items
 
 REGION = "eu-west-1"
 STACK = "PipelineTest"
@@ -186,15 +187,7 @@ class Pipeline:
         return summary
 
     def items(self) -> dict[str, dict[str, Any]]:
-        from boto3.dynamodb.types import TypeDeserializer
-
-        deserializer = TypeDeserializer()
-        pages = self.client("dynamodb").get_paginator("scan").paginate(TableName=self.table)
-        return {
-            item["record_id"]["S"]: {k: deserializer.deserialize(v) for k, v in item.items()}
-            for page in pages
-            for item in page["Items"]
-        }
+        return table_items(self.client("dynamodb"), self.table)
 
     def result_objects(self) -> dict[str, list[dict[str, Any]]]:
         """Every results object (JSON Lines) by key, as its list of documents."""

@@ -23,7 +23,6 @@ from typing import Any, Final
 from unittest import mock
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
@@ -34,6 +33,7 @@ from entrix.aws.order_results import OrderResults
 from entrix.aws.results_store import ResultsStore
 from tests.faults.inject import error_reply
 from tests.moto_alerts import subscribe_queue
+from tests.moto_orders import table_items
 from tests.unit.test_results_handler import INDEX, TABLE, create_orders_table, put_order
 
 BUCKET = "interleavings"
@@ -96,11 +96,7 @@ def lambda_b() -> Iterator[ModuleType]:
 
 
 def items(dynamodb: Any) -> dict[str, dict[str, Any]]:
-    deserializer = TypeDeserializer()
-    return {
-        item["record_id"]["S"]: {k: deserializer.deserialize(v) for k, v in item.items()}
-        for item in dynamodb.scan(TableName=TABLE)["Items"]
-    }
+    return table_items(dynamodb, TABLE)
 
 
 def every_version(s3: Any) -> list[tuple[str, list[dict[str, Any]]]]:
