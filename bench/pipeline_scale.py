@@ -104,7 +104,7 @@ class InvocationClock:
     """Times every Lambda invocation the runtime makes in this process.
 
     `lambda_runner.invoke` is replaced while the clock is installed (moto's invoke hook and the
-    API emulation call it through the module). The wrapper takes the runtime's environment lock
+    API emulation call it through the module). The wrapper takes the runtime's invocation lock
     first, so the time another handler holds it is not counted as this invocation's duration."""
 
     def __init__(self) -> None:
@@ -121,7 +121,7 @@ class InvocationClock:
             return tuple(self._invoked)
 
     def _timed(self, spec: lambda_runner.FunctionSpec, event: Any) -> lambda_runner.Invocation:
-        with lambda_runner._ENVIRONMENT_LOCK:  # reentrant: `invoke` takes it again
+        with lambda_runner._INVOCATION_LOCK:  # reentrant: `invoke` takes it again
             started = time.perf_counter()
             try:
                 return self._original(spec, event)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 from decimal import Decimal
 
 
@@ -17,6 +18,12 @@ def echo(event, context):
         "env_function_name": os.environ.get("AWS_LAMBDA_FUNCTION_NAME"),
         "remaining_ms_positive": context.get_remaining_time_in_millis() > 0,
     }
+
+
+def greet_slowly(event, context):
+    """Sleeps with its environment applied, so that other threads run meanwhile."""
+    time.sleep(0.002)
+    return {"greeting": os.environ.get("GREETING")}
 
 
 def reject(event, context):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import threading
 
 import boto3
 import pytest
@@ -47,6 +48,39 @@ def test_handler_sees_its_environment_and_context_and_env_is_restored():
     assert body["remaining_ms_positive"] is True
     assert "GREETING" not in os.environ
     assert "AWS_LAMBDA_FUNCTION_NAME" not in os.environ
+
+
+def test_threads_reading_the_environment_meanwhile_see_only_the_process_variables():
+    """moto's state machine threads create boto3 clients, which iterate os.environ, while
+    handlers run: they must neither fail (a variable removed mid-iteration raised KeyError
+    once) nor see the running function's variables."""
+    os.environ.pop("GREETING", None)
+    errors: list[Exception] = []
+    leaked: list[str] = []
+    done = threading.Event()
+
+    def read_environment_until_done() -> None:
+        while not done.is_set():
+            try:
+                variables = dict(os.environ.items())
+            except Exception as error:  # any failure is what this test looks for
+                errors.append(error)
+                continue
+            leaked.extend(name for name in ("GREETING", "_HANDLER") if name in variables)
+
+    reader = threading.Thread(target=read_environment_until_done)
+    reader.start()
+    try:
+        greetings = {
+            invoke(spec("greet_slowly", GREETING="hello"), {}).json()["greeting"]
+            for _ in range(100)
+        }
+    finally:
+        done.set()
+        reader.join()
+    assert greetings == {"hello"}
+    assert errors == []
+    assert leaked == []
 
 
 def test_module_imported_on_first_call_sees_the_function_environment():

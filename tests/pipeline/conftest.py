@@ -168,7 +168,9 @@ class Pipeline:
             for name in names
         ]
         described = []
-        deadline = time.monotonic() + 120
+        # A guard against a hung execution, not a speed check: the run of 100,000 orders takes
+        # about 30 s alone and over a minute on a loaded machine.
+        deadline = time.monotonic() + 600
         for execution_arn in execution_arns:
             while True:
                 execution = sfn.describe_execution(executionArn=execution_arn)

@@ -15,13 +15,18 @@ As in Lambda:
   `errored=True`, and `errorType` is the exception's class name, so a state machine `Retry` or
   `Catch` on `"OrderStoreUnavailable"` fires for `raise OrderStoreUnavailable(...)`.
 
-Environment variables are process-wide, so invocations take turns under one lock while their
-function's variables are applied: handlers run one at a time, each seeing exactly its own
-environment. Modules are imported once per process, on first use and inside that function's
-environment, like a warm Lambda container kept for every function: a handler module that reads
-variables at import time sees its own function's (each function has its own handler module), but
-a module shared by two functions keeps what the first one imported it with. A handler that makes
-moto invoke another function synchronously would wait for this lock forever; none does.
+Environment variables are process-wide, but each invocation must see only its function's. The
+runner therefore replaces `os.environ` (once, on first use) with a view that shows a thread
+running a handler its function's environment (the process's variables plus the function's),
+and every other thread the process's own, untouched: changing the real variables for each
+invocation raced with moto's threads reading them (a variable removed while a state machine
+thread iterated `os.environ` to create a boto3 client raised `KeyError` there). Handlers still
+run one at a time, under one lock, as moto's backends are not made for concurrent writers.
+Modules are imported once per process, on first use and inside that function's environment, like
+a warm Lambda container kept for every function: a handler module that reads variables at import
+time sees its own function's (each function has its own handler module), but a module shared by
+two functions keeps what the first one imported it with. A handler that makes moto invoke
+another function synchronously would wait for this lock forever; none does.
 The function's Timeout is not enforced (a thread cannot be stopped); the context's
 `get_remaining_time_in_millis()` counts down from it as in Lambda.
 
@@ -46,13 +51,14 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-_ENVIRONMENT_LOCK = threading.RLock()
-# `log` is the list collecting a thread's output while it runs a handler, else None.
+_INVOCATION_LOCK = threading.RLock()
+# `log` is the list collecting a thread's output while it runs a handler, else None;
+# `environ` the variables a thread sees inside `applied_environment()`, else None.
 _invocation = threading.local()
 
 
@@ -209,20 +215,52 @@ def runtime_environment(spec: FunctionSpec) -> dict[str, str]:
     return variables
 
 
+class _ThreadEnvironment(MutableMapping[str, str]):
+    """Stands in for `os.environ`: inside `applied_environment()` a thread reads and writes its
+    own copy of the variables; any other thread reads and writes the process's."""
+
+    def __init__(self, process: MutableMapping[str, str]) -> None:
+        self.process = process
+
+    def _visible(self) -> MutableMapping[str, str]:
+        own: MutableMapping[str, str] | None = getattr(_invocation, "environ", None)
+        return self.process if own is None else own
+
+    def __getitem__(self, name: str) -> str:
+        return self._visible()[name]
+
+    def __setitem__(self, name: str, value: str) -> None:
+        self._visible()[name] = value
+
+    def __delitem__(self, name: str) -> None:
+        del self._visible()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._visible()))
+
+    def __len__(self) -> int:
+        return len(self._visible())
+
+    def copy(self) -> dict[str, str]:
+        return dict(self._visible())
+
+    def __repr__(self) -> str:
+        return f"environ({dict(self._visible())!r})"
+
+
 @contextlib.contextmanager
 def applied_environment(variables: Mapping[str, str]) -> Iterator[None]:
-    """Set `variables` in `os.environ` for the duration, under the process-wide lock."""
-    with _ENVIRONMENT_LOCK:
-        saved = {name: os.environ.get(name) for name in variables}
-        os.environ.update(variables)
-        try:
-            yield
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+    """For the duration, this thread sees the variables it saw plus `variables` in `os.environ`;
+    other threads see no change."""
+    if not isinstance(os.environ, _ThreadEnvironment):
+        # Rebinding, not clearing, is the point: the process keeps its variables behind the view.
+        os.environ = _ThreadEnvironment(os.environ)  # type: ignore[assignment]  # noqa: B003
+    outer = getattr(_invocation, "environ", None)
+    _invocation.environ = {**os.environ, **variables}
+    try:
+        yield
+    finally:
+        _invocation.environ = outer
 
 
 def invoke(spec: FunctionSpec, event: Any) -> Invocation:
@@ -244,7 +282,7 @@ def invoke(spec: FunctionSpec, event: Any) -> Invocation:
     )
     captured: list[str] = [f"START RequestId: {request_id} Version: {spec.version}\n"]
     started = time.monotonic()
-    with applied_environment(runtime_environment(spec)):
+    with _INVOCATION_LOCK, applied_environment(runtime_environment(spec)):
         _invocation.log, _invocation.request_id = captured, request_id
         try:
             result = load_handler(spec.handler)(event, context)
