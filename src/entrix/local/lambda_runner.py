@@ -339,10 +339,15 @@ def spec_of(moto_function: Any) -> FunctionSpec:
 
 def invoke_moto_function(moto_function: Any, event: Any) -> Invocation:
     """Invoke a function moto holds, and save its logs in moto's CloudWatch Logs
-    (`/aws/lambda/<name>`), as Lambda does."""
-    invocation = invoke(spec_of(moto_function), event)
-    moto_function.logs_backend.ensure_log_group(moto_function.logs_group_name)
-    moto_function.save_logs(invocation.logs)
+    (`/aws/lambda/<name>`), as Lambda does.
+
+    The logs are saved under the invocation lock too: moto creates a missing log group with an
+    unlocked check-then-set, so two first invocations at once could each create it, and the
+    stream of the one replaced would be gone when its events arrive."""
+    with _INVOCATION_LOCK:
+        invocation = invoke(spec_of(moto_function), event)
+        moto_function.logs_backend.ensure_log_group(moto_function.logs_group_name)
+        moto_function.save_logs(invocation.logs)
     return invocation
 
 
