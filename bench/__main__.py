@@ -12,7 +12,7 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from bench import api_latency, aws_cost, aws_requests, cold_start, load, pipeline_scale
+from bench import api_latency, aws_cost, aws_requests, cold_start, load, pipeline_scale, ttl_sweep
 from bench.aws_requests import tally
 from bench.local_system import running_system
 from bench.report import Row, ratio, render
@@ -372,6 +372,20 @@ def load_rows() -> list[Row]:
     ]
 
 
+def ttl_sweep_rows(items: int = 10_000) -> list[Row]:
+    sweep_seconds, scan_seconds = ttl_sweep.measure(items)
+    return [
+        Row(
+            "local",
+            f"TTL sweep of a {items:,}-item table (1 expired), every 5 s in `entrix local`",
+            f"{sweep_seconds:.2f} s",
+            f"{scan_seconds:.2f} s (full Scan of the table)",
+            ratio(sweep_seconds, scan_seconds),
+            "",
+        )
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--cdk-out", type=Path, default=Path("cdk.out"))
@@ -384,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     rows = cold_start_rows(args.cdk_out, args.runs)
     rows += local_api_rows(args.samples)
+    rows += ttl_sweep_rows()
     rows += load_rows()
     rows += scale_rows(pipeline_scale.measure(args.cdk_out / "Entrix.template.json"))
     print(render(rows))
