@@ -1,5 +1,6 @@
 """`entrix local` as a user runs it: a real process, real HTTP, the aws endpoint through boto3."""
 
+import contextlib
 import json
 import os
 import signal
@@ -135,15 +136,22 @@ class LocalProcess:
         )
 
 
-@pytest.fixture(scope="module")
-def local():
-    system = LocalProcess()
+@contextlib.contextmanager
+def running_local(schedule_seconds=2):
+    """A started `entrix local`, stopped afterwards if it is still running."""
+    system = LocalProcess(schedule_seconds)
     try:
         system.wait_ready()
         yield system
     finally:
         if system.process.poll() is None:
             system.stop()
+
+
+@pytest.fixture(scope="module")
+def local():
+    with running_local() as system:
+        yield system
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from tests.local.test_end_to_end import LocalProcess
+from tests.local.test_end_to_end import running_local
 
 pytestmark = pytest.mark.e2e
 
@@ -19,13 +19,8 @@ BATCH = 500
 
 @pytest.fixture(scope="module")
 def local():
-    system = LocalProcess(schedule_seconds=86_400)  # only the run this test starts
-    try:
-        system.wait_ready()
+    with running_local(schedule_seconds=86_400) as system:  # only the run this test starts
         yield system
-    finally:
-        if system.process.poll() is None:
-            system.stop()
 
 
 def _configure_lambda_a(local, variables):
