@@ -1,5 +1,7 @@
 """The API Gateway emulation: routing, authorizer enforcement and cache, limits, event shape."""
 
+import base64
+import dataclasses
 import http.client
 import json
 
@@ -10,7 +12,7 @@ from moto import mock_aws
 from entrix.local import apigateway
 from entrix.local.apigateway import ApiGateway, ApiRequest, ApiServer, RestApi
 from entrix.local.deploy import Deployer
-from entrix.local.lambda_runner import invoke
+from entrix.local.lambda_runner import Invocation, invoke
 from entrix.local.template import PseudoParameters, Template
 from tests.local import fake_handlers
 from tests.local.templates import api_template
@@ -117,6 +119,72 @@ def test_proxy_response_headers_and_body_are_returned(gateway):
     assert response.header("X-Single") == "one"
     assert [v for k, v in response.headers if k == "Set-Cookie"] == ["a=1", "b=2"]
     assert response.json()["event"]["body"] == '[{"record_id": "r1"}]'
+
+
+BODY = b'["\xff\xc3\x28 ok"]'  # not UTF-8
+
+
+@pytest.mark.parametrize(
+    ("binary_media_types", "content_type", "binary"),
+    [
+        ((), "application/json", False),
+        (("application/json",), "application/json", True),
+        (("application/json",), "application/json; charset=utf-8", True),
+        (("application/json",), "application/json;charset=UTF-8", True),
+        (("application/json",), "application/jsonx", False),
+        (("application/json",), "text/plain", False),
+        (("application/json",), None, False),
+        (("application~1json",), "application/json", True),  # escaped as in a patch path
+        (("multipart/form-data",), "multipart/form-data; boundary=x", True),
+        (("image/*",), "image/png", True),
+        (("image/*",), "application/json", False),
+        (("*/json",), "application/json", False),  # no wildcard on the left
+        (("*/*",), "text/plain", True),
+        (("*/*",), None, True),
+    ],
+)
+def test_body_is_base64_when_its_content_type_is_a_binary_media_type(
+    gateway, binary_media_types, content_type, binary
+):
+    gateway.api = dataclasses.replace(gateway.api, binary_media_types=binary_media_types)
+    headers = [("Content-Type", content_type)] if content_type else []
+    event = event_of(gateway.handle(request("POST", "/orders", body=BODY, headers=headers)))
+    assert event["isBase64Encoded"] is binary
+    if binary:
+        assert base64.b64decode(event["body"]) == BODY
+    else:
+        assert event["body"] == '["\ufffd\ufffd( ok"]'  # what API Gateway makes of it as text
+
+
+@pytest.mark.parametrize(
+    ("accept", "decoded"),
+    [
+        ("application/octet-stream", True),
+        ("application/octet-stream, */*;q=0.8", True),
+        ("text/html, application/octet-stream", False),  # only the first type counts
+        ("application/json", False),
+        (None, False),
+    ],
+)
+def test_base64_reply_is_decoded_only_for_a_binary_accept(gateway, accept, decoded):
+    gateway.api = dataclasses.replace(gateway.api, binary_media_types=("application/octet-stream",))
+    authorize = gateway.invoke
+    reply = {
+        "statusCode": 200,
+        "body": base64.b64encode(b"\x00\xff").decode(),
+        "isBase64Encoded": True,
+    }
+
+    def invoke(name, event):  # the authorizer runs as before; the integration answers `reply`
+        if "methodArn" in event:
+            return authorize(name, event)
+        return Invocation(json.dumps(reply), errored=False)
+
+    gateway.invoke = invoke
+    headers = [("Accept", accept)] if accept else []
+    response = gateway.handle(request("GET", "/orders/r1", headers=headers))
+    assert response.status == 200
+    assert response.body == (b"\x00\xff" if decoded else reply["body"].encode())
 
 
 def test_authorizer_event_is_a_request_event_with_the_method_arn(gateway):

@@ -12,6 +12,9 @@ the deployed API does for this service, from the template's `AWS::ApiGateway::*`
   and the cached policy is evaluated against each request's method ARN, as API Gateway does;
 - required request parameters of the method's request validator (400 when missing);
 - bodies over API Gateway's 10 MB limit refused with 413 before they are read;
+- a body whose Content-Type matches the API's `BinaryMediaTypes` reaches the Lambda base64-encoded
+  (`isBase64Encoded`), any other as text with invalid UTF-8 replaced by U+FFFD; a proxy reply's
+  base64 body is decoded only when the request's first Accept type matches;
 - the Lambda proxy event (`resource`, `path`, `httpMethod`, `headers`, `multiValueHeaders`, query
   and path parameters, `requestContext` with stage, request id, identity and the authorizer's
   context) and the proxy response (`statusCode`, `headers`, `multiValueHeaders`, `body`,
@@ -26,14 +29,13 @@ templates beyond the `$context` variables of gateway responses.
 from __future__ import annotations
 
 import base64
-import fnmatch
 import json
 import logging
 import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -366,7 +368,8 @@ class ApiGateway:
         if route.integration_type == "MOCK":
             return ApiResponse(route.mock_status, list(route.mock_headers))
         assert route.function_name is not None
-        return self._proxy_response(self.invoke(route.function_name, event))
+        accept = _first(event["multiValueHeaders"] or {}, "accept")
+        return self._proxy_response(self.invoke(route.function_name, event), accept)
 
     def _proxy_event(
         self,
@@ -383,11 +386,7 @@ class ApiGateway:
         multi_query: dict[str, list[str]] = {}
         for name, value in parse_qsl(query, keep_blank_values=True):
             multi_query.setdefault(name, []).append(value)
-        content_type = _first(multi_headers, "content-type") or ""
-        binary = any(
-            fnmatch.fnmatch(content_type.split(";")[0].strip(), pattern.replace("~1", "/"))
-            for pattern in self.api.binary_media_types
-        )
+        binary = _is_binary(_first(multi_headers, "content-type"), self.api.binary_media_types)
         if not request.body:
             body = None
         elif binary:
@@ -558,7 +557,7 @@ class ApiGateway:
             message = f"Missing required request parameters: [{', '.join(missing)}]"
             raise _GatewayError("BAD_REQUEST_PARAMETERS", message)
 
-    def _proxy_response(self, result: Invocation) -> ApiResponse:
+    def _proxy_response(self, result: Invocation, accept: str | None) -> ApiResponse:
         output = _json_or_none(result.payload)
         if result.errored or not isinstance(output, dict):
             logger.error("integration failed: %s", result.payload)
@@ -581,7 +580,7 @@ class ApiGateway:
         body = output.get("body")
         if body is None:
             payload = b""
-        elif output.get("isBase64Encoded"):
+        elif output.get("isBase64Encoded") and _is_binary(accept, self.api.binary_media_types):
             payload = base64.b64decode(body)
         else:
             payload = str(body).encode()
@@ -623,6 +622,26 @@ def _first(multi: Mapping[str, list[str]], name: str) -> str | None:
         if key.lower() == name.lower() and values:
             return values[-1]
     return None
+
+
+def _is_binary(header: str | None, binary_media_types: Collection[str]) -> bool:
+    """Whether API Gateway handles a payload as binary: a request body by its Content-Type, a
+    proxy reply by the request's Accept (its first type only).
+
+    As AWS matches: the media type without its parameters (`multipart/form-data` matches
+    `multipart/form-data; boundary=x`), equal to an entry or under a `type/*` entry, compared as
+    written; `*/*` matches everything, even no header; a wildcard on the left (`*/json`) nothing.
+    """
+    entries = {entry.replace("~1", "/") for entry in binary_media_types}
+    if "*/*" in entries:
+        return True
+    media_type = (header or "").split(",")[0].split(";")[0].strip()
+    kind, slash, subtype = media_type.partition("/")
+    if not (kind and slash and subtype):
+        return False
+    if kind == "*":
+        return False
+    return media_type in entries or f"{kind}/*" in entries
 
 
 def _as_list(value: Any) -> list[Any]:
