@@ -194,6 +194,12 @@ class Intake(Construct):
             "Api",
             rest_api_name="entrix-orders",
             description="Entrix auction order intake",
+            # The ingest Lambda must get POST /orders bodies byte-exact (base64): as text, invalid
+            # UTF-8 would arrive replaced by U+FFFD and be stored. The Content-Type's media type
+            # is matched without parameters (`; charset=utf-8`). Text replies (isBase64Encoded
+            # false) and gateway responses pass unchanged. Not */*: every body would turn binary,
+            # which breaks request mapping templates (MOCK, CORS preflight).
+            binary_media_types=["application/json"],
             endpoint_types=[apigw.EndpointType.REGIONAL],
             cloud_watch_role=True,
             deploy_options=apigw.StageOptions(

@@ -320,6 +320,13 @@ def test_gateway_errors_answer_json(service_json: dict[str, Any]) -> None:
         assert "$context.error.messageString" in props["ResponseTemplates"]["application/json"]
 
 
+def test_json_bodies_reach_the_lambdas_as_raw_bytes(service_json: dict[str, Any]) -> None:
+    """A binary media type is the only way a Lambda proxy integration gets the body's bytes
+    (base64); as text, invalid UTF-8 would reach the ingest handler replaced by U+FFFD."""
+    _, api = only(service_json, "AWS::ApiGateway::RestApi")
+    assert api["Properties"]["BinaryMediaTypes"] == ["application/json"]
+
+
 def test_api_gateway_may_invoke_the_functions_only_from_this_api(
     service_json: dict[str, Any],
 ) -> None:

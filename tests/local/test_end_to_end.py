@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -161,12 +162,12 @@ def token(local):
     return result.stdout.strip()
 
 
-def call(local, method, path, token=None, body=None, raw=None):
+def call(local, method, path, token=None, body=None, raw=None, content_type="application/json"):
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     request = urllib.request.Request(
         f"http://127.0.0.1:{local.port}{path}", data=data, method=method
     )
-    request.add_header("Content-Type", "application/json")
+    request.add_header("Content-Type", content_type)
     if token is not None:
         request.add_header("Authorization", f"Bearer {token}")
     try:
@@ -246,6 +247,47 @@ def test_bad_bodies_are_refused_and_nothing_is_stored(local, token, raw):
     assert status == 400, body
     items = local.client("dynamodb").scan(TableName=table_name(local))["Items"]
     assert not [i for i in items if i["record_id"]["S"].startswith("bad-")]
+
+
+# Bytes that are not UTF-8 (0xFF never occurs in UTF-8; 0xC3 starts a 2-byte sequence that 0x28
+# does not continue) inside a record_id string: a text body would reach the Lambda with each
+# replaced by U+FFFD, so the refusal proves the ingest Lambda got the raw bytes.
+INVALID_UTF8 = b"\xff\xc3\x28"
+JSON_CONTENT_TYPES = ["application/json", "application/json; charset=utf-8"]
+
+
+@pytest.mark.parametrize("content_type", JSON_CONTENT_TYPES)
+def test_invalid_utf8_is_refused_and_nothing_is_stored(local, token, content_type):
+    prefix = f"bad-utf8-{JSON_CONTENT_TYPES.index(content_type)}-"
+    raw = (
+        b'[{"record_id": "' + prefix.encode() + INVALID_UTF8 + b'", "parameter_1": "a", '
+        b'"parameter_2": 1}]'
+    )
+    status, body = call(local, "POST", "/orders", token, raw=raw, content_type=content_type)
+    assert status == 400, body
+    assert body["message"] == "the body is not valid UTF-8"
+    at = raw.index(INVALID_UTF8)
+    assert [e["reason"] for e in body["errors"]] == [f"invalid UTF-8 at byte {at}"]
+    # nothing under the id API Gateway's text decoding would have made of it
+    replaced = prefix + INVALID_UTF8.decode("utf-8", errors="replace")
+    status, missing = call(local, "GET", f"/orders/{urllib.parse.quote(replaced, safe='')}", token)
+    assert (status, missing["record_id"]) == (404, replaced)
+    items = local.client("dynamodb").scan(TableName=table_name(local))["Items"]
+    assert [i["record_id"]["S"] for i in items if i["record_id"]["S"].startswith(prefix)] == []
+
+
+@pytest.mark.parametrize("content_type", JSON_CONTENT_TYPES)
+@pytest.mark.parametrize("record_id", ["Ørsted-ü-€", "sent-as-\ufffd"])
+def test_non_ascii_record_ids_round_trip(local, token, content_type, record_id):
+    record_id = f"{record_id}-{JSON_CONTENT_TYPES.index(content_type)}"
+    order = {"record_id": record_id, "parameter_1": "€", "parameter_2": 1}
+    raw = json.dumps([order], ensure_ascii=False).encode()
+    status, summary = call(local, "POST", "/orders", token, raw=raw, content_type=content_type)
+    assert status == 201, summary
+    assert summary["record_ids"] == [record_id]
+    status, stored = call(local, "GET", f"/orders/{urllib.parse.quote(record_id, safe='')}", token)
+    assert status == 200, stored
+    assert (stored["record_id"], stored["parameter_1"]) == (record_id, "€")
 
 
 def test_oversized_body_is_413(local, token):
