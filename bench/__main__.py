@@ -17,65 +17,6 @@ from bench.aws_requests import tally
 from bench.local_system import running_system
 from bench.report import Row, ratio, render
 
-LAMBDA_ENVIRONMENT = {
-    "AWS_DEFAULT_REGION": "eu-west-1",
-    "AWS_REGION": "eu-west-1",
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "ORDERS_TABLE_NAME": "orders",
-    "JWT_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:jwt",
-    "RESULTS_BUCKET_NAME": "results",
-    "ALERT_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:alerts",
-}
-# Handler -> (seed module it replaces, goal as a ratio of the seed's import time).
-SEED_OF = {
-    "authorizer": ("auth_lambda", 0.5),
-    "ingest": ("post_lambda", 1.2),
-    "order_status": ("post_lambda", None),
-    "results": ("post_lambda", None),
-    "process": ("post_lambda", None),
-}
-
-
-def cold_start_rows(cdk_out: Path, runs: int) -> list[Row]:
-    """Each handler's import next to its seed's, sampled alternately so that a change in the
-    machine's load during the run moves both sides alike."""
-    seeds = cold_start.seed_load_paths()
-    seed_samples: dict[str, list[float]] = {name: [] for name in seeds}
-    rows = []
-    for function in cold_start.functions_from_template(cdk_out):
-        seed_name, goal = SEED_OF.get(function.name, ("post_lambda", None))
-        samples: list[float] = []
-        own_seed: list[float] = []
-        for _ in range(runs):
-            own_seed += cold_start.import_ms(seeds[seed_name], 1, LAMBDA_ENVIRONMENT)
-            samples += cold_start.import_ms(function, 1, LAMBDA_ENVIRONMENT)
-        seed_samples[seed_name] += own_seed
-        ms, seed_ms = cold_start.median(samples), cold_start.median(own_seed)
-        rows.append(
-            Row(
-                "cold start",
-                f"{function.name} import (asset + layers + runtime boto3)",
-                f"{ms:.0f} ms",
-                f"{seed_ms:.0f} ms ({seed_name}, alternating)",
-                ratio(ms, seed_ms),
-                f"<= {goal}x" if goal else "",
-            )
-        )
-    baselines = [
-        Row(
-            "cold start",
-            f"seed {name} import",
-            f"{cold_start.median(samples):.0f} ms",
-            "",
-            "1.00x",
-            "baseline",
-        )
-        for name, samples in seed_samples.items()
-        if samples
-    ]
-    return baselines + rows
-
 
 def local_api_rows(samples: int) -> list[Row]:
     with running_system() as system:
@@ -389,14 +330,26 @@ def ttl_sweep_rows(items: int = 10_000) -> list[Row]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--cdk-out", type=Path, default=Path("cdk.out"))
-    parser.add_argument("--runs", type=int, default=15, help="fresh processes per import figure")
+    parser.add_argument(
+        "--runs", type=int, default=15, help="cold-request samples per handler and side"
+    )
+    parser.add_argument(
+        "--warm-calls", type=int, default=10, help="warm invocations per cold-request sample"
+    )
+    parser.add_argument(
+        "--python",
+        action="append",
+        help="interpreter for the cold-request samples (repeatable; default: this one)",
+    )
     parser.add_argument("--samples", type=int, default=300, help="requests per latency figure")
     args = parser.parse_args(argv)
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     if not (args.cdk_out / "Entrix.template.json").is_file():
         print(f"no {args.cdk_out}/Entrix.template.json: run `make synth` first", file=sys.stderr)
         return 1
-    rows = cold_start_rows(args.cdk_out, args.runs)
+    rows = cold_start.rows(
+        args.cdk_out, args.runs, args.warm_calls, args.python or [sys.executable]
+    )
     rows += local_api_rows(args.samples)
     rows += ttl_sweep_rows()
     rows += load_rows()

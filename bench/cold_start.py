@@ -1,36 +1,91 @@
-"""Import cost of each Lambda handler as Lambda loads it, against the seed's equivalents.
+"""Cold requests: what a caller pays when a request meets a cold Lambda, against the seed's.
 
-Lambda puts the function's asset first on sys.path, then its layers (/opt/python), then the
-runtime's boto3. We rebuild that path from the synthesized template (cdk.out) in a scratch
-folder and time the handler's import in fresh `python -S` processes, so nothing from the
-development venv leaks in. Layers are built for arm64 / python3.13, so their packages are
-linked from this machine's venv under the same names (same pinned versions).
+Auction orders arrive a few times a day, so most requests meet a cold function. One sample is
+one fresh interpreter (`bench/cold_probe.py`) whose sys.path is what Lambda gives the function:
+its asset from the synthesized template (cdk.out), its layers (their packages linked from the
+interpreter's own site-packages under the same names, since the layers hold arm64 builds), the
+runtime's boto3 (linked the same way) and the standard library, nothing else. It imports the
+handler (the import column), calls it once with a realistic event against the embedded AWS
+endpoint (import + that call = the cold request, the headline), then calls it again with fresh
+events (the warm p50). Work deferred from the import to the first call (a lazy boto3 import, a
+secret fetch, Powertools on the first metric) is therefore counted where the caller pays it.
+
+Each handler is sampled alternately with its baseline, the seed's handler (or a seed-style one
+where the seed had none in this shape, `bench/seed/`) doing the same work with the same events
+against the same endpoint, so that a change in the machine's load moves both alike. Bytecode is
+cached under .bench (`-X pycache_prefix`), nothing is written next to the sources, and the first
+round of samples, which compiles it, is discarded.
+
+Run alone: `python -m bench.cold_start [--quick] [--python .venv313/bin/python] [--explain NAME]`.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
-import sysconfig
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from bench.cold_probe import PHASE_MARKER, RESULT_MARKER
+from bench.cold_workloads import HANDLER_PREFIX, WORKLOADS, LocalAws, Workload, embedded_aws
+from bench.report import Row, ratio, render
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRATCH = ROOT / ".bench"
+PROBE = Path(__file__).resolve().with_name("cold_probe.py")
+SEED_DIR = Path(__file__).resolve().with_name("seed")
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3")
-SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"])
-STDLIB_PATHS = [p for p in sys.path if p and "site-packages" not in p and not p.endswith(".zip")]
+OURS, SEED = "ours", "seed"
 
-_TIMER = """
-import sys, time
-sys.path[:0] = {paths!r}
-start = time.perf_counter()
-__import__({module!r})
-print((time.perf_counter() - start) * 1000)
-"""
+
+@dataclass(frozen=True)
+class Baseline:
+    """What a handler's cold request is compared with, and the goals on the ratios."""
+
+    module: str  # in bench/seed/
+    label: str
+    layers: tuple[str, ...] = ()  # packages of the seed's layers
+    cold_goal: float | None = None
+    warm_goal: float | None = None
+
+
+BASELINES = {
+    "authorizer": Baseline("auth_lambda", "seed auth_lambda", ("jwt",), 0.5, 0.05),
+    "ingest": Baseline("post_lambda", "seed post_lambda", (), 0.8),
+    "order_status": Baseline("status_lambda", "seed-style, boto3 resource", (), 1.0),
+    "results": Baseline("lambda_a", "seed-style Lambda A, boto3 resources", (), 1.0),
+    "process": Baseline("lambda_b", "seed-style Lambda B, boto3 resources", (), 1.0),
+}
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """A Python to run samples with, and where its packages are."""
+
+    executable: str
+    version: str  # "3.13"
+    site_packages: Path
+    scratch_root: Path = SCRATCH  # links to packages, bytecode cache
+
+    @classmethod
+    def of(cls, executable: str) -> Interpreter:
+        code = "import json, sys, sysconfig; print(json.dumps(['%d.%d' % sys.version_info[:2], "
+        code += "sysconfig.get_paths()['purelib']]))"
+        answer = subprocess.run(
+            [executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        version, purelib = json.loads(answer)
+        return cls(executable, version, Path(purelib))
+
+    @property
+    def scratch(self) -> Path:
+        return self.scratch_root / f"python{self.version}"
 
 
 @dataclass(frozen=True)
@@ -39,34 +94,44 @@ class LoadPath:
 
     name: str
     module: str
+    function: str
     paths: tuple[str, ...]
 
+    @property
+    def handler(self) -> str:
+        return f"{self.module}.{self.function}"
 
-def _link_packages(names: list[str], into: Path) -> Path:
+
+def _link_packages(names: Iterable[str], source: Path, into: Path) -> Path:
     into.mkdir(parents=True, exist_ok=True)
     for name in names:
-        source = SITE_PACKAGES / name
         target = into / name
-        if source.exists() and not target.exists():
-            target.symlink_to(source)
+        if (source / name).exists() and not target.is_symlink():
+            target.symlink_to(source / name)
     return into
 
 
-def runtime_path() -> Path:
+def runtime_path(interpreter: Interpreter) -> Path:
     """The boto3 the python3.13 Lambda runtime provides."""
-    return _link_packages(list(RUNTIME_PACKAGES), SCRATCH / "runtime")
+    return _link_packages(
+        RUNTIME_PACKAGES, interpreter.site_packages, interpreter.scratch / "runtime"
+    )
 
 
-def _layer_shim(layer_dir: Path) -> Path:
+def _layer_shim(layer_dir: Path, interpreter: Interpreter) -> Path:
     packages = sorted(
         entry.name
         for entry in (layer_dir / "python").iterdir()
-        if not entry.name.endswith((".dist-info", ".egg-info")) and entry.name != "bin"
+        if not entry.name.endswith((".dist-info", ".egg-info"))
+        and entry.name not in ("bin", "__pycache__")
     )
-    return _link_packages(packages, SCRATCH / "layers" / layer_dir.name)
+    into = interpreter.scratch / "layers" / layer_dir.name
+    return _link_packages(packages, interpreter.site_packages, into)
 
 
-def functions_from_template(cdk_out: Path, stack: str = "Entrix") -> list[LoadPath]:
+def functions_from_template(
+    cdk_out: Path, interpreter: Interpreter, stack: str = "Entrix"
+) -> list[LoadPath]:
     """Each Lambda function of the stack with its asset and layers, from the template."""
     template = json.loads((cdk_out / f"{stack}.template.json").read_text())
     resources = template["Resources"]
@@ -81,44 +146,403 @@ def functions_from_template(cdk_out: Path, stack: str = "Entrix") -> list[LoadPa
         if resource["Type"] != "AWS::Lambda::Function" or "Handler" not in resource["Properties"]:
             continue
         props = resource["Properties"]
-        module = props["Handler"].rsplit(".", 1)[0]
-        if not module.startswith("entrix."):
+        module, function = props["Handler"].rsplit(".", 1)
+        if not module.startswith(HANDLER_PREFIX):
             continue
-        layers = [_layer_shim(asset_dir(layer["Ref"])) for layer in props.get("Layers", [])]
-        paths = (str(asset_dir(logical_id)), *map(str, layers), str(runtime_path()))
-        load_paths.append(LoadPath(module.rsplit(".", 1)[1], module, paths))
+        layers = [
+            _layer_shim(asset_dir(layer["Ref"]), interpreter) for layer in props.get("Layers", [])
+        ]
+        paths = (str(asset_dir(logical_id)), *map(str, layers), str(runtime_path(interpreter)))
+        load_paths.append(LoadPath(module.removeprefix(HANDLER_PREFIX), module, function, paths))
     return sorted(load_paths, key=lambda path: path.name)
 
 
-def seed_load_paths() -> dict[str, LoadPath]:
-    """The seed's post_lambda and auth lambda (its PyJWT layer holds PyJWT only)."""
-    seed_dir = str(ROOT / "bench")
-    jwt_layer = str(_link_packages(["jwt"], SCRATCH / "layers" / "seed-pyjwt"))
-    runtime = str(runtime_path())
-    return {
-        "post_lambda": LoadPath("post_lambda", "seed.post_lambda", (seed_dir, runtime)),
-        "auth_lambda": LoadPath("auth_lambda", "seed.auth_lambda", (seed_dir, jwt_layer, runtime)),
-    }
+def seed_load_path(baseline: Baseline, interpreter: Interpreter) -> LoadPath:
+    """The seed's function: its code folder, its layer (PyJWT alone for auth_lambda), boto3."""
+    layers = []
+    if baseline.layers:
+        into = interpreter.scratch / "layers" / f"seed-{baseline.module}"
+        layers.append(str(_link_packages(baseline.layers, interpreter.site_packages, into)))
+    paths = (str(SEED_DIR), *layers, str(runtime_path(interpreter)))
+    return LoadPath(baseline.module, baseline.module, "lambda_handler", paths)
 
 
-def import_ms(load_path: LoadPath, runs: int, environment: dict[str, str]) -> list[float]:
-    """Milliseconds to import the module in `runs` fresh interpreters (no site-packages)."""
-    code = _TIMER.format(paths=[*load_path.paths, *STDLIB_PATHS], module=load_path.module)
-    env = {"PATH": os.environ.get("PATH", ""), **environment}
-    samples = []
-    for _ in range(runs):
+@dataclass(frozen=True)
+class Sample:
+    """One fresh interpreter: the handler's import, then each invocation, in milliseconds."""
+
+    import_ms: float
+    call_ms: tuple[float, ...]
+
+    @property
+    def cold_ms(self) -> float:
+        return self.import_ms + self.call_ms[0]
+
+    @property
+    def warm_ms(self) -> tuple[float, ...]:
+        return self.call_ms[1:]
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Medians over samples: import, cold request, warm invocation (over every warm call)."""
+
+    import_ms: float
+    cold_ms: float
+    warm_p50_ms: float
+    samples: int
+    warm_calls: int
+
+    @classmethod
+    def of(cls, samples: Sequence[Sample]) -> Figures:
+        if not samples:
+            raise ValueError("no samples")
+        warm = [ms for sample in samples for ms in sample.warm_ms]
+        return cls(
+            import_ms=statistics.median(s.import_ms for s in samples),
+            cold_ms=statistics.median(s.cold_ms for s in samples),
+            warm_p50_ms=statistics.median(warm) if warm else float("nan"),
+            samples=len(samples),
+            warm_calls=len(warm),
+        )
+
+
+def sampling_order(runs: int, warmup_rounds: int = 1) -> list[tuple[int, str]]:
+    """(round, side) in the order to sample: one sample per side a round, the first round(s)
+    numbered below zero (warm-up, discarded); which side goes first alternates by round, so
+    neither always runs right after the other."""
+    order = []
+    for number in range(-warmup_rounds, runs):
+        sides = (SEED, OURS) if number % 2 == 0 else (OURS, SEED)
+        order += [(number, side) for side in sides]
+    return order
+
+
+@dataclass
+class Comparison:
+    ours: list[Sample] = field(default_factory=list)
+    seed: list[Sample] = field(default_factory=list)
+
+
+def compare(
+    measure: Callable[[str, int], Sample], runs: int, warmup_rounds: int = 1, with_seed: bool = True
+) -> Comparison:
+    """Samples of both sides in `sampling_order`, warm-up rounds left out; `measure(side,
+    round)` takes one. Without a seed, only our side is sampled."""
+    comparison = Comparison()
+    for number, side in sampling_order(runs, warmup_rounds):
+        if side == SEED and not with_seed:
+            continue
+        sample = measure(side, number)
+        if number >= 0:
+            (comparison.ours if side == OURS else comparison.seed).append(sample)
+    return comparison
+
+
+class SampleFailed(RuntimeError):
+    """A sample's handler failed or answered wrongly: its timing would measure nothing real."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Runs samples of one function (ours or its baseline) with one interpreter."""
+
+    interpreter: Interpreter
+    load_path: LoadPath
+    environment: dict[str, str]
+    function_name: str
+    memory_mb: int
+    timeout_seconds: int
+
+    def command(self, *flags: str) -> list[str]:
+        prefix = self.interpreter.scratch / "pycache"
+        return [
+            self.interpreter.executable,
+            "-I",
+            "-S",
+            "-X",
+            f"pycache_prefix={prefix}",
+            *flags,
+            str(PROBE),
+        ]
+
+    def run(
+        self, events: list[dict[str, Any]], *flags: str, **options: bool
+    ) -> tuple[dict[str, Any], str]:
+        """The probe's result and its stderr."""
+        spec = {
+            "paths": list(self.load_path.paths),
+            "module": self.load_path.module,
+            "function": self.load_path.function,
+            "function_name": self.function_name,
+            "memory_mb": self.memory_mb,
+            "timeout_seconds": self.timeout_seconds,
+            "request_id": str(uuid.uuid4()),
+            "events": events,
+            **options,
+        }
         completed = subprocess.run(
-            [sys.executable, "-S", "-E", "-c", code],
-            env=env,
+            self.command(*flags),
+            input=json.dumps(spec),
+            env=self.environment,
             capture_output=True,
             text=True,
             check=False,
         )
-        if completed.returncode != 0:
-            raise RuntimeError(f"importing {load_path.module} failed:\n{completed.stderr}")
-        samples.append(float(completed.stdout.strip()))
-    return samples
+        lines = [line for line in completed.stdout.splitlines() if line.startswith(RESULT_MARKER)]
+        if completed.returncode != 0 or not lines:
+            raise SampleFailed(
+                f"{self.load_path.handler} exited {completed.returncode}:\n{completed.stderr}"
+            )
+        return json.loads(lines[-1].removeprefix(RESULT_MARKER)), completed.stderr
+
+    def sample(self, events: list[dict[str, Any]], check: Callable[[Any], str | None]) -> Sample:
+        result, _ = self.run(events)
+        for position, call in enumerate(result["calls"]):
+            problem = call["error"] or check(call["reply"])
+            if problem:
+                raise SampleFailed(f"{self.load_path.handler}, call {position + 1}: {problem}")
+        return Sample(result["import_ms"], tuple(call["ms"] for call in result["calls"]))
 
 
-def median(samples: list[float]) -> float:
-    return statistics.median(samples)
+def probes(
+    aws: LocalAws, function: LoadPath, workload: Workload, interpreter: Interpreter
+) -> dict[str, Probe]:
+    """Our function's probe and, when it has a baseline, the seed's, both with the function's
+    environment (the seed's handlers read the same variables)."""
+    spec = aws.function(function.handler)
+    environment = aws.environment(spec, workload.environment)
+
+    def probe(load_path: LoadPath) -> Probe:
+        return Probe(
+            interpreter, load_path, environment, spec.function_name, spec.memory_size, spec.timeout
+        )
+
+    found = {OURS: probe(function)}
+    baseline = BASELINES.get(function.name)
+    if baseline is not None:
+        found[SEED] = probe(seed_load_path(baseline, interpreter))
+    return found
+
+
+def measure_function(
+    aws: LocalAws,
+    function: LoadPath,
+    interpreter: Interpreter,
+    runs: int,
+    warm_calls: int,
+) -> Comparison:
+    workload = WORKLOADS[function.name]
+    workload.setup(aws)
+    sides = probes(aws, function, workload, interpreter)
+
+    def measure(side: str, number: int) -> Sample:
+        events = workload.events(aws, 1 + warm_calls, f"{side}-{number}-{uuid.uuid4().hex[:8]}")
+        return sides[side].sample(events, workload.check)
+
+    return compare(measure, runs, with_seed=SEED in sides)
+
+
+def goal_text(value: float, baseline: float, goal: float | None) -> str:
+    """`<= 0.50x: met` / `NOT met`, or `reported` when there is no goal."""
+    if goal is None or not baseline:
+        return "reported"
+    return f"<= {goal:.2f}x: {'met' if value / baseline <= goal else 'NOT met'}"
+
+
+def _ms(value: float) -> str:
+    """Three significant digits, none after the point from 100 ms up."""
+    return f"{value:.0f} ms" if value >= 100 else f"{value:.3g} ms"
+
+
+def handler_rows(
+    section: str,
+    name: str,
+    description: str,
+    ours: Figures,
+    seed: Figures | None,
+    baseline: Baseline | None,
+) -> list[Row]:
+    """Three rows a handler: the cold request (headline), its import, the warm p50."""
+    cold = f"{name}: cold request = import + first invocation ({description}), "
+    cold += f"median of {ours.samples}"
+    metrics = (
+        (cold, "cold_ms", baseline.cold_goal if baseline else None),
+        (f"  {name}: of which import", "import_ms", None),
+        (
+            f"  {name}: warm invocation p50 ({ours.warm_calls} calls)",
+            "warm_p50_ms",
+            baseline.warm_goal if baseline else None,
+        ),
+    )
+    rows = []
+    for metric, attribute, goal in metrics:
+        value = getattr(ours, attribute)
+        if seed is None or baseline is None:
+            rows.append(Row(section, metric, _ms(value), "no seed counterpart", "", "reported"))
+            continue
+        base = getattr(seed, attribute)
+        label = f" ({baseline.label}, alternating)" if attribute == "cold_ms" else ""
+        rows.append(
+            Row(
+                section,
+                metric,
+                _ms(value),
+                _ms(base) + label,
+                ratio(value, base),
+                goal_text(value, base, goal),
+            )
+        )
+    return rows
+
+
+def rows(
+    cdk_out: Path,
+    runs: int,
+    warm_calls: int,
+    executables: Sequence[str] = (sys.executable,),
+    only: Sequence[str] = (),
+) -> list[Row]:
+    """The cold-request rows of every handler, for each interpreter."""
+    found: list[Row] = []
+    interpreters = [Interpreter.of(executable) for executable in executables]
+    with embedded_aws(cdk_out) as aws:
+        for interpreter in interpreters:
+            section = f"cold request (python {interpreter.version})"
+            for function in functions_from_template(cdk_out, interpreter):
+                if only and function.name not in only:
+                    continue
+                workload = WORKLOADS.get(function.name)
+                if workload is None:
+                    found.append(
+                        Row(section, f"{function.name}: no workload defined", "", "", "", "")
+                    )
+                    continue
+                comparison = measure_function(aws, function, interpreter, runs, warm_calls)
+                seed = Figures.of(comparison.seed) if comparison.seed else None
+                found += handler_rows(
+                    section,
+                    function.name,
+                    workload.description,
+                    Figures.of(comparison.ours),
+                    seed,
+                    BASELINES.get(function.name),
+                )
+    return found
+
+
+@dataclass(frozen=True)
+class ImportLine:
+    """One line of `-X importtime`: a module, its depth in the import tree, its times (us)."""
+
+    depth: int
+    module: str
+    self_us: int
+    cumulative_us: int
+
+
+def import_lines(stderr: str) -> dict[str, list[ImportLine]]:
+    """`-X importtime` lines of a probe's stderr, by the probe's phase they were printed in."""
+    phases: dict[str, list[ImportLine]] = {}
+    phase = "before"
+    for line in stderr.splitlines():
+        if line.startswith(PHASE_MARKER):
+            phase = line.removeprefix(PHASE_MARKER)
+            continue
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        self_us, cumulative_us, name = line.removeprefix("import time:").split("|", 2)
+        if not self_us.strip().isdigit():
+            continue  # the header line
+        depth = (len(name) - len(name.lstrip(" ")) - 1) // 2
+        phases.setdefault(phase, []).append(
+            ImportLine(depth, name.strip(), int(self_us), int(cumulative_us))
+        )
+    return phases
+
+
+def import_summary(lines: list[ImportLine], depth: int = 2, top: int = 12) -> list[str]:
+    """The phase's total and its costliest imports down to `depth`, heaviest first."""
+    total = sum(line.cumulative_us for line in lines if line.depth == 0)
+    shown = sorted(
+        (line for line in lines if line.depth <= depth), key=lambda line: -line.cumulative_us
+    )
+    summary = [f"{total / 1000:.1f} ms of imports"]
+    summary += [
+        f"{'  ' * line.depth}{line.module}: {line.cumulative_us / 1000:.1f} ms"
+        for line in shown[:top]
+    ]
+    return summary
+
+
+def profile_text(stderr: str) -> str:
+    """The cProfile tables a probe printed at its end."""
+    text, phase = [], ""
+    for line in stderr.splitlines():
+        if line.startswith(PHASE_MARKER):
+            phase = line.removeprefix(PHASE_MARKER)
+        elif phase == "done" and line.strip() and not line.startswith("import time:"):
+            text.append(line)
+    return "\n".join(text)
+
+
+def explain(cdk_out: Path, names: Sequence[str], warm_calls: int, executable: str) -> str:
+    """Where one cold request of each named handler spends its time: imports by phase
+    (`-X importtime`) and a cProfile of the first invocation; after one untimed sample that
+    fills the bytecode cache."""
+    interpreter = Interpreter.of(executable)
+    report = []
+    with embedded_aws(cdk_out) as aws:
+        for function in functions_from_template(cdk_out, interpreter):
+            if function.name not in names:
+                continue
+            workload = WORKLOADS[function.name]
+            workload.setup(aws)
+            for side, probe in probes(aws, function, workload, interpreter).items():
+                events = workload.events(aws, 1 + warm_calls, f"explain-{uuid.uuid4().hex[:8]}")
+                sample = probe.sample(events, workload.check)
+                events = workload.events(aws, 1 + warm_calls, f"explain-{uuid.uuid4().hex[:8]}")
+                _, stderr = probe.run(events, "-X", "importtime", phases=True, profile=True)
+                report.append(
+                    f"## {function.name} ({side}: {probe.load_path.handler}), python "
+                    f"{interpreter.version}: import {sample.import_ms:.0f} ms + first call "
+                    f"{sample.call_ms[0]:.0f} ms (untimed-run figures)"
+                )
+                phases = import_lines(stderr)
+                for phase in ("import", "first call"):
+                    lines = import_summary(phases.get(phase, []))
+                    report.append(f"imports during the {phase}: " + "\n    ".join(lines))
+                report.append(profile_text(stderr))
+    return "\n\n".join(report)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.cold_start", description=__doc__)
+    parser.add_argument("--cdk-out", type=Path, default=Path("cdk.out"))
+    parser.add_argument("--runs", type=int, default=15, help="samples per side and handler")
+    parser.add_argument("--warm-calls", type=int, default=10, help="warm invocations a sample")
+    parser.add_argument("--quick", action="store_true", help="3 runs of 3 warm calls")
+    parser.add_argument(
+        "--python",
+        action="append",
+        help="interpreter to sample with (repeatable; default: this one)",
+    )
+    parser.add_argument("--only", action="append", default=[], help="handler name (repeatable)")
+    parser.add_argument(
+        "--explain", action="append", default=[], help="print where NAME's cold request goes"
+    )
+    args = parser.parse_args(argv)
+    if not (args.cdk_out / "Entrix.template.json").is_file():
+        print(f"no {args.cdk_out}/Entrix.template.json: run `make synth` first", file=sys.stderr)
+        return 1
+    runs, warm_calls = (3, 3) if args.quick else (args.runs, args.warm_calls)
+    executables = args.python or [sys.executable]
+    if args.explain:
+        print(explain(args.cdk_out, args.explain, warm_calls, executables[0]))
+        return 0
+    print(render(rows(args.cdk_out, runs, warm_calls, executables, args.only)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,9 +1,34 @@
-"""The seed's post_lambda as it loads: boto3 resource and Table built at import time."""
+"""The seed's post_lambda: stores the POSTed orders with a boto3 resource Table.
 
-import json  # noqa: F401  (the seed imports it at module level)
+The resource and Table are built at import; each request's orders go through the Table's
+batch_writer (one BatchWriteItem for up to 25 orders, the same call the ingest handler makes).
+"""
+
+import json
 import os
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
 
 import boto3
 
 dynamodb = boto3.resource("dynamodb")
-table = dynamodb.Table(os.environ.get("TABLE_NAME", "orders"))
+table: Any = dynamodb.Table(os.environ["ORDERS_TABLE_NAME"])
+
+
+def lambda_handler(event, context):
+    orders = json.loads(event["body"], parse_float=Decimal)
+    now = time.time()
+    received_at = datetime.fromtimestamp(now, UTC).isoformat()
+    with table.batch_writer() as batch:
+        for order in orders:
+            batch.put_item(
+                Item={
+                    **order,
+                    "received_at": received_at,
+                    "expires_at": int(now) + 86_400,
+                    "result_status": "pending",
+                }
+            )
+    return {"statusCode": 201, "body": json.dumps({"stored": len(orders)})}

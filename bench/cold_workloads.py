@@ -1,0 +1,350 @@
+"""What each handler does in its cold request: the embedded AWS it calls, its events, its data.
+
+`embedded_aws()` starts moto's server in this process and creates the synthesized template's
+resources in it, as `entrix local` does (`AwsEndpoint` + `Deployer`), so every sample calls the
+real table, secret, bucket and topic names with its function's own environment. The API events
+are the ones the local API Gateway emulation builds for the request (an authorizer's REQUEST
+event, a proxy event), captured instead of invoked. Each workload makes fresh data for each
+sample (new orders to store, claim or look up), so every sample does the same work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from bench.local_system import free_port
+from entrix.environment import ORDERS_TABLE_NAME, RESULTS_READY_PROBABILITY
+from entrix.local.apigateway import ApiGateway, ApiRequest, RestApi
+from entrix.local.deploy import Deployer, Deployment
+from entrix.local.endpoint import ACCOUNT_ID, LOCAL_CREDENTIALS, AwsEndpoint
+from entrix.local.lambda_runner import FunctionSpec, Invocation, runtime_environment
+from entrix.local.runtime import stack_region
+from entrix.local.template import PseudoParameters, Template
+from entrix.orders.intake import Receipt, stored_item
+from entrix.orders.model import Order
+from entrix.token_command import AUTHORIZER_HANDLER, sign_for_function
+
+STACK = "Entrix"
+HANDLER_PREFIX = "entrix.handlers."
+# Answer of the capturing invoker: the authorizer allows, the integration replies 200.
+_ALLOW_ALL = {
+    "principalId": "bench",
+    "policyDocument": {
+        "Version": "2012-10-17",
+        "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "*"}],
+    },
+}
+_PROXY_OK = {"statusCode": 200, "body": ""}
+
+
+class LocalAws:
+    """The deployed template in the embedded endpoint, and what samples need from it."""
+
+    def __init__(self, endpoint: AwsEndpoint, deployment: Deployment) -> None:
+        self.endpoint = endpoint
+        self.deployment = deployment
+        self._api = RestApi.from_parts(deployment.api, deployment.api_ids)
+        self._token: str | None = None
+
+    def function(self, handler: str) -> FunctionSpec:
+        """The deployed function whose Handler is `handler` (`entrix.handlers.x.handler`)."""
+        found = [spec for spec in self.deployment.functions.values() if spec.handler == handler]
+        if len(found) != 1:
+            raise LookupError(f"{len(found)} functions with handler {handler}")
+        return found[0]
+
+    def environment(self, spec: FunctionSpec, overrides: dict[str, str]) -> dict[str, str]:
+        """A sample's whole environment: Lambda's variables, the function's, the endpoint's.
+
+        Nothing from this process: no ~/.aws files, credentials that only the endpoint takes.
+        """
+        return {
+            **runtime_environment(spec),
+            **overrides,
+            **LOCAL_CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.endpoint.url,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        }
+
+    def token(self) -> str:
+        """A JWT the authorizer accepts, signed as `entrix token` signs it."""
+        if self._token is None:
+            authorizer = self.function(AUTHORIZER_HANDLER)
+            self._token = sign_for_function(
+                lambda service, _region: self.endpoint.client(service),
+                self.endpoint.region,
+                authorizer.function_name,
+                "bench-trader",
+                3600,
+            )
+        return self._token
+
+    def api_events(
+        self, method: str, path: str, body: bytes = b""
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The authorizer's event and the integration's event for one authorized request."""
+        invoked: list[tuple[str, dict[str, Any]]] = []
+
+        def capture(function_name: str, event: Any) -> Invocation:
+            invoked.append((function_name, event))
+            answer = _ALLOW_ALL if len(invoked) == 1 else _PROXY_OK
+            return Invocation(json.dumps(answer), errored=False)
+
+        gateway = ApiGateway(
+            self._api,
+            capture,
+            region=self.endpoint.region,
+            account_id=ACCOUNT_ID,
+            domain_name=f"{self._api.api_id}.execute-api.{self.endpoint.region}.amazonaws.com",
+        )
+        headers = [
+            ("Host", "api.example.com"),
+            ("User-Agent", "entrix-bench"),
+            ("Authorization", f"Bearer {self.token()}"),
+        ]
+        if body:
+            headers.append(("Content-Type", "application/json"))
+        reply = gateway.handle(ApiRequest(method, path, headers, body))
+        authorizer = self.function(AUTHORIZER_HANDLER).function_name
+        if reply.status != 200 or [name for name, _ in invoked][:1] != [authorizer]:
+            raise RuntimeError(f"{method} {path}: {reply.status} {reply.body!r}, {invoked}")
+        return invoked[0][1], invoked[-1][1]
+
+    @property
+    def orders_table(self) -> Any:
+        name = self.function(HANDLER_PREFIX + "ingest.handler").environment[ORDERS_TABLE_NAME]
+        dynamodb = boto3.resource(
+            "dynamodb",
+            region_name=self.endpoint.region,
+            endpoint_url=self.endpoint.url,
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+        return dynamodb.Table(name)
+
+    def empty_orders_table(self) -> None:
+        """Delete every item, so a workload's queries see only its own orders."""
+        table = self.orders_table
+        keys = [
+            item["record_id"]
+            for page in _scan_pages(table, ProjectionExpression="record_id")
+            for item in page["Items"]
+        ]
+        with table.batch_writer() as batch:
+            for record_id in keys:
+                batch.delete_item(Key={"record_id": record_id})
+
+    def put_pending(self, orders: list[Order]) -> None:
+        """Store orders as the API stores them: pending, in the pending-results index."""
+        receipt = Receipt.at(time.time())
+        with self.orders_table.batch_writer() as batch:
+            for order in orders:
+                batch.put_item(Item=stored_item(order, receipt))
+
+
+def _scan_pages(table: Any, **arguments: Any) -> Iterator[dict[str, Any]]:
+    while True:
+        page = table.scan(**arguments)
+        yield page
+        if "LastEvaluatedKey" not in page:
+            return
+        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+@contextlib.contextmanager
+def embedded_aws(cdk_out: Path) -> Iterator[LocalAws]:
+    """moto's server on a free loopback port holding every resource of the template."""
+    template_path = cdk_out / f"{STACK}.template.json"
+    region = stack_region(template_path, STACK)
+    endpoint = AwsEndpoint("127.0.0.1", free_port(), region)
+    endpoint.start()
+    try:
+        deployment = Deployer(
+            Template.load(template_path),
+            endpoint.client,
+            pseudo=PseudoParameters(region=region, account_id=ACCOUNT_ID, stack_name=STACK),
+            asset_dir=cdk_out,
+        ).deploy()
+        yield LocalAws(endpoint, deployment)
+    finally:
+        endpoint.stop()
+
+
+def orders(tag: str, count: int) -> list[Order]:
+    """`count` valid orders with record ids unique to `tag`."""
+    return [
+        Order(
+            record_id=f"{tag}-{number:02d}",
+            parameter_1="buy" if number % 2 else "sell",
+            parameter_2=Decimal(f"{10 + number}.25"),
+        )
+        for number in range(count)
+    ]
+
+
+def _order_json(order: Order) -> dict[str, Any]:
+    return {
+        "record_id": order.record_id,
+        "parameter_1": order.parameter_1,
+        "parameter_2": float(order.parameter_2),
+    }
+
+
+class Workload:
+    """One handler's realistic calls: `events(aws, calls, tag)` gives a sample's events (the
+    first is the cold request's), `check(reply)` says what is wrong with a reply (or None)."""
+
+    handler = ""
+    description = ""
+    environment: dict[str, str] = {}  # noqa: RUF012 - read-only class defaults
+
+    def setup(self, aws: LocalAws) -> None:
+        """Before the handler's samples."""
+
+    def events(self, aws: LocalAws, calls: int, tag: str) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def check(self, reply: Any) -> str | None:
+        raise NotImplementedError
+
+
+class Authorizer(Workload):
+    handler = "authorizer"
+    description = "REQUEST event with a valid JWT"
+
+    def events(self, aws: LocalAws, calls: int, tag: str) -> list[dict[str, Any]]:
+        return [aws.api_events("GET", f"/orders/{tag}-{call}")[0] for call in range(calls)]
+
+    def check(self, reply: Any) -> str | None:
+        effects = [
+            s.get("Effect") for s in (reply or {}).get("policyDocument", {}).get("Statement", [])
+        ]
+        return None if effects == ["Allow"] else f"no Allow policy: {reply}"
+
+
+class Ingest(Workload):
+    handler = "ingest"
+    description = "POST /orders of 10 orders"
+    per_request = 10
+
+    def events(self, aws: LocalAws, calls: int, tag: str) -> list[dict[str, Any]]:
+        return [
+            aws.api_events(
+                "POST",
+                "/orders",
+                json.dumps(
+                    [_order_json(o) for o in orders(f"{tag}-{call}", self.per_request)]
+                ).encode(),
+            )[1]
+            for call in range(calls)
+        ]
+
+    def check(self, reply: Any) -> str | None:
+        return _status(reply, 201)
+
+
+class OrderStatus(Workload):
+    handler = "order_status"
+    description = "GET /orders/{record_id} of a stored order"
+
+    def events(self, aws: LocalAws, calls: int, tag: str) -> list[dict[str, Any]]:
+        stored = orders(tag, 1)
+        aws.put_pending(stored)
+        return [aws.api_events("GET", f"/orders/{stored[0].record_id}")[1] for _ in range(calls)]
+
+    def check(self, reply: Any) -> str | None:
+        return _status(reply, 200)
+
+
+class Results(Workload):
+    """Lambda A in orders mode, ready at once, with the same few orders pending every time."""
+
+    handler = "results"
+    pending = 5
+    description = f"Lambda A, ready probability 1, {pending} pending orders"
+    environment = {RESULTS_READY_PROBABILITY: "1"}  # noqa: RUF012
+
+    def setup(self, aws: LocalAws) -> None:
+        aws.empty_orders_table()
+        aws.put_pending(orders("pending", self.pending))
+
+    def events(self, aws: LocalAws, calls: int, tag: str) -> list[dict[str, Any]]:
+        return [{"run_id": f"{tag}-{call}"} for call in range(calls)]
+
+    def check(self, reply: Any) -> str | None:
+        if isinstance(reply, dict) and reply.get("order_count") == self.pending:
+            return None
+        return f"expected a run of {self.pending} orders: {reply}"
+
+
+class Process(Workload):
+    """Lambda B on one batch of fresh pending orders: some accepted, the others rejected."""
+
+    handler = "process"
+    accepted, rejected = 3, 2
+    description = f"Lambda B, a batch of {accepted} accepted + {rejected} rejected orders"
+
+    def setup(self, aws: LocalAws) -> None:
+        aws.empty_orders_table()
+
+    def events(self, aws: LocalAws, calls: int, tag: str) -> list[dict[str, Any]]:
+        run_date = datetime.now(UTC).strftime("%Y-%m-%d")
+        batches = []
+        for call in range(calls):
+            run_id = f"{tag}-{call}"
+            batch = orders(run_id, self.accepted + self.rejected)
+            aws.put_pending(batch)
+            batches.append(
+                {
+                    "run_id": run_id,
+                    "results_key": f"results/date={run_date}/run={run_id}/batch-00001.jsonl",
+                    "orders": [
+                        {
+                            **_order_json(order),
+                            "status": "accepted" if number < self.accepted else "rejected",
+                            "power": 10 + number,
+                        }
+                        for number, order in enumerate(batch)
+                    ],
+                }
+            )
+        return batches
+
+    def check(self, reply: Any) -> str | None:
+        wanted = {"accepted": self.accepted, "rejected": self.rejected, "failed": 0}
+        got = {name: (reply or {}).get(name) for name in wanted}
+        return None if got == wanted else f"expected {wanted}: {reply}"
+
+
+class RunSummary(Workload):
+    handler = "run_summary"
+    description = "the counts of 2 batches"
+
+    def events(self, aws: LocalAws, calls: int, tag: str) -> list[dict[str, Any]]:
+        batch = {"accepted": 3, "rejected": 2, "skipped": 0, "failed": 0}
+        return [{"orders": 10, "batches": [batch, batch]} for _ in range(calls)]
+
+    def check(self, reply: Any) -> str | None:
+        return None if (reply or {}).get("accepted") == 6 else f"expected 6 accepted: {reply}"
+
+
+def _status(reply: Any, status: int) -> str | None:
+    got = reply.get("statusCode") if isinstance(reply, dict) else None
+    return None if got == status else f"expected HTTP {status}: {reply}"
+
+
+WORKLOADS: dict[str, Workload] = {
+    workload.handler: workload
+    for workload in (Authorizer(), Ingest(), OrderStatus(), Results(), Process(), RunSummary())
+}

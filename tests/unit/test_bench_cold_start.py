@@ -1,0 +1,213 @@
+"""The cold-request bench's sampling, statistics, rows and probe (figures printed by `make bench`).
+
+No timing is asserted: only which samples are taken and kept, how they are summarised, and what
+the probe reports and refuses.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.cold_start import (
+    OURS,
+    SEED,
+    Baseline,
+    Figures,
+    Interpreter,
+    LoadPath,
+    Probe,
+    Sample,
+    SampleFailed,
+    compare,
+    goal_text,
+    handler_rows,
+    import_lines,
+    import_summary,
+    sampling_order,
+)
+
+
+def test_rounds_alternate_which_side_goes_first_and_warm_up_rounds_come_first() -> None:
+    assert sampling_order(3, warmup_rounds=1) == [
+        (-1, OURS),
+        (-1, SEED),
+        (0, SEED),
+        (0, OURS),
+        (1, OURS),
+        (1, SEED),
+        (2, SEED),
+        (2, OURS),
+    ]
+
+
+def test_compare_keeps_every_side_s_samples_but_the_warm_up_round() -> None:
+    taken: list[tuple[int, str]] = []
+
+    def measure(side: str, number: int) -> Sample:
+        taken.append((number, side))
+        return Sample(import_ms=number, call_ms=(1.0,))
+
+    comparison = compare(measure, runs=4, warmup_rounds=1)
+
+    assert taken == sampling_order(4, warmup_rounds=1)
+    assert [s.import_ms for s in comparison.ours] == [0, 1, 2, 3]
+    assert [s.import_ms for s in comparison.seed] == [0, 1, 2, 3]
+
+
+def test_without_a_seed_only_our_side_is_sampled() -> None:
+    comparison = compare(lambda side, number: Sample(1.0, (1.0,)), runs=2, with_seed=False)
+
+    assert len(comparison.ours) == 2
+    assert comparison.seed == []
+
+
+def test_the_cold_request_is_the_import_plus_the_first_call_and_the_rest_are_warm() -> None:
+    sample = Sample(import_ms=40.0, call_ms=(300.0, 0.2, 0.1))
+
+    assert sample.cold_ms == 340.0
+    assert sample.warm_ms == (0.2, 0.1)
+
+
+def test_figures_are_medians_and_the_warm_p50_pools_every_warm_call() -> None:
+    samples = [
+        Sample(10.0, (100.0, 1.0, 1.0, 1.0)),
+        Sample(30.0, (300.0, 5.0)),
+        Sample(20.0, (200.0, 9.0)),
+    ]
+
+    figures = Figures.of(samples)
+
+    assert figures.import_ms == 20.0
+    assert figures.cold_ms == 220.0
+    # Pooled: 1, 1, 1, 5, 9 -> 1; the median of each sample's median would say 5.
+    assert figures.warm_p50_ms == 1.0
+    assert (figures.samples, figures.warm_calls) == (3, 5)
+
+
+def test_no_samples_is_an_error_not_a_figure() -> None:
+    with pytest.raises(ValueError, match="no samples"):
+        Figures.of([])
+
+
+@pytest.mark.parametrize(
+    ("value", "baseline", "goal", "text"),
+    [
+        (50.0, 100.0, 0.5, "<= 0.50x: met"),
+        (51.0, 100.0, 0.5, "<= 0.50x: NOT met"),
+        (120.0, 100.0, None, "reported"),
+        (1.0, 0.0, 0.5, "reported"),
+    ],
+)
+def test_goal_text(value: float, baseline: float, goal: float | None, text: str) -> None:
+    assert goal_text(value, baseline, goal) == text
+
+
+def test_a_handler_has_a_cold_request_headline_an_import_row_and_a_warm_row() -> None:
+    ours = Figures(import_ms=90.0, cold_ms=430.0, warm_p50_ms=0.16, samples=15, warm_calls=150)
+    seed = Figures(import_ms=300.0, cold_ms=406.0, warm_p50_ms=14.5, samples=15, warm_calls=150)
+    baseline = Baseline("auth_lambda", "seed auth_lambda", ("jwt",), 0.5, 0.05)
+
+    cold, imported, warm = handler_rows("cold request", "authorizer", "JWT", ours, seed, baseline)
+
+    assert cold.metric.startswith("authorizer: cold request = import + first invocation (JWT)")
+    assert (cold.value, cold.ratio, cold.goal) == ("430 ms", "1.06x", "<= 0.50x: NOT met")
+    assert cold.baseline == "406 ms (seed auth_lambda, alternating)"
+    assert (imported.value, imported.baseline, imported.goal) == ("90 ms", "300 ms", "reported")
+    assert (warm.value, warm.baseline, warm.ratio) == ("0.16 ms", "14.5 ms", "0.01x")
+    assert warm.goal == "<= 0.05x: met"
+
+
+def test_a_handler_without_a_seed_counterpart_is_reported_without_a_ratio() -> None:
+    ours = Figures(import_ms=7.0, cold_ms=7.2, warm_p50_ms=0.004, samples=3, warm_calls=9)
+
+    found = handler_rows("cold request", "run_summary", "counts", ours, None, None)
+
+    assert [(r.baseline, r.ratio, r.goal) for r in found] == [
+        ("no seed counterpart", "", "reported")
+    ] * 3
+
+
+IMPORTTIME = """\
+import time: self [us] | cumulative | imported package
+import time:       900 |        900 |   typing
+cold-probe-phase import
+import time:      2000 |       2000 |     jwt.api_jwt
+import time:      1000 |       3000 |   jwt
+import time:       500 |       3500 | entrix.tokens
+cold-probe-phase first call
+import time:     40000 |     150000 |     botocore.session
+import time:     60000 |     210000 |   boto3.session
+import time:     10000 |     250000 | boto3
+profile of the first call:
+cold-probe-phase done
+"""
+
+
+def test_importtime_lines_are_split_by_the_probe_s_phases() -> None:
+    phases = import_lines(IMPORTTIME)
+
+    assert [line.module for line in phases["before"]] == ["typing"]
+    assert [(line.depth, line.module) for line in phases["import"]] == [
+        (2, "jwt.api_jwt"),
+        (1, "jwt"),
+        (0, "entrix.tokens"),
+    ]
+    assert phases["first call"][-1].cumulative_us == 250_000
+
+
+def test_import_summary_totals_top_level_imports_and_lists_the_heaviest_first() -> None:
+    summary = import_summary(import_lines(IMPORTTIME)["first call"], depth=1)
+
+    assert summary == ["250.0 ms of imports", "boto3: 250.0 ms", "  boto3.session: 210.0 ms"]
+
+
+@pytest.fixture
+def function_code(tmp_path: Path) -> Path:
+    (tmp_path / "fake_handler.py").write_text(
+        "import os\n"
+        "calls = []\n"
+        "def handler(event, context):\n"
+        "    calls.append(event)\n"
+        "    if event.get('fail'):\n"
+        "        raise RuntimeError('refused')\n"
+        "    if event.get('import'):\n"
+        "        __import__(event['import'])\n"
+        "    return {'n': len(calls), 'variable': os.environ.get('SAMPLE_VARIABLE'),\n"
+        "            'request_id': context.aws_request_id}\n"
+    )
+    return tmp_path
+
+
+def probe(code: Path, tmp_path: Path) -> Probe:
+    interpreter = Interpreter(sys.executable, "test", tmp_path / "site-packages", tmp_path)
+    load_path = LoadPath("fake", "fake_handler", "handler", (str(code),))
+    return Probe(interpreter, load_path, {"SAMPLE_VARIABLE": "set"}, "fake-function", 128, 3)
+
+
+def test_a_probe_imports_once_then_calls_with_each_event_in_its_environment(
+    function_code: Path, tmp_path: Path
+) -> None:
+    result, _ = probe(function_code, tmp_path).run([{}, {}, {}])
+
+    assert [call["reply"]["n"] for call in result["calls"]] == [1, 2, 3]
+    assert {call["reply"]["variable"] for call in result["calls"]} == {"set"}
+    assert result["import_ms"] > 0
+
+
+def test_a_sample_is_refused_when_the_handler_raises(function_code: Path, tmp_path: Path) -> None:
+    with pytest.raises(SampleFailed, match="call 2: RuntimeError: refused"):
+        probe(function_code, tmp_path).sample([{}, {"fail": True}], lambda reply: None)
+
+
+def test_a_sample_is_refused_when_the_reply_is_wrong(function_code: Path, tmp_path: Path) -> None:
+    with pytest.raises(SampleFailed, match="call 1: not this one"):
+        probe(function_code, tmp_path).sample([{}], lambda reply: "not this one")
+
+
+def test_the_probe_sees_no_site_packages(function_code: Path, tmp_path: Path) -> None:
+    """Only the function's paths and the standard library: pytest is installed here, not there."""
+    with pytest.raises(SampleFailed, match="ModuleNotFoundError: No module named 'pytest'"):
+        probe(function_code, tmp_path).sample([{"import": "pytest"}], lambda reply: None)
