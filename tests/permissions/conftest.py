@@ -1,0 +1,66 @@
+"""The app's templates as permission models, and the count of edges each test checked.
+
+The templates are the infra tests' synthesis of the whole app (tests/infra/conftest.py: one per
+session, shared when both run), plus the service stack synthesized with a Slack webhook secret,
+which adds the Slack forwarder's subscription to the alert topic (cdk.json's context, as the app).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from aws_cdk import App
+
+from infra.app import CDK_JSON
+from infra.config import ServiceConfig
+from infra.stacks.service import ServiceStack
+from tests.infra.conftest import nag_assembly
+from tests.permissions.model import StackModel
+
+__all__ = ["nag_assembly"]
+
+SLACK_WEBHOOK_SECRET_ARN = (
+    "arn:aws:secretsmanager:eu-west-1:123456789012:secret:entrix/slack-webhook-AbCdEf"
+)
+SLACK_STACK = "EntrixWithSlack"
+
+# Edges (and requests) checked per kind in this session, for the summary at the end.
+CHECKED: Counter[str] = Counter()
+REQUESTS: Counter[str] = Counter()
+
+
+def count(kind: str, edges: int, requests: int) -> None:
+    CHECKED[kind] += edges
+    REQUESTS[kind] += requests
+
+
+@pytest.fixture(scope="session")
+def slack_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    outdir = tmp_path_factory.mktemp("cdk.out-slack")
+    context = json.loads(CDK_JSON.read_text())["context"]
+    context |= {
+        "aws:cdk:bundling-stacks": [],
+        "entrix:slack_webhook_secret_arn": SLACK_WEBHOOK_SECRET_ARN,
+    }
+    app = App(context=context, outdir=str(outdir))
+    ServiceStack(app, SLACK_STACK, config=ServiceConfig.from_context(app.node))
+    app.synth()
+    return outdir / f"{SLACK_STACK}.template.json"
+
+
+@pytest.fixture(scope="session")
+def app_models(nag_assembly: Path, slack_template: Path) -> list[StackModel]:
+    """Every stack of the app (the stages' copies of the service stack included)."""
+    paths = [*sorted(nag_assembly.rglob("*.template.json")), slack_template]
+    return [StackModel.load(path) for path in paths]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not CHECKED:
+        return
+    terminalreporter.section("permission model: edges checked")
+    for kind in sorted(CHECKED):
+        terminalreporter.write_line(f"{kind}: {CHECKED[kind]} edges ({REQUESTS[kind]} requests)")

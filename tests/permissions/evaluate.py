@@ -1,0 +1,95 @@
+"""Decide AWS requests the way AWS does, with the policies a template gives them.
+
+The evaluation itself is @cloud-copilot/iam-simulate (npm, pinned in package.json), run once per
+batch through `simulate.mjs`: it implements AWS's documented evaluation logic (explicit Deny wins;
+in one account an identity-policy Allow or a resource-policy Allow suffices; a service principal
+has no identity policy, so only the resource policy can allow it; a KMS key policy must allow
+the caller itself or delegate to IAM through the account principal, and then the identity policy
+must allow too; every condition operator against the request's context keys). It also refuses
+unknown actions and resource ARNs of the wrong type for the action, so a wrong mapping from an
+API call to an IAM action cannot pass silently.
+
+This module only builds the requests and reads the answers.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SIMULATOR = Path(__file__).with_name("simulate.mjs")
+ALLOWED = "Allowed"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request as AWS authorizes it: who, what, on which resource, with which context."""
+
+    principal: str  # a role ARN, or a service principal such as cloudwatch.amazonaws.com
+    action: str
+    resource: str
+    account: str
+    context: Mapping[str, str | list[str]] = field(default_factory=dict)
+    identity_policies: Sequence[Mapping[str, Any]] = ()
+    resource_policy: Mapping[str, Any] | None = None
+
+    def describe(self) -> str:
+        return f"{self.principal} -> {self.action} on {self.resource}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    request: Request
+    result: str | None
+    errors: Any
+    identity: str | None
+    resource_policy: str | None
+
+    @property
+    def allowed(self) -> bool:
+        return self.result == ALLOWED and not self.errors
+
+    def explain(self) -> str:
+        if self.errors:
+            return f"{self.request.describe()}: the simulator refused the request: {self.errors}"
+        return (
+            f"{self.request.describe()}: {self.result} (identity policies: {self.identity}, "
+            f"resource policy: {self.resource_policy}, context: {dict(self.request.context)})"
+        )
+
+
+def decide(requests: Sequence[Request]) -> list[Decision]:
+    """Every request's decision, in order (one node process for the whole batch)."""
+    if not requests:
+        return []
+    batch = [
+        {
+            "principal": r.principal,
+            "action": r.action,
+            "resource": r.resource,
+            "account": r.account,
+            "context": dict(r.context),
+            "identityPolicies": list(r.identity_policies),
+            "resourcePolicy": r.resource_policy,
+        }
+        for r in requests
+    ]
+    completed = subprocess.run(
+        ["node", str(SIMULATOR)],
+        input=json.dumps(batch),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"{SIMULATOR.name} failed: {completed.stderr[-4000:]}")
+    answers = json.loads(completed.stdout)
+    return [
+        Decision(r, a["result"], a["errors"], a["identity"], a["resourcePolicy"])
+        for r, a in zip(requests, answers, strict=True)
+    ]

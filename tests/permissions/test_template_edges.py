@@ -1,0 +1,34 @@
+"""Every edge the templates define, authorized as AWS would: state machine tasks, alarm actions,
+the schedule's target and dead-letter queue, S3 access logging, log and trace delivery, SNS
+subscriptions, API Gateway's Lambda integrations and the pipeline's notifications.
+
+Each test fails naming every request AWS would refuse, and fails when it found no edge at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.permissions.conftest import count
+from tests.permissions.edges import TEMPLATE_KINDS, denied, derive, subscription_edges
+from tests.permissions.model import StackModel
+
+
+@pytest.mark.parametrize("kind", TEMPLATE_KINDS)
+def test_every_edge_of_the_templates_is_allowed(
+    kind: str, app_models: list[StackModel], record_property: Callable[[str, object], None]
+) -> None:
+    edges = [edge for model in app_models for edge in derive(kind, model, app_models)]
+    requests = sum(len(edge.requests) for edge in edges)
+    count(kind, len(edges), requests)
+    record_property("edges", len(edges))
+    record_property("requests", requests)
+    if kind == TEMPLATE_KINDS[5]:
+        # Counted apart: SNS delivers email itself, no policy is involved.
+        emails = sum(subscription_edges(model)[1] for model in app_models)
+        count(f"{kind} (email: nothing to grant)", emails, 0)
+    assert edges, f"no edge of kind {kind!r} in the templates: the model checked nothing"
+    refused = denied(edges)
+    assert not refused, f"{len(refused)} of {requests} requests refused:\n" + "\n".join(refused)
