@@ -85,6 +85,12 @@ _NAME_PROPERTIES = {
 }
 
 
+# Types whose Ref is their ARN.
+_REF_IS_ARN = frozenset(
+    {"AWS::SNS::Topic", "AWS::SecretsManager::Secret", "AWS::StepFunctions::StateMachine"}
+)
+
+
 def _service(resource_type: str) -> str:
     return resource_type.split("::")[1].lower()
 
@@ -188,9 +194,9 @@ class StackModel:
         return self.resolve({"Ref": logical_id})
 
     def arn(self, logical_id: str) -> str:
-        resource = self.template.resources[logical_id]
-        attribute = "TopicArn" if resource.type == "AWS::SNS::Topic" else "Arn"
-        return str(self.resolve({"Fn::GetAtt": [logical_id, attribute]}))
+        if self.template.resources[logical_id].type in _REF_IS_ARN:
+            return str(self.ref(logical_id))
+        return str(self.resolve({"Fn::GetAtt": [logical_id, "Arn"]}))
 
     def props(self, logical_id: str) -> dict[str, Any]:
         return self.resolve(self.template.resources[logical_id].properties) or {}

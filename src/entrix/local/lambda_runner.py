@@ -56,6 +56,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from entrix.local import call_log
+
 _INVOCATION_LOCK = threading.RLock()
 # `log` is the list collecting a thread's output while it runs a handler, else None;
 # `environ` the variables a thread sees inside `applied_environment()`, else None.
@@ -282,7 +284,11 @@ def invoke(spec: FunctionSpec, event: Any) -> Invocation:
     )
     captured: list[str] = [f"START RequestId: {request_id} Version: {spec.version}\n"]
     started = time.monotonic()
-    with _INVOCATION_LOCK, applied_environment(runtime_environment(spec)):
+    with (
+        _INVOCATION_LOCK,
+        applied_environment(runtime_environment(spec)),
+        call_log.running(spec.function_name),
+    ):
         _invocation.log, _invocation.request_id = captured, request_id
         try:
             result = load_handler(spec.handler)(event, context)

@@ -1,0 +1,102 @@
+"""Which AWS calls each Lambda function makes while the local runtime runs it.
+
+The endpoint enforces no IAM policy, so a call a function's role does not allow still succeeds
+locally. This log lets a test check every call a function really made against that function's
+role in the template. `lambda_runner.invoke()` marks the thread running a handler with the
+function's name (`running()`); a botocore hook notes every API call such a thread makes, while
+some `recording()` block is open anywhere in the process. Calls made outside handlers (the
+runtime, moto's own threads, tests) are not noted.
+
+The hook is botocore's `before-parameter-build` event, registered on every session: those made
+from now on (through botocore's built-in handler list, which each new session copies) and
+boto3's default session if it already exists. A client made earlier from another session is not
+seen; the handlers make theirs at import, after the runtime has imported this module.
+
+Importing this module installs the hook. Lambda code never imports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import botocore.handlers
+
+# The request parameters that name the resource a call acts on.
+RESOURCE_PARAMETERS = (
+    "TableName",
+    "IndexName",
+    "Bucket",
+    "Key",
+    "Prefix",
+    "TopicArn",
+    "TargetArn",
+    "SecretId",
+    "QueueUrl",
+    "FunctionName",
+    "StateMachineArn",
+)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One AWS API call a function made: e.g. ("Entrix-IntakeIngest...", "dynamodb",
+    "BatchWriteItem", {"RequestItems": ["Entrix-IntakeOrders..."]})."""
+
+    function: str
+    service: str
+    operation: str
+    parameters: Mapping[str, Any]
+
+
+_thread = threading.local()
+_lock = threading.Lock()
+_logs: list[list[Call]] = []
+
+
+@contextlib.contextmanager
+def running(function_name: str) -> Iterator[None]:
+    """Calls this thread makes inside the block are the function's."""
+    outer = getattr(_thread, "function", None)
+    _thread.function = function_name
+    try:
+        yield
+    finally:
+        _thread.function = outer
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[list[Call]]:
+    """A list that receives every call a running function makes while the block is open."""
+    calls: list[Call] = []
+    with _lock:
+        _logs.append(calls)
+    try:
+        yield calls
+    finally:
+        with _lock:
+            _logs.remove(calls)
+
+
+def _note(params: Mapping[str, Any], model: Any, **_: Any) -> None:
+    function = getattr(_thread, "function", None)
+    if function is None or not _logs:
+        return
+    parameters: dict[str, Any] = {k: params[k] for k in RESOURCE_PARAMETERS if k in params}
+    if "RequestItems" in params:  # BatchWriteItem, BatchGetItem: only the tables matter
+        parameters["RequestItems"] = sorted(params["RequestItems"])
+    call = Call(function, model.service_model.service_name, model.name, parameters)
+    with _lock:
+        for calls in _logs:
+            calls.append(call)
+
+
+_EVENT = "before-parameter-build"
+if (_EVENT, _note) not in botocore.handlers.BUILTIN_HANDLERS:
+    botocore.handlers.BUILTIN_HANDLERS.append((_EVENT, _note))
+    if boto3.DEFAULT_SESSION is not None:
+        boto3.DEFAULT_SESSION.events.register(_EVENT, _note)

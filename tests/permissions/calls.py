@@ -1,0 +1,117 @@
+"""The AWS calls Lambda functions made in the local runtime, as requests of their roles.
+
+A recorded call names local resources (the deployment's physical names); each is mapped back
+to its logical id through the deployment, then to the ARN the template gives it, so the
+request is checked against the template's own policies: the function's role, the target's
+resource policy, and the topic's key for a publish to an encrypted topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from entrix.local.call_log import Call
+from entrix.local.deploy import Deployment
+from tests.permissions.edges import Edge, role_publishes, role_requests
+from tests.permissions.evaluate import Request
+from tests.permissions.model import ModelError, Role, StackModel
+
+# S3 operation -> IAM action, and whether it acts on an object (else on the bucket).
+S3_ACTIONS = {
+    "PutObject": ("s3:PutObject", True),
+    "GetObject": ("s3:GetObject", True),
+    "HeadObject": ("s3:GetObject", True),
+    "DeleteObject": ("s3:DeleteObject", True),
+    "ListObjectsV2": ("s3:ListBucket", False),
+}
+SECRETS_ACTIONS = ("GetSecretValue", "DescribeSecret")
+
+
+class Local:
+    """Local physical names back to the template's logical ids, through the deployment."""
+
+    def __init__(self, model: StackModel, deployment: Deployment) -> None:
+        self.model = model
+        self.by_name = {
+            (deployment.types[logical_id], name): logical_id
+            for logical_id, name in deployment.names.items()
+            if logical_id in deployment.types
+        }
+
+    def logical_id(self, resource_type: str, name: str) -> str:
+        try:
+            return self.by_name[(resource_type, name)]
+        except KeyError:
+            raise ModelError(
+                f"{resource_type} {name!r} is not a resource of the template"
+            ) from None
+
+    def arn(self, resource_type: str, name: str) -> str:
+        return self.model.arn(self.logical_id(resource_type, name))
+
+
+def call_edges(model: StackModel, deployment: Deployment, calls: Iterable[Call]) -> list[Edge]:
+    """One edge per function, action and resource (S3 objects: per first key segment, as
+    every object of a run has its own key)."""
+    local = Local(model, deployment)
+    edges: dict[tuple[str, ...], Edge] = {}
+    for call in calls:
+        function = local.logical_id("AWS::Lambda::Function", call.function)
+        role = model.function_role(function)
+        for requests in _requests(local, role, call):
+            first = requests[0]
+            shape = first.resource.split("/", 1)[0] if first.action.startswith("s3:") else ""
+            key = (function, first.action, shape or first.resource)
+            if key not in edges:
+                kind = f"1 Lambda calls -> {call.service}"
+                name = f"{function} {call.operation} -> {first.resource}"
+                edges[key] = Edge(kind, name, tuple(requests))
+    return list(edges.values())
+
+
+def _requests(local: Local, role: Role, call: Call) -> list[list[Request]]:
+    """The requests of one call (a batch call makes one per table)."""
+    model, p = local.model, call.parameters
+    where = f"{call.function} {call.service}.{call.operation}"
+    if call.service == "dynamodb":
+        tables = p.get("RequestItems") or [p["TableName"]]
+        action = f"dynamodb:{call.operation}"
+        if call.operation not in (
+            "BatchWriteItem", "BatchGetItem", "GetItem", "PutItem", "UpdateItem", "DeleteItem",
+            "Query", "Scan",
+        ):  # fmt: skip
+            raise ModelError(f"{where}: the model does not map this operation")
+        requests = []
+        for table in tables:
+            arn = local.arn("AWS::DynamoDB::Table", table.rsplit("/", 1)[-1])
+            if "IndexName" in p:
+                arn = f"{arn}/index/{p['IndexName']}"
+            requests.append([role_requests(model, role, action, arn)])
+        return requests
+    if call.service == "s3" and call.operation in S3_ACTIONS:
+        action, on_object = S3_ACTIONS[call.operation]
+        bucket = model.ref(local.logical_id("AWS::S3::Bucket", p["Bucket"]))
+        resource = f"arn:aws:s3:::{bucket}" + (f"/{p['Key']}" if on_object else "")
+        return [[role_requests(model, role, action, resource, model.bucket_policy(bucket))]]
+    if call.service == "sns" and call.operation in ("Publish", "PublishBatch"):
+        # PublishBatch is authorized as sns:Publish (IAM has no action of its own for it).
+        topic = p.get("TopicArn") or p["TargetArn"]
+        return [role_publishes(model, role, local.arn("AWS::SNS::Topic", topic.rsplit(":")[-1]))]
+    if call.service == "secretsmanager" and call.operation in SECRETS_ACTIONS:
+        return [[role_requests(model, role, f"secretsmanager:{call.operation}", _secret(local, p))]]
+    raise ModelError(f"{where}: the model does not map this call")
+
+
+def _secret(local: Local, parameters: Mapping[str, Any]) -> str:
+    """The template ARN of a secret named by ARN (the name plus six random characters) or name;
+    a secret the template only imports keeps the ARN it was given."""
+    secret_id: str = parameters["SecretId"]
+    name = secret_id
+    if secret_id.startswith("arn:"):
+        name = secret_id.split(":secret:", 1)[1].rsplit("-", 1)[0]
+    if ("AWS::SecretsManager::Secret", name) in local.by_name:
+        return local.arn("AWS::SecretsManager::Secret", name)
+    if secret_id.startswith("arn:"):
+        return secret_id
+    raise ModelError(f"secret {secret_id!r} is not a resource of the template")
