@@ -11,14 +11,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import App
+from aws_cdk import App, Environment
 
 from infra.config import DeliveryConfig, ServiceConfig, stage_config
 from infra.nag import add_checks
+from infra.stacks.account_settings import AccountSettingsStack
 from infra.stacks.delivery import DeliveryStack
 from infra.stacks.service import ServiceStack
 
 SERVICE_STACK = "Entrix"
+ACCOUNT_SETTINGS_STACK = "EntrixAccountSettings"
 DELIVERY_STACK = "EntrixDelivery"
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 
@@ -37,7 +39,12 @@ def build_app(
         context={**defaults, **(context or {})},
         outdir=outdir or os.environ.get("CDK_OUTDIR", "cdk.out"),
     )
-    ServiceStack(app, SERVICE_STACK, config=ServiceConfig.from_context(app.node))
+    config = ServiceConfig.from_context(app.node)
+    env = Environment(account=config.account, region=config.region)
+    account_settings = AccountSettingsStack(app, ACCOUNT_SETTINGS_STACK, env=env)
+    service = ServiceStack(app, SERVICE_STACK, config=config, env=env)
+    # `cdk deploy Entrix` deploys the account settings first (and leaves them if they are there).
+    service.add_stack_dependency(account_settings)
     DeliveryStack(
         app,
         DELIVERY_STACK,

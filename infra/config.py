@@ -8,6 +8,7 @@ converted to the field's type here.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any, TypeVar, get_type_hints
 
@@ -16,6 +17,10 @@ from aws_cdk import aws_logs as logs
 from constructs import Node
 
 CONTEXT_PREFIX = "entrix:"
+# The results bucket is named <prefix>-<stack name>-<account>-<region>, at most 63 characters:
+# a short prefix leaves room for the stack name (see ResultsPipeline).
+_BUCKET_PREFIX = re.compile(r"[a-z0-9][a-z0-9-]{1,18}[a-z0-9]")
+_EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
 _Config = TypeVar("_Config", "ServiceConfig", "DeliveryConfig")
 
 # CloudWatch Logs accepts only these retention periods (days).
@@ -80,6 +85,11 @@ class ServiceConfig:
     results_max_orders_per_run: int = 200_000
     # Secrets Manager ARN of a Slack incoming-webhook URL; set it to forward alerts to Slack.
     slack_webhook_secret_arn: str | None = None
+    # E-mail subscribers of the trading team's alert topic (rejected orders, failed batches,
+    # results never ready) and of the operations topic (alarms). A JSON list in cdk.json, or
+    # comma-separated on the command line; each address confirms its subscription by e-mail.
+    alert_email_addresses: tuple[str, ...] = ()
+    ops_email_addresses: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.log_retention_days not in _RETENTION:
@@ -102,6 +112,13 @@ class ServiceConfig:
             raise ValueError("results_poll_seconds and results_max_polls must be at least 1")
         if self.results_timeout_minutes * 60 <= self.results_poll_seconds * self.results_max_polls:
             raise ValueError("results_timeout_minutes must leave time after the last poll")
+        if not _BUCKET_PREFIX.fullmatch(self.results_bucket_prefix):
+            raise ValueError(
+                "results_bucket_prefix must be 3 to 20 lowercase letters, digits or hyphens"
+            )
+        for address in (*self.alert_email_addresses, *self.ops_email_addresses):
+            if not _EMAIL.fullmatch(address):
+                raise ValueError(f"{address!r} is not an e-mail address")
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -216,6 +233,12 @@ def _from_context(cls: type[_Config], node: Node, prefix: str) -> _Config:
 
 
 def _convert(raw: Any, hint: Any, key: str) -> Any:
+    if hint == tuple[str, ...]:
+        # A JSON list from cdk.json, or "a@x.com,b@y.com" from the command line.
+        items = raw.split(",") if isinstance(raw, str) else raw
+        if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+            raise ValueError(f"{key} must be a list of strings, not {raw!r}")
+        return tuple(item.strip() for item in items if item.strip())
     if not isinstance(raw, str):
         return raw
     if hint is bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Duration, Tags
+from aws_cdk import Duration, Stack, Tags
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -192,7 +192,9 @@ class Intake(Construct):
         api = apigw.RestApi(
             self,
             "Api",
-            rest_api_name="entrix-orders",
+            # Unique per stack: the API's CloudWatch metrics (and its 5xx alarm) are keyed on
+            # the name, and Dev and Prod may share an account and region.
+            rest_api_name=f"{Stack.of(self).stack_name}-orders",
             description="Entrix auction order intake",
             # The ingest Lambda must get POST /orders bodies byte-exact (base64): as text, invalid
             # UTF-8 would arrive replaced by U+FFFD and be stored. The Content-Type's media type
@@ -201,7 +203,9 @@ class Intake(Construct):
             # which breaks request mapping templates (MOCK, CORS preflight).
             binary_media_types=["application/json"],
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            cloud_watch_role=True,
+            # The account-wide logging role belongs to AccountSettingsStack (one per account and
+            # region), not to each service stack.
+            cloud_watch_role=False,
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE_NAME,
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
@@ -212,15 +216,6 @@ class Intake(Construct):
                 metrics_enabled=True,
                 logging_level=apigw.MethodLoggingLevel.ERROR,
                 data_trace_enabled=False,
-            ),
-        )
-        acknowledge(
-            api.node.find_child("CloudWatchRole"),
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AmazonAPIGatewayPushToCloudWatchLogs]",
-            (
-                "API Gateway's account-wide CloudWatch role (needed for access and execution "
-                "logs) uses the AWS managed policy made for exactly that role."
             ),
         )
         for id, (response_type, status) in _GATEWAY_RESPONSES.items():

@@ -11,7 +11,7 @@ ALARM and on OK, so the operator also learns when a fault has cleared.
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_dynamodb as dynamodb
@@ -20,6 +20,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from entrix import telemetry
@@ -49,9 +50,10 @@ class Observability(Construct):
         intake: Intake,
         results: ResultsPipeline,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        email_addresses: tuple[str, ...] = (),
     ) -> None:
         super().__init__(scope, id)
-        self.topic = self._ops_topic(removal_policy)
+        self.topic = self._ops_topic(removal_policy, email_addresses)
         self.alarms: dict[str, cloudwatch.Alarm] = {}
 
         api_5xx = intake.api.metric_server_error(period=PERIOD, statistic="Sum")
@@ -108,6 +110,12 @@ class Observability(Construct):
             machine.metric_aborted(period=PERIOD),
             "a results run was stopped before it finished",
         )
+        self._alarm(
+            "ProcessErrors",
+            results.process_function.metric_errors(period=PERIOD),
+            "Lambda B failed a whole batch (crash or timeout): its orders are released for the "
+            "next run and the alert topic was told",
+        )
         # Lambda B logs these by name when it could not store, alert or record an order; it
         # releases the order (counted `failed` in a run that still succeeds) for the next run.
         store_faults = self._log_count(
@@ -139,7 +147,9 @@ class Observability(Construct):
         )
         CfnOutput(self, "DashboardName", value=self.dashboard.dashboard_name)
 
-    def _ops_topic(self, removal_policy: RemovalPolicy) -> sns.Topic:
+    def _ops_topic(
+        self, removal_policy: RemovalPolicy, email_addresses: tuple[str, ...]
+    ) -> sns.Topic:
         """KMS-encrypted, TLS-only topic that CloudWatch alarms may publish to."""
         key = kms.Key(
             self,
@@ -148,24 +158,51 @@ class Observability(Construct):
             enable_key_rotation=True,
             removal_policy=removal_policy,
         )
-        # CloudWatch publishes as its service principal; SNS then needs the key on its behalf.
+        cloudwatch_principal = iam.ServicePrincipal("cloudwatch.amazonaws.com")
+        # An alarm action publishes as CloudWatch's service principal, which has no identity
+        # policy: the key policy itself must let it use the key. This is the statement AWS's
+        # guidance for encrypted alarm topics gives, with no kms:ViaService condition (nothing
+        # documents that condition holding for a service principal's publish).
         key.add_to_resource_policy(
             iam.PolicyStatement(
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                principals=[cloudwatch_principal],
                 actions=["kms:GenerateDataKey*", "kms:Decrypt"],
                 resources=["*"],
-                conditions={
-                    "StringEquals": {"kms:ViaService": f"sns.{Stack.of(self).region}.amazonaws.com"}
-                },
             )
         )
-        return sns.Topic(
+        topic = sns.Topic(
             self,
             "OpsTopic",
             display_name="Entrix operations alarms",
             master_key=key,
             enforce_ssl=True,
         )
+        # enforce_ssl writes a topic policy holding only the TLS Deny, which replaces SNS's
+        # default policy: without this statement no alarm could publish. Only this account's
+        # alarms may.
+        stack = Stack.of(self)
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowThisAccountsAlarms",
+                principals=[cloudwatch_principal],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                },
+            )
+        )
+        for address in email_addresses:
+            topic.add_subscription(subscriptions.EmailSubscription(address))
+        return topic
 
     def _alarm(self, id: str, metric: cloudwatch.IMetric, what: str) -> None:
         alarm = cloudwatch.Alarm(

@@ -35,6 +35,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
@@ -42,7 +43,12 @@ from constructs import Construct
 
 from entrix import environment
 from entrix.auction.batches import DEFAULT_MAX_BATCH_ORDERS
-from entrix.auction.results import BATCHES_PREFIX, NOT_READY_TEXT, RESULTS_PREFIX
+from entrix.auction.results import (
+    BATCHES_PREFIX,
+    FAILED_BATCH_TEXT,
+    NOT_READY_TEXT,
+    RESULTS_PREFIX,
+)
 from infra.constructs.lambda_code import python_function
 from infra.nag import acknowledge
 
@@ -65,6 +71,32 @@ DEFAULT_TIMEOUT = Duration.minutes(30)
 DEFAULT_MAX_ORDERS_PER_RUN = 200_000
 BATCHES_RETENTION = Duration.days(7)
 BATCHES_LABEL = "Batches"
+
+
+# Longest account id and region name a bucket name must make room for (e.g. ap-southeast-2).
+_ACCOUNT_CHARS = 12
+_REGION_CHARS = 14
+_MAX_BUCKET_NAME = 63
+
+
+def _bucket_name(prefix: str, stack_name: str) -> str:
+    """`<prefix>-<stack name>-<account>-<region>`: unique, since bucket names are global and a
+    stack name is unique in its account and region (Dev and Prod may share both)."""
+    fixed = f"{prefix}-{stack_name.lower()}"
+    if len(fixed) + 2 + _ACCOUNT_CHARS + _REGION_CHARS > _MAX_BUCKET_NAME:
+        raise ValueError(
+            f"results bucket name {fixed}-<account>-<region> may exceed {_MAX_BUCKET_NAME} "
+            "characters: shorten entrix:results_bucket_prefix or the stack name"
+        )
+    return f"{fixed}-{Aws.ACCOUNT_ID}-{Aws.REGION}"
+
+
+def _publish_with_key(key: kms.IKey) -> iam.PolicyStatement:
+    """What a publisher to a topic encrypted with `key` needs besides sns:Publish: SNS asks KMS
+    for a data key (and decrypts it) with the publisher's permissions."""
+    return iam.PolicyStatement(
+        actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[key.key_arn]
+    )
 
 
 def _logical_id(construct: Construct) -> str:
@@ -99,6 +131,7 @@ class ResultsPipeline(Construct):
         retry_attempts: int = 3,
         timeout: Duration = DEFAULT_TIMEOUT,
         slack_webhook_secret_arn: str | None = None,
+        alert_email_addresses: tuple[str, ...] = (),
     ) -> None:
         super().__init__(scope, id)
         if auction_mode not in ("orders", "random"):
@@ -184,11 +217,7 @@ class ResultsPipeline(Construct):
         self.process_function.add_to_role_policy(
             iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn])
         )
-        self.process_function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self.topic_key.key_arn]
-            )
-        )
+        self.process_function.add_to_role_policy(_publish_with_key(self.topic_key))
         self.process_function.add_to_role_policy(
             iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[table.table_arn])
         )
@@ -236,7 +265,13 @@ class ResultsPipeline(Construct):
             ),
             comment="Auction results: poll Lambda A until ready, then Lambda B for each batch",
         )
+        # The SnsPublish tasks (results never ready, a failed batch) publish to the encrypted
+        # topic as the state machine's role: SNS then needs a data key from the topic's key on
+        # its behalf, which CDK's SnsPublish task does not grant.
+        self.state_machine.add_to_role_policy(_publish_with_key(self.topic_key))
         self._schedule()
+        for address in alert_email_addresses:
+            self.topic.add_subscription(subscriptions.EmailSubscription(address))
         if slack_webhook_secret_arn:
             self._slack_subscriber(slack_webhook_secret_arn, log_retention)
         self._acknowledge_findings()
@@ -284,8 +319,7 @@ class ResultsPipeline(Construct):
         return s3.Bucket(
             self,
             "Results",
-            # Bucket names are global: the configurable prefix plus account and region.
-            bucket_name=f"{prefix}-{Aws.ACCOUNT_ID}-{Aws.REGION}",
+            bucket_name=_bucket_name(prefix, Stack.of(self).stack_name),
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
@@ -391,20 +425,63 @@ class ResultsPipeline(Construct):
         )
 
         process = invoke("ProcessBatch", self.process_function, LAMBDA_TRANSIENT_ERRORS)
-        # Lambda B counts the orders it could not finish itself; this catches the batch as a
-        # whole failing (a crash or timeout): its orders are claimed until the run's lease ends,
-        # then pending again for the next run.
-        batch_failed = sfn.Pass(
+        # Lambda B counts (and alerts) the orders it could not finish itself; this catches the
+        # batch as a whole failing (a crash or timeout): its orders stay claimed until the run's
+        # lease ends, then are pending again for the next run, and the trading team is told.
+        count_failed = sfn.Pass(
             self,
             "CountFailedBatch",
+            parameters={
+                "failed": sfn.JsonPath.array_length(sfn.JsonPath.list_at("$.orders")),
+                "run_id": sfn.JsonPath.string_at("$.run_id"),
+                "batch": sfn.JsonPath.string_at("$.results_key"),
+                "reason": sfn.JsonPath.string_at("$.error.Error"),
+            },
+        )
+        alert_failed = tasks.SnsPublish(
+            self,
+            "AlertFailedBatch",
+            topic=self.topic,
+            message=sfn.TaskInput.from_object(
+                {
+                    "text": sfn.JsonPath.format(
+                        FAILED_BATCH_TEXT,
+                        sfn.JsonPath.string_at("$.run_id"),
+                        sfn.JsonPath.string_at("$.batch"),
+                        sfn.JsonPath.string_at("$.reason"),
+                        sfn.JsonPath.string_at("$.failed"),
+                    ),
+                    "status": "batch_failed",
+                    "run": sfn.JsonPath.string_at("$.run_id"),
+                    "batch": sfn.JsonPath.string_at("$.batch"),
+                    "reason": sfn.JsonPath.string_at("$.reason"),
+                    "orders_to_retry": sfn.JsonPath.number_at("$.failed"),
+                }
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        alert_failed.add_retry(
+            errors=[
+                "SNS.SdkClientException",
+                "SNS.InternalErrorException",
+                "SNS.ThrottledException",
+            ],
+            interval=retry_interval,
+            max_attempts=retry_attempts,
+            backoff_rate=2,
+        )
+        batch_failed = sfn.Pass(
+            self,
+            "BatchFailed",
             parameters={
                 "accepted": 0,
                 "rejected": 0,
                 "skipped": 0,
-                "failed": sfn.JsonPath.array_length(sfn.JsonPath.list_at("$.orders")),
+                "failed": sfn.JsonPath.number_at("$.failed"),
             },
         )
-        process.add_catch(batch_failed, errors=[sfn.Errors.ALL], result_path="$.error")
+        process.add_catch(count_failed, errors=[sfn.Errors.ALL], result_path="$.error")
+        count_failed.next(alert_failed).next(batch_failed)
 
         each_batch = sfn.DistributedMap(
             self,

@@ -33,6 +33,7 @@ from constructs import Construct, IConstruct
 
 from infra.config import DeliveryConfig, ServiceConfig
 from infra.nag import acknowledge
+from infra.stacks.account_settings import AccountSettingsStack
 from infra.stacks.service import ServiceStack
 
 # CodeBuild's Ubuntu 22.04 standard image. The synth step picks Python 3.11 (the project's
@@ -65,6 +66,28 @@ class ServiceStage(Stage):
             scope, construct_id, env=Environment(account=config.account, region=config.region)
         )
         self.service = ServiceStack(self, "Entrix", config=config)
+
+
+class AccountSettingsStage(Stage):
+    """The account-wide settings of one account and region the service deploys to."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, env: Environment) -> None:
+        super().__init__(scope, construct_id, env=env)
+        self.settings = AccountSettingsStack(self, "EntrixAccountSettings")
+
+
+def _account_environments(stages: dict[str, ServiceConfig]) -> dict[str, Environment]:
+    """One account-settings stage per distinct (account, region) of the service stages:
+    `AccountSettings` for the first stage's, `AccountSettings-<stage>` for another stage's own
+    (an account of None is the pipeline's)."""
+    named: dict[tuple[str | None, str], str] = {}
+    environments: dict[str, Environment] = {}
+    for stage, config in stages.items():
+        where = (config.account, config.region)
+        if where not in named:
+            named[where] = "AccountSettings" + (f"-{stage}" if named else "")
+            environments[named[where]] = Environment(account=config.account, region=config.region)
+    return environments
 
 
 class DeliveryStack(Stack):
@@ -137,6 +160,14 @@ class DeliveryStack(Stack):
                 ),
             ),
         )
+        # API Gateway's account-wide logging role, once for each account and region a stage
+        # deploys to, before any service stack there needs it.
+        self.account_stages = [
+            AccountSettingsStage(self, name, env=env)
+            for name, env in _account_environments({"Dev": dev, "Prod": prod}).items()
+        ]
+        for stage in self.account_stages:
+            self.pipeline.add_stage(stage)
         self.dev_stage = ServiceStage(self, "Dev", config=dev)
         self.pipeline.add_stage(self.dev_stage, post=[self._smoke_test(self.dev_stage)])
         self.prod_stage = ServiceStage(self, "Prod", config=prod)

@@ -57,6 +57,7 @@ class ServiceStack(Stack):
             max_orders_per_run=config.results_max_orders_per_run,
             timeout=Duration.minutes(config.results_timeout_minutes),
             slack_webhook_secret_arn=config.slack_webhook_secret_arn,
+            alert_email_addresses=config.alert_email_addresses,
         )
 
         self.observability = Observability(
@@ -65,6 +66,7 @@ class ServiceStack(Stack):
             intake=self.intake,
             results=self.results,
             removal_policy=config.data_removal_policy,
+            email_addresses=config.ops_email_addresses,
         )
 
         CfnOutput(self, "ApiUrl", value=self.intake.orders_url, description="POST orders here")

@@ -62,6 +62,12 @@ def _outcomes(summary: dict[str, Any]) -> dict[str, int]:
     return {outcome: summary[outcome] for outcome in OUTCOMES}
 
 
+def _split(alerts: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(rejection alerts, failed-batch alerts), each in publishing order."""
+    failures = [alert for alert in alerts if alert["status"] == "batch_failed"]
+    return [alert for alert in alerts if alert not in failures], failures
+
+
 def _assert_pending_and_released(item: dict[str, Any]) -> None:
     """The order waits for the next run: not recorded, and no claim left to wait out."""
     assert item["result_status"] == "pending"
@@ -110,7 +116,11 @@ def test_s3_failing_on_every_attempt_fails_the_accepted_orders_never_accepted(
         _assert_pending_and_released(items[record_id])
     assert items[rejected]["result_status"] == "rejected", "the rest of the batch completes"
     assert items[rejected]["result_run_id"] == "run-1"
-    assert [alert["record_id"] for alert in pipeline.alerts()] == [rejected]
+    rejections, failures = _split(pipeline.alerts())
+    assert [alert["record_id"] for alert in rejections] == [rejected]
+    assert [(a["run"], a["orders_to_retry"]) for a in failures] == [("run-1", 1)] * 2, (
+        "each batch that released an order says so"
+    )
 
     outage.when = lambda _: False
     pipeline.script(READY, ACCEPT, ACCEPT)
@@ -141,7 +151,8 @@ def test_sns_publish_failing_leaves_the_rejected_orders_pending_never_counted_re
 
     assert described["status"] == "SUCCEEDED", described
     assert _outcomes(json.loads(described["output"])) == _counts(accepted=1, failed=1)
-    assert outage.calls == 2, "published once more by Lambda B, then given up; no batch retried"
+    # The rejection, then the failed-batch alert: each sent, retried once, then given up.
+    assert outage.calls == 4, "published once more by Lambda B, then given up; no batch retried"
     verdicts = _verdicts(pipeline, "run-1")
     (accepted,), (rejected,) = _with(verdicts, "accepted"), _with(verdicts, "rejected")
     items = pipeline.items()
@@ -217,6 +228,8 @@ def test_a_dynamodb_failure_while_recording_leaves_the_order_pending_for_the_nex
     assert _outcomes(json.loads(described["output"])) == _counts(failed=1)
     assert outage.calls == 1, "no batch retried"
     _assert_pending_and_released(pipeline.items()["a"])
+    rejections, failures = _split(pipeline.alerts())
+    assert [(a["run"], a["orders_to_retry"]) for a in failures] == [("run-1", 1)]
 
     outage.failing = False
     pipeline.script(READY, verdict)
@@ -227,8 +240,8 @@ def test_a_dynamodb_failure_while_recording_leaves_the_order_pending_for_the_nex
     assert "claimed_by" not in item
     if status == "rejected":
         # Alerted before recording: the failed run's alert is repeated, never lost.
-        alerts = pipeline.alerts()
-        assert [(alert["record_id"], alert["run"]) for alert in alerts] == [
+        rejections += pipeline.alerts()
+        assert [(alert["record_id"], alert["run"]) for alert in rejections] == [
             ("a", "run-1"),
             ("a", "run-2"),
         ]

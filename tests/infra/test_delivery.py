@@ -182,6 +182,7 @@ def test_pipeline_is_v2_self_mutating_and_has_a_region(shipped: Built) -> None:
         "Source",
         "Build",
         "UpdatePipeline",
+        "AccountSettings",
         "Assets",
         "Dev",
         "Prod",
@@ -289,6 +290,21 @@ def test_stages_deploy_the_service_stack_into_their_own_accounts(variant: Built)
             assert account in json.dumps(action["RoleArn"])
     assert variant.environments[DELIVERY_STACK].account == "111111111111"
     assert variant.environments["Prod-Entrix"].account == "333333333333"
+
+
+def test_each_account_and_region_gets_its_account_settings_once_before_the_services(
+    shipped: Built, variant: Built
+) -> None:
+    # Default: Dev and Prod share the pipeline's account and region, so one settings stage.
+    assert [s["Name"] for s in shipped.stages()].count("AccountSettings") == 1
+    assert "AccountSettings-Prod" not in [s["Name"] for s in shipped.stages()]
+    # Dev and Prod in accounts of their own: one settings stack in each, before its service.
+    names = [s["Name"] for s in variant.stages()]
+    assert names.index("AccountSettings") < names.index("Dev")
+    assert names.index("AccountSettings-Prod") < names.index("Prod")
+    assert variant.environments["AccountSettings-EntrixAccountSettings"].account == "222222222222"
+    settings = variant.environments["AccountSettings-Prod-EntrixAccountSettings"]
+    assert (settings.account, settings.region) == ("333333333333", PROD_REGION)
 
 
 def test_a_stage_in_another_region_deploys_there_through_a_replication_bucket(

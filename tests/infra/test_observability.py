@@ -76,22 +76,32 @@ def test_the_ops_topic_is_kms_encrypted_and_tls_only(service_json: dict[str, Any
     assert deny["Action"] == "sns:Publish"
 
 
-def test_cloudwatch_may_use_the_ops_key_only_through_sns(service_json: dict[str, Any]) -> None:
+def test_cloudwatch_alarms_may_publish_to_the_ops_topic_and_use_its_key(
+    service_json: dict[str, Any],
+) -> None:
     _, key = _one(service_json, "AWS::KMS::Key", "OpsKey")
     (grant,) = [
         s
         for s in key["KeyPolicy"]["Statement"]
         if s.get("Principal", {}).get("Service") == "cloudwatch.amazonaws.com"
     ]
+    # AWS's statement for encrypted alarm topics: no kms:ViaService condition.
     assert sorted(grant["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
-    assert grant["Condition"] == {"StringEquals": {"kms:ViaService": "sns.eu-west-1.amazonaws.com"}}
+    assert "Condition" not in grant
+    # enforce_ssl's topic policy replaces SNS's default one: it must let alarms publish.
+    _, policy = _one(service_json, "AWS::SNS::TopicPolicy", "OpsTopic")
+    (allow,) = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow["Action"] == "sns:Publish"
+    assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert ":cloudwatch:eu-west-1:" in json.dumps(allow["Condition"]["ArnLike"]["aws:SourceArn"])
 
 
 def test_alarms_are_not_sent_to_the_business_alert_topic(
     service_json: dict[str, Any], alarms: dict[str, dict[str, Any]], ops_topic: str
 ) -> None:
     alert_topic = _ref(service_json, "AWS::SNS::Topic", "AlertTopic")
-    assert len(alarms) == 9
+    assert len(alarms) == 10
     for props in alarms.values():
         assert props["AlarmActions"] == [{"Ref": ops_topic}]
         assert props["OKActions"] == [{"Ref": ops_topic}]
@@ -124,9 +134,13 @@ def test_api_5xx_alarm_counts_the_apis_server_errors(
 
 @pytest.mark.parametrize(
     ("alarm_name", "function", "metric"),
-    [("IngestErrors", "IntakeIngest", "Errors"), ("IngestThrottles", "IntakeIngest", "Throttles")],
+    [
+        ("IngestErrors", "IntakeIngest", "Errors"),
+        ("IngestThrottles", "IntakeIngest", "Throttles"),
+        ("ProcessErrors", "ResultsPipelineProcessFunction", "Errors"),
+    ],
 )
-def test_ingest_alarms_watch_the_ingest_function(
+def test_function_alarms_watch_their_function(
     service_json: dict[str, Any],
     alarms: dict[str, dict[str, Any]],
     alarm_name: str,

@@ -470,7 +470,22 @@ def test_only_transient_errors_are_retried_and_a_failed_batch_is_counted(asl) ->
     assert catch["ErrorEquals"] == ["States.ALL"]
     assert catch["Next"] == "CountFailedBatch"
     assert child["CountFailedBatch"]["Parameters"]["failed.$"] == "States.ArrayLength($.orders)"
-    assert set(child) == {"ProcessBatch", "CountFailedBatch"}, "no state per order"
+    assert set(child) == {"ProcessBatch", "CountFailedBatch", "AlertFailedBatch", "BatchFailed"}
+    # A failed batch is alerted (run, batch, how many orders wait) and counted failed.
+    assert child["CountFailedBatch"]["Next"] == "AlertFailedBatch"
+    alert = child["AlertFailedBatch"]
+    assert alert["Resource"] == "arn:aws:states:::sns:publish"
+    assert alert["ResultPath"] is None and alert["Next"] == "BatchFailed"
+    message = alert["Parameters"]["Message"]
+    assert message["orders_to_retry.$"] == "$.failed" and message["run.$"] == "$.run_id"
+    assert message["text.$"].startswith("States.Format('Run {} could not finish batch {}")
+    assert child["BatchFailed"]["Parameters"] == {
+        "accepted": 0,
+        "rejected": 0,
+        "skipped": 0,
+        "failed.$": "$.failed",
+    }
+    assert child["BatchFailed"]["End"] is True
 
 
 def test_the_summary_adds_up_the_batches_and_an_empty_run_counts_zero(asl) -> None:

@@ -184,6 +184,13 @@ def test_a_failed_results_write_releases_the_orders_for_the_next_run(pipeline: P
     assert "claimed_by" not in items["a"], "released, not left claimed until the lease ends"
     assert items["b"]["result_status"] == "rejected"
     assert pipeline.result_objects() == {}
+    rejection, failure = pipeline.alerts()
+    assert (rejection["status"], rejection["record_id"]) == ("rejected", "b")
+    assert (failure["status"], failure["run"], failure["orders_to_retry"]) == (
+        "batch_failed",
+        "run-1",
+        1,
+    )
 
     pipeline.script(READY, ACCEPT)
     assert _outcomes(pipeline.summary("run-2")) == _counts(accepted=1)
@@ -233,6 +240,15 @@ def test_a_crashing_batch_is_counted_failed_and_the_other_batches_finish(
     assert _outcomes(json.loads(described["output"])) == _counts(accepted=1, failed=2)
     (stored,) = pipeline.stored_results().values()
     assert stored["key"].endswith("batch-00002.jsonl"), "only the second batch finished"
+    # The seed's rule: a Lambda B error reaches the alert topic, naming run, batch and count.
+    (alert,) = pipeline.alerts()
+    assert alert["status"] == "batch_failed"
+    assert alert["run"] == "run-1" and alert["batch"].endswith("run=run-1/batch-00001.jsonl")
+    assert alert["orders_to_retry"] == 2 and alert["reason"] == "RuntimeError"
+    assert alert["text"] == (
+        f"Run run-1 could not finish batch {alert['batch']} (RuntimeError): 2 order(s) released, "
+        "the next run retries them."
+    )
 
 
 def test_a_failed_order_is_taken_again_once_the_failed_runs_claim_ends(

@@ -87,7 +87,7 @@ def object_keys(aws: dict[str, Any]) -> list[str]:
     return [o["Key"] for o in aws["s3"].list_objects_v2(Bucket=BUCKET).get("Contents", [])]
 
 
-def alerts(aws: dict[str, Any]) -> list[dict[str, Any]]:
+def published(aws: dict[str, Any]) -> list[dict[str, Any]]:
     """Every alert published since the last call (consumed from the topic's SQS subscriber)."""
     received: list[dict[str, Any]] = []
     while True:
@@ -103,6 +103,21 @@ def alerts(aws: dict[str, Any]) -> list[dict[str, Any]]:
             aws["sqs"].delete_message(
                 QueueUrl=aws["queue_url"], ReceiptHandle=message["ReceiptHandle"]
             )
+
+
+def alerts(aws: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rejection alerts published since the last call; failed-batch alerts are kept aside
+    in `aws["batch_failures"]` for the tests about them."""
+    received = published(aws)
+    aws.setdefault("batch_failures", []).extend(
+        a for a in received if a["status"] == "batch_failed"
+    )
+    return [a for a in received if a["status"] != "batch_failed"]
+
+
+def batch_failures(aws: dict[str, Any]) -> list[dict[str, Any]]:
+    alerts(aws)
+    return list(aws.pop("batch_failures", []))
 
 
 def assert_released(aws: dict[str, Any], record_id: str) -> None:
@@ -260,6 +275,16 @@ def test_an_s3_failure_releases_the_accepted_while_the_rejected_complete(
     assert_released(aws, "c")
     assert item(aws, "b")["result_status"] == "rejected"
     assert [a["record_id"] for a in alerts(aws)] == ["b"]
+    (failure,) = batch_failures(aws)
+    assert failure == {
+        "text": f"Run run-1 could not finish batch {KEY} (a store, the alert topic or the orders "
+        "table was unavailable): 2 order(s) released, the next run retries them.",
+        "status": "batch_failed",
+        "run": "run-1",
+        "batch": KEY,
+        "reason": "a store, the alert topic or the orders table was unavailable",
+        "orders_to_retry": 2,
+    }
 
 
 def test_a_released_order_is_taken_by_the_next_run_at_once(process: ModuleType, aws: dict) -> None:
@@ -284,9 +309,9 @@ def test_an_alert_failure_releases_that_order_unrecorded(
     publish = process.alert_topic.publish
 
     def publish_all_but_b(batch: list[dict[str, Any]]) -> list[int]:
-        (position,) = [i for i, alert in enumerate(batch) if alert["record_id"] == "b"]
-        publish([alert for i, alert in enumerate(batch) if i != position])
-        return [position]
+        refused = [i for i, alert in enumerate(batch) if alert.get("record_id") == "b"]
+        publish([alert for i, alert in enumerate(batch) if i not in refused])
+        return refused
 
     monkeypatch.setattr(process.alert_topic, "publish", publish_all_but_b)
 
@@ -298,6 +323,8 @@ def test_an_alert_failure_releases_that_order_unrecorded(
     assert item(aws, "a")["result_status"] == "rejected"
     assert item(aws, "c")["result_status"] == "accepted"
     assert [a["record_id"] for a in alerts(aws)] == ["a"]
+    (failure,) = batch_failures(aws)
+    assert failure["orders_to_retry"] == 1
 
 
 def test_a_topic_refusing_every_request_fails_every_rejected_order(
@@ -310,7 +337,8 @@ def test_a_topic_refusing_every_request_fails_every_rejected_order(
     outcome = process.handler(event(("a", "rejected"), ("b", "accepted")), None)
 
     assert outcome == counts(accepted=1, failed=1)
-    assert fault.calls == 2, "the request is retried once"
+    # The rejection (sent, then retried once), then the failed-batch alert (the same).
+    assert fault.calls == 4, "each request is retried once"
     assert_released(aws, "a")
     assert item(aws, "b")["result_status"] == "accepted"
 

@@ -230,7 +230,12 @@ def test_any_interleaving_of_two_runs_processes_each_order_once(
         stored = [line["record_id"] for _, lines in every_version(s3) for line in lines]
         assert sorted(stored) == sorted(accepted), "each accepted order is written once"
 
-        alerts = received_alerts(sqs, queue_url)
+        received = received_alerts(sqs, queue_url)
+        alerts = [a for a in received if a["status"] != "batch_failed"]
+        failures = {a["run"]: a["orders_to_retry"] for a in received if a not in alerts}
+        assert failures == {run: o["failed"] for run, o in outcomes.items() if o["failed"]}, (
+            "a run that left orders unfinished says so once, with how many"
+        )
         rejected = sorted(set(winners) - accepted)
         assert sorted(a["record_id"] for a in alerts) == rejected, "each rejection alerted once"
         for alert in alerts:

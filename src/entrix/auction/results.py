@@ -30,6 +30,9 @@ BATCHES_PREFIX = "batches/"
 # backslash, literal braces).
 REJECTION_TEXT = "Order {} was rejected in auction run {} (power offered: {})."
 NOT_READY_TEXT = "Auction results were not ready after {} polls; run {} stopped, nothing processed."
+FAILED_BATCH_TEXT = (
+    "Run {} could not finish batch {} ({}): {} order(s) released, the next run retries them."
+)
 
 
 class ResultStoreUnavailable(Exception):
@@ -80,6 +83,19 @@ def json_lines(lines: Iterable[str]) -> bytes:
 def rejection_text(record_id: str, run_id: str, power: int | float | Decimal) -> str:
     """The readable line a person sees for a rejected order."""
     return REJECTION_TEXT.format(record_id, run_id, power)
+
+
+def failed_batch_alert(run_id: str, batch: str, reason: str, orders: int) -> dict[str, Any]:
+    """The alert for orders a batch could not finish; the state machine sends the same shape
+    (filled with States.Format) when Lambda B fails as a whole."""
+    return {
+        "text": FAILED_BATCH_TEXT.format(run_id, batch, reason, orders),
+        "status": "batch_failed",
+        "run": run_id,
+        "batch": batch,
+        "reason": reason,
+        "orders_to_retry": orders,
+    }
 
 
 def rejection_alert(record_id: str, run_id: str, power: int) -> dict[str, Any]:

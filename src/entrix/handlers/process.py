@@ -28,6 +28,7 @@ from entrix.auction.platform import Status
 from entrix.auction.results import (
     OrderStoreUnavailable,
     ResultStoreUnavailable,
+    failed_batch_alert,
     json_lines,
     rejection_alert,
     result_line,
@@ -162,4 +163,17 @@ def process(batch: ResultsBatch) -> dict[str, int]:
     for order in unfinished:
         order_results.release(order.record_id, batch.run_id)
         counts["failed"] += 1
+    if counts["failed"]:
+        _alert_failed(batch, counts["failed"])
     return dict(counts)
+
+
+def _alert_failed(batch: ResultsBatch, failed: int) -> None:
+    """Tell the trading team that orders of this batch wait for the next run. If the topic is
+    what failed, the alert cannot go either: the log line feeds the store-faults alarm."""
+    reason = "a store, the alert topic or the orders table was unavailable"
+    alert = failed_batch_alert(batch.run_id, batch.results_key, reason, failed)
+    if alert_topic.publish([alert]):
+        logger.error(
+            "AlertsUnavailable: the failed-batch alert of run %s not published", batch.run_id
+        )
