@@ -18,10 +18,10 @@ export PYTHONDONTWRITEBYTECODE := 1
 STACK ?= Entrix
 CDK := npx --no-install cdk
 
-.PHONY: help install run test lint format unit infra-tests e2e synth diff deploy bench openapi clean
+.PHONY: help install run test lint format unit infra-tests e2e synth diff deploy bench openapi clean py313
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -66,6 +66,22 @@ deploy: install ## deploy STACK (default Entrix) with the CDK CLI
 
 bench: synth ## print the benchmark table (ratios against baselines measured in the same run)
 	$(BIN)/python -m bench
+
+py313: $(UV) ## unit tests on Python 3.13 (the Lambda runtime's) in .venv313; skipped without one
+	@python313=$$(for candidate in $${PYTHON313:-} $$(command -v python3.13) \
+			$${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13.*/bin/python3.13; do \
+		"$$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null \
+			&& { echo "$$candidate"; break; }; \
+	done); \
+	if [ -n "$${PYTHON313:-}" ] && [ "$$python313" != "$$PYTHON313" ]; then \
+		echo "PYTHON313=$$PYTHON313 is not a Python 3.13" >&2; exit 1; \
+	fi; \
+	if [ -z "$$python313" ]; then \
+		echo "python3.13 not found: skipped (PYTHON313=/path/to/python3.13 to choose one)"; exit 0; \
+	fi; \
+	echo "unit tests on $$python313"; \
+	UV_PROJECT_ENVIRONMENT=.venv313 $(UV) sync --frozen --no-group infra --python "$$python313" \
+		&& .venv313/bin/pytest tests/unit -q
 
 clean: ## remove the environments and build output
 	rm -rf $(VENV) $(TOOLS) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache
