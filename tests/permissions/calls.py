@@ -84,14 +84,23 @@ def _requests(local: Local, role: Role, call: Call) -> list[list[Request]]:
             raise ModelError(f"{where}: the model does not map this operation")
         requests = []
         for table in tables:
-            arn = local.arn("AWS::DynamoDB::Table", table.rsplit("/", 1)[-1])
+            logical_id = local.logical_id("AWS::DynamoDB::Table", table.rsplit("/", 1)[-1])
+            _no_customer_key(model, logical_id, model.props(logical_id).get("SSESpecification"))
+            arn = model.arn(logical_id)
             if "IndexName" in p:
                 arn = f"{arn}/index/{p['IndexName']}"
             requests.append([role_requests(model, role, action, arn)])
         return requests
     if call.service == "s3" and call.operation in S3_ACTIONS:
         action, on_object = S3_ACTIONS[call.operation]
-        bucket = model.ref(local.logical_id("AWS::S3::Bucket", p["Bucket"]))
+        logical_id = local.logical_id("AWS::S3::Bucket", p["Bucket"])
+        for rule in (
+            model.props(logical_id)
+            .get("BucketEncryption", {})
+            .get("ServerSideEncryptionConfiguration", [])
+        ):
+            _no_customer_key(model, logical_id, rule.get("ServerSideEncryptionByDefault"))
+        bucket = model.ref(logical_id)
         resource = f"arn:aws:s3:::{bucket}" + (f"/{p['Key']}" if on_object else "")
         return [[role_requests(model, role, action, resource, model.bucket_policy(bucket))]]
     if call.service == "sns" and call.operation in ("Publish", "PublishBatch"):
@@ -111,7 +120,20 @@ def _secret(local: Local, parameters: Mapping[str, Any]) -> str:
     if secret_id.startswith("arn:"):
         name = secret_id.split(":secret:", 1)[1].rsplit("-", 1)[0]
     if ("AWS::SecretsManager::Secret", name) in local.by_name:
-        return local.arn("AWS::SecretsManager::Secret", name)
+        logical_id = local.logical_id("AWS::SecretsManager::Secret", name)
+        _no_customer_key(local.model, logical_id, local.model.props(logical_id))
+        return local.model.arn(logical_id)
     if secret_id.startswith("arn:"):
         return secret_id
     raise ModelError(f"secret {secret_id!r} is not a resource of the template")
+
+
+def _no_customer_key(
+    model: StackModel, logical_id: str, settings: Mapping[str, Any] | None
+) -> None:
+    """A table, bucket or secret under a customer managed key would need KMS requests this
+    model does not derive: refuse it rather than pass it unchecked. (Without one, the service's
+    AWS managed key or S3-managed encryption applies, whose policy the account cannot change.)"""
+    settings = settings or {}
+    if any(settings.get(key) for key in ("KMSMasterKeyId", "KMSMasterKeyID", "KmsKeyId")):
+        raise ModelError(f"{logical_id} uses a customer managed key: add its KMS requests")

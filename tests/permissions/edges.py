@@ -63,6 +63,7 @@ TEMPLATE_KINDS = (
     "6 log and trace delivery",
     "7 SNS subscriptions",
     "8 API Gateway -> Lambda, notifications -> SNS",
+    "9 services assume the roles",
 )
 
 
@@ -328,6 +329,11 @@ def access_log_edges(model: StackModel) -> list[Edge]:
         if not logging:
             continue
         target = logging["DestinationBucketName"]
+        if _sse_kms(model, target):
+            raise ModelError(
+                f"{bucket.logical_id} logs to {target}, encrypted with SSE-KMS: S3 server access "
+                "logs are only delivered to buckets with SSE-S3 default encryption"
+            )
         key = f"{logging.get('LogFilePrefix', '')}2026-01-01-00-00-00-0123456789ABCDEF"
         request = service_request(
             model,
@@ -340,6 +346,21 @@ def access_log_edges(model: StackModel) -> list[Edge]:
         name = f"{bucket.logical_id} -> access logs in {target}"
         edges.append(Edge(TEMPLATE_KINDS[3], name, (request,)))
     return edges
+
+
+def _sse_kms(model: StackModel, bucket_name: str) -> bool:
+    logical_id = model.logical_id_of("AWS::S3::Bucket", bucket_name)
+    if logical_id is None:
+        return False
+    rules = (
+        model.props(logical_id)
+        .get("BucketEncryption", {})
+        .get("ServerSideEncryptionConfiguration", [])
+    )
+    return any(
+        rule.get("ServerSideEncryptionByDefault", {}).get("SSEAlgorithm", "").startswith("aws:kms")
+        for rule in rules
+    )
 
 
 # -- 6: logs and traces ----------------------------------------------------------------------
@@ -570,6 +591,25 @@ def _api_invokes(
     )
 
 
+# -- 9: services assume the roles of functions and state machines --------------------------
+
+
+def trust_edges(model: StackModel) -> list[Edge]:
+    """Lambda assuming each function's role; Step Functions each state machine's, for that
+    machine (the schedule's and API Gateway's roles are checked with their edges)."""
+    kind = TEMPLATE_KINDS[7]
+    edges = []
+    for function in model.of_type("AWS::Lambda::Function"):
+        role = model.function_role(function.logical_id)
+        request = assumes(model, "lambda.amazonaws.com", role, None)
+        edges.append(Edge(kind, f"Lambda -> role of {function.logical_id}", (request,)))
+    for machine in model.of_type("AWS::StepFunctions::StateMachine"):
+        role = model.role(model.props(machine.logical_id)["RoleArn"])
+        request = assumes(model, "states.amazonaws.com", role, model.arn(machine.logical_id))
+        edges.append(Edge(kind, f"Step Functions -> role of {machine.logical_id}", (request,)))
+    return edges
+
+
 def derive(kind: str, model: StackModel, app: Sequence[StackModel]) -> list[Edge]:
     """The edges of one kind in one stack of the app."""
     if kind == TEMPLATE_KINDS[0]:
@@ -586,6 +626,8 @@ def derive(kind: str, model: StackModel, app: Sequence[StackModel]) -> list[Edge
         return subscription_edges(model)[0]
     if kind == TEMPLATE_KINDS[6]:
         return api_edges(model)
+    if kind == TEMPLATE_KINDS[7]:
+        return trust_edges(model)
     raise ValueError(kind)
 
 
