@@ -1,9 +1,11 @@
 """Faults while orders are stored: the client learns exactly what was not stored, never a false 201.
 
 Covered elsewhere and not repeated here: UnprocessedItems through a wrapped client
-(tests/unit/test_ingest.py::test_orders_never_written_are_named_in_a_503) and the adapter's retry
-arithmetic (tests/unit/test_orders_table.py). These tests inject the faults into a real botocore
-client instead, on every attempt, and check the reply against the table.
+(tests/unit/test_ingest.py::test_orders_never_written_are_named_in_a_503), the adapter's retry
+arithmetic and deadline (tests/unit/test_orders_table.py), and the time a reply takes when the
+faults come from the HTTP layer, below botocore's retries (test_ingest_time_budget.py). These
+tests inject the faults into a real botocore client, above its retries (one fault per call), with
+the adapter's pauses stubbed, and check the reply against the table.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
+from entrix.aws import clients
 from entrix.aws.orders_table import Backoff, OrdersTable
 from entrix.environment import ORDERS_TABLE_NAME
 from tests.faults.inject import Fault
@@ -175,7 +178,9 @@ def test_an_ingest_crash_mid_request_is_an_error_and_a_resend_stores_each_order_
         {"record_id": f"crash-{i}", "parameter_1": "first", "parameter_2": i} for i in range(100)
     ]
     ingest = importlib.import_module("entrix.handlers.ingest")
-    client = running.client("dynamodb")
+    # Made as the handler makes its own (pointed at the local endpoint by the environment): the
+    # handler's deadline needs the bound its retry settings put on a call.
+    client = clients.client("dynamodb")
     calls = 0
 
     def crash_on_third_batch(**_: Any) -> None:
@@ -194,7 +199,7 @@ def test_an_ingest_crash_mid_request_is_an_error_and_a_resend_stores_each_order_
     written = {r for r in running.stored() if r.startswith("crash-")}
     assert written == {f"crash-{i}" for i in range(50)}, "two batches landed before the crash"
 
-    healthy = OrdersTable(running.client("dynamodb"), running.table)
+    healthy = OrdersTable(clients.client("dynamodb"), running.table)
     monkeypatch.setattr(ingest, "orders_table", healthy)
     resent = [{**order, "parameter_1": "again"} for order in orders]
     status, reply = running.post(resent)

@@ -13,8 +13,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from entrix.aws import clients
 from entrix.environment import ORDERS_TABLE_NAME
 from tests.faults.inject import Fault
+from tests.faults.lambda_context import lambda_context
 from tests.unit.test_process_handler import aws, counts, event, process  # noqa: F401 (fixtures)
 from tests.unit.test_results_handler import put_order
 
@@ -54,7 +56,7 @@ def _post(ingest: ModuleType, body: str, request_id: str = "api-req-1") -> dict[
         "body": body,
         "requestContext": {"requestId": request_id},
     }
-    reply: dict[str, Any] = ingest.handler(api_event, None)
+    reply: dict[str, Any] = ingest.handler(api_event, lambda_context(28_000))
     return reply
 
 
@@ -77,7 +79,7 @@ def test_orders_not_stored_are_counted(
     ingest: ModuleType, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
 
-    client = boto3.client("dynamodb", region_name="eu-west-1")
+    client = clients.client("dynamodb")  # made as the handlers make theirs: its retries are bounded
     Fault(client, "BatchWriteItem", "AccessDeniedException", when=lambda n: n == 2)
     monkeypatch.setattr(ingest, "orders_table", ingest.OrdersTable(client, INGEST_TABLE))
     orders = [{"record_id": f"r{i}", "parameter_1": "x", "parameter_2": i} for i in range(30)]

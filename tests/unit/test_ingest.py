@@ -15,6 +15,7 @@ import pytest
 from entrix.aws.orders_table import Backoff, OrdersTable
 from entrix.environment import ORDERS_TABLE_NAME
 from entrix.orders.intake import pending_shard
+from tests.faults.lambda_context import lambda_context
 from tests.moto_orders import moto_orders_table
 
 TABLE = "orders-test"
@@ -93,7 +94,7 @@ def test_the_module_level_handler_uses_the_table_named_in_the_environment(
 ) -> None:
     monkeypatch.setenv(ORDERS_TABLE_NAME, TABLE)
     module = importlib.reload(ingest)  # as a cold start: client built at import, mocked
-    reply = module.handler(event(json.dumps(orders(2))), None)
+    reply = module.handler(event(json.dumps(orders(2))), lambda_context(28_000))
     assert reply["statusCode"] == 201
     assert set(scan(client)) == {"r0", "r1"}
 

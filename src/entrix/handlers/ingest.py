@@ -1,7 +1,9 @@
 """POST /orders (Lambda proxy integration): validate every order, then store them all.
 
 201 when every order is stored; 400/413/415 naming each problem, with nothing stored; 503 naming
-the record_ids DynamoDB did not take (the others are stored; re-sending overwrites).
+the record_ids DynamoDB did not take (the others are stored; re-sending overwrites). The writes
+end by the invocation's deadline less a margin, so that the 503 arrives before API Gateway's
+29 s and the function's own timeout (docs/hardening.md, "Time budget").
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ import json
 import logging
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from botocore.config import Config
 
 from entrix.aws.clients import client
-from entrix.aws.orders_table import OrdersTable
+from entrix.aws.orders_table import Deadline, OrdersTable
 from entrix.environment import ORDERS_TABLE_NAME
 from entrix.http import BadRequestBody, body_bytes, header, is_json_content, response
 from entrix.orders.intake import (
@@ -25,19 +29,27 @@ from entrix.orders.intake import (
 )
 from entrix.telemetry import api_request_id, correlated, publish
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
 logger = logging.getLogger(__name__)
 
+# Two attempts per call (the default's connect and read bounds): the longest call is then 12 s,
+# and the table retries whole calls itself while the deadline allows one more.
+DYNAMODB_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 2})
+
 # Created once per container, at import: the client is reused by every warm invocation.
-orders_table = OrdersTable(client("dynamodb"), os.environ[ORDERS_TABLE_NAME])
+orders_table = OrdersTable(client("dynamodb", DYNAMODB_CONFIG), os.environ[ORDERS_TABLE_NAME])
 
 
 def _rejection(status: int, message: str, problems: list[dict[str, Any]]) -> dict[str, Any]:
     return response(status, {"message": message, "errors": problems})
 
 
-def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    deadline = Deadline.from_context(context)
     with correlated(api_request_id(event)):
-        reply = handle(event, orders_table, time.time())
+        reply = handle(event, orders_table, time.time(), deadline)
         publish("ingest", **_order_counts(reply))
     return reply
 
@@ -55,8 +67,11 @@ def _order_counts(reply: dict[str, Any]) -> dict[str, int]:
     }
 
 
-def handle(event: dict[str, Any], table: OrdersTable, now: float) -> dict[str, Any]:
-    """The reply to one POST /orders event, storing into `table` orders received at `now`."""
+def handle(
+    event: dict[str, Any], table: OrdersTable, now: float, deadline: Deadline | None = None
+) -> dict[str, Any]:
+    """The reply to one POST /orders event, storing into `table` orders received at `now`,
+    with the writes over by `deadline` (when given)."""
     if not is_json_content(header(event, "Content-Type")):
         return _rejection(
             415,
@@ -79,7 +94,7 @@ def handle(event: dict[str, Any], table: OrdersTable, now: float) -> dict[str, A
         return _rejection(status, rejected.message, problems)
 
     receipt = Receipt.at(now)
-    outcome = table.put_items([stored_item(order, receipt) for order in orders])
+    outcome = table.put_items([stored_item(order, receipt) for order in orders], deadline)
     if outcome.not_stored:
         logger.error("%d of %d orders not stored", len(outcome.not_stored), len(orders))
         return response(
