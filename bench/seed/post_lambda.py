@@ -4,6 +4,7 @@ The resource and Table are built at import; each request's orders go through the
 batch_writer (one BatchWriteItem for up to 25 orders, the same call the ingest handler makes).
 """
 
+import base64
 import json
 import os
 import time
@@ -18,7 +19,10 @@ table: Any = dynamodb.Table(os.environ["ORDERS_TABLE_NAME"])
 
 
 def lambda_handler(event, context):
-    orders = json.loads(event["body"], parse_float=Decimal)
+    body = event["body"]
+    if event.get("isBase64Encoded"):  # this API hands JSON bodies over base64-encoded
+        body = base64.b64decode(body)
+    orders = json.loads(body, parse_float=Decimal)
     now = time.time()
     received_at = datetime.fromtimestamp(now, UTC).isoformat()
     with table.batch_writer() as batch:
