@@ -13,8 +13,10 @@ import json
 from pathlib import Path
 
 from aws_cdk import (
+    Aws,
     CfnOutput,
     CfnResource,
+    Duration,
     Environment,
     RemovalPolicy,
     Stack,
@@ -168,8 +170,12 @@ class DeliveryStack(Stack):
         ]
         for stage in self.account_stages:
             self.pipeline.add_stage(stage)
+        # (stage, stack name, region) of each stage `entrix verify` checks after deploying it.
+        self.verified_stacks: list[tuple[str, str, str]] = []
         self.dev_stage = ServiceStage(self, "Dev", config=dev)
-        self.pipeline.add_stage(self.dev_stage, post=[self._smoke_test(self.dev_stage)])
+        self.pipeline.add_stage(
+            self.dev_stage, post=self._post_deploy_checks(self.dev_stage, dev, source)
+        )
         self.prod_stage = ServiceStage(self, "Prod", config=prod)
         approval = pipelines.ManualApprovalStep(
             "PromoteToProd", comment="Dev is deployed from this commit. Deploy it to Prod?"
@@ -177,7 +183,7 @@ class DeliveryStack(Stack):
         self.pipeline.add_stage(
             self.prod_stage,
             pre=[approval] if config.prod_approval else [],
-            post=[self._smoke_test(self.prod_stage)],
+            post=self._post_deploy_checks(self.prod_stage, prod, source),
         )
         # Built now rather than at synth time, so the CodePipeline exists for the failure rule.
         self.pipeline.build_pipeline()
@@ -205,6 +211,79 @@ class DeliveryStack(Stack):
             description="Failed executions and pending Prod approvals; subscribe the team",
         )
         self._acknowledge_pipeline_findings()
+
+    def _post_deploy_checks(
+        self, stage: ServiceStage, config: ServiceConfig, source: pipelines.IFileSetProducer
+    ) -> list[pipelines.Step]:
+        """The smoke test, then, for a stage in the pipeline's own account (where its CodeBuild
+        role can reach the stage's resources), `entrix verify`: alarms, alerts, the API and the
+        pipeline, driven for real. A stage in another account gets the smoke test only; run
+        `entrix verify` there with that account's credentials (docs/delivery.md)."""
+        smoke = self._smoke_test(stage)
+        if config.account not in (None, self.config.account):
+            return [smoke]
+        verify = self._verify_step(stage.service, source)
+        self.verified_stacks.append((stage.node.id, stage.service.stack_name, stage.service.region))
+        verify.add_step_dependency(smoke)
+        return [smoke, verify]
+
+    def _verify_step(
+        self, service: ServiceStack, source: pipelines.IFileSetProducer
+    ) -> pipelines.CodeBuildStep:
+        """`entrix verify --stack <stage stack>` with just the permissions its checks use."""
+        name, region = service.stack_name, service.region
+
+        def arn(service: str, resource: str) -> str:
+            return f"arn:{Aws.PARTITION}:{service}:{region}:{self.account}:{resource}"
+
+        return pipelines.CodeBuildStep(
+            "VerifyDeploy",
+            input=source,
+            install_commands=["pip install --quiet ."],
+            commands=[f"entrix verify --stack {name} --region {region}"],
+            partial_build_spec=codebuild.BuildSpec.from_object(
+                {"phases": {"install": {"runtime-versions": {"python": BUILD_RUNTIMES["python"]}}}}
+            ),
+            # A run polls for up to 5 minutes before results are ready; allow for two.
+            timeout=Duration.minutes(30),
+            role_policy_statements=[
+                iam.PolicyStatement(
+                    actions=["cloudformation:DescribeStacks"],
+                    resources=[arn(service="cloudformation", resource=f"stack/{name}/*")],
+                ),
+                iam.PolicyStatement(
+                    actions=["lambda:GetFunctionConfiguration"],
+                    resources=[arn(service="lambda", resource=f"function:{name}-*")],
+                ),
+                iam.PolicyStatement(
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=[arn(service="secretsmanager", resource="secret:*")],
+                    conditions={
+                        "StringEquals": {
+                            "secretsmanager:ResourceTag/aws:cloudformation:stack-name": name
+                        }
+                    },
+                ),
+                iam.PolicyStatement(
+                    actions=["cloudwatch:SetAlarmState", "cloudwatch:DescribeAlarmHistory"],
+                    resources=[arn(service="cloudwatch", resource=f"alarm:{name}-*")],
+                ),
+                iam.PolicyStatement(
+                    actions=["states:DescribeStateMachine", "states:StartExecution"],
+                    resources=[arn(service="states", resource="stateMachine:*")],
+                ),
+                iam.PolicyStatement(
+                    actions=["states:DescribeExecution"],
+                    resources=[arn(service="states", resource="execution:*")],
+                ),
+                iam.PolicyStatement(actions=["states:TestState"], resources=["*"]),
+                iam.PolicyStatement(
+                    actions=["iam:PassRole"],
+                    resources=[f"arn:{Aws.PARTITION}:iam::{self.account}:role/{name}-*"],
+                    conditions={"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}},
+                ),
+            ],
+        )
 
     @staticmethod
     def _smoke_test(stage: ServiceStage) -> pipelines.ShellStep:
@@ -386,7 +465,66 @@ class DeliveryStack(Stack):
             "(codebuild:StartBuild/BatchGetBuilds/StopBuild), as CDK Pipelines generates it "
             "before the project names exist.",
         )
+        self._acknowledge_verify_findings(account)
         self._acknowledge_cross_region_findings()
+
+    def _acknowledge_verify_findings(self, account: str) -> None:
+        """The wildcards of each `entrix verify` step's role: resources of its stage's stack,
+        whose physical names CloudFormation generates at deploy time (unknown to this stack)."""
+        for stage_id, stack_name, region in self.verified_stacks:
+            (project,) = [
+                node
+                for node in self.pipeline.node.find_all()
+                if node.node.path.endswith(f"/{stage_id}/VerifyDeploy")
+            ]
+            where = f"arn:<AWS::Partition>:{{}}:{region}:{account}:{{}}"
+            named = (
+                f"entrix verify drives the resources of stack {stack_name}, whose names "
+                "CloudFormation generates with the stack's name as prefix; PassRole is limited "
+                "to Step Functions."
+            )
+            findings = {
+                where.format("cloudformation", f"stack/{stack_name}/*"): (
+                    f":stack/{stack_name}/*",
+                    named,
+                ),
+                where.format("lambda", f"function:{stack_name}-*"): (
+                    f":function:{stack_name}-*",
+                    named,
+                ),
+                where.format("cloudwatch", f"alarm:{stack_name}-*"): (
+                    f":alarm:{stack_name}-*",
+                    named,
+                ),
+                f"arn:<AWS::Partition>:iam::{account}:role/{stack_name}-*": (
+                    f":role/{stack_name}-*",
+                    named,
+                ),
+                where.format("secretsmanager", "secret:*"): (
+                    ":secret:*",
+                    "GetSecretValue only on secrets CloudFormation tagged with the stage's "
+                    "stack name (condition on aws:cloudformation:stack-name): its JWT key.",
+                ),
+                where.format("states", "stateMachine:*"): (
+                    ":stateMachine:*",
+                    "Describe and start the stage's results state machine, whose name "
+                    "CloudFormation generates without the stack's name.",
+                ),
+                where.format("states", "execution:*"): (
+                    ":execution:*",
+                    "DescribeExecution of the runs entrix verify starts; execution names are "
+                    "made at run time.",
+                ),
+                "*": (
+                    '"Resource": "*"',
+                    "states:TestState has no resource-level permissions; the role a test runs "
+                    "with is limited by the PassRole statement to the stage's own roles.",
+                ),
+            }
+            for resource, (marker, reason) in findings.items():
+                self._acknowledge(
+                    project, f"AwsSolutions-IAM5[Resource::{resource}]", marker, reason
+                )
 
     def _acknowledge_cross_region_findings(self) -> None:
         """A stage in another region than the pipeline gets a replication bucket there, in a

@@ -83,3 +83,9 @@ class ServiceStack(Stack):
         CfnOutput(
             self, "ResultsStateMachineArn", value=self.results.state_machine.state_machine_arn
         )
+        CfnOutput(
+            self,
+            "ProbeAlarmName",
+            value=self.observability.alarms["ScheduleDeadLetters"].alarm_name,
+            description="`entrix verify` sets this alarm to ALARM and back to prove alarms notify",
+        )

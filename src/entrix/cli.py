@@ -52,6 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_endpoint_options(pipeline_run)
     pipeline_run.set_defaults(run="entrix.local.commands:pipeline_run")
+
+    verify = commands.add_parser(
+        "verify", help="after a deploy: prove in AWS that alarms, alerts, API and pipeline work"
+    )
+    verify.add_argument(
+        "--stack", required=True, help="the deployed service stack, e.g. Dev-Entrix"
+    )
+    verify.add_argument("--region", help="its AWS region (default: your AWS configuration)")
+    verify.add_argument(
+        "--check", action="append", help="run only this check (repeatable; default: all)"
+    )
+    verify.set_defaults(run="entrix.verify_command:verify")
     return parser
 
 

@@ -259,10 +259,67 @@ def test_dev_deploys_on_every_push_and_prod_waits_for_approval(shipped: Built) -
 
 
 @pytest.mark.parametrize("stage", ["Dev", "Prod"])
+def test_entrix_verify_runs_after_the_smoke_test_with_just_the_permissions_it_uses(
+    shipped: Built, stage: str
+) -> None:
+    smoke, verify = list(_actions(shipped.stage(stage)))[-2:]
+    assert verify["RunOrder"] > smoke["RunOrder"]
+    project = shipped.template["Resources"][verify["Configuration"]["ProjectName"]["Ref"]]
+    spec = json.loads(project["Properties"]["Source"]["BuildSpec"])
+    assert spec["phases"]["build"]["commands"] == [
+        f"entrix verify --stack {stage}-Entrix --region eu-west-1"
+    ]
+    assert project["Properties"]["TimeoutInMinutes"] == 30
+    role = project["Properties"]["ServiceRole"]["Fn::GetAtt"][0]
+    statements = [
+        statement
+        for policy in shipped.resources("AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    actions = {
+        action
+        for statement in statements
+        for action in (
+            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        )
+    }
+    assert {
+        "cloudformation:DescribeStacks",
+        "lambda:GetFunctionConfiguration",
+        "secretsmanager:GetSecretValue",
+        "cloudwatch:SetAlarmState",
+        "cloudwatch:DescribeAlarmHistory",
+        "states:DescribeStateMachine",
+        "states:StartExecution",
+        "states:DescribeExecution",
+        "states:TestState",
+        "iam:PassRole",
+    } <= actions
+    (secret,) = [s for s in statements if s["Action"] == "secretsmanager:GetSecretValue"]
+    assert secret["Condition"] == {
+        "StringEquals": {
+            "secretsmanager:ResourceTag/aws:cloudformation:stack-name": f"{stage}-Entrix"
+        }
+    }
+    (pass_role,) = [s for s in statements if s["Action"] == "iam:PassRole"]
+    assert pass_role["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "states.amazonaws.com"}
+    }
+    assert f":role/{stage}-Entrix-*" in json.dumps(pass_role["Resource"])
+
+
+def test_a_stage_in_another_account_gets_the_smoke_test_only(variant: Built) -> None:
+    for stage in ("Dev", "Prod"):
+        names = [action["Name"] for action in variant.stage(stage)["Actions"]]
+        assert "SmokeTest" in names and "VerifyDeploy" not in names
+
+
+@pytest.mark.parametrize("stage", ["Dev", "Prod"])
 def test_a_smoke_test_checks_the_deployed_api_refuses_anonymous_orders(
     shipped: Built, stage: str
 ) -> None:
-    actions = list(_actions(shipped.stage(stage)))
+    actions = [a for a in _actions(shipped.stage(stage)) if a["Name"] != "VerifyDeploy"]
     deploy, smoke = actions[-2], actions[-1]
     assert deploy["ActionTypeId"]["Category"] == "Deploy"
     assert smoke["ActionTypeId"]["Category"] == "Build"

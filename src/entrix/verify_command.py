@@ -1,0 +1,258 @@
+"""`entrix verify --stack NAME`: after a deploy, prove in AWS what no offline test can.
+
+The permission model in `make test` proves, from the synthesized templates, that every edge's
+identity, resource and key policies allow it; only the deployed account shows that AWS agrees.
+Each check drives one such edge for real and reads AWS's own verdict:
+
+- `anonymous-refused`: POST /orders without a token answers 401 (API and authorizer are up).
+- `order-stored`: one order POSTed with a token signed by the stack's key is stored (201, then
+  GET 200).
+- `alarm-notifies`: one alarm set to ALARM (then back to OK) publishes to the operations topic:
+  the alarm's history says "Successfully executed action" (or why not: topic or key policy).
+- `not-ready-alert`, `failed-batch-alert`: the state machine's SnsPublish states, run alone with
+  the state machine's own role through Step Functions' TestState API, publish to the encrypted
+  alert topic (the role's sns:Publish and its use of the topic's key).
+- `order-through-pipeline`: a run started now gives the order a result (accepted or rejected).
+
+The messages these checks publish say they come from a verification (record_id and run names
+start with `verify-`). The pipeline runs this after deploying a stage into its own account.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+
+from entrix.token_command import TokenCommandError, sign_for_function
+
+# Stack outputs the checks read (infra/stacks/service.py writes them).
+OUTPUTS = ("ApiUrl", "AuthorizerFunctionName", "ResultsStateMachineArn", "ProbeAlarmName")
+ALARM_REASON = "entrix verify: proving that this alarm reaches the operations topic"
+
+
+class CheckFailed(Exception):
+    """One check's failure, with what AWS answered."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the checks talk to: the deployed API, a token for it, and AWS clients."""
+
+    api_url: str
+    token: str
+    state_machine_arn: str
+    probe_alarm: str
+    clients: Callable[[str], Any]
+    # Seconds to wait for an alarm action, a pipeline run, an order's result.
+    patience: float = 900.0
+    poll_seconds: float = 5.0
+
+
+def verify(args: argparse.Namespace) -> int:
+    """Run every check (or those named by --check), print one line each; 1 if any failed."""
+    try:
+        target = target_of_stack(args.stack, args.region)
+    except (TokenCommandError, CheckFailed) as error:
+        print(f"entrix verify: {error}", file=sys.stderr)
+        return 1
+    failed = 0
+    for name, outcome in run_checks(target, args.check or None):
+        print(f"ok   {name}" if outcome is None else f"FAIL {name}: {outcome}")
+        failed += outcome is not None
+    return 1 if failed else 0
+
+
+def target_of_stack(stack_name: str, region: str | None) -> Target:
+    """The target described by a deployed stack's outputs."""
+
+    def clients(service: str) -> Any:
+        return boto3.client(service, region_name=region)  # type: ignore[call-overload]
+
+    stacks = clients("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    missing = [key for key in OUTPUTS if key not in outputs]
+    if missing:
+        raise CheckFailed(f"stack {stack_name} lacks the output(s) {', '.join(missing)}")
+    token = sign_for_function(
+        lambda service, where: clients(service),
+        region,
+        outputs["AuthorizerFunctionName"],
+        "entrix-verify",
+        3600,
+    )
+    return Target(
+        api_url=outputs["ApiUrl"],
+        token=token,
+        state_machine_arn=outputs["ResultsStateMachineArn"],
+        probe_alarm=outputs["ProbeAlarmName"],
+        clients=clients,
+    )
+
+
+def run_checks(target: Target, only: list[str] | None = None) -> Iterator[tuple[str, str | None]]:
+    """(check name, None or why it failed) for each check, in order."""
+    record_id = f"verify-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    checks: dict[str, Callable[[], None]] = {
+        "anonymous-refused": lambda: check_anonymous_refused(target),
+        "order-stored": lambda: check_order_stored(target, record_id),
+        "alarm-notifies": lambda: check_alarm_notifies(target),
+        "not-ready-alert": lambda: check_alert_state(target, "AlertNotReady", record_id),
+        "failed-batch-alert": lambda: check_alert_state(target, "AlertFailedBatch", record_id),
+        "order-through-pipeline": lambda: check_order_through_pipeline(target, record_id),
+    }
+    for name, check in checks.items():
+        if only and name not in only:
+            continue
+        try:
+            check()
+        except CheckFailed as error:
+            yield name, str(error)
+        else:
+            yield name, None
+
+
+def _request(
+    target: Target, method: str, path: str, body: Any = None, token: bool = True
+) -> tuple[int, Any]:
+    url = target.api_url.rstrip("/").removesuffix("/orders") + path
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {target.token}"
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def check_anonymous_refused(target: Target) -> None:
+    status, _ = _request(target, "POST", "/orders", [], token=False)
+    if status != 401:
+        raise CheckFailed(f"POST /orders without a token answered {status}, not 401")
+
+
+def check_order_stored(target: Target, record_id: str) -> None:
+    order = {"record_id": record_id, "parameter_1": "entrix verify", "parameter_2": 1}
+    status, reply = _request(target, "POST", "/orders", [order])
+    if status != 201:
+        raise CheckFailed(f"POST /orders answered {status}: {reply}")
+    status, reply = _request(target, "GET", f"/orders/{record_id}")
+    if status != 200:
+        raise CheckFailed(f"GET /orders/{record_id} answered {status}: {reply}")
+
+
+def _wait(target: Target, what: str, probe: Callable[[], Any]) -> Any:
+    """Poll `probe` until it returns something truthy, or fail after the target's patience."""
+    deadline = time.monotonic() + target.patience
+    while True:
+        found = probe()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise CheckFailed(f"gave up waiting for {what} after {target.patience:.0f} s")
+        time.sleep(target.poll_seconds)
+
+
+def check_alarm_notifies(target: Target) -> None:
+    """Set the probe alarm to ALARM and read whether its action reached the topic."""
+    cloudwatch = target.clients("cloudwatch")
+    since = datetime.now(UTC)
+    cloudwatch.set_alarm_state(
+        AlarmName=target.probe_alarm, StateValue="ALARM", StateReason=ALARM_REASON
+    )
+    try:
+
+        def action_result() -> str | None:
+            history = cloudwatch.describe_alarm_history(
+                AlarmName=target.probe_alarm, HistoryItemType="Action", StartDate=since
+            )["AlarmHistoryItems"]
+            return next((item["HistorySummary"] for item in history), None)
+
+        summary = _wait(target, f"an action of alarm {target.probe_alarm}", action_result)
+    finally:
+        cloudwatch.set_alarm_state(
+            AlarmName=target.probe_alarm, StateValue="OK", StateReason=ALARM_REASON
+        )
+    if not summary.startswith("Successfully executed action"):
+        raise CheckFailed(f"alarm {target.probe_alarm}: {summary}")
+
+
+def _states(definition: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every state of a definition, those of Map item processors included."""
+    for name, state in definition.get("States", {}).items():
+        yield name, state
+        for nested in ("ItemProcessor", "Iterator"):
+            if nested in state:
+                yield from _states(state[nested])
+
+
+def check_alert_state(target: Target, state_name: str, record_id: str) -> None:
+    """Run one SnsPublish state of the deployed definition, alone, with the machine's role."""
+    sfn = target.clients("stepfunctions")
+    machine = sfn.describe_state_machine(stateMachineArn=target.state_machine_arn)
+    states = dict(_states(json.loads(machine["definition"])))
+    if state_name not in states:
+        raise CheckFailed(f"the state machine has no state {state_name}")
+    state = {**states[state_name], "End": True}
+    state.pop("Next", None)
+    # TestState fills no context object (`$$`) unless the task is mocked, and this one must run
+    # for real: the run's name comes from the input instead. The message's shape is proven
+    # offline (the local runs); what this proves is the role's publish to the encrypted topic.
+    definition = json.dumps(state).replace('"$$.Execution.Name"', '"$.run_id"')
+    run = f"{record_id}-run"
+    sample = {
+        "poll": {"count": 0},
+        "run_id": run,
+        "batch": f"results/verify/run={run}/batch-00001.jsonl",
+        "reason": "entrix verify (no order was affected)",
+        "failed": 0,
+    }
+    result = sfn.test_state(
+        definition=definition, roleArn=machine["roleArn"], input=json.dumps(sample)
+    )
+    if result["status"] != "SUCCEEDED":
+        raise CheckFailed(f"{state_name}: {result.get('error')}: {result.get('cause')}")
+
+
+def check_order_through_pipeline(target: Target, record_id: str) -> None:
+    """Start runs until the order has a result (a run may find the results not ready yet)."""
+    sfn = target.clients("stepfunctions")
+
+    def result_status() -> str | None:
+        status, reply = _request(target, "GET", f"/orders/{record_id}")
+        if status != 200:
+            raise CheckFailed(f"GET /orders/{record_id} answered {status}: {reply}")
+        found = reply.get("result_status")
+        return None if found == "pending" else str(found)
+
+    execution: str | None = None
+
+    def finished_run_or_result() -> str | None:
+        nonlocal execution
+        if (status := result_status()) is not None:
+            return status
+        if execution is not None:
+            described = sfn.describe_execution(executionArn=execution)
+            if described["status"] == "RUNNING":
+                return None
+        name = f"{record_id}-{int(time.time())}"
+        execution = sfn.start_execution(
+            stateMachineArn=target.state_machine_arn, name=name, input="{}"
+        )["executionArn"]
+        return None
+
+    status = _wait(target, f"a result for order {record_id}", finished_run_or_result)
+    if status not in ("accepted", "rejected"):
+        raise CheckFailed(f"order {record_id} ended as {status!r}")

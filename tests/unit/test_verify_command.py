@@ -1,0 +1,190 @@
+"""`entrix verify`: each check passes on AWS's success and fails, naming AWS's reason, otherwise.
+
+The alarm and TestState checks read verdicts only a real account gives (an alarm's action history,
+a state run alone with the machine's role); here botocore's Stubber answers as AWS documents,
+so what is tested is how each answer is read. The API and pipeline checks run against the local
+system in tests/local/test_verify_local.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+
+from entrix.verify_command import CheckFailed, Target, check_alarm_notifies, check_alert_state
+
+MACHINE_ARN = "arn:aws:states:eu-west-1:123456789012:stateMachine:Results"
+ROLE_ARN = "arn:aws:iam::123456789012:role/Dev-Entrix-StateMachineRole"
+ALARM = "Dev-Entrix-ScheduleDeadLetters-ABC"
+
+
+@pytest.fixture
+def stubbed() -> Iterator[dict[str, Stubber]]:
+    clients = {
+        name: boto3.client(name, region_name="eu-west-1")
+        for name in ("cloudwatch", "stepfunctions")
+    }
+    stubs = {name: Stubber(client) for name, client in clients.items()}
+    for stub in stubs.values():
+        stub.activate()
+    stubs["clients"] = clients  # type: ignore[assignment]
+    yield stubs
+    for name, stub in stubs.items():
+        if name != "clients":
+            stub.assert_no_pending_responses()
+
+
+def _target(stubbed: dict[str, Any]) -> Target:
+    return Target(
+        api_url="https://api.invalid/prod/orders",
+        token="t",
+        state_machine_arn=MACHINE_ARN,
+        probe_alarm=ALARM,
+        clients=stubbed["clients"].__getitem__,
+        patience=5,
+        poll_seconds=0.01,
+    )
+
+
+def _set_state(stub: Stubber, state: str) -> None:
+    stub.add_response(
+        "set_alarm_state",
+        {},
+        {"AlarmName": ALARM, "StateValue": state, "StateReason": ANY},
+    )
+
+
+def _history(stub: Stubber, *summaries: str) -> None:
+    items = [
+        {
+            "AlarmName": ALARM,
+            "HistoryItemType": "Action",
+            "HistorySummary": summary,
+            "Timestamp": datetime.now(UTC),
+        }
+        for summary in summaries
+    ]
+    stub.add_response(
+        "describe_alarm_history",
+        {"AlarmHistoryItems": items},
+        {"AlarmName": ALARM, "HistoryItemType": "Action", "StartDate": ANY},
+    )
+
+
+def test_an_alarm_whose_action_reached_the_topic_passes_and_is_set_back_to_ok(stubbed) -> None:
+    _set_state(stubbed["cloudwatch"], "ALARM")
+    _history(stubbed["cloudwatch"])  # nothing yet: it waits
+    _history(stubbed["cloudwatch"], "Successfully executed action arn:aws:sns:eu-west-1:1:Ops")
+    _set_state(stubbed["cloudwatch"], "OK")
+
+    check_alarm_notifies(_target(stubbed))
+
+
+def test_an_alarm_the_topic_policy_refuses_fails_with_cloudwatchs_words(stubbed) -> None:
+    refused = (
+        'Failed to execute action arn:aws:sns:eu-west-1:1:Ops. Received error: "Resource: '
+        'arn:aws:cloudwatch:eu-west-1:1:alarm:x is not authorized to perform: SNS:Publish"'
+    )
+    _set_state(stubbed["cloudwatch"], "ALARM")
+    _history(stubbed["cloudwatch"], refused)
+    _set_state(stubbed["cloudwatch"], "OK")
+
+    with pytest.raises(CheckFailed, match="not authorized to perform: SNS:Publish"):
+        check_alarm_notifies(_target(stubbed))
+
+
+DEFINITION = {
+    "StartAt": "Poll",
+    "States": {
+        "Poll": {"Type": "Pass", "Next": "AlertNotReady"},
+        "AlertNotReady": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sns:publish",
+            "Parameters": {"TopicArn": "arn:t", "Message": {"run.$": "$$.Execution.Name"}},
+            "Next": "ResultsNeverReady",
+        },
+        "ResultsNeverReady": {"Type": "Fail"},
+        "ProcessBatches": {
+            "Type": "Map",
+            "ItemProcessor": {
+                "StartAt": "AlertFailedBatch",
+                "States": {
+                    "AlertFailedBatch": {
+                        "Type": "Task",
+                        "Resource": "arn:aws:states:::sns:publish",
+                        "Parameters": {"TopicArn": "arn:t", "Message": {"run.$": "$.run_id"}},
+                        "Next": "BatchFailed",
+                    },
+                    "BatchFailed": {"Type": "Pass", "End": True},
+                },
+            },
+            "End": True,
+        },
+    },
+}
+
+
+def _described(stub: Stubber) -> None:
+    stub.add_response(
+        "describe_state_machine",
+        {
+            "stateMachineArn": MACHINE_ARN,
+            "name": "Results",
+            "definition": json.dumps(DEFINITION),
+            "roleArn": ROLE_ARN,
+            "type": "STANDARD",
+            "creationDate": datetime.now(UTC),
+        },
+        {"stateMachineArn": MACHINE_ARN},
+    )
+
+
+def _tested(stub: Stubber, expected_state: dict[str, Any], reply: dict[str, Any]) -> None:
+    def same_state(definition: str) -> bool:
+        return json.loads(definition) == expected_state
+
+    class Matches:
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, str) and same_state(other)
+
+    stub.add_response(
+        "test_state",
+        reply,
+        {"definition": Matches(), "roleArn": ROLE_ARN, "input": ANY},
+    )
+
+
+def test_the_not_ready_alert_runs_alone_with_the_machines_role(stubbed) -> None:
+    sfn = stubbed["stepfunctions"]
+    _described(sfn)
+    expected = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sns:publish",
+        # No context object in TestState: the run's name comes from the input.
+        "Parameters": {"TopicArn": "arn:t", "Message": {"run.$": "$.run_id"}},
+        "End": True,
+    }
+    _tested(sfn, expected, {"status": "SUCCEEDED", "output": "{}"})
+
+    check_alert_state(_target(stubbed), "AlertNotReady", "verify-1")
+
+
+def test_a_failed_batch_alert_refused_by_kms_fails_with_the_error(stubbed) -> None:
+    sfn = stubbed["stepfunctions"]
+    _described(sfn)
+    state = DEFINITION["States"]["ProcessBatches"]["ItemProcessor"]["States"]["AlertFailedBatch"]
+    expected = {k: v for k, v in state.items() if k != "Next"} | {"End": True}
+    _tested(
+        sfn,
+        expected,
+        {"status": "FAILED", "error": "SNS.KMSAccessDeniedException", "cause": "kms denied"},
+    )
+
+    with pytest.raises(CheckFailed, match=r"SNS\.KMSAccessDeniedException: kms denied"):
+        check_alert_state(_target(stubbed), "AlertFailedBatch", "verify-1")
