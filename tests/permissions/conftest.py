@@ -1,8 +1,8 @@
 """The app's templates as permission models, and the count of edges each test checked.
 
-The templates are the infra tests' synthesis of the whole app (tests/infra/conftest.py: one per
-session, shared when both run), plus the service stack synthesized with a Slack webhook secret,
-which adds the Slack forwarder's subscription to the alert topic (cdk.json's context, as the app).
+The templates are the infra tests' synthesis of the whole app (tests/infra/conftest.py), plus
+the service stack synthesized with every subscriber set (cdk.json's context, a Slack webhook
+secret and email addresses), which adds the Slack forwarder's and the email subscriptions.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ __all__ = ["nag_assembly"]
 SLACK_WEBHOOK_SECRET_ARN = (
     "arn:aws:secretsmanager:eu-west-1:123456789012:secret:entrix/slack-webhook-AbCdEf"
 )
-SLACK_STACK = "EntrixWithSlack"
+SUBSCRIBERS_STACK = "EntrixWithSubscribers"
 
 # Edges (and requests) checked per kind in this session, for the summary at the end.
 CHECKED: Counter[str] = Counter()
@@ -38,23 +38,25 @@ def count(kind: str, edges: int, requests: int) -> None:
 
 
 @pytest.fixture(scope="session")
-def slack_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    outdir = tmp_path_factory.mktemp("cdk.out-slack")
+def subscribers_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    outdir = tmp_path_factory.mktemp("cdk.out-subscribers")
     context = json.loads(CDK_JSON.read_text())["context"]
     context |= {
         "aws:cdk:bundling-stacks": [],
         "entrix:slack_webhook_secret_arn": SLACK_WEBHOOK_SECRET_ARN,
+        "entrix:alert_email_addresses": ["trading@example.com"],
+        "entrix:ops_email_addresses": ["oncall@example.com"],
     }
     app = App(context=context, outdir=str(outdir))
-    ServiceStack(app, SLACK_STACK, config=ServiceConfig.from_context(app.node))
+    ServiceStack(app, SUBSCRIBERS_STACK, config=ServiceConfig.from_context(app.node))
     app.synth()
-    return outdir / f"{SLACK_STACK}.template.json"
+    return outdir / f"{SUBSCRIBERS_STACK}.template.json"
 
 
 @pytest.fixture(scope="session")
-def app_models(nag_assembly: Path, slack_template: Path) -> list[StackModel]:
+def app_models(nag_assembly: Path, subscribers_template: Path) -> list[StackModel]:
     """Every stack of the app (the stages' copies of the service stack included)."""
-    paths = [*sorted(nag_assembly.rglob("*.template.json")), slack_template]
+    paths = [*sorted(nag_assembly.rglob("*.template.json")), subscribers_template]
     return [StackModel.load(path) for path in paths]
 
 
