@@ -13,7 +13,7 @@ from typing import Any
 
 from entrix.local.call_log import Call
 from entrix.local.deploy import Deployment
-from tests.permissions.edges import Edge, role_publishes, role_requests
+from tests.permissions.edges import Edge, role_publishes, role_request
 from tests.permissions.evaluate import Request
 from tests.permissions.model import ModelError, Role, StackModel
 
@@ -89,7 +89,7 @@ def _requests(local: Local, role: Role, call: Call) -> list[list[Request]]:
             arn = model.arn(logical_id)
             if "IndexName" in p:
                 arn = f"{arn}/index/{p['IndexName']}"
-            requests.append([role_requests(model, role, action, arn)])
+            requests.append([role_request(model, role, action, arn)])
         return requests
     if call.service == "s3" and call.operation in S3_ACTIONS:
         action, on_object = S3_ACTIONS[call.operation]
@@ -102,13 +102,13 @@ def _requests(local: Local, role: Role, call: Call) -> list[list[Request]]:
             _no_customer_key(model, logical_id, rule.get("ServerSideEncryptionByDefault"))
         bucket = model.ref(logical_id)
         resource = f"arn:aws:s3:::{bucket}" + (f"/{p['Key']}" if on_object else "")
-        return [[role_requests(model, role, action, resource, model.bucket_policy(bucket))]]
+        return [[role_request(model, role, action, resource, model.bucket_policy(bucket))]]
     if call.service == "sns" and call.operation in ("Publish", "PublishBatch"):
         # PublishBatch is authorized as sns:Publish (IAM has no action of its own for it).
         topic = p.get("TopicArn") or p["TargetArn"]
         return [role_publishes(model, role, local.arn("AWS::SNS::Topic", topic.rsplit(":")[-1]))]
     if call.service == "secretsmanager" and call.operation in SECRETS_ACTIONS:
-        return [[role_requests(model, role, f"secretsmanager:{call.operation}", _secret(local, p))]]
+        return [[role_request(model, role, f"secretsmanager:{call.operation}", _secret(local, p))]]
     raise ModelError(f"{where}: the model does not map this call")
 
 

@@ -67,7 +67,7 @@ TEMPLATE_KINDS = (
 )
 
 
-def role_requests(
+def role_request(
     model: StackModel,
     role: Role,
     action: str,
@@ -88,12 +88,12 @@ def role_requests(
 
 def role_publishes(model: StackModel, role: Role, topic_arn: str) -> list[Request]:
     """sns:Publish by a role, plus the data key SNS asks KMS for with the role's permissions."""
-    requests = [role_requests(model, role, "sns:Publish", topic_arn, model.topic_policy(topic_arn))]
+    requests = [role_request(model, role, "sns:Publish", topic_arn, model.topic_policy(topic_arn))]
     key = model.topic_key(topic_arn)
     if key is not None:
         via_sns = {"kms:ViaService": f"sns.{model.region}.amazonaws.com"}
         requests += [
-            role_requests(model, role, action, key, model.key_policy(key), via_sns)
+            role_request(model, role, action, key, model.key_policy(key), via_sns)
             for action in KMS_DATA_KEY_ACTIONS
         ]
     return requests
@@ -184,9 +184,9 @@ def state_machine_edges(model: StackModel) -> list[Edge]:
             if config.get("Mode") == "DISTRIBUTED":
                 execution = f"arn:aws:states:{model.region}:{model.account}:execution:"
                 child_runs = [
-                    role_requests(model, role, "states:StartExecution", machine_arn),
+                    role_request(model, role, "states:StartExecution", machine_arn),
                     *(
-                        role_requests(model, role, action, f"{execution}{machine_name}:a-run")
+                        role_request(model, role, action, f"{execution}{machine_name}:a-run")
                         for action in ("states:DescribeExecution", "states:StopExecution")
                     ),
                 ]
@@ -208,14 +208,14 @@ def _task_requests(
         return role_publishes(model, role, _static(parameters, "TopicArn", where))
     if integration == "arn:aws:states:::states:startExecution":
         machine = _static(parameters, "StateMachineArn", where)
-        return [role_requests(model, role, "states:StartExecution", machine)]
+        return [role_request(model, role, "states:StartExecution", machine)]
     raise ModelError(f"{where}: the model does not know the task resource {resource}")
 
 
 def _invokes(model: StackModel, role: Role, function: str) -> Request:
     if not function.startswith("arn:"):
         function = f"arn:aws:lambda:{model.region}:{model.account}:function:{function}"
-    return role_requests(
+    return role_request(
         model, role, "lambda:InvokeFunction", function, model.function_policy(function)
     )
 
@@ -236,11 +236,11 @@ def _item_reader_request(
     if reader["Resource"] == "arn:aws:states:::s3:getObject":
         # A key given as a JSON path is the batches object Lambda A writes (BATCHES_PREFIX).
         key = parameters.get("Key", f"{BATCHES_PREFIX}date=2026-01-01/a-run.json")
-        return role_requests(
+        return role_request(
             model, role, "s3:GetObject", f"arn:aws:s3:::{bucket}/{key}", model.bucket_policy(bucket)
         )
     if reader["Resource"] == "arn:aws:states:::s3:listObjectsV2":
-        return role_requests(
+        return role_request(
             model, role, "s3:ListBucket", f"arn:aws:s3:::{bucket}", model.bucket_policy(bucket)
         )
     raise ModelError(f"{where}: the model does not know the item reader {reader['Resource']}")
@@ -282,7 +282,7 @@ def rule_edges(model: StackModel) -> list[Edge]:
                 role = model.role(target["RoleArn"])
                 requests = [
                     assumes(model, "events.amazonaws.com", role, rule_arn),
-                    role_requests(model, role, "states:StartExecution", arn),
+                    role_request(model, role, "states:StartExecution", arn),
                 ]
             elif ":lambda:" in arn:
                 requests = [
@@ -394,13 +394,13 @@ def log_edges(model: StackModel, app: Sequence[StackModel]) -> list[Edge]:
         role = model.role(p["RoleArn"])
         if p.get("LoggingConfiguration", {}).get("Destinations"):
             requests = [
-                role_requests(model, role, action, "*")
+                role_request(model, role, action, "*")
                 for action in STATE_MACHINE_LOG_DELIVERY_ACTIONS
             ]
             edges.append(Edge(kind, f"{machine.logical_id} -> CloudWatch Logs", tuple(requests)))
         if p.get("TracingConfiguration", {}).get("Enabled"):
             actions = (*XRAY_ACTIONS, *XRAY_SAMPLING_ACTIONS)
-            requests = [role_requests(model, role, action, "*") for action in actions]
+            requests = [role_request(model, role, action, "*") for action in actions]
             edges.append(Edge(kind, f"{machine.logical_id} -> X-Ray", tuple(requests)))
     for function in model.of_type("AWS::Lambda::Function"):
         p = model.props(function.logical_id)
@@ -411,12 +411,12 @@ def log_edges(model: StackModel, app: Sequence[StackModel]) -> list[Edge]:
         )
         stream = _log_stream(model, group)
         requests = [
-            role_requests(model, role, action, stream)
+            role_request(model, role, action, stream)
             for action in ("logs:CreateLogStream", "logs:PutLogEvents")
         ]
         edges.append(Edge(kind, f"{function.logical_id} -> {group}", tuple(requests)))
         if p.get("TracingConfig", {}).get("Mode") == "Active":
-            requests = [role_requests(model, role, action, "*") for action in XRAY_ACTIONS]
+            requests = [role_request(model, role, action, "*") for action in XRAY_ACTIONS]
             edges.append(Edge(kind, f"{function.logical_id} -> X-Ray", tuple(requests)))
     for stage in model.of_type("AWS::ApiGateway::Stage"):
         destination = (
@@ -430,11 +430,11 @@ def log_edges(model: StackModel, app: Sequence[StackModel]) -> list[Edge]:
         owner, role = api_gateway_account_role(model, app)
         requests = [assumes(owner, "apigateway.amazonaws.com", role, None)]
         requests += [
-            role_requests(model, role, action, _log_stream(model, group))
+            role_request(model, role, action, _log_stream(model, group))
             for action in API_GATEWAY_LOG_ACTIONS
         ]
         # DescribeLogGroups lists the account's groups: it has no resource of its own.
-        requests.append(role_requests(model, role, "logs:DescribeLogGroups", "*"))
+        requests.append(role_request(model, role, "logs:DescribeLogGroups", "*"))
         edges.append(Edge(kind, f"{stage.logical_id} access logs -> {group}", tuple(requests)))
     return edges
 
@@ -581,7 +581,7 @@ def _api_invokes(
         role = model.role(credentials)
         return (
             assumes(model, "apigateway.amazonaws.com", role, None),
-            role_requests(model, role, "lambda:InvokeFunction", function),
+            role_request(model, role, "lambda:InvokeFunction", function),
         )
     policy = model.function_policy(function)
     return (

@@ -97,6 +97,8 @@ def _service(resource_type: str) -> str:
 
 @dataclass(frozen=True)
 class Role:
+    """An IAM role of the template: who may assume it, and every policy attached to it."""
+
     logical_id: str
     arn: str
     trust_policy: dict[str, Any]
