@@ -192,6 +192,7 @@ class Figures:
     warm_p50_ms: float
     samples: int
     warm_calls: int
+    cold_range: tuple[float, float] = (0.0, 0.0)  # fastest and slowest cold request
 
     @classmethod
     def of(cls, samples: Sequence[Sample]) -> Figures:
@@ -204,6 +205,7 @@ class Figures:
             warm_p50_ms=statistics.median(warm) if warm else float("nan"),
             samples=len(samples),
             warm_calls=len(warm),
+            cold_range=(min(s.cold_ms for s in samples), max(s.cold_ms for s in samples)),
         )
 
 
@@ -350,9 +352,18 @@ def goal_text(value: float, baseline: float, goal: float | None) -> str:
     return f"<= {goal:.2f}x: {'met' if value / baseline <= goal else 'NOT met'}"
 
 
+def _number(value: float) -> str:
+    """Three significant digits, none after the point from 100 up."""
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+
+
 def _ms(value: float) -> str:
-    """Three significant digits, none after the point from 100 ms up."""
-    return f"{value:.0f} ms" if value >= 100 else f"{value:.3g} ms"
+    return f"{_number(value)} ms"
+
+
+def _spread(figures: Figures) -> str:
+    low, high = figures.cold_range
+    return f"{_ms(figures.cold_ms)} ({_number(low)}-{_number(high)})"
 
 
 def handler_rows(
@@ -363,7 +374,8 @@ def handler_rows(
     seed: Figures | None,
     baseline: Baseline | None,
 ) -> list[Row]:
-    """Three rows a handler: the cold request (headline), its import, the warm p50."""
+    """Three rows a handler: the cold request (headline, with the samples' range), its import,
+    the warm p50."""
     cold = f"{name}: cold request = import + first invocation ({description}), "
     cold += f"median of {ours.samples}"
     metrics = (
@@ -378,17 +390,22 @@ def handler_rows(
     rows = []
     for metric, attribute, goal in metrics:
         value = getattr(ours, attribute)
+        shown = _spread(ours) if attribute == "cold_ms" else _ms(value)
         if seed is None or baseline is None:
-            rows.append(Row(section, metric, _ms(value), "no seed counterpart", "", "reported"))
+            rows.append(Row(section, metric, shown, "no seed counterpart", "", "reported"))
             continue
         base = getattr(seed, attribute)
-        label = f" ({baseline.label}, alternating)" if attribute == "cold_ms" else ""
+        base_shown = (
+            f"{_spread(seed)}, {baseline.label}, alternating"
+            if attribute == "cold_ms"
+            else _ms(base)
+        )
         rows.append(
             Row(
                 section,
                 metric,
-                _ms(value),
-                _ms(base) + label,
+                shown,
+                base_shown,
                 ratio(value, base),
                 goal_text(value, base, goal),
             )

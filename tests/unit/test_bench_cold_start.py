@@ -82,6 +82,7 @@ def test_figures_are_medians_and_the_warm_p50_pools_every_warm_call() -> None:
 
     assert figures.import_ms == 20.0
     assert figures.cold_ms == 220.0
+    assert figures.cold_range == (110.0, 330.0)
     # Pooled: 1, 1, 1, 5, 9 -> 1; the median of each sample's median would say 5.
     assert figures.warm_p50_ms == 1.0
     assert (figures.samples, figures.warm_calls) == (3, 5)
@@ -106,22 +107,22 @@ def test_goal_text(value: float, baseline: float, goal: float | None, text: str)
 
 
 def test_a_handler_has_a_cold_request_headline_an_import_row_and_a_warm_row() -> None:
-    ours = Figures(import_ms=90.0, cold_ms=430.0, warm_p50_ms=0.16, samples=15, warm_calls=150)
-    seed = Figures(import_ms=300.0, cold_ms=406.0, warm_p50_ms=14.5, samples=15, warm_calls=150)
+    ours = Figures(90.0, 430.0, 0.16, samples=15, warm_calls=150, cold_range=(401.2, 512.7))
+    seed = Figures(300.0, 406.0, 14.5, samples=15, warm_calls=150, cold_range=(390, 450))
     baseline = Baseline("auth_lambda", "seed auth_lambda", ("jwt",), 0.5, 0.05)
 
     cold, imported, warm = handler_rows("cold request", "authorizer", "JWT", ours, seed, baseline)
 
     assert cold.metric.startswith("authorizer: cold request = import + first invocation (JWT)")
-    assert (cold.value, cold.ratio, cold.goal) == ("430 ms", "1.06x", "<= 0.50x: NOT met")
-    assert cold.baseline == "406 ms (seed auth_lambda, alternating)"
+    assert (cold.value, cold.ratio, cold.goal) == ("430 ms (401-513)", "1.06x", "<= 0.50x: NOT met")
+    assert cold.baseline == "406 ms (390-450), seed auth_lambda, alternating"
     assert (imported.value, imported.baseline, imported.goal) == ("90 ms", "300 ms", "reported")
     assert (warm.value, warm.baseline, warm.ratio) == ("0.16 ms", "14.5 ms", "0.01x")
     assert warm.goal == "<= 0.05x: met"
 
 
 def test_a_handler_without_a_seed_counterpart_is_reported_without_a_ratio() -> None:
-    ours = Figures(import_ms=7.0, cold_ms=7.2, warm_p50_ms=0.004, samples=3, warm_calls=9)
+    ours = Figures(7.0, 7.2, 0.004, samples=3, warm_calls=9, cold_range=(7.1, 7.9))
 
     found = handler_rows("cold request", "run_summary", "counts", ours, None, None)
 
