@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import time
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -164,7 +165,11 @@ def _scan_pages(table: Any, **arguments: Any) -> Iterator[dict[str, Any]]:
 
 @contextlib.contextmanager
 def embedded_aws(cdk_out: Path) -> Iterator[LocalAws]:
-    """moto's server on a free loopback port holding every resource of the template."""
+    """moto's server on a free loopback port holding every resource of the template.
+
+    moto keeps its resources in this process's memory, not in the server: they are reset at the
+    end, or a later local system of the same template (the pipeline bench) could not be created.
+    """
     template_path = cdk_out / f"{STACK}.template.json"
     region = stack_region(template_path, STACK)
     endpoint = AwsEndpoint("127.0.0.1", free_port(), region)
@@ -178,7 +183,12 @@ def embedded_aws(cdk_out: Path) -> Iterator[LocalAws]:
         ).deploy()
         yield LocalAws(endpoint, deployment)
     finally:
-        endpoint.stop()
+        reset = urllib.request.Request(f"{endpoint.url}/moto-api/reset", method="POST")
+        try:
+            with urllib.request.urlopen(reset, timeout=30) as reply:
+                reply.read()
+        finally:
+            endpoint.stop()
 
 
 def orders(tag: str, count: int) -> list[Order]:
