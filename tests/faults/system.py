@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from moto.moto_api._internal import moto_api_backend
+
 from entrix.aws import secrets
 from entrix.local.commands import AUTHORIZER_HANDLER
 from entrix.local.lambda_runner import applied_environment, runtime_environment
@@ -76,6 +78,9 @@ def local_system() -> Iterator[Running]:
     restored afterwards so that later tests' moto mocks are not sent to a stopped server.
     """
     saved_environment = dict(os.environ)
+    # moto's backends are this process's globals: an earlier system's resources (same names,
+    # same template) would make this deployment fail with "already exists".
+    moto_api_backend.reset()
     # Secrets Manager clients are cached per process (entrix.aws.secrets): one made for an
     # earlier system or mock would still point at its endpoint.
     secrets._client.cache_clear()
