@@ -251,7 +251,7 @@ def cost_rows(figures: pipeline_scale.ScaleFigures, run: pipeline_scale.Run) -> 
     rows.append(
         Row(
             "cost per M orders",
-            f"total (list prices, FIELD-NOTES; from the {where})",
+            f"total (us-east-1 list prices; from the {where})",
             f"${ours_total:.2f}",
             f"${seed_total:.2f} (seed-style)",
             ratio(ours_total, seed_total),

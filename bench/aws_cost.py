@@ -1,6 +1,6 @@
 """Dollars per million orders from the requests a local pipeline run made, at list prices.
 
-Prices are the us-east-1 list prices in FIELD-NOTES. Two designs are priced from the counts of
+Prices are the AWS us-east-1 list prices, written below. Two designs are priced from the counts of
 the same run (its orders, accepted and rejected):
 
 - ours, from what the run did:

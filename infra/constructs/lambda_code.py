@@ -27,7 +27,7 @@ _bytecode_compiler = functools.cache(find_bytecode_compiler)
 
 L1_REASON = (
     "python3.13 on purpose: python3.14 cold-starts slower (hello-world init p50 102 ms vs 80 ms "
-    "on arm64, measured in FIELD-NOTES), and PyJWT/pydantic-core wheels are pinned for cp313."
+    "on arm64, measured on Lambda), and PyJWT/pydantic-core wheels are pinned for cp313."
 )
 XRAY_REASON = (
     "Active tracing adds xray:PutTraceSegments and xray:PutTelemetryRecords, which support no "
