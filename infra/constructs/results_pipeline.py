@@ -63,6 +63,13 @@ LAMBDA_TRANSIENT_ERRORS = [
 ]
 # Logged by Lambda B (by these names) for an order it released because a store failed.
 STORE_TRANSIENT_ERRORS = ["ResultStoreUnavailable", "OrderStoreUnavailable", "AlertsUnavailable"]
+# SNS's own transient errors, as Step Functions names them: retried for the alert tasks.
+SNS_TRANSIENT_ERRORS = [
+    "SNS.SdkClientException",
+    "SNS.InternalErrorException",
+    "SNS.ThrottledException",
+    "SNS.KMSThrottlingException",
+]
 NOT_READY_ERROR = "AuctionResultsNotReady"
 DEFAULT_POLL_INTERVAL = Duration.seconds(30)
 DEFAULT_RETRY_INTERVAL = Duration.seconds(1)
@@ -402,20 +409,34 @@ class ResultsPipeline(Construct):
             parameters={"count": sfn.JsonPath.math_add(sfn.JsonPath.number_at("$.poll.count"), 1)},
             result_path="$.poll",
         )
-        notify_not_ready = tasks.SnsPublish(
-            self,
+
+        def alert(id: str, message: dict[str, Any]) -> tasks.SnsPublish:
+            """Publish `message` to the alert topic, keeping the state; SNS's transient errors
+            are retried."""
+            task = tasks.SnsPublish(
+                self,
+                id,
+                topic=self.topic,
+                message=sfn.TaskInput.from_object(message),
+                result_path=sfn.JsonPath.DISCARD,
+            )
+            task.add_retry(
+                errors=SNS_TRANSIENT_ERRORS,
+                interval=retry_interval,
+                max_attempts=retry_attempts,
+                backoff_rate=2,
+            )
+            return task
+
+        notify_not_ready = alert(
             "AlertNotReady",
-            topic=self.topic,
-            message=sfn.TaskInput.from_object(
-                {
-                    "text": sfn.JsonPath.format(
-                        NOT_READY_TEXT, sfn.JsonPath.string_at("$.poll.count"), run_id
-                    ),
-                    "status": "not_ready",
-                    "run": run_id,
-                }
-            ),
-            result_path=sfn.JsonPath.DISCARD,
+            {
+                "text": sfn.JsonPath.format(
+                    NOT_READY_TEXT, sfn.JsonPath.string_at("$.poll.count"), run_id
+                ),
+                "status": "not_ready",
+                "run": run_id,
+            },
         )
         not_ready = sfn.Fail(
             self,
@@ -438,37 +459,22 @@ class ResultsPipeline(Construct):
                 "reason": sfn.JsonPath.string_at("$.error.Error"),
             },
         )
-        alert_failed = tasks.SnsPublish(
-            self,
+        alert_failed = alert(
             "AlertFailedBatch",
-            topic=self.topic,
-            message=sfn.TaskInput.from_object(
-                {
-                    "text": sfn.JsonPath.format(
-                        FAILED_BATCH_TEXT,
-                        sfn.JsonPath.string_at("$.run_id"),
-                        sfn.JsonPath.string_at("$.batch"),
-                        sfn.JsonPath.string_at("$.reason"),
-                        sfn.JsonPath.string_at("$.failed"),
-                    ),
-                    "status": "batch_failed",
-                    "run": sfn.JsonPath.string_at("$.run_id"),
-                    "batch": sfn.JsonPath.string_at("$.batch"),
-                    "reason": sfn.JsonPath.string_at("$.reason"),
-                    "orders_to_retry": sfn.JsonPath.number_at("$.failed"),
-                }
-            ),
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        alert_failed.add_retry(
-            errors=[
-                "SNS.SdkClientException",
-                "SNS.InternalErrorException",
-                "SNS.ThrottledException",
-            ],
-            interval=retry_interval,
-            max_attempts=retry_attempts,
-            backoff_rate=2,
+            {
+                "text": sfn.JsonPath.format(
+                    FAILED_BATCH_TEXT,
+                    sfn.JsonPath.string_at("$.run_id"),
+                    sfn.JsonPath.string_at("$.batch"),
+                    sfn.JsonPath.string_at("$.reason"),
+                    sfn.JsonPath.string_at("$.failed"),
+                ),
+                "status": "batch_failed",
+                "run": sfn.JsonPath.string_at("$.run_id"),
+                "batch": sfn.JsonPath.string_at("$.batch"),
+                "reason": sfn.JsonPath.string_at("$.reason"),
+                "orders_to_retry": sfn.JsonPath.number_at("$.failed"),
+            },
         )
         batch_failed = sfn.Pass(
             self,

@@ -422,6 +422,8 @@ def test_polling_is_bounded_by_count_wait_and_timeout(asl) -> None:
     assert ready["Choices"][1]["NumericGreaterThanEquals"] == 10
     assert ready["Choices"][1]["Next"] == "AlertNotReady"
     assert states["AlertNotReady"]["Next"] == "ResultsNeverReady"
+    (retry,) = states["AlertNotReady"]["Retry"]
+    assert "SNS.ThrottledException" in retry["ErrorEquals"], "SNS's transient errors retried"
     assert states["ResultsNeverReady"]["Error"] == "AuctionResultsNotReady"
     assert states["CountPoll"]["Parameters"] == {"count.$": "States.MathAdd($.poll.count, 1)"}
     (retry,) = states["PollAuction"]["Retry"]
