@@ -18,6 +18,11 @@ from aws_cdk import App, Stack
 from aws_cdk import aws_sqs as sqs
 
 from infra.nag import acknowledge, add_checks
+from tests.permissions.edges import (
+    STATE_MACHINE_LOG_DELIVERY_ACTIONS,
+    XRAY_ACTIONS,
+    XRAY_SAMPLING_ACTIONS,
+)
 
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 
@@ -42,18 +47,9 @@ def _is_pipeline_role_arn_join(match: dict[str, Any]) -> bool:
 # Resource must be "*": X-Ray tracing, and the CloudWatch Logs vended-delivery calls that Step
 # Functions logging needs.
 RESOURCE_STAR_ACTIONS = {
-    "xray:PutTraceSegments",
-    "xray:PutTelemetryRecords",
-    "xray:GetSamplingRules",
-    "xray:GetSamplingTargets",
-    "logs:CreateLogDelivery",
-    "logs:GetLogDelivery",
-    "logs:UpdateLogDelivery",
-    "logs:DeleteLogDelivery",
-    "logs:ListLogDeliveries",
-    "logs:PutResourcePolicy",
-    "logs:DescribeResourcePolicies",
-    "logs:DescribeLogGroups",
+    *XRAY_ACTIONS,
+    *XRAY_SAMPLING_ACTIONS,
+    *STATE_MACHINE_LOG_DELIVERY_ACTIONS,
 }
 
 SECRET_PATTERNS = {
