@@ -10,21 +10,32 @@ import json
 import re
 import time
 from collections.abc import Iterable, Mapping
+from itertools import accumulate
 from typing import Any
 
 import jwt
+from jwt.utils import base64url_decode
 
 ALGORITHM = "HS256"
 # Clock skew tolerated on exp, nbf and iat, in seconds.
 LEEWAY_SECONDS = 30
 # Longest token accepted; anything longer is refused before any decoding work.
 MAX_TOKEN_LENGTH = 8192
+# Deepest nesting of arrays and objects accepted in the header or the payload. Tokens this service
+# issues or reads nest 1 deep (2 with a list `aud`); how deep Python's json gives up differs by
+# version (3.11 raises RecursionError near 1,000, 3.13 parses the ~3,000 that fits in a token).
+MAX_JSON_DEPTH = 16
 # A secret stored as a JSON object keeps its signing key under this field.
 SIGNING_KEY_FIELD = "signing_key"
 AUTHORIZATION_HEADER = "authorization"
 
 # header.payload.signature in base64url without padding: RFC 7515 compact serialization.
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+# A JSON string up to its closing quote (or the end of a malformed segment), escapes included, so
+# brackets inside strings are not counted. It always matches where it starts: linear time.
+_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.?)*+(?:"|\Z)', re.DOTALL)
+_NOT_A_BRACKET = re.compile(rb"[^\[\]{}]+")
 
 # RFC 7518 3.2: an HS256 key must be at least 256 bits; PyJWT enforces that on both sides.
 _jwt = jwt.PyJWT(options={"enforce_minimum_key_length": True, "require": ["exp", "sub"]})
@@ -101,6 +112,14 @@ def verify_token(
         raise TokenError(f"token longer than {MAX_TOKEN_LENGTH} characters")
     if not _COMPACT_JWS.fullmatch(token):
         raise TokenError("not a compact JWS (header.payload.signature in base64url)")
+    header, payload, _ = token.split(".")
+    for name, segment in (("header", header), ("payload", payload)):
+        try:
+            depth = _json_depth(base64url_decode(segment))
+        except ValueError:
+            raise TokenError(f"the {name} is not base64url") from None
+        if depth > MAX_JSON_DEPTH:
+            raise TokenError(f"the {name} nests JSON deeper than {MAX_JSON_DEPTH} levels")
     try:
         claims = _jwt.decode(
             token,
@@ -117,6 +136,16 @@ def verify_token(
     if not claims["sub"]:
         raise TokenError("empty sub claim")
     return claims
+
+
+def _json_depth(document: bytes) -> int:
+    """How deeply `document` nests arrays and objects (exact for JSON; PyJWT refuses the rest).
+
+    Checked before PyJWT parses the segments so that absurd nesting is refused on every Python
+    version alike, instead of wherever that version's parser runs out of recursion.
+    """
+    brackets = _NOT_A_BRACKET.sub(b"", _JSON_STRING.sub(b"", document))
+    return max(accumulate(1 if bracket in b"[{" else -1 for bracket in brackets), default=0)
 
 
 def bearer_token(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import jwt
 import pytest
 
 from entrix.tokens import (
     LEEWAY_SECONDS,
+    MAX_JSON_DEPTH,
     SigningKeyError,
     TokenError,
     bearer_token,
@@ -151,6 +153,51 @@ def test_a_token_naming_an_audience_is_refused_when_none_is_configured() -> None
     token = issue_token(KEY, "s", 600, audience="orders-api")
 
     with pytest.raises(TokenError, match="Audience"):
+        verify_token(token, KEY)
+
+
+def nested(depth: int) -> Any:
+    """A JSON value `depth` arrays deep."""
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def signed(header: dict[str, Any], payload: dict[str, Any]) -> str:
+    """A token signed with the real key, so only the nesting can be refused."""
+    claims = {"sub": "s", "exp": int(time.time()) + 600, **payload}
+    return jwt.encode(claims, KEY, algorithm="HS256", headers=header)
+
+
+def test_json_nested_as_deep_as_the_limit_is_accepted() -> None:
+    # The segment's own object is one level; "x" adds the rest.
+    token = signed({"x": nested(MAX_JSON_DEPTH - 1)}, {"x": nested(MAX_JSON_DEPTH - 1)})
+
+    assert verify_token(token, KEY)["x"] == nested(MAX_JSON_DEPTH - 1)
+
+
+@pytest.mark.parametrize("segment", ["header", "payload"])
+def test_json_nested_one_level_beyond_the_limit_is_refused(segment: str) -> None:
+    """Refused by depth, far below where any Python's json would give up."""
+    deep = {"x": nested(MAX_JSON_DEPTH)}
+    token = signed(deep, {}) if segment == "header" else signed({}, deep)
+
+    with pytest.raises(TokenError, match=f"the {segment} nests JSON deeper than {MAX_JSON_DEPTH}"):
+        verify_token(token, KEY)
+
+
+def test_brackets_inside_strings_are_not_nesting() -> None:
+    subject = '[{"\\' + "[" * 100 + '\\"{' * 50
+
+    assert verify_token(signed({}, {"sub": subject}), KEY)["sub"] == subject
+
+
+def test_an_escaped_backslash_ends_its_string_before_the_nesting_that_follows() -> None:
+    """Misread as an escaped quote, the end of "\\\\" would hide the nesting that follows."""
+    token = signed({}, {"a": "\\", "x": nested(MAX_JSON_DEPTH)})
+
+    with pytest.raises(TokenError, match="nests JSON deeper"):
         verify_token(token, KEY)
 
 
