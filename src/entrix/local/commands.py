@@ -69,6 +69,7 @@ def _run_local(args: argparse.Namespace) -> int:
             show_run=_show_run,
             show_notification=_show_notification,
             stack_name=STACK_NAME,
+            show_secret_request=_show_secret_request,
         )
         if not stop.requested:
             system.start()
@@ -135,6 +136,11 @@ def _show_notification(topic: str, text: str) -> None:
     say("\n".join([f"[slack #{topic}] {lines[0]}", *(f"    {line}" for line in lines[1:])]))
 
 
+def _show_secret_request(function_name: str, secret_id: str, status: int) -> None:
+    """A function read a secret through the local Parameters and Secrets Extension."""
+    say(f"[secrets extension] {function_name}: GetSecretValue {secret_id} -> {status}")
+
+
 def _endpoint_flags(args: argparse.Namespace) -> str:
     flags = []
     if args.host != "127.0.0.1":
@@ -195,6 +201,15 @@ def _show_banner(system: LocalSystem, args: argparse.Namespace, root: Any, secon
         if args.schedule_seconds
         else "off (--schedule-seconds)"
     )
+    extension = system.secrets_extension
+    if extension is not None and extension.functions:
+        rows.append(
+            (
+                "secrets extension",
+                f"http://127.0.0.1:{extension.port}/secretsmanager/get  "
+                f"(Parameters and Secrets Lambda Extension of {', '.join(extension.functions)})",
+            )
+        )
     if deployment.schedules:
         rows.append(("schedule", f"{deployment.schedules[0].expression} -> locally {schedule}"))
     width = max(len(label) for label, _ in rows)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from entrix.local.lambda_runner import FunctionSpec
+from entrix.local.secrets_extension import LocalSecretsExtension, is_extension_layer
 from entrix.local.template import PseudoParameters, Resolver, Resource, Template, TemplateError
 
 # Types with no local effect: the endpoint does not enforce IAM, and nothing reads logs, alarms,
@@ -225,14 +226,17 @@ class Deployer:
         pseudo: PseudoParameters,
         asset_dir: Path | None = None,
         max_wait_seconds: int | None = None,
+        secrets_extension: LocalSecretsExtension | None = None,
     ) -> None:
         self.template = template
         self.clients = clients
         self.pseudo = pseudo
         self.asset_dir = asset_dir
         self.max_wait_seconds = max_wait_seconds
+        self.secrets_extension = secrets_extension
         self.resolver = Resolver(template, pseudo)
         self.deployment = Deployment(pseudo.stack_name, pseudo.region, pseudo.account_id)
+        self._layer_arns: set[str] = set()  # the layers this deployment published
 
     def deploy(self) -> Deployment:
         check_supported(self.template)
@@ -417,12 +421,15 @@ class Deployer:
             if key in p:
                 arguments[key] = p[key]
         arn = self.clients("lambda").publish_layer_version(**arguments)["LayerVersionArn"]
+        self._layer_arns.add(arn)
         self.resolver.set_ref(resource.logical_id, arn)
 
     def _function(self, resource: Resource, p: dict[str, Any]) -> None:
         name = self._name(resource, p.get("FunctionName"))
         handler = p.get("Handler", "")
         self._check_asset(resource, handler)
+        layers, variables = self._layers(name, p.get("Layers", []))
+        variables = {**p.get("Environment", {}).get("Variables", {}), **variables}
         arguments: dict[str, Any] = {
             "FunctionName": name,
             "Role": p["Role"],
@@ -432,14 +439,18 @@ class Deployer:
             "Timeout": int(p.get("Timeout", 3)),
             "MemorySize": int(p.get("MemorySize", 128)),
         }
-        for key in ("Description", "Layers", "Architectures", "TracingConfig", "Environment"):
+        for key in ("Description", "Architectures", "TracingConfig"):
             if key in p:
                 arguments[key] = p[key]
+        if layers:
+            arguments["Layers"] = layers
+        if variables:
+            arguments["Environment"] = {"Variables": variables}
         created = self.clients("lambda").create_function(**arguments)
         self.deployment.functions[name] = FunctionSpec(
             function_name=name,
             handler=handler,
-            environment=dict(p.get("Environment", {}).get("Variables", {})),
+            environment=variables,
             function_arn=created["FunctionArn"],
             region=self.pseudo.region,
             memory_size=arguments["MemorySize"],
@@ -448,6 +459,27 @@ class Deployer:
         )
         self.resolver.set_ref(resource.logical_id, name)
         self.resolver.set_attribute(resource.logical_id, "Arn", created["FunctionArn"])
+
+    def _layers(self, function_name: str, layers: list[str]) -> tuple[list[str], dict[str, str]]:
+        """The layers moto is given (this deployment's own), and the variables the function
+        gets from the emulated Parameters and Secrets Extension when its layer is attached."""
+        own, variables = [], {}
+        for arn in layers:
+            if arn in self._layer_arns:
+                own.append(arn)
+            elif is_extension_layer(arn):
+                if self.secrets_extension is None:
+                    raise DeploymentError(
+                        f"{function_name} has the AWS Parameters and Secrets Lambda Extension "
+                        f"({arn}) and this deployment serves no local extension"
+                    )
+                variables = self.secrets_extension.register(function_name)
+            else:
+                raise DeploymentError(
+                    f"layer {arn} is neither a layer of this template nor the AWS Parameters "
+                    "and Secrets Lambda Extension: the local runtime cannot provide it"
+                )
+        return own, variables
 
     def _check_asset(self, resource: Resource, handler: str) -> None:
         """The function's code asset, when synthesized, must hold the module the handler names."""

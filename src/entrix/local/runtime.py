@@ -1,8 +1,9 @@
 """The whole system on one machine, assembled from a synthesized template.
 
-Start order: the embedded AWS endpoint, every template resource in it, then the API Gateway
+Start order: the embedded AWS endpoint, every template resource in it (functions with the
+Parameters and Secrets Extension's layer get the local extension), then the API Gateway
 emulation, the TTL sweeper, the notification tap and the scheduler. `stop()` undoes it in reverse
-and frees both ports.
+and frees every port.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from entrix.local.endpoint import ACCOUNT_ID, AwsEndpoint, check_port_free, clie
 from entrix.local.lambda_runner import Invocation
 from entrix.local.notifications import NotificationTap
 from entrix.local.pipeline import Scheduler
+from entrix.local.secrets_extension import LocalSecretsExtension, RequestListener
 from entrix.local.template import PseudoParameters, Template
 from entrix.local.ttl import TtlSweeper
 
@@ -62,6 +64,7 @@ class LocalSystem:
         show_notification: Callable[[str, str], None],
         region: str | None = None,
         stack_name: str = "Entrix",
+        show_secret_request: RequestListener | None = None,
     ) -> None:
         self.template_path = template_path
         self.template = Template.load(template_path)
@@ -71,6 +74,8 @@ class LocalSystem:
         self.endpoint = AwsEndpoint(options.host, options.aws_port, self.region)
         self.show_run = show_run
         self.show_notification = show_notification
+        self.show_secret_request = show_secret_request
+        self.secrets_extension: LocalSecretsExtension | None = None
         self.deployment: Deployment | None = None
         self.api_server: ApiServer | None = None
         self._stoppables: list[Any] = []
@@ -83,6 +88,10 @@ class LocalSystem:
         check_port_free(self.options.host, self.options.port, "--port")
         self.endpoint.start()
         self._stoppables.append(self.endpoint)
+        self.secrets_extension = LocalSecretsExtension(
+            self.endpoint.client("secretsmanager"), on_request=self.show_secret_request
+        )
+        self._stoppables.append(self.secrets_extension)
         deployment = Deployer(
             self.template,
             self.endpoint.client,
@@ -91,6 +100,7 @@ class LocalSystem:
             ),
             asset_dir=self.template_path.parent,
             max_wait_seconds=self.options.max_wait_seconds,
+            secrets_extension=self.secrets_extension,
         ).deploy()
         self.deployment = deployment
 
