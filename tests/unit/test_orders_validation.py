@@ -14,6 +14,7 @@ from entrix.orders.intake import (
     InvalidRequest,
     Receipt,
     TooLarge,
+    ValidOrder,
     parse_orders,
     pending_shard,
     pending_shards,
@@ -49,7 +50,7 @@ def problems_of(raw: bytes) -> list[dict[str, object]]:
 
 def test_a_valid_order_keeps_its_number_exact() -> None:
     (order,) = parse_orders(body(order_text("a", "x", "2.1")))
-    assert order == Order(record_id="a", parameter_1="x", parameter_2=Decimal("2.1"))
+    assert order == ValidOrder(record_id="a", parameter_1="x", parameter_2=Decimal("2.1"))
     assert order.parameter_2.as_tuple() == Decimal("2.1").as_tuple()
 
 

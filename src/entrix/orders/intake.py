@@ -13,12 +13,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
-
-from pydantic import ValidationError
+from typing import Any, NamedTuple, Protocol
 
 from entrix.orders.limits import MAX_BODY_BYTES, MAX_ORDERS, TTL_SECONDS
-from entrix.orders.model import Order
+from entrix.orders.order_schema import CONFIG, SCHEMA
+from entrix.orders.validator import compile_schema
 
 # The pending-results index is keyed on `pending_shard`, one of PENDING_SHARDS values chosen by
 # the record_id, so waiting orders spread over that many index partitions (each serves about
@@ -31,7 +30,8 @@ MAX_PROBLEMS = 100
 _MAX_FIELD_CHARS = 100
 _MAX_LISTED_DUPLICATES = 10
 
-# Plain reasons for pydantic's error types; custom errors already carry their own message.
+# Plain reasons for pydantic's error types (entrix.orders.validator reports errors as pydantic
+# does); custom errors already carry their own message.
 _REASONS = {
     "missing": "is required",
     "extra_forbidden": "is not an allowed field",
@@ -42,6 +42,29 @@ _REASONS = {
     "dict_type": "must be a JSON object",
     "string_too_short": "must not be empty",
 }
+
+
+class ValidOrder(NamedTuple):
+    """An order that passed validation: the fields of `entrix.orders.model.Order`."""
+
+    record_id: str
+    parameter_1: str
+    parameter_2: Decimal
+
+
+class OrderFields(Protocol):
+    """What `stored_item` reads of an order: a `ValidOrder` or a model `Order`."""
+
+    @property
+    def record_id(self) -> str: ...
+    @property
+    def parameter_1(self) -> str: ...
+    @property
+    def parameter_2(self) -> Decimal: ...
+
+
+# The order model's own validation schema (exported from it), checked without pydantic.
+_validate_order = compile_schema(SCHEMA, CONFIG)
 
 
 @dataclass(frozen=True)
@@ -154,7 +177,7 @@ def _duplicate_problems(items: list[Any]) -> list[Problem]:
     return problems
 
 
-def validate_orders(value: Any) -> list[Order]:
+def validate_orders(value: Any) -> list[ValidOrder]:
     """Validate a parsed body as 1 to MAX_ORDERS orders with unique record_ids."""
     if not isinstance(value, list):
         raise InvalidRequest(
@@ -170,15 +193,15 @@ def validate_orders(value: Any) -> list[Order]:
             _body_problem(f"must hold at most {MAX_ORDERS} orders"),
         )
     problems: list[Problem] = []
-    orders: list[Order] = []
+    orders: list[ValidOrder] = []
     for index, item in enumerate(value):
-        try:
-            orders.append(Order.model_validate(item))
-        except ValidationError as error:
+        fields, errors = _validate_order(item)
+        if errors:
             problems.extend(
-                Problem(index, _field_name(detail["loc"]), _reason(detail))
-                for detail in error.errors(include_url=False, include_input=False)
+                Problem(index, _field_name(error["loc"]), _reason(error)) for error in errors
             )
+        else:
+            orders.append(ValidOrder(**fields))
     problems.extend(_duplicate_problems(value))
     if problems:
         problems.sort(key=lambda problem: problem.index or 0)
@@ -188,7 +211,7 @@ def validate_orders(value: Any) -> list[Order]:
     return orders
 
 
-def parse_orders(body: bytes) -> list[Order]:
+def parse_orders(body: bytes) -> list[ValidOrder]:
     """The orders of a POST /orders body, or `RequestRejected` naming every problem."""
     return validate_orders(parse_json(body))
 
@@ -218,7 +241,7 @@ def pending_shards() -> list[str]:
     return [f"{shard:02d}" for shard in range(PENDING_SHARDS)]
 
 
-def stored_item(order: Order, receipt: Receipt) -> dict[str, str | Decimal | int]:
+def stored_item(order: OrderFields, receipt: Receipt) -> dict[str, str | Decimal | int]:
     """The table item of a newly received order (shape in docs/architecture.md)."""
     return {
         "record_id": order.record_id,

@@ -1,51 +1,45 @@
 """The order model: the one source of truth of the order JSON schema and its validation.
 
 The OpenAPI document embeds `Order.model_json_schema()`, and the intake validates every order
-with the same model, so the published schema and the validator cannot drift apart.
+against the model's own core schema, exported to `entrix.orders.order_schema` (a test fails when
+the export is stale), so the published schema and the validator cannot drift apart.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from entrix.orders.checks import Refused, dynamodb_number, record_id_bytes
 from entrix.orders.limits import MAX_PARAMETER_1_CHARS, MAX_RECORD_ID_BYTES
 from entrix.orders.numbers import (
     MAX_ADJUSTED_EXPONENT,
     MAX_SIGNIFICANT_DIGITS,
     MIN_ADJUSTED_EXPONENT,
-    dynamodb_number_problem,
 )
 
-
-def _record_id_bytes(record_id: str) -> str:
-    size = len(record_id.encode("utf-8"))
-    if size > MAX_RECORD_ID_BYTES:
-        raise PydanticCustomError(
-            "record_id_bytes",
-            "must be at most {limit} UTF-8 bytes (is {size})",
-            {"limit": MAX_RECORD_ID_BYTES, "size": size},
-        )
-    return record_id
+_Checked = TypeVar("_Checked")
 
 
-def _dynamodb_number(value: object) -> Decimal:
-    """Accept a JSON number (parsed as Decimal; int and float from Python), never a bool."""
-    if isinstance(value, Decimal):
-        number = value
-    elif isinstance(value, int) and not isinstance(value, bool):
-        number = Decimal(value)
-    elif isinstance(value, float):
-        number = Decimal(repr(value))
-    else:
-        raise PydanticCustomError("number_type", "must be a JSON number")
-    problem = dynamodb_number_problem(number)
-    if problem is not None:
-        raise PydanticCustomError("number_range", problem)
-    return number
+def _pydantic(check: Callable[[Any], _Checked]) -> Callable[[Any], _Checked]:
+    """`check` as a pydantic validator: its refusal becomes an error of the refusal's own type.
+
+    `__wrapped__` (set by functools.wraps) leads the schema export back to `check` itself.
+    """
+
+    @functools.wraps(check)
+    def validator(value: Any) -> _Checked:
+        try:
+            return check(value)
+        except Refused as refused:
+            raise PydanticCustomError(refused.error_type, refused.message) from None
+
+    return validator
 
 
 RecordId = Annotated[
@@ -59,7 +53,7 @@ RecordId = Annotated[
             "within a request. Sending it again overwrites the stored order."
         ),
     ),
-    AfterValidator(_record_id_bytes),
+    AfterValidator(_pydantic(record_id_bytes)),
 ]
 Parameter1 = Annotated[
     str,
@@ -71,7 +65,7 @@ Parameter1 = Annotated[
 ]
 DynamoDBNumber = Annotated[
     Decimal,
-    PlainValidator(_dynamodb_number),
+    PlainValidator(_pydantic(dynamodb_number)),
     WithJsonSchema(
         {
             "type": "number",
