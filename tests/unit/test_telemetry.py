@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -102,3 +104,68 @@ def test_importing_telemetry_does_not_load_powertools() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert completed.stdout.strip() == "False"
+
+
+def test_publishing_does_not_load_powertools_either() -> None:
+    code = (
+        "import sys, entrix.telemetry as t; t.publish('ingest', OrdersStored=1); "
+        "print('aws_lambda_powertools' in sys.modules)"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert completed.stdout.splitlines()[-1] == "False"
+    (record,) = _emf_lines(completed.stdout)
+    assert record["OrdersStored"] == [1.0]
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [
+        {"OrdersReceived": 3, "OrdersStored": 3, "OrdersNotStored": 0},
+        {"RequestsRefused": 1},
+        {f"Metric{index}": index for index in range(50)},
+    ],
+)
+def test_the_record_is_byte_for_byte_the_one_powertools_writes(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, counts: dict[str, int]
+) -> None:
+    """Powertools' Metrics, as this module used it before, is the reference EMF writer."""
+    from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "Entrix-Ingest")
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    metrics = Metrics(namespace=telemetry.NAMESPACE, service="ingest")
+    metrics.add_dimension(telemetry.FUNCTION_DIMENSION, "Entrix-Ingest")
+    for name, value in counts.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    metrics.flush_metrics()
+    telemetry.publish("ingest", **counts)
+
+    theirs, ours = capsys.readouterr().out.splitlines()
+    timestamp = re.compile(r'"Timestamp":\d+')
+    assert timestamp.sub("", ours) == timestamp.sub("", theirs)
+    assert abs(json.loads(ours)["_aws"]["Timestamp"] - time.time() * 1000) < 60_000
+
+
+@pytest.mark.parametrize(
+    ("counts", "complaint"),
+    [
+        ({}, "1 to 100 metrics"),
+        ({f"M{index}": 1 for index in range(telemetry.MAX_METRICS + 1)}, "1 to 100 metrics"),
+        ({"x" * 256: 1}, "not usable"),
+        ({"function": 1}, "not usable"),
+        ({"Flag": True}, "must count with an int"),
+    ],
+)
+def test_records_cloudwatch_would_refuse_are_not_written(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    counts: dict[str, int],
+    complaint: str,
+) -> None:
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    with pytest.raises(ValueError, match=complaint):
+        telemetry.publish("ingest", **counts)
+    assert capsys.readouterr().out == ""
