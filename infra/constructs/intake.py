@@ -124,9 +124,19 @@ class Intake(Construct):
             environment=authorizer_env,
             memory_size=256,
             timeout=Duration.seconds(5),
+            # The key comes from the extension over localhost, so a cold request imports no boto3
+            # (entrix.aws.secrets). Its cache is off: the authorizer already keeps the key for
+            # SECRET_CACHE_TTL_SECONDS, and a second cache in front of that one would let a
+            # rotated key be refused for up to twice as long.
+            params_and_secrets=lambda_.ParamsAndSecretsLayerVersion.from_version(
+                lambda_.ParamsAndSecretsVersions.V1_0_103,
+                cache_enabled=False,
+                log_level=lambda_.ParamsAndSecretsLogLevel.WARN,
+            ),
         )
-        # GetSecretValue alone: grant_read() would add DescribeSecret, which the authorizer never
-        # calls. The secret uses the AWS managed key, so no KMS grant is needed.
+        # The extension calls Secrets Manager with the function's role. GetSecretValue alone:
+        # grant_read() would add DescribeSecret, which nothing calls. The secret uses the AWS
+        # managed key, so no KMS grant is needed.
         self.authorizer_function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["secretsmanager:GetSecretValue"], resources=[self.jwt_secret.secret_arn]

@@ -66,10 +66,12 @@ def python_function(
     environment: Mapping[str, str] | None = None,
     memory_size: int = 256,
     timeout: Duration | None = None,
+    params_and_secrets: lambda_.ParamsAndSecretsLayerVersion | None = None,
 ) -> lambda_.Function:
     """A function whose asset holds the handler's module and the `entrix` modules it imports.
 
-    `handler` is the dotted path "entrix.handlers.x.handler".
+    `handler` is the dotted path "entrix.handlers.x.handler". `params_and_secrets` attaches the
+    AWS Parameters and Secrets Lambda Extension (its layer and its environment variables).
     """
     bundler = ModuleBundler([handler.rpartition(".")[0]], compiler=_bytecode_compiler())
     log_group = logs.LogGroup(
@@ -96,6 +98,7 @@ def python_function(
         ),
         description=description,
         layers=list(layers),
+        params_and_secrets=params_and_secrets,
         environment=dict(environment or {}),
         memory_size=memory_size,
         timeout=timeout or Duration.seconds(10),

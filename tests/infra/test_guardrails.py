@@ -188,15 +188,22 @@ def test_templates_hold_no_secret_value(nag_templates: dict[str, dict[str, Any]]
 def test_no_function_gets_a_secret_through_its_environment(
     nag_templates: dict[str, dict[str, Any]],
 ) -> None:
-    """Secret-looking variables carry a reference (ARN, name), never a literal value."""
+    """Secret-looking variables carry a reference (ARN, name), never a literal value; the
+    Parameters and Secrets Extension's settings carry a number, a switch or a log level."""
     secret_like = re.compile(r"SECRET|TOKEN|PASSWORD|PRIVATE|WEBHOOK|(^|_)KEY($|_)")
     reference = re.compile(r"_(ARN|NAME|ID|TTL_SECONDS)$")
+    extension_setting = re.compile(
+        r"^(PARAMETERS_SECRETS_EXTENSION_[A-Z_]+|SECRETS_MANAGER_(TTL|TIMEOUT_MILLIS))$"
+    )
+    setting_value = re.compile(r"^(\d+|true|false|debug|info|warn|error|none)$")
     for stack, logical_id, resource in _resources(nag_templates):
         if resource["Type"] != "AWS::Lambda::Function":
             continue
         variables = resource["Properties"].get("Environment", {}).get("Variables", {})
         for name, value in variables.items():
-            if secret_like.search(name):
+            if extension_setting.match(name):
+                assert setting_value.match(value), f"{stack}/{logical_id}: {name}={value!r}"
+            elif secret_like.search(name):
                 assert reference.search(name), f"{stack}/{logical_id}: {name} carries a value"
                 if name.endswith("_ARN"):
                     assert not isinstance(value, str) or value.startswith("arn:"), name

@@ -10,10 +10,17 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from entrix import environment
+from entrix.aws import secrets
 
 AUTHORIZER = "entrix.handlers.authorizer.handler"
 INGEST = "entrix.handlers.ingest.handler"
 ORDER_STATUS = "entrix.handlers.order_status.handler"
+# The variables CDK sets for the Parameters and Secrets Extension (params_and_secrets).
+EXTENSION_VARIABLE_PREFIXES = (
+    "PARAMETERS_SECRETS_EXTENSION_",
+    "SECRETS_MANAGER_",
+    "SSM_PARAMETER_",
+)
 
 
 def resources(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
@@ -147,10 +154,45 @@ def test_authorizer_environment_names_the_secret_and_cache_ttl(
 ) -> None:
     _, props = function(service_json, AUTHORIZER)
     secret_id, _ = only(service_json, "AWS::SecretsManager::Secret")
-    assert props["Environment"]["Variables"] == {
+    own = {
+        name: value
+        for name, value in props["Environment"]["Variables"].items()
+        if not name.startswith(EXTENSION_VARIABLE_PREFIXES)
+    }
+    assert own == {
         environment.JWT_SECRET_ARN: {"Ref": secret_id},
         environment.SECRET_CACHE_TTL_SECONDS: "300",
     }
+
+
+def test_authorizer_reads_the_key_through_the_parameters_and_secrets_extension(
+    service_json: dict[str, Any],
+) -> None:
+    """The extension's arm64 layer for the stack's region, on the port entrix.aws.secrets reads,
+    with its own cache off: the key is cached once, for SECRET_CACHE_TTL_SECONDS, so a rotated
+    key is used within that time (a second cache would add its TTL to the bound)."""
+    _, props = function(service_json, AUTHORIZER)
+    extension_layers = [layer for layer in props["Layers"] if isinstance(layer, str)]
+    assert extension_layers == [
+        "arn:aws:lambda:eu-west-1:015030872274:layer:"
+        "AWS-Parameters-and-Secrets-Lambda-Extension-Arm64:4"
+    ]
+    assert props["Architectures"] == ["arm64"]
+    variables = props["Environment"]["Variables"]
+    assert variables[secrets.EXTENSION_PORT_VARIABLE] == "2773"
+    assert variables["PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED"] == "false"
+    assert variables["PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL"] == "warn"
+
+
+@pytest.mark.parametrize("handler", [INGEST, ORDER_STATUS])
+def test_only_the_authorizer_has_the_extension(service_json: dict[str, Any], handler: str) -> None:
+    _, props = function(service_json, handler)
+    assert all(isinstance(layer, dict) for layer in props["Layers"])
+    assert not [
+        name
+        for name in props["Environment"]["Variables"]
+        if name.startswith(EXTENSION_VARIABLE_PREFIXES)
+    ]
 
 
 @pytest.mark.parametrize("handler", [INGEST, ORDER_STATUS])
@@ -164,7 +206,11 @@ def test_layers_pyjwt_for_the_authorizer_pydantic_for_the_order_handlers(
     service_json: dict[str, Any],
 ) -> None:
     layers = {
-        handler: [ref["Ref"] for ref in function(service_json, handler)[1]["Layers"]]
+        handler: [
+            layer["Ref"]
+            for layer in function(service_json, handler)[1]["Layers"]
+            if isinstance(layer, dict)  # the extension's layer is an ARN (tested above)
+        ]
         for handler in (AUTHORIZER, INGEST, ORDER_STATUS)
     }
     assert layers[INGEST] == layers[ORDER_STATUS]
