@@ -10,6 +10,13 @@ endpoint (import + that call = the cold request, the headline), then calls it ag
 events (the warm p50). Work deferred from the import to the first call (a lazy boto3 import, a
 secret fetch, Powertools on the first metric) is therefore counted where the caller pays it.
 
+A function with the AWS Parameters and Secrets Lambda Extension's layer (the authorizer) reads
+its secret as in Lambda, over loopback from the extension: here the local runtime's
+(`entrix.local.secrets_extension`, in the bench's process, reading from the embedded endpoint),
+with the port and token in the sample's environment. The seed's functions had no extension and
+get the environment without its variables. What the bench cannot see is the extension's own
+start, which Lambda runs in the Init phase next to the runtime's (docs/cold-start.md).
+
 Each handler is sampled alternately with its baseline, the seed's handler (or a seed-style one
 where the seed had none in this shape, `bench/seed/`) doing the same work with the same events
 against the same endpoint, so that a change in the machine's load moves both alike. Bytecode is
@@ -35,12 +42,16 @@ from typing import Any
 from bench.cold_probe import PHASE_MARKER, RESULT_MARKER
 from bench.cold_workloads import HANDLER_PREFIX, WORKLOADS, LocalAws, Workload, embedded_aws
 from bench.report import Row, ratio, render
+from entrix.local.secrets_extension import SESSION_TOKEN_VARIABLE, is_extension_layer
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRATCH = ROOT / ".bench"
 PROBE = Path(__file__).resolve().with_name("cold_probe.py")
 SEED_DIR = Path(__file__).resolve().with_name("seed")
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3")
+# What the Parameters and Secrets Extension brings to a function's environment: its settings (set
+# by CDK) and, locally, the session token it checks. The seed's functions had no extension.
+EXTENSION_VARIABLES = ("PARAMETERS_SECRETS_EXTENSION_", "SECRETS_MANAGER_", "SSM_PARAMETER_STORE_")
 OURS, SEED = "ours", "seed"
 
 
@@ -149,12 +160,24 @@ def functions_from_template(
         module, function = props["Handler"].rsplit(".", 1)
         if not module.startswith(HANDLER_PREFIX):
             continue
+        # The extension's layer (an ARN) is no Python code: the samples reach it over loopback.
         layers = [
-            _layer_shim(asset_dir(layer["Ref"]), interpreter) for layer in props.get("Layers", [])
+            _layer_shim(asset_dir(layer["Ref"]), interpreter)
+            for layer in props.get("Layers", [])
+            if not is_extension_layer(layer)
         ]
         paths = (str(asset_dir(logical_id)), *map(str, layers), str(runtime_path(interpreter)))
         load_paths.append(LoadPath(module.removeprefix(HANDLER_PREFIX), module, function, paths))
     return sorted(load_paths, key=lambda path: path.name)
+
+
+def without_extension(environment: dict[str, str]) -> dict[str, str]:
+    """The environment less the extension's variables: the seed's, which had no extension."""
+    return {
+        name: value
+        for name, value in environment.items()
+        if name != SESSION_TOKEN_VARIABLE and not name.startswith(EXTENSION_VARIABLES)
+    }
 
 
 def seed_load_path(baseline: Baseline, interpreter: Interpreter) -> LoadPath:
@@ -311,19 +334,20 @@ def probes(
     aws: LocalAws, function: LoadPath, workload: Workload, interpreter: Interpreter
 ) -> dict[str, Probe]:
     """Our function's probe and, when it has a baseline, the seed's, both with the function's
-    environment (the seed's handlers read the same variables)."""
+    environment (the seed's handlers read the same variables), the seed's without the
+    extension's."""
     spec = aws.function(function.handler)
     environment = aws.environment(spec, workload.environment)
 
-    def probe(load_path: LoadPath) -> Probe:
+    def probe(load_path: LoadPath, variables: dict[str, str]) -> Probe:
         return Probe(
-            interpreter, load_path, environment, spec.function_name, spec.memory_size, spec.timeout
+            interpreter, load_path, variables, spec.function_name, spec.memory_size, spec.timeout
         )
 
-    found = {OURS: probe(function)}
+    found = {OURS: probe(function, environment)}
     baseline = BASELINES.get(function.name)
     if baseline is not None:
-        found[SEED] = probe(seed_load_path(baseline, interpreter))
+        found[SEED] = probe(seed_load_path(baseline, interpreter), without_extension(environment))
     return found
 
 

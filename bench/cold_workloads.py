@@ -1,8 +1,9 @@
 """What each handler does in its cold request: the embedded AWS it calls, its events, its data.
 
 `embedded_aws()` starts moto's server in this process and creates the synthesized template's
-resources in it, as `entrix local` does (`AwsEndpoint` + `Deployer`), so every sample calls the
-real table, secret, bucket and topic names with its function's own environment. The API events
+resources in it, as `entrix local` does (`AwsEndpoint` + `Deployer`, and the local Parameters and
+Secrets Extension for the functions with its layer), so every sample calls the real table,
+secret, bucket and topic names with its function's own environment. The API events
 are the ones the local API Gateway emulation builds for the request (an authorizer's REQUEST
 event, a proxy event), captured instead of invoked. Each workload makes fresh data for each
 sample (new orders to store, claim or look up), so every sample does the same work.
@@ -30,6 +31,7 @@ from entrix.local.deploy import Deployer, Deployment
 from entrix.local.endpoint import ACCOUNT_ID, LOCAL_CREDENTIALS, AwsEndpoint
 from entrix.local.lambda_runner import FunctionSpec, Invocation, runtime_environment
 from entrix.local.runtime import stack_region
+from entrix.local.secrets_extension import LocalSecretsExtension
 from entrix.local.template import PseudoParameters, Template
 from entrix.orders.intake import Receipt, stored_item
 from entrix.orders.model import Order
@@ -165,7 +167,9 @@ def _scan_pages(table: Any, **arguments: Any) -> Iterator[dict[str, Any]]:
 
 @contextlib.contextmanager
 def embedded_aws(cdk_out: Path) -> Iterator[LocalAws]:
-    """moto's server on a free loopback port holding every resource of the template.
+    """moto's server on a free loopback port holding every resource of the template, and the
+    local Parameters and Secrets Extension serving the functions that have it (the samples run
+    in other processes and reach both over loopback).
 
     moto keeps its resources in this process's memory, not in the server: they are reset at the
     end, or a later local system of the same template (the pipeline bench) could not be created.
@@ -174,15 +178,18 @@ def embedded_aws(cdk_out: Path) -> Iterator[LocalAws]:
     region = stack_region(template_path, STACK)
     endpoint = AwsEndpoint("127.0.0.1", free_port(), region)
     endpoint.start()
+    extension = LocalSecretsExtension(endpoint.client("secretsmanager"))
     try:
         deployment = Deployer(
             Template.load(template_path),
             endpoint.client,
             pseudo=PseudoParameters(region=region, account_id=ACCOUNT_ID, stack_name=STACK),
             asset_dir=cdk_out,
+            secrets_extension=extension,
         ).deploy()
         yield LocalAws(endpoint, deployment)
     finally:
+        extension.stop()
         reset = urllib.request.Request(f"{endpoint.url}/moto-api/reset", method="POST")
         try:
             with urllib.request.urlopen(reset, timeout=30) as reply:
