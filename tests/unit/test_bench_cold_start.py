@@ -6,6 +6,7 @@ the probe reports and refuses.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -22,11 +23,13 @@ from bench.cold_start import (
     Sample,
     SampleFailed,
     compare,
+    functions_from_template,
     goal_text,
     handler_rows,
     import_lines,
     import_summary,
     sampling_order,
+    without_extension,
 )
 
 
@@ -212,3 +215,58 @@ def test_the_probe_sees_no_site_packages(function_code: Path, tmp_path: Path) ->
     """Only the function's paths and the standard library: pytest is installed here, not there."""
     with pytest.raises(SampleFailed, match="ModuleNotFoundError: No module named 'pytest'"):
         probe(function_code, tmp_path).sample([{"import": "pytest"}], lambda reply: None)
+
+
+EXTENSION_LAYER = (
+    "arn:aws:lambda:eu-west-1:015030872274:layer:"
+    "AWS-Parameters-and-Secrets-Lambda-Extension-Arm64:4"
+)
+
+
+def test_a_function_s_load_path_has_its_python_layers_but_not_the_extension_s(
+    tmp_path: Path,
+) -> None:
+    """The extension's layer is an ARN with no Python code: the sample reaches it over loopback."""
+    cdk_out, site_packages = tmp_path / "cdk.out", tmp_path / "site-packages"
+    (cdk_out / "asset.code" / "entrix" / "handlers").mkdir(parents=True)
+    (cdk_out / "asset.layer" / "python" / "jwt").mkdir(parents=True)
+    (site_packages / "jwt").mkdir(parents=True)
+    function = {
+        "Handler": "entrix.handlers.authorizer.handler",
+        "Code": {"S3Key": "code.zip"},
+        "Layers": [{"Ref": "Layer"}, EXTENSION_LAYER],
+    }
+    template = {
+        "Resources": {
+            "Fn": {"Type": "AWS::Lambda::Function", "Properties": function},
+            "Layer": {
+                "Type": "AWS::Lambda::LayerVersion",
+                "Properties": {"Content": {"S3Key": "layer.zip"}},
+            },
+        }
+    }
+    (cdk_out / "Entrix.template.json").write_text(json.dumps(template))
+    interpreter = Interpreter(sys.executable, "test", site_packages, tmp_path / "scratch")
+
+    (load_path,) = functions_from_template(cdk_out, interpreter)
+
+    assert load_path.name == "authorizer"
+    assert load_path.paths[0] == str(cdk_out / "asset.code")
+    assert len(load_path.paths) == 3  # the asset, the PyJWT layer, the runtime's boto3
+    assert (Path(load_path.paths[1]) / "jwt").resolve() == (site_packages / "jwt").resolve()
+
+
+def test_the_seed_s_environment_has_none_of_the_extension_s_variables() -> None:
+    ours = {
+        "JWT_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:key",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:4566",
+        "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": "40123",
+        "PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED": "false",
+        "SECRETS_MANAGER_TTL": "300",
+        "SSM_PARAMETER_STORE_TTL": "300",
+        "AWS_SESSION_TOKEN": "local-token",
+    }
+    assert without_extension(ours) == {
+        "JWT_SECRET_ARN": ours["JWT_SECRET_ARN"],
+        "AWS_ENDPOINT_URL": ours["AWS_ENDPOINT_URL"],
+    }
