@@ -15,6 +15,25 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
+# python3.13, the Lambda runtime's, for the unit tests and the cold requests on it (make py313, make
+# test, make bench): PYTHON313, else python3.13 on PATH, else pyenv's. Sets $python313 to the real
+# executable (not a pyenv shim), or to nothing when there is none.
+VENV313 := .venv313
+FIND_PYTHON313 = is313='import sys; print(sys.executable) if sys.version_info[:2] == (3, 13) else sys.exit(1)'; \
+	if [ -n "$${PYTHON313:-}" ]; then \
+		python313=$$("$$PYTHON313" -c "$$is313" 2>/dev/null) \
+			|| { echo "PYTHON313=$$PYTHON313 does not run as Python 3.13" >&2; exit 1; }; \
+	else \
+		python313=$$(for candidate in $$(command -v python3.13) \
+				$${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13.*/bin/python3.13; do \
+			"$$candidate" -c "$$is313" 2>/dev/null && break; \
+		done); \
+	fi
+# .venv313 from uv.lock without the CDK (no test under tests/unit needs it).
+SYNC_VENV313 = UV_PROJECT_ENVIRONMENT=$(VENV313) $(UV) sync --quiet --frozen --no-group infra \
+	--python "$$python313"
+NO_PYTHON313 = python3.13 not found (PYTHON313=/path/to/python3.13 to choose one)
+
 STACK ?= Entrix
 CDK := npx --no-install cdk
 
@@ -40,8 +59,9 @@ install: $(VENV)/.synced node_modules/.installed ## create .venv from uv.lock an
 run: install ## start the whole system locally (entrix local)
 	$(BIN)/entrix local
 
-test: install lint ## lint, then every test (unit, infra, pipeline, local end-to-end)
+test: install lint ## lint, every test (unit, infra, pipeline, local end-to-end), unit on python3.13
 	$(BIN)/pytest
+	@$(MAKE) --no-print-directory py313
 
 lint: $(VENV)/.synced ## ruff and mypy
 	$(BIN)/ruff check .
@@ -65,23 +85,20 @@ deploy: install ## deploy STACK (default Entrix) with the CDK CLI
 	$(CDK) deploy $(STACK) --require-approval broadening
 
 bench: synth ## print the benchmark table (ratios against baselines measured in the same run)
-	$(BIN)/python -m bench
+	@$(FIND_PYTHON313); \
+	if [ -n "$$python313" ]; then \
+		$(SYNC_VENV313) || exit 1; \
+		interpreters="--python $(BIN)/python --python $(VENV313)/bin/python"; \
+	else \
+		echo "$(NO_PYTHON313): cold requests on python3.13 skipped"; \
+	fi; \
+	set -x; $(BIN)/python -m bench $$interpreters
 
-py313: $(UV) ## unit tests on Python 3.13 (the Lambda runtime's) in .venv313; skipped without one
-	@python313=$$(for candidate in $${PYTHON313:-} $$(command -v python3.13) \
-			$${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13.*/bin/python3.13; do \
-		"$$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null \
-			&& { echo "$$candidate"; break; }; \
-	done); \
-	if [ -n "$${PYTHON313:-}" ] && [ "$$python313" != "$$PYTHON313" ]; then \
-		echo "PYTHON313=$$PYTHON313 is not a Python 3.13" >&2; exit 1; \
-	fi; \
-	if [ -z "$$python313" ]; then \
-		echo "python3.13 not found: skipped (PYTHON313=/path/to/python3.13 to choose one)"; exit 0; \
-	fi; \
+py313: $(UV) ## unit tests on python3.13 (the Lambda runtime's) in .venv313; skipped without one
+	@$(FIND_PYTHON313); \
+	if [ -z "$$python313" ]; then echo "$(NO_PYTHON313): unit tests on python3.13 skipped"; exit 0; fi; \
 	echo "unit tests on $$python313"; \
-	UV_PROJECT_ENVIRONMENT=.venv313 $(UV) sync --frozen --no-group infra --python "$$python313" \
-		&& .venv313/bin/pytest tests/unit -q
+	$(SYNC_VENV313) && $(VENV313)/bin/pytest tests/unit -q
 
 clean: ## remove the environments and build output
-	rm -rf $(VENV) $(TOOLS) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV313) $(TOOLS) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache
