@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,6 +18,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+from entrix.aws.secrets import EXTENSION_PORT_VARIABLE
+from entrix.environment import JWT_SECRET_ARN
 from entrix.tokens import issue_token
 
 pytestmark = pytest.mark.e2e
@@ -209,6 +212,34 @@ def test_posted_orders_are_stored_and_read_back(local, token):
     assert call(local, "GET", "/orders/never-posted", token)[0] == 404
 
 
+def extension_port(local):
+    """The local Parameters and Secrets Extension's port, from the console's banner."""
+    found = re.search(
+        r"secrets extension +http://127\.0\.0\.1:(\d+)/secretsmanager/get", local.output
+    )
+    assert found, local.output
+    return int(found.group(1))
+
+
+def test_the_authorizer_reads_its_key_through_the_local_extension(local, token):
+    """As in Lambda, the authorizer's key comes from the Parameters and Secrets Extension, never
+    from a Secrets Manager client of its own; the local extension reports each request it
+    serves on the console, and only the authorizer holds the token it answers to."""
+    assert call(local, "GET", "/orders/never-posted", token)[0] == 404  # authorized
+    lambda_ = local.client("lambda")
+    (name,) = [
+        function["FunctionName"]
+        for function in lambda_.list_functions()["Functions"]
+        if function["Handler"] == "entrix.handlers.authorizer.handler"
+    ]
+    variables = lambda_.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+    assert variables[EXTENSION_PORT_VARIABLE] == str(extension_port(local))
+    served = [line for line in local.lines if line.startswith("[secrets extension]")]
+    expected = f"[secrets extension] {name}: GetSecretValue {variables[JWT_SECRET_ARN]} -> 200"
+    assert served, local.output[-3000:]
+    assert served == [expected] * len(served)
+
+
 @pytest.mark.parametrize(
     "bad_token",
     [
@@ -343,3 +374,4 @@ def test_sigint_stops_cleanly_and_frees_the_ports(local):
     assert local.stop() == 0
     assert port_is_free(local.port)
     assert port_is_free(local.aws_port)
+    assert port_is_free(extension_port(local))
