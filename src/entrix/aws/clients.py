@@ -8,14 +8,24 @@ waits, set here rather than left to the runtime's botocore (older releases defau
 mode: up to 10 attempts for DynamoDB, 60 s waits) or to the environment. The longest one call
 can then take is known (`longest_call_seconds`), so a caller with a deadline can tell whether a
 call still fits.
+
+A client loads its service's model without first listing every service botocore knows
+(`_ServiceLoader`), and parses botocore's JSON data into plain dicts (`_DictJsonFileLoader`):
+together 35-50 ms less of each cold start.
 """
 
 from __future__ import annotations
 
+import contextvars
+import gzip
+import json
+import os
 from typing import Any
 
 import botocore.session
 from botocore.config import Config
+from botocore.exceptions import DataNotFoundError
+from botocore.loaders import JSONFileLoader, Loader, create_loader
 
 # Sensible for any service these functions call: an in-region connection is made in
 # milliseconds (the AWS SDKs' in-region defaults allow 1.1 s), and a read waits for one
@@ -32,11 +42,78 @@ _BACKOFF_CAP_SECONDS = 20
 _RETRY_AFTER_EXTRA_SECONDS = 5
 
 
+class _DictJsonFileLoader(JSONFileLoader):
+    """botocore's JSON data files (`.json`, else `.json.gz`), parsed into plain dicts.
+
+    botocore parses them with `object_pairs_hook=OrderedDict`, a Python 2 way to keep the
+    files' key order; dicts keep insertion order too, which is all botocore relies on, and
+    parse twice as fast (endpoints.json, 1.2 MB, read by every new session: 12 ms against 27).
+    """
+
+    def load_file(self, file_path: str) -> Any:
+        for extension, open_file in ((".json", open), (".json.gz", gzip.open)):
+            path = file_path + extension
+            if os.path.isfile(path):
+                with open_file(path, "rb") as file:
+                    data = json.loads(file.read().decode("utf-8"))
+                if data is not None:
+                    return data
+        return None
+
+
+# The service whose model `_ServiceLoader.load_service_model` is loading, if any.
+_loading: contextvars.ContextVar[str | None] = contextvars.ContextVar("loading", default=None)
+
+
+class _ServiceLoader(Loader):
+    """botocore's data loader, without listing all ~450 services to load a model it can find.
+
+    `Loader.load_service_model` checks the service name against `list_available_services`,
+    which reads every service directory of botocore's data. While a model loads, this loader
+    answers that check with the service alone when the service has data of the asked type
+    (`list_api_versions`, which reads its directory only); otherwise, and for any other caller,
+    it lists them all, so an unknown service fails with the same UnknownServiceError.
+    """
+
+    def load_service_model(
+        self, service_name: str, type_name: str, api_version: Any | None = None
+    ) -> Any:
+        token = _loading.set(service_name)
+        try:
+            return super().load_service_model(service_name, type_name, api_version)
+        finally:
+            _loading.reset(token)
+
+    def list_available_services(self, type_name: str) -> list[str]:
+        service = _loading.get()
+        if service is not None:
+            try:
+                self.list_api_versions(service, type_name)
+            except DataNotFoundError:
+                pass
+            else:
+                return [service]
+        return super().list_available_services(type_name)
+
+
+def _session() -> botocore.session.Session:
+    """A new session whose loader searches the paths botocore's own would (AWS_DATA_PATH too)."""
+    session = botocore.session.get_session()
+    paths = create_loader(session.get_config_variable("data_path")).search_paths
+    loader = _ServiceLoader(
+        extra_search_paths=paths,
+        file_loader=_DictJsonFileLoader(),
+        include_default_search_paths=False,
+    )
+    session.register_component("data_loader", loader)
+    return session
+
+
 def client(service: str, config: Config | None = None) -> Any:
     """A client configured from the environment (region, credentials, AWS_ENDPOINT_URL), with
     `DEFAULT_CONFIG` and then `config`'s own settings on top."""
     merged = DEFAULT_CONFIG if config is None else DEFAULT_CONFIG.merge(config)
-    return botocore.session.get_session().create_client(service, config=merged)
+    return _session().create_client(service, config=merged)
 
 
 def retry_pause_limit(retry: int) -> float:

@@ -97,15 +97,11 @@ def _model_fields(schema: Mapping[str, Any], config: Mapping[str, Any]) -> Valid
         name: compile_schema(field["schema"], config) for name, field in schema["fields"].items()
     }
     model_name = schema.get("model_name", "Model")
-    not_an_object = _error(
-        "model_type",
-        f"Input should be a valid dictionary or instance of {model_name}",
-        {"class_name": model_name},
-    )
+    not_an_object = f"Input should be a valid dictionary or instance of {model_name}"
 
     def validate(value: Any) -> Outcome:
         if not isinstance(value, dict):
-            return None, [not_an_object]
+            return None, [_error("model_type", not_an_object, {"class_name": model_name})]
         result: dict[str, Any] = {}
         errors: list[dict[str, Any]] = []
         for name, field in fields.items():
