@@ -8,7 +8,7 @@ runtime's boto3 (linked the same way) and the standard library, nothing else. It
 handler (the import column), calls it once with a realistic event against the embedded AWS
 endpoint (import + that call = the cold request, the headline), then calls it again with fresh
 events (the warm p50). Work deferred from the import to the first call (a lazy boto3 import, a
-secret fetch, Powertools on the first metric) is therefore counted where the caller pays it.
+secret fetch, a client made on first use) is therefore counted where the caller pays it.
 
 A function with the AWS Parameters and Secrets Lambda Extension's layer (the authorizer) reads
 its secret as in Lambda, over loopback from the extension: here the local runtime's

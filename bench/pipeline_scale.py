@@ -10,7 +10,7 @@ not the platform's random waits.
 Each Lambda invocation is timed in process (`InvocationClock`), from the moment it holds the
 runtime's environment lock to its return: that is the duration Lambda would bill, with each AWS
 request the handler makes served by the embedded moto endpoint (about 1-4 ms a request locally,
-the order of DynamoDB's and S3's latency in a region). What handlers print (Powertools' metric
+the order of DynamoDB's and S3's latency in a region). What handlers print (their metric
 lines) goes to their invocation's logs, as under `entrix local`, not to the bench's stdout.
 """
 

@@ -66,7 +66,6 @@ class Intake(Construct):
         *,
         config: ServiceConfig,
         jwt_layer: lambda_.ILayerVersion,
-        deps_layer: lambda_.ILayerVersion,
     ) -> None:
         super().__init__(scope, id)
         self.table = dynamodb.Table(
@@ -150,7 +149,6 @@ class Intake(Construct):
             handler="entrix.handlers.ingest.handler",
             description="POST /orders: validates the orders and stores them",
             log_retention=config.log_retention,
-            layers=[deps_layer],
             environment=table_env,
             memory_size=512,
             timeout=Duration.seconds(28),
@@ -170,7 +168,6 @@ class Intake(Construct):
             handler="entrix.handlers.order_status.handler",
             description="GET /orders/{record_id}: the stored order and its result",
             log_retention=config.log_retention,
-            layers=[deps_layer],
             environment=table_env,
         )
         self.order_status_function.add_to_role_policy(

@@ -30,13 +30,11 @@ class ServiceStack(Stack):
         self.deps_layer = python_layer(
             self,
             "DepsLayer",
-            requirements=["pydantic", "aws-lambda-powertools"],
-            description="pydantic and Powertools (EMF metrics) for the order handlers",
+            requirements=["pydantic"],
+            description="pydantic for Lambda A and B (the intake validates without it)",
         )
 
-        self.intake = Intake(
-            self, "Intake", config=config, jwt_layer=self.jwt_layer, deps_layer=self.deps_layer
-        )
+        self.intake = Intake(self, "Intake", config=config, jwt_layer=self.jwt_layer)
 
         self.results = ResultsPipeline(
             self,

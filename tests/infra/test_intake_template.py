@@ -187,7 +187,7 @@ def test_authorizer_reads_the_key_through_the_parameters_and_secrets_extension(
 @pytest.mark.parametrize("handler", [INGEST, ORDER_STATUS])
 def test_only_the_authorizer_has_the_extension(service_json: dict[str, Any], handler: str) -> None:
     _, props = function(service_json, handler)
-    assert all(isinstance(layer, dict) for layer in props["Layers"])
+    assert all(isinstance(layer, dict) for layer in props.get("Layers", []))
     assert not [
         name
         for name in props["Environment"]["Variables"]
@@ -202,25 +202,25 @@ def test_order_handlers_get_the_table_name(service_json: dict[str, Any], handler
     assert props["Environment"]["Variables"] == {environment.ORDERS_TABLE_NAME: {"Ref": table_id}}
 
 
-def test_layers_pyjwt_for_the_authorizer_pydantic_for_the_order_handlers(
+def test_layers_pyjwt_for_the_authorizer_and_none_for_the_order_handlers(
     service_json: dict[str, Any],
 ) -> None:
     layers = {
         handler: [
             layer["Ref"]
-            for layer in function(service_json, handler)[1]["Layers"]
+            for layer in function(service_json, handler)[1].get("Layers", [])
             if isinstance(layer, dict)  # the extension's layer is an ARN (tested above)
         ]
         for handler in (AUTHORIZER, INGEST, ORDER_STATUS)
     }
-    assert layers[INGEST] == layers[ORDER_STATUS]
-    assert len(layers[AUTHORIZER]) == len(layers[INGEST]) == 1
-    assert layers[AUTHORIZER] != layers[INGEST]
-    for logical_id in (layers[AUTHORIZER][0], layers[INGEST][0]):
-        layer = service_json["Resources"][logical_id]["Properties"]
-        assert layer["CompatibleRuntimes"] == ["python3.13"]
-        assert layer["CompatibleArchitectures"] == ["arm64"]
-    assert "PyJWT" in service_json["Resources"][layers[AUTHORIZER][0]]["Properties"]["Description"]
+    # Ingest and order status validate and answer without pydantic or Powertools: their
+    # asset is all they load (the cold-request bench builds its load path from these layers).
+    assert layers[INGEST] == layers[ORDER_STATUS] == []
+    (authorizer_layer,) = layers[AUTHORIZER]
+    layer = service_json["Resources"][authorizer_layer]["Properties"]
+    assert layer["CompatibleRuntimes"] == ["python3.13"]
+    assert layer["CompatibleArchitectures"] == ["arm64"]
+    assert "PyJWT" in layer["Description"]
 
 
 # --- least privilege -----------------------------------------------------------------------
