@@ -37,7 +37,7 @@ NO_PYTHON313 = python3.13 not found (PYTHON313=/path/to/python3.13 to choose one
 STACK ?= Entrix
 CDK := npx --no-install cdk
 
-.PHONY: help install run test lint format unit infra-tests e2e synth diff deploy bench openapi clean py313
+.PHONY: help install run test lint format unit infra-tests e2e synth diff deploy bench openapi order-schema clean py313
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -74,6 +74,9 @@ format: $(VENV)/.synced ## apply ruff fixes and formatting
 
 openapi: $(VENV)/.synced ## regenerate docs/openapi.json from the order model
 	$(BIN)/python -m entrix.orders.openapi > docs/openapi.json
+
+order-schema: $(VENV)/.synced ## regenerate the ingest validator's schema from the order model
+	$(BIN)/python -m entrix.orders.schema_export > src/entrix/orders/order_schema.py
 
 synth: install ## synthesize every stack into cdk.out (no AWS account needed)
 	$(CDK) synth --quiet
