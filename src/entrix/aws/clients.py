@@ -36,6 +36,10 @@ DEFAULT_CONFIG = Config(
     retries={"mode": "standard", "total_max_attempts": 3},
 )
 
+# For the results pipeline's functions (Lambda A and B), which have minutes rather than the API's
+# 29 s: a batches object of many thousand orders may take longer than 2 s to be acknowledged.
+PIPELINE_CONFIG = Config(read_timeout=60)
+
 # Standard mode sleeps before retry i (1-based) at most min(2 ** (i - 1), 20) s (throttling
 # errors; other errors back off less), and an `x-amz-retry-after` reply may add up to 5 s.
 _BACKOFF_CAP_SECONDS = 20

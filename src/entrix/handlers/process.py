@@ -21,7 +21,6 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 from pydantic import BaseModel, ConfigDict, Field
 
 from entrix.auction.platform import Status
@@ -34,6 +33,7 @@ from entrix.auction.results import (
     result_line,
 )
 from entrix.aws.alerts import AlertTopic
+from entrix.aws.clients import PIPELINE_CONFIG, client
 from entrix.aws.order_results import OrderResults
 from entrix.aws.results_store import ResultsStore
 from entrix.environment import (
@@ -73,12 +73,12 @@ class ResultsBatch(BaseModel):
 
 
 order_results = OrderResults(
-    boto3.client("dynamodb"),
+    client("dynamodb", PIPELINE_CONFIG),
     os.environ[ORDERS_TABLE_NAME],
     os.environ.get(ORDERS_PENDING_INDEX_NAME, ""),
 )
-results_store = ResultsStore(boto3.client("s3"), os.environ[RESULTS_BUCKET_NAME])
-alert_topic = AlertTopic(boto3.client("sns"), os.environ[ALERT_TOPIC_ARN])
+results_store = ResultsStore(client("s3", PIPELINE_CONFIG), os.environ[RESULTS_BUCKET_NAME])
+alert_topic = AlertTopic(client("sns", PIPELINE_CONFIG), os.environ[ALERT_TOPIC_ARN])
 
 
 def _timestamp(epoch_seconds: float) -> str:

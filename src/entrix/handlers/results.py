@@ -25,11 +25,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
-
 from entrix.auction.batches import DEFAULT_MAX_BATCH_ORDERS, batched
 from entrix.auction.platform import AuctionPlatform, PendingOrder
 from entrix.auction.results import OrderStoreUnavailable, batch_results_key, batches_key
+from entrix.aws.clients import PIPELINE_CONFIG, client
 from entrix.aws.order_results import OrderResults
 from entrix.aws.orders_table import OrdersTable
 from entrix.aws.results_store import ResultsStore
@@ -53,11 +52,11 @@ DEFAULT_MAX_ORDERS_PER_RUN = 200_000
 # Module level so that tests can inject a seeded or scripted source.
 random_source: random.Random = random.Random()  # noqa: S311 - a simulation, not cryptography
 
-_client = boto3.client("dynamodb")
+_client = client("dynamodb", PIPELINE_CONFIG)
 _table_name = os.environ[ORDERS_TABLE_NAME]
 order_results = OrderResults(_client, _table_name, os.environ.get(ORDERS_PENDING_INDEX_NAME, ""))
 orders_table = OrdersTable(_client, _table_name)
-results_store = ResultsStore(boto3.client("s3"), os.environ[RESULTS_BUCKET_NAME])
+results_store = ResultsStore(client("s3", PIPELINE_CONFIG), os.environ[RESULTS_BUCKET_NAME])
 
 
 def _store_synthetic(orders: list[PendingOrder]) -> None:
