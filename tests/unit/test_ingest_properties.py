@@ -112,9 +112,12 @@ def fits_dynamodb(number: Decimal) -> bool:
     """0, or 1E-130 <= |number| < 1E+126 with at most 38 significant digits."""
     if number == 0:
         return True
+    # abs() rounds to the context's precision (28 digits by default, which would turn 38 nines
+    # into 1E+126): both the digit count and the magnitude are taken in a wide context.
     with localcontext(Context(prec=1000, Emax=10**9, Emin=-(10**9))):
-        significant = len(abs(number).normalize().as_tuple().digits)
-    return Decimal("1E-130") <= abs(number) < Decimal("1E+126") and significant <= 38
+        magnitude = abs(number)
+        significant = len(magnitude.normalize().as_tuple().digits)
+    return Decimal("1E-130") <= magnitude < Decimal("1E+126") and significant <= 38
 
 
 def valid_text(text: str, max_bytes: int | None = None, max_chars: int | None = None) -> bool:
