@@ -1,0 +1,105 @@
+"""Every setting a Lambda function reads from its environment: its variable, its type, its default.
+
+This module is the one home of each default. The CDK constructs set every function's variables
+from it (the default too, explicitly), and the handlers read a setting here when they first need
+it, not at import, so a test sets a variable with `monkeypatch.setenv` instead of reloading a
+module. It imports only the standard library: the authorizer and ingest pay nothing for it at a
+cold start.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+# The results state machine's timeout. A run's claim on an order lasts as long: no run outlives it.
+RUN_TIMEOUT_SECONDS = 30 * 60
+
+
+class SettingError(Exception):
+    """A function's environment lacks a required setting or holds a value of the wrong type."""
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    """One environment variable. `default` None: the function cannot run without it."""
+
+    name: str
+    parse: Callable[[str], T]
+    default: T | None = None
+
+    def read(self) -> T:
+        """The value in this process's environment (an empty variable counts as unset)."""
+        raw = os.environ.get(self.name, "")
+        if raw == "":
+            if self.default is None:
+                raise SettingError(f"{self.name} is not set")
+            return self.default
+        try:
+            return self.parse(raw)
+        except ValueError as error:
+            raise SettingError(f"{self.name}={raw!r}: {error}") from error
+
+    def text(self, value: T | None = None) -> str:
+        """`value` (else the default) as the variable's text, for the CDK constructs."""
+        chosen = self.default if value is None else value
+        if chosen is None:
+            raise SettingError(f"{self.name} has no default: give it a value")
+        return str(chosen)
+
+
+def _probability(raw: str) -> float:
+    value = float(raw)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("must be within 0..1")
+    return value
+
+
+def _auction_mode(raw: str) -> str:
+    if raw not in AUCTION_MODES:
+        raise ValueError(f"must be one of {', '.join(AUCTION_MODES)}")
+    return raw
+
+
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+# "orders": results for the orders waiting for one; "random": made-up orders (demos, benchmarks).
+AUCTION_MODES = ("orders", "random")
+
+# The orders table: ingest, order status, Lambda A and Lambda B.
+ORDERS_TABLE_NAME = Setting("ORDERS_TABLE_NAME", str)
+# The sparse index of orders waiting for a result (Lambda A).
+ORDERS_PENDING_INDEX_NAME = Setting("ORDERS_PENDING_INDEX_NAME", str, "pending-results")
+
+# The authorizer: the signing key's secret, the claims a token must carry ("" = not checked),
+# and how long a fetched key is used before it is fetched again.
+JWT_SECRET_ARN = Setting("JWT_SECRET_ARN", str)
+JWT_ISSUER = Setting("JWT_ISSUER", str, "")
+JWT_AUDIENCE = Setting("JWT_AUDIENCE", str, "")
+SECRET_CACHE_TTL_SECONDS = Setting("SECRET_CACHE_TTL_SECONDS", float, 300.0)
+
+# Lambda A, the simulated auction platform.
+RESULTS_READY_PROBABILITY = Setting("RESULTS_READY_PROBABILITY", _probability, 0.5)
+AUCTION_MODE = Setting("AUCTION_MODE", _auction_mode, "orders")
+RANDOM_ORDER_COUNT = Setting("RANDOM_ORDER_COUNT", _positive, 10)
+# Orders a run takes at most (the rest wait for the next run), and per batch (one Lambda B call).
+MAX_ORDERS_PER_RUN = Setting("MAX_ORDERS_PER_RUN", _positive, 200_000)
+BATCH_MAX_ORDERS = Setting("BATCH_MAX_ORDERS", _positive, 1_000)
+
+# Lambda A and Lambda B: where results and batches are written.
+RESULTS_BUCKET_NAME = Setting("RESULTS_BUCKET_NAME", str)
+# Lambda B: the trading team's alert topic, and how long a claim on an order lasts.
+ALERT_TOPIC_ARN = Setting("ALERT_TOPIC_ARN", str)
+RESULT_LEASE_SECONDS = Setting("RESULT_LEASE_SECONDS", _positive, RUN_TIMEOUT_SECONDS)
+
+# The Slack forwarder: the secret holding the incoming-webhook URL.
+SLACK_WEBHOOK_SECRET_ARN = Setting("SLACK_WEBHOOK_SECRET_ARN", str)
