@@ -1,21 +1,20 @@
-"""Create every resource of a synthesized template in the embedded AWS endpoint (see `deployer`)."""
+"""Create every resource of a synthesized template in the embedded AWS endpoint.
 
-from entrix.local.deploy.deployer import (
-    Deployer,
-    Deployment,
-    DeploymentError,
-    Schedule,
-    cap_wait_seconds,
-    check_supported,
-    generate_secret_string,
-    physical_name,
-)
+`deployer` walks the template and dispatches each resource to the creator of its type, which
+lives in the module of its service (`dynamodb`, `s3`, `sns`, `sqs`, `secretsmanager`, `lambda_`,
+`stepfunctions`, `events`, `iam`, `apigateway`); `asl` rewrites state machine definitions and
+`deployment` holds what a deployment produced.
+"""
+
+from entrix.local.deploy.asl import cap_wait_seconds
+from entrix.local.deploy.deployer import Deployer, check_supported
+from entrix.local.deploy.deployment import Deployment, DeploymentError, physical_name
+from entrix.local.deploy.secretsmanager import generate_secret_string
 
 __all__ = [
     "Deployer",
     "Deployment",
     "DeploymentError",
-    "Schedule",
     "cap_wait_seconds",
     "check_supported",
     "generate_secret_string",

@@ -1,0 +1,52 @@
+"""REST API parts: no AWS call; each is kept, resolved, for the local API Gateway emulation.
+
+`entrix.local.apigateway` builds its routes from `Deployment.api` and `Deployment.api_ids`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+from entrix.local.template import Resource
+
+if TYPE_CHECKING:
+    from entrix.local.deploy.deployer import Deployer
+
+TYPES = frozenset(
+    {
+        "AWS::ApiGateway::RestApi",
+        "AWS::ApiGateway::Resource",
+        "AWS::ApiGateway::Method",
+        "AWS::ApiGateway::Authorizer",
+        "AWS::ApiGateway::Deployment",
+        "AWS::ApiGateway::Stage",
+        "AWS::ApiGateway::GatewayResponse",
+        "AWS::ApiGateway::RequestValidator",
+        "AWS::ApiGateway::Model",
+    }
+)
+
+
+def record_part(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
+    """Assign the id API Gateway would, and keep the resolved part for the emulation."""
+    stack_name, deployment = deployer.pseudo.stack_name, deployer.deployment
+    api_id = api_id_of(stack_name, resource.logical_id)
+    deployment.api_ids[resource.logical_id] = api_id
+    ref, attributes = api_id, {}
+    if resource.type == "AWS::ApiGateway::RestApi":
+        root_id = api_id_of(stack_name, resource.logical_id + "/")
+        deployment.api_ids[resource.logical_id + "/"] = root_id
+        attributes["RootResourceId"] = root_id
+    elif resource.type == "AWS::ApiGateway::Stage":
+        ref = p.get("StageName", api_id)
+    elif resource.type == "AWS::ApiGateway::Authorizer":
+        attributes["AuthorizerId"] = api_id
+    deployment.names[resource.logical_id] = ref
+    deployer.provide(resource, ref, **attributes)
+    deployment.api[resource.logical_id] = (resource.type, p)
+
+
+def api_id_of(stack_name: str, logical_id: str) -> str:
+    """A stable ten-character id like the ones API Gateway assigns."""
+    return hashlib.sha256(f"{stack_name}/{logical_id}".encode()).hexdigest()[:10]

@@ -1,0 +1,111 @@
+"""Lambda layers and functions: moto stores them with empty code, the runtime runs the handler.
+
+A function's `FunctionSpec` goes into `Deployment.functions` for the local Lambda runner, which
+imports the installed package; the only layers a function may have are this template's own and
+the AWS Parameters and Secrets Extension, which `LocalSecretsExtension` emulates.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from typing import TYPE_CHECKING, Any
+
+from entrix.local.deploy.deployment import DeploymentError
+from entrix.local.lambda_runner import FunctionSpec
+from entrix.local.secrets_extension import is_extension_layer
+from entrix.local.template import Resource
+
+if TYPE_CHECKING:
+    from entrix.local.deploy.deployer import Deployer
+
+# A valid but empty zip: moto stores function code, the runtime imports the installed package.
+_EMPTY_ZIP = io.BytesIO()
+zipfile.ZipFile(_EMPTY_ZIP, "w").close()
+EMPTY_ZIP = _EMPTY_ZIP.getvalue()
+
+ENTRIX_HANDLER_PREFIX = "entrix."
+
+
+def create_layer(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
+    name = deployer.name(resource, p.get("LayerName"), 140)
+    arguments: dict[str, Any] = {"LayerName": name, "Content": {"ZipFile": EMPTY_ZIP}}
+    for key in ("Description", "CompatibleRuntimes", "CompatibleArchitectures"):
+        if key in p:
+            arguments[key] = p[key]
+    arn = deployer.clients("lambda").publish_layer_version(**arguments)["LayerVersionArn"]
+    deployer.layer_arns.add(arn)
+    deployer.provide(resource, arn)
+
+
+def create_function(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
+    name = deployer.name(resource, p.get("FunctionName"))
+    handler = p.get("Handler", "")
+    _check_asset(deployer, resource, handler)
+    layers, variables = _layers(deployer, name, p.get("Layers", []))
+    variables = {**p.get("Environment", {}).get("Variables", {}), **variables}
+    arguments: dict[str, Any] = {
+        "FunctionName": name,
+        "Role": p["Role"],
+        "Code": {"ZipFile": EMPTY_ZIP},
+        "Handler": handler,
+        "Runtime": p.get("Runtime", "python3.13"),
+        "Timeout": int(p.get("Timeout", 3)),
+        "MemorySize": int(p.get("MemorySize", 128)),
+    }
+    for key in ("Description", "Architectures", "TracingConfig"):
+        if key in p:
+            arguments[key] = p[key]
+    if layers:
+        arguments["Layers"] = layers
+    if variables:
+        arguments["Environment"] = {"Variables": variables}
+    created = deployer.clients("lambda").create_function(**arguments)
+    deployer.deployment.functions[name] = FunctionSpec(
+        function_name=name,
+        handler=handler,
+        environment=variables,
+        function_arn=created["FunctionArn"],
+        region=deployer.pseudo.region,
+        memory_size=arguments["MemorySize"],
+        timeout=arguments["Timeout"],
+        runtime=arguments["Runtime"],
+    )
+    deployer.provide(resource, name, Arn=created["FunctionArn"])
+
+
+def _layers(
+    deployer: Deployer, function_name: str, layers: list[str]
+) -> tuple[list[str], dict[str, str]]:
+    """The layers moto is given (this deployment's own), and the variables the function
+    gets from the emulated Parameters and Secrets Extension when its layer is attached."""
+    own, variables = [], {}
+    for arn in layers:
+        if arn in deployer.layer_arns:
+            own.append(arn)
+        elif is_extension_layer(arn):
+            if deployer.secrets_extension is None:
+                raise DeploymentError(
+                    f"{function_name} has the AWS Parameters and Secrets Lambda Extension "
+                    f"({arn}) and this deployment serves no local extension"
+                )
+            variables = deployer.secrets_extension.register(function_name)
+        else:
+            raise DeploymentError(
+                f"layer {arn} is neither a layer of this template nor the AWS Parameters "
+                "and Secrets Lambda Extension: the local runtime cannot provide it"
+            )
+    return own, variables
+
+
+def _check_asset(deployer: Deployer, resource: Resource, handler: str) -> None:
+    """The function's code asset, when synthesized, must hold the module the handler names."""
+    asset = resource.metadata.get("aws:asset:path")
+    if not (handler.startswith(ENTRIX_HANDLER_PREFIX) and asset and deployer.asset_dir):
+        return
+    asset_path = deployer.asset_dir / asset
+    if not asset_path.is_dir():
+        return
+    module = handler.rpartition(".")[0].replace(".", "/")
+    if not (asset_path / f"{module}.py").is_file():
+        raise DeploymentError(f"code asset {asset_path} does not contain {module}.py")
