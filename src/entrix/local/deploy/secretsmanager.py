@@ -1,17 +1,34 @@
-"""Secrets Manager secrets, with a value generated for `GenerateSecretString`."""
+"""Secrets Manager secrets, with `GenerateSecretString` values drawn by moto's password generator.
+
+CloudFormation generates the value from the same rules as the GetRandomPassword API; moto's
+CreateSecret has no such option, so the value comes from the generator behind moto's
+GetRandomPassword (`moto.secretsmanager.utils.random_password`) and is stored as SecretString.
+"""
 
 from __future__ import annotations
 
 import json
-import secrets
-import string
 from typing import TYPE_CHECKING, Any
+
+from moto.secretsmanager.utils import random_password
 
 from entrix.local.deploy.deployment import DeploymentError
 from entrix.local.template import Resource
 
 if TYPE_CHECKING:
     from entrix.local.deploy.deployer import Deployer
+
+# GetRandomPassword's parameters, which `GenerateSecretString` shares, with their defaults.
+PASSWORD_RULES: dict[str, Any] = {
+    "PasswordLength": 32,
+    "ExcludeCharacters": "",
+    "ExcludeNumbers": False,
+    "ExcludePunctuation": False,
+    "ExcludeUppercase": False,
+    "ExcludeLowercase": False,
+    "IncludeSpace": False,
+    "RequireEachIncludedType": True,
+}
 
 
 def create_secret(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
@@ -32,31 +49,27 @@ def create_secret(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> 
 
 
 def generate_secret_string(spec: dict[str, Any]) -> str:
-    """A value for `GenerateSecretString`, honouring its character rules, drawn with `secrets`."""
-    excluded = set(spec.get("ExcludeCharacters", ""))
-    classes = []
-    if not spec.get("ExcludeLowercase"):
-        classes.append(string.ascii_lowercase)
-    if not spec.get("ExcludeUppercase"):
-        classes.append(string.ascii_uppercase)
-    if not spec.get("ExcludeNumbers"):
-        classes.append(string.digits)
-    if not spec.get("ExcludePunctuation"):
-        classes.append(string.punctuation)
-    if spec.get("IncludeSpace"):
-        classes.append(" ")
-    classes = ["".join(c for c in chars if c not in excluded) for chars in classes]
-    classes = [chars for chars in classes if chars]
-    if not classes:
-        raise DeploymentError("GenerateSecretString excludes every character")
-    alphabet = "".join(classes)
-    length = int(spec.get("PasswordLength", 32))
-    value = [secrets.choice(alphabet) for _ in range(length)]
-    if spec.get("RequireEachIncludedType", True) and length >= len(classes):
-        positions = secrets.SystemRandom().sample(range(length), len(classes))
-        for position, chars in zip(positions, classes, strict=True):
-            value[position] = secrets.choice(chars)
-    password = "".join(value)
+    """The value for a `GenerateSecretString` spec: a password following its rules, placed
+    under `GenerateStringKey` in `SecretStringTemplate` when the spec has one."""
+    rules = {key: spec.get(key, default) for key, default in PASSWORD_RULES.items()}
+    length = int(rules["PasswordLength"])
+    if not 4 <= length <= 4096:  # the bounds moto's GetRandomPassword enforces
+        raise DeploymentError(f"GenerateSecretString PasswordLength {length} is not 4 to 4096")
+    try:
+        password = random_password(
+            password_length=length,
+            exclude_characters=rules["ExcludeCharacters"],
+            exclude_numbers=rules["ExcludeNumbers"],
+            exclude_punctuation=rules["ExcludePunctuation"],
+            exclude_uppercase=rules["ExcludeUppercase"],
+            exclude_lowercase=rules["ExcludeLowercase"],
+            include_space=rules["IncludeSpace"],
+            require_each_included_type=rules["RequireEachIncludedType"],
+        )
+    except IndexError:  # random.choice of an empty character class
+        raise DeploymentError(
+            "GenerateSecretString excludes every character of an included type"
+        ) from None
     if "SecretStringTemplate" in spec:
         document = json.loads(spec["SecretStringTemplate"])
         document[spec["GenerateStringKey"]] = password
