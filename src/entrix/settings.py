@@ -3,8 +3,8 @@
 This module is the one home of each default. The CDK constructs set every function's variables
 from it (the default too, explicitly), and the handlers read a setting here when they first need
 it, not at import, so a test sets a variable with `monkeypatch.setenv` instead of reloading a
-module. It imports only the standard library: the authorizer and ingest pay nothing for it at a
-cold start.
+module. It imports only the standard library and the batch rule (which does too): the authorizer
+and ingest pay nothing for it at a cold start.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from entrix.auction.batches import DEFAULT_MAX_BATCH_ORDERS
 
 T = TypeVar("T")
 
@@ -93,7 +95,7 @@ AUCTION_MODE = Setting("AUCTION_MODE", _auction_mode, "orders")
 RANDOM_ORDER_COUNT = Setting("RANDOM_ORDER_COUNT", _positive, 10)
 # Orders a run takes at most (the rest wait for the next run), and per batch (one Lambda B call).
 MAX_ORDERS_PER_RUN = Setting("MAX_ORDERS_PER_RUN", _positive, 200_000)
-BATCH_MAX_ORDERS = Setting("BATCH_MAX_ORDERS", _positive, 1_000)
+BATCH_MAX_ORDERS = Setting("BATCH_MAX_ORDERS", _positive, DEFAULT_MAX_BATCH_ORDERS)
 
 # Lambda A and Lambda B: where results and batches are written.
 RESULTS_BUCKET_NAME = Setting("RESULTS_BUCKET_NAME", str)

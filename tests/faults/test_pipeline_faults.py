@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,9 +29,10 @@ from entrix.aws.alerts import AlertTopic
 from entrix.aws.order_results import OrderResults
 from entrix.aws.results_store import ResultsStore
 from entrix.local import lambda_runner
-from infra.constructs.results_pipeline import PENDING_INDEX_NAME
+from entrix.local.pipeline import wait_for_execution
 from tests.faults.inject import Fault, error_reply
 from tests.pipeline.conftest import ACCEPT, READY, REGION, REJECT, Pipeline
+from tests.support.replaced_stores import replacing
 
 RETRY_ATTEMPTS = 2  # as configured by the pipeline fixture
 PROCESS = "entrix.handlers.process.handler"
@@ -101,7 +101,11 @@ def test_s3_failing_on_every_attempt_fails_the_accepted_orders_never_accepted(
     s3 = boto3.client("s3", region_name=REGION)
     outage = Fault(s3, "PutObject", "InternalError", status=500)
     process = pipeline.handler_module(PROCESS)
-    pipeline.monkeypatch.setattr(process, "results_store", ResultsStore(s3, pipeline.bucket))
+    pipeline.monkeypatch.setattr(
+        process,
+        "processor",
+        replacing(process.processor, results=ResultsStore(s3, pipeline.bucket)),
+    )
 
     described = pipeline.run("run-1")
 
@@ -136,7 +140,11 @@ def _failing_alerts(pipeline: Pipeline) -> Fault:
     sns = boto3.client("sns", region_name=REGION)
     outage = Fault(sns, "PublishBatch", "InternalError", status=500)
     process = pipeline.handler_module(PROCESS)
-    pipeline.monkeypatch.setattr(process, "alert_topic", AlertTopic(sns, pipeline.topic_arn))
+    pipeline.monkeypatch.setattr(
+        process,
+        "processor",
+        replacing(process.processor, alerts=AlertTopic(sns, pipeline.topic_arn)),
+    )
     return outage
 
 
@@ -209,7 +217,9 @@ def _failing_record(pipeline: Pipeline) -> _FailingRecord:
     fault = _FailingRecord(dynamodb)
     process = pipeline.handler_module(PROCESS)
     pipeline.monkeypatch.setattr(
-        process, "order_results", OrderResults(dynamodb, pipeline.table, PENDING_INDEX_NAME)
+        process,
+        "processor",
+        replacing(process.processor, orders=OrderResults(dynamodb, pipeline.table)),
     )
     return fault
 
@@ -270,7 +280,9 @@ def _failing_pending_query(pipeline: Pipeline, when: Callable[[int], bool]) -> F
     fault = Fault(dynamodb, "Query", "InternalServerError", status=500, when=when)
     results = pipeline.handler_module(RESULTS)
     pipeline.monkeypatch.setattr(
-        results, "order_results", OrderResults(dynamodb, pipeline.table, PENDING_INDEX_NAME)
+        results,
+        "stores",
+        replacing(results.stores, order_results=OrderResults(dynamodb, pipeline.table)),
     )
     return fault
 
@@ -280,7 +292,11 @@ def _failing_batches_write(pipeline: Pipeline, when: Callable[[int], bool]) -> F
     s3 = boto3.client("s3", region_name=REGION)
     fault = Fault(s3, "PutObject", "InternalError", status=500, when=when)
     results = pipeline.handler_module(RESULTS)
-    pipeline.monkeypatch.setattr(results, "results_store", ResultsStore(s3, pipeline.bucket))
+    pipeline.monkeypatch.setattr(
+        results,
+        "stores",
+        replacing(results.stores, results_store=ResultsStore(s3, pipeline.bucket)),
+    )
     return fault
 
 
@@ -424,12 +440,7 @@ def test_two_overlapping_runs_process_each_order_once(pipeline: Pipeline) -> Non
 
 def _wait(pipeline: Pipeline, execution_arn: str) -> dict[str, int]:
     sfn = pipeline.client("stepfunctions")
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        described = sfn.describe_execution(executionArn=execution_arn)
-        if described["status"] != "RUNNING":
-            assert described["status"] == "SUCCEEDED", described
-            summary: dict[str, int] = json.loads(described["output"])
-            return summary
-        time.sleep(0.05)
-    raise AssertionError(f"{execution_arn} did not finish")
+    described = wait_for_execution(sfn, execution_arn, timeout_seconds=120, poll_seconds=0.05)
+    assert described["status"] == "SUCCEEDED", described
+    summary: dict[str, int] = json.loads(described["output"])
+    return summary

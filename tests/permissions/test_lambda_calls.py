@@ -1,7 +1,7 @@
 """Every AWS call the Lambda functions really make, checked against each function's role in the
 template the local system deployed (and the target's resource and key policies).
 
-The module drives its own local system (`entrix local` in process, tests/faults/system.py)
+The module drives its own local system (`entrix local` in process, tests/support/local_system.py)
 through a representative scenario, recording calls with entrix.local.call_log: orders POSTed
 (authorizer, ingest), one read back (order status), a results run with accepted and rejected
 orders (Lambda A, Lambda B storing results and publishing alerts, the summary), and a run in
@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import importlib
 import json
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,13 +29,15 @@ from entrix.environment import RESULTS_BUCKET_NAME
 from entrix.local import call_log
 from entrix.local.call_log import Call
 from entrix.local.lambda_runner import applied_environment, runtime_environment
+from entrix.local.pipeline import wait_for_execution
 from tests.faults.inject import Fault
-from tests.faults.system import Running, local_system
 from tests.permissions.calls import call_edges
 from tests.permissions.conftest import count
 from tests.permissions.edges import denied
 from tests.permissions.model import StackModel
 from tests.pipeline.conftest import ACCEPT, READY, REJECT, ScriptedRandom
+from tests.support.local_system import Running, local_system
+from tests.support.replaced_stores import replacing
 
 # Handlers that the scenario must see make at least one AWS call (the summary makes none).
 CALLING_HANDLERS = (
@@ -85,12 +86,8 @@ def _run(running: Running, name: str) -> dict[str, Any]:
     sfn = running.client("stepfunctions")
     event = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
     execution = sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(event))
-    deadline = time.monotonic() + 300  # a guard against a hung run, not a speed check
-    while (described := sfn.describe_execution(executionArn=execution["executionArn"]))[
-        "status"
-    ] == "RUNNING":
-        assert time.monotonic() < deadline, f"run {name} did not end"
-        time.sleep(0.1)
+    # A guard against a hung run, not a speed check.
+    described = wait_for_execution(sfn, execution["executionArn"], timeout_seconds=300)
     assert described["status"] == "SUCCEEDED", described
     output: dict[str, Any] = json.loads(described["output"])
     return output
@@ -122,7 +119,9 @@ def recorded() -> Iterator[Recorded]:
             for spec in deployment.functions.values()
             if spec.handler == "entrix.handlers.process.handler"
         }
-        patch.setattr(process, "results_store", ResultsStore(s3, bucket))
+        patch.setattr(
+            process, "processor", replacing(process.processor, results=ResultsStore(s3, bucket))
+        )
         outputs.append(_run(running, "permissions-store-fails"))
 
         model = StackModel.load(running.system.template_path)

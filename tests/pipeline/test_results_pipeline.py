@@ -11,7 +11,10 @@ from typing import Any
 
 import pytest
 
+from entrix.auction.processing import BatchProcessor
 from entrix.auction.results import ResultStoreUnavailable
+from entrix.aws.alerts import AlertTopic
+from entrix.aws.results_store import ResultsStore
 from tests.pipeline.conftest import (
     ACCEPT,
     BATCH_MAX_ORDERS,
@@ -169,14 +172,12 @@ def test_never_ready_stops_after_max_polls_and_alerts(pipeline: Pipeline) -> Non
 def test_a_failed_results_write_releases_the_orders_for_the_next_run(pipeline: Pipeline) -> None:
     pipeline.add_orders("a", "b")
     pipeline.script(READY, ACCEPT, REJECT)
-    process = pipeline.handler_module("entrix.handlers.process.handler")
-    store = process.results_store
 
-    def failing_put(key: str, body: bytes) -> None:
+    def failing_put(store: ResultsStore, key: str, body: bytes) -> None:
         raise ResultStoreUnavailable("simulated S3 outage")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(store, "put_lines", failing_put)
+        patch.setattr(ResultsStore, "put_lines", failing_put)
         assert _outcomes(pipeline.summary("run-1")) == _counts(failed=1, rejected=1)
 
     items = pipeline.items()
@@ -203,10 +204,9 @@ def test_an_unpublished_alert_leaves_the_order_pending_so_no_rejection_goes_unno
 ) -> None:
     pipeline.add_orders("a", "b")
     pipeline.script(READY, REJECT, ACCEPT)
-    process = pipeline.handler_module("entrix.handlers.process.handler")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(process.alert_topic, "publish", lambda alerts: list(range(len(alerts))))
+        patch.setattr(AlertTopic, "publish", lambda topic, alerts: list(range(len(alerts))))
         assert _outcomes(pipeline.summary("run-1")) == _counts(accepted=1, failed=1)
     assert pipeline.items()["a"]["result_status"] == "pending"
     assert pipeline.alerts() == []
@@ -223,17 +223,15 @@ def test_a_crashing_batch_is_counted_failed_and_the_other_batches_finish(
 ) -> None:
     pipeline.add_orders("a", "b", "c")
     pipeline.script(READY, ACCEPT, ACCEPT, ACCEPT)
-    process = pipeline.handler_module("entrix.handlers.process.handler")
-    real_process = process.process
+    real_process = BatchProcessor.process
 
-    def crash_on_first_batch(batch: Any) -> dict[str, int]:
+    def crash_on_first_batch(processor: BatchProcessor, batch: Any, clock: float) -> dict[str, int]:
         if batch.results_key.endswith("batch-00001.jsonl"):
             raise RuntimeError("simulated bug")
-        result: dict[str, int] = real_process(batch)
-        return result
+        return real_process(processor, batch, clock)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(process, "process", crash_on_first_batch)
+        patch.setattr(BatchProcessor, "process", crash_on_first_batch)
         described = pipeline.run("run-1")
 
     assert described["status"] == "SUCCEEDED"

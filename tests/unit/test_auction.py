@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from entrix.auction.batch_item import OrderResult, order_result
 from entrix.auction.messages import slack_payload
 from entrix.auction.platform import AuctionPlatform, PendingOrder, Status, json_number
 from entrix.auction.results import (
@@ -21,7 +22,7 @@ from entrix.auction.results import (
     result_line,
 )
 
-ORDER = PendingOrder(record_id="r-1", parameter_1="buy", parameter_2=Decimal("2.1"))
+ORDER = PendingOrder(record_id="r-1")
 
 
 def test_readiness_follows_the_probability_and_the_injected_source() -> None:
@@ -62,11 +63,11 @@ def test_probabilities_outside_0_1_are_refused(probability: float) -> None:
 
 
 def test_result_shape_is_the_seeds_with_the_orders_identity() -> None:
-    result = AuctionPlatform(random.Random(1), 1.0).result_for(ORDER).as_dict()
-    assert set(result) == {"record_id", "status", "power", "parameter_1", "parameter_2"}
+    result = order_result(AuctionPlatform(random.Random(1), 1.0).result_for(ORDER))
+    assert set(result) == {"record_id", "status", "power"} == set(OrderResult.model_fields)
     assert result["record_id"] == "r-1"
     assert result["status"] in {"accepted", "rejected"}
-    assert json.loads(json.dumps(result))["parameter_2"] == 2.1
+    assert OrderResult.model_validate(json.loads(json.dumps(result))).power == result["power"]
 
 
 def test_json_number_keeps_integers_exact() -> None:

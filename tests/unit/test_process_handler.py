@@ -6,7 +6,6 @@ rejected ones are alerted one message each, then every result is recorded on its
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from moto import mock_aws
 from pydantic import ValidationError
 
-from entrix import environment
+from entrix import settings
 from tests.faults.inject import Fault
 from tests.moto_alerts import subscribe_queue
 from tests.unit.test_results_handler import TABLE, create_orders_table, put_order
@@ -31,9 +30,9 @@ REGION: Final = "eu-west-1"
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    monkeypatch.setenv(environment.ORDERS_TABLE_NAME, TABLE)
-    monkeypatch.setenv(environment.RESULTS_BUCKET_NAME, BUCKET)
-    monkeypatch.setenv(environment.RESULT_LEASE_SECONDS, "1800")
+    monkeypatch.setenv(settings.ORDERS_TABLE_NAME.name, TABLE)
+    monkeypatch.setenv(settings.RESULTS_BUCKET_NAME.name, BUCKET)
+    monkeypatch.setenv(settings.RESULT_LEASE_SECONDS.name, "1800")
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         s3 = boto3.client("s3", region_name=REGION)
@@ -43,15 +42,17 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         topic_arn = sns.create_topic(Name="alerts")["TopicArn"]
         queue_url = subscribe_queue(sns, sqs, topic_arn)
-        monkeypatch.setenv(environment.ALERT_TOPIC_ARN, topic_arn)
+        monkeypatch.setenv(settings.ALERT_TOPIC_ARN.name, topic_arn)
         yield {"dynamodb": dynamodb, "s3": s3, "sqs": sqs, "queue_url": queue_url}
 
 
 @pytest.fixture
-def process(aws: dict[str, Any]) -> ModuleType:
+def process(aws: dict[str, Any]) -> Iterator[ModuleType]:
     import entrix.handlers.process as module
 
-    return importlib.reload(module)  # it reads the table, bucket and topic at import
+    module.processor.cache_clear()  # its stores are made on first use: in this test's moto
+    yield module
+    module.processor.cache_clear()
 
 
 def event(
@@ -231,7 +232,9 @@ def test_an_order_claimed_by_a_live_run_is_skipped_by_another(
     put_order(aws["dynamodb"], "a")
     put_order(aws["dynamodb"], "b")
     for record_id in "ab":
-        process.order_results.claim(record_id, "run-1", now=int(time.time()), lease_seconds=600)
+        process.processor().orders.claim(
+            record_id, "run-1", now=int(time.time()), lease_seconds=600
+        )
 
     outcome = process.handler(event(("a", "accepted"), ("b", "rejected"), run_id="run-2"), None)
 
@@ -244,7 +247,7 @@ def test_an_order_claimed_by_a_live_run_is_skipped_by_another(
 
 def test_an_expired_claim_is_taken_over(process: ModuleType, aws: dict) -> None:
     put_order(aws["dynamodb"], "a")
-    process.order_results.claim("a", "run-1", now=int(time.time()) - 700, lease_seconds=600)
+    process.processor().orders.claim("a", "run-1", now=int(time.time()) - 700, lease_seconds=600)
 
     assert process.handler(event(("a", "accepted"), run_id="run-2"), None) == counts(1)
     assert item(aws, "a")["result_run_id"] == "run-2"
@@ -306,14 +309,14 @@ def test_an_alert_failure_releases_that_order_unrecorded(
 ) -> None:
     for record_id in "abc":
         put_order(aws["dynamodb"], record_id)
-    publish = process.alert_topic.publish
+    publish = process.processor().alerts.publish
 
     def publish_all_but_b(batch: list[dict[str, Any]]) -> list[int]:
         refused = [i for i, alert in enumerate(batch) if alert.get("record_id") == "b"]
         publish([alert for i, alert in enumerate(batch) if i not in refused])
         return refused
 
-    monkeypatch.setattr(process.alert_topic, "publish", publish_all_but_b)
+    monkeypatch.setattr(process.processor().alerts, "publish", publish_all_but_b)
 
     outcome = process.handler(event(("a", "rejected"), ("b", "rejected"), ("c", "accepted")), None)
 
@@ -332,7 +335,9 @@ def test_a_topic_refusing_every_request_fails_every_rejected_order(
 ) -> None:
     put_order(aws["dynamodb"], "a")
     put_order(aws["dynamodb"], "b")
-    fault = Fault(process.alert_topic._client, "PublishBatch", "AuthorizationError", status=403)
+    fault = Fault(
+        process.processor().alerts._client, "PublishBatch", "AuthorizationError", status=403
+    )
 
     outcome = process.handler(event(("a", "rejected"), ("b", "accepted")), None)
 
@@ -350,7 +355,7 @@ def test_a_record_failure_releases_the_order_and_counts_it_failed(
     put_order(aws["dynamodb"], "b")
     # UpdateItem calls: claim a, claim b, record a (refused), record b, release a.
     Fault(
-        process.order_results._client,
+        process.processor().orders._client,
         "UpdateItem",
         "ProvisionedThroughputExceededException",
         when=lambda n: n == 3,
@@ -368,7 +373,13 @@ def test_a_claim_failure_counts_that_order_failed_and_goes_on(
 ) -> None:
     put_order(aws["dynamodb"], "a")
     put_order(aws["dynamodb"], "b")
-    Fault(process.order_results._client, "UpdateItem", "InternalServerError", 500, lambda n: n == 1)
+    Fault(
+        process.processor().orders._client,
+        "UpdateItem",
+        "InternalServerError",
+        500,
+        lambda n: n == 1,
+    )
 
     assert process.handler(event(("a", "rejected"), ("b", "accepted")), None) == counts(
         accepted=1, failed=1

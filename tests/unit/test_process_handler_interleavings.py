@@ -12,35 +12,31 @@ once, and no claim is left behind, also when a run's results object cannot be wr
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
 import threading
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from types import ModuleType
+import time
 from typing import Any, Final
-from unittest import mock
 
 import boto3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from entrix import environment
+from entrix.auction.batch_item import ResultsBatch
+from entrix.auction.processing import BatchProcessor
 from entrix.aws.alerts import AlertTopic
 from entrix.aws.order_results import OrderResults
 from entrix.aws.results_store import ResultsStore
 from tests.faults.inject import error_reply
 from tests.moto_alerts import subscribe_queue
 from tests.moto_orders import table_items
-from tests.unit.test_results_handler import INDEX, TABLE, create_orders_table, put_order
+from tests.unit.test_results_handler import TABLE, create_orders_table, put_order
 
 BUCKET = "interleavings"
 REGION: Final = "eu-west-1"
 ORDERS = ("a", "b", "c")
 RUNS = ("run-0", "run-1")
-LEASE_SECONDS = "1800"
+LEASE_SECONDS = 1800
 # Per run: 3 claims, 1 put, 1 alert request, 3 records; a schedule this long covers them all.
 SCHEDULE_LENGTH = 20
 
@@ -81,20 +77,6 @@ class Turns:
         return not self._schedule or self._schedule[0] in (name, *self._finished)
 
 
-@contextmanager
-def lambda_b() -> Iterator[ModuleType]:
-    """entrix.handlers.process imported (once) with its environment set."""
-    names = {
-        environment.ORDERS_TABLE_NAME: TABLE,
-        environment.ORDERS_PENDING_INDEX_NAME: INDEX,
-        environment.RESULTS_BUCKET_NAME: BUCKET,
-        environment.ALERT_TOPIC_ARN: f"arn:aws:sns:{REGION}:123456789012:alerts",
-        environment.RESULT_LEASE_SECONDS: LEASE_SECONDS,
-    }
-    with mock.patch.dict(os.environ, names), mock_aws():
-        yield importlib.reload(importlib.import_module("entrix.handlers.process"))
-
-
 def items(dynamodb: Any) -> dict[str, dict[str, Any]]:
     return table_items(dynamodb, TABLE)
 
@@ -131,7 +113,7 @@ def received_alerts(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
 def test_any_interleaving_of_two_runs_processes_each_order_once(
     statuses: tuple[list[str], list[str]], put_fails: tuple[bool, bool], schedule: list[str]
 ) -> None:
-    with lambda_b() as process, ExitStack() as patches:
+    with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         s3 = boto3.client("s3", region_name=REGION)
         sns = boto3.client("sns", region_name=REGION)
@@ -158,16 +140,11 @@ def test_any_interleaving_of_two_runs_processes_each_order_once(
             return error_reply("SlowDown", 503) if put_fails[RUNS.index(run)] else None
 
         clients["s3"].meta.events.register("before-call.s3.PutObject", refuse_failing_puts)
-        patches.enter_context(
-            mock.patch.object(
-                process, "order_results", OrderResults(clients["dynamodb"], TABLE, INDEX)
-            )
-        )
-        patches.enter_context(
-            mock.patch.object(process, "results_store", ResultsStore(clients["s3"], BUCKET))
-        )
-        patches.enter_context(
-            mock.patch.object(process, "alert_topic", AlertTopic(clients["sns"], topic_arn))
+        processor = BatchProcessor(
+            orders=OrderResults(clients["dynamodb"], TABLE),
+            results=ResultsStore(clients["s3"], BUCKET),
+            alerts=AlertTopic(clients["sns"], topic_arn),
+            lease_seconds=LEASE_SECONDS,
         )
 
         keys = {run: f"results/date=2026-11-25/run={run}/batch-00001.jsonl" for run in RUNS}
@@ -176,7 +153,7 @@ def test_any_interleaving_of_two_runs_processes_each_order_once(
 
         def run_batch(run: str, run_statuses: list[str]) -> None:
             try:
-                batch = process.ResultsBatch.model_validate(
+                batch = ResultsBatch.model_validate(
                     {
                         "run_id": run,
                         "results_key": keys[run],
@@ -186,7 +163,7 @@ def test_any_interleaving_of_two_runs_processes_each_order_once(
                         ],
                     }
                 )
-                outcomes[run] = process.process(batch)
+                outcomes[run] = processor.process(batch, time.time())
             except BaseException as error:  # reported by the main thread
                 errors.append(error)
             finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import random
 import re
@@ -14,7 +13,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from entrix import environment
+from entrix import settings
+from entrix.auction.batch_item import OrderResult
 from entrix.orders.intake import PENDING_SHARDS, pending_shard
 
 TABLE = "orders-results-test"
@@ -39,10 +39,7 @@ def create_orders_table(dynamodb: Any) -> None:
                     {"AttributeName": "pending_shard", "KeyType": "HASH"},
                     {"AttributeName": "received_at", "KeyType": "RANGE"},
                 ],
-                "Projection": {
-                    "ProjectionType": "INCLUDE",
-                    "NonKeyAttributes": ["parameter_1", "parameter_2"],
-                },
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
             }
         ],
         BillingMode="PAY_PER_REQUEST",
@@ -67,15 +64,15 @@ def put_order(
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    monkeypatch.setenv(environment.ORDERS_TABLE_NAME, TABLE)
-    monkeypatch.setenv(environment.ORDERS_PENDING_INDEX_NAME, INDEX)
-    monkeypatch.setenv(environment.RESULTS_BUCKET_NAME, BUCKET)
-    monkeypatch.setenv(environment.RESULTS_READY_PROBABILITY, "1")
+    monkeypatch.setenv(settings.ORDERS_TABLE_NAME.name, TABLE)
+    monkeypatch.setenv(settings.ORDERS_PENDING_INDEX_NAME.name, INDEX)
+    monkeypatch.setenv(settings.RESULTS_BUCKET_NAME.name, BUCKET)
+    monkeypatch.setenv(settings.RESULTS_READY_PROBABILITY.name, "1")
     for name in (
-        environment.AUCTION_MODE,
-        environment.RANDOM_ORDER_COUNT,
-        environment.MAX_ORDERS_PER_RUN,
-        environment.BATCH_MAX_ORDERS,
+        settings.AUCTION_MODE.name,
+        settings.RANDOM_ORDER_COUNT.name,
+        settings.MAX_ORDERS_PER_RUN.name,
+        settings.BATCH_MAX_ORDERS.name,
     ):
         monkeypatch.delenv(name, raising=False)
     with mock_aws():
@@ -94,12 +91,13 @@ def dynamodb(aws: dict[str, Any]) -> Any:
 
 
 @pytest.fixture
-def results(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+def results(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     import entrix.handlers.results as module
 
-    module = importlib.reload(module)  # it reads the table and bucket names at import
+    module.stores.cache_clear()  # made on first use: in this test's moto
     monkeypatch.setattr(module, "random_source", random.Random(11))
-    return module
+    yield module
+    module.stores.cache_clear()
 
 
 def batches(aws: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -120,7 +118,7 @@ def ordered_ids(aws: dict[str, Any], key: str) -> list[str]:
 def test_not_ready_answers_results_false(
     results: ModuleType, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(environment.RESULTS_READY_PROBABILITY, "0")
+    monkeypatch.setenv(settings.RESULTS_READY_PROBABILITY.name, "0")
     put_order(aws["dynamodb"], "a")
 
     assert results.handler({}, None) == {"results": False}
@@ -146,17 +144,16 @@ def test_ready_writes_one_result_per_pending_order_in_batches(
     assert batch["results_key"] == f"results/{run_date}/run=run-1/batch-00001.jsonl"
     assert [order["record_id"] for order in batch["orders"]] == ["a", "b"], "oldest first"
     for order in batch["orders"]:
-        assert set(order) == {"record_id", "status", "power", "parameter_1", "parameter_2"}
+        assert set(order) == set(OrderResult.model_fields), "the contract with Lambda B"
+        assert OrderResult.model_validate(order).record_id == order["record_id"]
         assert order["status"] in {"accepted", "rejected"}
         assert 1 <= order["power"] <= 100
-        assert order["parameter_1"] == "buy"
-        assert order["parameter_2"] == 2.1
 
 
 def test_batches_hold_at_most_batch_max_orders_each(
     results: ModuleType, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(environment.BATCH_MAX_ORDERS, "3")
+    monkeypatch.setenv(settings.BATCH_MAX_ORDERS.name, "3")
     for index in range(8):
         put_order(aws["dynamodb"], f"o-{index}", received_at=f"2026-11-25T10:0{index}Z")
 
@@ -178,7 +175,7 @@ def test_batches_hold_at_most_batch_max_orders_each(
 def test_a_run_takes_at_most_max_orders_per_run_the_oldest_first(
     results: ModuleType, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(environment.MAX_ORDERS_PER_RUN, "7")
+    monkeypatch.setenv(settings.MAX_ORDERS_PER_RUN.name, "7")
     for index in range(10):
         put_order(aws["dynamodb"], f"o-{index:02d}", received_at=f"2026-11-25T10:{index:02d}Z")
 
@@ -204,7 +201,7 @@ def test_ready_with_nothing_pending_writes_nothing(
 def test_pending_orders_are_read_across_query_pages(
     results: ModuleType, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = results.order_results._client.get_paginator
+    original = results.stores().order_results._client.get_paginator
     page_sizes: list[int] = []
 
     def small_pages(operation: str) -> Any:
@@ -219,7 +216,7 @@ def test_pending_orders_are_read_across_query_pages(
         paginator.paginate = paginate_in_threes
         return paginator
 
-    monkeypatch.setattr(results.order_results._client, "get_paginator", small_pages)
+    monkeypatch.setattr(results.stores().order_results._client, "get_paginator", small_pages)
     count = 80  # 5 a shard on average: several shards need more than one page of 3
     for index in range(count):
         put_order(aws["dynamodb"], f"o-{index:02d}", received_at=f"2026-11-25T10:{index:02d}Z")
@@ -246,8 +243,8 @@ def test_recorded_orders_leave_the_pending_index(results: ModuleType, aws: dict[
 def test_random_mode_stores_synthetic_orders_as_pending_then_batches_them(
     results: ModuleType, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(environment.AUCTION_MODE, "random")
-    monkeypatch.setenv(environment.RANDOM_ORDER_COUNT, "5")
+    monkeypatch.setenv(settings.AUCTION_MODE.name, "random")
+    monkeypatch.setenv(settings.RANDOM_ORDER_COUNT.name, "5")
 
     answer = results.handler({"run_id": "run-7"}, None)
 
@@ -263,9 +260,9 @@ def test_random_mode_stores_synthetic_orders_as_pending_then_batches_them(
 def test_random_mode_is_capped_by_max_orders_per_run(
     results: ModuleType, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(environment.AUCTION_MODE, "random")
-    monkeypatch.setenv(environment.RANDOM_ORDER_COUNT, "9")
-    monkeypatch.setenv(environment.MAX_ORDERS_PER_RUN, "4")
+    monkeypatch.setenv(settings.AUCTION_MODE.name, "random")
+    monkeypatch.setenv(settings.RANDOM_ORDER_COUNT.name, "9")
+    monkeypatch.setenv(settings.MAX_ORDERS_PER_RUN.name, "4")
 
     answer = results.handler({"run_id": "run-7"}, None)
 
@@ -293,9 +290,9 @@ def test_random_mode_reports_unstored_orders_as_a_retryable_error(
     from entrix.auction.results import OrderStoreUnavailable
     from entrix.aws.orders_table import WriteOutcome
 
-    monkeypatch.setenv(environment.AUCTION_MODE, "random")
+    monkeypatch.setenv(settings.AUCTION_MODE.name, "random")
     monkeypatch.setattr(
-        results.orders_table, "put_items", lambda items: WriteOutcome(not_stored=["x"])
+        results.stores().orders_table, "put_items", lambda items: WriteOutcome(not_stored=["x"])
     )
 
     with pytest.raises(OrderStoreUnavailable):

@@ -11,7 +11,6 @@ import random
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
 
 Number = int | float | Decimal
 
@@ -23,7 +22,14 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class PendingOrder:
-    """An order that was stored by the API and has no result yet."""
+    """An order that was stored by the API and has no result yet: the platform needs its id only."""
+
+    record_id: str
+
+
+@dataclass(frozen=True)
+class SyntheticOrder:
+    """A made-up order for the platform's random mode, stored first as the API would store it."""
 
     record_id: str
     parameter_1: str
@@ -37,16 +43,6 @@ class AuctionResult:
     order: PendingOrder
     status: Status
     power: int
-
-    def as_dict(self) -> dict[str, Any]:
-        """The seed's result shape with the order's identity added (JSON-ready numbers)."""
-        return {
-            "record_id": self.order.record_id,
-            "status": self.status.value,
-            "power": self.power,
-            "parameter_1": self.order.parameter_1,
-            "parameter_2": json_number(self.order.parameter_2),
-        }
 
 
 def json_number(value: Number) -> int | float:
@@ -88,10 +84,10 @@ class AuctionPlatform:
             power=self._rng.randint(1, self._max_power),
         )
 
-    def synthetic_orders(self, count: int, run_prefix: str) -> list[PendingOrder]:
+    def synthetic_orders(self, count: int, run_prefix: str) -> list[SyntheticOrder]:
         """`count` made-up orders, as the seed's Lambda A generated them (demos, benchmarks)."""
         return [
-            PendingOrder(
+            SyntheticOrder(
                 record_id=f"{run_prefix}-{index:06d}",
                 parameter_1=self._rng.choice(("buy", "sell")),
                 parameter_2=Decimal(self._rng.randint(1, 10_000)) / 100,

@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from entrix.auction.platform import PendingOrder
 from entrix.auction.results import OrderStoreUnavailable
+from entrix.aws.orders_table import plain_item
 from entrix.orders.intake import pending_shards
 from entrix.orders.numbers import number_text
 
@@ -44,49 +44,37 @@ _AVAILABLE_TO_RUN = (
     "attribute_not_exists(claimed_by) OR claimed_by = :run OR claim_expires_at < :now))"
     " OR result_run_id = :run)"
 )
-_deserializer = TypeDeserializer()
 logger = logging.getLogger(__name__)
-
-
-def _item(attributes: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: _deserializer.deserialize(value) for name, value in attributes.items()}
 
 
 class OrderResults:
     """Pending orders and their results in the orders table."""
 
-    def __init__(self, client: DynamoDBClient, table_name: str, pending_index: str) -> None:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
         self._table_name = table_name
-        self._pending_index = pending_index
 
-    def pending_orders(self) -> Iterator[PendingOrder]:
+    def pending_orders(self, index_name: str) -> Iterator[PendingOrder]:
         """Every order still waiting for a result, oldest first, page by page."""
-        shards = [self._pending_in(shard) for shard in pending_shards()]
+        shards = [self._pending_in(index_name, shard) for shard in pending_shards()]
         for _, order in heapq.merge(*shards, key=lambda entry: entry[0]):
             yield order
 
-    def _pending_in(self, shard: str) -> Iterator[tuple[str, PendingOrder]]:
-        """One shard's waiting orders with their received_at, oldest first."""
+    def _pending_in(self, index_name: str, shard: str) -> Iterator[tuple[str, PendingOrder]]:
+        """One shard's waiting orders with their received_at, oldest first. The index projects
+        the keys only: the order's id and the index's own keys are all a run needs."""
         paginator = self._client.get_paginator("query")
         pages = paginator.paginate(
             TableName=self._table_name,
-            IndexName=self._pending_index,
+            IndexName=index_name,
             KeyConditionExpression="pending_shard = :shard",
             ExpressionAttributeValues={":shard": {"S": shard}},
         )
         try:
             for page in pages:
-                for attributes in page.get("Items", []):
-                    item = _item(attributes)
-                    yield (
-                        item["received_at"],
-                        PendingOrder(
-                            record_id=item["record_id"],
-                            parameter_1=item["parameter_1"],
-                            parameter_2=item["parameter_2"],
-                        ),
-                    )
+                for keys in page.get("Items", []):
+                    record_id = keys["record_id"]["S"]
+                    yield keys["received_at"]["S"], PendingOrder(record_id=record_id)
         except (ClientError, BotoCoreError) as error:
             raise OrderStoreUnavailable(f"reading pending orders failed: {error}") from error
 
@@ -171,4 +159,4 @@ class OrderResults:
             raise OrderStoreUnavailable(f"updating order {record_id!r} failed: {error}") from error
         except BotoCoreError as error:
             raise OrderStoreUnavailable(f"updating order {record_id!r} failed: {error}") from error
-        return _item(response["Attributes"])
+        return plain_item(response["Attributes"])

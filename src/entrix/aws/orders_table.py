@@ -10,6 +10,7 @@ A call is only started when the longest it can take (`longest_call_seconds`) fit
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -25,6 +26,7 @@ from entrix.aws.clients import longest_call_seconds
 from entrix.orders.numbers import number_text
 
 if TYPE_CHECKING:
+    from boto3.dynamodb.types import TypeDeserializer
     from mypy_boto3_dynamodb import DynamoDBClient
 
 logger = logging.getLogger(__name__)
@@ -208,10 +210,17 @@ class OrdersTable:
             ConsistentRead=True,
         )
         item = response.get("Item")
-        if item is None:
-            return None
-        # Imported here: boto3's types module loads all of boto3, and only reads need it.
-        from boto3.dynamodb.types import TypeDeserializer
+        return None if item is None else plain_item(item)
 
-        deserializer = TypeDeserializer()
-        return {name: deserializer.deserialize(value) for name, value in item.items()}
+
+def plain_item(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item in Python types (numbers as Decimal), from its typed attribute values."""
+    return {name: _deserializer().deserialize(value) for name, value in attributes.items()}
+
+
+@functools.cache
+def _deserializer() -> TypeDeserializer:
+    """Created on first use: boto3's types module loads all of boto3, and only reads need it."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    return TypeDeserializer()

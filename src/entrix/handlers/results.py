@@ -3,9 +3,10 @@
 Answers `{"results": false}` until the platform is ready. Then it takes a result for every order
 still waiting for one (`AUCTION_MODE=orders`, the default), or for RANDOM_ORDER_COUNT made-up
 orders stored first as pending (`AUCTION_MODE=random`, for demos and benchmarks), splits the
-results into batches and writes them to the results bucket as one JSON array, which the state
-machine's Distributed Map reads. The answer names that object instead of carrying the results,
-so a run is not bounded by the 256 KiB state payload:
+results into batches (entrix.auction.batch_item, the contract with Lambda B) and writes them to
+the results bucket as one JSON array, which the state machine's Distributed Map reads. The answer
+names that object instead of carrying the results, so a run is not bounded by the 256 KiB state
+payload:
 
     {"results": true, "order_count": 2500, "batch_count": 3,
      "batches_key": "batches/date=2026-11-25/<run id>.json"}
@@ -16,50 +17,58 @@ MAX_ORDERS_PER_RUN orders, the oldest first; the rest wait for the next run.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
-import os
 import random
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from entrix.auction.batches import DEFAULT_MAX_BATCH_ORDERS, batched
-from entrix.auction.platform import AuctionPlatform, PendingOrder
+from entrix import settings
+from entrix.auction.batch_item import batch_item, order_result
+from entrix.auction.batches import batched
+from entrix.auction.platform import AuctionPlatform, PendingOrder, SyntheticOrder
 from entrix.auction.results import OrderStoreUnavailable, batch_results_key, batches_key
 from entrix.aws.clients import PIPELINE_CONFIG, client
 from entrix.aws.order_results import OrderResults
 from entrix.aws.orders_table import OrdersTable
 from entrix.aws.results_store import ResultsStore
-from entrix.environment import (
-    AUCTION_MODE,
-    BATCH_MAX_ORDERS,
-    MAX_ORDERS_PER_RUN,
-    ORDERS_PENDING_INDEX_NAME,
-    ORDERS_TABLE_NAME,
-    RANDOM_ORDER_COUNT,
-    RESULTS_BUCKET_NAME,
-    RESULTS_READY_PROBABILITY,
-)
 from entrix.orders.intake import Receipt, stored_item
 from entrix.orders.model import Order
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_ORDERS_PER_RUN = 200_000
-
 # Module level so that tests can inject a seeded or scripted source.
 random_source: random.Random = random.Random()  # noqa: S311 - a simulation, not cryptography
 
-_client = client("dynamodb", PIPELINE_CONFIG)
-_table_name = os.environ[ORDERS_TABLE_NAME]
-order_results = OrderResults(_client, _table_name, os.environ.get(ORDERS_PENDING_INDEX_NAME, ""))
-orders_table = OrdersTable(_client, _table_name)
-results_store = ResultsStore(client("s3", PIPELINE_CONFIG), os.environ[RESULTS_BUCKET_NAME])
+
+@dataclass(frozen=True)
+class Stores:
+    """Lambda A's view of the orders table (twice: results and plain writes) and the bucket."""
+
+    order_results: OrderResults
+    orders_table: OrdersTable
+    results_store: ResultsStore
 
 
-def _store_synthetic(orders: list[PendingOrder]) -> None:
+@functools.cache
+def stores() -> Stores:
+    """Made on first use and kept for the warm container's later invocations."""
+    dynamodb = client("dynamodb", PIPELINE_CONFIG)
+    table_name = settings.ORDERS_TABLE_NAME.read()
+    return Stores(
+        order_results=OrderResults(dynamodb, table_name),
+        orders_table=OrdersTable(dynamodb, table_name),
+        results_store=ResultsStore(
+            client("s3", PIPELINE_CONFIG), settings.RESULTS_BUCKET_NAME.read()
+        ),
+    )
+
+
+def _store_synthetic(orders: list[SyntheticOrder]) -> None:
     """Store made-up orders as the API would, so the rest of the pipeline treats them alike."""
     receipt = Receipt.at(time.time())
     items = [
@@ -69,30 +78,33 @@ def _store_synthetic(orders: list[PendingOrder]) -> None:
         )
         for o in orders
     ]
-    outcome = orders_table.put_items(items)
+    outcome = stores().orders_table.put_items(items)
     if outcome.not_stored:
         raise OrderStoreUnavailable(f"{len(outcome.not_stored)} synthetic orders were not stored")
 
 
+def _pending(platform: AuctionPlatform, run_id: str, max_orders: int) -> Iterable[PendingOrder]:
+    """The orders this run takes results for, oldest first (or made up, in random mode)."""
+    if settings.AUCTION_MODE.read() == "random":
+        count = min(settings.RANDOM_ORDER_COUNT.read(), max_orders)
+        synthetic = platform.synthetic_orders(count, run_prefix=f"random-{run_id}")
+        _store_synthetic(synthetic)
+        return [PendingOrder(record_id=order.record_id) for order in synthetic]
+    index_name = settings.ORDERS_PENDING_INDEX_NAME.read()
+    return itertools.islice(stores().order_results.pending_orders(index_name), max_orders)
+
+
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     platform = AuctionPlatform(
-        random_source, ready_probability=float(os.environ.get(RESULTS_READY_PROBABILITY, "0.5"))
+        random_source, ready_probability=settings.RESULTS_READY_PROBABILITY.read()
     )
     if not platform.results_ready():
         logger.info("auction results not ready yet")
         return {"results": False}
 
     run_id = str((event or {}).get("run_id") or time.time_ns())
-    max_orders = int(os.environ.get(MAX_ORDERS_PER_RUN, DEFAULT_MAX_ORDERS_PER_RUN))
-    if os.environ.get(AUCTION_MODE, "orders") == "random":
-        count = min(int(os.environ.get(RANDOM_ORDER_COUNT, "10")), max_orders)
-        synthetic = platform.synthetic_orders(count, run_prefix=f"random-{run_id}")
-        _store_synthetic(synthetic)
-        pending: Iterable[PendingOrder] = synthetic
-    else:
-        pending = itertools.islice(order_results.pending_orders(), max_orders)
-
-    results = [platform.result_for(order).as_dict() for order in pending]
+    max_orders = settings.MAX_ORDERS_PER_RUN.read()
+    results = [order_result(platform.result_for(o)) for o in _pending(platform, run_id, max_orders)]
     if len(results) == max_orders:
         logger.warning("run full at %d orders; the others wait for the next run", max_orders)
     if not results:
@@ -100,13 +112,13 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         return {"results": True, "order_count": 0, "batch_count": 0}
 
     run_date = datetime.now(UTC).strftime("%Y-%m-%d")
-    max_batch = int(os.environ.get(BATCH_MAX_ORDERS, DEFAULT_MAX_BATCH_ORDERS))
+    max_batch = settings.BATCH_MAX_ORDERS.read()
     batches = [
-        {"results_key": batch_results_key(run_date, run_id, number), "orders": batch}
+        batch_item(batch_results_key(run_date, run_id, number), batch)
         for number, batch in enumerate(batched(results, max_orders=max_batch), start=1)
     ]
     key = batches_key(run_date, run_id)
-    results_store.put_batches(key, batches)
+    stores().results_store.put_batches(key, batches)
     logger.info("auction results ready for %d orders in %d batches", len(results), len(batches))
     return {
         "results": True,

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-OUTCOMES = ("accepted", "rejected", "failed", "skipped")
+from entrix.auction.outcomes import add_up
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, int]:
     """`{"orders": N, "batches": [{"accepted": 1, ...}, ...]}` -> the run's totals."""
     batches = event.get("batches") or []
-    totals = {outcome: 0 for outcome in OUTCOMES}
-    for batch in batches:
-        for outcome in OUTCOMES:
-            totals[outcome] += int(batch.get(outcome, 0))
-    return {"orders": int(event.get("orders", 0)), **totals, "batches": len(batches)}
+    return {"orders": int(event.get("orders", 0)), **add_up(batches), "batches": len(batches)}

@@ -16,10 +16,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from entrix.auction.outcomes import OUTCOMES
 from entrix.local.periodic import Periodic
 
-# Counts every summary has; a state machine output may add more.
-OUTCOMES = ("accepted", "rejected", "failed", "skipped")
 POLL_SECONDS = 0.2
 
 
@@ -88,6 +87,26 @@ def summarize(execution: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
+def wait_for_execution(
+    sfn: Any,
+    execution_arn: str,
+    timeout_seconds: float = 900,
+    stop: threading.Event | None = None,
+    poll_seconds: float = POLL_SECONDS,
+) -> dict[str, Any]:
+    """Poll until the execution is no longer RUNNING; its description then."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        execution = sfn.describe_execution(executionArn=execution_arn)
+        if execution["status"] != "RUNNING":
+            return dict(execution)
+        if time.monotonic() > deadline:
+            raise PipelineError(f"{execution['name']} still running after {timeout_seconds:.0f} s")
+        if stop is not None and stop.is_set():
+            raise PipelineError(f"{execution['name']} left running: stopping")
+        time.sleep(poll_seconds)
+
+
 def wait_for_summary(
     sfn: Any,
     execution_arn: str,
@@ -95,16 +114,7 @@ def wait_for_summary(
     stop: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Poll until the execution ends, then summarize it."""
-    deadline = time.monotonic() + timeout_seconds
-    while True:
-        execution = sfn.describe_execution(executionArn=execution_arn)
-        if execution["status"] != "RUNNING":
-            return summarize(execution)
-        if time.monotonic() > deadline:
-            raise PipelineError(f"{execution['name']} still running after {timeout_seconds:.0f} s")
-        if stop is not None and stop.is_set():
-            raise PipelineError(f"{execution['name']} left running: stopping")
-        time.sleep(POLL_SECONDS)
+    return summarize(wait_for_execution(sfn, execution_arn, timeout_seconds, stop))
 
 
 class Scheduler(Periodic):

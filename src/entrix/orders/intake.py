@@ -11,13 +11,13 @@ import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
 
 from entrix.orders.limits import MAX_BODY_BYTES, MAX_ORDERS, TTL_SECONDS
 from entrix.orders.order_schema import CONFIG, SCHEMA
 from entrix.orders.validator import compile_schema
+from entrix.timestamps import iso_milliseconds
 
 # The pending-results index is keyed on `pending_shard`, one of PENDING_SHARDS values chosen by
 # the record_id, so waiting orders spread over that many index partitions (each serves about
@@ -225,9 +225,10 @@ class Receipt:
 
     @classmethod
     def at(cls, epoch_seconds: float) -> Receipt:
-        moment = datetime.fromtimestamp(epoch_seconds, UTC)
-        received_at = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        return cls(received_at=received_at, expires_at=int(epoch_seconds) + TTL_SECONDS)
+        return cls(
+            received_at=iso_milliseconds(epoch_seconds),
+            expires_at=int(epoch_seconds) + TTL_SECONDS,
+        )
 
 
 def pending_shard(record_id: str) -> str:
