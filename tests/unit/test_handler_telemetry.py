@@ -111,7 +111,7 @@ def test_lambda_b_counts_each_outcome_and_logs_with_the_run_id(
 
     first = event(("a", "accepted"), ("b", "rejected"), ("c", "accepted"), ("ghost", "accepted"))
     assert process.handler(first, None) == counts(accepted=2, rejected=1, skipped=1)
-    Fault(process.results_store._client, "PutObject", "SlowDown", status=503)
+    Fault(process.processor().results._client, "PutObject", "SlowDown", status=503)
     put_order(aws["dynamodb"], "d")
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="entrix"):
@@ -134,6 +134,6 @@ def test_lambda_b_counts_each_outcome_and_logs_with_the_run_id(
             "service": "process",
         },
     ]
-    run_2_lines = [r for r in caplog.records if r.name.startswith("entrix.handlers.process")]
+    run_2_lines = [r for r in caplog.records if r.name == "entrix.auction.processing"]
     assert len(run_2_lines) >= 2, "the skipped order and the failed store are both logged"
     assert {getattr(r, "correlation_id", None) for r in run_2_lines} == {"run-2"}
