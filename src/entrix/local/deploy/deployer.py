@@ -96,11 +96,12 @@ def check_supported(template: Template) -> None:
         raise DeploymentError(
             "the local runtime cannot create these resources: "
             + ", ".join(unknown)
-            + " (add a creator to entrix/local/deploy/deployer.py, or list it in IGNORED_TYPES)"
+            + " (register a creator in CREATORS of entrix/local/deploy/deployer.py,"
+            + " or list the type in IGNORED_TYPES)"
         )
 
 
-@dataclass
+@dataclass(eq=False)  # one deployment in progress: compared by identity
 class Deployer:
     """Creates the template's resources through `clients(service) -> boto3 client`.
 
