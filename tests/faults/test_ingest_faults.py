@@ -26,7 +26,7 @@ from entrix.aws import clients
 from entrix.aws.orders_table import Backoff, OrdersTable
 from entrix.environment import ORDERS_TABLE_NAME
 from tests.faults.inject import Fault
-from tests.faults.system import Running, local_system
+from tests.support.local_system import Running, local_system
 
 TABLE = "orders-faults"
 MAX_ATTEMPTS = 4

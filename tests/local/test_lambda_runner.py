@@ -15,6 +15,7 @@ from entrix.local.lambda_runner import (
     invoke,
     moto_lambdas_in_process,
 )
+from entrix.local.pipeline import wait_for_execution
 
 ROLE_POLICY = json.dumps(
     {
@@ -207,21 +208,9 @@ def test_state_machine_catch_fires_on_the_error_type(status, expected):
             name="run-1",
             input=json.dumps({"record_id": "r1", "status": status}),
         )
-        described = _wait(sfn, execution["executionArn"])
+        described = wait_for_execution(sfn, execution["executionArn"], timeout_seconds=30)
     assert described["status"] == "SUCCEEDED"
     assert json.loads(described["output"]) == {"outcome": expected}
-
-
-def _wait(sfn, execution_arn):
-    import time
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        described = sfn.describe_execution(executionArn=execution_arn)
-        if described["status"] != "RUNNING":
-            return described
-        time.sleep(0.05)
-    raise AssertionError("execution did not finish")
 
 
 def test_handler_output_goes_to_its_logs_and_other_output_to_the_console(capsys):

@@ -7,14 +7,9 @@ import urllib.request
 
 from moto.awslambda.models import LambdaFunction
 
+from entrix.local.endpoint import free_port
 from entrix.local.runtime import LocalOptions, LocalSystem, stack_region
 from tests.local.templates import api_template
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_system_serves_the_template_and_restores_the_process_on_stop(tmp_path):

@@ -18,7 +18,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import Failure
 from schemathesis.openapi.checks import RejectedPositiveData
 
-from tests.faults.system import Running, local_system
+from tests.support.local_system import Running, local_system
 
 OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 

@@ -28,6 +28,7 @@ from entrix.local.lambda_runner import (
     moto_lambdas_in_process,
     runtime_environment,
 )
+from entrix.local.pipeline import wait_for_execution
 from entrix.local.template import PseudoParameters, Template
 from entrix.orders.intake import pending_shard
 from tests.moto_orders import table_items
@@ -172,14 +173,10 @@ class Pipeline:
         # about 30 s alone and over a minute on a loaded machine.
         deadline = time.monotonic() + 600
         for execution_arn in execution_arns:
-            while True:
-                execution = sfn.describe_execution(executionArn=execution_arn)
-                if execution["status"] != "RUNNING":
-                    described.append(dict(execution))
-                    break
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"execution {execution_arn} did not finish")
-                time.sleep(0.05)
+            remaining = max(0.0, deadline - time.monotonic())
+            described.append(
+                wait_for_execution(sfn, execution_arn, timeout_seconds=remaining, poll_seconds=0.05)
+            )
         return described
 
     def summary(self, name: str) -> dict[str, int]:

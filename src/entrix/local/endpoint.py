@@ -49,6 +49,13 @@ def check_port_free(host: str, port: int, flag: str) -> None:
             ) from None
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port of `host` that nothing listens on now (the system binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
 def local_client(service: str, endpoint_url: str, region: str) -> Any:
     """A boto3 client of the embedded endpoint (no retries: a local failure is a real one)."""
     return boto3.client(  # type: ignore[call-overload]
