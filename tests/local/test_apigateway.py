@@ -1,4 +1,5 @@
-"""The API Gateway emulation: routing, authorizer enforcement and cache, limits, event shape."""
+"""The API Gateway emulation: routing, authorizer enforcement and cache, limits, event shape, and
+the refusal of API features the template does not use."""
 
 import base64
 import dataclasses
@@ -10,7 +11,13 @@ import pytest
 from moto import mock_aws
 
 from entrix.local import apigateway
-from entrix.local.apigateway import ApiGateway, ApiRequest, ApiServer, RestApi
+from entrix.local.apigateway import (
+    ApiConfigurationError,
+    ApiGateway,
+    ApiRequest,
+    ApiServer,
+    RestApi,
+)
 from entrix.local.deploy import Deployer
 from entrix.local.lambda_runner import Invocation, invoke
 from entrix.local.template import PseudoParameters, Template
@@ -26,13 +33,17 @@ class Clock:
         return self.now
 
 
-def make_gateway(**template_options):
+def deploy(template):
     with mock_aws():
-        deployment = Deployer(
-            Template.from_dict(api_template(**template_options)),
+        return Deployer(
+            Template.from_dict(template),
             lambda service: boto3.client(service, region_name="eu-west-1"),
             pseudo=PseudoParameters(),
         ).deploy()
+
+
+def make_gateway(**template_options):
+    deployment = deploy(api_template(**template_options))
     api = RestApi.from_parts(deployment.api, deployment.api_ids)
     clock = Clock()
     gateway = ApiGateway(
@@ -65,7 +76,6 @@ def test_routes_come_from_the_template(gateway):
         ("POST", "/orders"),
         ("GET", "/orders/{record_id}"),
         ("GET", "/orders"),
-        ("OPTIONS", "/orders"),
     }
     assert gateway.api.stage == "prod"
 
@@ -260,27 +270,11 @@ def test_ttl_zero_disables_the_cache():
     assert len(fake_handlers.AUTHORIZER_CALLS) == 2
 
 
-def test_token_authorizer_gets_the_token_event():
-    gateway, _ = make_gateway(authorizer_type="TOKEN")
-    fake_handlers.AUTHORIZER_CALLS.clear()
-    # the fake reads event["headers"], which a TOKEN event lacks: it fails, as it would on AWS
-    assert gateway.handle(request("POST", "/orders")).status == 500
-    (call,) = fake_handlers.AUTHORIZER_CALLS
-    assert set(call) == {"type", "authorizationToken", "methodArn"}
-    assert call["authorizationToken"] == "let-me-in"
-
-
 def test_required_request_parameter_missing_is_400(gateway):
     response = gateway.handle(request("GET", "/orders?other=1"))
     assert response.status == 400
     assert response.json()["message"] == "Missing required request parameters: [since]"
     assert gateway.handle(request("GET", "/orders?since=1")).status == 201
-
-
-def test_mock_integration_answers_itself(gateway):
-    response = gateway.handle(request("OPTIONS", "/orders", token=None))
-    assert response.status == 204
-    assert response.header("Access-Control-Allow-Origin") == "*"
 
 
 @pytest.mark.parametrize("body", [b"explode", b"not-a-proxy-response"])
@@ -328,3 +322,75 @@ def test_over_http_keep_alive_requests_are_served(server):
         assert body["event"]["pathParameters"] == {"record_id": record_id}
     connection.request("POST", "/orders", body=b"[1]", headers={"Authorization": "nope"})
     assert connection.getresponse().status == 401
+
+
+def _token_authorizer(resources):
+    resources["Authorizer"]["Properties"]["Type"] = "TOKEN"
+
+
+def _mock_integration(resources):
+    resources["OptionsOrders"] = {
+        "Type": "AWS::ApiGateway::Method",
+        "Properties": {
+            "AuthorizationType": "NONE",
+            "HttpMethod": "OPTIONS",
+            "Integration": {"Type": "MOCK", "IntegrationResponses": [{"StatusCode": "204"}]},
+            "ResourceId": {"Ref": "Orders"},
+            "RestApiId": {"Ref": "Api"},
+        },
+    }
+
+
+def _greedy_path(resources):
+    resources["Proxy"] = {
+        "Type": "AWS::ApiGateway::Resource",
+        "Properties": {
+            "ParentId": {"Ref": "Orders"},
+            "PathPart": "{proxy+}",
+            "RestApiId": {"Ref": "Api"},
+        },
+    }
+
+
+def _stage_variables(resources):
+    resources["Stage"]["Properties"]["Variables"] = {"function": "EchoFn"}
+
+
+def _stage_variable_identity_source(resources):
+    resources["Authorizer"]["Properties"]["IdentitySource"] = (
+        "method.request.header.Authorization, stageVariables.key"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        pytest.param(
+            _token_authorizer,
+            "Authorizer: authorizer type TOKEN is not emulated",
+            id="token-authorizer",
+        ),
+        pytest.param(
+            _mock_integration,
+            "OptionsOrders: integration type MOCK is not emulated",
+            id="mock-integration",
+        ),
+        pytest.param(
+            _greedy_path, r"Proxy: greedy path part \{proxy\+\} is not emulated", id="greedy-path"
+        ),
+        pytest.param(
+            _stage_variables, "Stage: stage variables are not emulated", id="stage-variables"
+        ),
+        pytest.param(
+            _stage_variable_identity_source,
+            "Authorizer: identity source stageVariables.key is not emulated",
+            id="stage-variable-identity-source",
+        ),
+    ],
+)
+def test_features_the_template_does_not_use_are_refused_naming_the_resource(change, error):
+    template = api_template()
+    change(template["Resources"])
+    deployment = deploy(template)
+    with pytest.raises(ApiConfigurationError, match=error):
+        RestApi.from_parts(deployment.api, deployment.api_ids)

@@ -12,6 +12,10 @@ the deployed API does for this service, from the template's `AWS::ApiGateway::*`
   parameters), with no HTTP server;
 - `server`: the HTTP/1.1 server in front of it.
 
+Refused when the API is read (`ApiConfigurationError` naming the resource), as the template does
+not use them: TOKEN authorizers, integrations other than AWS_PROXY (MOCK included), greedy
+`{name+}` path parts, stage variables.
+
 Not emulated: throttling, usage plans and API keys, request body models, WAF, VTL mapping
 templates beyond the `$context` variables of gateway responses.
 """

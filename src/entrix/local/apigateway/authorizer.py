@@ -1,4 +1,4 @@
-"""A method's Lambda authorizer, run as API Gateway runs it.
+"""A method's Lambda REQUEST authorizer, run as API Gateway runs it.
 
 A missing identity source is a 401 without calling the function; `Unauthorized` raised is a 401;
 a policy that denies, or allows nothing matching the method ARN, is a 403; any other failure a
@@ -25,11 +25,8 @@ _EXPLICIT_DENY = "User is not authorized to access this resource with an explici
 class Authorizers:
     """Runs the authorizers of one API and keeps their cached answers."""
 
-    def __init__(
-        self, invoke: Invoker, stage_variables: dict[str, str], clock: Callable[[], float]
-    ) -> None:
+    def __init__(self, invoke: Invoker, clock: Callable[[], float]) -> None:
         self.invoke = invoke
-        self.stage_variables = stage_variables
         self.clock = clock
         self._cache: dict[tuple[str, tuple[str, ...]], tuple[float, dict[str, Any]]] = {}
         self._cache_lock = threading.Lock()
@@ -46,7 +43,7 @@ class Authorizers:
         if cached and cached[0] > started:
             output = cached[1]
         else:
-            output = self._call(authorizer, event, method_arn, identity)
+            output = self._call(authorizer, event, method_arn)
             if authorizer.ttl_seconds > 0:
                 with self._cache_lock:
                     self._cache[key] = (started + authorizer.ttl_seconds, output)
@@ -61,14 +58,12 @@ class Authorizers:
     def _identity(self, authorizer: Authorizer, event: dict[str, Any]) -> tuple[str, ...]:
         values = []
         for source in authorizer.identity_sources:
-            value: str | None = None
+            value: str | None
             if source.startswith("method.request.header."):
                 value = first_header(event["multiValueHeaders"] or {}, source.rsplit(".", 1)[1])
             elif source.startswith("method.request.querystring."):
                 value = (event["queryStringParameters"] or {}).get(source.rsplit(".", 1)[1])
-            elif source.startswith("stageVariables."):
-                value = self.stage_variables.get(source.split(".", 1)[1])
-            elif source.startswith("context."):
+            else:  # context.NAME, the only other kind the model accepts
                 value = event["requestContext"].get(source.split(".", 1)[1])
             if not value:
                 raise GatewayError("UNAUTHORIZED")
@@ -76,24 +71,14 @@ class Authorizers:
         return tuple(values)
 
     def _call(
-        self,
-        authorizer: Authorizer,
-        event: dict[str, Any],
-        method_arn: str,
-        identity: tuple[str, ...],
+        self, authorizer: Authorizer, event: dict[str, Any], method_arn: str
     ) -> dict[str, Any]:
-        if authorizer.type == "TOKEN":
-            authorizer_event: dict[str, Any] = {
-                "type": "TOKEN",
-                "authorizationToken": identity[0],
-                "methodArn": method_arn,
-            }
-        else:
-            authorizer_event = {
-                "type": "REQUEST",
-                "methodArn": method_arn,
-                **{k: v for k, v in event.items() if k not in ("body", "isBase64Encoded")},
-            }
+        """The authorizer's answer to the request's event (without its body), checked."""
+        authorizer_event = {
+            "type": "REQUEST",
+            "methodArn": method_arn,
+            **{k: v for k, v in event.items() if k not in ("body", "isBase64Encoded")},
+        }
         result = self.invoke(authorizer.function_name, authorizer_event)
         output = json_or_none(result.payload)
         if result.errored:

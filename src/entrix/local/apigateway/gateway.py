@@ -50,7 +50,7 @@ class ApiGateway:
         self.account_id = account_id
         self.partition = partition
         self.domain_name = domain_name
-        self.authorizers = Authorizers(invoke, dict(api.stage_variables), clock)
+        self.authorizers = Authorizers(invoke, clock)
 
     def handle(self, request: ApiRequest) -> ApiResponse:
         request_id = str(uuid.uuid4())
@@ -100,9 +100,6 @@ class ApiGateway:
                 route.authorizer, event, method_arn
             )
         _validate_parameters(route, event)
-        if route.integration_type == "MOCK":
-            return ApiResponse(route.mock_status, list(route.mock_headers))
-        assert route.function_name is not None
         accept = first_header(event["multiValueHeaders"] or {}, "accept")
         return proxy_response(
             self.invoke(route.function_name, event), accept, self.api.binary_media_types

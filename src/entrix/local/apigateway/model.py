@@ -1,8 +1,10 @@
 """The REST API as the template defines it: routes, authorizers, stage and gateway responses.
 
-Read from the deployment's `AWS::ApiGateway::*` resources; anything the emulation does not serve
-is refused here, naming the resource, so `entrix local` stops at start instead of answering
-differently from the deployed API.
+Read from the deployment's `AWS::ApiGateway::*` resources. What the emulation does not serve is
+refused here with an error naming the resource, so `entrix local` stops at start instead of
+answering differently from the deployed API: among them TOKEN authorizers, integrations other
+than AWS_PROXY (MOCK included), greedy `{name+}` path parts and stage variables, which the
+service's template does not use.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_AUTHORIZER_TTL_SECONDS = 300
 _FUNCTION_IN_URI = re.compile(r"functions/(arn:[^/]+)/invocations")
+_GREEDY_PATH_PART = re.compile(r"\{\w+\+\}")
+_IDENTITY_SOURCES = ("method.request.header.", "method.request.querystring.", "context.")
 
 
 class ApiConfigurationError(Exception):
@@ -26,10 +30,9 @@ class ApiConfigurationError(Exception):
 
 @dataclass(frozen=True)
 class Authorizer:
-    """A Lambda authorizer, as its `AWS::ApiGateway::Authorizer` resource configures it."""
+    """A Lambda REQUEST authorizer, as its `AWS::ApiGateway::Authorizer` resource configures it."""
 
     authorizer_id: str
-    type: str  # REQUEST or TOKEN
     function_name: str
     identity_sources: tuple[str, ...]
     ttl_seconds: int
@@ -42,28 +45,22 @@ class Route:
     resource_id: str
     resource_path: str  # as API Gateway names it, e.g. /orders/{record_id}
     http_method: str  # GET, POST, ..., or ANY
-    integration_type: str  # AWS_PROXY or MOCK
-    function_name: str | None = None
+    function_name: str  # of the AWS_PROXY integration
     authorizer: Authorizer | None = None
     required_parameters: tuple[str, ...] = ()  # method.request.{header,querystring,path}.NAME
-    mock_status: int = 200
-    mock_headers: tuple[tuple[str, str], ...] = ()
 
     def matches(self, path: str) -> dict[str, str] | None:
         """The path parameters when `path` is this route's resource, else None."""
-        pattern = "^"
+        pattern = ""
         for segment in self.resource_path.strip("/").split("/"):
             if not segment:
                 continue
-            greedy = re.fullmatch(r"\{(\w+)\+\}", segment)
-            single = re.fullmatch(r"\{(\w+)\}", segment)
-            if greedy:
-                pattern += f"/(?P<{greedy.group(1)}>.+)"
-            elif single:
-                pattern += f"/(?P<{single.group(1)}>[^/]+)"
+            parameter = re.fullmatch(r"\{(\w+)\}", segment)
+            if parameter:
+                pattern += f"/(?P<{parameter.group(1)}>[^/]+)"
             else:
                 pattern += "/" + re.escape(segment)
-        match = re.match(pattern + "/?$" if pattern != "^" else "^/?$", path)
+        match = re.fullmatch(pattern + "/?", path)
         if not match:
             return None
         return {name: unquote(value) for name, value in match.groupdict().items()}
@@ -83,7 +80,6 @@ class RestApi:
     api_id: str
     stage: str
     routes: tuple[Route, ...]
-    stage_variables: Mapping[str, str] = field(default_factory=dict)
     gateway_responses: Mapping[str, GatewayResponse] = field(default_factory=dict)
     binary_media_types: tuple[str, ...] = ()
 
@@ -103,6 +99,11 @@ class RestApi:
         api_id = ids[api_logical_id]
         paths = {ids[api_logical_id + "/"]: "/"}
         resources = {ids[lid]: p for lid, p in by_type.get("Resource", [])}
+        for logical_id, resource in by_type.get("Resource", []):
+            if _GREEDY_PATH_PART.fullmatch(resource["PathPart"]):
+                raise ApiConfigurationError(
+                    f"{logical_id}: greedy path part {resource['PathPart']} is not emulated"
+                )
 
         def path_of(resource_id: str) -> str:
             if resource_id not in paths:
@@ -112,7 +113,7 @@ class RestApi:
             return paths[resource_id]
 
         authorizers = {
-            ids[lid]: _authorizer(ids[lid], p) for lid, p in by_type.get("Authorizer", [])
+            ids[lid]: _authorizer(lid, ids[lid], p) for lid, p in by_type.get("Authorizer", [])
         }
         validators = {ids[lid]: p for lid, p in by_type.get("RequestValidator", [])}
         routes = []
@@ -121,6 +122,9 @@ class RestApi:
                 _route(logical_id, method, path_of(method["ResourceId"]), authorizers, validators)
             )
         stages = by_type.get("Stage", [])
+        for logical_id, properties in stages:
+            if properties.get("Variables"):
+                raise ApiConfigurationError(f"{logical_id}: stage variables are not emulated")
         stage = stages[0][1] if stages else {}
         responses = {
             p["ResponseType"]: GatewayResponse(
@@ -137,7 +141,6 @@ class RestApi:
             api_id=api_id,
             stage=stage.get("StageName", "prod"),
             routes=tuple(routes),
-            stage_variables=dict(stage.get("Variables") or {}),
             gateway_responses=responses,
             binary_media_types=tuple(api_properties.get("BinaryMediaTypes") or ()),
         )
@@ -157,16 +160,21 @@ class RestApi:
         return candidates[0][2], candidates[0][3]
 
 
-def _authorizer(authorizer_id: str, p: dict[str, Any]) -> Authorizer:
-    if p.get("Type") not in ("REQUEST", "TOKEN"):
-        raise ApiConfigurationError(f"authorizer type {p.get('Type')} is not emulated")
+def _authorizer(logical_id: str, authorizer_id: str, p: dict[str, Any]) -> Authorizer:
+    if p.get("Type") != "REQUEST":
+        raise ApiConfigurationError(
+            f"{logical_id}: authorizer type {p.get('Type')} is not emulated (only REQUEST)"
+        )
+    sources = tuple(
+        source.strip() for source in p.get("IdentitySource", "").split(",") if source.strip()
+    )
+    for source in sources:
+        if not source.startswith(_IDENTITY_SOURCES):
+            raise ApiConfigurationError(f"{logical_id}: identity source {source} is not emulated")
     return Authorizer(
         authorizer_id=authorizer_id,
-        type=p["Type"],
-        function_name=_function_name(p["AuthorizerUri"]),
-        identity_sources=tuple(
-            source.strip() for source in p.get("IdentitySource", "").split(",") if source.strip()
-        ),
+        function_name=_function_name(logical_id, p["AuthorizerUri"]),
+        identity_sources=sources,
         ttl_seconds=int(p.get("AuthorizerResultTtlInSeconds", DEFAULT_AUTHORIZER_TTL_SECONDS)),
     )
 
@@ -179,7 +187,11 @@ def _route(
     validators: Mapping[str, dict[str, Any]],
 ) -> Route:
     integration = method.get("Integration") or {}
-    integration_type = integration.get("Type", "MOCK")
+    integration_type = integration.get("Type")
+    if integration_type != "AWS_PROXY":
+        raise ApiConfigurationError(
+            f"{logical_id}: integration type {integration_type} is not emulated (only AWS_PROXY)"
+        )
     authorization = method.get("AuthorizationType", "NONE")
     if authorization not in ("NONE", "CUSTOM"):
         raise ApiConfigurationError(f"{logical_id}: AuthorizationType {authorization} not emulated")
@@ -190,33 +202,18 @@ def _route(
         required = tuple(name for name, on in (method.get("RequestParameters") or {}).items() if on)
     if validator.get("ValidateRequestBody"):
         logger.warning("%s: request body validation is not emulated locally", logical_id)
-    common = {
-        "resource_id": method["ResourceId"],
-        "resource_path": path,
-        "http_method": method["HttpMethod"].upper(),
-        "authorizer": authorizer,
-        "required_parameters": required,
-    }
-    if integration_type == "AWS_PROXY":
-        return Route(
-            integration_type="AWS_PROXY", function_name=_function_name(integration["Uri"]), **common
-        )
-    if integration_type == "MOCK":
-        responses = integration.get("IntegrationResponses") or [{}]
-        return Route(
-            integration_type="MOCK",
-            mock_status=int(responses[0].get("StatusCode", 200)),
-            mock_headers=tuple(
-                (name.removeprefix("method.response.header."), str(value).strip("'"))
-                for name, value in (responses[0].get("ResponseParameters") or {}).items()
-            ),
-            **common,
-        )
-    raise ApiConfigurationError(f"{logical_id}: integration type {integration_type} not emulated")
+    return Route(
+        resource_id=method["ResourceId"],
+        resource_path=path,
+        http_method=method["HttpMethod"].upper(),
+        function_name=_function_name(logical_id, integration["Uri"]),
+        authorizer=authorizer,
+        required_parameters=required,
+    )
 
 
-def _function_name(uri: str) -> str:
+def _function_name(logical_id: str, uri: str) -> str:
     match = _FUNCTION_IN_URI.search(uri)
     if not match:
-        raise ApiConfigurationError(f"not a Lambda integration URI: {uri}")
+        raise ApiConfigurationError(f"{logical_id}: not a Lambda integration URI: {uri}")
     return match.group(1).split(":")[6]

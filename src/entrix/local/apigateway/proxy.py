@@ -116,7 +116,7 @@ def proxy_event(
         "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
         "multiValueQueryStringParameters": multi_query or None,
         "pathParameters": path_parameters or None,
-        "stageVariables": dict(api.stage_variables) or None,
+        "stageVariables": None,  # stage variables are refused when the API is read
         "requestContext": {
             "resourceId": route.resource_id,
             "resourcePath": route.resource_path,
