@@ -20,7 +20,7 @@ def ratio(value: float, baseline: float) -> str:
 
 
 def render(rows: list[Row]) -> str:
-    """A Markdown table, so the README can hold the latest run verbatim."""
+    """A Markdown table, so docs/benchmarks.md can hold the latest run verbatim."""
     header = ("section", "metric", "value", "baseline", "ratio", "goal")
     lines = [
         "| " + " | ".join(header) + " |",

@@ -1,4 +1,4 @@
-"""The `entrix` command: the local system, tokens and pipeline runs (interfaces fixed in DESIGN)."""
+"""The `entrix` command: the local system, tokens, pipeline runs and post-deploy verification."""
 
 from __future__ import annotations
 

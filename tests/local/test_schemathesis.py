@@ -22,8 +22,8 @@ from tests.support.local_system import Running, local_system
 
 OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
-# Invalid input must be refused with one of the 4xx the API documents (DESIGN: 413 for too many
-# orders or bytes, 415 for a wrong Content-Type), never accepted and never a 5xx.
+# Invalid input must be refused with one of the 4xx the API documents (docs/openapi.json: 413 for
+# too many orders or bytes, 415 for a wrong Content-Type), never accepted and never a 5xx.
 REFUSALS = ["400", "401", "403", "404", "413", "415"]
 schema = schemathesis.openapi.from_path(
     OPENAPI,
