@@ -1,4 +1,4 @@
-"""Known attacks on JWT verifiers, played against the authorizer (issue 6's JWT attack suite).
+"""Known attacks on JWT verifiers, played against the authorizer.
 
 Tokens are forged by hand (json + hmac) where PyJWT would refuse to produce them, so each case
 is exactly the bytes an attacker would send.
