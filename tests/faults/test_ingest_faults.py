@@ -10,7 +10,6 @@ the adapter's pauses stubbed, and check the reply against the table.
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Iterator
 from decimal import Decimal
@@ -22,9 +21,8 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
-from entrix.aws import clients
 from entrix.aws.orders_table import Backoff, OrdersTable
-from entrix.environment import ORDERS_TABLE_NAME
+from entrix.handlers import ingest as ingest_handler
 from tests.faults.inject import Fault
 from tests.support.local_system import Running, local_system
 
@@ -33,8 +31,7 @@ MAX_ATTEMPTS = 4
 
 
 @pytest.fixture
-def ingest(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    monkeypatch.setenv(ORDERS_TABLE_NAME, TABLE)
+def ingest() -> Iterator[ModuleType]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="eu-west-1")
         client.create_table(
@@ -43,7 +40,7 @@ def ingest(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
             AttributeDefinitions=[{"AttributeName": "record_id", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
-        yield importlib.import_module("entrix.handlers.ingest")
+        yield ingest_handler
 
 
 def _client() -> Any:
@@ -172,15 +169,16 @@ def running() -> Iterator[Running]:
 
 
 def test_an_ingest_crash_mid_request_is_an_error_and_a_resend_stores_each_order_once(
-    running: Running, monkeypatch: pytest.MonkeyPatch
+    running: Running,
 ) -> None:
     orders = [
         {"record_id": f"crash-{i}", "parameter_1": "first", "parameter_2": i} for i in range(100)
     ]
-    ingest = importlib.import_module("entrix.handlers.ingest")
-    # Made as the handler makes its own (pointed at the local endpoint by the environment): the
-    # handler's deadline needs the bound its retry settings put on a call.
-    client = clients.client("dynamodb")
+    # A first request makes the handler's table in its function's environment (the local runtime
+    # runs it in this process); the crash goes into the client that table uses.
+    warm_up = [{"record_id": "warm-up", "parameter_1": "p", "parameter_2": 0}]
+    assert running.post(warm_up)[0] == 201
+    client = ingest_handler.orders_table()._client
     calls = 0
 
     def crash_on_third_batch(**_: Any) -> None:
@@ -191,7 +189,6 @@ def test_an_ingest_crash_mid_request_is_an_error_and_a_resend_stores_each_order_
             raise RuntimeError("injected crash after two batches")
 
     client.meta.events.register("before-call.dynamodb.BatchWriteItem", crash_on_third_batch)
-    monkeypatch.setattr(ingest, "orders_table", OrdersTable(client, running.table))
 
     status, reply = running.post(orders)
 
@@ -199,8 +196,7 @@ def test_an_ingest_crash_mid_request_is_an_error_and_a_resend_stores_each_order_
     written = {r for r in running.stored() if r.startswith("crash-")}
     assert written == {f"crash-{i}" for i in range(50)}, "two batches landed before the crash"
 
-    healthy = OrdersTable(clients.client("dynamodb"), running.table)
-    monkeypatch.setattr(ingest, "orders_table", healthy)
+    ingest_handler.orders_table.cache_clear()  # the next request meets a new container
     resent = [{**order, "parameter_1": "again"} for order in orders]
     status, reply = running.post(resent)
 

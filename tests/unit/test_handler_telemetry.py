@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from collections.abc import Iterator
@@ -13,8 +12,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from entrix.aws import clients
-from entrix.environment import ORDERS_TABLE_NAME
+from entrix import settings
+from entrix.handlers import ingest as ingest_handler
 from tests.faults.inject import Fault
 from tests.faults.lambda_context import lambda_context
 from tests.unit.test_process_handler import aws, counts, event, process  # noqa: F401 (fixtures)
@@ -38,7 +37,7 @@ def _metrics(output: str) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def ingest(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    monkeypatch.setenv(ORDERS_TABLE_NAME, INGEST_TABLE)
+    monkeypatch.setenv(settings.ORDERS_TABLE_NAME.name, INGEST_TABLE)
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
     with mock_aws():
         boto3.client("dynamodb", region_name="eu-west-1").create_table(
@@ -47,7 +46,9 @@ def ingest(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
             AttributeDefinitions=[{"AttributeName": "record_id", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
-        yield importlib.reload(importlib.import_module("entrix.handlers.ingest"))
+        ingest_handler.orders_table.cache_clear()  # made on first use: in this test's moto
+        yield ingest_handler
+        ingest_handler.orders_table.cache_clear()
 
 
 def _post(ingest: ModuleType, body: str, request_id: str = "api-req-1") -> dict[str, Any]:
@@ -76,12 +77,10 @@ def test_stored_orders_are_counted_and_logged_with_the_api_request_id(
 
 
 def test_orders_not_stored_are_counted(
-    ingest: ModuleType, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ingest: ModuleType, capsys: pytest.CaptureFixture[str]
 ) -> None:
-
-    client = clients.client("dynamodb")  # made as the handlers make theirs: its retries are bounded
+    client = ingest.orders_table()._client  # the handler's own
     Fault(client, "BatchWriteItem", "AccessDeniedException", when=lambda n: n == 2)
-    monkeypatch.setattr(ingest, "orders_table", ingest.OrdersTable(client, INGEST_TABLE))
     orders = [{"record_id": f"r{i}", "parameter_1": "x", "parameter_2": i} for i in range(30)]
 
     assert _post(ingest, json.dumps(orders))["statusCode"] == 503

@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import base64
-import importlib
 import json
-import os
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from entrix import settings
 from entrix.aws.orders_table import Backoff, OrdersTable
-from entrix.environment import ORDERS_TABLE_NAME
+from entrix.handlers import ingest
 from entrix.orders.intake import pending_shard
 from tests.faults.lambda_context import lambda_context
 from tests.moto_orders import moto_orders_table
 
 TABLE = "orders-test"
 NOW = 1_764_000_000.5
-os.environ.setdefault(ORDERS_TABLE_NAME, TABLE)
-
-from entrix.handlers import ingest  # noqa: E402  (reads the table name at import, like Lambda)
 
 
 @pytest.fixture
@@ -92,9 +88,10 @@ def test_orders_are_stored_exactly_with_ttl_and_a_summary(client: Any, table: Or
 def test_the_module_level_handler_uses_the_table_named_in_the_environment(
     client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(ORDERS_TABLE_NAME, TABLE)
-    module = importlib.reload(ingest)  # as a cold start: client built at import, mocked
-    reply = module.handler(event(json.dumps(orders(2))), lambda_context(28_000))
+    monkeypatch.setenv(settings.ORDERS_TABLE_NAME.name, TABLE)
+    ingest.orders_table.cache_clear()  # as a cold start: the table is made on first use, mocked
+    reply = ingest.handler(event(json.dumps(orders(2))), lambda_context(28_000))
+    ingest.orders_table.cache_clear()
     assert reply["statusCode"] == 201
     assert set(scan(client)) == {"r0", "r1"}
 

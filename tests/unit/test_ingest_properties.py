@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Iterator
 from decimal import Context, Decimal, localcontext
 from typing import Any
@@ -17,14 +16,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from entrix.aws.orders_table import Backoff, OrdersTable
-from entrix.environment import ORDERS_TABLE_NAME
+from entrix.handlers import ingest
 from tests.moto_orders import moto_orders_table
 
 TABLE = "orders-property"
 NOW = 1_764_000_000.0
-os.environ.setdefault(ORDERS_TABLE_NAME, TABLE)
-
-from entrix.handlers import ingest  # noqa: E402
 
 
 def encode(value: Any) -> str:

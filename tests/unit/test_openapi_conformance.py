@@ -4,7 +4,6 @@ committed document, and every reply must have a documented status and a body of 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -19,14 +18,11 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from entrix.aws.orders_table import Backoff, OrdersTable
-from entrix.environment import ORDERS_TABLE_NAME
+from entrix.handlers import ingest, order_status
 from tests.moto_orders import moto_orders_table
 
 TABLE = "orders-conformance"
 NOW = 1_764_000_000.0
-os.environ.setdefault(ORDERS_TABLE_NAME, TABLE)
-
-from entrix.handlers import ingest, order_status  # noqa: E402
 
 DOCUMENT = json.loads(
     (Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text(encoding="utf-8")

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from entrix import settings
 from entrix.aws.orders_table import OrdersTable
-from entrix.environment import ORDERS_TABLE_NAME
+from entrix.handlers import order_status
 from entrix.orders.openapi import build_document
 from tests.moto_orders import moto_orders_table
 
 TABLE = "orders-test"
 NOW = 1_764_000_000.0
-os.environ.setdefault(ORDERS_TABLE_NAME, TABLE)
-
-from entrix.handlers import order_status  # noqa: E402  (reads the table name at import)
 
 PENDING = {
     "record_id": {"S": "a/ü"},
@@ -93,9 +89,10 @@ def test_the_module_level_handler_reads_the_table_in_the_environment(
     client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client.put_item(TableName=TABLE, Item={**PENDING, "expires_at": {"N": "9999999999"}})
-    monkeypatch.setenv(ORDERS_TABLE_NAME, TABLE)
-    module = importlib.reload(order_status)  # as a cold start: client built at import, mocked
-    reply = module.handler({"pathParameters": {"record_id": "a/ü"}}, None)
+    monkeypatch.setenv(settings.ORDERS_TABLE_NAME.name, TABLE)
+    order_status.orders_table.cache_clear()  # as a cold start: made on first use, mocked
+    reply = order_status.handler({"pathParameters": {"record_id": "a/ü"}}, None)
+    order_status.orders_table.cache_clear()
     assert reply["statusCode"] == 200
 
 

@@ -8,17 +8,17 @@ end by the invocation's deadline less a margin, so that the 503 arrives before A
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-import os
 import time
 from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
 
+from entrix import settings
 from entrix.aws.clients import client
 from entrix.aws.orders_table import Deadline, OrdersTable
-from entrix.environment import ORDERS_TABLE_NAME
 from entrix.http import BadRequestBody, body_bytes, header, is_json_content, response
 from entrix.orders.intake import (
     Receipt,
@@ -38,8 +38,13 @@ logger = logging.getLogger(__name__)
 # and the table retries whole calls itself while the deadline allows one more.
 DYNAMODB_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 2})
 
-# Created once per container, at import: the client is reused by every warm invocation.
-orders_table = OrdersTable(client("dynamodb", DYNAMODB_CONFIG), os.environ[ORDERS_TABLE_NAME])
+
+@functools.cache
+def orders_table() -> OrdersTable:
+    """The function's table, made on the first invocation and kept for the container's life, so
+    every warm invocation reuses its client. A test that changes the environment clears it with
+    `orders_table.cache_clear()`; one that injects a fault reaches the client through it."""
+    return OrdersTable(client("dynamodb", DYNAMODB_CONFIG), settings.ORDERS_TABLE_NAME.read())
 
 
 def _rejection(status: int, message: str, problems: list[dict[str, Any]]) -> dict[str, Any]:
@@ -49,7 +54,7 @@ def _rejection(status: int, message: str, problems: list[dict[str, Any]]) -> dic
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deadline = Deadline.from_context(context)
     with correlated(api_request_id(event)):
-        reply = handle(event, orders_table, time.time(), deadline)
+        reply = handle(event, orders_table(), time.time(), deadline)
         publish("ingest", **_order_counts(reply))
     return reply
 

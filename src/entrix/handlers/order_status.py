@@ -6,13 +6,13 @@ later), so expiry is checked here rather than trusted to the table.
 
 from __future__ import annotations
 
-import os
+import functools
 import time
 from typing import Any
 
+from entrix import settings
 from entrix.aws.clients import client
 from entrix.aws.orders_table import OrdersTable
-from entrix.environment import ORDERS_TABLE_NAME
 from entrix.http import response
 from entrix.orders.limits import MAX_RECORD_ID_BYTES
 
@@ -29,7 +29,12 @@ PUBLIC_FIELDS = (
     "result_at",
 )
 
-orders_table = OrdersTable(client("dynamodb"), os.environ[ORDERS_TABLE_NAME])
+
+@functools.cache
+def orders_table() -> OrdersTable:
+    """The function's table, made on the first invocation and kept for the container's life
+    (a test that changes the environment calls `orders_table.cache_clear()`)."""
+    return OrdersTable(client("dynamodb"), settings.ORDERS_TABLE_NAME.read())
 
 
 def _not_found(record_id: str | None) -> dict[str, Any]:
@@ -45,7 +50,7 @@ def _storable(record_id: str) -> bool:
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    return handle(event, orders_table, time.time())
+    return handle(event, orders_table(), time.time())
 
 
 def handle(event: dict[str, Any], table: OrdersTable, now: float) -> dict[str, Any]:
