@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Iterator
 from types import ModuleType
@@ -12,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from entrix import environment
+from entrix import settings
 
 WEBHOOK = "https://hooks.slack.example/services/T000/B000/XXXX"
 
@@ -26,10 +25,10 @@ def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ModuleType, list[An
     with mock_aws():
         secrets = boto3.client("secretsmanager", region_name="eu-west-1")
         arn = secrets.create_secret(Name="slack-webhook", SecretString=WEBHOOK + "\n")["ARN"]
-        monkeypatch.setenv(environment.SLACK_WEBHOOK_SECRET_ARN, arn)
+        monkeypatch.setenv(settings.SLACK_WEBHOOK_SECRET_ARN.name, arn)
         import entrix.handlers.slack as module
 
-        module = importlib.reload(module)
+        module.secret_cache.cache_clear()  # the URL is read on first use: from this test's moto
         posted: list[Any] = []
 
         class Reply:
@@ -48,6 +47,7 @@ def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ModuleType, list[An
 
         monkeypatch.setattr(module, "urlopen", fake_urlopen)
         yield module, posted, (secrets, arn)
+        module.secret_cache.cache_clear()
 
 
 def test_each_alert_is_posted_as_a_slack_message(slack: Any) -> None:
@@ -77,7 +77,7 @@ def test_the_webhook_url_is_read_once_and_cached(slack: Any) -> None:
 def test_a_non_https_webhook_is_refused(slack: Any) -> None:
     module, posted, (secrets, arn) = slack
     secrets.update_secret(SecretId=arn, SecretString="file:///etc/passwd")
-    module = importlib.reload(module)
+    module.secret_cache.cache_clear()
     with pytest.raises(ValueError, match="https"):
         module.handler(sns_event("x"), None)
     assert posted == []

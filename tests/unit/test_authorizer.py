@@ -16,13 +16,20 @@ import pytest
 from moto import mock_aws
 
 from entrix.aws import secrets
-from entrix.aws.secrets import SecretCache
 from entrix.handlers import authorizer
 from entrix.tokens import issue_token
 
 KEY = "s3cr3t-" * 10  # 70 bytes: long enough for HS512 too
 METHOD_ARN = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/POST/orders"
 SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:entrix-jwt-AbCdEf"
+
+
+@pytest.fixture(autouse=True)
+def cold_start() -> Iterator[None]:
+    """Each test's authorizer makes its secret cache on first use, from that test's setup."""
+    authorizer.secret_cache.cache_clear()
+    yield
+    authorizer.secret_cache.cache_clear()
 
 
 @pytest.fixture
@@ -37,7 +44,7 @@ def secret(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     monkeypatch.setenv("JWT_SECRET_ARN", SECRET_ARN)
     monkeypatch.delenv("JWT_ISSUER", raising=False)
     monkeypatch.delenv("JWT_AUDIENCE", raising=False)
-    monkeypatch.setattr(authorizer, "_secrets", SecretCache(fetch=fetch))
+    monkeypatch.setattr(secrets, "fetch_secret_string", fetch)  # instead of AWS
     yield fetched
 
 
@@ -221,7 +228,7 @@ def test_a_secret_that_cannot_be_read_is_a_fault_not_a_401(
         raise RuntimeError("AccessDenied")
 
     monkeypatch.setenv("JWT_SECRET_ARN", SECRET_ARN)
-    monkeypatch.setattr(authorizer, "_secrets", SecretCache(fetch=broken))
+    monkeypatch.setattr(secrets, "fetch_secret_string", broken)
 
     with pytest.raises(RuntimeError, match="AccessDenied"):
         authorizer.handler(event(bearer(issue_token(KEY, "s", 300))), None)
@@ -235,7 +242,6 @@ def test_secret_read_from_secrets_manager_json_form(monkeypatch: pytest.MonkeyPa
     )["ARN"]
     monkeypatch.setenv("JWT_SECRET_ARN", arn)
     monkeypatch.delenv("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", raising=False)
-    monkeypatch.setattr(authorizer, "_secrets", SecretCache())
 
     reply = authorizer.handler(event(bearer(issue_token(KEY, "via-moto", 300))), None)
 

@@ -11,11 +11,12 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from entrix.aws.secrets import SecretCache
+from entrix.aws import secrets
 from entrix.handlers import authorizer
 from entrix.tokens import MAX_TOKEN_LENGTH, TokenError, issue_token, verify_token
 
@@ -61,11 +62,14 @@ def request(authorization: str | None = None, **headers: str) -> dict[str, Any]:
 
 
 @pytest.fixture(autouse=True)
-def configured(monkeypatch: pytest.MonkeyPatch) -> None:
+def configured(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("JWT_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:1:secret:jwt")
     monkeypatch.delenv("JWT_ISSUER", raising=False)
     monkeypatch.delenv("JWT_AUDIENCE", raising=False)
-    monkeypatch.setattr(authorizer, "_secrets", SecretCache(fetch=lambda _: KEY))
+    monkeypatch.setattr(secrets, "fetch_secret_string", lambda _: KEY)
+    authorizer.secret_cache.cache_clear()
+    yield
+    authorizer.secret_cache.cache_clear()
 
 
 def refused(token_or_request: str | dict[str, Any]) -> bool:

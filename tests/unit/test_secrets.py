@@ -13,8 +13,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from entrix import settings
 from entrix.aws import secrets
-from entrix.aws.secrets import SecretCache, fetch_secret_string, region_of_arn, ttl_from_environment
+from entrix.aws.secrets import SecretCache, fetch_secret_string, region_of_arn
 
 
 class Clock:
@@ -99,7 +100,7 @@ def test_ttl_from_environment(
     else:
         monkeypatch.setenv("SECRET_CACHE_TTL_SECONDS", value)
 
-    assert ttl_from_environment() == ttl
+    assert settings.SECRET_CACHE_TTL_SECONDS.read() == ttl
 
 
 @pytest.mark.parametrize(

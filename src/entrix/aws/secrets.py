@@ -14,9 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from entrix.environment import SECRET_CACHE_TTL_SECONDS
+from entrix import settings
 
-DEFAULT_TTL_SECONDS = 300.0
 EXTENSION_PORT_VARIABLE = "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"
 EXTENSION_TOKEN_HEADER = "X-Aws-Parameters-Secrets-Token"  # noqa: S105 - a header name
 EXTENSION_TIMEOUT_SECONDS = 3.0
@@ -26,15 +25,18 @@ class SecretCache:
     """Secret strings by id, each fetched again only once `ttl_seconds` have passed.
 
     A rotated secret is therefore picked up within one TTL, and a warm function fetches at most
-    once per TTL however many requests it serves.
+    once per TTL however many requests it serves. Without `ttl_seconds`, the TTL is the
+    function's SECRET_CACHE_TTL_SECONDS, read when the cache is made.
     """
 
     def __init__(
         self,
-        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        ttl_seconds: float | None = None,
         fetch: Callable[[str], str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if ttl_seconds is None:
+            ttl_seconds = settings.SECRET_CACHE_TTL_SECONDS.read()
         self._ttl = max(0.0, ttl_seconds)
         self._fetch = fetch or fetch_secret_string
         self._clock = clock
@@ -48,11 +50,6 @@ class SecretCache:
         value = self._fetch(secret_id)
         self._entries[secret_id] = (value, now + self._ttl)
         return value
-
-
-def ttl_from_environment() -> float:
-    """SECRET_CACHE_TTL_SECONDS, or the default of 300 s."""
-    return float(os.environ.get(SECRET_CACHE_TTL_SECONDS) or DEFAULT_TTL_SECONDS)
 
 
 def fetch_secret_string(secret_id: str) -> str:

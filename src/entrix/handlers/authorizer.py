@@ -8,19 +8,25 @@ imported on the first fetch.
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
 from typing import Any
 
-from entrix.aws.secrets import SecretCache, ttl_from_environment
-from entrix.environment import JWT_AUDIENCE, JWT_ISSUER, JWT_SECRET_ARN
+from entrix import settings
+from entrix.aws.secrets import SecretCache
 from entrix.telemetry import api_request_id, correlated
 from entrix.tokens import TokenError, bearer_token, signing_key_from_secret, verify_token
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
 
-_secrets = SecretCache(ttl_seconds=ttl_from_environment())
+
+@functools.cache
+def secret_cache() -> SecretCache:
+    """The signing key's cache, made on the first invocation (with the function's
+    SECRET_CACHE_TTL_SECONDS) and kept for the container's life. A test clears it with
+    `secret_cache.cache_clear()`."""
+    return SecretCache()
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
@@ -32,12 +38,12 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
 def authorize(event: dict[str, Any]) -> dict[str, Any]:
     try:
         token = bearer_token(event.get("headers"), event.get("multiValueHeaders"))
-        key = signing_key_from_secret(_secrets.get(os.environ[JWT_SECRET_ARN]))
+        key = signing_key_from_secret(secret_cache().get(settings.JWT_SECRET_ARN.read()))
         claims = verify_token(
             token,
             key,
-            issuer=os.environ.get(JWT_ISSUER) or None,
-            audience=os.environ.get(JWT_AUDIENCE) or None,
+            issuer=settings.JWT_ISSUER.read() or None,
+            audience=settings.JWT_AUDIENCE.read() or None,
         )
     except TokenError as refusal:
         logger.info("token refused: %s", refusal)

@@ -7,19 +7,25 @@ A failed POST raises, so SNS retries the delivery.
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
+from entrix import settings
 from entrix.auction.messages import slack_payload
-from entrix.aws.secrets import SecretCache, ttl_from_environment
-from entrix.environment import SLACK_WEBHOOK_SECRET_ARN
+from entrix.aws.secrets import SecretCache
 
 POST_TIMEOUT_SECONDS = 5.0
 
-_secrets = SecretCache(ttl_seconds=ttl_from_environment())
+
+@functools.cache
+def secret_cache() -> SecretCache:
+    """The webhook URL's cache, made on the first invocation (with the function's
+    SECRET_CACHE_TTL_SECONDS) and kept for the container's life. A test clears it with
+    `secret_cache.cache_clear()`."""
+    return SecretCache()
 
 
 def post_to_webhook(url: str, payload: dict[str, Any]) -> None:
@@ -36,6 +42,6 @@ def post_to_webhook(url: str, payload: dict[str, Any]) -> None:
 
 
 def handler(event: dict[str, Any], context: object) -> None:
-    url = _secrets.get(os.environ[SLACK_WEBHOOK_SECRET_ARN]).strip()
+    url = secret_cache().get(settings.SLACK_WEBHOOK_SECRET_ARN.read()).strip()
     for record in event.get("Records", []):
         post_to_webhook(url, slack_payload(record["Sns"]["Message"]))
