@@ -15,8 +15,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
+from entrix import settings
 from entrix.aws.secrets import region_of_arn
-from entrix.environment import JWT_AUDIENCE, JWT_ISSUER, JWT_SECRET_ARN
 from entrix.tokens import issue_token, signing_key_from_secret
 
 AUTHORIZER_HANDLER = "entrix.handlers.authorizer.handler"
@@ -107,9 +107,11 @@ def sign_for_function(
         FunctionName=function_name
     )
     variables = configuration.get("Environment", {}).get("Variables", {})
-    secret_arn = variables.get(JWT_SECRET_ARN)
+    secret_arn = variables.get(settings.JWT_SECRET_ARN.name)
     if not secret_arn:
-        raise TokenCommandError(f"function {function_name} has no {JWT_SECRET_ARN} variable")
+        raise TokenCommandError(
+            f"function {function_name} has no {settings.JWT_SECRET_ARN.name} variable"
+        )
     secret = client_factory("secretsmanager", region_of_arn(secret_arn) or region)
     secret_string = secret.get_secret_value(SecretId=secret_arn).get("SecretString")
     if not isinstance(secret_string, str):
@@ -119,8 +121,8 @@ def sign_for_function(
             signing_key_from_secret(secret_string),
             subject,
             expires_in,
-            issuer=variables.get(JWT_ISSUER) or None,
-            audience=variables.get(JWT_AUDIENCE) or None,
+            issuer=variables.get(settings.JWT_ISSUER.name) or None,
+            audience=variables.get(settings.JWT_AUDIENCE.name) or None,
         )
     except ValueError as error:
         raise TokenCommandError(str(error)) from None
