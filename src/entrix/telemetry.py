@@ -8,7 +8,9 @@ records, or the results run) to every record logged while it is open.
 Metrics: one CloudWatch embedded metric format (EMF) record a call, printed to stdout as JSON,
 which CloudWatch Logs turns into metrics. The record is the one Powertools' Metrics writes for the
 same counts (a test compares the two), written here because importing Powertools costs a cold
-request 15-25 ms for one `print`.
+request 15-25 ms for one `print`. Under `entrix local` the same record lands in the function's
+log group on the embedded endpoint, but moto's CloudWatch Logs makes no metric of it: the counts
+are in `aws logs filter-log-events`, not in `aws cloudwatch list-metrics`.
 """
 
 from __future__ import annotations
