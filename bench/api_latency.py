@@ -18,6 +18,9 @@ from urllib.parse import urlsplit
 
 import boto3
 
+from bench.local_system import running_system
+from bench.report import Row, ratio
+
 ORDERS_PER_REQUEST = 10
 
 
@@ -139,3 +142,38 @@ def measure(api_url: str, aws_endpoint: str, token: str, samples: int = 300) -> 
         concurrent_errors=errors,
         concurrent_requests_per_second=clients * per_client / elapsed,
     )
+
+
+def rows(samples: int) -> list[Row]:
+    """`entrix local` started as a user starts it: its startup time, and the figures above."""
+    with running_system() as system:
+        figures = measure(system.api_url, system.aws_endpoint, system.token(), samples)
+        startup = system.startup_seconds
+    return [
+        Row("local", "entrix local: spawn to serving", f"{startup:.1f} s", "", "", "<= 30 s"),
+        Row(
+            "local API",
+            "POST /orders (10 orders) p50",
+            f"{figures.post_p50_ms:.1f} ms",
+            f"{figures.raw_p50_ms:.1f} ms (raw BatchWriteItem of 10)",
+            ratio(figures.post_p50_ms, figures.raw_p50_ms),
+            "<= 3x",
+        ),
+        Row(
+            "local API",
+            "POST /orders (10 orders) p99",
+            f"{figures.post_p99_ms:.1f} ms",
+            f"{figures.raw_p99_ms:.1f} ms (raw BatchWriteItem of 10)",
+            ratio(figures.post_p99_ms, figures.raw_p99_ms),
+            "reported",
+        ),
+        Row(
+            "local API",
+            f"{figures.concurrent_clients} concurrent clients, {figures.concurrent_requests} POSTs",
+            f"{figures.concurrent_requests_per_second:.0f} req/s, "
+            f"{figures.concurrent_errors} errors",
+            "",
+            "",
+            "0 errors",
+        ),
+    ]

@@ -5,7 +5,7 @@ the same run (its orders, accepted and rejected):
 
 - ours, from what the run did:
   - Lambda: one request per invocation, and GB-s from each invocation's duration as measured in
-    process (`pipeline_scale.InvocationClock`) at its function's configured memory, on arm64.
+    process (`observed_system.InvocationClock`) at its function's configured memory, on arm64.
     Locally every AWS request a handler makes goes to the embedded moto endpoint and takes about
     1-4 ms, the order of DynamoDB's and S3's latency in a region, so the local durations are a
     fair stand-in for Lambda's billed durations.
@@ -37,12 +37,13 @@ the same run (its orders, accepted and rejected):
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench.aws_requests import Call, not_observer
-from bench.pipeline_scale import PROCESS_HANDLER, RESULTS_HANDLER, Invoked
+from bench.aws_requests import Call, not_observer, tally
+from bench.observed_system import PROCESS_HANDLER, RESULTS_HANDLER, Invoked, Run
+from bench.report import Row, ratio
 
 MILLION = 1_000_000
 SEED_DURATION_MS = 60
@@ -232,3 +233,135 @@ def unpriced(usage: Usage) -> Counter[tuple[str, str]]:
         if not_observer(call) and call.operation not in (priced.get(call.service) or set()):
             left[(call.service, call.operation)] += times
     return left
+
+
+HANDLER_REQUEST_SERVICES = {"dynamodb", "s3", "sns"}
+
+
+def tally_seconds(seconds: dict[Call, float]) -> dict[tuple[str, str], float]:
+    """Endpoint seconds by (service, operation), the observer's requests left out."""
+    summed: dict[tuple[str, str], float] = defaultdict(float)
+    for call, spent in seconds.items():
+        if not_observer(call):
+            summed[(call.service, call.operation)] += spent
+    return summed
+
+
+def rows(
+    run: Run, memory_mb: dict[str, int], handlers: dict[str, str], pending_index_key: str
+) -> list[Row]:
+    """Requests per order by service, and both designs' bills, from one orders-mode run
+    (`memory_mb` and `handlers` by function name; `pending_index_key`: the hash key of the
+    table's pending-results index)."""
+    process_function = next(
+        name for name, handler in handlers.items() if handler == PROCESS_HANDLER
+    )
+    usage = Usage(
+        orders=run.processed,
+        accepted=int(run.summary["accepted"]),
+        rejected=int(run.summary["rejected"]),
+        parent_transitions=run.transitions,
+        calls=run.calls,
+        invocations=run.invocations,
+        process_memory_mb=memory_mb[process_function],
+        pending_index_key=pending_index_key,
+    )
+    where = f"run of {run.processed:,}"
+    orders = max(1, usage.orders)
+    table: list[Row] = []
+    served = tally_seconds(run.served_seconds)
+    for (service, operation), count in sorted(tally(run.calls, not_observer).items()):
+        if service == "sqs":
+            note = ", local alert tap, not in AWS"
+        elif service in HANDLER_REQUEST_SERVICES:
+            note = f", {served[(service, operation)] / count * 1000:.1f} ms each at the endpoint"
+        else:
+            note = ""
+        table.append(
+            Row(
+                "AWS per order",
+                f"{service} {operation} ({where}{note})",
+                f"{count / orders:.4f}",
+            )
+        )
+    invokes = Counter(
+        function_name(call.target)
+        for call, times in run.calls.items()
+        if call.operation == "Invoke"
+        for _ in range(times)
+    )
+    for function, count in sorted(invokes.items()):
+        handler = handlers.get(function, function)
+        memory = memory_mb.get(function, 0)
+        table.append(
+            Row(
+                "AWS per order",
+                f"  of which {handler} ({memory} MB, {usage.mean_ms(handler):.0f} ms "
+                f"an invoke, measured)",
+                f"{count / orders:.4f}",
+            )
+        )
+    handler_ms = sum(invoked.milliseconds for invoked in run.invocations)
+    request_ms = 1000 * sum(
+        seconds for (service, _), seconds in served.items() if service in HANDLER_REQUEST_SERVICES
+    )
+    table.append(
+        Row(
+            "AWS per order",
+            "  Lambda duration, all invocations (measured), of which the local endpoint "
+            "serving their DynamoDB, S3 and SNS requests",
+            f"{handler_ms / orders:.1f} ms/order",
+            f"{request_ms / orders:.1f} ms/order at the endpoint",
+            ratio(request_ms, handler_ms),
+        )
+    )
+    table.append(
+        Row(
+            "AWS per order",
+            f"Step Functions transitions: parent's states entered ({run.transitions}) + "
+            f"{CHILD_TRANSITIONS} per child execution ({usage.children}, modelled: moto "
+            f"does not expose child histories) ({where})",
+            f"{(run.transitions + usage.child_transitions) / orders:.4f}",
+        )
+    )
+    ours_lines, seed_lines = ours(usage), seed_style(usage)
+    seed_by_item = {line.item: line for line in seed_lines}
+    ours_by_item = {line.item: line for line in ours_lines}
+    items = [line.item for line in ours_lines] + [
+        s.item for s in seed_lines if s.item not in ours_by_item
+    ]
+    for item in items:
+        ours_line, seed_line = ours_by_item.get(item), seed_by_item.get(item)
+        table.append(
+            Row(
+                "cost per M orders",
+                item,
+                f"${ours_line.dollars_per_million:.2f} ({ours_line.per_order:.4f}/order)"
+                if ours_line
+                else "-",
+                f"${seed_line.dollars_per_million:.2f} ({seed_line.per_order:.4f}/order, "
+                "seed-style)"
+                if seed_line
+                else "- (seed-style)",
+                ratio(ours_line.dollars_per_million, seed_line.dollars_per_million)
+                if ours_line and seed_line
+                else "",
+            )
+        )
+    ours_total, seed_total = total(ours_lines), total(seed_lines)
+    goal_met = ours_total <= 0.1 * seed_total
+    table.append(
+        Row(
+            "cost per M orders",
+            f"total (us-east-1 list prices; from the {where})",
+            f"${ours_total:.2f}",
+            f"${seed_total:.2f} (seed-style)",
+            ratio(ours_total, seed_total),
+            f"<= 0.10x: {'met' if goal_met else 'NOT met'}",
+        )
+    )
+    left = unpriced(usage)
+    if left:
+        listed = ", ".join(f"{s} {o} {n}" for (s, o), n in sorted(left.items()))
+        table.append(Row("cost per M orders", f"not priced: {listed}", "", "", "", ""))
+    return table

@@ -24,11 +24,10 @@ from typing import Any
 
 import boto3
 
-from bench.local_system import free_port
 from entrix.environment import ORDERS_TABLE_NAME, RESULTS_READY_PROBABILITY
 from entrix.local.apigateway import ApiGateway, ApiRequest, RestApi
 from entrix.local.deploy import Deployer, Deployment
-from entrix.local.endpoint import ACCOUNT_ID, LOCAL_CREDENTIALS, AwsEndpoint
+from entrix.local.endpoint import ACCOUNT_ID, LOCAL_CREDENTIALS, AwsEndpoint, free_port
 from entrix.local.lambda_runner import FunctionSpec, Invocation, runtime_environment
 from entrix.local.runtime import stack_region
 from entrix.local.secrets_extension import LocalSecretsExtension

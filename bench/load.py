@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bench.local_system import running_system
+from bench.report import Row, ratio
 
 HOST = "127.0.0.1"
 
@@ -154,6 +155,31 @@ def run(
         "p50_ms": round(cuts[49] * 1000, 1) if cuts else None,
         "p99_ms": round(cuts[98] * 1000, 1) if cuts else None,
     }
+
+
+def rows() -> list[Row]:
+    """10,000 orders from concurrent clients, then every acknowledged order looked up."""
+    figures = run()
+    return [
+        Row(
+            "load",
+            f"{figures['orders']:,} orders, {figures['clients']} clients, "
+            f"{figures['batch_size']} a POST: orders acknowledged (201) vs found in the table",
+            f"{figures['found']:,} found",
+            f"{figures['acknowledged']:,} acknowledged",
+            ratio(figures["found"], figures["acknowledged"]),
+            "1.00x, 0 lost",
+        ),
+        Row(
+            "load",
+            "throughput; request latency p50 / p99",
+            f"{figures['orders_per_second']:,.0f} orders/s ({figures['requests_per_second']:.0f}"
+            f" req/s); {figures['p50_ms']} / {figures['p99_ms']} ms",
+            "",
+            "",
+            f"{figures['errors']} errors",
+        ),
+    ]
 
 
 if __name__ == "__main__":

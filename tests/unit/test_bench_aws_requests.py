@@ -18,7 +18,7 @@ from bench.aws_requests import (
     classify,
     tally,
 )
-from bench.pipeline_scale import PROCESS_HANDLER, RESULTS_HANDLER, Invoked
+from bench.observed_system import PROCESS_HANDLER, RESULTS_HANDLER, Invoked
 
 PROCESS = "Entrix-Process"
 RESULTS = "Entrix-Results"
