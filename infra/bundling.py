@@ -21,7 +21,7 @@ import os
 import shutil
 import subprocess
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,12 +168,30 @@ def _probe(executable: str) -> BytecodeCompiler | None:
     return None
 
 
-def _bytecode_salt(compiler: BytecodeCompiler | None) -> bytes:
-    return f"bytecode:{compiler.magic if compiler else 'none'}".encode()
+class _LocalBundler:
+    """What both bundlers share: the optional bytecode compiler, and an asset hash of their
+    content and of the bytecode format (bytecode for another Python must not reuse an asset)."""
+
+    def __init__(self, compiler: BytecodeCompiler | None) -> None:
+        self.compiler = compiler
+
+    def _content(self) -> Iterator[bytes]:
+        raise NotImplementedError
+
+    @property
+    def asset_hash(self) -> str:
+        salt = f"bytecode:{self.compiler.magic if self.compiler else 'none'}".encode()
+        return _digest([salt, *self._content()])
+
+    def _compile(self, directory: Path) -> bool:
+        """Precompile what was bundled into `directory` (when there is a compiler)."""
+        if self.compiler:
+            self.compiler.compile(directory)
+        return True
 
 
 @jsii.implements(ILocalBundling)
-class ModuleBundler:
+class ModuleBundler(_LocalBundler):
     """Copies a handler's module closure into the asset folder."""
 
     def __init__(
@@ -182,32 +200,22 @@ class ModuleBundler:
         src_dir: Path = SRC_DIR,
         compiler: BytecodeCompiler | None = None,
     ) -> None:
+        super().__init__(compiler)
         self.src_dir = src_dir
         self.files = module_closure(modules, src_dir)
-        self.compiler = compiler
 
-    @property
-    def asset_hash(self) -> str:
-        """Hash of the copied files' relative paths and content, and of the bytecode format."""
-        return _digest(
-            [
-                _bytecode_salt(self.compiler),
-                *(
-                    chunk
-                    for path in self.files
-                    for chunk in (str(path.relative_to(self.src_dir)).encode(), path.read_bytes())
-                ),
-            ]
-        )
+    def _content(self) -> Iterator[bytes]:
+        """The copied files' relative paths and content."""
+        for path in self.files:
+            yield str(path.relative_to(self.src_dir)).encode()
+            yield path.read_bytes()
 
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_options: Any) -> bool:
         for path in self.files:
             target = Path(output_dir) / path.relative_to(self.src_dir)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
-        if self.compiler:
-            self.compiler.compile(Path(output_dir))
-        return True
+        return self._compile(Path(output_dir))
 
 
 @dataclass(frozen=True)
@@ -261,7 +269,7 @@ def _uv() -> str:
 
 
 @jsii.implements(ILocalBundling)
-class LayerBundler:
+class LayerBundler(_LocalBundler):
     """Installs locked wheels for the Lambda runtime into `<asset>/python`."""
 
     def __init__(
@@ -270,14 +278,15 @@ class LayerBundler:
         lock_file: Path = LOCK_FILE,
         compiler: BytecodeCompiler | None = None,
     ) -> None:
+        super().__init__(compiler)
         self.wheels = locked_closure(requirements, lock_file)
-        self.compiler = compiler
 
-    @property
-    def asset_hash(self) -> str:
-        """Hash of the pins, their wheel hashes, the target platform and the bytecode format."""
-        lines = [LAMBDA_PYTHON_VERSION, LAMBDA_PLATFORM, *(w.requirement() for w in self.wheels)]
-        return _digest([_bytecode_salt(self.compiler), *(line.encode() for line in lines)])
+    def _content(self) -> Iterator[bytes]:
+        """The target Python and platform, and each pin with its wheel hashes."""
+        for line in (LAMBDA_PYTHON_VERSION, LAMBDA_PLATFORM):
+            yield line.encode()
+        for wheel in self.wheels:
+            yield wheel.requirement().encode()
 
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_options: Any) -> bool:
         requirements = Path(output_dir) / "requirements.txt"
@@ -304,6 +313,4 @@ class LayerBundler:
         subprocess.run(command, check=True, env=env)  # noqa: S603 (fixed argv, no shell)
         requirements.unlink()
         (Path(output_dir) / "python" / ".lock").unlink(missing_ok=True)  # uv's own lock file
-        if self.compiler:
-            self.compiler.compile(Path(output_dir) / "python")
-        return True
+        return self._compile(Path(output_dir) / "python")
