@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, App, Validations
+from aws_cdk import Acknowledgment, App, CfnElement, Stack, Validations
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
@@ -21,3 +21,11 @@ def add_checks(app: App) -> None:
 def acknowledge(scope: IConstruct, finding: str, reason: str) -> None:
     """Accept one finding (e.g. `AwsSolutions-IAM5[Resource::*]`) on `scope` and its children."""
     Validations.of(scope).acknowledge(Acknowledgment(id=finding, reason=reason))
+
+
+def logical_id(construct: IConstruct) -> str:
+    """The CloudFormation logical id of a construct's main resource, as a finding names it."""
+    resource = construct.node.default_child
+    if not isinstance(resource, CfnElement):
+        raise TypeError(f"{construct.node.path} has no CloudFormation resource of its own")
+    return Stack.of(construct).get_logical_id(resource)

@@ -15,7 +15,6 @@ from pathlib import Path
 from aws_cdk import (
     Aws,
     CfnOutput,
-    CfnResource,
     Duration,
     Environment,
     RemovalPolicy,
@@ -34,7 +33,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct, IConstruct
 
 from infra.config import DeliveryConfig, ServiceConfig
-from infra.nag import acknowledge
+from infra.nag import acknowledge, logical_id
 from infra.stacks.account_settings import AccountSettingsStack
 from infra.stacks.service import ServiceStack
 
@@ -337,12 +336,6 @@ class DeliveryStack(Stack):
             enforce_ssl=True,
         )
 
-    def _ref(self, construct: IConstruct) -> str:
-        """How cdk-nag names a resource in a finding: its logical id."""
-        resource = construct.node.default_child
-        assert isinstance(resource, CfnResource)
-        return self.get_logical_id(resource)
-
     def _acknowledge(self, scope: IConstruct, finding: str, marker: str, reason: str) -> None:
         """Acknowledge `finding` on each IAM policy under `scope` whose document contains
         `marker`, so the acceptance sits on the exact policies that carry the wildcard. A marker
@@ -361,7 +354,7 @@ class DeliveryStack(Stack):
     def _acknowledge_pipeline_findings(self) -> None:
         """The AwsSolutions findings on the roles CDK Pipelines generates, each with its reason."""
         pipeline = self.pipeline
-        bucket = self._ref(pipeline.pipeline.artifact_bucket)
+        bucket = logical_id(pipeline.pipeline.artifact_bucket)
         artifacts = (
             "CDK Pipelines grants its own roles read/write on the pipeline's artifacts bucket; "
             "the wildcards are S3 action groups and object keys inside that one bucket, whose "
@@ -422,7 +415,7 @@ class DeliveryStack(Stack):
         ]
         # (scope, log group name and report group name as cdk-nag spells them)
         codebuild_defaults: list[tuple[IConstruct, str, str]] = [
-            (project, f"<{self._ref(project)}>:*", f"<{self._ref(project)}>-*")
+            (project, f"<{logical_id(project)}>:*", f"<{logical_id(project)}>-*")
             for project in own_role
         ]
         codebuild_defaults.append((assets, "*", "*"))
