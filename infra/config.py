@@ -12,9 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, TypeVar, get_type_hints
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
 from constructs import Node
+
+from entrix import settings
 
 CONTEXT_PREFIX = "entrix:"
 # The results bucket is named <prefix>-<stack name>-<account>-<region>, at most 63 characters:
@@ -22,6 +24,7 @@ CONTEXT_PREFIX = "entrix:"
 _BUCKET_PREFIX = re.compile(r"[a-z0-9][a-z0-9-]{1,18}[a-z0-9]")
 _EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
 _Config = TypeVar("_Config", "ServiceConfig", "DeliveryConfig")
+T = TypeVar("T")
 
 # CloudWatch Logs accepts only these retention periods (days).
 _RETENTION = {
@@ -38,17 +41,24 @@ _RETENTION = {
 }
 
 
+def _default(setting: settings.Setting[T]) -> T:
+    """The default of a function setting, which entrix.settings alone defines."""
+    if setting.default is None:
+        raise ValueError(f"{setting.name} has no default")
+    return setting.default
+
+
 @dataclass(frozen=True)
 class ServiceConfig:
     """Knobs of one deployment of the service stack."""
 
     region: str = "eu-west-1"
     account: str | None = None
-    # Optional JWT claims the authorizer checks (None: not checked).
-    jwt_issuer: str | None = None
-    jwt_audience: str | None = None
-    # How long a warm authorizer keeps the signing key before reading Secrets Manager again.
-    secret_cache_ttl_seconds: int = 300
+    # Optional JWT claims the authorizer checks ("": not checked).
+    jwt_issuer: str = _default(settings.JWT_ISSUER)
+    jwt_audience: str = _default(settings.JWT_AUDIENCE)
+    # How long a warm authorizer (or Slack forwarder) keeps a secret before reading it again.
+    secret_cache_ttl_seconds: float = _default(settings.SECRET_CACHE_TTL_SECONDS)
     # API Gateway caches an Allow/Deny per Authorization header this long (max 3600).
     authorizer_cache_ttl_seconds: int = 300
     # Stage-wide throttling: steady requests per second and burst.
@@ -68,21 +78,25 @@ class ServiceConfig:
     results_retention_days: int = 365
     # The simulated auction platform (Lambda A): chance that results are ready at each poll;
     # "orders" answers the orders waiting for a result, "random" makes up random_order_count.
-    results_ready_probability: float = 0.5
-    auction_mode: str = "orders"
-    random_order_count: int = 10
+    results_ready_probability: float = _default(settings.RESULTS_READY_PROBABILITY)
+    auction_mode: str = _default(settings.AUCTION_MODE)
+    random_order_count: int = _default(settings.RANDOM_ORDER_COUNT)
     # Polling: a wait between polls, at most this many polls, and a timeout for the whole run
     # (also how long a run's claim on an order lasts).
     results_poll_seconds: int = 30
     results_max_polls: int = 10
-    results_timeout_minutes: int = 30
+    results_timeout_minutes: int = settings.RUN_TIMEOUT_SECONDS // 60
+    # The state machine retries a task's transient errors (the Lambda service's, SNS's, Lambda
+    # A's stores) this many times, the first after this interval, doubling each time.
+    results_retry_attempts: int = 3
+    results_retry_interval_seconds: int = 1
     # Lambda B invocations (batches) in flight per run; a Distributed Map allows up to 10,000,
     # the orders table's write rate is the practical bound (two writes per order).
     results_max_concurrency: int = 10
     # Orders per batch (one Lambda B invocation, one JSON Lines object) and per run (the rest
     # wait for the next run). A batch must stay under 256 KiB of state input (checked in bytes).
-    results_batch_max_orders: int = 1000
-    results_max_orders_per_run: int = 200_000
+    results_batch_max_orders: int = _default(settings.BATCH_MAX_ORDERS)
+    results_max_orders_per_run: int = _default(settings.MAX_ORDERS_PER_RUN)
     # Secrets Manager ARN of a Slack incoming-webhook URL; set it to forward alerts to Slack.
     slack_webhook_secret_arn: str | None = None
     # E-mail subscribers of the trading team's alert topic (rejected orders, failed batches,
@@ -98,18 +112,27 @@ class ServiceConfig:
             raise ValueError("authorizer_cache_ttl_seconds must be within 0..3600")
         if self.waf_rate_limit < 10:
             raise ValueError("waf_rate_limit must be at least 10 (the AWS WAF minimum)")
-        if not 0.0 <= self.results_ready_probability <= 1.0:
-            raise ValueError("results_ready_probability must be within 0..1")
-        if self.auction_mode not in ("orders", "random"):
-            raise ValueError("auction_mode must be orders or random")
+        # What a function would refuse at run time is refused here, by the setting's own rule.
+        for field, setting in _FUNCTION_SETTINGS.items():
+            try:
+                setting.parse(setting.text(getattr(self, field)))
+            except ValueError as error:
+                raise ValueError(f"{field}: {error}") from error
         if not 1 <= self.results_max_concurrency <= 1000:
             raise ValueError("results_max_concurrency must be within 1..1000")
         if not 1 <= self.results_batch_max_orders <= 1500:
             raise ValueError("results_batch_max_orders must be within 1..1500")
         if self.results_max_orders_per_run < self.results_batch_max_orders:
             raise ValueError("results_max_orders_per_run must be at least one batch")
-        if self.results_poll_seconds < 1 or self.results_max_polls < 1:
-            raise ValueError("results_poll_seconds and results_max_polls must be at least 1")
+        for field in (
+            "results_poll_seconds",
+            "results_max_polls",
+            "results_retry_interval_seconds",
+        ):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{field} must be at least 1")
+        if self.results_retry_attempts < 0:
+            raise ValueError("results_retry_attempts must be at least 0")
         if self.results_timeout_minutes * 60 <= self.results_poll_seconds * self.results_max_polls:
             raise ValueError("results_timeout_minutes must leave time after the last poll")
         if not _BUCKET_PREFIX.fullmatch(self.results_bucket_prefix):
@@ -123,6 +146,11 @@ class ServiceConfig:
     @property
     def log_retention(self) -> logs.RetentionDays:
         return _RETENTION[self.log_retention_days]
+
+    @property
+    def run_timeout(self) -> Duration:
+        """The results state machine's timeout: also how long a run's claim on an order lasts."""
+        return Duration.minutes(self.results_timeout_minutes)
 
     @property
     def data_removal_policy(self) -> RemovalPolicy:
@@ -148,6 +176,16 @@ class ServiceConfig:
             raise ValueError(f"unknown setting(s) {', '.join(unknown)}: see infra/config.py")
         return _from_context(cls, node, CONTEXT_PREFIX)
 
+
+# The fields that are a function's setting, checked with its parser.
+_FUNCTION_SETTINGS: dict[str, settings.Setting[Any]] = {
+    "secret_cache_ttl_seconds": settings.SECRET_CACHE_TTL_SECONDS,
+    "results_ready_probability": settings.RESULTS_READY_PROBABILITY,
+    "auction_mode": settings.AUCTION_MODE,
+    "random_order_count": settings.RANDOM_ORDER_COUNT,
+    "results_batch_max_orders": settings.BATCH_MAX_ORDERS,
+    "results_max_orders_per_run": settings.MAX_ORDERS_PER_RUN,
+}
 
 # Per-stage defaults of the delivery pipeline's service stacks: the WAF protects Prod only.
 STAGE_DEFAULTS: dict[str, dict[str, Any]] = {

@@ -6,20 +6,21 @@ authorizer that verifies HS256 tokens with a key generated into Secrets Manager 
 
 from __future__ import annotations
 
+import functools
 import json
 
 from aws_cdk import Duration, Stack, Tags
 from aws_cdk import aws_apigateway as apigw
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from entrix import environment
+from entrix import settings
 from infra.config import ServiceConfig
 from infra.constructs.lambda_code import python_function
+from infra.constructs.orders_table import orders_table
 from infra.constructs.waf import ApiWebAcl
 from infra.nag import acknowledge
 
@@ -68,20 +69,7 @@ class Intake(Construct):
         jwt_layer: lambda_.ILayerVersion,
     ) -> None:
         super().__init__(scope, id)
-        self.table = dynamodb.Table(
-            self,
-            "Orders",
-            partition_key=dynamodb.Attribute(name="record_id", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            time_to_live_attribute="expires_at",
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            # Orders are business records: by default they outlive the stack (config.retain_data).
-            removal_policy=config.data_removal_policy,
-            deletion_protection=config.retain_data,
-        )
+        self.table = orders_table(self, "Orders", config=config)
 
         # The raw HS256 key is the whole SecretString; CloudFormation generates it, so it is in
         # neither the code nor the template.
@@ -105,22 +93,19 @@ class Intake(Construct):
             ),
         )
 
-        authorizer_env = {
-            environment.JWT_SECRET_ARN: self.jwt_secret.secret_arn,
-            environment.SECRET_CACHE_TTL_SECONDS: str(config.secret_cache_ttl_seconds),
-        }
-        if config.jwt_issuer:
-            authorizer_env[environment.JWT_ISSUER] = config.jwt_issuer
-        if config.jwt_audience:
-            authorizer_env[environment.JWT_AUDIENCE] = config.jwt_audience
-        self.authorizer_function = python_function(
-            self,
+        function = functools.partial(python_function, self, log_retention=config.log_retention)
+        self.authorizer_function = function(
             "Authorizer",
             handler="entrix.handlers.authorizer.handler",
             description="REQUEST authorizer: verifies the Bearer JWT (HS256)",
-            log_retention=config.log_retention,
             layers=[jwt_layer],
-            environment=authorizer_env,
+            settings={
+                settings.JWT_SECRET_ARN: self.jwt_secret.secret_arn,
+                # "" (the default): the claim is not checked.
+                settings.JWT_ISSUER: config.jwt_issuer,
+                settings.JWT_AUDIENCE: config.jwt_audience,
+                settings.SECRET_CACHE_TTL_SECONDS: config.secret_cache_ttl_seconds,
+            },
             memory_size=256,
             timeout=Duration.seconds(5),
             # The key comes from the extension over localhost, so a cold request imports no boto3
@@ -142,19 +127,17 @@ class Intake(Construct):
             )
         )
 
-        table_env = {environment.ORDERS_TABLE_NAME: self.table.table_name}
-        self.ingest_function = python_function(
-            self,
+        table_setting = {settings.ORDERS_TABLE_NAME: self.table.table_name}
+        self.ingest_function = function(
             "Ingest",
             handler="entrix.handlers.ingest.handler",
             description="POST /orders: validates the orders and stores them",
-            log_retention=config.log_retention,
-            environment=table_env,
+            settings=table_setting,
             memory_size=512,
             timeout=Duration.seconds(28),
         )
-        # Explicit statements on the table ARN: Table.grant() would add `<table>/index/*` once the
-        # results pipeline adds its GSI, and these functions never touch an index.
+        # Explicit statements on the table ARN: Table.grant() would add `<table>/index/*` for the
+        # pending-results index, and these functions never touch an index.
         self.ingest_function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:BatchWriteItem", "dynamodb:PutItem"],
@@ -162,13 +145,11 @@ class Intake(Construct):
             )
         )
 
-        self.order_status_function = python_function(
-            self,
+        self.order_status_function = function(
             "OrderStatus",
             handler="entrix.handlers.order_status.handler",
             description="GET /orders/{record_id}: the stored order and its result",
-            log_retention=config.log_retention,
-            environment=table_env,
+            settings=table_setting,
         )
         self.order_status_function.add_to_role_policy(
             iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[self.table.table_arn])

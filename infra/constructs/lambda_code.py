@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aws_cdk import AssetHashType, BundlingOptions, Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
@@ -16,6 +17,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from entrix.settings import Setting
 from infra.bundling import SRC_DIR, LayerBundler, ModuleBundler, find_bytecode_compiler
 from infra.nag import acknowledge
 
@@ -35,20 +37,24 @@ XRAY_REASON = (
 )
 
 
+def _code(bundler: LayerBundler | ModuleBundler) -> lambda_.Code:
+    """An asset bundled on this machine by `bundler`, under the bundler's own content hash."""
+    return lambda_.Code.from_asset(
+        str(SRC_DIR),
+        asset_hash=bundler.asset_hash,
+        asset_hash_type=AssetHashType.CUSTOM,
+        bundling=BundlingOptions(image=RUNTIME.bundling_image, local=bundler),
+    )
+
+
 def python_layer(
     scope: Construct, id: str, *, requirements: Sequence[str], description: str
 ) -> lambda_.LayerVersion:
     """A layer holding `requirements` and their dependencies at the versions in uv.lock."""
-    bundler = LayerBundler(requirements, compiler=_bytecode_compiler())
     return lambda_.LayerVersion(
         scope,
         id,
-        code=lambda_.Code.from_asset(
-            str(SRC_DIR),
-            asset_hash=bundler.asset_hash,
-            asset_hash_type=AssetHashType.CUSTOM,
-            bundling=BundlingOptions(image=RUNTIME.bundling_image, local=bundler),
-        ),
+        code=_code(LayerBundler(requirements, compiler=_bytecode_compiler())),
         compatible_runtimes=[RUNTIME],
         compatible_architectures=[ARCHITECTURE],
         description=description,
@@ -63,17 +69,18 @@ def python_function(
     description: str,
     log_retention: logs.RetentionDays,
     layers: Sequence[lambda_.ILayerVersion] = (),
-    environment: Mapping[str, str] | None = None,
+    settings: Mapping[Setting[Any], Any] | None = None,
     memory_size: int = 256,
     timeout: Duration | None = None,
     params_and_secrets: lambda_.ParamsAndSecretsLayerVersion | None = None,
 ) -> lambda_.Function:
     """A function whose asset holds the handler's module and the `entrix` modules it imports.
 
-    `handler` is the dotted path "entrix.handlers.x.handler". `params_and_secrets` attaches the
-    AWS Parameters and Secrets Lambda Extension (its layer and its environment variables).
+    `handler` is the dotted path "entrix.handlers.x.handler". `settings` maps every setting the
+    handler reads to its value (None: the setting's default); each one becomes a variable, so a
+    function's environment states all it runs with. `params_and_secrets` attaches the AWS
+    Parameters and Secrets Lambda Extension (its layer and its environment variables).
     """
-    bundler = ModuleBundler([handler.rpartition(".")[0]], compiler=_bytecode_compiler())
     log_group = logs.LogGroup(
         scope, f"{id}Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
     )
@@ -90,16 +97,13 @@ def python_function(
         runtime=RUNTIME,
         architecture=ARCHITECTURE,
         handler=handler,
-        code=lambda_.Code.from_asset(
-            str(SRC_DIR),
-            asset_hash=bundler.asset_hash,
-            asset_hash_type=AssetHashType.CUSTOM,
-            bundling=BundlingOptions(image=RUNTIME.bundling_image, local=bundler),
-        ),
+        code=_code(ModuleBundler([handler.rpartition(".")[0]], compiler=_bytecode_compiler())),
         description=description,
         layers=list(layers),
         params_and_secrets=params_and_secrets,
-        environment=dict(environment or {}),
+        environment={
+            setting.name: setting.text(value) for setting, value in (settings or {}).items()
+        },
         memory_size=memory_size,
         timeout=timeout or Duration.seconds(10),
         tracing=lambda_.Tracing.ACTIVE,

@@ -25,7 +25,8 @@ from constructs import Construct
 
 from entrix import telemetry
 from infra.constructs.intake import Intake
-from infra.constructs.results_pipeline import STORE_TRANSIENT_ERRORS, ResultsPipeline
+from infra.constructs.results_pipeline import ResultsPipeline
+from infra.constructs.results_workflow import STORE_TRANSIENT_ERRORS
 
 PERIOD = Duration.minutes(5)
 METRICS_NAMESPACE = "Entrix"

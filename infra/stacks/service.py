@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, Environment, Stack
+from aws_cdk import CfnOutput, Environment, Stack
 from constructs import Construct
 
 from infra.config import ServiceConfig
@@ -39,23 +39,9 @@ class ServiceStack(Stack):
         self.results = ResultsPipeline(
             self,
             "ResultsPipeline",
+            config=config,
             table=self.intake.table,
             deps_layer=self.deps_layer,
-            log_retention=config.log_retention,
-            removal_policy=config.data_removal_policy,
-            bucket_name_prefix=config.results_bucket_prefix,
-            results_retention_days=config.results_retention_days,
-            ready_probability=config.results_ready_probability,
-            auction_mode=config.auction_mode,
-            random_order_count=config.random_order_count,
-            poll_interval=Duration.seconds(config.results_poll_seconds),
-            max_polls=config.results_max_polls,
-            max_concurrency=config.results_max_concurrency,
-            batch_max_orders=config.results_batch_max_orders,
-            max_orders_per_run=config.results_max_orders_per_run,
-            timeout=Duration.minutes(config.results_timeout_minutes),
-            slack_webhook_secret_arn=config.slack_webhook_secret_arn,
-            alert_email_addresses=config.alert_email_addresses,
         )
 
         self.observability = Observability(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from entrix import environment
+from entrix import settings
 from entrix.aws import secrets
 
 AUTHORIZER = "entrix.handlers.authorizer.handler"
@@ -160,8 +160,10 @@ def test_authorizer_environment_names_the_secret_and_cache_ttl(
         if not name.startswith(EXTENSION_VARIABLE_PREFIXES)
     }
     assert own == {
-        environment.JWT_SECRET_ARN: {"Ref": secret_id},
-        environment.SECRET_CACHE_TTL_SECONDS: "300",
+        settings.JWT_SECRET_ARN.name: {"Ref": secret_id},
+        settings.JWT_ISSUER.name: "",
+        settings.JWT_AUDIENCE.name: "",
+        settings.SECRET_CACHE_TTL_SECONDS.name: "300",
     }
 
 
@@ -199,7 +201,7 @@ def test_only_the_authorizer_has_the_extension(service_json: dict[str, Any], han
 def test_order_handlers_get_the_table_name(service_json: dict[str, Any], handler: str) -> None:
     table_id, _ = only(service_json, "AWS::DynamoDB::Table")
     _, props = function(service_json, handler)
-    assert props["Environment"]["Variables"] == {environment.ORDERS_TABLE_NAME: {"Ref": table_id}}
+    assert props["Environment"]["Variables"] == {settings.ORDERS_TABLE_NAME.name: {"Ref": table_id}}
 
 
 def test_layers_pyjwt_for_the_authorizer_and_none_for_the_order_handlers(

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from entrix import settings
 from entrix.local.template import PseudoParameters, Resolver, Template
 
 STACK = "Entrix"
@@ -273,43 +274,23 @@ def test_each_cdk_nag_finding_is_acknowledged_individually_with_a_reason(templat
         assert all(len(acknowledged[finding]) > 40 for finding in findings)
 
 
-def test_slack_subscriber_is_deployed_only_when_configured(tmp_path: Path) -> None:
-    from aws_cdk import App, Stack
-    from aws_cdk import aws_dynamodb as dynamodb
-    from aws_cdk import aws_logs as logs
-
-    from infra.constructs.lambda_code import python_layer
-    from infra.constructs.results_pipeline import ResultsPipeline
-
-    app = App(context={"aws:cdk:bundling-stacks": []}, outdir=str(tmp_path))
-    stack = Stack(app, "SlackTest")
-    table = dynamodb.Table(
-        stack,
-        "Orders",
-        partition_key=dynamodb.Attribute(name="record_id", type=dynamodb.AttributeType.STRING),
-    )
-    secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:slack-webhook-AbCdEf"
-    ResultsPipeline(
-        stack,
-        "ResultsPipeline",
-        table=table,
-        deps_layer=python_layer(stack, "Deps", requirements=["pydantic"], description="deps"),
-        log_retention=logs.RetentionDays.ONE_DAY,
-        slack_webhook_secret_arn=secret_arn,
-    )
-    synthesized = app.synth().get_stack_by_name("SlackTest").template
-
+def test_slack_subscriber_is_deployed_only_when_configured(configured: dict[str, Any]) -> None:
+    """Deployed in the configured stack; the default one has none (see
+    test_functions_run_the_handlers_with_their_environment)."""
     (slack,) = [
         f["Properties"]
-        for f in resources(synthesized, "AWS::Lambda::Function").values()
+        for f in resources(configured, "AWS::Lambda::Function").values()
         if f["Properties"]["Handler"] == "entrix.handlers.slack.handler"
     ]
-    assert slack["Environment"]["Variables"] == {"SLACK_WEBHOOK_SECRET_ARN": secret_arn}
-    subscription = one(synthesized, "AWS::SNS::Subscription")
+    assert slack["Environment"]["Variables"] == {
+        "SLACK_WEBHOOK_SECRET_ARN": SLACK_SECRET,
+        "SECRET_CACHE_TTL_SECONDS": settings.SECRET_CACHE_TTL_SECONDS.text(),
+    }
+    subscription = one(configured, "AWS::SNS::Subscription")
     assert subscription["Protocol"] == "lambda"
-    reads = _policy_statements(synthesized, "SlackFunctionRole")
+    reads = _policy_statements(configured, "SlackFunctionRole")
     assert "secretsmanager:GetSecretValue" in _actions(reads)
-    assert secret_arn in json.dumps(reads)
+    assert SLACK_SECRET in json.dumps(reads)
 
 
 SLACK_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:slack-webhook-AbCdEf"
@@ -355,7 +336,10 @@ def test_settings_reach_the_template(configured: dict[str, Any]) -> None:
     process = functions["entrix.handlers.process.handler"]["Environment"]["Variables"]
     assert process["RESULT_LEASE_SECONDS"] == "600"
     slack = functions["entrix.handlers.slack.handler"]["Environment"]["Variables"]
-    assert slack == {"SLACK_WEBHOOK_SECRET_ARN": SLACK_SECRET}
+    assert slack == {
+        "SLACK_WEBHOOK_SECRET_ARN": SLACK_SECRET,
+        "SECRET_CACHE_TTL_SECONDS": settings.SECRET_CACHE_TTL_SECONDS.text(),
+    }
     fragments = one(configured, "AWS::StepFunctions::StateMachine")["DefinitionString"]
     definition = "".join(part for part in fragments["Fn::Join"][1] if isinstance(part, str))
     for setting in (

@@ -10,7 +10,7 @@ import pytest
 from aws_cdk import App
 from aws_cdk.assertions import Template
 
-from entrix import environment
+from entrix import settings
 from infra.app import CDK_JSON
 from infra.config import CONTEXT_PREFIX, ServiceConfig
 from infra.stacks.service import ServiceStack
@@ -87,8 +87,8 @@ def test_issuer_and_audience_reach_the_authorizer(configured: dict[str, Any]) ->
         if f["Properties"]["Handler"] == "entrix.handlers.authorizer.handler"
     ]
     variables = authorizer["Environment"]["Variables"]
-    assert variables[environment.JWT_ISSUER] == "https://auth.example.com"
-    assert variables[environment.JWT_AUDIENCE] == "entrix-api"
+    assert variables[settings.JWT_ISSUER.name] == "https://auth.example.com"
+    assert variables[settings.JWT_AUDIENCE.name] == "entrix-api"
 
 
 def test_throttling_cache_ttl_and_retention_follow_the_settings(

@@ -1,7 +1,7 @@
 """The results pipeline as synthesized by CDK, deployed into moto and run with the real handlers.
 
-The ResultsPipeline construct is synthesized once per session in a small stack of its own (an
-orders table shaped like the intake's, plus the pipeline) with short waits, so the tests exercise
+The ResultsPipeline construct is synthesized once per session in a small stack of its own (the
+intake's orders table, plus the pipeline) with short waits, so the tests exercise
 the exact state machine definition CDK writes, not a hand-written copy. Each test gets a fresh
 moto backend: the template is deployed by the local runtime's deployer, moto executes the state
 machine, and every Lambda task runs the project's handler in this process.
@@ -42,11 +42,11 @@ BATCH_MAX_ORDERS = 2
 
 @pytest.fixture(scope="session")
 def pipeline_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from aws_cdk import App, Duration, Environment, RemovalPolicy, Stack
-    from aws_cdk import aws_dynamodb as dynamodb
-    from aws_cdk import aws_logs as logs
+    from aws_cdk import App, Environment, Stack
 
+    from infra.config import ServiceConfig
     from infra.constructs.lambda_code import python_layer
+    from infra.constructs.orders_table import orders_table
     from infra.constructs.results_pipeline import ResultsPipeline
 
     app = App(
@@ -54,26 +54,22 @@ def pipeline_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any
         outdir=str(tmp_path_factory.mktemp("cdk.out")),
     )
     stack = Stack(app, STACK, env=Environment(region=REGION))
-    table = dynamodb.Table(
-        stack,
-        "Orders",
-        partition_key=dynamodb.Attribute(name="record_id", type=dynamodb.AttributeType.STRING),
-        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-        time_to_live_attribute="expires_at",
+    config = ServiceConfig(
+        region=REGION,
+        log_retention_days=1,
+        retain_data=False,
+        results_poll_seconds=1,
+        results_max_polls=MAX_POLLS,
+        results_batch_max_orders=BATCH_MAX_ORDERS,
+        results_retry_interval_seconds=1,
+        results_retry_attempts=2,
     )
-    layer = python_layer(stack, "Deps", requirements=["pydantic"], description="test layer")
     ResultsPipeline(
         stack,
         "ResultsPipeline",
-        table=table,
-        deps_layer=layer,
-        log_retention=logs.RetentionDays.ONE_DAY,
-        removal_policy=RemovalPolicy.DESTROY,
-        poll_interval=Duration.seconds(1),
-        max_polls=MAX_POLLS,
-        batch_max_orders=BATCH_MAX_ORDERS,
-        retry_interval=Duration.seconds(1),
-        retry_attempts=2,
+        config=config,
+        table=orders_table(stack, "Orders", config=config),
+        deps_layer=python_layer(stack, "Deps", requirements=["pydantic"], description="test layer"),
     )
     template: dict[str, Any] = app.synth().get_stack_by_name(STACK).template
     return template

@@ -1,0 +1,87 @@
+"""Where a results run writes: the results bucket, and the bucket holding its access logs.
+
+Result objects (`results/`) move to S3 Standard-IA after 30 days and expire after
+`results_retention_days` (default 365); a run's batches object (`batches/`) expires after 7 days;
+noncurrent versions expire after 30 days (batches: 1 day). The access log bucket keeps its logs
+90 days.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Aws, Duration, Stack
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from entrix.auction.results import BATCHES_PREFIX, RESULTS_PREFIX
+from infra.config import ServiceConfig
+from infra.nag import acknowledge
+
+# Longest account id and region name a bucket name must make room for (e.g. ap-southeast-2).
+_ACCOUNT_CHARS = 12
+_REGION_CHARS = 14
+_MAX_BUCKET_NAME = 63
+
+
+def _bucket_name(prefix: str, stack_name: str) -> str:
+    """`<prefix>-<stack name>-<account>-<region>`: unique, since bucket names are global and a
+    stack name is unique in its account and region (Dev and Prod may share both)."""
+    fixed = f"{prefix}-{stack_name.lower()}"
+    if len(fixed) + 2 + _ACCOUNT_CHARS + _REGION_CHARS > _MAX_BUCKET_NAME:
+        raise ValueError(
+            f"results bucket name {fixed}-<account>-<region> may exceed {_MAX_BUCKET_NAME} "
+            "characters: shorten entrix:results_bucket_prefix or the stack name"
+        )
+    return f"{fixed}-{Aws.ACCOUNT_ID}-{Aws.REGION}"
+
+
+def results_bucket(scope: Construct, *, config: ServiceConfig) -> s3.Bucket:
+    """The private, versioned, TLS-only results bucket ("Results" in `scope`), logging its
+    access to a bucket of its own ("AccessLogs")."""
+    access_logs = s3.Bucket(
+        scope,
+        "AccessLogs",
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        enforce_ssl=True,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+        lifecycle_rules=[s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(90))],
+        removal_policy=config.data_removal_policy,
+    )
+    acknowledge(
+        access_logs,
+        "AwsSolutions-S1",
+        "This is the server access log bucket of the results bucket; logging its own "
+        "access would recurse.",
+    )
+    return s3.Bucket(
+        scope,
+        "Results",
+        bucket_name=_bucket_name(config.results_bucket_prefix, Stack.of(scope).stack_name),
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        enforce_ssl=True,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        versioned=True,
+        server_access_logs_bucket=access_logs,
+        server_access_logs_prefix="results/",
+        lifecycle_rules=[
+            s3.LifecycleRule(
+                id="age-out-results",
+                prefix=RESULTS_PREFIX,
+                transitions=[
+                    s3.Transition(
+                        storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+                        transition_after=Duration.days(30),
+                    )
+                ],
+                expiration=Duration.days(config.results_retention_days),
+                noncurrent_version_expiration=Duration.days(30),
+            ),
+            s3.LifecycleRule(
+                id="expire-run-batches",
+                prefix=BATCHES_PREFIX,
+                expiration=Duration.days(7),
+                noncurrent_version_expiration=Duration.days(1),
+            ),
+        ],
+        removal_policy=config.data_removal_policy,
+    )
