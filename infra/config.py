@@ -2,7 +2,8 @@
 
 Each field is the context key `entrix:<field>`: set it in cdk.json or on the command line
 (`cdk synth -c entrix:waf_enabled=true`); command-line values arrive as strings and are
-converted to the field's type here.
+converted to the field's type here. A field that is a Lambda function's setting takes its
+default from entrix.settings, the one home of those defaults, and is checked by its parser.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from entrix import settings
 
 CONTEXT_PREFIX = "entrix:"
 # The results bucket is named <prefix>-<stack name>-<account>-<region>, at most 63 characters:
-# a short prefix leaves room for the stack name (see ResultsPipeline).
+# a short prefix leaves room for the stack name (see infra/constructs/results_storage.py).
 _BUCKET_PREFIX = re.compile(r"[a-z0-9][a-z0-9-]{1,18}[a-z0-9]")
 _EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
 _Config = TypeVar("_Config", "ServiceConfig", "DeliveryConfig")
@@ -73,7 +74,8 @@ class ServiceConfig:
     waf_enabled: bool = False
     # Requests one client IP may send in any 5 minutes before WAF blocks it (WAF minimum: 10).
     waf_rate_limit: int = 1000
-    # Results pipeline. The bucket is named <prefix>-<account>-<region> (names are global).
+    # Results pipeline. The bucket is named <prefix>-<stack name>-<account>-<region> (bucket
+    # names are global).
     results_bucket_prefix: str = "order-results"
     results_retention_days: int = 365
     # The simulated auction platform (Lambda A): chance that results are ready at each poll;

@@ -68,11 +68,11 @@ def package(tmp_path: Path) -> Path:
     """A small `entrix` tree exercising each import form the scan must follow."""
     files = {
         "entrix/__init__.py": "",
-        "entrix/environment.py": "NAME = 'X'\n",
+        "entrix/settings.py": "NAME = 'X'\n",
         "entrix/handlers/__init__.py": "",
         "entrix/handlers/one.py": (
             "import json\n"
-            "from entrix import environment\n"
+            "from entrix import settings\n"
             "from . import helper\n"
             "from ..domain import rules\n"
             "def handler(event, context):\n"
@@ -99,7 +99,7 @@ def test_closure_follows_absolute_relative_lazy_and_package_init_imports(package
     files = module_closure(["entrix.handlers.one"], package)
     assert relative(files, package) == {
         "entrix/__init__.py",
-        "entrix/environment.py",
+        "entrix/settings.py",
         "entrix/handlers/__init__.py",
         "entrix/handlers/one.py",
         "entrix/handlers/helper.py",
