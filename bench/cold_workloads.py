@@ -24,7 +24,7 @@ from typing import Any
 
 import boto3
 
-from entrix.environment import ORDERS_TABLE_NAME, RESULTS_READY_PROBABILITY
+from entrix import settings
 from entrix.local.apigateway import ApiGateway, ApiRequest, RestApi
 from entrix.local.deploy import Deployer, Deployment
 from entrix.local.endpoint import ACCOUNT_ID, LOCAL_CREDENTIALS, AwsEndpoint, free_port
@@ -125,7 +125,9 @@ class LocalAws:
 
     @property
     def orders_table(self) -> Any:
-        name = self.function(HANDLER_PREFIX + "ingest.handler").environment[ORDERS_TABLE_NAME]
+        name = self.function(HANDLER_PREFIX + "ingest.handler").environment[
+            settings.ORDERS_TABLE_NAME.name
+        ]
         dynamodb = boto3.resource(
             "dynamodb",
             region_name=self.endpoint.region,
@@ -289,7 +291,7 @@ class Results(Workload):
     handler = "results"
     pending = 5
     description = f"Lambda A, ready probability 1, {pending} pending orders"
-    environment = {RESULTS_READY_PROBABILITY: "1"}  # noqa: RUF012
+    environment = {settings.RESULTS_READY_PROBABILITY.name: "1"}  # noqa: RUF012
 
     def setup(self, aws: LocalAws) -> None:
         aws.empty_orders_table()

@@ -30,7 +30,7 @@ from botocore.config import Config
 
 from bench.api_latency import ApiClient
 from bench.aws_requests import OBSERVER_KEY, Call, RequestCounter, counting_requests
-from entrix.environment import RESULTS_BUCKET_NAME, RESULTS_READY_PROBABILITY
+from entrix import settings
 from entrix.local import harness, lambda_runner
 from entrix.local.pipeline import scheduled_event, start_run, summarize, wait_for_execution
 from entrix.local.runtime import LocalSystem
@@ -173,7 +173,7 @@ class BenchSystem:
         self.functions = {spec.handler: name for name, spec in self.deployment.functions.items()}
         (self.table,) = self.deployment.tables
         process = self.deployment.functions[self.functions[PROCESS_HANDLER]]
-        self.bucket = process.environment[RESULTS_BUCKET_NAME]
+        self.bucket = process.environment[settings.RESULTS_BUCKET_NAME.name]
 
     def client(self, service: str, key: str = OBSERVER_KEY) -> Any:
         return boto3.client(  # type: ignore[call-overload]
@@ -314,7 +314,7 @@ def bench_system(template_path: Path) -> Iterator[BenchSystem]:
         InvocationClock().installed() as invocations,
     ):
         bench = BenchSystem(system, counter, invocations, notifications)
-        bench.configure(RESULTS_HANDLER, {RESULTS_READY_PROBABILITY: "1"})
+        bench.configure(RESULTS_HANDLER, {settings.RESULTS_READY_PROBABILITY.name: "1"})
         yield bench
 
 

@@ -25,9 +25,7 @@ from bench.observed_system import (
     unique_prefix,
 )
 from bench.report import Row, ratio
-from entrix.environment import AUCTION_MODE, RANDOM_ORDER_COUNT
-
-PENDING_INDEX_NAME = "pending-results"
+from entrix import settings
 
 # Orders pending for a run -> runs of that size, interleaved; the median is reported. The first
 # run of 1,000 takes the orders whose ingest is counted.
@@ -111,8 +109,9 @@ def measure(
     )
 
 
-def pending_index_key(template_path: Path, index_name: str = PENDING_INDEX_NAME) -> str:
+def pending_index_key(template_path: Path) -> str:
     """The hash key attribute of the orders table's pending-results index, from the template."""
+    index_name = settings.ORDERS_PENDING_INDEX_NAME.text()
     resources = json.loads(template_path.read_text(encoding="utf-8"))["Resources"]
     for resource in resources.values():
         if resource.get("Type") != "AWS::DynamoDB::Table":
@@ -134,11 +133,14 @@ def end_to_end_run(bench: BenchSystem, orders: int) -> EndToEnd:
     orders; then the orders mode again."""
     bench.notifications.settled()  # earlier runs' alerts are all delivered
     bench.notifications.reset()
-    bench.configure(RESULTS_HANDLER, {AUCTION_MODE: "random", RANDOM_ORDER_COUNT: str(orders)})
+    bench.configure(
+        RESULTS_HANDLER,
+        {settings.AUCTION_MODE.name: "random", settings.RANDOM_ORDER_COUNT.name: str(orders)},
+    )
     try:
         run = bench.run()
     finally:
-        bench.configure(RESULTS_HANDLER, {AUCTION_MODE: "orders"})
+        bench.configure(RESULTS_HANDLER, {settings.AUCTION_MODE.name: "orders"})
     progress(f"random mode, {orders:,} orders: {run.seconds:.1f} s")
     objects, lines = bench.result_lines(run.execution)
     return EndToEnd(

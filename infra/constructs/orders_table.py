@@ -19,8 +19,8 @@ def orders_table(scope: Construct, id: str, *, config: ServiceConfig) -> dynamod
     The index holds the orders waiting for a result: a run queries it instead of scanning. It is
     keyed on `pending_shard` (16 values, set by the intake, removed when the result is
     recorded), so waiting orders spread over 16 index partitions and a recorded order costs one
-    index write (its removal). Only the order's parameters are projected, which is all Lambda A
-    reads.
+    index write (its removal). It projects the keys only: Lambda A needs an order's id and age,
+    and Lambda B reads the order's fields from the item it claims.
     """
     table = dynamodb.Table(
         scope,
@@ -40,7 +40,6 @@ def orders_table(scope: Construct, id: str, *, config: ServiceConfig) -> dynamod
         index_name=settings.ORDERS_PENDING_INDEX_NAME.text(),
         partition_key=dynamodb.Attribute(name="pending_shard", type=dynamodb.AttributeType.STRING),
         sort_key=dynamodb.Attribute(name="received_at", type=dynamodb.AttributeType.STRING),
-        projection_type=dynamodb.ProjectionType.INCLUDE,
-        non_key_attributes=["parameter_1", "parameter_2"],
+        projection_type=dynamodb.ProjectionType.KEYS_ONLY,
     )
     return table

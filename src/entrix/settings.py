@@ -90,7 +90,7 @@ ORDERS_PENDING_INDEX_NAME = Setting("ORDERS_PENDING_INDEX_NAME", str, "pending-r
 JWT_SECRET_ARN = Setting("JWT_SECRET_ARN", str)
 JWT_ISSUER = Setting("JWT_ISSUER", str, "")
 JWT_AUDIENCE = Setting("JWT_AUDIENCE", str, "")
-SECRET_CACHE_TTL_SECONDS = Setting("SECRET_CACHE_TTL_SECONDS", float, 300.0)
+SECRET_CACHE_TTL_SECONDS = Setting[float]("SECRET_CACHE_TTL_SECONDS", float, 300)
 
 # Lambda A, the simulated auction platform.
 RESULTS_READY_PROBABILITY = Setting("RESULTS_READY_PROBABILITY", _probability, 0.5)

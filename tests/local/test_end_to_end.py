@@ -18,8 +18,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+from entrix import settings
 from entrix.aws.secrets import EXTENSION_PORT_VARIABLE
-from entrix.environment import JWT_SECRET_ARN
 from entrix.tokens import issue_token
 
 pytestmark = pytest.mark.e2e
@@ -235,7 +235,8 @@ def test_the_authorizer_reads_its_key_through_the_local_extension(local, token):
     variables = lambda_.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
     assert variables[EXTENSION_PORT_VARIABLE] == str(extension_port(local))
     served = [line for line in local.lines if line.startswith("[secrets extension]")]
-    expected = f"[secrets extension] {name}: GetSecretValue {variables[JWT_SECRET_ARN]} -> 200"
+    secret_arn = variables[settings.JWT_SECRET_ARN.name]
+    expected = f"[secrets extension] {name}: GetSecretValue {secret_arn} -> 200"
     assert served, local.output[-3000:]
     assert served == [expected] * len(served)
 

@@ -24,8 +24,8 @@ from typing import Any
 import boto3
 import pytest
 
+from entrix import settings
 from entrix.aws.results_store import ResultsStore
-from entrix.environment import RESULTS_BUCKET_NAME
 from entrix.local import call_log
 from entrix.local.call_log import Call
 from entrix.local.lambda_runner import applied_environment, runtime_environment
@@ -115,7 +115,7 @@ def recorded() -> Iterator[Recorded]:
         deployment = running.system.deployment
         assert deployment is not None
         (bucket,) = {
-            spec.environment[RESULTS_BUCKET_NAME]
+            spec.environment[settings.RESULTS_BUCKET_NAME.name]
             for spec in deployment.functions.values()
             if spec.handler == "entrix.handlers.process.handler"
         }

@@ -20,7 +20,14 @@ STACK_NAME = "Entrix"
 TEMPLATE_FILE = f"{STACK_NAME}.template.json"
 LOCAL_OUTDIR = Path(".entrix") / "cdk.out"
 # What the template is made from: a change in any of these makes the template stale.
-SOURCE_GLOBS = ("app.py", "cdk.json", "infra/**/*.py", "src/entrix/settings.py")
+# What the template is made from: the CDK app, and the modules of entrix it imports.
+SOURCE_GLOBS = (
+    "app.py",
+    "cdk.json",
+    "infra/**/*.py",
+    "src/entrix/settings.py",
+    "src/entrix/auction/*.py",
+)
 
 
 class SynthError(Exception):
