@@ -32,12 +32,22 @@ from entrix.local import lambda_runner
 from entrix.local.pipeline import wait_for_execution
 from tests.faults.inject import Fault, error_reply
 from tests.pipeline.conftest import ACCEPT, READY, REGION, REJECT, Pipeline
-from tests.support.replaced_stores import replacing
+from tests.support.replaced_stores import replace_stores
 
 RETRY_ATTEMPTS = 2  # as configured by the pipeline fixture
 PROCESS = "entrix.handlers.process.handler"
 RESULTS = "entrix.handlers.results.handler"
 OUTCOMES = ("accepted", "rejected", "failed", "skipped")
+
+
+def _lambda_b_stores(pipeline: Pipeline, **stores: Any) -> None:
+    """Lambda B's stores, some replaced by the test's own (their clients inject the faults)."""
+    replace_stores(pipeline.monkeypatch, pipeline.handler_module(PROCESS), "processor", **stores)
+
+
+def _lambda_a_stores(pipeline: Pipeline, **stores: Any) -> None:
+    """Lambda A's stores, some replaced by the test's own (their clients inject the faults)."""
+    replace_stores(pipeline.monkeypatch, pipeline.handler_module(RESULTS), "stores", **stores)
 
 
 def _invocations(pipeline: Pipeline, execution_arn: str, function: str) -> list[dict[str, Any]]:
@@ -100,12 +110,7 @@ def test_s3_failing_on_every_attempt_fails_the_accepted_orders_never_accepted(
     pipeline.script(READY, ACCEPT, REJECT, ACCEPT)
     s3 = boto3.client("s3", region_name=REGION)
     outage = Fault(s3, "PutObject", "InternalError", status=500)
-    process = pipeline.handler_module(PROCESS)
-    pipeline.monkeypatch.setattr(
-        process,
-        "processor",
-        replacing(process.processor, results=ResultsStore(s3, pipeline.bucket)),
-    )
+    _lambda_b_stores(pipeline, results=ResultsStore(s3, pipeline.bucket))
 
     described = pipeline.run("run-1")
 
@@ -139,12 +144,7 @@ def test_s3_failing_on_every_attempt_fails_the_accepted_orders_never_accepted(
 def _failing_alerts(pipeline: Pipeline) -> Fault:
     sns = boto3.client("sns", region_name=REGION)
     outage = Fault(sns, "PublishBatch", "InternalError", status=500)
-    process = pipeline.handler_module(PROCESS)
-    pipeline.monkeypatch.setattr(
-        process,
-        "processor",
-        replacing(process.processor, alerts=AlertTopic(sns, pipeline.topic_arn)),
-    )
+    _lambda_b_stores(pipeline, alerts=AlertTopic(sns, pipeline.topic_arn))
     return outage
 
 
@@ -215,12 +215,7 @@ class _FailingRecord:
 def _failing_record(pipeline: Pipeline) -> _FailingRecord:
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     fault = _FailingRecord(dynamodb)
-    process = pipeline.handler_module(PROCESS)
-    pipeline.monkeypatch.setattr(
-        process,
-        "processor",
-        replacing(process.processor, orders=OrderResults(dynamodb, pipeline.table)),
-    )
+    _lambda_b_stores(pipeline, orders=OrderResults(dynamodb, pipeline.table))
     return fault
 
 
@@ -278,12 +273,7 @@ def _failing_pending_query(pipeline: Pipeline, when: Callable[[int], bool]) -> F
     """Lambda A cannot read the pending orders: OrderStoreUnavailable."""
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     fault = Fault(dynamodb, "Query", "InternalServerError", status=500, when=when)
-    results = pipeline.handler_module(RESULTS)
-    pipeline.monkeypatch.setattr(
-        results,
-        "stores",
-        replacing(results.stores, order_results=OrderResults(dynamodb, pipeline.table)),
-    )
+    _lambda_a_stores(pipeline, order_results=OrderResults(dynamodb, pipeline.table))
     return fault
 
 
@@ -291,12 +281,7 @@ def _failing_batches_write(pipeline: Pipeline, when: Callable[[int], bool]) -> F
     """Lambda A cannot write the run's batches object: ResultStoreUnavailable."""
     s3 = boto3.client("s3", region_name=REGION)
     fault = Fault(s3, "PutObject", "InternalError", status=500, when=when)
-    results = pipeline.handler_module(RESULTS)
-    pipeline.monkeypatch.setattr(
-        results,
-        "stores",
-        replacing(results.stores, results_store=ResultsStore(s3, pipeline.bucket)),
-    )
+    _lambda_a_stores(pipeline, results_store=ResultsStore(s3, pipeline.bucket))
     return fault
 
 

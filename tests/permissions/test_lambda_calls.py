@@ -37,7 +37,7 @@ from tests.permissions.edges import denied
 from tests.permissions.model import StackModel
 from tests.pipeline.conftest import ACCEPT, READY, REJECT, ScriptedRandom
 from tests.support.local_system import Running, local_system
-from tests.support.replaced_stores import replacing
+from tests.support.replaced_stores import replace_stores
 
 # Handlers that the scenario must see make at least one AWS call (the summary makes none).
 CALLING_HANDLERS = (
@@ -119,9 +119,7 @@ def recorded() -> Iterator[Recorded]:
             for spec in deployment.functions.values()
             if spec.handler == "entrix.handlers.process.handler"
         }
-        patch.setattr(
-            process, "processor", replacing(process.processor, results=ResultsStore(s3, bucket))
-        )
+        replace_stores(patch, process, "processor", results=ResultsStore(s3, bucket))
         outputs.append(_run(running, "permissions-store-fails"))
 
         model = StackModel.load(running.system.template_path)

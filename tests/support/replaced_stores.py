@@ -1,24 +1,22 @@
 """Swapping one store of a deployed handler for a test's own (say, one whose client injects faults).
 
 Handlers make their stores on first use through a cached factory (`process.processor`,
-`results.stores`); `replacing` stands in for that factory and returns what the real one makes
-with some stores replaced. The real one still runs inside the invocation, in the function's
-environment, as in Lambda.
+`results.stores`); `replace_stores` puts a stand-in for that factory which returns what the real
+one makes with some stores replaced. The real one still runs inside the invocation, in the
+function's environment, as in Lambda.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any, TypeVar
+from types import ModuleType
+from typing import Any
 
-T = TypeVar("T")
+import pytest
 
 
-def replacing(factory: Callable[[], T], **stores: Any) -> Callable[[], T]:
-    def replaced() -> T:
-        made: Any = factory()
-        result: T = dataclasses.replace(made, **stores)
-        return result
-
-    return replaced
+def replace_stores(
+    monkeypatch: pytest.MonkeyPatch, module: ModuleType, factory: str, **stores: Any
+) -> None:
+    real = getattr(module, factory)
+    monkeypatch.setattr(module, factory, lambda: dataclasses.replace(real(), **stores))
