@@ -30,14 +30,21 @@ FIND_PYTHON313 = is313='import sys; print(sys.executable) if sys.version_info[:2
 		done); \
 	fi
 # .venv313 from uv.lock without the CDK (no test under tests/unit needs it).
-SYNC_VENV313 = UV_PROJECT_ENVIRONMENT=$(VENV313) $(UV) sync --quiet --frozen --no-group infra \
-	--python "$$python313"
+SYNC_VENV313 = UV_PROJECT_ENVIRONMENT=$(VENV313) $(UV) sync --quiet --frozen --compile-bytecode \
+	--no-group infra --python "$$python313"
 NO_PYTHON313 = python3.13 not found (PYTHON313=/path/to/python3.13 to choose one)
 
 STACK ?= Entrix
 CDK := npx --no-install cdk
 
-.PHONY: help install run test lint format unit infra-tests e2e synth diff deploy bench openapi order-schema clean py313
+# The test tiers: tests/conftest.py marks each test with its directory's tier (unit, infra,
+# integration) unless it is marked e2e; slow is marked where a test is, or by directory.
+# Everything but the unit and infra tiers lives in these directories (their collection alone
+# does not synthesize anything).
+RUNTIME_TESTS := tests/pipeline tests/local tests/faults tests/properties tests/bench
+
+.PHONY: help install run test lint format unit infra-tests integration e2e slow synth diff deploy \
+	bench openapi order-schema clean py313
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,8 +53,10 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
 
+# Bytecode is compiled once here: with PYTHONDONTWRITEBYTECODE, Python would compile every
+# installed module it imports again in every process.
 $(VENV)/.synced: $(UV) uv.lock pyproject.toml
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -59,9 +68,24 @@ install: $(VENV)/.synced node_modules/.installed ## create .venv from uv.lock an
 run: install ## start the whole system locally (entrix local)
 	$(BIN)/entrix local
 
-test: install lint ## lint, every test (unit, infra, pipeline, local end-to-end), unit on python3.13
+test: install lint ## lint, every test (all tiers), unit on python3.13
 	$(BIN)/pytest
 	@$(MAKE) --no-print-directory py313
+
+unit: $(VENV)/.synced ## unit tests: one module at a time, AWS in moto's mock (seconds)
+	$(BIN)/pytest tests/unit
+
+infra-tests: install ## assertions on the synthesized templates and their permissions
+	$(BIN)/pytest tests/infra tests/permissions
+
+integration: install ## the pipeline under moto, the local runtime's parts (not slow)
+	$(BIN)/pytest $(RUNTIME_TESTS) -m "integration and not slow"
+
+e2e: install ## the whole local system over HTTP (not slow)
+	$(BIN)/pytest $(RUNTIME_TESTS) -m "e2e and not slow"
+
+slow: install ## 100,000 orders, Schemathesis, fault suites, property tests, time budgets
+	$(BIN)/pytest $(RUNTIME_TESTS) -m slow
 
 lint: $(VENV)/.synced ## ruff and mypy
 	$(BIN)/ruff check .

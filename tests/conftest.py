@@ -1,6 +1,10 @@
-"""Every test runs offline: fake credentials and a fixed region, never a real AWS account."""
+"""Every test runs offline (fake credentials, a fixed region, never a real AWS account), and
+every test is in one tier, by its directory."""
 
 import os
+from pathlib import Path
+
+import pytest
 
 os.environ.update(
     {
@@ -14,3 +18,44 @@ os.environ.update(
     }
 )
 os.environ.pop("AWS_PROFILE", None)
+
+
+TESTS = Path(__file__).resolve().parent
+# Each directory's tier (the markers are declared in pyproject.toml; the Makefile runs each tier).
+# A test marked e2e is in that tier instead, wherever it is.
+TIERS = {
+    "unit": "unit",
+    "infra": "infra",
+    "permissions": "infra",
+    "pipeline": "integration",
+    "local": "integration",
+    "bench": "integration",
+    "properties": "integration",
+    "faults": "integration",
+}
+# Every test in these is slow: the fault suites wait out real timeouts and backoff, the property
+# tests try hundreds of examples each.
+SLOW_DIRECTORIES = {"faults", "properties"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by these markers
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not item.path.is_relative_to(TESTS):
+            continue
+        directory = item.path.relative_to(TESTS).parts[0]
+        if directory not in TIERS:
+            raise pytest.UsageError(
+                f"tests/{directory} has no tier: add it to TIERS in tests/conftest.py"
+            )
+        if item.get_closest_marker("e2e") is None:
+            item.add_marker(TIERS[directory])
+        if directory in SLOW_DIRECTORIES:
+            item.add_marker("slow")
+        if directory == "unit" and (
+            item.get_closest_marker("slow") or item.get_closest_marker("e2e")
+        ):
+            raise pytest.UsageError(
+                f"{item.nodeid} is marked slow or e2e: move it out of tests/unit, which `make unit`"
+                " runs whole in seconds"
+            )

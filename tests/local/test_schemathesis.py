@@ -20,6 +20,9 @@ from schemathesis.openapi.checks import RejectedPositiveData
 
 from tests.support.local_system import Running, local_system
 
+# The whole local system over HTTP, sent generated requests for every operation.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
 OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
 # Invalid input must be refused with one of the 4xx the API documents (docs/openapi.json: 413 for

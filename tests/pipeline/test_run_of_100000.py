@@ -15,7 +15,11 @@ import json
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from tests.pipeline.conftest import Pipeline
+
+pytestmark = pytest.mark.slow
 
 ORDERS = 100_000
 BATCH = 1_000

@@ -1,7 +1,7 @@
-"""The cold-request bench's sampling, statistics, rows and probe (figures printed by `make bench`).
+"""The cold-request bench's sampling, statistics and rows (figures printed by `make bench`).
 
-No timing is asserted: only which samples are taken and kept, how they are summarised, and what
-the probe reports and refuses.
+No timing is asserted: only which samples are taken and kept and how they are summarised. The
+probe, which runs in an interpreter of its own, is tried in tests/bench/test_cold_probe.py.
 """
 
 from __future__ import annotations
@@ -18,10 +18,7 @@ from bench.cold_start import (
     Baseline,
     Figures,
     Interpreter,
-    LoadPath,
-    Probe,
     Sample,
-    SampleFailed,
     compare,
     functions_from_template,
     goal_text,
@@ -166,55 +163,6 @@ def test_import_summary_totals_top_level_imports_and_lists_the_heaviest_first() 
     summary = import_summary(import_lines(IMPORTTIME)["first call"], depth=1)
 
     assert summary == ["250.0 ms of imports", "boto3: 250.0 ms", "  boto3.session: 210.0 ms"]
-
-
-@pytest.fixture
-def function_code(tmp_path: Path) -> Path:
-    (tmp_path / "fake_handler.py").write_text(
-        "import os\n"
-        "calls = []\n"
-        "def handler(event, context):\n"
-        "    calls.append(event)\n"
-        "    if event.get('fail'):\n"
-        "        raise RuntimeError('refused')\n"
-        "    if event.get('import'):\n"
-        "        __import__(event['import'])\n"
-        "    return {'n': len(calls), 'variable': os.environ.get('SAMPLE_VARIABLE'),\n"
-        "            'request_id': context.aws_request_id}\n"
-    )
-    return tmp_path
-
-
-def probe(code: Path, tmp_path: Path) -> Probe:
-    interpreter = Interpreter(sys.executable, "test", tmp_path / "site-packages", tmp_path)
-    load_path = LoadPath("fake", "fake_handler", "handler", (str(code),))
-    return Probe(interpreter, load_path, {"SAMPLE_VARIABLE": "set"}, "fake-function", 128, 3)
-
-
-def test_a_probe_imports_once_then_calls_with_each_event_in_its_environment(
-    function_code: Path, tmp_path: Path
-) -> None:
-    result, _ = probe(function_code, tmp_path).run([{}, {}, {}])
-
-    assert [call["reply"]["n"] for call in result["calls"]] == [1, 2, 3]
-    assert {call["reply"]["variable"] for call in result["calls"]} == {"set"}
-    assert result["import_ms"] > 0
-
-
-def test_a_sample_is_refused_when_the_handler_raises(function_code: Path, tmp_path: Path) -> None:
-    with pytest.raises(SampleFailed, match="call 2: RuntimeError: refused"):
-        probe(function_code, tmp_path).sample([{}, {"fail": True}], lambda reply: None)
-
-
-def test_a_sample_is_refused_when_the_reply_is_wrong(function_code: Path, tmp_path: Path) -> None:
-    with pytest.raises(SampleFailed, match="call 1: not this one"):
-        probe(function_code, tmp_path).sample([{}], lambda reply: "not this one")
-
-
-def test_the_probe_sees_no_site_packages(function_code: Path, tmp_path: Path) -> None:
-    """Only the function's paths and the standard library: pytest is installed here, not there."""
-    with pytest.raises(SampleFailed, match="ModuleNotFoundError: No module named 'pytest'"):
-        probe(function_code, tmp_path).sample([{"import": "pytest"}], lambda reply: None)
 
 
 EXTENSION_LAYER = (

@@ -164,7 +164,8 @@ class FakeExtension(BaseHTTPRequestHandler):
 @pytest.fixture
 def extension(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
     server = HTTPServer(("localhost", 0), FakeExtension)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # Polled every 10 ms, so that shutdown() returns at once instead of within 0.5 s.
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     FakeExtension.requests = []
     monkeypatch.setenv("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", str(server.server_port))
