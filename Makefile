@@ -68,9 +68,10 @@ install: $(VENV)/.synced node_modules/.installed ## create .venv from uv.lock an
 run: install ## start the whole system locally (entrix local)
 	$(BIN)/entrix local
 
-test: install lint ## lint, every test (all tiers), unit on python3.13
-	$(BIN)/pytest
+test: install lint ## lint, every test (all tiers) with coverage, unit on python3.13
+	$(BIN)/pytest --cov --cov-report=
 	@$(MAKE) --no-print-directory py313
+	$(BIN)/coverage report
 
 unit: $(VENV)/.synced ## unit tests: one module at a time, AWS in moto's mock (seconds)
 	$(BIN)/pytest tests/unit
