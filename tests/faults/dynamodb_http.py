@@ -1,6 +1,6 @@
 """A DynamoDB endpoint that fails at the HTTP layer, below botocore's retries.
 
-The faults of tests/faults/inject.py replace a whole call above botocore's retry handler; this
+The faults of tests/support/inject.py replace a whole call above botocore's retry handler; this
 server is what botocore itself talks to, so its retries, backoff sleeps and timeouts all happen
 for real and every attempt reaches the server, which counts them.
 """

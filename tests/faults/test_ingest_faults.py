@@ -23,7 +23,7 @@ from moto import mock_aws
 
 from entrix.aws.orders_table import Backoff, OrdersTable
 from entrix.handlers import ingest as ingest_handler
-from tests.faults.inject import Fault
+from tests.support.inject import Fault
 from tests.support.local_system import Running, local_system
 
 TABLE = "orders-faults"

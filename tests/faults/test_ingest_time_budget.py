@@ -18,7 +18,7 @@ import pytest
 from entrix import settings
 from entrix.handlers import ingest
 from tests.faults.dynamodb_http import Fault, FaultyDynamoDB, faulty_dynamodb
-from tests.faults.lambda_context import lambda_context
+from tests.support.lambda_context import lambda_context
 
 TABLE = "orders-time-budget"
 BATCH_WRITE = "DynamoDB_20120810.BatchWriteItem"

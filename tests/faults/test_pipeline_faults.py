@@ -2,7 +2,7 @@
 
 The harness is the pipeline engineer's (tests/pipeline/conftest.py; batches of BATCH_MAX_ORDERS
 orders; retries: 2 after the first attempt, 1 s apart, doubling). Faults are injected at the AWS
-endpoint: a real boto3 client whose calls botocore answers with an error (tests/faults/inject.py),
+endpoint: a real boto3 client whose calls botocore answers with an error (tests/support/inject.py),
 handed to the handler's adapter. Covered there and not repeated here: a results write failing in
 the adapter (test_a_failed_results_write_releases_the_orders_for_the_next_run), an alert the
 adapter reports unpublished, a crashing batch, an expired claim, and two runs started together.
@@ -30,8 +30,8 @@ from entrix.aws.order_results import OrderResults
 from entrix.aws.results_store import ResultsStore
 from entrix.local import lambda_runner
 from entrix.local.pipeline import wait_for_execution
-from tests.faults.inject import Fault, error_reply
 from tests.pipeline.conftest import ACCEPT, READY, REGION, REJECT, Pipeline
+from tests.support.inject import Fault, error_reply
 from tests.support.replaced_stores import replace_stores
 
 RETRY_ATTEMPTS = 2  # as configured by the pipeline fixture

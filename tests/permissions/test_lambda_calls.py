@@ -30,12 +30,12 @@ from entrix.local import call_log
 from entrix.local.call_log import Call
 from entrix.local.lambda_runner import applied_environment, runtime_environment
 from entrix.local.pipeline import wait_for_execution
-from tests.faults.inject import Fault
 from tests.permissions.calls import call_edges
 from tests.permissions.conftest import count
 from tests.permissions.edges import denied
 from tests.permissions.model import StackModel
 from tests.pipeline.conftest import ACCEPT, READY, REJECT, ScriptedRandom
+from tests.support.inject import Fault
 from tests.support.local_system import Running, local_system
 from tests.support.replaced_stores import replace_stores
 

@@ -31,7 +31,7 @@ from entrix.local.lambda_runner import (
 from entrix.local.pipeline import wait_for_execution
 from entrix.local.template import PseudoParameters, Template
 from entrix.orders.intake import pending_shard
-from tests.moto_orders import table_items
+from tests.support.moto_orders import table_items
 
 REGION = "eu-west-1"
 STACK = "PipelineTest"

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from entrix.aws.orders_table import Backoff, OrdersTable
 from entrix.handlers import ingest
-from tests.moto_orders import moto_orders_table
+from tests.support.moto_orders import moto_orders_table
 
 TABLE = "orders-property"
 NOW = 1_764_000_000.0

@@ -19,7 +19,7 @@ from referencing.jsonschema import DRAFT202012
 
 from entrix.aws.orders_table import Backoff, OrdersTable
 from entrix.handlers import ingest, order_status
-from tests.moto_orders import moto_orders_table
+from tests.support.moto_orders import moto_orders_table
 
 TABLE = "orders-conformance"
 NOW = 1_764_000_000.0

@@ -27,9 +27,9 @@ from entrix.auction.processing import BatchProcessor
 from entrix.aws.alerts import AlertTopic
 from entrix.aws.order_results import OrderResults
 from entrix.aws.results_store import ResultsStore
-from tests.faults.inject import error_reply
-from tests.moto_alerts import subscribe_queue
-from tests.moto_orders import table_items
+from tests.support.inject import error_reply
+from tests.support.moto_alerts import subscribe_queue
+from tests.support.moto_orders import table_items
 from tests.unit.test_results_handler import TABLE, create_orders_table, put_order
 
 BUCKET = "interleavings"

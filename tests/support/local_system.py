@@ -16,7 +16,7 @@ from typing import Any
 
 from entrix.local import harness
 from entrix.local.runtime import LocalSystem
-from tests.moto_orders import table_items
+from tests.support.moto_orders import table_items
 
 
 @dataclass

@@ -19,8 +19,8 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from entrix.aws.alerts import ENTRIES_PER_REQUEST, MAX_REQUEST_BYTES, AlertTopic
-from tests.faults.inject import Fault
-from tests.moto_alerts import subscribe_queue
+from tests.support.inject import Fault
+from tests.support.moto_alerts import subscribe_queue
 
 REGION = "eu-west-1"
 STUBBED_TOPIC = "arn:aws:sns:eu-west-1:123456789012:alerts"

@@ -14,8 +14,8 @@ from moto import mock_aws
 
 from entrix import settings
 from entrix.handlers import ingest as ingest_handler
-from tests.faults.inject import Fault
-from tests.faults.lambda_context import lambda_context
+from tests.support.inject import Fault
+from tests.support.lambda_context import lambda_context
 from tests.unit.test_process_handler import aws, counts, event, process  # noqa: F401 (fixtures)
 from tests.unit.test_results_handler import put_order
 

@@ -14,8 +14,8 @@ from entrix import settings
 from entrix.aws.orders_table import Backoff, OrdersTable
 from entrix.handlers import ingest
 from entrix.orders.intake import pending_shard
-from tests.faults.lambda_context import lambda_context
-from tests.moto_orders import moto_orders_table
+from tests.support.lambda_context import lambda_context
+from tests.support.moto_orders import moto_orders_table
 
 TABLE = "orders-test"
 NOW = 1_764_000_000.5

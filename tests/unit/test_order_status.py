@@ -13,7 +13,7 @@ from entrix import settings
 from entrix.aws.orders_table import OrdersTable
 from entrix.handlers import order_status
 from entrix.orders.openapi import build_document
-from tests.moto_orders import moto_orders_table
+from tests.support.moto_orders import moto_orders_table
 
 TABLE = "orders-test"
 NOW = 1_764_000_000.0

@@ -23,8 +23,8 @@ from moto import mock_aws
 
 from entrix.aws import clients
 from entrix.aws.orders_table import BATCH_SIZE, Backoff, Deadline, OrdersTable
-from tests.faults.inject import Fault
-from tests.faults.lambda_context import lambda_context
+from tests.support.inject import Fault
+from tests.support.lambda_context import lambda_context
 
 TABLE = "orders"
 

@@ -19,8 +19,8 @@ from moto import mock_aws
 from pydantic import ValidationError
 
 from entrix import settings
-from tests.faults.inject import Fault
-from tests.moto_alerts import subscribe_queue
+from tests.support.inject import Fault
+from tests.support.moto_alerts import subscribe_queue
 from tests.unit.test_results_handler import TABLE, create_orders_table, put_order
 
 BUCKET = "order-results-test"
