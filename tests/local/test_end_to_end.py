@@ -1,38 +1,20 @@
 """`entrix local` as a user runs it: a real process, real HTTP, the aws endpoint through boto3."""
 
-import contextlib
 import json
-import os
-import re
-import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
-import boto3
 import pytest
 
 from entrix import settings
 from entrix.aws.secrets import EXTENSION_PORT_VARIABLE
 from entrix.tokens import issue_token
+from tests.support.local_process import running_local
 
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parents[2]
-ENTRIX = [sys.executable, "-m", "entrix.cli"]
-STARTUP_SECONDS = 240  # includes a CDK synth when the template is stale
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def port_is_free(port):
@@ -48,108 +30,6 @@ def port_is_free(port):
         except OSError:
             return False
     return True
-
-
-class LocalProcess:
-    """`entrix local` in a subprocess, its console lines collected as they come."""
-
-    def __init__(self, schedule_seconds=2):
-        self.port = free_port()
-        self.aws_port = free_port()
-        # faulthandler: a process that hangs is sent SIGABRT and prints where its threads are
-        environment = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
-        self.process = subprocess.Popen(
-            [
-                *ENTRIX,
-                "local",
-                "--port",
-                str(self.port),
-                "--aws-port",
-                str(self.aws_port),
-                "--schedule-seconds",
-                str(schedule_seconds),
-            ],
-            cwd=ROOT,
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines = []
-        self.ready = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-            if "Ctrl-C stops everything." in line:
-                self.ready.set()
-
-    @property
-    def output(self):
-        return "\n".join(self.lines)
-
-    def wait_ready(self):
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while not self.ready.wait(0.2):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"entrix local did not start:\n{self.output}")
-
-    def slack_text(self):
-        """The console's Slack-style messages: `[slack #topic] ...` and their indented lines."""
-        blocks, inside = [], False
-        for line in list(self.lines):
-            if line.startswith("[slack"):
-                inside = True
-            elif not line.startswith("    "):
-                inside = False
-            if inside:
-                blocks.append(line)
-        return "\n".join(blocks)
-
-    def stop(self):
-        """SIGINT, as Ctrl-C; the exit code, or a failure showing where a hung process is."""
-        self.process.send_signal(signal.SIGINT)
-        try:
-            return self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.send_signal(signal.SIGABRT)
-            self.process.wait(timeout=30)
-            time.sleep(0.5)
-            raise AssertionError(
-                f"entrix local did not stop on SIGINT:\n{self.output[-6000:]}"
-            ) from None
-
-    def client(self, service):
-        return boto3.client(
-            service,
-            region_name="eu-west-1",
-            endpoint_url=f"http://127.0.0.1:{self.aws_port}",
-            aws_access_key_id="e2e",
-            aws_secret_access_key="e2e",
-        )
-
-    def cli(self, *args):
-        return subprocess.run(
-            [*ENTRIX, *args, "--aws-port", str(self.aws_port)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-
-@contextlib.contextmanager
-def running_local(schedule_seconds=2):
-    """A started `entrix local`, stopped afterwards if it is still running."""
-    system = LocalProcess(schedule_seconds)
-    try:
-        system.wait_ready()
-        yield system
-    finally:
-        if system.process.poll() is None:
-            system.stop()
 
 
 @pytest.fixture(scope="module")
@@ -212,15 +92,6 @@ def test_posted_orders_are_stored_and_read_back(local, token):
     assert call(local, "GET", "/orders/never-posted", token)[0] == 404
 
 
-def extension_port(local):
-    """The local Parameters and Secrets Extension's port, from the console's banner."""
-    found = re.search(
-        r"secrets extension +http://127\.0\.0\.1:(\d+)/secretsmanager/get", local.output
-    )
-    assert found, local.output
-    return int(found.group(1))
-
-
 def test_the_authorizer_reads_its_key_through_the_local_extension(local, token):
     """As in Lambda, the authorizer's key comes from the Parameters and Secrets Extension, never
     from a Secrets Manager client of its own; the local extension reports each request it
@@ -233,7 +104,7 @@ def test_the_authorizer_reads_its_key_through_the_local_extension(local, token):
         if function["Handler"] == "entrix.handlers.authorizer.handler"
     ]
     variables = lambda_.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
-    assert variables[EXTENSION_PORT_VARIABLE] == str(extension_port(local))
+    assert variables[EXTENSION_PORT_VARIABLE] == str(local.extension_port())
     served = [line for line in local.lines if line.startswith("[secrets extension]")]
     secret_arn = variables[settings.JWT_SECRET_ARN.name]
     expected = f"[secrets extension] {name}: GetSecretValue {secret_arn} -> 200"
@@ -250,6 +121,9 @@ def test_the_authorizer_reads_its_key_through_the_local_extension(local, token):
     ],
 )
 def test_bad_tokens_are_refused(local, bad_token):
+    """401 each time: API Gateway answers a missing Authorization header without calling the
+    REQUEST authorizer, and the authorizer raises Unauthorized for a token it refuses (a 403
+    would mean an explicit Deny, which it never returns)."""
     status, body = call(
         local,
         "POST",
@@ -257,7 +131,7 @@ def test_bad_tokens_are_refused(local, bad_token):
         bad_token,
         [{"record_id": "x", "parameter_1": "a", "parameter_2": 1}],
     )
-    assert status in (401, 403), body
+    assert (status, body["message"]) == (401, "Unauthorized"), body
     assert (
         local.client("dynamodb")
         .get_item(TableName=table_name(local), Key={"record_id": {"S": "x"}})
@@ -364,15 +238,34 @@ def test_scheduled_runs_process_the_orders(local, token):
         assert record_id in local.slack_text(), (record_id, local.output[-3000:])
 
 
-def test_pipeline_run_prints_a_summary(local):
-    result = local.cli("pipeline", "run")
+@pytest.fixture(scope="module")
+def unscheduled():
+    """A system of its own whose only runs are the ones a test starts, so a run's counts are
+    exactly the orders that test posted; Lambda A's results are always ready (as an operator
+    would set it), so the run cannot fail by polling the simulated platform in vain."""
+    with running_local(schedule_seconds=0) as system:
+        system.configure_lambda_a({settings.RESULTS_READY_PROBABILITY.name: "1"})
+        yield system
+
+
+def test_pipeline_run_prints_a_summary(unscheduled):
+    """The run SUCCEEDED (exit 0) and its counts are those of the orders posted."""
+    token = unscheduled.cli("token").stdout.strip()
+    orders = [{"record_id": f"cli-{i}", "parameter_1": "p", "parameter_2": i} for i in range(3)]
+    assert call(unscheduled, "POST", "/orders", token, orders)[0] == 201
+
+    result = unscheduled.cli("pipeline", "run")
+
     summary = json.loads(result.stdout)
-    assert {"execution", "status", "accepted", "rejected", "failed"} <= set(summary)
-    assert result.returncode == (0 if summary["status"] == "SUCCEEDED" else 1)
+    assert (result.returncode, summary["status"]) == (0, "SUCCEEDED"), (summary, result.stderr)
+    assert (summary["orders"], summary["batches"]) == (3, 1)
+    assert summary["accepted"] + summary["rejected"] == 3
+    assert summary["failed"] == summary["skipped"] == 0
 
 
-def test_sigint_stops_cleanly_and_frees_the_ports(local):
-    assert local.stop() == 0
-    assert port_is_free(local.port)
-    assert port_is_free(local.aws_port)
-    assert port_is_free(extension_port(local))
+def test_sigint_stops_cleanly_and_frees_the_ports():
+    """Stops a system of its own: the other tests' system must outlive them all."""
+    with running_local() as system:
+        ports = (system.port, system.aws_port, system.extension_port())
+        assert system.stop() == 0
+    assert [port for port in ports if not port_is_free(port)] == []

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from tests.local.test_end_to_end import running_local
+from tests.support.local_process import running_local
 
 pytestmark = pytest.mark.e2e
 
@@ -21,20 +21,6 @@ BATCH = 500
 def local():
     with running_local(schedule_seconds=86_400) as system:  # only the run this test starts
         yield system
-
-
-def _configure_lambda_a(local, variables):
-    """Change Lambda A's environment through the Lambda API, as an operator would."""
-    lambda_client = local.client("lambda")
-    (name,) = [
-        f["FunctionName"]
-        for f in lambda_client.list_functions()["Functions"]
-        if f["Handler"] == "entrix.handlers.results.handler"
-    ]
-    current = lambda_client.get_function_configuration(FunctionName=name)["Environment"]
-    lambda_client.update_function_configuration(
-        FunctionName=name, Environment={"Variables": {**current["Variables"], **variables}}
-    )
 
 
 def _stored_lines(local, execution):
@@ -56,8 +42,7 @@ def _stored_lines(local, execution):
 
 
 def test_one_run_processes_thousands_of_random_orders_each_stored_or_alerted_once(local):
-    _configure_lambda_a(
-        local,
+    local.configure_lambda_a(
         {
             "RESULTS_READY_PROBABILITY": "1",
             "AUCTION_MODE": "random",

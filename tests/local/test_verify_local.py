@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from entrix.verify_command import Target, run_checks
-from tests.local.test_end_to_end import running_local
+from tests.support.local_process import running_local
 
 pytestmark = pytest.mark.e2e
 
