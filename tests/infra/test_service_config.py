@@ -121,7 +121,3 @@ def test_waf_setting_puts_a_web_acl_on_the_api_stage(configured: dict[str, Any])
         k for k, r in configured["Resources"].items() if r["Type"] == "AWS::ApiGateway::Stage"
     )
     assert stage_id in json.dumps(association["Properties"]["ResourceArn"])
-
-
-def test_waf_is_off_unless_configured(service_json: dict[str, Any]) -> None:
-    assert not of_type(service_json, "AWS::WAFv2::WebACL")

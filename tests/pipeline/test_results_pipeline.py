@@ -12,12 +12,8 @@ from typing import Any
 import pytest
 
 from entrix.auction.processing import BatchProcessor
-from entrix.auction.results import ResultStoreUnavailable
-from entrix.aws.alerts import AlertTopic
-from entrix.aws.results_store import ResultsStore
 from tests.pipeline.conftest import (
     ACCEPT,
-    BATCH_MAX_ORDERS,
     MAX_POLLS,
     NOT_READY,
     READY,
@@ -131,17 +127,6 @@ def test_mixed_results_store_accepted_and_alert_rejected(pipeline: Pipeline) -> 
     _assert_consistent(pipeline)
 
 
-def test_all_rejected_is_a_successful_run_with_one_alert_each(pipeline: Pipeline) -> None:
-    pipeline.add_orders("a", "b", "c")
-    pipeline.script(READY, REJECT, REJECT, REJECT)
-
-    assert _outcomes(pipeline.summary("run-1")) == _counts(rejected=3)
-
-    assert sorted(alert["record_id"] for alert in pipeline.alerts()) == ["a", "b", "c"]
-    assert pipeline.result_objects() == {}
-    assert {item["result_status"] for item in pipeline.items().values()} == {"rejected"}
-
-
 def test_no_pending_orders_is_a_successful_empty_run(pipeline: Pipeline) -> None:
     pipeline.script(READY)
 
@@ -167,55 +152,6 @@ def test_never_ready_stops_after_max_polls_and_alerts(pipeline: Pipeline) -> Non
     assert alert["run"] == "run-1"
     assert f"after {MAX_POLLS} polls" in alert["text"]
     assert pipeline.items()["a"]["result_status"] == "pending"
-
-
-def test_a_failed_results_write_releases_the_orders_for_the_next_run(pipeline: Pipeline) -> None:
-    pipeline.add_orders("a", "b")
-    pipeline.script(READY, ACCEPT, REJECT)
-
-    def failing_put(store: ResultsStore, key: str, body: bytes) -> None:
-        raise ResultStoreUnavailable("simulated S3 outage")
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ResultsStore, "put_lines", failing_put)
-        assert _outcomes(pipeline.summary("run-1")) == _counts(failed=1, rejected=1)
-
-    items = pipeline.items()
-    assert items["a"]["result_status"] == "pending"
-    assert "claimed_by" not in items["a"], "released, not left claimed until the lease ends"
-    assert items["b"]["result_status"] == "rejected"
-    assert pipeline.result_objects() == {}
-    rejection, failure = pipeline.alerts()
-    assert (rejection["status"], rejection["record_id"]) == ("rejected", "b")
-    assert (failure["status"], failure["run"], failure["orders_to_retry"]) == (
-        "batch_failed",
-        "run-1",
-        1,
-    )
-
-    pipeline.script(READY, ACCEPT)
-    assert _outcomes(pipeline.summary("run-2")) == _counts(accepted=1)
-    assert pipeline.items()["a"]["result_run_id"] == "run-2"
-    _assert_consistent(pipeline)
-
-
-def test_an_unpublished_alert_leaves_the_order_pending_so_no_rejection_goes_unnoticed(
-    pipeline: Pipeline,
-) -> None:
-    pipeline.add_orders("a", "b")
-    pipeline.script(READY, REJECT, ACCEPT)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(AlertTopic, "publish", lambda topic, alerts: list(range(len(alerts))))
-        assert _outcomes(pipeline.summary("run-1")) == _counts(accepted=1, failed=1)
-    assert pipeline.items()["a"]["result_status"] == "pending"
-    assert pipeline.alerts() == []
-
-    pipeline.script(READY, REJECT)
-    assert _outcomes(pipeline.summary("run-2")) == _counts(rejected=1)
-    (alert,) = pipeline.alerts()
-    assert alert["record_id"] == "a"
-    assert alert["run"] == "run-2"
 
 
 def test_a_crashing_batch_is_counted_failed_and_the_other_batches_finish(
@@ -301,20 +237,3 @@ def test_unusual_record_ids_are_stored_as_they_are(pipeline: Pipeline, record_id
 
     assert _outcomes(pipeline.summary("run-1")) == _counts(accepted=1)
     assert list(pipeline.stored_results()) == [record_id]
-
-
-def test_overlapping_runs_process_each_order_exactly_once(pipeline: Pipeline) -> None:
-    record_ids = [f"o-{index}" for index in range(6 * BATCH_MAX_ORDERS)]
-    pipeline.add_orders(*record_ids)
-    pipeline.script()  # every draw: ready, accepted
-
-    runs = pipeline.run_together("run-1", "run-2")
-
-    summaries = [json.loads(run["output"]) for run in runs]
-    assert all(run["status"] == "SUCCEEDED" for run in runs)
-    assert sum(summary["accepted"] for summary in summaries) == len(record_ids)
-    assert all(summary["rejected"] == summary["failed"] == 0 for summary in summaries)
-    items = pipeline.items()
-    assert {item["result_run_id"] for item in items.values()} <= {"run-1", "run-2"}
-    assert sorted(pipeline.stored_results()) == sorted(record_ids), "each order stored once"
-    _assert_consistent(pipeline)
