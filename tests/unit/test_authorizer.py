@@ -1,4 +1,8 @@
-"""The REQUEST authorizer as API Gateway calls it: Allow policies, 401s and its cold start."""
+"""The REQUEST authorizer as API Gateway calls it: Allow policies, 401s and its cold start.
+
+The token rules are tested on `verify_token` (test_tokens.py) and replayed against this handler
+as known attacks (test_jwt_attacks.py); here, what the handler adds around them.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
-import jwt
 import pytest
 from moto import mock_aws
 
@@ -98,16 +101,9 @@ def test_lowercase_header_name_is_accepted(secret: list[str]) -> None:
     assert reply["principalId"] == "trader-7"
 
 
-def test_context_values_are_strings_as_api_gateway_requires(secret: list[str]) -> None:
-    reply = authorizer.handler(event(bearer(issue_token(KEY, "trader-7", 300))), None)
-
-    assert all(isinstance(value, str) for value in reply["context"].values())
-
-
 @pytest.mark.parametrize(
     ("method_arn", "resource"),
     [
-        (METHOD_ARN, "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/*/*"),
         (
             "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/GET/orders/abc-1",
             "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/*/*",
@@ -132,46 +128,6 @@ def test_a_malformed_method_arn_is_a_fault_not_an_allow(method_arn: str) -> None
         authorizer.stage_wide_resource(method_arn)
 
 
-def test_expired_token_is_unauthorized(secret: list[str]) -> None:
-    assert_unauthorized(event(bearer(issue_token(KEY, "s", 60, now=time.time() - 3600))))
-
-
-def test_not_yet_valid_token_is_unauthorized(secret: list[str]) -> None:
-    now = int(time.time())
-    token = jwt.encode({"sub": "s", "nbf": now + 600, "exp": now + 900}, KEY, "HS256")
-
-    assert_unauthorized(event(bearer(token)))
-
-
-def test_token_without_exp_is_unauthorized(secret: list[str]) -> None:
-    assert_unauthorized(event(bearer(jwt.encode({"sub": "s"}, KEY, "HS256"))))
-
-
-def test_wrong_key_is_unauthorized(secret: list[str]) -> None:
-    assert_unauthorized(event(bearer(issue_token("another-key-" * 4, "s", 300))))
-
-
-def test_alg_none_is_unauthorized(secret: list[str]) -> None:
-    token = jwt.encode({"sub": "s", "exp": int(time.time()) + 300}, None, "none")
-
-    assert_unauthorized(event(bearer(token)))
-    assert_unauthorized(event(bearer(token + "AAAA")))
-
-
-def test_hs512_with_the_right_key_is_unauthorized(secret: list[str]) -> None:
-    token = jwt.encode({"sub": "s", "exp": int(time.time()) + 300}, KEY, "HS512")
-    assert_unauthorized(event(bearer(token)))
-
-
-def test_tampered_payload_is_unauthorized(secret: list[str]) -> None:
-    header, _, signature = issue_token(KEY, "trader", 300).split(".")
-    payload = jwt.utils.base64url_encode(
-        json.dumps({"sub": "admin", "exp": int(time.time()) + 300}).encode()
-    ).decode()
-
-    assert_unauthorized(event(bearer(f"{header}.{payload}.{signature}")))
-
-
 @pytest.mark.parametrize(
     "headers",
     [
@@ -194,24 +150,6 @@ def test_wrong_scheme_with_a_valid_token_is_unauthorized(secret: list[str]) -> N
 
     assert_unauthorized(event({"Authorization": f"Token {token}"}))
     assert_unauthorized(event({"Authorization": token}))
-
-
-def test_issuer_and_audience_from_the_environment(
-    secret: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("JWT_ISSUER", "entrix")
-    monkeypatch.setenv("JWT_AUDIENCE", "orders-api")
-
-    right = issue_token(KEY, "s", 300, issuer="entrix", audience="orders-api")
-    assert authorizer.handler(event(bearer(right)), None)["principalId"] == "s"
-    for wrong in (
-        issue_token(KEY, "s", 300, issuer="evil", audience="orders-api"),
-        issue_token(KEY, "s", 300, issuer="entrix", audience="other-api"),
-        issue_token(KEY, "s", 300, issuer="entrix"),
-        issue_token(KEY, "s", 300, audience="orders-api"),
-        issue_token(KEY, "s", 300),
-    ):
-        assert_unauthorized(event(bearer(wrong)))
 
 
 def test_the_secret_is_fetched_once_while_cached(secret: list[str]) -> None:

