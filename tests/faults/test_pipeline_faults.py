@@ -1,11 +1,10 @@
 """Faults in a results run: the synthesized state machine executed by moto with the real handlers.
 
-The harness is the pipeline engineer's (tests/pipeline/conftest.py; batches of BATCH_MAX_ORDERS
+The harness is the pipeline tests' (tests/pipeline/conftest.py; batches of BATCH_MAX_ORDERS
 orders; retries: 2 after the first attempt, 1 s apart, doubling). Faults are injected at the AWS
 endpoint: a real boto3 client whose calls botocore answers with an error (tests/support/inject.py),
-handed to the handler's adapter. Covered there and not repeated here: a results write failing in
-the adapter (test_a_failed_results_write_releases_the_orders_for_the_next_run), an alert the
-adapter reports unpublished, a crashing batch, an expired claim, and two runs started together.
+handed to the handler's adapter. Covered there and not repeated here: a crashing batch and an
+expired claim.
 moto shows a Distributed Map's child executions in no history, so Lambda B's attempts are
 counted by the calls the faults see.
 
