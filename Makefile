@@ -42,6 +42,8 @@ CDK := npx --no-install cdk
 # Everything but the unit and infra tiers lives in these directories (their collection alone
 # does not synthesize anything).
 RUNTIME_TESTS := tests/pipeline tests/local tests/faults tests/properties tests/bench
+# No unit test uses Schemathesis, whose pytest plugin takes about a second to import.
+UNIT_OPTIONS := -p no:schemathesis
 
 .PHONY: help install run test lint format unit infra-tests integration e2e slow synth diff deploy \
 	bench openapi order-schema clean py313
@@ -74,7 +76,7 @@ test: install lint ## lint, every test (all tiers) with coverage, unit on python
 	$(BIN)/coverage report
 
 unit: $(VENV)/.synced ## unit tests: one module at a time, AWS in moto's mock (seconds)
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest tests/unit $(UNIT_OPTIONS)
 
 infra-tests: install ## assertions on the synthesized templates and their permissions
 	$(BIN)/pytest tests/infra tests/permissions
@@ -126,7 +128,7 @@ py313: $(UV) ## unit tests on python3.13 (the Lambda runtime's) in .venv313; ski
 	@$(FIND_PYTHON313); \
 	if [ -z "$$python313" ]; then echo "$(NO_PYTHON313): unit tests on python3.13 skipped"; exit 0; fi; \
 	echo "unit tests on $$python313"; \
-	$(SYNC_VENV313) && $(VENV313)/bin/pytest tests/unit -q
+	$(SYNC_VENV313) && $(VENV313)/bin/pytest tests/unit -q $(UNIT_OPTIONS)
 
 clean: ## remove the environments and build output
 	rm -rf $(VENV) $(VENV313) $(TOOLS) node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache
