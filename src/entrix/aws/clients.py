@@ -11,7 +11,9 @@ call still fits.
 
 A client loads its service's model without first listing every service botocore knows
 (`_ServiceLoader`), and parses botocore's JSON data into plain dicts (`_DictJsonFileLoader`):
-together 35-50 ms less of each cold start.
+together 35-50 ms less of each cold start. Clients made under the same AWS environment share one
+session, so a function with three clients (Lambda B) reads botocore's endpoint data and resolves
+its credentials once, not three times.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import contextvars
 import gzip
 import json
 import os
+import threading
 from typing import Any
 
 import botocore.session
@@ -100,6 +103,25 @@ class _ServiceLoader(Loader):
         return super().list_available_services(type_name)
 
 
+# Sessions by the AWS_* variables they were made under (region, credentials, endpoint...): one
+# per function in Lambda; a process hosting several local systems (tests) gets one for each.
+_sessions: dict[tuple[tuple[str, str], ...], botocore.session.Session] = {}
+_sessions_lock = threading.Lock()
+
+
+def _shared_session() -> botocore.session.Session:
+    """The session for this thread's AWS environment, made on first use (a botocore session is
+    not meant to be shared across threads while it makes clients: the lock serialises that)."""
+    key = tuple(
+        sorted((name, value) for name, value in os.environ.items() if name.startswith("AWS_"))
+    )
+    with _sessions_lock:
+        session = _sessions.get(key)
+        if session is None:
+            session = _sessions[key] = _session()
+        return session
+
+
 def _session() -> botocore.session.Session:
     """A new session whose loader searches the paths botocore's own would (AWS_DATA_PATH too)."""
     session = botocore.session.get_session()
@@ -117,7 +139,9 @@ def client(service: str, config: Config | None = None) -> Any:
     """A client configured from the environment (region, credentials, AWS_ENDPOINT_URL), with
     `DEFAULT_CONFIG` and then `config`'s own settings on top."""
     merged = DEFAULT_CONFIG if config is None else DEFAULT_CONFIG.merge(config)
-    return _session().create_client(service, config=merged)
+    session = _shared_session()
+    with _sessions_lock:
+        return session.create_client(service, config=merged)
 
 
 def retry_pause_limit(retry: int) -> float:
