@@ -15,7 +15,6 @@ import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -31,6 +30,7 @@ from entrix.local.lambda_runner import (
 from entrix.local.pipeline import wait_for_execution
 from entrix.local.template import PseudoParameters, Template
 from entrix.orders.intake import pending_shard
+from entrix.timestamps import iso_milliseconds
 from tests.support.moto_orders import table_items
 
 REGION = "eu-west-1"
@@ -127,14 +127,15 @@ class Pipeline:
             return importlib.import_module(handler.rpartition(".")[0])
 
     def reload_handlers(self) -> None:
-        """Import each handler afresh: they read their table and bucket names at import."""
+        """Import each handler afresh, as a new container would: the stores a handler made on first
+        use belong to an earlier test's deployment."""
         for spec in self.deployment.functions.values():
             with applied_environment(runtime_environment(spec)):
                 importlib.reload(importlib.import_module(spec.handler.rpartition(".")[0]))
 
     def add_orders(self, *record_ids: str) -> None:
         """Store orders as the ingest Lambda does: result_status pending, received now."""
-        received_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        received_at = iso_milliseconds(time.time())
         dynamodb = self.client("dynamodb")
         for index, record_id in enumerate(record_ids):
             dynamodb.put_item(
