@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import boto3
 
-from bench.local_system import running_system
 from bench.report import Row, ratio
+from entrix.local.harness import in_subprocess
 
 ORDERS_PER_REQUEST = 10
 
@@ -146,7 +146,7 @@ def measure(api_url: str, aws_endpoint: str, token: str, samples: int = 300) -> 
 
 def rows(samples: int) -> list[Row]:
     """`entrix local` started as a user starts it: its startup time, and the figures above."""
-    with running_system() as system:
+    with in_subprocess(schedule_seconds=86_400) as system:
         figures = measure(system.api_url, system.aws_endpoint, system.token(), samples)
         startup = system.startup_seconds
     return [

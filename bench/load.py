@@ -1,11 +1,11 @@
 """A bounded load run against `entrix local`, then a check that no acknowledged order was lost.
 
-Starts `entrix local` as its own process on free ports of 127.0.0.1 (bench.local_system; traffic
-never leaves this machine, and no scheduled run starts during the load), sends `orders` orders
-from `clients` threads, each with a keep-alive HTTP connection posting `batch_size` orders per
-request, then scans the orders table through the embedded AWS endpoint and counts how many of
-the orders acknowledged with a 201 are there. The run stops by itself: after the last order, or
-at `time_limit_seconds`.
+Starts `entrix local` as its own process on free ports of 127.0.0.1 (`entrix.local.harness`;
+traffic never leaves this machine, and no scheduled run starts during the load), sends `orders`
+orders from `clients` threads, each with a keep-alive HTTP connection posting `batch_size` orders
+per request, then scans the orders table through the embedded AWS endpoint and counts how many of
+the orders acknowledged with a 201 are there. The run stops by itself: after the last order, or at
+`time_limit_seconds`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.local_system import running_system
 from bench.report import Row, ratio
+from entrix.local.harness import in_subprocess
 
 HOST = "127.0.0.1"
 
@@ -116,7 +116,7 @@ def run(
                 for i in range(start, min(start + batch_size, orders))
             ]
         )
-    with running_system() as local:
+    with in_subprocess(schedule_seconds=86_400) as local:
         token = local.token()
         port = urlsplit(local.api_url).port
         assert urlsplit(local.api_url).hostname == HOST and port is not None

@@ -1,11 +1,15 @@
-"""`entrix local` started inside the calling process, for the benchmarks and the tests.
+"""`entrix local` started for the benchmarks and the tests: inside the calling process
+(`in_process`), or as a user runs it, in a process of its own (`in_subprocess`).
 
-Handlers run in this process too, so a caller can count the system's AWS requests, time its
-invocations or inject a fault into the very module that serves the API. A process keeps state
-that a new system must not inherit: moto's backends (the same template's resources would
-"already exist"), cached Secrets Manager clients and handler modules imported earlier (their
-clients and names are from then). `in_process` resets all three, and restores the process
-environment, which the runtime points at its endpoint, when the system stops.
+In process, handlers run in the caller's process too, so a caller can count the system's AWS
+requests, time its invocations or inject a fault into the very module that serves the API. A
+process keeps state that a new system must not inherit: moto's backends (the same template's
+resources would "already exist"), cached Secrets Manager clients and handler modules imported
+earlier (their clients and names are from then). `in_process` resets all three, and restores
+the process environment, which the runtime points at its endpoint, when the system stops.
+
+As a subprocess, the system is what a user gets from `entrix local`: its console is collected
+line by line, and its startup is timed from spawn to the console's ready line.
 """
 
 from __future__ import annotations
@@ -13,7 +17,11 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import signal
+import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +38,11 @@ from entrix.token_command import AUTHORIZER_HANDLER, sign_for_function
 
 HOST = "127.0.0.1"
 TOKEN_SECONDS = 3600
+# `entrix local` prints this when every part serves (entrix.local.commands).
+READY_LINE = "Ctrl-C stops everything."
+# Up to a CDK synth when the template is stale, on a busy 2-core machine.
+STARTUP_LIMIT_SECONDS = 240
+STOP_LIMIT_SECONDS = 30
 
 
 @contextlib.contextmanager
@@ -103,3 +116,107 @@ def sign_token(
         subject,
         TOKEN_SECONDS,
     )
+
+
+class LocalProcess:
+    """`entrix local` in a process of its own, on free ports, its console lines collected."""
+
+    def __init__(self, schedule_seconds: float) -> None:
+        self.port = free_port()
+        self.aws_port = free_port()
+        self.api_url = f"http://{HOST}:{self.port}"
+        self.aws_endpoint = f"http://{HOST}:{self.aws_port}"
+        self.root = project_root()
+        self.lines: list[str] = []
+        self._startup_seconds: float | None = None
+        self._ready = threading.Event()
+        # faulthandler: a process that hangs is sent SIGABRT and prints where its threads are.
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
+        self._started = time.perf_counter()
+        ports = ["--port", str(self.port), "--aws-port", str(self.aws_port)]
+        self.process = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+            [*self._entrix(), "local", *ports, "--schedule-seconds", str(schedule_seconds)],
+            cwd=self.root,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    @staticmethod
+    def _entrix() -> list[str]:
+        return [sys.executable, "-m", "entrix.cli"]
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if READY_LINE in line and not self._ready.is_set():
+                self._startup_seconds = time.perf_counter() - self._started
+                self._ready.set()
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    @property
+    def startup_seconds(self) -> float:
+        """From spawn to the console's ready line."""
+        if self._startup_seconds is None:
+            raise RuntimeError("entrix local has not said it is ready")
+        return self._startup_seconds
+
+    def wait_ready(self) -> None:
+        """Until the console says every part serves; RuntimeError with the console if it exits
+        or takes longer than STARTUP_LIMIT_SECONDS."""
+        deadline = time.monotonic() + STARTUP_LIMIT_SECONDS
+        while not self._ready.wait(0.2):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"entrix local did not start:\n{self.output}")
+
+    def stop(self) -> int:
+        """SIGINT, as Ctrl-C; the exit code. A process still running after STOP_LIMIT_SECONDS is
+        sent SIGABRT (its threads' stacks go to the console) and RuntimeError shows the console."""
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=STOP_LIMIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGABRT)
+            self.process.wait(timeout=STOP_LIMIT_SECONDS)
+            time.sleep(0.5)  # the reader thread takes the last lines
+            raise RuntimeError(
+                f"entrix local did not stop on SIGINT:\n{self.output[-6000:]}"
+            ) from None
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """An `entrix` command against this system's AWS endpoint."""
+        return subprocess.run(  # noqa: S603 - this interpreter, the caller's arguments
+            [*self._entrix(), *args, "--aws-port", str(self.aws_port)],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def token(self) -> str:
+        """A token the system's authorizer accepts, signed by `entrix token`."""
+        signed = self.cli("token")
+        if signed.returncode != 0:
+            raise RuntimeError(f"entrix token failed: {signed.stderr}")
+        return signed.stdout.strip()
+
+
+@contextlib.contextmanager
+def in_subprocess(
+    schedule_seconds: float, process_type: type[LocalProcess] = LocalProcess
+) -> Iterator[LocalProcess]:
+    """A started `entrix local` of `process_type`, stopped afterwards if it still runs."""
+    system = process_type(schedule_seconds)
+    try:
+        system.wait_ready()
+        yield system
+    finally:
+        if system.process.poll() is None:
+            system.stop()
