@@ -12,13 +12,12 @@ from moto import mock_aws
 
 from entrix.local import apigateway
 from entrix.local.apigateway import (
-    ApiConfigurationError,
     ApiGateway,
     ApiRequest,
     ApiServer,
     RestApi,
 )
-from entrix.local.deploy import Deployer
+from entrix.local.deploy import Deployer, DeploymentError
 from entrix.local.lambda_runner import Invocation, invoke
 from entrix.local.template import PseudoParameters, Template
 from tests.local import fake_handlers
@@ -389,8 +388,15 @@ def _stage_variable_identity_source(resources):
     ],
 )
 def test_features_the_template_does_not_use_are_refused_naming_the_resource(change, error):
+    """Refused by the deployer before it creates anything, as an unknown resource type is."""
     template = api_template()
     change(template["Resources"])
-    deployment = deploy(template)
-    with pytest.raises(ApiConfigurationError, match=error):
-        RestApi.from_parts(deployment.api, deployment.api_ids)
+    with mock_aws():
+        functions = boto3.client("lambda", region_name="eu-west-1")
+        with pytest.raises(DeploymentError, match=error):
+            Deployer(
+                Template.from_dict(template),
+                lambda service: boto3.client(service, region_name="eu-west-1"),
+                pseudo=PseudoParameters(),
+            ).deploy()
+        assert functions.list_functions()["Functions"] == [], "nothing was created"

@@ -1,17 +1,18 @@
 """The REST API as the template defines it: routes, authorizers, stage and gateway responses.
 
-Read from the deployment's `AWS::ApiGateway::*` resources. What the emulation does not serve is
-refused here with an error naming the resource, so `entrix local` stops at start instead of
-answering differently from the deployed API: among them TOKEN authorizers, integrations other
-than AWS_PROXY (MOCK included), greedy `{name+}` path parts and stage variables, which the
-service's template does not use.
+Read from the deployment's `AWS::ApiGateway::*` resources. What the emulation does not serve
+(`unemulated_features`: TOKEN authorizers, integrations other than AWS_PROXY, MOCK included,
+greedy `{name+}` path parts, stage variables, none of which the service's template uses) is
+refused with an error naming the resource: by the deployer before it creates anything, like an
+unknown resource type, so `entrix local` stops instead of answering differently from the
+deployed API.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -26,6 +27,36 @@ _IDENTITY_SOURCES = ("method.request.header.", "method.request.querystring.", "c
 
 class ApiConfigurationError(Exception):
     """The template's REST API uses something this emulation does not serve."""
+
+
+def unemulated_features(resources: Iterable[tuple[str, str, Mapping[str, Any]]]) -> list[str]:
+    """`<logical id>: <feature> is not emulated`, once per feature of the REST API resources
+    `(logical id, type, properties)` that this emulation does not serve. A value that is still an
+    intrinsic function (not yet a string) is passed over: the resolved parts are checked again."""
+    found = []
+    for logical_id, resource_type, p in resources:
+        if resource_type == "AWS::ApiGateway::Authorizer":
+            if p.get("Type") != "REQUEST":
+                found.append(f"{logical_id}: authorizer type {p.get('Type')} is not emulated")
+            sources = p.get("IdentitySource", "")
+            for source in sources.split(",") if isinstance(sources, str) else ():
+                if source.strip() and not source.strip().startswith(_IDENTITY_SOURCES):
+                    found.append(f"{logical_id}: identity source {source.strip()} is not emulated")
+        elif resource_type == "AWS::ApiGateway::Method":
+            integration_type = (p.get("Integration") or {}).get("Type")
+            if integration_type != "AWS_PROXY":
+                found.append(f"{logical_id}: integration type {integration_type} is not emulated")
+            if p.get("AuthorizationType", "NONE") not in ("NONE", "CUSTOM"):
+                found.append(
+                    f"{logical_id}: AuthorizationType {p['AuthorizationType']} not emulated"
+                )
+        elif resource_type == "AWS::ApiGateway::Resource":
+            path_part = p.get("PathPart")
+            if isinstance(path_part, str) and _GREEDY_PATH_PART.fullmatch(path_part):
+                found.append(f"{logical_id}: greedy path part {path_part} is not emulated")
+        elif resource_type == "AWS::ApiGateway::Stage" and p.get("Variables"):
+            found.append(f"{logical_id}: stage variables are not emulated")
+    return found
 
 
 @dataclass(frozen=True)
@@ -88,6 +119,9 @@ class RestApi:
         cls, parts: Mapping[str, tuple[str, dict[str, Any]]], ids: Mapping[str, str]
     ) -> RestApi:
         """Build from the resolved `AWS::ApiGateway::*` resources (logical id -> type, props)."""
+        refused = unemulated_features((lid, kind, p) for lid, (kind, p) in parts.items())
+        if refused:
+            raise ApiConfigurationError("; ".join(refused))
         by_type: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         for logical_id, (resource_type, properties) in parts.items():
             short = resource_type.rsplit("::", 1)[1]
@@ -99,11 +133,6 @@ class RestApi:
         api_id = ids[api_logical_id]
         paths = {ids[api_logical_id + "/"]: "/"}
         resources = {ids[lid]: p for lid, p in by_type.get("Resource", [])}
-        for logical_id, resource in by_type.get("Resource", []):
-            if _GREEDY_PATH_PART.fullmatch(resource["PathPart"]):
-                raise ApiConfigurationError(
-                    f"{logical_id}: greedy path part {resource['PathPart']} is not emulated"
-                )
 
         def path_of(resource_id: str) -> str:
             if resource_id not in paths:
@@ -122,9 +151,6 @@ class RestApi:
                 _route(logical_id, method, path_of(method["ResourceId"]), authorizers, validators)
             )
         stages = by_type.get("Stage", [])
-        for logical_id, properties in stages:
-            if properties.get("Variables"):
-                raise ApiConfigurationError(f"{logical_id}: stage variables are not emulated")
         stage = stages[0][1] if stages else {}
         responses = {
             p["ResponseType"]: GatewayResponse(
@@ -161,16 +187,9 @@ class RestApi:
 
 
 def _authorizer(logical_id: str, authorizer_id: str, p: dict[str, Any]) -> Authorizer:
-    if p.get("Type") != "REQUEST":
-        raise ApiConfigurationError(
-            f"{logical_id}: authorizer type {p.get('Type')} is not emulated (only REQUEST)"
-        )
     sources = tuple(
         source.strip() for source in p.get("IdentitySource", "").split(",") if source.strip()
     )
-    for source in sources:
-        if not source.startswith(_IDENTITY_SOURCES):
-            raise ApiConfigurationError(f"{logical_id}: identity source {source} is not emulated")
     return Authorizer(
         authorizer_id=authorizer_id,
         function_name=_function_name(logical_id, p["AuthorizerUri"]),
@@ -187,14 +206,7 @@ def _route(
     validators: Mapping[str, dict[str, Any]],
 ) -> Route:
     integration = method.get("Integration") or {}
-    integration_type = integration.get("Type")
-    if integration_type != "AWS_PROXY":
-        raise ApiConfigurationError(
-            f"{logical_id}: integration type {integration_type} is not emulated (only AWS_PROXY)"
-        )
     authorization = method.get("AuthorizationType", "NONE")
-    if authorization not in ("NONE", "CUSTOM"):
-        raise ApiConfigurationError(f"{logical_id}: AuthorizationType {authorization} not emulated")
     authorizer = authorizers[method["AuthorizerId"]] if authorization == "CUSTOM" else None
     validator = validators.get(method.get("RequestValidatorId", ""), {})
     required = ()

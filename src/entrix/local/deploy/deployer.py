@@ -21,6 +21,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from entrix.local.apigateway.model import unemulated_features
 from entrix.local.deploy import (
     apigateway,
     dynamodb,
@@ -84,7 +85,8 @@ IGNORED_PREFIXES = ("Custom::", "AWS::CloudFormation::CustomResource")
 
 
 def check_supported(template: Template) -> None:
-    """Raise `DeploymentError` naming every resource whose type the local runtime cannot handle."""
+    """Raise `DeploymentError` naming every resource whose type the local runtime cannot handle,
+    or that uses a REST API feature its API Gateway emulation does not serve."""
     unknown = [
         f"{r.logical_id} ({r.type})"
         for r in template.resources.values()
@@ -98,6 +100,13 @@ def check_supported(template: Template) -> None:
             + ", ".join(unknown)
             + " (register a creator in CREATORS of entrix/local/deploy/deployer.py,"
             + " or list the type in IGNORED_TYPES)"
+        )
+    refused = unemulated_features(
+        (r.logical_id, r.type, r.properties) for r in template.resources.values()
+    )
+    if refused:
+        raise DeploymentError(
+            "the local API Gateway emulation does not serve: " + "; ".join(refused)
         )
 
 
