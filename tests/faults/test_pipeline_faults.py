@@ -24,6 +24,7 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
+from entrix.auction.outcomes import OUTCOMES
 from entrix.aws.alerts import AlertTopic
 from entrix.aws.order_results import OrderResults
 from entrix.aws.results_store import ResultsStore
@@ -36,7 +37,6 @@ from tests.support.replaced_stores import replace_stores
 RETRY_ATTEMPTS = 2  # as configured by the pipeline fixture
 PROCESS = "entrix.handlers.process.handler"
 RESULTS = "entrix.handlers.results.handler"
-OUTCOMES = ("accepted", "rejected", "failed", "skipped")
 
 
 def _lambda_b_stores(pipeline: Pipeline, **stores: Any) -> None:

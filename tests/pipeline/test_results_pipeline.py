@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from entrix.auction.outcomes import OUTCOMES
 from entrix.auction.processing import BatchProcessor
 from tests.pipeline.conftest import (
     ACCEPT,
@@ -20,8 +21,6 @@ from tests.pipeline.conftest import (
     REJECT,
     Pipeline,
 )
-
-OUTCOMES = ("accepted", "rejected", "failed", "skipped")
 
 
 def _counts(accepted: int = 0, rejected: int = 0, failed: int = 0, skipped: int = 0) -> dict:
