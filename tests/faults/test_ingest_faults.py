@@ -19,12 +19,12 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
-from moto import mock_aws
 
 from entrix.aws.orders_table import Backoff, OrdersTable
 from entrix.handlers import ingest as ingest_handler
 from tests.support.inject import Fault
 from tests.support.local_system import Running, local_system
+from tests.support.moto_orders import moto_orders_table
 
 TABLE = "orders-faults"
 MAX_ATTEMPTS = 4
@@ -32,14 +32,7 @@ MAX_ATTEMPTS = 4
 
 @pytest.fixture
 def ingest() -> Iterator[ModuleType]:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="eu-west-1")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "record_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "record_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+    with moto_orders_table(TABLE):
         yield ingest_handler
 
 

@@ -28,9 +28,8 @@ from entrix.aws.alerts import AlertTopic
 from entrix.aws.order_results import OrderResults
 from entrix.aws.results_store import ResultsStore
 from tests.support.inject import error_reply
-from tests.support.moto_alerts import subscribe_queue
-from tests.support.moto_orders import table_items
-from tests.unit.test_results_handler import TABLE, create_orders_table, put_order
+from tests.support.lambda_b_aws import lambda_b_aws
+from tests.support.moto_orders import TABLE, put_order, table_items
 
 BUCKET = "interleavings"
 REGION: Final = "eu-west-1"
@@ -114,15 +113,10 @@ def test_any_interleaving_of_two_runs_processes_each_order_once(
     statuses: tuple[list[str], list[str]], put_fails: tuple[bool, bool], schedule: list[str]
 ) -> None:
     with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        s3 = boto3.client("s3", region_name=REGION)
-        sns = boto3.client("sns", region_name=REGION)
-        sqs = boto3.client("sqs", region_name=REGION)
-        create_orders_table(dynamodb)
-        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        made = lambda_b_aws(BUCKET)
+        dynamodb, s3, sqs = made.dynamodb, made.s3, made.sqs
+        topic_arn, queue_url = made.topic_arn, made.queue_url
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        topic_arn = sns.create_topic(Name="alerts")["TopicArn"]
-        queue_url = subscribe_queue(sns, sqs, topic_arn)
         for record_id in ORDERS:
             put_order(dynamodb, record_id)
 

@@ -16,8 +16,8 @@ from entrix import settings
 from entrix.handlers import ingest as ingest_handler
 from tests.support.inject import Fault
 from tests.support.lambda_context import lambda_context
+from tests.support.moto_orders import put_order
 from tests.unit.test_process_handler import aws, counts, event, process  # noqa: F401 (fixtures)
-from tests.unit.test_results_handler import put_order
 
 INGEST_TABLE = "orders-telemetry"
 

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import Any, Final
 
-import boto3
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 from moto import mock_aws
@@ -20,8 +19,8 @@ from pydantic import ValidationError
 
 from entrix import settings
 from tests.support.inject import Fault
-from tests.support.moto_alerts import subscribe_queue
-from tests.unit.test_results_handler import TABLE, create_orders_table, put_order
+from tests.support.lambda_b_aws import lambda_b_aws
+from tests.support.moto_orders import TABLE, put_order
 
 BUCKET = "order-results-test"
 KEY = "results/date=2026-11-25/run=run-1/batch-00001.jsonl"
@@ -34,16 +33,14 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     monkeypatch.setenv(settings.RESULTS_BUCKET_NAME.name, BUCKET)
     monkeypatch.setenv(settings.RESULT_LEASE_SECONDS.name, "1800")
     with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        s3 = boto3.client("s3", region_name=REGION)
-        sns = boto3.client("sns", region_name=REGION)
-        sqs = boto3.client("sqs", region_name=REGION)
-        create_orders_table(dynamodb)
-        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-        topic_arn = sns.create_topic(Name="alerts")["TopicArn"]
-        queue_url = subscribe_queue(sns, sqs, topic_arn)
-        monkeypatch.setenv(settings.ALERT_TOPIC_ARN.name, topic_arn)
-        yield {"dynamodb": dynamodb, "s3": s3, "sqs": sqs, "queue_url": queue_url}
+        made = lambda_b_aws(BUCKET)
+        monkeypatch.setenv(settings.ALERT_TOPIC_ARN.name, made.topic_arn)
+        yield {
+            "dynamodb": made.dynamodb,
+            "s3": made.s3,
+            "sqs": made.sqs,
+            "queue_url": made.queue_url,
+        }
 
 
 @pytest.fixture

@@ -15,51 +15,10 @@ from moto import mock_aws
 
 from entrix import settings
 from entrix.auction.batch_item import OrderResult
-from entrix.orders.intake import PENDING_SHARDS, pending_shard
+from entrix.orders.intake import PENDING_SHARDS
+from tests.support.moto_orders import INDEX, TABLE, create_orders_table, put_order
 
-TABLE = "orders-results-test"
-INDEX = "pending-results"
 BUCKET = "results-handler-test"
-
-
-def create_orders_table(dynamodb: Any) -> None:
-    """The orders table with the pipeline's pending index, as the CDK stack defines them."""
-    dynamodb.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "record_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[
-            {"AttributeName": "record_id", "AttributeType": "S"},
-            {"AttributeName": "pending_shard", "AttributeType": "S"},
-            {"AttributeName": "received_at", "AttributeType": "S"},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": INDEX,
-                "KeySchema": [
-                    {"AttributeName": "pending_shard", "KeyType": "HASH"},
-                    {"AttributeName": "received_at", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
-            }
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-
-
-def put_order(
-    dynamodb: Any, record_id: str, status: str = "pending", received_at: str = "2026-11-25T10:00Z"
-) -> None:
-    item = {
-        "record_id": {"S": record_id},
-        "parameter_1": {"S": "buy"},
-        "parameter_2": {"N": "2.1"},
-        "received_at": {"S": received_at},
-        "expires_at": {"N": "1900000000"},
-        "result_status": {"S": status},
-    }
-    if status == "pending":  # as the intake stores it: only waiting orders are in the index
-        item["pending_shard"] = {"S": pending_shard(record_id)}
-    dynamodb.put_item(TableName=TABLE, Item=item)
 
 
 @pytest.fixture
