@@ -84,6 +84,8 @@ AUCTION_MODES = ("orders", "random")
 ORDERS_TABLE_NAME = Setting("ORDERS_TABLE_NAME", str)
 # The sparse index of orders waiting for a result (Lambda A).
 ORDERS_PENDING_INDEX_NAME = Setting("ORDERS_PENDING_INDEX_NAME", str, "pending-results")
+# The index of each client's orders, newest first (GET /orders).
+ORDERS_OWNER_INDEX_NAME = Setting("ORDERS_OWNER_INDEX_NAME", str, "owner-orders")
 
 # The authorizer: the signing key's secret, the claims a token must carry ("" = not checked),
 # and how long a fetched key is used before it is fetched again.
