@@ -56,6 +56,15 @@ def test_the_committed_schema_is_the_models_export() -> None:
     )
 
 
+def test_the_export_names_the_models_fields_in_order_and_the_optional_ones() -> None:
+    names, optional = order_schema.FIELDS, order_schema.OPTIONAL_FIELDS
+    assert names == tuple(Order.model_fields) == tuple(order_schema.SCHEMA["fields"])
+    assert optional == {
+        name for name, field in Order.model_fields.items() if not field.is_required()
+    }
+    assert optional <= set(names)
+
+
 def test_the_module_prints_the_export() -> None:
     printed = subprocess.run(
         [sys.executable, "-m", "entrix.orders.schema_export"],

@@ -52,3 +52,10 @@ CONFIG: dict[str, Any] = {
     "extra_fields_behavior": "forbid",
     "strict": True,
 }
+# The client's fields in model order; those with a default may be absent.
+FIELDS: tuple[str, ...] = (
+    "record_id",
+    "parameter_1",
+    "parameter_2",
+)
+OPTIONAL_FIELDS: frozenset[str] = frozenset()

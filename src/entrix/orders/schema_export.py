@@ -18,6 +18,8 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pydantic import BaseModel
+
 from entrix.orders.model import Order
 
 # What validation reads of each schema type; everything else is refused, except DROPPED.
@@ -115,6 +117,18 @@ def _literal(value: Any, indent: int) -> str:
         return json.dumps(value)
     if isinstance(value, bool | int) or value is None:
         return repr(value)
+    if isinstance(value, tuple):
+        return (
+            "(\n"
+            + "".join(f"{inner}{_literal(item, indent + 4)},\n" for item in value)
+            + " " * indent
+            + ")"
+        )
+    if isinstance(value, frozenset):
+        if not value:
+            return "frozenset()"
+        items = "".join(f"{inner}    {_literal(item, indent + 8)},\n" for item in sorted(value))
+        return f"frozenset(\n{inner}{{\n{items}{inner}}}\n" + " " * indent + ")"
     raise UnsupportedSchema(f"no literal for {value!r}")
 
 
@@ -126,9 +140,18 @@ def _checks(schema: Any) -> set[str]:
     return set()
 
 
+def fields(model: type[BaseModel]) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The model's client fields in model order, and those with a default (optional)."""
+    names = tuple(model.model_fields)
+    return names, frozenset(
+        name for name, field in model.model_fields.items() if not field.is_required()
+    )
+
+
 def render() -> str:
     """The source of `entrix.orders.order_schema`."""
     schema, config = exported(Order.__pydantic_core_schema__)
+    names, optional = fields(Order)
     checks = ", ".join(sorted(_checks(schema)))
     return (
         '"""The order model\'s validation schema: GENERATED from entrix.orders.model.Order.\n\n'
@@ -139,6 +162,9 @@ def render() -> str:
         f"from {CHECKS_MODULE} import {checks}\n\n"
         f"SCHEMA: dict[str, Any] = {_literal(schema, 0)}\n"
         f"CONFIG: dict[str, Any] = {_literal(config, 0)}\n"
+        "# The client's fields in model order; those with a default may be absent.\n"
+        f"FIELDS: tuple[str, ...] = {_literal(names, 0)}\n"
+        f"OPTIONAL_FIELDS: frozenset[str] = {_literal(optional, 0)}\n"
     )
 
 
