@@ -307,7 +307,8 @@ class Results(Workload):
 
 
 class Process(Workload):
-    """Lambda B on one batch of fresh pending orders: some accepted, the others rejected."""
+    """Lambda B on one batch of fresh pending orders: some accepted, the others rejected, each
+    result in the batch item's shape (`entrix.auction.batch_item`), as Lambda A writes it."""
 
     handler = "process"
     accepted, rejected = 3, 2
@@ -329,7 +330,7 @@ class Process(Workload):
                     "results_key": f"results/date={run_date}/run={run_id}/batch-00001.jsonl",
                     "orders": [
                         {
-                            **_order_json(order),
+                            "record_id": order.record_id,
                             "status": "accepted" if number < self.accepted else "rejected",
                             "power": 10 + number,
                         }

@@ -1,7 +1,10 @@
 """Seed-style Lambda A: the same AWS calls as `entrix.handlers.results`, through boto3 resources.
 
 One Query per pending-index shard (paged), oldest first, a result drawn for each order, and the
-run's batches written as one S3 object.
+run's batches written as one S3 object. A result is the seed's shape with the order's id,
+`{"record_id", "status", "power"}` (the batch item of `entrix.auction.batch_item`): the index
+projects keys only, and Lambda B writes an accepted order's line from the item it claims, so
+neither Lambda A reads an order's parameters.
 """
 
 import json
@@ -47,8 +50,6 @@ def lambda_handler(event, context):
             "record_id": order["record_id"],
             "status": random.choice(["accepted", "rejected"]),
             "power": random.randint(1, 100),
-            "parameter_1": order["parameter_1"],
-            "parameter_2": float(order["parameter_2"]),
         }
         for order in pending_orders()
     ]
