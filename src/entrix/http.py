@@ -1,7 +1,9 @@
-"""API Gateway Lambda proxy helpers: read headers and body, shape JSON replies.
+"""API Gateway Lambda proxy helpers: read headers, body and caller, shape JSON replies.
 
 Replies are written by a tiny encoder that prints `Decimal` as its exact number text, because
-`json.dumps` can only print numbers through binary float.
+`json.dumps` can only print numbers through binary float. Every refusal has one shape, the same
+as API Gateway's own gateway responses (infra/constructs/intake.py): `{"message", "code",
+"request_id"}`, codes in API Gateway's response-type vocabulary, plus fields of its own.
 """
 
 from __future__ import annotations
@@ -13,9 +15,20 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from entrix.identity import LEEWAY_SECONDS, valid_subject
+from entrix.orders.limits import MAX_RECORD_ID_BYTES
 from entrix.orders.numbers import number_text
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+
+# Error codes of the handlers' refusals; API Gateway's own responses use its response types.
+BAD_REQUEST_BODY = "BAD_REQUEST_BODY"
+UNAUTHORIZED = "UNAUTHORIZED"
+NOT_FOUND = "NOT_FOUND"
+ORDER_CONFLICT = "ORDER_CONFLICT"
+REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
+UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+ORDERS_NOT_STORED = "ORDERS_NOT_STORED"
 
 
 class BadRequestBody(Exception):
@@ -34,9 +47,70 @@ def to_json(value: Any) -> str:
     return json.dumps(value, allow_nan=False)
 
 
-def response(status: int, payload: Any) -> dict[str, Any]:
+def response(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
     """A Lambda proxy integration response with a JSON body."""
-    return {"statusCode": status, "headers": dict(JSON_HEADERS), "body": to_json(payload)}
+    return {
+        "statusCode": status,
+        "headers": {**JSON_HEADERS, **(headers or {})},
+        "body": to_json(payload),
+    }
+
+
+def no_content() -> dict[str, Any]:
+    """A 204 reply: no body, no Content-Type."""
+    return {"statusCode": 204, "headers": {}, "body": ""}
+
+
+def request_id(event: Mapping[str, Any]) -> str | None:
+    """API Gateway's id of the request (`$context.requestId`), for the client to quote."""
+    context = event.get("requestContext")
+    found = context.get("requestId") if isinstance(context, Mapping) else None
+    return found if isinstance(found, str) else None
+
+
+def error(
+    event: Mapping[str, Any],
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    **details: Any,
+) -> dict[str, Any]:
+    """A refusal in the one error shape: message, code and request id, then `details`."""
+    payload = {"message": message, "code": code, "request_id": request_id(event), **details}
+    return response(status, payload, headers)
+
+
+class Unauthenticated(Exception):
+    """The request carries no usable caller: API Gateway let it through on a cached Allow."""
+
+
+def caller(event: Mapping[str, Any], now: float) -> str:
+    """The subject that owns what this request reads or writes, from the authorizer's context.
+
+    API Gateway caches the authorizer's Allow per token for the cache TTL, so a token can reach
+    a handler after its `exp`: the authorizer puts `exp` in its context and this refuses it once
+    past `exp` plus the tokens' leeway. REST APIs pass context values as strings.
+    """
+    context = event.get("requestContext")
+    authorizer = context.get("authorizer") if isinstance(context, Mapping) else None
+    if not isinstance(authorizer, Mapping):
+        raise Unauthenticated("no authorizer context")
+    subject = authorizer.get("sub")
+    if not valid_subject(subject):
+        raise Unauthenticated("no valid subject in the authorizer context")
+    try:
+        expires = float(authorizer.get("exp"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise Unauthenticated("no expiry in the authorizer context") from None
+    if now > expires + LEEWAY_SECONDS:
+        raise Unauthenticated("the token has expired")
+    return str(subject)
+
+
+def unauthenticated(event: Mapping[str, Any], refusal: Unauthenticated) -> dict[str, Any]:
+    """The 401 for a request whose token the handler refuses (`caller`)."""
+    return error(event, 401, UNAUTHORIZED, f"Unauthorized: {refusal}")
 
 
 def header(event: Mapping[str, Any], name: str) -> str | None:
@@ -76,3 +150,21 @@ def body_bytes(event: Mapping[str, Any]) -> bytes:
         return str(body).encode("utf-8")
     except (binascii.Error, ValueError) as error:
         raise BadRequestBody(str(error)) from None
+
+
+def not_found(event: Mapping[str, Any], record_id: str | None) -> dict[str, Any]:
+    """The 404 of an order the caller has not got (unknown, expired or another client's)."""
+    return error(event, 404, NOT_FOUND, "no such order", record_id=record_id)
+
+
+def path_record_id(event: Mapping[str, Any]) -> str | None:
+    """The path's record_id when an order could have it; others are not looked up (DynamoDB
+    would refuse the key)."""
+    record_id = (event.get("pathParameters") or {}).get("record_id")
+    if not isinstance(record_id, str):
+        return None
+    try:
+        size = len(record_id.encode("utf-8"))
+    except UnicodeEncodeError:
+        return None
+    return record_id if 0 < size <= MAX_RECORD_ID_BYTES else None

@@ -16,9 +16,9 @@ from typing import Any
 import jwt
 from jwt.utils import base64url_decode
 
+from entrix.identity import LEEWAY_SECONDS, MAX_SUBJECT_CHARS, valid_subject
+
 ALGORITHM = "HS256"
-# Clock skew tolerated on exp, nbf and iat, in seconds.
-LEEWAY_SECONDS = 30
 # Longest token accepted; anything longer is refused before any decoding work.
 MAX_TOKEN_LENGTH = 8192
 # Deepest nesting of arrays and objects accepted in the header or the payload. Tokens this service
@@ -72,8 +72,11 @@ def issue_token(
     now: float | None = None,
 ) -> str:
     """Sign a token for `subject`, valid from `now` (default: the current time) for `expires_in`."""
-    if not subject:
-        raise ValueError("the subject must not be empty")
+    if not valid_subject(subject):
+        raise ValueError(
+            f"the subject must be 1 to {MAX_SUBJECT_CHARS} characters, without '#' or control "
+            "characters"
+        )
     if expires_in <= 0:
         raise ValueError("expires_in must be a positive number of seconds")
     issued_at = int(time.time() if now is None else now)
@@ -133,8 +136,8 @@ def verify_token(
         raise SigningKeyError(str(error)) from None
     except (jwt.PyJWTError, ValueError, TypeError) as error:
         raise TokenError(f"{type(error).__name__}: {error}") from None
-    if not claims["sub"]:
-        raise TokenError("empty sub claim")
+    if not valid_subject(claims["sub"]):
+        raise TokenError("the sub claim is not a valid subject")
     return claims
 
 

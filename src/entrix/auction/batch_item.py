@@ -1,10 +1,11 @@
 """The contract between Lambda A and Lambda B: one item of the results run's Distributed Map.
 
 Lambda A writes a run's batches to the results bucket as one JSON array of
-`{"results_key": ..., "orders": [{"record_id", "status", "power"}, ...]}`; the state machine's
-ItemSelector adds the run's id and hands each item to one Lambda B invocation, which reads it as
-a `ResultsBatch`. An order's parameters are not part of it: Lambda B writes an accepted order's
-line from the item it claims in the orders table, the one source of an order's fields.
+`{"results_key": ..., "orders": [{"order_key", "version", "status", "power"}, ...]}`; the state
+machine's ItemSelector adds the run's id and hands each item to one Lambda B invocation, which
+reads it as a `ResultsBatch`. An order's owner and fields are not part of it: Lambda B claims
+the very version the platform gave a result for, and writes an accepted order's line from the
+item it claimed, the one source of an order's fields.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ class OrderResult(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    record_id: str = Field(min_length=1)
+    order_key: str = Field(min_length=1)
+    version: str = Field(min_length=1)
     status: Status
     power: int = Field(ge=0)
 
@@ -40,7 +42,8 @@ def order_result(result: AuctionResult) -> dict[str, Any]:
     """An `OrderResult` as Lambda A writes it: a plain dict (a run may hold 200,000 of them, too
     many to build through the model), checked against the model by the contract's tests."""
     return {
-        "record_id": result.order.record_id,
+        "order_key": result.order.order_key,
+        "version": result.order.version,
         "status": result.status.value,
         "power": result.power,
     }

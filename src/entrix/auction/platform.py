@@ -22,9 +22,11 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class PendingOrder:
-    """An order that was stored by the API and has no result yet: the platform needs its id only."""
+    """An order that was stored by the API and has no result yet: its table key and the version
+    the platform gives a result for (a run records the result on that version only)."""
 
-    record_id: str
+    order_key: str
+    version: str
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Processing one batch of a run's results: the algorithm behind Lambda B, free of AWS.
 
-For each order of the batch: claim it for this run (an order another run has recorded, or claimed
-and is still working on, is left alone: `skipped`); then write the accepted ones' results as one
+For each order of the batch: claim the version the platform gave a result for, for this run (an
+order another run has recorded, or claimed and is still working on, or that its owner amended or
+cancelled since, is left alone: `skipped`); then write the accepted ones' results as one
 JSON Lines object under the batch's key (a retried batch overwrites the same object), publish one
 Slack-style alert per rejected one, and only then record each result on its order. An order whose
 result could not be stored or alerted is not recorded: its claim is released and the next run
@@ -40,14 +41,14 @@ class OrderClaims(Protocol):
     """The orders table as a run sees it (entrix.aws.order_results.OrderResults)."""
 
     def claim(
-        self, record_id: str, run_id: str, now: int, lease_seconds: int
+        self, order_key: str, version: str, run_id: str, now: int, lease_seconds: int
     ) -> Mapping[str, Any] | None: ...
 
     def record(
-        self, record_id: str, run_id: str, now: int, status: str, power: int, result_at: str
+        self, order_key: str, version: str, run_id: str, status: str, power: int, result_at: str
     ) -> Mapping[str, Any] | None: ...
 
-    def release(self, record_id: str, run_id: str) -> bool: ...
+    def release(self, order_key: str, run_id: str) -> bool: ...
 
 
 class ResultLines(Protocol):
@@ -78,25 +79,29 @@ class BatchProcessor:
         counts: Counter[str] = Counter(no_outcomes())
 
         accepted: list[tuple[OrderResult, Mapping[str, Any]]] = []
-        rejected: list[OrderResult] = []
+        rejected: list[tuple[OrderResult, Mapping[str, Any]]] = []
         for order in batch.orders:
             try:
-                item = self.orders.claim(order.record_id, batch.run_id, now, self.lease_seconds)
+                item = self.orders.claim(
+                    order.order_key, order.version, batch.run_id, now, self.lease_seconds
+                )
             except OrderStoreUnavailable as error:
                 logger.error("OrderStoreUnavailable: %s", error)
                 counts["failed"] += 1
                 continue
             if item is None:
                 logger.warning(
-                    "order %r is processed or claimed by another run; run %s leaves it alone",
-                    order.record_id,
+                    "order %r (version %s) is processed, claimed by another run, amended or "
+                    "cancelled; run %s leaves it alone",
+                    order.order_key,
+                    order.version,
                     batch.run_id,
                 )
                 counts["skipped"] += 1
             elif order.status is Status.ACCEPTED:
                 accepted.append((order, item))
             else:
-                rejected.append(order)
+                rejected.append((order, item))
 
         finished: list[OrderResult] = []
         unfinished: list[OrderResult] = []
@@ -111,19 +116,24 @@ class BatchProcessor:
                 logger.error("ResultStoreUnavailable: %s", error)
                 unfinished.extend(order for order, _ in accepted)
         if rejected:
-            alerts = [rejection_alert(o.record_id, batch.run_id, o.power) for o in rejected]
+            alerts = [rejection_alert(item, batch.run_id, o.power) for o, item in rejected]
             not_published = set(self.alerts.publish(alerts))
             if not_published:
                 logger.error(
                     "AlertsUnavailable: %d rejection alerts not published", len(not_published)
                 )
-            for position, order in enumerate(rejected):
+            for position, (order, _) in enumerate(rejected):
                 (unfinished if position in not_published else finished).append(order)
 
         for order in finished:
             try:
                 recorded = self.orders.record(
-                    order.record_id, batch.run_id, now, order.status.value, order.power, result_at
+                    order.order_key,
+                    order.version,
+                    batch.run_id,
+                    order.status.value,
+                    order.power,
+                    result_at,
                 )
             except OrderStoreUnavailable as error:
                 logger.error("OrderStoreUnavailable: %s", error)
@@ -132,7 +142,7 @@ class BatchProcessor:
             counts[order.status.value if recorded is not None else "skipped"] += 1
 
         for order in unfinished:
-            self.orders.release(order.record_id, batch.run_id)
+            self.orders.release(order.order_key, batch.run_id)
             counts["failed"] += 1
         if counts["failed"]:
             self._alert_failed(batch, counts["failed"])

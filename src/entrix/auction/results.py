@@ -22,13 +22,14 @@ from decimal import Decimal
 from typing import Any
 
 from entrix.auction.platform import Status, json_number
+from entrix.orders.order_schema import FIELDS
 
 RESULTS_PREFIX = "results/"
 BATCHES_PREFIX = "batches/"
 # Alert texts, `{}` filled in order. The not-ready alert is filled by the state machine with
 # States.Format, so it must not contain the characters States.Format reserves (quote,
 # backslash, literal braces).
-REJECTION_TEXT = "Order {} was rejected in auction run {} (power offered: {})."
+REJECTION_TEXT = "Order {} of {} was rejected in auction run {} (power offered: {})."
 NOT_READY_TEXT = "Auction results were not ready after {} polls; run {} stopped, nothing processed."
 FAILED_BATCH_TEXT = (
     "Run {} could not finish batch {} ({}): {} order(s) released, the next run retries them."
@@ -58,14 +59,19 @@ def batch_results_key(run_date: str, run_id: str, batch_number: int) -> str:
 
 
 def result_line(item: Mapping[str, Any], power: int | Decimal, run_id: str, result_at: str) -> str:
-    """One accepted order's line in its batch's JSON Lines object, from its claimed table item.
-
-    `result_at` is the attempt's time, also recorded on the order, so line and table agree.
-    """
+    """One accepted order's line in its batch's JSON Lines object, from its claimed table item:
+    its owner, every client field the item holds (entrix.orders.order_schema.FIELDS), its
+    receipt, and the result. `result_at` is the attempt's time, also recorded on the order, so
+    line and table agree."""
+    fields = {
+        name: json_number(value) if isinstance(value, Decimal) else value
+        for name in FIELDS
+        if (value := item.get(name)) is not None
+    }
     document = {
-        "record_id": item["record_id"],
-        "parameter_1": item["parameter_1"],
-        "parameter_2": json_number(item["parameter_2"]),
+        **fields,
+        "owner": item["owner"],
+        "version": item["version"],
         "received_at": item.get("received_at"),
         "status": Status.ACCEPTED.value,
         "power": json_number(power),
@@ -80,9 +86,9 @@ def json_lines(lines: Iterable[str]) -> bytes:
     return "".join(f"{line}\n" for line in lines).encode("utf-8")
 
 
-def rejection_text(record_id: str, run_id: str, power: int | float | Decimal) -> str:
+def rejection_text(record_id: str, owner: str, run_id: str, power: int | float | Decimal) -> str:
     """The readable line a person sees for a rejected order."""
-    return REJECTION_TEXT.format(record_id, run_id, power)
+    return REJECTION_TEXT.format(record_id, owner, run_id, power)
 
 
 def failed_batch_alert(run_id: str, batch: str, reason: str, orders: int) -> dict[str, Any]:
@@ -98,11 +104,14 @@ def failed_batch_alert(run_id: str, batch: str, reason: str, orders: int) -> dic
     }
 
 
-def rejection_alert(record_id: str, run_id: str, power: int) -> dict[str, Any]:
-    """The Slack-style alert published for a rejected order: a `text` line plus its fields."""
+def rejection_alert(item: Mapping[str, Any], run_id: str, power: int) -> dict[str, Any]:
+    """The Slack-style alert published for a rejected order (its claimed table item): a `text`
+    line plus its fields, the owner among them."""
+    record_id, owner = item["record_id"], item["owner"]
     return {
-        "text": rejection_text(record_id, run_id, power),
+        "text": rejection_text(record_id, owner, run_id, power),
         "record_id": record_id,
+        "owner": owner,
         "status": Status.REJECTED.value,
         "run": run_id,
         "power": power,

@@ -1,17 +1,19 @@
 """The orders table as the results pipeline sees it: pending orders in, one result per order out.
 
 Pending orders are read from a sparse global secondary index keyed on `pending_shard` (sort key
-`received_at`; see `entrix.orders.intake.pending_shard`), so a run reads only the orders still
-waiting instead of scanning the table: one query per shard, merged oldest first.
+`version`, which begins with the receipt time; see `entrix.orders.lifecycle`), so a run reads
+only the orders still waiting instead of scanning the table: one query per shard, merged oldest
+first.
 
 Overlapping runs (the schedule fires every 5 minutes; a slow run may still be polling) must
 process each order once. Every write here is conditional:
 
 - `claim` marks a pending order as taken by a run until a lease ends (a run cannot outlive its
   state machine's timeout, which is the lease), before its result is stored or alerted;
-- `record` stores the result; both succeed only for a pending order that no other live run has
-  claimed, or again for the run that already claimed or recorded it, so a retried step of the
-  same run goes through while another run's attempt is refused (`None`);
+- `record` stores the result; both succeed only for the version of the order the run read
+  (an amended or cancelled order is left alone), pending and claimed by no other live run, or
+  again for the run that already claimed or recorded it, so a retried step of the same run goes
+  through while another run's attempt is refused (`None`);
 - `release` hands back an order a run claimed but could not finish, so the next run takes it
   without waiting for the lease to end.
 """
@@ -29,20 +31,24 @@ from botocore.exceptions import BotoCoreError, ClientError
 from entrix.auction.platform import PendingOrder
 from entrix.auction.results import OrderStoreUnavailable
 from entrix.aws.orders_table import plain_item
-from entrix.orders.intake import pending_shards
+from entrix.orders.lifecycle import PENDING, pending_shards
 from entrix.orders.numbers import number_text
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-PENDING = "pending"
 # Taken by no live run: unclaimed, claimed by this run, or claimed by a run whose lease ended;
 # or already recorded by this run (a retried step).
 _AVAILABLE_TO_RUN = (
-    "attribute_exists(record_id) AND ("
+    "version = :version AND ("
     "(result_status = :pending AND ("
     "attribute_not_exists(claimed_by) OR claimed_by = :run OR claim_expires_at < :now))"
     " OR result_run_id = :run)"
+)
+# Recording needs this run's own live claim (or its earlier record) on that version.
+_CLAIMED_BY_RUN = (
+    "version = :version AND ("
+    "(result_status = :pending AND claimed_by = :run) OR result_run_id = :run)"
 )
 logger = logging.getLogger(__name__)
 
@@ -61,8 +67,8 @@ class OrderResults:
             yield order
 
     def _pending_in(self, index_name: str, shard: str) -> Iterator[tuple[str, PendingOrder]]:
-        """One shard's waiting orders with their received_at, oldest first. The index projects
-        the keys only: the order's id and the index's own keys are all a run needs."""
+        """One shard's waiting orders with their version, oldest first. The index projects the
+        keys only: the order's key and version are all a run needs."""
         paginator = self._client.get_paginator("query")
         pages = paginator.paginate(
             TableName=self._table_name,
@@ -73,39 +79,43 @@ class OrderResults:
         try:
             for page in pages:
                 for keys in page.get("Items", []):
-                    record_id = keys["record_id"]["S"]
-                    yield keys["received_at"]["S"], PendingOrder(record_id=record_id)
+                    version = keys["version"]["S"]
+                    yield version, PendingOrder(order_key=keys["order_key"]["S"], version=version)
         except (ClientError, BotoCoreError) as error:
             raise OrderStoreUnavailable(f"reading pending orders failed: {error}") from error
 
     def claim(
-        self, record_id: str, run_id: str, now: int, lease_seconds: int
+        self, order_key: str, version: str, run_id: str, now: int, lease_seconds: int
     ) -> dict[str, Any] | None:
-        """Take the order for `run_id`; the whole item, or None when another run has it."""
+        """Take `version` of the order for `run_id`; the whole item, or None when another run
+        has it, or the order was amended, cancelled or processed since the run read it."""
         return self._update(
-            record_id,
+            order_key,
+            version,
             "SET claimed_by = :run, claim_expires_at = :until",
+            _AVAILABLE_TO_RUN,
             run_id,
-            now,
-            {":until": {"N": str(now + lease_seconds)}},
+            {":until": {"N": str(now + lease_seconds)}, ":now": {"N": str(now)}},
         )
 
     def record(
         self,
-        record_id: str,
+        order_key: str,
+        version: str,
         run_id: str,
-        now: int,
         status: str,
         power: Decimal | int,
         result_at: str,
     ) -> dict[str, Any] | None:
-        """Store the order's result; the whole item, or None when another run has it."""
+        """Store the result on the version this run claimed; the whole item, or None when the
+        run no longer holds that version (another run took it over after the lease ended)."""
         return self._update(
-            record_id,
+            order_key,
+            version,
             "SET result_status = :status, power = :power, result_run_id = :run, "
             "result_at = :at REMOVE claimed_by, claim_expires_at, pending_shard",
+            _CLAIMED_BY_RUN,
             run_id,
-            now,
             {
                 ":status": {"S": status},
                 ":power": {"N": number_text(power)},
@@ -113,7 +123,7 @@ class OrderResults:
             },
         )
 
-    def release(self, record_id: str, run_id: str) -> bool:
+    def release(self, order_key: str, run_id: str) -> bool:
         """Give up this run's claim on a still-pending order; False when that was not possible.
 
         Best effort: the order is released now, or when the lease ends.
@@ -121,34 +131,35 @@ class OrderResults:
         try:
             self._client.update_item(
                 TableName=self._table_name,
-                Key={"record_id": {"S": record_id}},
+                Key={"order_key": {"S": order_key}},
                 UpdateExpression="REMOVE claimed_by, claim_expires_at",
                 ConditionExpression="result_status = :pending AND claimed_by = :run",
                 ExpressionAttributeValues={":pending": {"S": PENDING}, ":run": {"S": run_id}},
             )
         except (ClientError, BotoCoreError) as error:
-            logger.warning("order %r stays claimed until its lease ends: %s", record_id, error)
+            logger.warning("order %r stays claimed until its lease ends: %s", order_key, error)
             return False
         return True
 
     def _update(
         self,
-        record_id: str,
+        order_key: str,
+        version: str,
         update: str,
+        condition: str,
         run_id: str,
-        now: int,
         values: dict[str, Any],
     ) -> dict[str, Any] | None:
         try:
             response = self._client.update_item(
                 TableName=self._table_name,
-                Key={"record_id": {"S": record_id}},
+                Key={"order_key": {"S": order_key}},
                 UpdateExpression=update,
-                ConditionExpression=_AVAILABLE_TO_RUN,
+                ConditionExpression=condition,
                 ExpressionAttributeValues={
                     ":pending": {"S": PENDING},
                     ":run": {"S": run_id},
-                    ":now": {"N": str(now)},
+                    ":version": {"S": version},
                     **values,
                 },
                 ReturnValues="ALL_NEW",
@@ -156,7 +167,7 @@ class OrderResults:
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return None
-            raise OrderStoreUnavailable(f"updating order {record_id!r} failed: {error}") from error
+            raise OrderStoreUnavailable(f"updating order {order_key!r} failed: {error}") from error
         except BotoCoreError as error:
-            raise OrderStoreUnavailable(f"updating order {record_id!r} failed: {error}") from error
+            raise OrderStoreUnavailable(f"updating order {order_key!r} failed: {error}") from error
         return plain_item(response["Attributes"])

@@ -3,6 +3,12 @@
 A client, not a resource: it imports and starts faster, which matters for a Lambda cold start.
 Numbers are written as exact `N` text and read back as `Decimal`.
 
+The order lifecycle (entrix.orders.lifecycle) is enforced by DynamoDB's conditions, never by a
+read before a write: a client's order is one conditional PutItem (BatchWriteItem takes no
+conditions; a transaction would cost twice the write units), run in parallel; a cancel is one
+conditional UpdateItem. A refused write returns the stored item (ReturnValuesOnConditionCheck
+Failure), which says why: the same content (nothing to do) or the order's state.
+
 Writes may be given a `Deadline`: botocore retries inside each call, this adapter retries whole
 calls on top, and neither may outlast the caller's own timeout (API Gateway gives up after 29 s).
 A call is only started when the longest it can take (`longest_call_seconds`) fits.
@@ -11,10 +17,12 @@ A call is only started when the longest it can take (`longest_call_seconds`) fit
 from __future__ import annotations
 
 import functools
+import heapq
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
@@ -23,7 +31,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from entrix.aws.clients import longest_call_seconds
+from entrix.orders import lifecycle
 from entrix.orders.numbers import number_text
+from entrix.orders.order_schema import FIELDS
 
 if TYPE_CHECKING:
     from boto3.dynamodb.types import TypeDeserializer
@@ -32,6 +42,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 25  # DynamoDB's BatchWriteItem limit
+BATCH_GET_SIZE = 100  # DynamoDB's BatchGetItem limit
+# Conditional puts of one request in flight at once (the client's connection pool must allow as
+# many: entrix.handlers.ingest.DYNAMODB_CONFIG).
+PARALLEL_PUTS = 32
 # Whole-batch errors worth another try once botocore's own retries are spent.
 _TRANSIENT_ERRORS = frozenset(
     {
@@ -91,6 +105,18 @@ class Deadline:
         return self.clock() + seconds <= self.at
 
 
+class OrderTableUnavailable(Exception):
+    """The table could not answer a read (after retries)."""
+
+
+class _Refused(Exception):
+    """A conditional write's condition failed; `item` is the stored item (None: no item)."""
+
+    def __init__(self, item: dict[str, Any] | None) -> None:
+        super().__init__("condition failed")
+        self.item = item
+
+
 class _GaveUp(Exception):
     """A batch abandoned with `pending` still unwritten (the rest of the batch is stored)."""
 
@@ -108,10 +134,74 @@ class WriteOutcome:
     not_stored: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class PutOutcome:
+    """What one conditional put did: `created`, `amended`, `unchanged`, `refused` (with the
+    order's `state`) or `not_stored` (DynamoDB failed; sending it again is safe)."""
+
+    record_id: str
+    outcome: str
+    state: str | None = None
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    """What a cancel did: `cancelled` (now or before), `not_found`, or `refused` with `state`."""
+
+    outcome: str
+    state: str | None = None
+
+
+@dataclass(frozen=True)
+class OrdersPage:
+    """One page of an owner's orders, newest first; `next_before` continues after it."""
+
+    items: list[dict[str, Any]]
+    next_before: str | None
+
+
 def _attribute(value: str | Decimal | int) -> dict[str, str]:
     if isinstance(value, str):
         return {"S": value}
     return {"N": number_text(value)}
+
+
+def _typed(item: Mapping[str, str | Decimal | int]) -> dict[str, dict[str, str]]:
+    return {name: _attribute(value) for name, value in item.items()}
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+# A put of a client's order goes through when the key is free (new, or its 24 hours are over), or
+# when the stored order is pending, held by no live run, and differs from the one sent (amend).
+_PUT_ALLOWED = (
+    "attribute_not_exists(order_key) OR expires_at <= :now OR (result_status = :pending AND "
+    "(attribute_not_exists(claimed_by) OR claim_expires_at < :now) AND ({differs}))"
+)
+# A cancel goes through for a pending, unexpired order that no live run holds.
+_CANCEL_ALLOWED = (
+    "result_status = :pending AND expires_at > :now AND "
+    "(attribute_not_exists(claimed_by) OR claim_expires_at < :now)"
+)
+
+
+def _differs(item: Mapping[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """A condition true when the stored order's client fields differ from `item`'s, with its
+    attribute names and values (every field of the model: an optional one left out differs
+    from a stored one)."""
+    clauses, names, values = [], {}, {}
+    for position, name in enumerate(FIELDS):
+        if name == "record_id":
+            continue
+        names[f"#f{position}"] = name
+        if name in item:
+            values[f":f{position}"] = _attribute(item[name])
+            clauses.append(f"#f{position} <> :f{position}")
+        else:
+            clauses.append(f"attribute_exists(#f{position})")
+    return " OR ".join(clauses) or "attribute_exists(order_key)", names, values
 
 
 def _record_id(request: Mapping[str, Any]) -> str:
@@ -125,7 +215,7 @@ def _written(batch: list[Any], unwritten: list[Any]) -> list[str]:
 
 
 class OrdersTable:
-    """The orders table: batched puts with retries, and consistent reads."""
+    """The orders table: clients' conditional puts, cancels and reads, and batched puts."""
 
     def __init__(
         self, client: DynamoDBClient, table_name: str, backoff: Backoff | None = None
@@ -202,15 +292,186 @@ class OrdersTable:
             logger.warning("BatchWriteItem left %d orders unprocessed", len(pending))
         return pending
 
-    def get_item(self, record_id: str) -> dict[str, Any] | None:
-        """The stored item (numbers as Decimal), or None when there is none."""
+    def put_orders(
+        self,
+        items: Sequence[Mapping[str, str | Decimal | int]],
+        now: float,
+        deadline: Deadline | None = None,
+    ) -> list[PutOutcome]:
+        """Put each client order (a `lifecycle.stored_item`) under the lifecycle's rules, in
+        parallel; the outcome of each, in `items`' order."""
+        if len(items) <= 1:
+            return [self._put_order(item, now, deadline) for item in items]
+        workers = min(PARALLEL_PUTS, len(items))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(lambda item: self._put_order(item, now, deadline), items))
+
+    def _put_order(
+        self, item: Mapping[str, str | Decimal | int], now: float, deadline: Deadline | None
+    ) -> PutOutcome:
+        record_id = str(item["record_id"])
+        differs, names, values = _differs(item)
+        request = {
+            "TableName": self._table_name,
+            "Item": _typed(item),
+            "ConditionExpression": _PUT_ALLOWED.format(differs=differs),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {
+                ":now": {"N": str(int(now))},
+                ":pending": {"S": lifecycle.PENDING},
+                **values,
+            },
+            "ReturnValues": "ALL_OLD",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        try:
+            response = self._call(self._client.put_item, request, deadline)
+        except _Refused as refused:
+            old = refused.item
+            if old is not None and lifecycle.same_content(old, item):
+                return PutOutcome(record_id, "unchanged")
+            state = lifecycle.state(old, now) if old is not None else None
+            return PutOutcome(record_id, "refused", state)
+        except _GaveUp as gave_up:
+            logger.error("PutItem of order %r given up (%s)", record_id, gave_up.reason)
+            return PutOutcome(record_id, "not_stored")
+        old_item = response.get("Attributes")
+        if old_item and not lifecycle.expired(plain_item(old_item), now):
+            return PutOutcome(record_id, "amended")
+        return PutOutcome(record_id, "created")
+
+    def cancel(self, owner: str, record_id: str, now: float, cancelled_at: str) -> CancelOutcome:
+        """Cancel `owner`'s pending order `record_id` so that no run processes it."""
+        request = {
+            "TableName": self._table_name,
+            "Key": {"order_key": {"S": lifecycle.order_key(owner, record_id)}},
+            "UpdateExpression": (
+                "SET result_status = :cancelled, cancelled_at = :at "
+                "REMOVE pending_shard, claimed_by, claim_expires_at"
+            ),
+            "ConditionExpression": _CANCEL_ALLOWED,
+            "ExpressionAttributeValues": {
+                ":cancelled": {"S": lifecycle.CANCELLED},
+                ":pending": {"S": lifecycle.PENDING},
+                ":at": {"S": cancelled_at},
+                ":now": {"N": str(int(now))},
+            },
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        try:
+            self._call(self._client.update_item, request, None)
+        except _Refused as refused:
+            old = refused.item
+            if old is None or lifecycle.expired(old, now):
+                return CancelOutcome("not_found")
+            state = lifecycle.state(old, now)
+            if state == lifecycle.CANCELLED:
+                return CancelOutcome("cancelled")
+            return CancelOutcome("refused", state)
+        return CancelOutcome("cancelled")
+
+    def _call(
+        self, operation: Callable[..., Any], request: Mapping[str, Any], deadline: Deadline | None
+    ) -> Any:
+        """One conditional write, whole calls retried on transient errors while `deadline`
+        allows. Raises `_Refused` when the condition fails, `_GaveUp` when no attempt is left."""
+        for attempt in range(self._backoff.max_attempts):
+            pause = self._backoff.seconds(attempt) if attempt else 0.0
+            if deadline is not None and not deadline.leaves(pause + self._longest_call):
+                raise _GaveUp([], "no time left for another call")
+            if pause:
+                self._backoff.sleep(pause)
+            try:
+                return operation(**request)
+            except ClientError as error:
+                code = _error_code(error)
+                if code == "ConditionalCheckFailedException":
+                    old: Any = error.response.get("Item")
+                    raise _Refused(None if old is None else plain_item(old)) from None
+                if code not in _TRANSIENT_ERRORS or attempt + 1 == self._backoff.max_attempts:
+                    raise _GaveUp([], code or "ClientError") from error
+                logger.warning("%s %s; retrying", operation.__name__, code)
+            except BotoCoreError as error:
+                raise _GaveUp([], type(error).__name__) from error
+        raise _GaveUp([], "no attempt left")
+
+    def get_order(self, owner: str, record_id: str) -> dict[str, Any] | None:
+        """`owner`'s stored order `record_id` (numbers as Decimal), or None when there is none."""
         response = self._client.get_item(
             TableName=self._table_name,
-            Key={"record_id": {"S": record_id}},
+            Key={"order_key": {"S": lifecycle.order_key(owner, record_id)}},
             ConsistentRead=True,
         )
         item = response.get("Item")
         return None if item is None else plain_item(item)
+
+    def list_orders(
+        self,
+        index_name: str,
+        owner: str,
+        limit: int,
+        before: str | None,
+        wanted: Callable[[Mapping[str, Any]], bool],
+        max_examined: int,
+    ) -> OrdersPage:
+        """Up to `limit` of `owner`'s orders that are `wanted`, newest first, received before
+        the version `before` (None: from the newest). At most `max_examined` index entries are
+        looked at, so a page may be short; `next_before` is None once nothing is left."""
+        shards = [
+            self._owner_keys(index_name, shard, before, limit)
+            for shard in lifecycle.owner_shards(owner)
+        ]
+        entries = heapq.merge(*shards, key=lambda entry: entry[0], reverse=True)
+        found: list[dict[str, Any]] = []
+        examined = 0
+        last: str | None = None
+        while len(found) < limit and examined < max_examined:
+            chunk = [entry for _, entry in zip(range(limit - len(found)), entries, strict=False)]
+            if not chunk:
+                return OrdersPage(found, None)
+            examined += len(chunk)
+            last = chunk[-1][0]
+            items = self._get_items([key for _, key in chunk])
+            found.extend(item for _, key in chunk if (item := items.get(key)) and wanted(item))
+        return OrdersPage(found, last)
+
+    def _owner_keys(
+        self, index_name: str, shard: str, before: str | None, page_size: int
+    ) -> Iterator[tuple[str, str]]:
+        """One owner-orders partition's (version, order_key), newest first, page by page."""
+        condition = "owner_shard = :shard"
+        values: dict[str, Any] = {":shard": {"S": shard}}
+        if before is not None:
+            condition += " AND version < :before"
+            values[":before"] = {"S": before}
+        paginator = self._client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self._table_name,
+            IndexName=index_name,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ScanIndexForward=False,
+            PaginationConfig={"PageSize": page_size},
+        )
+        for page in pages:
+            for keys in page.get("Items", []):
+                yield keys["version"]["S"], keys["order_key"]["S"]
+
+    def _get_items(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The items of `keys` (at most BATCH_GET_SIZE) by key, unprocessed keys retried."""
+        wanted: Any = {self._table_name: {"Keys": [{"order_key": {"S": key}} for key in keys]}}
+        items: dict[str, dict[str, Any]] = {}
+        for attempt in range(self._backoff.max_attempts):
+            if attempt:
+                self._backoff.sleep(self._backoff.seconds(attempt))
+            response = self._client.batch_get_item(RequestItems=wanted)
+            for found in response.get("Responses", {}).get(self._table_name, []):
+                item = plain_item(found)
+                items[item["order_key"]] = item
+            wanted = response.get("UnprocessedKeys") or {}
+            if not wanted:
+                return items
+        raise OrderTableUnavailable(f"{len(keys) - len(items)} orders could not be read")
 
 
 def plain_item(attributes: Mapping[str, Any]) -> dict[str, Any]:

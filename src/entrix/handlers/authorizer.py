@@ -62,7 +62,9 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
                 }
             ],
         },
-        "context": {"sub": subject},
+        # The order handlers read the owner from `sub`, and refuse the token past `exp` while
+        # API Gateway still serves this Allow from its cache (entrix.http.caller).
+        "context": {"sub": subject, "exp": int(claims["exp"])},
     }
 
 

@@ -36,11 +36,13 @@ from entrix.aws.clients import PIPELINE_CONFIG, client
 from entrix.aws.order_results import OrderResults
 from entrix.aws.orders_table import OrdersTable
 from entrix.aws.results_store import ResultsStore
-from entrix.orders.intake import Receipt, stored_item
-from entrix.orders.model import Order
+from entrix.orders import lifecycle
+from entrix.orders.intake import Receipt
 
 logger = logging.getLogger(__name__)
 
+# The owner of random mode's made-up orders.
+SIMULATOR_OWNER = "auction-simulator"
 # Module level so that tests can inject a seeded or scripted source.
 random_source: random.Random = random.Random()  # noqa: S311 - a simulation, not cryptography
 
@@ -68,19 +70,25 @@ def stores() -> Stores:
     )
 
 
-def _store_synthetic(orders: list[SyntheticOrder]) -> None:
-    """Store made-up orders as the API would, so the rest of the pipeline treats them alike."""
+def _store_synthetic(orders: list[SyntheticOrder]) -> list[PendingOrder]:
+    """Store made-up orders as the API would (owned by SIMULATOR_OWNER, with ids no client
+    sends), so the rest of the pipeline treats them alike; the orders as a run reads them."""
     receipt = Receipt.at(time.time())
+    nonce = lifecycle.request_nonce()
     items = [
-        stored_item(
-            Order(record_id=o.record_id, parameter_1=o.parameter_1, parameter_2=o.parameter_2),
-            receipt,
+        lifecycle.stored_item(
+            {"record_id": o.record_id, "parameter_1": o.parameter_1, "parameter_2": o.parameter_2},
+            SIMULATOR_OWNER,
+            receipt.received_at,
+            receipt.expires_at,
+            lifecycle.version(receipt.received_at, nonce, position),
         )
-        for o in orders
+        for position, o in enumerate(orders)
     ]
     outcome = stores().orders_table.put_items(items)
     if outcome.not_stored:
         raise OrderStoreUnavailable(f"{len(outcome.not_stored)} synthetic orders were not stored")
+    return [PendingOrder(order_key=i["order_key"], version=i["version"]) for i in items]
 
 
 def _pending(platform: AuctionPlatform, run_id: str, max_orders: int) -> Iterable[PendingOrder]:
@@ -88,8 +96,7 @@ def _pending(platform: AuctionPlatform, run_id: str, max_orders: int) -> Iterabl
     if settings.AUCTION_MODE.read() == "random":
         count = min(settings.RANDOM_ORDER_COUNT.read(), max_orders)
         synthetic = platform.synthetic_orders(count, run_prefix=f"random-{run_id}")
-        _store_synthetic(synthetic)
-        return [PendingOrder(record_id=order.record_id) for order in synthetic]
+        return _store_synthetic(synthetic)
     index_name = settings.ORDERS_PENDING_INDEX_NAME.read()
     return itertools.islice(stores().order_results.pending_orders(index_name), max_orders)
 

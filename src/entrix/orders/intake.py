@@ -7,23 +7,16 @@ keys, no `NaN`/`Infinity`, numbers kept as `Decimal`. Any bad input ends as `Req
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
 from entrix.orders.limits import MAX_BODY_BYTES, MAX_ORDERS, TTL_SECONDS
 from entrix.orders.order_schema import CONFIG, SCHEMA
 from entrix.orders.validator import compile_schema
 from entrix.timestamps import iso_milliseconds
-
-# The pending-results index is keyed on `pending_shard`, one of PENDING_SHARDS values chosen by
-# the record_id, so waiting orders spread over that many index partitions (each serves about
-# 1,000 writes a second) instead of one. The attribute exists only while an order waits for its
-# result (a sparse index): recording the result removes it, and the order leaves the index.
-PENDING_SHARDS = 16
 
 # Cap on listed problems and on echoed field names, so an error reply always stays small.
 MAX_PROBLEMS = 100
@@ -44,23 +37,9 @@ _REASONS = {
 }
 
 
-class ValidOrder(NamedTuple):
-    """An order that passed validation: the fields of `entrix.orders.model.Order`."""
-
-    record_id: str
-    parameter_1: str
-    parameter_2: Decimal
-
-
-class OrderFields(Protocol):
-    """What `stored_item` reads of an order: a `ValidOrder` or a model `Order`."""
-
-    @property
-    def record_id(self) -> str: ...
-    @property
-    def parameter_1(self) -> str: ...
-    @property
-    def parameter_2(self) -> Decimal: ...
+# An order that passed validation: the fields of `entrix.orders.model.Order` the client sent
+# (an optional field left out is absent, not None).
+ValidOrder = dict[str, Any]
 
 
 # The order model's own validation schema (exported from it), checked without pydantic.
@@ -201,7 +180,7 @@ def validate_orders(value: Any) -> list[ValidOrder]:
                 Problem(index, _field_name(error["loc"]), _reason(error)) for error in errors
             )
         else:
-            orders.append(ValidOrder(**fields))
+            orders.append(fields)
     problems.extend(_duplicate_problems(value))
     if problems:
         problems.sort(key=lambda problem: problem.index or 0)
@@ -229,27 +208,3 @@ class Receipt:
             received_at=iso_milliseconds(epoch_seconds),
             expires_at=int(epoch_seconds) + TTL_SECONDS,
         )
-
-
-def pending_shard(record_id: str) -> str:
-    """The pending-results index partition of an order: stable, spread evenly by a hash."""
-    digest = hashlib.sha256(record_id.encode("utf-8")).digest()
-    return f"{int.from_bytes(digest[:4], 'big') % PENDING_SHARDS:02d}"
-
-
-def pending_shards() -> list[str]:
-    """Every value `pending_shard` can take."""
-    return [f"{shard:02d}" for shard in range(PENDING_SHARDS)]
-
-
-def stored_item(order: OrderFields, receipt: Receipt) -> dict[str, str | Decimal | int]:
-    """The table item of a newly received order (shape in docs/architecture.md)."""
-    return {
-        "record_id": order.record_id,
-        "parameter_1": order.parameter_1,
-        "parameter_2": order.parameter_2,
-        "received_at": receipt.received_at,
-        "expires_at": receipt.expires_at,
-        "result_status": "pending",
-        "pending_shard": pending_shard(order.record_id),
-    }
