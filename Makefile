@@ -100,10 +100,10 @@ format: $(VENV)/.synced ## apply ruff fixes and formatting
 	$(BIN)/ruff format .
 
 openapi: $(VENV)/.synced ## regenerate docs/openapi.json from the order model
-	$(BIN)/python -m entrix.orders.openapi > docs/openapi.json
+	$(BIN)/python -m entrix.orders.openapi --output docs/openapi.json
 
 order-schema: $(VENV)/.synced ## regenerate the ingest validator's schema from the order model
-	$(BIN)/python -m entrix.orders.schema_export > src/entrix/orders/order_schema.py
+	$(BIN)/python -m entrix.orders.schema_export --output src/entrix/orders/order_schema.py
 
 synth: install ## synthesize every stack into cdk.out (no AWS account needed)
 	$(CDK) synth --quiet

@@ -3,6 +3,16 @@
 The OpenAPI document embeds `Order.model_json_schema()`, and the intake validates every order
 against the model's own core schema, exported to `entrix.orders.order_schema` (a test fails when
 the export is stale), so the published schema and the validator cannot drift apart.
+
+It is the one home of the client's fields: the export names them (`order_schema.FIELDS`, and
+`OPTIONAL_FIELDS` for those the client may leave out), and the table item, GET's reply, the
+results' line and the OpenAPI document derive theirs from it. Adding a field is an edit here, a
+check in `entrix.orders.checks` when it needs one, and `make order-schema openapi`;
+tests/unit/test_order_fields.py fails when a field does not reach every place.
+
+An optional field is `Annotated[..., OPTIONAL]`: its default is None, the client may leave it
+out, and the validator then leaves it out of the order (it is never stored or shown as null;
+null is not an accepted value).
 """
 
 from __future__ import annotations
@@ -42,6 +52,14 @@ def _pydantic(check: Callable[[Any], _Checked]) -> Callable[[Any], _Checked]:
     return validator
 
 
+def _left_out(schema: dict[str, Any]) -> None:
+    """The published schema shows no default: a field left out is absent, never null."""
+    schema.pop("default", None)
+
+
+# Annotation of an optional field: `name: Annotated[SomeType, OPTIONAL]`.
+OPTIONAL = Field(default=None, json_schema_extra=_left_out)
+
 RecordId = Annotated[
     str,
     Field(
@@ -50,7 +68,12 @@ RecordId = Annotated[
         max_length=MAX_RECORD_ID_BYTES,
         description=(
             f"The order's identity: non-empty, at most {MAX_RECORD_ID_BYTES} UTF-8 bytes, unique "
-            "within a request. Sending it again overwrites the stored order."
+            "within a request, and the caller's own: other clients may use the same record_id "
+            "for orders of theirs. Sending it again with identical content changes nothing; "
+            "with other content it replaces (amends) the order while the order is pending and "
+            "no auction run has claimed it, and is refused (409) once a run has claimed it, its "
+            "result is recorded or it is cancelled. After the order expires the record_id is "
+            "free again."
         ),
     ),
     AfterValidator(_pydantic(record_id_bytes)),

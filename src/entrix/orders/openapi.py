@@ -1,15 +1,16 @@
 """The OpenAPI document of the order API, generated from the order model.
 
-`python -m entrix.orders.openapi > docs/openapi.json` (`make openapi`) regenerates the committed
-document; a test fails when the two differ, so the published schema follows the validator.
+`make openapi` (`python -m entrix.orders.openapi --output docs/openapi.json`, which replaces the
+file atomically) regenerates the committed document; a test fails when the two differ, so the
+published schema follows the validator.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
+from entrix.orders.generated import main
 from entrix.orders.limits import MAX_BODY_BYTES, MAX_ORDERS, MAX_RECORD_ID_BYTES, TTL_SECONDS
 from entrix.orders.model import Order
 
@@ -208,4 +209,4 @@ def render() -> str:
 
 
 if __name__ == "__main__":
-    sys.stdout.write(render())
+    main(render, "Print (or write to --output) the OpenAPI document of the order API.")

@@ -1,7 +1,7 @@
 """The order model's validation schema: GENERATED from entrix.orders.model.Order.
 
-Do not edit: `python -m entrix.orders.schema_export > src/entrix/orders/order_schema.py`
-writes it again. pydantic's core schema, reduced to what validation reads.
+Do not edit: `make order-schema` writes it again. pydantic's core schema, reduced to
+what validation reads.
 """
 
 from typing import Any

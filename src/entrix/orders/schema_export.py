@@ -1,25 +1,27 @@
 """Export the order model's validation schema as a pydantic-free module for the intake.
 
-`python -m entrix.orders.schema_export > src/entrix/orders/order_schema.py` writes the model's
+`make order-schema` (`python -m entrix.orders.schema_export --output
+src/entrix/orders/order_schema.py`, which replaces the file atomically) writes the model's
 pydantic core schema, reduced to what validation reads, as Python literals; its validators are
 named by their pure checks in `entrix.orders.checks`. A test fails when the committed module
 differs from a fresh export, as it does for docs/openapi.json.
 
 The export refuses any schema element `entrix.orders.validator` does not implement (a pattern,
-a default, an alias, a new type), so a change to the model cannot be silently ignored by the
-intake: extend both, and the tests comparing them with pydantic.
+an alias, a null, a default other than None, a new type), so a change to the model cannot be
+silently ignored by the intake: extend both, and the tests comparing them with pydantic.
+
+An optional field has the default None (`Annotated[..., OPTIONAL]` in the model): the client may
+leave it out, and the validator then leaves it out of the order instead of filling in None.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pydantic import BaseModel
-
+from entrix.orders.generated import main
 from entrix.orders.model import Order
 
 # What validation reads of each schema type; everything else is refused, except DROPPED.
@@ -29,6 +31,7 @@ KEPT = {
     "str": {"type", "strict", "min_length", "max_length"},
     "function-after": {"type", "function", "schema"},
     "function-plain": {"type", "function"},
+    "default": {"type", "schema", "default"},
 }
 KEPT_CONFIG = {"strict", "extra_fields_behavior"}
 # Read only by serialization, the JSON schema or pydantic's model class, never by validation.
@@ -69,7 +72,7 @@ def _function(node: Mapping[str, Any], path: str) -> dict[str, Any]:
 def reduced(schema: Mapping[str, Any], path: str = "Order") -> dict[str, Any]:
     """`schema` with only what validation reads; its validators become the checks they wrap."""
     kind = schema.get("type")
-    if kind not in KEPT:
+    if kind not in KEPT or kind == "default":
         raise UnsupportedSchema(f"{path}: schema type {kind!r} is not supported")
     result: dict[str, Any] = {}
     for key, value in schema.items():
@@ -77,7 +80,9 @@ def reduced(schema: Mapping[str, Any], path: str = "Order") -> dict[str, Any]:
             continue
         if key not in KEPT[kind]:
             raise UnsupportedSchema(f"{path}: {kind} option {key!r} is not supported")
-        if key == "schema":
+        if key == "schema" and kind == "model-field" and value.get("type") == "default":
+            result[key] = _optional(value, path)
+        elif key == "schema":
             result[key] = reduced(value, path)
         elif key == "fields":
             result[key] = {name: reduced(field, f"{path}.{name}") for name, field in value.items()}
@@ -86,6 +91,15 @@ def reduced(schema: Mapping[str, Any], path: str = "Order") -> dict[str, Any]:
         else:
             result[key] = value
     return result
+
+
+def _optional(schema: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """A field's default: only None, which the validator reads as "may be left out"."""
+    options = {key: value for key, value in schema.items() if key not in DROPPED}
+    if set(options) != KEPT["default"] or options["default"] is not None:
+        shown = {key: value for key, value in options.items() if key != "schema"}
+        raise UnsupportedSchema(f"{path}: only a default of None is supported, not {shown!r}")
+    return {"type": "default", "schema": reduced(schema["schema"], path), "default": None}
 
 
 def exported(model: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -140,23 +154,24 @@ def _checks(schema: Any) -> set[str]:
     return set()
 
 
-def fields(model: type[BaseModel]) -> tuple[tuple[str, ...], frozenset[str]]:
-    """The model's client fields in model order, and those with a default (optional)."""
-    names = tuple(model.model_fields)
-    return names, frozenset(
-        name for name, field in model.model_fields.items() if not field.is_required()
-    )
+def fields(schema: Mapping[str, Any]) -> tuple[tuple[str, ...], frozenset[str]]:
+    """An exported schema's client fields in model order, and the optional ones (a default)."""
+    names = tuple(schema["fields"])
+    optional = {
+        name for name, field in schema["fields"].items() if field["schema"]["type"] == "default"
+    }
+    return names, frozenset(optional)
 
 
 def render() -> str:
     """The source of `entrix.orders.order_schema`."""
     schema, config = exported(Order.__pydantic_core_schema__)
-    names, optional = fields(Order)
+    names, optional = fields(schema)
     checks = ", ".join(sorted(_checks(schema)))
     return (
         '"""The order model\'s validation schema: GENERATED from entrix.orders.model.Order.\n\n'
-        "Do not edit: `python -m entrix.orders.schema_export > src/entrix/orders/order_schema.py`\n"
-        "writes it again. pydantic's core schema, reduced to what validation reads.\n"
+        "Do not edit: `make order-schema` writes it again. pydantic's core schema, reduced to\n"
+        "what validation reads.\n"
         '"""\n\n'
         "from typing import Any\n\n"
         f"from {CHECKS_MODULE} import {checks}\n\n"
@@ -169,4 +184,4 @@ def render() -> str:
 
 
 if __name__ == "__main__":
-    sys.stdout.write(render())
+    main(render, "Print (or write to --output) the source of entrix.orders.order_schema.")

@@ -7,7 +7,10 @@ three fields; this module implements the few core schema types the export lets t
 pydantic-core's semantics and error details (type, loc, msg, ctx): tests compare the two on
 generated input, so the reasons, fields and indexes the API reports stay pydantic's.
 
-Input is what `json.loads` returns (object keys are strings).
+Input is what `json.loads` returns (object keys are strings). One difference from pydantic, on
+purpose: an optional field (a default of None) the client leaves out is absent from the
+validated dict, not filled in with None, so nothing stores, returns or publishes a value the
+client never sent; the fields pydantic reports as set (`model_fields_set`) are the ones kept.
 """
 
 from __future__ import annotations
@@ -87,6 +90,11 @@ def _function(schema: Mapping[str, Any]) -> Callable[[Any], Any]:
     return check
 
 
+def _optional(field: Mapping[str, Any]) -> bool:
+    """A model field with a default: the client may leave it out."""
+    return bool(field["schema"]["type"] == "default")
+
+
 def _model_fields(schema: Mapping[str, Any], config: Mapping[str, Any]) -> Validate:
     if not config.get("strict", False):
         raise ValueError("only strict models are supported")
@@ -96,6 +104,7 @@ def _model_fields(schema: Mapping[str, Any], config: Mapping[str, Any]) -> Valid
     fields = {
         name: compile_schema(field["schema"], config) for name, field in schema["fields"].items()
     }
+    optional = {name for name, field in schema["fields"].items() if _optional(field)}
     model_name = schema.get("model_name", "Model")
     not_an_object = f"Input should be a valid dictionary or instance of {model_name}"
 
@@ -106,7 +115,8 @@ def _model_fields(schema: Mapping[str, Any], config: Mapping[str, Any]) -> Valid
         errors: list[dict[str, Any]] = []
         for name, field in fields.items():
             if name not in value:
-                errors.append({"type": "missing", "loc": (name,), "msg": "Field required"})
+                if name not in optional:
+                    errors.append({"type": "missing", "loc": (name,), "msg": "Field required"})
                 continue
             result[name], field_errors = field(value[name])
             errors += _at(name, field_errors)
@@ -121,14 +131,25 @@ def _model_fields(schema: Mapping[str, Any], config: Mapping[str, Any]) -> Valid
     return validate
 
 
+def _default(schema: Mapping[str, Any], config: Mapping[str, Any]) -> Validate:
+    """A field's value when the client sends it; when it is left out, `_model_fields` leaves it
+    out of the result instead of filling in the default (None, the only one supported)."""
+    if set(schema) - {"type", "schema", "default"} or schema.get("default", ...) is not None:
+        raise ValueError("only a default of None is supported")
+    return compile_schema(schema["schema"], config)
+
+
 def compile_schema(schema: Mapping[str, Any], config: Mapping[str, Any]) -> Validate:
     """A function validating one value against `schema` as pydantic-core's `validate_python`
-    would; a model's value is the dict of its fields."""
+    would; a model's value is the dict of the fields the input holds (pydantic's fields set: an
+    optional field left out is absent, where pydantic would fill in its default)."""
     kind = schema["type"]
     if kind == "model-fields":
         return _model_fields(schema, config)
     if kind == "model-field":
         return compile_schema(schema["schema"], config)
+    if kind == "default":
+        return _default(schema, config)
     if kind == "str":
         return _string(schema, config)
     if kind == "function-after":
