@@ -74,7 +74,8 @@ def assert_unauthorized(request: dict[str, Any]) -> None:
 
 
 def test_valid_token_gets_a_stage_wide_allow_policy(secret: list[str]) -> None:
-    reply = authorizer.handler(event(bearer(issue_token(KEY, "trader-7", 300))), None)
+    now = int(time.time())
+    reply = authorizer.handler(event(bearer(issue_token(KEY, "trader-7", 300, now=now))), None)
 
     assert reply == {
         "principalId": "trader-7",
@@ -88,7 +89,7 @@ def test_valid_token_gets_a_stage_wide_allow_policy(secret: list[str]) -> None:
                 }
             ],
         },
-        "context": {"sub": "trader-7"},
+        "context": {"sub": "trader-7", "exp": now + 300},
     }
     assert secret == [SECRET_ARN]
 

@@ -13,7 +13,8 @@ import pytest
 from entrix import settings
 from entrix.aws.orders_table import Backoff, OrdersTable
 from entrix.handlers import ingest
-from entrix.orders.intake import pending_shard
+from entrix.orders import lifecycle
+from tests.support.api_events import api_event
 from tests.support.lambda_context import lambda_context
 from tests.support.moto_orders import moto_orders_table
 
@@ -33,23 +34,33 @@ def table(client: Any) -> OrdersTable:
 
 
 def event(
-    body: str | bytes | None, content_type: str | None = "application/json"
+    body: str | bytes | None, content_type: str | None = "application/json", owner: str = "desk-a"
 ) -> dict[str, Any]:
     headers = {} if content_type is None else {"content-type": content_type}
     if isinstance(body, bytes):
         encoded: str | None = base64.b64encode(body).decode()
-        return {"headers": headers, "body": encoded, "isBase64Encoded": True}
-    return {"headers": headers, "body": body, "isBase64Encoded": False}
+        return api_event(owner, headers=headers, body=encoded, isBase64Encoded=True)
+    return api_event(owner, headers=headers, body=body, isBase64Encoded=False)
 
 
-def post(table: OrdersTable, body: str | bytes | None, **kwargs: Any) -> tuple[int, Any]:
-    reply = ingest.handle(event(body, **kwargs), table, NOW)
-    assert reply["headers"] == {"Content-Type": "application/json"}
+def post(
+    table: OrdersTable, body: str | bytes | None, now: float = NOW, **kwargs: Any
+) -> tuple[int, Any]:
+    reply = ingest.handle(event(body, **kwargs), table, now)
+    assert reply["headers"]["Content-Type"] == "application/json"
     return reply["statusCode"], json.loads(reply["body"], parse_float=Decimal)
 
 
-def scan(client: Any) -> dict[str, dict[str, Any]]:
-    return {item["record_id"]["S"]: item for item in client.scan(TableName=TABLE)["Items"]}
+def scan(client: Any, owner: str = "desk-a") -> dict[str, dict[str, Any]]:
+    """`owner`'s items by record_id, as DynamoDB holds them."""
+    items = client.scan(TableName=TABLE)["Items"]
+    return {item["record_id"]["S"]: item for item in items if item["owner"]["S"] == owner}
+
+
+def outcomes(**lists: Any) -> dict[str, Any]:
+    """A reply's outcome lists: the named ones, the others empty."""
+    empty: dict[str, Any] = {name: [] for name in ingest.OUTCOMES}
+    return {**empty, **lists}
 
 
 def orders(count: int) -> list[dict[str, Any]]:
@@ -66,20 +77,25 @@ def test_orders_are_stored_exactly_with_ttl_and_a_summary(client: Any, table: Or
     status, summary = post(table, body)
     assert status == 201
     assert summary == {
-        "stored": 3,
-        "record_ids": ["a", "ü-日本", "big"],
         "received_at": "2025-11-24T16:00:00.500Z",
         "expires_at": 1_764_086_400,
+        **outcomes(created=["a", "ü-日本", "big"]),
     }
     items = scan(client)
+    version = items["a"]["version"]["S"]
+    assert version.startswith("2025-11-24T16:00:00.500Z/") and version.endswith("/0000")
     assert items["a"] == {
+        "order_key": {"S": "desk-a#a"},
+        "owner": {"S": "desk-a"},
         "record_id": {"S": "a"},
         "parameter_1": {"S": "first"},
         "parameter_2": {"N": "2.1"},
         "received_at": {"S": "2025-11-24T16:00:00.500Z"},
         "expires_at": {"N": "1764086400"},
         "result_status": {"S": "pending"},
-        "pending_shard": {"S": pending_shard("a")},
+        "version": {"S": version},
+        "pending_shard": {"S": lifecycle.pending_shard("desk-a#a")},
+        "owner_shard": {"S": lifecycle.owner_shard("desk-a", "a")},
     }
     assert items["ü-日本"]["parameter_2"] == {"N": "-1E-130"}
     assert items["big"]["parameter_2"] == {"N": "12345678901234567890123456789012345678"}
@@ -126,6 +142,8 @@ def test_other_content_types_are_refused_with_415(
     assert status == 415
     assert error == {
         "message": "Content-Type must be application/json",
+        "code": "UNSUPPORTED_MEDIA_TYPE",
+        "request_id": "req-1",
         "errors": [{"index": None, "field": "Content-Type", "reason": "must be application/json"}],
     }
     assert scan(client) == {}
@@ -133,10 +151,9 @@ def test_other_content_types_are_refused_with_415(
 
 def test_a_content_type_in_multi_value_headers_counts(table: OrdersTable) -> None:
     reply = ingest.handle(
-        {
-            "multiValueHeaders": {"Content-Type": ["application/json"]},
-            "body": json.dumps(orders(1)),
-        },
+        api_event(
+            multiValueHeaders={"Content-Type": ["application/json"]}, body=json.dumps(orders(1))
+        ),
         table,
         NOW,
     )
@@ -162,17 +179,16 @@ def test_bad_bodies_get_4xx_and_nothing_is_stored(
 ) -> None:
     got, error = post(table, body)
     assert got == status
-    assert set(error) == {"message", "errors"}
+    assert set(error) == {"message", "code", "request_id", "errors"}
+    assert error["code"] == ("REQUEST_TOO_LARGE" if status == 413 else "BAD_REQUEST_BODY")
     assert scan(client) == {}
 
 
 def test_invalid_base64_is_refused(table: OrdersTable) -> None:
     reply = ingest.handle(
-        {
-            "headers": {"Content-Type": "application/json"},
-            "body": "not base64!",
-            "isBase64Encoded": True,
-        },
+        api_event(
+            headers={"Content-Type": "application/json"}, body="not base64!", isBase64Encoded=True
+        ),
         table,
         NOW,
     )
@@ -186,53 +202,181 @@ def test_one_invalid_order_means_none_is_stored(client: Any, table: OrdersTable)
     assert status == 400
     assert error == {
         "message": "1 invalid order field(s)",
+        "code": "BAD_REQUEST_BODY",
+        "request_id": "req-1",
         "errors": [{"index": 1, "field": "parameter_2", "reason": "must be a JSON number"}],
     }
     assert scan(client) == {}
 
 
-class LeavesUnprocessed:
-    """A client that never takes the given record_ids (and stores the rest for real)."""
+class Throttles:
+    """A client whose PutItem of the given record_ids is throttled (after botocore's own
+    retries, as a ClientError) `times` times, or always; other calls go to DynamoDB."""
 
-    def __init__(self, client: Any, refused: set[str]) -> None:
+    def __init__(self, client: Any, refused: set[str], times: int | None = None) -> None:
         self.client = client
         self.refused = refused
+        self.times = times
+        self.meta = client.meta
 
-    def batch_write_item(self, RequestItems: dict[str, list[Any]]) -> dict[str, Any]:
-        (requests,) = RequestItems.values()
-        left = [r for r in requests if r["PutRequest"]["Item"]["record_id"]["S"] in self.refused]
-        kept = [r for r in requests if r not in left]
-        if kept:
-            self.client.batch_write_item(RequestItems={TABLE: kept})
-        return {"UnprocessedItems": {TABLE: left} if left else {}}
+    def put_item(self, **request: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        record_id = request["Item"]["record_id"]["S"]
+        if record_id in self.refused and (self.times is None or self.times > 0):
+            if self.times is not None:
+                self.times -= 1
+            error = {"Error": {"Code": "ProvisionedThroughputExceededException"}}
+            raise ClientError(error, "PutItem")  # type: ignore[arg-type]
+        return self.client.put_item(**request)
 
 
-def test_orders_never_written_are_named_in_a_503(client: Any) -> None:
+def test_orders_never_written_are_named_in_a_503_with_retry_after(client: Any) -> None:
     sleeps: list[float] = []
     table = OrdersTable(
-        LeavesUnprocessed(client, {"r7", "r60"}),  # type: ignore[arg-type]
+        Throttles(client, {"r7", "r60"}),  # type: ignore[arg-type]
         TABLE,
         Backoff(max_attempts=5, sleep=sleeps.append),
     )
-    status, reply = post(table, json.dumps(orders(70)))
-    assert status == 503
-    assert reply == {
-        "message": "some orders were not stored; send them again",
-        "stored": 68,
-        "record_ids_not_stored": ["r7", "r60"],
-    }
+    reply = ingest.handle(event(json.dumps(orders(70))), table, NOW)
+    assert reply["statusCode"] == 503
+    assert reply["headers"]["Retry-After"] == "1"
+    body = json.loads(reply["body"])
+    assert (body["code"], body["request_id"]) == ("ORDERS_NOT_STORED", "req-1")
+    assert body["not_stored"] == ["r7", "r60"]
+    assert body["created"] == [f"r{i}" for i in range(70) if i not in (7, 60)]
     assert set(scan(client)) == {f"r{i}" for i in range(70)} - {"r7", "r60"}
-    assert len(sleeps) == 8  # 4 retries for each of the two batches with a leftover
+    assert len(sleeps) == 8  # 4 retries for each of the two throttled orders
 
 
-def test_leftovers_that_get_through_on_retry_end_in_a_201(client: Any) -> None:
-    class Once(LeavesUnprocessed):
-        def batch_write_item(self, RequestItems: dict[str, list[Any]]) -> dict[str, Any]:
-            reply = super().batch_write_item(RequestItems)
-            self.refused = set()
-            return reply
+def test_resending_the_whole_request_after_a_503_stores_the_rest_and_changes_nothing(
+    client: Any,
+) -> None:
+    throttled = Throttles(client, {"r1", "r2"}, times=10)
+    table = OrdersTable(throttled, TABLE, Backoff(max_attempts=2, sleep=lambda _: None))  # type: ignore[arg-type]
+    first, _ = post(table, json.dumps(orders(5)))
+    before = scan(client)
+    status, summary = post(table, json.dumps(orders(5)), now=NOW + 5)
+    assert (first, status) == (503, 503)  # r1 and r2 are still throttled
+    throttled.times = 0
+    status, summary = post(table, json.dumps(orders(5)), now=NOW + 9)
+    assert status == 201
+    assert summary["created"] == ["r1", "r2"]
+    assert summary["unchanged"] == ["r0", "r3", "r4"]
+    after = scan(client)
+    assert {k: after[k] for k in before} == before, "stored orders are not touched again"
 
-    table = OrdersTable(Once(client, {"r1", "r2"}), TABLE, Backoff(sleep=lambda _: None))  # type: ignore[arg-type]
-    status, summary = post(table, json.dumps(orders(5)))
-    assert (status, summary["stored"]) == (201, 5)
-    assert set(scan(client)) == {f"r{i}" for i in range(5)}
+
+def test_identical_resend_is_unchanged_in_every_state(client: Any, table: OrdersTable) -> None:
+    post(table, json.dumps(orders(4)))
+    client.update_item(
+        TableName=TABLE,
+        Key={"order_key": {"S": "desk-a#r1"}},
+        UpdateExpression="SET claimed_by = :run, claim_expires_at = :until",
+        ExpressionAttributeValues={":run": {"S": "run-1"}, ":until": {"N": str(int(NOW) + 600)}},
+    )
+    for record_id, status in (("r2", "accepted"), ("r3", "cancelled")):
+        client.update_item(
+            TableName=TABLE,
+            Key={"order_key": {"S": f"desk-a#{record_id}"}},
+            UpdateExpression="SET result_status = :s REMOVE pending_shard",
+            ExpressionAttributeValues={":s": {"S": status}},
+        )
+    before = scan(client)
+    resend = orders(4)
+    resend[0]["parameter_2"] = Decimal("0.00")  # 0 by value: the same order
+    status, summary = post(table, json.dumps(resend, default=str).replace('"0.00"', "0.00"))
+    assert status == 201
+    assert summary == {
+        "received_at": "2025-11-24T16:00:00.500Z",
+        "expires_at": 1_764_086_400,
+        **outcomes(unchanged=["r0", "r1", "r2", "r3"]),
+    }
+    assert scan(client) == before
+
+
+def test_different_content_amends_a_pending_order_and_is_refused_otherwise(
+    client: Any, table: OrdersTable
+) -> None:
+    post(table, json.dumps(orders(4)))
+    client.update_item(
+        TableName=TABLE,
+        Key={"order_key": {"S": "desk-a#r1"}},
+        UpdateExpression="SET claimed_by = :run, claim_expires_at = :until",
+        ExpressionAttributeValues={":run": {"S": "run-1"}, ":until": {"N": str(int(NOW) + 600)}},
+    )
+    client.update_item(
+        TableName=TABLE,
+        Key={"order_key": {"S": "desk-a#r2"}},
+        UpdateExpression="SET result_status = :s, power = :p REMOVE pending_shard",
+        ExpressionAttributeValues={":s": {"S": "accepted"}, ":p": {"N": "7"}},
+    )
+    before = scan(client)
+    changed = [{**order, "parameter_1": "changed"} for order in orders(4)]
+    changed.append({"record_id": "new", "parameter_1": "x", "parameter_2": 1})
+    status, summary = post(table, json.dumps(changed), now=NOW + 60)
+    assert status == 409
+    assert (summary["code"], summary["request_id"]) == ("ORDER_CONFLICT", "req-1")
+    assert summary["created"] == ["new"]
+    assert summary["amended"] == ["r0", "r3"]
+    assert summary["unchanged"] == []
+    assert summary["refused"] == [
+        {"record_id": "r1", "state": "claimed"},
+        {"record_id": "r2", "state": "accepted"},
+    ]
+    after = scan(client)
+    assert after["r1"] == before["r1"] and after["r2"] == before["r2"], "never reset"
+    assert after["r0"]["parameter_1"] == {"S": "changed"}
+    assert after["r0"]["version"] != before["r0"]["version"]
+    assert after["r0"]["received_at"] == {"S": "2025-11-24T16:01:00.500Z"}
+
+
+def test_an_order_whose_claim_lease_ended_may_be_amended(client: Any, table: OrdersTable) -> None:
+    post(table, json.dumps(orders(1)))
+    client.update_item(
+        TableName=TABLE,
+        Key={"order_key": {"S": "desk-a#r0"}},
+        UpdateExpression="SET claimed_by = :run, claim_expires_at = :until",
+        ExpressionAttributeValues={":run": {"S": "run-1"}, ":until": {"N": str(int(NOW) + 10)}},
+    )
+    status, summary = post(table, json.dumps([{**orders(1)[0], "parameter_2": 5}]), now=NOW + 11)
+    assert (status, summary["amended"]) == (201, ["r0"])
+    assert "claimed_by" not in scan(client)["r0"]
+
+
+def test_two_clients_keep_separate_orders_under_one_record_id(
+    client: Any, table: OrdersTable
+) -> None:
+    post(table, json.dumps(orders(1)), owner="desk-a")
+    theirs = [{"record_id": "r0", "parameter_1": "desk-b's", "parameter_2": 9}]
+    status, summary = post(table, json.dumps(theirs), owner="desk-b")
+    assert (status, summary["created"]) == (201, ["r0"])
+    assert scan(client, "desk-a")["r0"]["parameter_1"] == {"S": "x"}
+    assert scan(client, "desk-b")["r0"]["parameter_1"] == {"S": "desk-b's"}
+
+
+def test_an_expired_order_is_replaced_as_a_new_one(client: Any, table: OrdersTable) -> None:
+    post(table, json.dumps(orders(1)))
+    client.update_item(
+        TableName=TABLE,
+        Key={"order_key": {"S": "desk-a#r0"}},
+        UpdateExpression="SET result_status = :s REMOVE pending_shard",
+        ExpressionAttributeValues={":s": {"S": "accepted"}},
+    )
+    status, summary = post(table, json.dumps(orders(1)), now=NOW + 86_400)
+    assert (status, summary["created"]) == (201, ["r0"])
+    assert scan(client)["r0"]["result_status"] == {"S": "pending"}
+
+
+def test_a_token_past_its_expiry_is_refused_although_the_gateway_let_it_through(
+    client: Any, table: OrdersTable
+) -> None:
+    request = api_event(
+        exp=int(NOW) - 31,
+        headers={"content-type": "application/json"},
+        body=json.dumps(orders(1)),
+    )
+    reply = ingest.handle(request, table, NOW)
+    assert reply["statusCode"] == 401
+    assert json.loads(reply["body"])["code"] == "UNAUTHORIZED"
+    assert scan(client) == {}

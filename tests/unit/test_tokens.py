@@ -188,9 +188,9 @@ def test_json_nested_one_level_beyond_the_limit_is_refused(segment: str) -> None
 
 
 def test_brackets_inside_strings_are_not_nesting() -> None:
-    subject = '[{"\\' + "[" * 100 + '\\"{' * 50
+    text = '[{"\\' + "[" * 100 + '\\"{' * 50
 
-    assert verify_token(signed({}, {"sub": subject}), KEY)["sub"] == subject
+    assert verify_token(signed({}, {"note": text}), KEY)["note"] == text
 
 
 def test_an_escaped_backslash_ends_its_string_before_the_nesting_that_follows() -> None:
@@ -280,3 +280,17 @@ def test_a_repeated_identical_value_is_one_credential() -> None:
         bearer_token({"Authorization": "Bearer a.b.c"}, {"authorization": ["Bearer a.b.c"] * 2})
         == "a.b.c"
     )
+
+
+@pytest.mark.parametrize("subject", ["", "desk#a", "desk\na", "\x7f", "x" * 129])
+def test_a_subject_that_cannot_own_orders_is_neither_issued_nor_accepted(subject: str) -> None:
+    """Orders are keyed `<sub>#<record_id>`: a `#` in a subject would make keys ambiguous."""
+    with pytest.raises(ValueError, match="subject must be"):
+        issue_token(KEY, subject, 60)
+    with pytest.raises(TokenError, match="sub"):
+        verify_token(signed({}, {"sub": subject}), KEY)
+
+
+def test_the_longest_subject_is_issued_and_accepted() -> None:
+    subject = "é" * 128
+    assert verify_token(issue_token(KEY, subject, 60), KEY)["sub"] == subject
