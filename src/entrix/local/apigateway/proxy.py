@@ -25,8 +25,9 @@ logger = logging.getLogger(__name__)
 # function name, event -> result of the invocation
 Invoker = Callable[[str, Any], Invocation]
 
-# Gateway response type -> (status, message, x-amzn-ErrorType)
-_GATEWAY_ERRORS: dict[str, tuple[int, str | None, str]] = {
+# The answers this emulation gives itself, by gateway response type (the names
+# `$context.error.responseType` gives): (status, message, x-amzn-ErrorType).
+GATEWAY_ERRORS: dict[str, tuple[int, str | None, str]] = {
     "MISSING_AUTHENTICATION_TOKEN": (
         403,
         "Missing Authentication Token",
@@ -41,7 +42,9 @@ _GATEWAY_ERRORS: dict[str, tuple[int, str | None, str]] = {
     "AUTHORIZER_CONFIGURATION_ERROR": (500, None, "AuthorizerConfigurationException"),
     "BAD_REQUEST_PARAMETERS": (400, "Missing required request parameters", "BadRequestException"),
     "REQUEST_TOO_LARGE": (413, "Request Too Long", "RequestTooLargeException"),
-    "BAD_GATEWAY": (502, "Internal server error", "InternalServerErrorException"),
+    # A Lambda proxy integration that failed or answered malformed: 502, a type of no family of
+    # its own, so DEFAULT_5XX's gateway response shapes it.
+    "DEFAULT_5XX": (502, "Internal server error", "InternalServerErrorException"),
 }
 
 
@@ -159,16 +162,16 @@ def proxy_response(
     output = json_or_none(result.payload)
     if result.errored or not isinstance(output, dict):
         logger.error("integration failed: %s", result.payload)
-        raise GatewayError("BAD_GATEWAY")
+        raise GatewayError("DEFAULT_5XX")
     try:
         status = int(output.get("statusCode", 200))
     except (TypeError, ValueError):
-        raise GatewayError("BAD_GATEWAY") from None
+        raise GatewayError("DEFAULT_5XX") from None
     headers: list[tuple[str, str]] = []
     single = output.get("headers") or {}
     multi = output.get("multiValueHeaders") or {}
     if not isinstance(single, dict) or not isinstance(multi, dict):
-        raise GatewayError("BAD_GATEWAY")
+        raise GatewayError("DEFAULT_5XX")
     for name, values in multi.items():
         headers.extend((name, str(v)) for v in as_list(values))
     names = {name.lower() for name in multi}
@@ -190,7 +193,7 @@ def gateway_response(
 ) -> ApiResponse:
     """The gateway's own answer of `response_type`, shaped by the template's gateway response
     of that type (or its DEFAULT_4XX/5XX family) when there is one."""
-    status, default_message, error_type = _GATEWAY_ERRORS[response_type]
+    status, default_message, error_type = GATEWAY_ERRORS[response_type]
     message = message if message is not None else default_message
     family = "DEFAULT_5XX" if status >= 500 else "DEFAULT_4XX"
     configured = api.gateway_responses.get(response_type) or api.gateway_responses.get(family)
