@@ -1,7 +1,9 @@
 """Order intake: the REST API, its JWT authorizer, the orders table and the signing key.
 
-POST /orders -> ingest, GET /orders/{record_id} -> order_status, both behind a REQUEST
-authorizer that verifies HS256 tokens with a key generated into Secrets Manager at deploy time.
+POST /orders -> ingest, GET /orders -> order_list, GET /orders/{record_id} -> order_status,
+DELETE /orders/{record_id} -> cancel, all behind a REQUEST authorizer that verifies HS256 tokens
+with a key generated into Secrets Manager at deploy time. Each function's role may make only the
+calls its handler makes, on the table (or the one index) it makes them on.
 """
 
 from __future__ import annotations
@@ -27,10 +29,18 @@ from infra.nag import acknowledge
 AUTHORIZATION_HEADER = "Authorization"
 STAGE_NAME = "prod"
 
-# One JSON shape for every error API Gateway answers itself ($context.error.messageString is
-# already a quoted JSON string).
-_ERROR_TEMPLATE = '{"message": $context.error.messageString, "requestId": "$context.requestId"}'
-_GATEWAY_RESPONSES: dict[str, tuple[apigw.ResponseType, str | None]] = {
+# One JSON shape for every error API Gateway answers itself, the same as the handlers' refusals
+# (entrix.http.error): `code` is the gateway response type (UNAUTHORIZED, ACCESS_DENIED,
+# MISSING_AUTHENTICATION_TOKEN, ...), $context.error.messageString is already a quoted JSON string.
+ERROR_TEMPLATE = (
+    '{"message": $context.error.messageString, "code": "$context.error.responseType", '
+    '"request_id": "$context.requestId"}'
+)
+# The types with a status of their own are listed for it; DEFAULT_4XX and DEFAULT_5XX give the
+# same shape to every other type the API can answer (MISSING_AUTHENTICATION_TOKEN for an unknown
+# route, BAD_REQUEST_PARAMETERS, AUTHORIZER_CONFIGURATION_ERROR, a failed integration, ...), with
+# API Gateway's own status.
+GATEWAY_RESPONSES: dict[str, tuple[apigw.ResponseType, str | None]] = {
     "Unauthorized": (apigw.ResponseType.UNAUTHORIZED, "401"),
     "AccessDenied": (apigw.ResponseType.ACCESS_DENIED, "403"),
     "RequestTooLarge": (apigw.ResponseType.REQUEST_TOO_LARGE, "413"),
@@ -127,32 +137,62 @@ class Intake(Construct):
             )
         )
 
+        table_arn = self.table.table_arn
         table_setting = {settings.ORDERS_TABLE_NAME: self.table.table_name}
+        # Explicit statements on the table (or the one index) each handler uses: Table.grant()
+        # would add `<table>/index/*`, the pending-results index included, which no intake
+        # function reads.
         self.ingest_function = function(
             "Ingest",
             handler="entrix.handlers.ingest.handler",
-            description="POST /orders: validates the orders and stores them",
+            description="POST /orders: validates the orders and stores each with a conditional put",
             settings=table_setting,
             memory_size=512,
             timeout=Duration.seconds(28),
         )
-        # Explicit statements on the table ARN: Table.grant() would add `<table>/index/*` for the
-        # pending-results index, and these functions never touch an index.
+        # One conditional PutItem per order (new, expired, or an amend of an unclaimed pending
+        # order): a batch write takes no condition, so there is no BatchWriteItem.
         self.ingest_function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["dynamodb:BatchWriteItem", "dynamodb:PutItem"],
-                resources=[self.table.table_arn],
-            )
+            iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[table_arn])
         )
 
         self.order_status_function = function(
             "OrderStatus",
             handler="entrix.handlers.order_status.handler",
-            description="GET /orders/{record_id}: the stored order and its result",
+            description="GET /orders/{record_id}: the caller's stored order and its result",
             settings=table_setting,
         )
         self.order_status_function.add_to_role_policy(
-            iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[self.table.table_arn])
+            iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[table_arn])
+        )
+
+        owner_index = settings.ORDERS_OWNER_INDEX_NAME.text()
+        self.order_list_function = function(
+            "OrderList",
+            handler="entrix.handlers.order_list.handler",
+            description="GET /orders: the caller's orders, newest first, a page at a time",
+            settings={**table_setting, settings.ORDERS_OWNER_INDEX_NAME: owner_index},
+        )
+        # The owner index's 16 shards are queried for the page's keys (the index projects keys
+        # only), then the page's items are read from the table.
+        self.order_list_function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"], resources=[f"{table_arn}/index/{owner_index}"]
+            )
+        )
+        self.order_list_function.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:BatchGetItem"], resources=[table_arn])
+        )
+
+        self.cancel_function = function(
+            "Cancel",
+            handler="entrix.handlers.cancel.handler",
+            description="DELETE /orders/{record_id}: cancels the caller's pending, unclaimed order",
+            settings=table_setting,
+        )
+        # One conditional UpdateItem: pending, unclaimed and unexpired, or already cancelled.
+        self.cancel_function.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[table_arn])
         )
 
         self.api = self._rest_api(config)
@@ -206,13 +246,13 @@ class Intake(Construct):
                 data_trace_enabled=False,
             ),
         )
-        for id, (response_type, status) in _GATEWAY_RESPONSES.items():
+        for id, (response_type, status) in GATEWAY_RESPONSES.items():
             api.add_gateway_response(
                 id,
                 type=response_type,
                 status_code=status,
                 response_headers={"Content-Type": "'application/json'"},
-                templates={"application/json": _ERROR_TEMPLATE},
+                templates={"application/json": ERROR_TEMPLATE},
             )
 
         authorizer = apigw.RequestAuthorizer(
@@ -235,21 +275,27 @@ class Intake(Construct):
         auth_header = f"method.request.header.{AUTHORIZATION_HEADER}"
 
         orders = api.root.add_resource("orders")
-        post = orders.add_method(
-            "POST",
-            apigw.LambdaIntegration(self.ingest_function, allow_test_invoke=False),
-            authorizer=authorizer,
-            request_validator=validator,
-            request_parameters={auth_header: True},
+        order = orders.add_resource("{record_id}")
+        record_id = "method.request.path.record_id"
+        # GET /orders: every query string parameter is optional (the handler checks values).
+        list_parameters = {
+            f"method.request.querystring.{name}": False
+            for name in ("result_status", "limit", "cursor")
+        }
+        routes = (
+            (orders, "POST", self.ingest_function, {auth_header: True}),
+            (orders, "GET", self.order_list_function, {auth_header: True, **list_parameters}),
+            (order, "GET", self.order_status_function, {auth_header: True, record_id: True}),
+            (order, "DELETE", self.cancel_function, {auth_header: True, record_id: True}),
         )
-        get = orders.add_resource("{record_id}").add_method(
-            "GET",
-            apigw.LambdaIntegration(self.order_status_function, allow_test_invoke=False),
-            authorizer=authorizer,
-            request_validator=validator,
-            request_parameters={auth_header: True, "method.request.path.record_id": True},
-        )
-        for method in (post, get):
+        for resource, http_method, handler, parameters in routes:
+            method = resource.add_method(
+                http_method,
+                apigw.LambdaIntegration(handler, allow_test_invoke=False),
+                authorizer=authorizer,
+                request_validator=validator,
+                request_parameters=parameters,
+            )
             acknowledge(
                 method.node.find_child("Resource"),
                 "AwsSolutions-COG4",

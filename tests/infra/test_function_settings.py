@@ -20,6 +20,11 @@ from tests.infra.test_intake_template import EXTENSION_VARIABLE_PREFIXES
 READS: dict[str, tuple[Setting[Any], ...]] = {
     "entrix.handlers.ingest.handler": (settings.ORDERS_TABLE_NAME,),
     "entrix.handlers.order_status.handler": (settings.ORDERS_TABLE_NAME,),
+    "entrix.handlers.order_list.handler": (
+        settings.ORDERS_TABLE_NAME,
+        settings.ORDERS_OWNER_INDEX_NAME,
+    ),
+    "entrix.handlers.cancel.handler": (settings.ORDERS_TABLE_NAME,),
     "entrix.handlers.authorizer.handler": (
         settings.JWT_SECRET_ARN,
         settings.JWT_ISSUER,

@@ -143,13 +143,13 @@ def test_alert_topic_is_kms_encrypted_and_tls_only(template) -> None:
 
 def test_orders_table_gets_the_pending_index(template) -> None:
     table = one(template, "AWS::DynamoDB::Table", "Orders")
-    (index,) = table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "pending-results"
+    indexes = {index["IndexName"]: index for index in table["GlobalSecondaryIndexes"]}
+    index = indexes["pending-results"]
     assert index["KeySchema"] == [
         {"AttributeName": "pending_shard", "KeyType": "HASH"},
-        {"AttributeName": "received_at", "KeyType": "RANGE"},
+        {"AttributeName": "version", "KeyType": "RANGE"},
     ]
-    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}, "Lambda A reads ids only"
+    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}, "Lambda A reads keys only"
 
 
 def test_functions_run_the_handlers_with_their_environment(template) -> None:
