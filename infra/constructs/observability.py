@@ -36,7 +36,14 @@ AUTHORIZER_REFUSAL_LOG_TEXT = "token refused"
 AUTHORIZER_REFUSALS_METRIC = "AuthorizerRefusals"
 STORE_FAULTS_METRIC = "ResultStoreFaults"
 # Written by the handlers themselves (entrix.handlers.ingest and .process).
-INGEST_METRICS = ("OrdersReceived", "OrdersStored", "OrdersNotStored", "RequestsRefused")
+INGEST_METRICS = (
+    "OrdersReceived",
+    "OrdersStored",
+    "OrdersUnchanged",
+    "OrdersRefused",
+    "OrdersNotStored",
+    "RequestsRefused",
+)
 PROCESS_METRICS = ("ResultsAccepted", "ResultsRejected", "ResultsSkipped")
 
 
@@ -93,6 +100,21 @@ class Observability(Construct):
             "IngestThrottles",
             ingest.metric_throttles(period=PERIOD),
             "the ingest Lambda was throttled (concurrency limit): clients get 5xx",
+        )
+
+        # Cancel writes too: a cancel that failed leaves the order pending, to be auctioned.
+        # The reads (order status, the listing) are on the dashboard, their 5xx in the API's.
+        cancel = intake.cancel_function
+        self._alarm(
+            "CancelErrors",
+            cancel.metric_errors(period=PERIOD),
+            "the cancel Lambda raised or timed out: a cancel may not have been applied "
+            "(the order stays pending until the client's retry succeeds)",
+        )
+        self._alarm(
+            "CancelThrottles",
+            cancel.metric_throttles(period=PERIOD),
+            "the cancel Lambda was throttled (concurrency limit): clients get 5xx",
         )
 
         machine = results.state_machine
@@ -258,6 +280,8 @@ class Observability(Construct):
             "authorizer": intake.authorizer_function,
             "ingest": intake.ingest_function,
             "order status": intake.order_status_function,
+            "order list": intake.order_list_function,
+            "cancel": intake.cancel_function,
             "Lambda A (results)": results.results_function,
             "Lambda B (process)": results.process_function,
             "run summary": results.summary_function,
@@ -346,11 +370,16 @@ class Observability(Construct):
                 title="Orders table: throttled requests",
                 left=[
                     intake.table.metric_throttled_requests_for_operations(
+                        # Every operation a function makes on the table or its indexes: ingest's
+                        # puts, the reads, claims, records and cancels, the index queries, the
+                        # listing's batch reads and Lambda A's batch writes in `random` mode.
                         operations=[
-                            dynamodb.Operation.BATCH_WRITE_ITEM,
+                            dynamodb.Operation.PUT_ITEM,
                             dynamodb.Operation.GET_ITEM,
                             dynamodb.Operation.UPDATE_ITEM,
                             dynamodb.Operation.QUERY,
+                            dynamodb.Operation.BATCH_GET_ITEM,
+                            dynamodb.Operation.BATCH_WRITE_ITEM,
                         ],
                         period=PERIOD,
                     )

@@ -101,7 +101,7 @@ def test_alarms_are_not_sent_to_the_business_alert_topic(
     service_json: dict[str, Any], alarms: dict[str, dict[str, Any]], ops_topic: str
 ) -> None:
     alert_topic = _ref(service_json, "AWS::SNS::Topic", "AlertTopic")
-    assert len(alarms) == 10
+    assert len(alarms) == 12
     for props in alarms.values():
         assert props["AlarmActions"] == [{"Ref": ops_topic}]
         assert props["OKActions"] == [{"Ref": ops_topic}]
@@ -137,6 +137,8 @@ def test_api_5xx_alarm_counts_the_apis_server_errors(
     [
         ("IngestErrors", "IntakeIngest", "Errors"),
         ("IngestThrottles", "IntakeIngest", "Throttles"),
+        ("CancelErrors", "IntakeCancel", "Errors"),
+        ("CancelThrottles", "IntakeCancel", "Throttles"),
         ("ProcessErrors", "ResultsPipelineProcessFunction", "Errors"),
     ],
 )
@@ -300,10 +302,10 @@ def test_the_dashboard_graphs_the_metrics_the_ingest_handler_writes(
     monkeypatch.setenv("ORDERS_TABLE_NAME", "t")
     ingest = importlib.import_module("entrix.handlers.ingest")
     written = set()
-    for status, body in (
-        (201, {"stored": 1}),
-        (503, {"stored": 0, "record_ids_not_stored": ["a"]}),
-    ):
+    # A reply naming one order of each outcome, at each status a POST is answered with.
+    refused = [{"record_id": "b", "state": "accepted"}]
+    body = {o: refused if o == "refused" else ["a"] for o in ingest.OUTCOMES}
+    for status in (201, 409, 503):
         written |= set(ingest._order_counts({"statusCode": status, "body": json.dumps(body)}))
     written |= set(ingest._order_counts({"statusCode": 400, "body": "{}"}))
     assert written == set(INGEST_METRICS)
