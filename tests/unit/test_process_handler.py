@@ -9,18 +9,23 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from types import ModuleType
 from typing import Any, Final
 
+import boto3
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 from moto import mock_aws
 from pydantic import ValidationError
 
 from entrix import settings
+from entrix.aws.orders_table import OrdersTable
+from entrix.orders import lifecycle
+from entrix.timestamps import iso_milliseconds
 from tests.support.inject import Fault
 from tests.support.lambda_b_aws import lambda_b_aws
-from tests.support.moto_orders import TABLE, put_order
+from tests.support.moto_orders import TABLE, order_key, put_order
 
 BUCKET = "order-results-test"
 KEY = "results/date=2026-11-25/run=run-1/batch-00001.jsonl"
@@ -52,15 +57,33 @@ def process(aws: dict[str, Any]) -> Iterator[ModuleType]:
     module.processor.cache_clear()
 
 
+def stored_version(record_id: str) -> str:
+    """The version of desk-a's order as the table holds it now (as Lambda A reads it from the
+    pending index), or a version no order has."""
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    found = dynamodb.get_item(TableName=TABLE, Key={"order_key": {"S": order_key(record_id)}})
+    return str(found.get("Item", {}).get("version", {}).get("S", "no-such-version"))
+
+
 def event(
-    *orders: tuple[str, str] | tuple[str, str, int], run_id: str = "run-1", key: str = KEY
+    *orders: tuple[str, str] | tuple[str, str, int],
+    run_id: str = "run-1",
+    key: str = KEY,
+    version: str | None = None,
 ) -> dict[str, Any]:
-    """A Distributed Map item: orders given as (record_id, status) or (record_id, status, power)."""
+    """A Distributed Map item: desk-a's orders given as (record_id, status) or (record_id,
+    status, power), each with `version`, else the version the table holds when the item is
+    made."""
     return {
         "run_id": run_id,
         "results_key": key,
         "orders": [
-            {"record_id": order[0], "status": order[1], "power": (order[2:] or (42,))[0]}
+            {
+                "order_key": order_key(order[0]),
+                "version": version or stored_version(order[0]),
+                "status": order[1],
+                "power": (order[2:] or (42,))[0],
+            }
             for order in orders
         ],
     }
@@ -71,7 +94,8 @@ def counts(accepted: int = 0, rejected: int = 0, skipped: int = 0, failed: int =
 
 
 def item(aws: dict[str, Any], record_id: str) -> dict[str, Any]:
-    raw = aws["dynamodb"].get_item(TableName=TABLE, Key={"record_id": {"S": record_id}})["Item"]
+    key = {"order_key": {"S": order_key(record_id)}}
+    raw = aws["dynamodb"].get_item(TableName=TABLE, Key=key)["Item"]
     return {k: TypeDeserializer().deserialize(v) for k, v in raw.items()}
 
 
@@ -139,9 +163,11 @@ def test_accepted_orders_of_a_batch_land_in_one_json_lines_object(
         recorded = item(aws, line["record_id"])
         assert line == {
             "record_id": line["record_id"],
+            "owner": "desk-a",
+            "version": recorded["version"],
             "parameter_1": "buy",
             "parameter_2": 2.1,
-            "received_at": "2026-11-25T10:00Z",
+            "received_at": "2026-11-25T10:00:00.000Z",
             "status": "accepted",
             "power": power,
             "run_id": "run-1",
@@ -166,15 +192,17 @@ def test_rejected_orders_publish_one_alert_each_and_are_recorded(
 
     assert sorted(alerts(aws), key=lambda a: a["record_id"]) == [
         {
-            "text": "Order a was rejected in auction run run-1 (power offered: 5).",
+            "text": "Order a of desk-a was rejected in auction run run-1 (power offered: 5).",
             "record_id": "a",
+            "owner": "desk-a",
             "status": "rejected",
             "run": "run-1",
             "power": 5,
         },
         {
-            "text": "Order b was rejected in auction run run-1 (power offered: 9).",
+            "text": "Order b of desk-a was rejected in auction run run-1 (power offered: 9).",
             "record_id": "b",
+            "owner": "desk-a",
             "status": "rejected",
             "run": "run-1",
             "power": 9,
@@ -230,7 +258,11 @@ def test_an_order_claimed_by_a_live_run_is_skipped_by_another(
     put_order(aws["dynamodb"], "b")
     for record_id in "ab":
         process.processor().orders.claim(
-            record_id, "run-1", now=int(time.time()), lease_seconds=600
+            order_key(record_id),
+            stored_version(record_id),
+            "run-1",
+            now=int(time.time()),
+            lease_seconds=600,
         )
 
     outcome = process.handler(event(("a", "accepted"), ("b", "rejected"), run_id="run-2"), None)
@@ -244,7 +276,9 @@ def test_an_order_claimed_by_a_live_run_is_skipped_by_another(
 
 def test_an_expired_claim_is_taken_over(process: ModuleType, aws: dict) -> None:
     put_order(aws["dynamodb"], "a")
-    process.processor().orders.claim("a", "run-1", now=int(time.time()) - 700, lease_seconds=600)
+    process.processor().orders.claim(
+        order_key("a"), stored_version("a"), "run-1", now=int(time.time()) - 700, lease_seconds=600
+    )
 
     assert process.handler(event(("a", "accepted"), run_id="run-2"), None) == counts(1)
     assert item(aws, "a")["result_run_id"] == "run-2"
@@ -255,7 +289,7 @@ def test_an_unknown_order_is_skipped_and_nothing_is_created(process: ModuleType,
         skipped=2
     )
     assert "Item" not in aws["dynamodb"].get_item(
-        TableName=TABLE, Key={"record_id": {"S": "ghost"}}
+        TableName=TABLE, Key={"order_key": {"S": order_key("ghost")}}
     )
     assert object_keys(aws) == []
     assert alerts(aws) == []
@@ -387,9 +421,10 @@ def test_a_claim_failure_counts_that_order_failed_and_goes_on(
 
 
 def test_a_missing_table_fails_every_order_without_raising(process: ModuleType, aws: dict) -> None:
+    batch = event(("a", "accepted"), ("b", "rejected"))
     aws["dynamodb"].delete_table(TableName=TABLE)
 
-    assert process.handler(event(("a", "accepted"), ("b", "rejected")), None) == counts(failed=2)
+    assert process.handler(batch, None) == counts(failed=2)
     assert object_keys(aws) == []
     assert alerts(aws) == []
 
@@ -422,18 +457,40 @@ def test_a_retried_batch_of_the_same_run_rewrites_the_same_object(
     "bad",
     [
         {},
-        {key: value for key, value in event(("a", "accepted")).items() if key != "run_id"},
-        {**event(("a", "accepted")), "run_id": ""},
-        {**event(("a", "accepted")), "run_id": None},
-        {**event(("a", "accepted")), "orders": []},
-        {**event(("a", "accepted")), "results_key": "batches/date=2026-11-25/run-1.json"},
-        {**event(("a", "accepted")), "results_key": "results/date=2026-11-25/batch-00001.json"},
-        {**event(("a", "accepted")), "results_key": "elsewhere/results/batch-00001.jsonl"},
-        event(("a", "accepted", -1)),
-        event(("a", "maybe")),
-        event(("", "accepted")),
-        {**event(), "orders": [{"record_id": "a", "status": "accepted", "power": "lots"}]},
-        {**event(), "orders": [{"record_id": "a", "status": "accepted"}]},
+        {
+            key: value
+            for key, value in event(("a", "accepted"), version="v").items()
+            if key != "run_id"
+        },
+        {**event(("a", "accepted"), version="v"), "run_id": ""},
+        {**event(("a", "accepted"), version="v"), "run_id": None},
+        {**event(("a", "accepted"), version="v"), "orders": []},
+        {
+            **event(("a", "accepted"), version="v"),
+            "results_key": "batches/date=2026-11-25/run-1.json",
+        },
+        {
+            **event(("a", "accepted"), version="v"),
+            "results_key": "results/date=2026-11-25/batch-00001.json",
+        },
+        {
+            **event(("a", "accepted"), version="v"),
+            "results_key": "elsewhere/results/batch-00001.jsonl",
+        },
+        event(("a", "accepted", -1), version="v"),
+        event(("a", "maybe"), version="v"),
+        {
+            **event(),
+            "orders": [{"order_key": "", "version": "v", "status": "accepted", "power": 1}],
+        },
+        {**event(), "orders": [{"order_key": "desk-a#a", "status": "accepted", "power": 1}]},
+        {
+            **event(),
+            "orders": [
+                {"order_key": "desk-a#a", "version": "v", "status": "accepted", "power": "lots"}
+            ],
+        },
+        {**event(), "orders": [{"order_key": "desk-a#a", "version": "v", "status": "accepted"}]},
     ],
 )
 def test_a_malformed_event_is_refused(process: ModuleType, aws: dict, bad: dict) -> None:
@@ -444,3 +501,59 @@ def test_a_malformed_event_is_refused(process: ModuleType, aws: dict, bad: dict)
 
     assert item(aws, "a")["result_status"] == "pending"
     assert "claimed_by" not in item(aws, "a")
+
+
+def test_an_order_amended_after_the_run_read_it_is_left_for_the_next_run(
+    process: ModuleType, aws: dict
+) -> None:
+    """The platform's result is for the version the run read: an amend since then wins, the
+    run's result is not recorded on the new content, and the order stays in the pending index."""
+    put_order(aws["dynamodb"], "a")
+    batch = event(("a", "accepted"))
+    now = time.time()
+    received_at = iso_milliseconds(now)
+    amended = lifecycle.stored_item(
+        {"record_id": "a", "parameter_1": "sell", "parameter_2": Decimal(3)},
+        "desk-a",
+        received_at,
+        int(now) + 86_400,
+        lifecycle.version(received_at, "fedcba987654", 0),
+    )
+    table = OrdersTable(aws["dynamodb"], TABLE)
+    assert [put.outcome for put in table.put_orders([amended], now)] == ["amended"]
+
+    assert process.handler(batch, None) == counts(skipped=1)
+
+    after = item(aws, "a")
+    assert (after["result_status"], after["parameter_1"]) == ("pending", "sell")
+    assert after["version"] == amended["version"] and "pending_shard" in after
+    assert "claimed_by" not in after
+    assert object_keys(aws) == []
+    assert process.handler(event(("a", "accepted")), None) == counts(1), "the next run takes it"
+    assert lines(aws)[0]["parameter_1"] == "sell"
+
+
+def test_a_cancelled_order_is_skipped(process: ModuleType, aws: dict) -> None:
+    put_order(aws["dynamodb"], "a")
+    batch = event(("a", "rejected"))
+    table = OrdersTable(aws["dynamodb"], TABLE)
+    assert table.cancel("desk-a", "a", time.time(), "2026-11-25T10:01:00.000Z").outcome == (
+        "cancelled"
+    )
+
+    assert process.handler(batch, None) == counts(skipped=1)
+    assert item(aws, "a")["result_status"] == "cancelled"
+    assert alerts(aws) == []
+
+
+def test_a_record_needs_this_runs_claim_on_that_version(process: ModuleType, aws: dict) -> None:
+    """The seed's record accepted an order with no claim: a run that lost its claim must not
+    record (the order was taken over, or replaced)."""
+    put_order(aws["dynamodb"], "a")
+    orders = process.processor().orders
+    version = stored_version("a")
+    assert orders.record(order_key("a"), version, "run-1", "accepted", 1, "t") is None
+    assert orders.claim(order_key("a"), version, "run-1", int(time.time()), 600) is not None
+    assert orders.record(order_key("a"), "another-version", "run-1", "accepted", 1, "t") is None
+    assert orders.record(order_key("a"), version, "run-2", "accepted", 1, "t") is None
+    assert orders.record(order_key("a"), version, "run-1", "accepted", 1, "t") is not None
