@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,8 @@ from typing import Any
 
 from openapi_spec_validator import validate
 
+from entrix.handlers import ingest, order_list
+from entrix.orders import lifecycle
 from entrix.orders.limits import MAX_ORDERS
 from entrix.orders.model import Order
 from entrix.orders.openapi import build_document, render
@@ -46,13 +49,109 @@ def test_the_request_schema_is_the_order_model_schema() -> None:
 
 def test_every_status_and_the_bearer_scheme_are_documented() -> None:
     document = build_document()
-    post: dict[str, Any] = document["paths"]["/orders"]["post"]
-    get: dict[str, Any] = document["paths"]["/orders/{record_id}"]["get"]
-    assert set(post["responses"]) == {"201", "400", "401", "403", "413", "415", "503"}
-    assert set(get["responses"]) == {"200", "401", "403", "404"}
-    assert document["components"]["securitySchemes"]["bearerAuth"] == {
-        "type": "http",
-        "scheme": "bearer",
-        "bearerFormat": "JWT",
+    paths: dict[str, Any] = document["paths"]
+    common = {"401", "403", "429", "5XX"}
+    assert {
+        (path, method): set(operation["responses"])
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+    } == {
+        ("/orders", "post"): {"201", "400", "409", "413", "415", "503"} | common,
+        ("/orders", "get"): {"200", "400"} | common,
+        ("/orders/{record_id}", "get"): {"200", "404"} | common,
+        ("/orders/{record_id}", "delete"): {"204", "404", "409"} | common,
     }
+    assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    assert document["components"]["securitySchemes"]["bearerAuth"]["bearerFormat"] == "JWT"
     assert document["security"] == [{"bearerAuth": []}]
+
+
+def _schema_of(response: dict[str, Any]) -> dict[str, Any] | None:
+    content = response.get("content")
+    return None if content is None else content["application/json"]["schema"]
+
+
+def test_every_refusal_has_the_one_error_shape() -> None:
+    """Every 4xx and 5xx reply is an Error, or (POST's 409 and 503) an Error with the outcomes."""
+    document = build_document()
+    schemas = document["components"]["schemas"]
+    error = {"$ref": "#/components/schemas/Error"}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                schema = _schema_of(response)
+                if status.startswith(("4", "5")):
+                    assert (
+                        schema == error
+                        or schemas[schema["$ref"].split("/")[-1]]["allOf"][0] == error
+                    ), (path, method, status)
+                    assert "Code" in response["description"], (path, method, status)
+    assert schemas["Error"]["required"] == ["message", "code", "request_id"]
+    assert schemas["Error"]["additionalProperties"] is True
+    assert _schema_of(document["paths"]["/orders"]["post"]["responses"]["409"]) == {
+        "$ref": "#/components/schemas/PartlyApplied"
+    }
+
+
+def test_post_lists_every_outcome_and_a_503_says_when_to_resend() -> None:
+    document = build_document()
+    schemas = document["components"]["schemas"]
+    post = document["paths"]["/orders"]["post"]
+    assert set(schemas["OrderOutcomes"]["required"]) == {
+        "received_at",
+        "expires_at",
+        *ingest.OUTCOMES,
+    }
+    assert schemas["PartlyApplied"]["allOf"][1] == {"$ref": "#/components/schemas/OrderOutcomes"}
+    assert schemas["RefusedOrder"]["required"] == ["record_id", "state"]
+    assert set(schemas["OrderState"]["enum"]) == {"claimed", "accepted", "rejected", "cancelled"}
+    assert post["responses"]["503"]["headers"]["Retry-After"]["schema"]["type"] == "integer"
+    assert _schema_of(post["responses"]["503"]) == {"$ref": "#/components/schemas/PartlyApplied"}
+
+
+def test_get_shows_what_the_handler_shows() -> None:
+    stored = build_document()["components"]["schemas"]["StoredOrder"]
+    assert list(stored["properties"]) == list(lifecycle.PUBLIC_FIELDS)
+    assert stored["properties"]["result_status"]["enum"] == [
+        "pending",
+        "accepted",
+        "rejected",
+        "cancelled",
+    ]
+    assert stored["properties"]["cancelled_at"]["format"] == "date-time"
+
+
+def test_the_listing_takes_a_status_a_bounded_limit_and_a_cursor() -> None:
+    listing = build_document()["paths"]["/orders"]["get"]
+    parameters = {parameter["name"]: parameter for parameter in listing["parameters"]}
+    assert set(parameters) == {"result_status", "limit", "cursor"}
+    assert all(p["in"] == "query" and not p["required"] for p in parameters.values())
+    assert parameters["result_status"]["schema"]["enum"] == list(lifecycle.RESULT_STATUSES)
+    limit = parameters["limit"]["schema"]
+    assert (limit["minimum"], limit["maximum"], limit["default"]) == (
+        1,
+        order_list.MAX_LIMIT,
+        order_list.DEFAULT_LIMIT,
+    )
+    assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, 100, 50)
+    page = build_document()["components"]["schemas"]["OrderPage"]
+    assert page["required"] == ["orders", "next_cursor"]
+    assert page["properties"]["orders"]["items"] == {"$ref": "#/components/schemas/StoredOrder"}
+
+
+def test_the_owner_rule_and_the_lifecycle_are_described() -> None:
+    document = build_document()
+    description = document["info"]["description"]
+    assert "`sub`" in description and "404" in description
+    assert "identical content" in description and "409" in description
+    record_id = document["components"]["schemas"]["Order"]["properties"]["record_id"]
+    assert "overwrites" not in record_id["description"]
+    assert "identical content changes nothing" in record_id["description"]
+
+
+def test_the_examples_are_valid_orders() -> None:
+    """An example the model refuses (say, after a required field is added) fails here."""
+    examples = build_document()["components"]["schemas"]["Orders"]["examples"]
+    for example in examples:
+        for order in example:
+            Order.model_validate_json(json.dumps(order))
