@@ -29,9 +29,8 @@ from entrix.local.lambda_runner import (
 )
 from entrix.local.pipeline import wait_for_execution
 from entrix.local.template import PseudoParameters, Template
-from entrix.orders.intake import pending_shard
-from entrix.timestamps import iso_milliseconds
-from tests.support.moto_orders import table_items
+from tests.support.moto_orders import OWNER, table_items
+from tests.support.stored_orders import pending_index, post_orders, stored_items
 
 REGION = "eu-west-1"
 STACK = "PipelineTest"
@@ -133,23 +132,17 @@ class Pipeline:
             with applied_environment(runtime_environment(spec)):
                 importlib.reload(importlib.import_module(spec.handler.rpartition(".")[0]))
 
-    def add_orders(self, *record_ids: str) -> None:
-        """Store orders as the ingest Lambda does: result_status pending, received now."""
-        received_at = iso_milliseconds(time.time())
-        dynamodb = self.client("dynamodb")
-        for index, record_id in enumerate(record_ids):
-            dynamodb.put_item(
-                TableName=self.table,
-                Item={
-                    "record_id": {"S": record_id},
-                    "parameter_1": {"S": f"p-{index}"},
-                    "parameter_2": {"N": "2.1"},
-                    "received_at": {"S": received_at},
-                    "expires_at": {"N": str(int(time.time()) + 86_400)},
-                    "result_status": {"S": "pending"},
-                    "pending_shard": {"S": pending_shard(record_id)},
-                },
-            )
+    def add_orders(self, *record_ids: str, owner: str = OWNER, parameter_1: str = "p") -> None:
+        """POST `owner`'s orders through the ingest handler (one request, received now) and
+        check that every one was created or amended; parameter_1 is `<parameter_1>-<position>`,
+        parameter_2 is 2.1."""
+        orders = [
+            {"record_id": record_id, "parameter_1": f"{parameter_1}-{index}", "parameter_2": 2.1}
+            for index, record_id in enumerate(record_ids)
+        ]
+        status, reply = post_orders(self.client("dynamodb"), self.table, orders, owner, time.time())
+        assert status == 201, reply
+        assert sorted([*reply["created"], *reply["amended"]]) == sorted(record_ids), reply
 
     def run(self, name: str) -> dict[str, Any]:
         """Start one execution as the schedule would, wait for it, return its description."""
@@ -183,7 +176,16 @@ class Pipeline:
         return summary
 
     def items(self) -> dict[str, dict[str, Any]]:
+        """Every item by record_id (one owner's orders)."""
         return table_items(self.client("dynamodb"), self.table)
+
+    def items_by_key(self) -> dict[str, dict[str, Any]]:
+        """Every item by its key, `<owner>#<record_id>` (orders of several owners)."""
+        return stored_items(self.client("dynamodb"), self.table)
+
+    def pending_index(self) -> dict[str, str]:
+        """The pending-results index: the version of each order key it holds."""
+        return pending_index(self.client("dynamodb"), self.table)
 
     def result_objects(self) -> dict[str, list[dict[str, Any]]]:
         """Every results object (JSON Lines) by key, as its list of documents."""

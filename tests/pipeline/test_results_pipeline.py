@@ -21,6 +21,7 @@ from tests.pipeline.conftest import (
     REJECT,
     Pipeline,
 )
+from tests.support.moto_orders import order_key
 
 
 def _counts(accepted: int = 0, rejected: int = 0, failed: int = 0, skipped: int = 0) -> dict:
@@ -41,7 +42,9 @@ def _entered(pipeline: Pipeline, execution_arn: str, state: str) -> int:
 
 
 def _assert_consistent(pipeline: Pipeline) -> None:
-    """Stored lines are exactly the accepted orders, once each, matching their recorded items."""
+    """Stored lines are exactly the accepted orders, once each, matching their recorded items
+    (the very version recorded, and its owner); the pending index holds exactly the waiting
+    orders, at their stored version."""
     items = pipeline.items()
     stored = pipeline.stored_results()
     accepted = {r for r, item in items.items() if item["result_status"] == "accepted"}
@@ -49,9 +52,16 @@ def _assert_consistent(pipeline: Pipeline) -> None:
     for item in items.values():
         waiting = item["result_status"] == "pending"
         assert ("pending_shard" in item) == waiting, "only waiting orders are in the index"
+    assert pipeline.pending_index() == {
+        item["order_key"]: item["version"]
+        for item in items.values()
+        if item["result_status"] == "pending"
+    }
     for record_id in accepted:
         document, item = stored[record_id], items[record_id]
         assert document["status"] == "accepted"
+        assert (document["owner"], document["version"]) == (item["owner"], item["version"])
+        assert document["parameter_1"] == item["parameter_1"]
         assert document["power"] == item["power"]
         assert document["run_id"] == item["result_run_id"]
         assert document["result_at"] == item["result_at"]
@@ -202,7 +212,7 @@ def test_a_failed_order_is_taken_again_once_the_failed_runs_claim_ends(
 def _claim(pipeline: Pipeline, record_id: str, run_id: str, expires_at: int) -> None:
     pipeline.client("dynamodb").update_item(
         TableName=pipeline.table,
-        Key={"record_id": {"S": record_id}},
+        Key={"order_key": {"S": order_key(record_id)}},
         UpdateExpression="SET claimed_by = :run, claim_expires_at = :until",
         ExpressionAttributeValues={":run": {"S": run_id}, ":until": {"N": str(expires_at)}},
     )

@@ -54,7 +54,7 @@ def test_one_run_takes_100000_orders_in_100_child_executions(pipeline: Pipeline)
 
     def count_only(processor: BatchProcessor, batch: Any, clock: float) -> dict[str, int]:
         keys.add(batch.results_key)
-        seen.update(order.record_id for order in batch.orders)
+        seen.update(order.order_key for order in batch.orders)
         statuses = Counter(order.status.value for order in batch.orders)
         return {
             "accepted": statuses["accepted"],
