@@ -192,8 +192,9 @@ def service_template():
 
 
 def api_template(ttl=300):
-    """A REST API as the CDK writes it: POST /orders, GET /orders/{record_id}, GET /orders,
-    a REQUEST authorizer on an Authorization header, a parameter validator, gateway responses."""
+    """A REST API as the CDK writes it: POST /orders, GET and DELETE /orders/{record_id},
+    GET /orders (a required and an optional query string parameter), a REQUEST authorizer on an
+    Authorization header, a parameter validator, gateway responses in the service's error shape."""
 
     def method(logical_resource, http_method, function, parameters, extra=None):
         body = {
@@ -240,7 +241,10 @@ def api_template(ttl=300):
         ]
     }
     header = "method.request.header.Authorization"
-    error_template = '{"message": $context.error.messageString, "requestId": "$context.requestId"}'
+    error_template = (
+        '{"message": $context.error.messageString, "code": "$context.error.responseType", '
+        '"request_id": "$context.requestId"}'
+    )
     return {
         "Resources": {
             "FnRole": _role(),
@@ -290,8 +294,17 @@ def api_template(ttl=300):
             "GetOrder": method(
                 "Order", "GET", "EchoFn", {header: True, "method.request.path.record_id": True}
             ),
+            "DeleteOrder": method(
+                "Order", "DELETE", "EchoFn", {header: True, "method.request.path.record_id": True}
+            ),
             "QueryOrders": method(
-                "Orders", "GET", "EchoFn", {"method.request.querystring.since": True}
+                "Orders",
+                "GET",
+                "EchoFn",
+                {
+                    "method.request.querystring.since": True,
+                    "method.request.querystring.limit": False,
+                },
             ),
             "Deployment": {
                 "Type": "AWS::ApiGateway::Deployment",
@@ -324,6 +337,14 @@ def api_template(ttl=300):
                     "ResponseParameters": {"gatewayresponse.header.X-Entrix": "'gateway'"},
                     "ResponseTemplates": {"application/json": error_template},
                     "ResponseType": "DEFAULT_4XX",
+                    "RestApiId": {"Ref": "Api"},
+                },
+            },
+            "Default5xx": {
+                "Type": "AWS::ApiGateway::GatewayResponse",
+                "Properties": {
+                    "ResponseTemplates": {"application/json": error_template},
+                    "ResponseType": "DEFAULT_5XX",
                     "RestApiId": {"Ref": "Api"},
                 },
             },

@@ -16,7 +16,9 @@ from entrix.local.apigateway import (
     ApiRequest,
     ApiServer,
     RestApi,
+    authorizer,
 )
+from entrix.local.apigateway.proxy import GATEWAY_ERRORS
 from entrix.local.deploy import Deployer, DeploymentError
 from entrix.local.lambda_runner import Invocation, invoke
 from entrix.local.template import PseudoParameters, Template
@@ -74,18 +76,21 @@ def test_routes_come_from_the_template(gateway):
     assert routes == {
         ("POST", "/orders"),
         ("GET", "/orders/{record_id}"),
+        ("DELETE", "/orders/{record_id}"),
         ("GET", "/orders"),
     }
     assert gateway.api.stage == "prod"
 
 
 @pytest.mark.parametrize(
-    ("method", "path"), [("GET", "/nowhere"), ("DELETE", "/orders"), ("POST", "/orders/x/y")]
+    ("method", "path"),
+    [("GET", "/nowhere"), ("DELETE", "/orders"), ("PUT", "/orders/x"), ("POST", "/orders/x/y")],
 )
 def test_unknown_route_or_method_is_missing_authentication_token(gateway, method, path):
     response = gateway.handle(request(method, path))
     assert response.status == 403
     assert response.json()["message"] == "Missing Authentication Token"
+    assert response.json()["code"] == "MISSING_AUTHENTICATION_TOKEN"
     assert response.header("X-Entrix") == "gateway"  # DEFAULT_4XX gateway response applies
     assert fake_handlers.AUTHORIZER_CALLS == []
 
@@ -120,6 +125,95 @@ def test_proxy_event_has_api_gateway_shape(gateway):
     assert context["authorizer"]["admin"] == "false"  # context values arrive as strings
     assert context["authorizer"]["level"] == "3"
     assert response.json()["greeting"] == "proxied"  # the integration's own environment
+
+
+def test_delete_reaches_its_route_with_the_path_parameter(gateway):
+    event = event_of(gateway.handle(request("DELETE", "/orders/rec-7")))
+    assert event["httpMethod"] == "DELETE"
+    assert event["resource"] == "/orders/{record_id}"
+    assert event["pathParameters"] == {"record_id": "rec-7"}
+    assert event["requestContext"]["authorizer"]["sub"] == "user-1"
+
+
+def test_a_route_without_path_parameters_gets_the_query_string_as_aws_sends_it(gateway):
+    """GET /orders: no path parameters (null), every query string value decoded (`%2B` is a
+    plus, a bare `+` a space, as API Gateway REST decodes them), the last of a repeated name in
+    queryStringParameters and all of them in multiValueQueryStringParameters."""
+    event = event_of(
+        gateway.handle(
+            request("GET", "/orders?since=1&limit=5&limit=10&cursor=YWJj%2Bx-_&status=a+b%20c")
+        )
+    )
+    assert event["resource"] == "/orders"
+    assert event["path"] == "/orders"
+    assert event["pathParameters"] is None
+    assert event["queryStringParameters"] == {
+        "since": "1",
+        "limit": "10",
+        "cursor": "YWJj+x-_",
+        "status": "a b c",
+    }
+    assert event["multiValueQueryStringParameters"] == {
+        "since": ["1"],
+        "limit": ["5", "10"],
+        "cursor": ["YWJj+x-_"],
+        "status": ["a b c"],
+    }
+
+
+def test_without_a_query_string_both_query_maps_are_null(gateway):
+    event = event_of(gateway.handle(request("GET", "/orders/r1")))
+    assert event["queryStringParameters"] is None
+    assert event["multiValueQueryStringParameters"] is None
+
+
+def _answering(gateway, reply):
+    """The gateway with its integrations answering `reply` (the authorizer runs as before)."""
+    authorize = gateway.invoke
+
+    def invoke(name, event):
+        if "methodArn" in event:
+            return authorize(name, event)
+        return Invocation(json.dumps(reply), errored=False)
+
+    gateway.invoke = invoke
+    return gateway
+
+
+def test_a_204_reply_has_no_body(gateway):
+    _answering(gateway, {"statusCode": 204, "headers": {}, "body": "ignored"})
+    response = gateway.handle(request("DELETE", "/orders/r1"))
+    assert response.status == 204
+    assert response.body == b""
+
+
+def test_reply_headers_pass_through_retry_after_included(gateway):
+    reply = {
+        "statusCode": 503,
+        "headers": {"Content-Type": "application/json", "Retry-After": "1"},
+        "body": json.dumps({"message": "m", "code": "ORDERS_NOT_STORED", "request_id": "r"}),
+    }
+    response = _answering(gateway, reply).handle(request("POST", "/orders", body=b"[]"))
+    assert response.status == 503
+    assert response.header("Retry-After") == "1"
+    assert response.header("Content-Type") == "application/json"
+    assert response.json()["code"] == "ORDERS_NOT_STORED"  # the integration's, not the gateway's
+
+
+def test_authorizer_context_values_and_principal_reach_the_handler_as_strings():
+    """As REST APIs pass them: booleans lower case, numbers as their text, principalId too."""
+    output = {
+        "principalId": 42,
+        "policyDocument": {},
+        "context": {"sub": "desk-a", "exp": 1767225600, "admin": True, "ratio": 0.5},
+    }
+    assert authorizer.request_context(output) == {
+        "principalId": "42",
+        "sub": "desk-a",
+        "exp": "1767225600",
+        "admin": "true",
+        "ratio": "0.5",
+    }
 
 
 def test_proxy_response_headers_and_body_are_returned(gateway):
@@ -213,7 +307,11 @@ def test_missing_identity_source_is_401_without_calling_the_authorizer(gateway):
     response = gateway.handle(request("POST", "/orders", token=None))
     assert response.status == 401
     assert response.json()["message"] == "Unauthorized"
-    assert response.json()["requestId"] == response.header("x-amzn-RequestId")
+    assert response.json() == {
+        "message": "Unauthorized",
+        "code": "UNAUTHORIZED",
+        "request_id": response.header("x-amzn-RequestId"),
+    }
     assert fake_handlers.AUTHORIZER_CALLS == []
 
 
@@ -283,6 +381,60 @@ def test_failed_or_malformed_integration_is_502(gateway, body):
     assert response.json()["message"] == "Internal server error"
 
 
+def _unknown_route(gateway):
+    return gateway.handle(request("GET", "/nowhere"))
+
+
+def _no_token(gateway):
+    return gateway.handle(request("POST", "/orders", token=None))
+
+
+def _denied(gateway):
+    return gateway.handle(request("POST", "/orders", token="deny"))
+
+
+def _broken_authorizer(gateway):
+    return gateway.handle(request("POST", "/orders", token="broken"))
+
+
+def _missing_parameter(gateway):
+    return gateway.handle(request("GET", "/orders?other=1"))
+
+
+def _too_large(gateway):
+    return gateway.handle(request("POST", "/orders", body=b"x" * (apigateway.MAX_BODY_BYTES + 1)))
+
+
+def _failed_integration(gateway):
+    return gateway.handle(request("POST", "/orders", body=b"explode"))
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "code"),
+    [
+        (_unknown_route, 403, "MISSING_AUTHENTICATION_TOKEN"),
+        (_no_token, 401, "UNAUTHORIZED"),
+        (_denied, 403, "ACCESS_DENIED"),
+        (_broken_authorizer, 500, "AUTHORIZER_CONFIGURATION_ERROR"),
+        (_missing_parameter, 400, "BAD_REQUEST_PARAMETERS"),
+        (_too_large, 413, "REQUEST_TOO_LARGE"),
+        (_failed_integration, 502, "DEFAULT_5XX"),
+    ],
+)
+def test_every_gateway_answer_renders_the_error_template(gateway, answer, status, code):
+    """The template's gateway response for the type, else its family's (DEFAULT_4XX or
+    DEFAULT_5XX), with $context.error.responseType naming the type as AWS does and
+    $context.requestId the request's id; the status stays API Gateway's own."""
+    response = answer(gateway)
+    assert response.status == status
+    assert response.json() == {
+        "message": response.json()["message"],
+        "code": code,
+        "request_id": response.header("x-amzn-RequestId"),
+    }
+    assert code in GATEWAY_ERRORS
+
+
 def test_body_over_10_mb_is_413(gateway):
     response = gateway.handle(
         request("POST", "/orders", body=b"x" * (apigateway.MAX_BODY_BYTES + 1))
@@ -321,6 +473,18 @@ def test_over_http_keep_alive_requests_are_served(server):
         assert body["event"]["pathParameters"] == {"record_id": record_id}
     connection.request("POST", "/orders", body=b"[1]", headers={"Authorization": "nope"})
     assert connection.getresponse().status == 401
+
+
+def test_over_http_a_204_has_no_body_and_the_connection_serves_on(server):
+    gateway = server.httpd.RequestHandlerClass.gateway
+    _answering(gateway, {"statusCode": 204, "headers": {}, "body": ""})
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    for _ in range(2):
+        connection.request("DELETE", "/orders/r1", headers={"Authorization": "let-me-in"})
+        response = connection.getresponse()
+        assert response.status == 204
+        assert response.getheader("Content-Length") is None
+        assert response.read() == b""
 
 
 def _token_authorizer(resources):

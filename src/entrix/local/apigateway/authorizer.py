@@ -3,7 +3,8 @@
 A missing identity source is a 401 without calling the function; `Unauthorized` raised is a 401;
 a policy that denies, or allows nothing matching the method ARN, is a 403; any other failure a
 500. The answer is cached for `AuthorizerResultTtlInSeconds`, keyed on the identity source
-values, and the cached policy is evaluated against each request's method ARN.
+values, and the cached policy is evaluated against each request's method ARN: as on AWS, a token
+that expires within the TTL keeps its cached Allow (and its context) until the TTL ends.
 """
 
 from __future__ import annotations
@@ -49,11 +50,7 @@ class Authorizers:
                     self._cache[key] = (started + authorizer.ttl_seconds, output)
         latency = int((self.clock() - started) * 1000)
         enforce(output.get("policyDocument"), method_arn)
-        context = {"principalId": output.get("principalId")}
-        for name, value in (output.get("context") or {}).items():
-            context[name] = str(value).lower() if isinstance(value, bool) else str(value)
-        context["integrationLatency"] = latency
-        return context
+        return {**request_context(output), "integrationLatency": latency}
 
     def _identity(self, authorizer: Authorizer, event: dict[str, Any]) -> tuple[str, ...]:
         values = []
@@ -99,6 +96,17 @@ class Authorizers:
             logger.error("authorizer %s answered %s", authorizer.function_name, result.payload)
             raise GatewayError("AUTHORIZER_CONFIGURATION_ERROR")
         return output
+
+
+def request_context(output: dict[str, Any]) -> dict[str, Any]:
+    """`requestContext.authorizer` of the proxy event, from the authorizer's answer: its
+    `principalId` and each `context` value as a REST API passes them, as strings (`true`,
+    `false`, `1700000000`), so a handler parses what it needs (the cached answer included)."""
+    values = {**(output.get("context") or {}), "principalId": output.get("principalId")}
+    return {
+        name: str(value).lower() if isinstance(value, bool) else str(value)
+        for name, value in values.items()
+    }
 
 
 def enforce(policy: dict[str, Any] | None, method_arn: str) -> None:

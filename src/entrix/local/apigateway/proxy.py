@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 # function name, event -> result of the invocation
 Invoker = Callable[[str, Any], Invocation]
 
+# Replies that carry no body in HTTP (RFC 9110): 204 No Content and 304 Not Modified.
+NO_BODY_STATUSES = frozenset({204, 304})
+
 # The answers this emulation gives itself, by gateway response type (the names
 # `$context.error.responseType` gives): (status, message, x-amzn-ErrorType).
 GATEWAY_ERRORS: dict[str, tuple[int, str | None, str]] = {
@@ -158,7 +161,10 @@ def proxy_event(
 def proxy_response(
     result: Invocation, accept: str | None, binary_media_types: Collection[str]
 ) -> ApiResponse:
-    """The HTTP response for a proxy integration's reply; a failed or malformed one is a 502."""
+    """The HTTP response for a proxy integration's reply; a failed or malformed one is a 502.
+
+    Every header of the reply passes (`Retry-After` included); a 204 or 304 has no body.
+    """
     output = json_or_none(result.payload)
     if result.errored or not isinstance(output, dict):
         logger.error("integration failed: %s", result.payload)
@@ -179,7 +185,7 @@ def proxy_response(
     if not any(name.lower() == "content-type" for name, _ in headers):
         headers.append(("Content-Type", "application/json"))
     body = output.get("body")
-    if body is None:
+    if body is None or status in NO_BODY_STATUSES:
         payload = b""
     elif output.get("isBase64Encoded") and is_binary(accept, binary_media_types):
         payload = base64.b64decode(body)

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from entrix.local.apigateway.gateway import MAX_BODY_BYTES, ApiGateway
-from entrix.local.apigateway.proxy import ApiRequest, ApiResponse
+from entrix.local.apigateway.proxy import NO_BODY_STATUSES, ApiRequest, ApiResponse
 
 logger = logging.getLogger(__name__)
 
@@ -94,11 +94,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
         for name, value in response.headers:
             if name.lower() not in ("content-length", "connection"):
                 self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
+        # A 204 or 304 has neither a body nor a Content-Length (RFC 9110, 8.6).
+        no_body = response.status in NO_BODY_STATUSES
+        if not no_body:
+            self.send_header("Content-Length", str(len(response.body)))
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command != "HEAD" and not no_body:
             self.wfile.write(response.body)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
