@@ -7,12 +7,15 @@ the Distributed Map over several child executions.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
 
 from entrix.auction.outcomes import OUTCOMES
 from entrix.auction.processing import BatchProcessor
+from entrix.aws.orders_table import OrdersTable
+from entrix.handlers import cancel
 from tests.pipeline.conftest import (
     ACCEPT,
     MAX_POLLS,
@@ -21,7 +24,8 @@ from tests.pipeline.conftest import (
     REJECT,
     Pipeline,
 )
-from tests.support.moto_orders import order_key
+from tests.support.moto_orders import OWNER, order_key
+from tests.support.stored_orders import api_event, post_orders
 
 
 def _counts(accepted: int = 0, rejected: int = 0, failed: int = 0, skipped: int = 0) -> dict:
@@ -246,3 +250,111 @@ def test_unusual_record_ids_are_stored_as_they_are(pipeline: Pipeline, record_id
 
     assert _outcomes(pipeline.summary("run-1")) == _counts(accepted=1)
     assert list(pipeline.stored_results()) == [record_id]
+
+
+# --- The order lifecycle through a run (issue 17) --------------------------------------------
+
+
+def _lines(pipeline: Pipeline) -> list[dict[str, Any]]:
+    """Every stored result line, of every owner."""
+    return [line for lines in pipeline.result_objects().values() for line in lines]
+
+
+def test_two_owners_orders_with_the_same_record_id_are_two_orders(pipeline: Pipeline) -> None:
+    pipeline.add_orders("same", owner="desk-a", parameter_1="a")
+    pipeline.add_orders("same", owner="desk-b", parameter_1="b")
+    pipeline.script(READY, ACCEPT, REJECT)
+
+    assert _outcomes(pipeline.summary("run-1")) == _counts(accepted=1, rejected=1)
+
+    items = pipeline.items_by_key()
+    assert set(items) == {order_key("same", "desk-a"), order_key("same", "desk-b")}
+    by_status = {item["result_status"]: item for item in items.values()}
+    accepted, rejected = by_status["accepted"], by_status["rejected"]
+    assert accepted["owner"] != rejected["owner"]
+    (line,) = _lines(pipeline)
+    assert (line["record_id"], line["owner"], line["parameter_1"]) == (
+        "same",
+        accepted["owner"],
+        accepted["parameter_1"],
+    )
+    (alert,) = pipeline.alerts()
+    assert (alert["record_id"], alert["owner"]) == ("same", rejected["owner"])
+    assert rejected["owner"] in alert["text"]
+    assert pipeline.pending_index() == {}
+
+
+def test_a_cancelled_order_is_never_processed(pipeline: Pipeline) -> None:
+    pipeline.add_orders("kept", "cancelled")
+    status, _ = cancel_order(pipeline, "cancelled")
+    assert status == 204
+    assert pipeline.pending_index().keys() == {order_key("kept")}
+    pipeline.script(READY, ACCEPT, ACCEPT)
+
+    summary = pipeline.summary("run-1")
+
+    assert (summary["orders"], _outcomes(summary)) == (1, _counts(accepted=1))
+    items = pipeline.items()
+    assert items["cancelled"]["result_status"] == "cancelled"
+    assert "result_run_id" not in items["cancelled"] and "power" not in items["cancelled"]
+    assert list(pipeline.stored_results()) == ["kept"]
+    _assert_consistent(pipeline)
+
+
+def test_an_amended_order_is_processed_with_its_amended_content(pipeline: Pipeline) -> None:
+    pipeline.add_orders("a", parameter_1="first")
+    first = pipeline.items()["a"]
+    pipeline.add_orders("a", parameter_1="amended")
+    amended = pipeline.items()["a"]
+    assert amended["parameter_1"] == "amended-0"
+    assert amended["version"] > first["version"]
+    assert pipeline.pending_index() == {order_key("a"): amended["version"]}
+    pipeline.script(READY, ACCEPT)
+
+    assert _outcomes(pipeline.summary("run-1")) == _counts(accepted=1)
+
+    (line,) = _lines(pipeline)
+    assert (line["parameter_1"], line["version"]) == ("amended-0", amended["version"])
+    _assert_consistent(pipeline)
+
+
+def test_a_resend_after_the_result_neither_resets_nor_reprocesses_the_order(
+    pipeline: Pipeline,
+) -> None:
+    """Issue 17's defect 3: a retried POST once used to reset a processed order to pending,
+    and the next run processed it again. Now an identical resend is `unchanged` (201) and
+    different content is refused (409, with the state); the result and its line stay."""
+    pipeline.add_orders("a")
+    pipeline.script(READY, ACCEPT)
+    assert _outcomes(pipeline.summary("run-1")) == _counts(accepted=1)
+    recorded = pipeline.items()["a"]
+
+    identical = [{"record_id": "a", "parameter_1": "p-0", "parameter_2": 2.1}]
+    status, reply = post(pipeline, identical)
+    assert (status, reply["unchanged"], reply["created"], reply["amended"]) == (201, ["a"], [], [])
+    status, reply = post(pipeline, [{**identical[0], "parameter_1": "changed"}])
+    assert status == 409, reply
+    assert reply["refused"] == [{"record_id": "a", "state": "accepted"}]
+    assert reply["code"] == "ORDER_CONFLICT"
+    assert pipeline.items()["a"] == recorded
+    assert pipeline.pending_index() == {}
+
+    pipeline.script(READY, ACCEPT)
+    summary = pipeline.summary("run-2")
+    assert (summary["orders"], _outcomes(summary)) == (0, _counts())
+    assert pipeline.items()["a"] == recorded
+    assert [line["run_id"] for line in _lines(pipeline)] == ["run-1"], "one line, never two"
+    _assert_consistent(pipeline)
+
+
+def post(pipeline: Pipeline, orders: list[dict[str, Any]], owner: str = OWNER) -> tuple[int, Any]:
+    """POST /orders of `owner` through the ingest handler, now."""
+    return post_orders(pipeline.client("dynamodb"), pipeline.table, orders, owner, time.time())
+
+
+def cancel_order(pipeline: Pipeline, record_id: str, owner: str = OWNER) -> tuple[int, Any]:
+    """DELETE /orders/{record_id} of `owner` through the cancel handler, now."""
+    now = time.time()
+    table = OrdersTable(pipeline.client("dynamodb"), pipeline.table)
+    reply = cancel.handle(api_event(owner, now, record_id=record_id), table, now)
+    return reply["statusCode"], json.loads(reply["body"] or "null")
