@@ -1,6 +1,7 @@
-"""The DynamoDB adapter against moto: exact items, batching, retries of leftovers and throttling,
-and the deadline its writes keep (on a fake clock; tests/faults/test_ingest_time_budget.py
-measures real time)."""
+"""The DynamoDB adapter's batched puts (Lambda A's made-up orders) against moto: exact items,
+batching, retries of leftovers and throttling, and the deadline its writes keep (on a fake clock;
+tests/faults/test_ingest_time_budget.py measures real time). The clients' conditional puts,
+cancels and listing: tests/unit/test_order_lifecycle_table.py."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from botocore.retries.standard import (
 from moto import mock_aws
 
 from entrix.aws import clients
-from entrix.aws.orders_table import BATCH_SIZE, Backoff, Deadline, OrdersTable
+from entrix.aws.orders_table import BATCH_SIZE, Backoff, Deadline, OrdersTable, plain_item
 from tests.support.inject import Fault
 from tests.support.lambda_context import lambda_context
 
@@ -99,6 +100,10 @@ def stored_ids(client: Any) -> set[str]:
     return {entry["record_id"]["S"] for entry in client.scan(TableName=TABLE)["Items"]}
 
 
+def read(client: Any, record_id: str) -> dict[str, Any]:
+    return plain_item(client.get_item(TableName=TABLE, Key={"record_id": {"S": record_id}})["Item"])
+
+
 def test_items_are_written_exactly_and_read_back_as_decimals(client: Any) -> None:
     table = OrdersTable(client, TABLE)
     outcome = table.put_items([item("a", "2.1"), item("ü-日", "-1E-130"), item("z", "1E+100")])
@@ -110,9 +115,8 @@ def test_items_are_written_exactly_and_read_back_as_decimals(client: Any) -> Non
         "parameter_2": {"N": "2.1"},
         "expires_at": {"N": "1764086400"},
     }
-    assert table.get_item("ü-日") == {**item("ü-日"), "parameter_2": Decimal("-1E-130")}
-    assert table.get_item("z") == {**item("z"), "parameter_2": Decimal("1E+100")}
-    assert table.get_item("missing") is None
+    assert read(client, "ü-日") == {**item("ü-日"), "parameter_2": Decimal("-1E-130")}
+    assert read(client, "z") == {**item("z"), "parameter_2": Decimal("1E+100")}
 
 
 def test_a_thousand_items_take_forty_batch_requests(client: Any) -> None:
@@ -127,12 +131,13 @@ def test_a_thousand_items_take_forty_batch_requests(client: Any) -> None:
     assert stored_ids(client) == {f"r{i}" for i in range(1000)}
 
 
-def test_putting_an_existing_record_id_overwrites_it(client: Any) -> None:
+def test_batched_puts_overwrite_an_existing_key(client: Any) -> None:
+    """Unconditional: only Lambda A's made-up orders, under fresh ids, are put this way."""
     table = OrdersTable(client, TABLE)
     table.put_items([item("a", "1")])
     table.put_items([item("a", "2")])
     assert client.scan(TableName=TABLE)["Count"] == 1
-    assert table.get_item("a") == item("a", "2")
+    assert read(client, "a") == item("a", "2")
 
 
 def test_unprocessed_items_are_retried_with_growing_jittered_pauses(client: Any) -> None:

@@ -426,7 +426,8 @@ class OrdersTable:
         examined = 0
         last: str | None = None
         while len(found) < limit and examined < max_examined:
-            chunk = [entry for _, entry in zip(range(limit - len(found)), entries, strict=False)]
+            size = min(limit - len(found), max_examined - examined, BATCH_GET_SIZE)
+            chunk = [entry for _, entry in zip(range(size), entries, strict=False)]
             if not chunk:
                 return OrdersPage(found, None)
             examined += len(chunk)
