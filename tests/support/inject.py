@@ -7,6 +7,7 @@ sees an ordinary `ClientError`.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,8 @@ def error_reply(code: str, status: int) -> tuple[AWSResponse, dict[str, Any]]:
 
 class Fault:
     """Answers `operation` (e.g. "BatchWriteItem") of `client` with an error when `when(n)` holds
-    for the n-th call (1-based); other calls go through. `calls` counts every call."""
+    for the n-th call (1-based); other calls go through. `calls` counts every call, also when
+    they come from several threads at once (the intake's parallel puts)."""
 
     def __init__(
         self,
@@ -35,9 +37,12 @@ class Fault:
     ) -> None:
         self.code, self.status, self.when = code, status, when
         self.calls = 0
+        self._lock = threading.Lock()
         service = client.meta.service_model.service_id.hyphenize()
         client.meta.events.register(f"before-call.{service}.{operation}", self._before_call)
 
     def _before_call(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
-        self.calls += 1
-        return error_reply(self.code, self.status) if self.when(self.calls) else None
+        with self._lock:
+            self.calls += 1
+            failing = self.when(self.calls)
+        return error_reply(self.code, self.status) if failing else None

@@ -14,9 +14,10 @@ from moto import mock_aws
 
 from entrix import settings
 from entrix.handlers import ingest as ingest_handler
+from tests.support.api_events import api_event
 from tests.support.inject import Fault
 from tests.support.lambda_context import lambda_context
-from tests.support.moto_orders import put_order
+from tests.support.moto_orders import create_orders_table, put_order
 from tests.unit.test_process_handler import aws, counts, event, process  # noqa: F401 (fixtures)
 
 INGEST_TABLE = "orders-telemetry"
@@ -40,24 +41,17 @@ def ingest(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     monkeypatch.setenv(settings.ORDERS_TABLE_NAME.name, INGEST_TABLE)
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
     with mock_aws():
-        boto3.client("dynamodb", region_name="eu-west-1").create_table(
-            TableName=INGEST_TABLE,
-            KeySchema=[{"AttributeName": "record_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "record_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_orders_table(boto3.client("dynamodb", region_name="eu-west-1"), INGEST_TABLE)
         ingest_handler.orders_table.cache_clear()  # made on first use: in this test's moto
         yield ingest_handler
         ingest_handler.orders_table.cache_clear()
 
 
 def _post(ingest: ModuleType, body: str, request_id: str = "api-req-1") -> dict[str, Any]:
-    api_event = {
-        "headers": {"Content-Type": "application/json"},
-        "body": body,
-        "requestContext": {"requestId": request_id},
-    }
-    reply: dict[str, Any] = ingest.handler(api_event, lambda_context(28_000))
+    request = api_event(
+        request_id=request_id, headers={"Content-Type": "application/json"}, body=body
+    )
+    reply: dict[str, Any] = ingest.handler(request, lambda_context(28_000))
     return reply
 
 
@@ -69,10 +63,8 @@ def test_stored_orders_are_counted_and_logged_with_the_api_request_id(
         reply = _post(ingest, json.dumps(orders))
 
     assert reply["statusCode"] == 201
-    assert _metrics(capsys.readouterr().out) == [
-        {"OrdersReceived": 3, "OrdersStored": 3, "OrdersNotStored": 0, "service": "ingest"}
-    ]
-    (stored_line,) = [r for r in caplog.records if r.getMessage() == "stored 3 orders"]
+    assert _metrics(capsys.readouterr().out) == [ingest_counts(3, stored=3)]
+    (stored_line,) = [r for r in caplog.records if r.getMessage().startswith("orders put: ")]
     assert getattr(stored_line, "correlation_id", None) == "api-req-1"
 
 
@@ -80,13 +72,43 @@ def test_orders_not_stored_are_counted(
     ingest: ModuleType, capsys: pytest.CaptureFixture[str]
 ) -> None:
     client = ingest.orders_table()._client  # the handler's own
-    Fault(client, "BatchWriteItem", "AccessDeniedException", when=lambda n: n == 2)
+    Fault(client, "PutItem", "AccessDeniedException", when=lambda n: n % 6 == 0)
     orders = [{"record_id": f"r{i}", "parameter_1": "x", "parameter_2": i} for i in range(30)]
 
     assert _post(ingest, json.dumps(orders))["statusCode"] == 503
-    assert _metrics(capsys.readouterr().out) == [
-        {"OrdersReceived": 30, "OrdersStored": 25, "OrdersNotStored": 5, "service": "ingest"}
-    ]
+    assert _metrics(capsys.readouterr().out) == [ingest_counts(30, stored=25, not_stored=5)]
+
+
+def test_unchanged_and_refused_orders_are_counted(
+    ingest: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    orders = [{"record_id": f"r{i}", "parameter_1": "x", "parameter_2": i} for i in range(3)]
+    _post(ingest, json.dumps(orders))
+    client = ingest.orders_table()._client
+    client.update_item(
+        TableName=INGEST_TABLE,
+        Key={"order_key": {"S": "desk-a#r2"}},
+        UpdateExpression="SET result_status = :s REMOVE pending_shard",
+        ExpressionAttributeValues={":s": {"S": "accepted"}},
+    )
+    capsys.readouterr()
+    orders[1]["parameter_1"] = orders[2]["parameter_1"] = "changed"
+
+    assert _post(ingest, json.dumps(orders))["statusCode"] == 409
+    assert _metrics(capsys.readouterr().out) == [ingest_counts(3, stored=1, unchanged=1, refused=1)]
+
+
+def ingest_counts(
+    received: int, stored: int = 0, unchanged: int = 0, refused: int = 0, not_stored: int = 0
+) -> dict[str, Any]:
+    return {
+        "OrdersReceived": received,
+        "OrdersStored": stored,
+        "OrdersUnchanged": unchanged,
+        "OrdersRefused": refused,
+        "OrdersNotStored": not_stored,
+        "service": "ingest",
+    }
 
 
 @pytest.mark.parametrize("body", ["not json", "[]", '[{"record_id": ""}]'])
