@@ -22,7 +22,7 @@ from entrix.auction.results import (
     result_line,
 )
 
-ORDER = PendingOrder(record_id="r-1")
+ORDER = PendingOrder(order_key="desk-a#r-1", version="2026-11-25T10:00:00.000Z/0123456789ab/0000")
 
 
 def test_readiness_follows_the_probability_and_the_injected_source() -> None:
@@ -62,10 +62,11 @@ def test_probabilities_outside_0_1_are_refused(probability: float) -> None:
         AuctionPlatform(random.Random(), ready_probability=probability)
 
 
-def test_result_shape_is_the_seeds_with_the_orders_identity() -> None:
+def test_result_shape_is_the_seeds_with_the_orders_key_and_version() -> None:
     result = order_result(AuctionPlatform(random.Random(1), 1.0).result_for(ORDER))
-    assert set(result) == {"record_id", "status", "power"} == set(OrderResult.model_fields)
-    assert result["record_id"] == "r-1"
+    fields = {"order_key", "version", "status", "power"}
+    assert set(result) == fields == set(OrderResult.model_fields)
+    assert (result["order_key"], result["version"]) == (ORDER.order_key, ORDER.version)
     assert result["status"] in {"accepted", "rejected"}
     assert OrderResult.model_validate(json.loads(json.dumps(result))).power == result["power"]
 
@@ -103,6 +104,9 @@ def test_a_runs_batches_object_lies_outside_the_results_prefix() -> None:
 
 
 ITEM = {
+    "order_key": "desk-a#r-1",
+    "owner": "desk-a",
+    "version": "2026-11-25T10:00:00.000Z/0123456789ab/0000",
     "record_id": "r-1",
     "parameter_1": "buy",
     "parameter_2": Decimal("2.1"),
@@ -118,6 +122,8 @@ def test_result_line_is_built_from_the_claimed_item_and_the_result() -> None:
     assert "\n" not in line
     assert json.loads(line) == {
         "record_id": "r-1",
+        "owner": "desk-a",
+        "version": "2026-11-25T10:00:00.000Z/0123456789ab/0000",
         "parameter_1": "buy",
         "parameter_2": 2.1,
         "received_at": "2026-11-25T10:00:00.000Z",
@@ -150,16 +156,17 @@ def test_alert_texts_are_safe_for_states_format() -> None:
         assert template.replace("{}", "").count("}") == 0
 
 
-def test_rejection_text_names_the_order_and_run() -> None:
-    text = rejection_text("r-1", "run-9", 12)
-    assert "r-1" in text and "run-9" in text and "12" in text
+def test_rejection_text_names_the_order_its_owner_and_run() -> None:
+    text = rejection_text("r-1", "desk-a", "run-9", 12)
+    assert all(part in text for part in ("r-1", "desk-a", "run-9", "12"))
 
 
 def test_rejection_alert_carries_the_text_and_the_orders_fields() -> None:
-    alert = rejection_alert("r-1", "run-9", 12)
+    alert = rejection_alert(ITEM, "run-9", 12)
     assert alert == {
-        "text": rejection_text("r-1", "run-9", 12),
+        "text": rejection_text("r-1", "desk-a", "run-9", 12),
         "record_id": "r-1",
+        "owner": "desk-a",
         "status": "rejected",
         "run": "run-9",
         "power": 12,
