@@ -1,10 +1,12 @@
 """The handlers keep the promises of docs/openapi.json: Schemathesis generates requests from the
-committed document, and every reply must have a documented status and a body of its schema."""
+committed document for every operation, and every reply must have a documented status, the
+documented headers and a body of its schema. Events carry the authorizer's context, as API
+Gateway's do after the authorizer allowed the caller."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,12 +19,14 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from entrix.aws.orders_table import Backoff, OrdersTable
-from entrix.handlers import ingest, order_status
+from entrix.aws.orders_table import Backoff, OrdersTable, PutOutcome
+from entrix.handlers import cancel, ingest, order_list, order_status
+from tests.support.api_events import api_event
 from tests.support.moto_orders import moto_orders_table
 
 TABLE = "orders-conformance"
 NOW = 1_764_000_000.0
+OWNER = "desk-a"
 
 DOCUMENT = json.loads(
     (Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text(encoding="utf-8")
@@ -34,14 +38,29 @@ REGISTRY = Registry().with_resource(
 
 
 def assert_documented(path: str, method: str, reply: dict[str, Any]) -> None:
-    """The reply's status is documented for the operation, and its body matches the schema."""
+    """The reply's status is documented for the operation, with its headers, and its body
+    matches the schema (a documented reply without content has no body)."""
     responses = DOCUMENT["paths"][path][method]["responses"]
     status = str(reply["statusCode"])
-    assert status in responses, reply
+    documented = responses.get(status) or responses.get(f"{status[0]}XX")
+    assert documented is not None, reply
+    for name in documented.get("headers", {}):
+        assert name in reply["headers"], (name, reply)
+    if "content" not in documented:
+        assert reply["body"] == "", reply
+        return
     assert reply["headers"]["Content-Type"] == "application/json"
-    pointer = responses[status]["content"]["application/json"]["schema"]["$ref"]
+    pointer = documented["content"]["application/json"]["schema"]["$ref"]
     validator = Draft202012Validator({"$ref": "urn:api" + pointer}, registry=REGISTRY)
     validator.validate(json.loads(reply["body"], parse_float=Decimal))
+
+
+def event(owner: str = OWNER, **fields: Any) -> dict[str, Any]:
+    return api_event(owner, **fields)
+
+
+def json_body(orders: Any) -> dict[str, Any]:
+    return {"headers": {"Content-Type": "application/json"}, "body": json.dumps(orders)}
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +72,21 @@ def table() -> Iterator[OrdersTable]:
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(case=API["/orders"]["POST"].as_strategy())
 def test_post_orders_replies_as_documented(table: OrdersTable, case: Any) -> None:
-    event = {"headers": {"Content-Type": case.media_type}, "body": json.dumps(case.body)}
-    reply = ingest.handle(event, table, NOW)
-    assert reply["statusCode"] in (201, 400, 413), reply
+    posted = event(headers={"Content-Type": case.media_type}, body=json.dumps(case.body))
+    reply = ingest.handle(posted, table, NOW)
+    assert reply["statusCode"] in (201, 400, 409, 413), reply
     assert_documented("/orders", "post", reply)
+
+
+# Fewer: each listing queries the owner index's 16 partitions.
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(case=API["/orders"]["GET"].as_strategy())
+def test_list_orders_replies_as_documented(table: OrdersTable, case: Any) -> None:
+    # API Gateway passes query string values to the Lambda as strings.
+    query = {name: str(value) for name, value in (case.query or {}).items()}
+    reply = order_list.handle(event(queryStringParameters=query or None), table, NOW)
+    assert reply["statusCode"] in (200, 400), reply
+    assert_documented("/orders", "get", reply)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
@@ -64,29 +94,84 @@ def test_post_orders_replies_as_documented(table: OrdersTable, case: Any) -> Non
 def test_get_order_replies_as_documented(table: OrdersTable, case: Any) -> None:
     # API Gateway URL-decodes path parameters before the Lambda sees them.
     record_id = unquote(case.path_parameters["record_id"])
-    reply = order_status.handle({"pathParameters": {"record_id": record_id}}, table, NOW)
+    reply = order_status.handle(event(pathParameters={"record_id": record_id}), table, NOW)
     assert_documented("/orders/{record_id}", "get", reply)
 
 
-def test_stored_orders_and_their_results_read_back_as_documented(table: OrdersTable) -> None:
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(case=API["/orders/{record_id}"]["DELETE"].as_strategy())
+def test_cancel_order_replies_as_documented(table: OrdersTable, case: Any) -> None:
+    record_id = unquote(case.path_parameters["record_id"])
+    reply = cancel.handle(event(pathParameters={"record_id": record_id}), table, NOW)
+    assert_documented("/orders/{record_id}", "delete", reply)
+
+
+def test_an_orders_life_reads_back_as_documented(table: OrdersTable) -> None:
+    """Created, resent, amended, recorded, refused, cancelled, listed: every reply documented."""
     orders = [
-        {"record_id": "pending", "parameter_1": "x", "parameter_2": 2.1},
-        {"record_id": "done", "parameter_1": "", "parameter_2": -1e-130},
+        {"record_id": "life-pending", "parameter_1": "x", "parameter_2": 2.1},
+        {"record_id": "life-done", "parameter_1": "", "parameter_2": -1e-130},
     ]
-    event = {"headers": {"Content-Type": "application/json"}, "body": json.dumps(orders)}
-    assert_documented("/orders", "post", ingest.handle(event, table, NOW))
-    table.put_items(
-        [
-            {
-                **table.get_item("done"),  # type: ignore[dict-item]
-                "result_status": "accepted",
-                "power": Decimal("42.5"),
-                "result_run_id": "run-1",
-                "result_at": "2025-11-24T16:05:00.000Z",
-            }
-        ]
-    )
-    for record_id in ("pending", "done"):
-        reply = order_status.handle({"pathParameters": {"record_id": record_id}}, table, NOW)
-        assert reply["statusCode"] == 200
-        assert_documented("/orders/{record_id}", "get", reply)
+    replies: list[tuple[str, str, dict[str, Any]]] = []
+
+    def post(body: Any) -> dict[str, Any]:
+        reply = ingest.handle(event(**json_body(body)), table, NOW)
+        replies.append(("/orders", "post", reply))
+        return reply
+
+    assert post(orders)["statusCode"] == 201
+    amended = {**orders[0], "parameter_1": "amended"}
+    assert json.loads(post([amended, orders[1]])["body"])["unchanged"] == ["life-done"]
+    done = table.get_order(OWNER, "life-done")
+    assert done is not None
+    recorded = {
+        **done,
+        "result_status": "accepted",
+        "power": Decimal("42.5"),
+        "result_run_id": "run-1",
+        "result_at": "2025-11-24T16:05:00.000Z",
+    }
+    del recorded["pending_shard"]
+    table.put_items([recorded])
+    refused = post([{**orders[1], "parameter_1": "changed"}])
+    assert refused["statusCode"] == 409
+    assert json.loads(refused["body"])["refused"] == [
+        {"record_id": "life-done", "state": "accepted"}
+    ]
+    for record_id, status in (("life-pending", 204), ("life-done", 409), ("life-pending", 204)):
+        reply = cancel.handle(event(pathParameters={"record_id": record_id}), table, NOW)
+        assert reply["statusCode"] == status
+        replies.append(("/orders/{record_id}", "delete", reply))
+    for record_id in ("life-pending", "life-done", "unknown"):
+        reply = order_status.handle(event(pathParameters={"record_id": record_id}), table, NOW)
+        replies.append(("/orders/{record_id}", "get", reply))
+    assert json.loads(replies[-3][2]["body"])["result_status"] == "cancelled"
+    listing = order_list.handle(event(queryStringParameters={"limit": "1"}), table, NOW)
+    assert listing["statusCode"] == 200
+    assert json.loads(listing["body"])["next_cursor"] is not None
+    replies.append(("/orders", "get", listing))
+    others = order_list.handle(event("desk-b"), table, NOW)
+    assert json.loads(others["body"]) == {"orders": [], "next_cursor": None}
+    replies.append(("/orders", "get", others))
+    expired = ingest.handle(api_event(OWNER, exp=int(NOW) - 3600, **json_body(orders)), table, NOW)
+    assert expired["statusCode"] == 401
+    replies.append(("/orders", "post", expired))
+    for path, method, reply in replies:
+        assert_documented(path, method, reply)
+
+
+class _TableThatDropsOrders:
+    """A table whose DynamoDB took none of the orders (503)."""
+
+    def put_orders(
+        self, items: Sequence[Any], now: float, deadline: object = None
+    ) -> list[PutOutcome]:
+        return [PutOutcome(str(item["record_id"]), "not_stored") for item in items]
+
+
+def test_orders_not_stored_reply_as_documented() -> None:
+    orders = [{"record_id": "lost", "parameter_1": "x", "parameter_2": 1}]
+    reply = ingest.handle(event(**json_body(orders)), _TableThatDropsOrders(), NOW)  # type: ignore[arg-type]
+    assert reply["statusCode"] == 503
+    assert reply["headers"]["Retry-After"] == str(ingest.RETRY_AFTER_SECONDS)
+    assert_documented("/orders", "post", reply)
