@@ -15,7 +15,7 @@ from moto import mock_aws
 
 from entrix import settings
 from entrix.auction.batch_item import OrderResult
-from entrix.orders.intake import PENDING_SHARDS
+from entrix.orders.lifecycle import SHARDS as PENDING_SHARDS
 from tests.support.moto_orders import INDEX, TABLE, create_orders_table, put_order
 
 BUCKET = "results-handler-test"
@@ -71,7 +71,11 @@ def object_keys(aws: dict[str, Any]) -> list[str]:
 
 
 def ordered_ids(aws: dict[str, Any], key: str) -> list[str]:
-    return [order["record_id"] for batch in batches(aws, key) for order in batch["orders"]]
+    return [
+        order["order_key"].removeprefix("desk-a#")
+        for batch in batches(aws, key)
+        for order in batch["orders"]
+    ]
 
 
 def test_not_ready_answers_results_false(
@@ -101,10 +105,12 @@ def test_ready_writes_one_result_per_pending_order_in_batches(
     (batch,) = batches(aws, key)
     run_date = key.split("/")[1]
     assert batch["results_key"] == f"results/{run_date}/run=run-1/batch-00001.jsonl"
-    assert [order["record_id"] for order in batch["orders"]] == ["a", "b"], "oldest first"
+    assert [order["order_key"] for order in batch["orders"]] == ["desk-a#a", "desk-a#b"], (
+        "oldest first"
+    )
     for order in batch["orders"]:
         assert set(order) == set(OrderResult.model_fields), "the contract with Lambda B"
-        assert OrderResult.model_validate(order).record_id == order["record_id"]
+        assert OrderResult.model_validate(order).version == order["version"]
         assert order["status"] in {"accepted", "rejected"}
         assert 1 <= order["power"] <= 100
 
@@ -208,10 +214,15 @@ def test_random_mode_stores_synthetic_orders_as_pending_then_batches_them(
     answer = results.handler({"run_id": "run-7"}, None)
 
     assert answer["order_count"] == 5
-    ids = ordered_ids(aws, answer["batches_key"])
-    assert len(ids) == 5 and all(i.startswith("random-run-7-") for i in ids)
+    keys = [
+        order["order_key"]
+        for batch in batches(aws, answer["batches_key"])
+        for order in batch["orders"]
+    ]
+    assert len(keys) == 5 and all(k.startswith("auction-simulator#random-run-7-") for k in keys)
     stored = aws["dynamodb"].scan(TableName=TABLE)["Items"]
-    assert sorted(item["record_id"]["S"] for item in stored) == sorted(ids)
+    assert sorted(item["order_key"]["S"] for item in stored) == sorted(keys)
+    assert {item["owner"]["S"] for item in stored} == {results.SIMULATOR_OWNER}
     assert {item["result_status"]["S"] for item in stored} == {"pending"}
     assert all("expires_at" in item and "received_at" in item for item in stored)
 
@@ -269,6 +280,6 @@ def test_a_failed_batches_write_raises_the_retryable_error(
 
     with pytest.raises(ResultStoreUnavailable):
         results.handler({"run_id": "run-1"}, None)
-    assert aws["dynamodb"].get_item(TableName=TABLE, Key={"record_id": {"S": "a"}})["Item"][
+    assert aws["dynamodb"].get_item(TableName=TABLE, Key={"order_key": {"S": "desk-a#a"}})["Item"][
         "result_status"
     ] == {"S": "pending"}, "the order waits for the next attempt"
