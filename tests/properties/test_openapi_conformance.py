@@ -171,7 +171,7 @@ class _TableThatDropsOrders:
 
 def test_orders_not_stored_reply_as_documented() -> None:
     orders = [{"record_id": "lost", "parameter_1": "x", "parameter_2": 1}]
-    reply = ingest.handle(event(**json_body(orders)), _TableThatDropsOrders(), NOW)  # type: ignore[arg-type]
+    reply = ingest.handle(event(**json_body(orders)), _TableThatDropsOrders(), NOW)
     assert reply["statusCode"] == 503
     assert reply["headers"]["Retry-After"] == str(ingest.RETRY_AFTER_SECONDS)
     assert_documented("/orders", "post", reply)

@@ -1,7 +1,8 @@
 """The intake's validator and the order model agree on any JSON item (errors and values).
 
 The property of tests/unit/test_order_schema.py, tried on 1,500 generated items: values around
-every constraint of the model, and JSON values of every other kind.
+every constraint of the model, and JSON values of every other kind; and on the model with two
+optional fields (where the validator keeps the fields pydantic reports as set).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from entrix.orders.limits import MAX_PARAMETER_1_CHARS, MAX_RECORD_ID_BYTES
-from tests.unit.test_order_schema import pydantic_outcome, validate
+from entrix.orders.validator import compile_schema
+from tests.unit.test_order_schema import _exported, _WithOptional, pydantic_outcome, validate
 
 edge_strings = st.sampled_from(
     [
@@ -69,3 +71,18 @@ def test_the_validator_agrees_with_the_model_on_any_json_item(item: Any) -> None
     assert fields == expected_fields
     if fields is not None:
         assert fields["parameter_2"].as_tuple() == expected_fields["parameter_2"].as_tuple()  # type: ignore[index]
+
+
+with_optional = compile_schema(*_exported(_WithOptional))
+items_with_optional = st.fixed_dictionaries(
+    {"record_id": scalars, "parameter_1": scalars, "parameter_2": scalars},
+    optional={"note": scalars, "amount": scalars, "other": json_values},
+) | st.dictionaries(
+    st.sampled_from(["record_id", "parameter_1", "parameter_2", "note", "amount"]), scalars
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(items_with_optional)
+def test_the_validator_agrees_with_a_model_with_optional_fields(item: Any) -> None:
+    assert with_optional(item) == pydantic_outcome(item, _WithOptional)

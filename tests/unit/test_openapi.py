@@ -81,6 +81,7 @@ def test_every_refusal_has_the_one_error_shape() -> None:
             for status, response in operation["responses"].items():
                 schema = _schema_of(response)
                 if status.startswith(("4", "5")):
+                    assert schema is not None, (path, method, status)
                     assert (
                         schema == error
                         or schemas[schema["$ref"].split("/")[-1]]["allOf"][0] == error
