@@ -4,8 +4,10 @@ The endpoint enforces no IAM policy, so a call a function's role does not allow 
 locally. This log lets a test check every call a function really made against that function's
 role in the template. `lambda_runner.invoke()` marks the thread running a handler with the
 function's name (`running()`); a botocore hook notes every API call such a thread makes, while
-some `recording()` block is open anywhere in the process. Calls made outside handlers (the
-runtime, moto's own threads, tests) are not noted.
+some `recording()` block is open anywhere in the process. Work a handler hands to a
+`concurrent.futures.ThreadPoolExecutor` (ingest's parallel puts) runs marked with the same
+function: `submit` (and so `map`) carries the mark to the worker. Calls made outside handlers
+(the runtime, moto's own threads, tests) are not noted.
 
 The hook is botocore's `before-parameter-build` event, registered on every session: those made
 from now on (through botocore's built-in handler list, which each new session copies) and
@@ -18,8 +20,10 @@ Importing this module installs the hook. Lambda code never imports it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +49,7 @@ RESOURCE_PARAMETERS = (
 @dataclass(frozen=True)
 class Call:
     """One AWS API call a function made: e.g. ("Entrix-IntakeIngest...", "dynamodb",
-    "BatchWriteItem", {"RequestItems": ["Entrix-IntakeOrders..."]})."""
+    "PutItem", {"TableName": "Entrix-IntakeOrders...", "conditional": True})."""
 
     function: str
     service: str
@@ -89,11 +93,37 @@ def _note(params: Mapping[str, Any], model: Any, **_: Any) -> None:
     parameters: dict[str, Any] = {k: params[k] for k in RESOURCE_PARAMETERS if k in params}
     if "RequestItems" in params:  # BatchWriteItem, BatchGetItem: only the tables matter
         parameters["RequestItems"] = sorted(params["RequestItems"])
+    if "ConditionExpression" in params:  # a conditional write: no other IAM action, but named
+        parameters["conditional"] = True
     call = Call(function, model.service_model.service_name, model.name, parameters)
     with _lock:
         for calls in _logs:
             calls.append(call)
 
+
+# The original, also when this module is imported again (the patched one keeps it as __wrapped__).
+_submit: Callable[..., Future[Any]] = getattr(
+    ThreadPoolExecutor.submit, "__wrapped__", ThreadPoolExecutor.submit
+)
+
+
+@functools.wraps(_submit)
+def _submit_marked(
+    self: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+) -> Future[Any]:
+    """`ThreadPoolExecutor.submit`, the worker running `fn` as the submitting thread's function."""
+    function = getattr(_thread, "function", None)
+    if function is None:
+        return _submit(self, fn, *args, **kwargs)
+
+    def marked(*args: Any, **kwargs: Any) -> Any:
+        with running(function):
+            return fn(*args, **kwargs)
+
+    return _submit(self, marked, *args, **kwargs)
+
+
+ThreadPoolExecutor.submit = _submit_marked  # type: ignore[method-assign, assignment]
 
 _EVENT = "before-parameter-build"
 if (_EVENT, _note) not in botocore.handlers.BUILTIN_HANDLERS:
