@@ -65,7 +65,8 @@ def call_edges(model: StackModel, deployment: Deployment, calls: Iterable[Call])
             key = (function, first.action, shape or first.resource)
             if key not in edges:
                 kind = f"1 Lambda calls -> {call.service}"
-                name = f"{function} {call.operation} -> {first.resource}"
+                conditional = " (conditional)" if call.parameters.get("conditional") else ""
+                name = f"{function} {call.operation}{conditional} -> {first.resource}"
                 edges[key] = Edge(kind, name, tuple(requests))
     return list(edges.values())
 

@@ -2,12 +2,16 @@
 template the local system deployed (and the target's resource and key policies).
 
 The module drives its own local system (`entrix local` in process, tests/support/local_system.py)
-through a representative scenario, recording calls with entrix.local.call_log: orders POSTed
-(authorizer, ingest), one read back (order status), a results run with accepted and rejected
-orders (Lambda A, Lambda B storing results and publishing alerts, the summary), and a run in
-which Lambda B's results store fails, so a batch's orders are released. It depends on no other
-test. A not-ready run is left out: it polls for ten waits and makes no call a ready run does
-not make (the state machine's own SNS alert is checked from its definition).
+through a representative scenario, recording calls with entrix.local.call_log. Two subjects
+(desk-a, desk-b) hold tokens: each POSTs orders, desk-b with one of desk-a's record ids
+(authorizer, ingest's conditional puts); desk-a resends one order unchanged and amends another;
+each reads one back and lists its own (order status; the listing's Query on the owner index and
+BatchGetItem); desk-b cancels its order (cancel's conditional update); a results run with
+accepted and rejected orders (Lambda A, Lambda B storing results and publishing alerts, the
+summary); then desk-a's change to a processed order is refused, as is a cancel of one; and a run
+in which Lambda B's results store fails, so a batch's orders are released. It depends on no
+other test. A not-ready run is left out: it polls for ten waits and makes no call a ready run
+does not make (the state machine's own SNS alert is checked from its definition).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,7 +31,7 @@ import pytest
 
 from entrix import settings
 from entrix.aws.results_store import ResultsStore
-from entrix.local import call_log
+from entrix.local import call_log, harness
 from entrix.local.call_log import Call
 from entrix.local.lambda_runner import applied_environment, runtime_environment
 from entrix.local.pipeline import wait_for_execution
@@ -39,14 +44,31 @@ from tests.support.inject import Fault
 from tests.support.local_system import Running, local_system
 from tests.support.replaced_stores import replace_stores
 
+AUTHORIZER = "entrix.handlers.authorizer.handler"
+INGEST = "entrix.handlers.ingest.handler"
+ORDER_STATUS = "entrix.handlers.order_status.handler"
+ORDER_LIST = "entrix.handlers.order_list.handler"
+CANCEL = "entrix.handlers.cancel.handler"
+PROCESS = "entrix.handlers.process.handler"
 # Handlers that the scenario must see make at least one AWS call (the summary makes none).
 CALLING_HANDLERS = (
-    "entrix.handlers.authorizer.handler",
-    "entrix.handlers.ingest.handler",
-    "entrix.handlers.order_status.handler",
+    AUTHORIZER,
+    INGEST,
+    ORDER_STATUS,
+    ORDER_LIST,
+    CANCEL,
     "entrix.handlers.results.handler",
-    "entrix.handlers.process.handler",
+    PROCESS,
 )
+# The intake's DynamoDB calls the scenario must record: handler, action and where (the table,
+# or the owner index), and whether every such call was conditional.
+INTAKE_EDGES = {
+    (INGEST, "dynamodb:PutItem", "table", True),
+    (ORDER_STATUS, "dynamodb:GetItem", "table", False),
+    (ORDER_LIST, "dynamodb:Query", "index/owner-orders", False),
+    (ORDER_LIST, "dynamodb:BatchGetItem", "table", False),
+    (CANCEL, "dynamodb:UpdateItem", "table", True),
+}
 
 
 @dataclass
@@ -55,18 +77,24 @@ class Recorded:
     model: StackModel
     calls: list[Call]
     outputs: list[dict[str, Any]]
+    # What the API answered at each step of the scenario: step -> (status, body).
+    replies: dict[str, tuple[int, Any]]
 
 
-def _orders(*record_ids: str) -> list[dict[str, Any]]:
-    return [{"record_id": r, "parameter_1": "p", "parameter_2": 1.5} for r in record_ids]
+def _orders(*record_ids: str, parameter_2: float = 1.5) -> list[dict[str, Any]]:
+    return [{"record_id": r, "parameter_1": "p", "parameter_2": parameter_2} for r in record_ids]
 
 
-def _get(running: Running, record_id: str) -> int:
+def _request(running: Running, method: str, path: str, token: str) -> tuple[int, Any]:
+    """`method` on the orders URL plus `path` with `token`: the status and the parsed body."""
     request = urllib.request.Request(
-        f"{running.orders_url}/{record_id}", headers={"Authorization": f"Bearer {running.token}"}
+        f"{running.orders_url}{path}", method=method, headers={"Authorization": f"Bearer {token}"}
     )
-    with urllib.request.urlopen(request, timeout=60) as reply:
-        return int(reply.status)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            return int(reply.status), json.loads(reply.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
 
 
 def _handler_module(running: Running, handler: str) -> ModuleType:
@@ -100,41 +128,107 @@ def recorded() -> Iterator[Recorded]:
         call_log.recording() as calls,
         local_system() as running,
     ):
-        assert running.post(_orders("perm-1", "perm-2", "perm-3"))[0] == 201
-        assert _get(running, "perm-1") == 200
+        desk_a = harness.sign_token(running.system, "desk-a")
+        desk_b = harness.sign_token(running.system, "desk-b")
+        replies = {
+            "a creates": running.post(_orders("perm-1", "perm-2", "perm-3"), desk_a),
+            "b creates its own perm-1": running.post(_orders("perm-1"), desk_b),
+            "a resends perm-2, amends perm-3": running.post(
+                [*_orders("perm-2"), *_orders("perm-3", parameter_2=2.5)], desk_a
+            ),
+            "a reads perm-1": _request(running, "GET", "/perm-1", desk_a),
+            "b reads a's perm-2": _request(running, "GET", "/perm-2", desk_b),
+            "a lists": _request(running, "GET", "?limit=10", desk_a),
+            "b lists pending": _request(running, "GET", "?result_status=pending", desk_b),
+            "b cancels perm-1": _request(running, "DELETE", "/perm-1", desk_b),
+        }
         results = _handler_module(running, "entrix.handlers.results.handler")
         patch.setattr(results, "random_source", ScriptedRandom([READY, ACCEPT, REJECT, ACCEPT]))
         outputs = [_run(running, "permissions-accept-and-reject")]
+        replies["a changes processed perm-1"] = running.post(
+            _orders("perm-1", parameter_2=9.5), desk_a
+        )
+        replies["a cancels processed perm-2"] = _request(running, "DELETE", "/perm-2", desk_a)
 
         # Lambda B's results store fails: the batch's accepted orders are released.
-        assert running.post(_orders("perm-4", "perm-5"))[0] == 201
+        replies["a creates more"] = running.post(_orders("perm-4", "perm-5"), desk_a)
         patch.setattr(results, "random_source", ScriptedRandom([READY, ACCEPT, ACCEPT]))
         s3 = boto3.client("s3")
         Fault(s3, "PutObject", "InternalError", status=500)
-        process = _handler_module(running, "entrix.handlers.process.handler")
+        process = _handler_module(running, PROCESS)
         deployment = running.system.deployment
         assert deployment is not None
         (bucket,) = {
             spec.environment[settings.RESULTS_BUCKET_NAME.name]
             for spec in deployment.functions.values()
-            if spec.handler == "entrix.handlers.process.handler"
+            if spec.handler == PROCESS
         }
         replace_stores(patch, process, "processor", results=ResultsStore(s3, bucket))
         outputs.append(_run(running, "permissions-store-fails"))
 
         model = StackModel.load(running.system.template_path)
-        yield Recorded(running, model, list(calls), outputs)
+        yield Recorded(running, model, list(calls), outputs, replies)
+
+
+def test_the_scenario_did_what_it_says(recorded: Recorded) -> None:
+    """Two subjects, the same record id kept apart, an unchanged resend, an amend, a cancel,
+    and a change and a cancel refused once the order is processed."""
+    replies = recorded.replies
+    statuses = {step: status for step, (status, _) in replies.items()}
+    assert statuses == {
+        "a creates": 201,
+        "b creates its own perm-1": 201,
+        "a resends perm-2, amends perm-3": 201,
+        "a reads perm-1": 200,
+        "b reads a's perm-2": 404,
+        "a lists": 200,
+        "b lists pending": 200,
+        "b cancels perm-1": 204,
+        "a changes processed perm-1": 409,
+        "a cancels processed perm-2": 409,
+        "a creates more": 201,
+    }
+    assert replies["b creates its own perm-1"][1]["created"] == ["perm-1"]
+    resend = replies["a resends perm-2, amends perm-3"][1]
+    assert (resend["unchanged"], resend["amended"]) == (["perm-2"], ["perm-3"])
+    listed = sorted(order["record_id"] for order in replies["a lists"][1]["orders"])
+    assert listed == ["perm-1", "perm-2", "perm-3"]
+    assert [o["record_id"] for o in replies["b lists pending"][1]["orders"]] == ["perm-1"]
+    (refused,) = replies["a changes processed perm-1"][1]["refused"]
+    assert refused["record_id"] == "perm-1" and refused["state"] in ("accepted", "rejected")
+    # desk-b's cancelled perm-1 never reached the run: desk-a's three orders did.
+    assert [o["accepted"] + o["rejected"] + o["failed"] for o in recorded.outputs] == [3, 2]
 
 
 def test_the_scenario_ran_each_function_and_recorded_its_calls(recorded: Recorded) -> None:
-    assert [o["accepted"] + o["rejected"] + o["failed"] for o in recorded.outputs] == [3, 2]
     assert recorded.outputs[0]["rejected"] == 1 and recorded.outputs[1]["failed"] == 2
-    deployment = recorded.running.system.deployment
-    assert deployment is not None
-    handlers = {spec.function_name: spec.handler for spec in deployment.functions.values()}
+    handlers = _handlers(recorded)
     calling = {handlers[call.function] for call in recorded.calls}
     assert set(CALLING_HANDLERS) <= calling, (
         f"no call recorded for {set(CALLING_HANDLERS) - calling}"
+    )
+
+
+def test_the_intake_edges_are_recorded_each_on_its_table_or_index(recorded: Recorded) -> None:
+    """Ingest's puts and cancel's update are conditional writes; the listing queries the owner
+    index (not the pending one) and reads the page from the table."""
+    handlers = _handlers(recorded)
+    deployment = recorded.running.system.deployment
+    assert deployment is not None
+    (table,) = deployment.tables
+    found: dict[tuple[str, str, str], set[bool]] = {}
+    for call in recorded.calls:
+        handler = handlers[call.function]
+        if call.service != "dynamodb" or handler not in {edge[0] for edge in INTAKE_EDGES}:
+            continue
+        tables = call.parameters.get("RequestItems") or [call.parameters["TableName"]]
+        assert tables == [table], call
+        index = call.parameters.get("IndexName")
+        where = f"index/{index}" if index else "table"
+        key = (handler, f"dynamodb:{call.operation}", where)
+        found.setdefault(key, set()).add(bool(call.parameters.get("conditional")))
+    assert {(*key, conditional) for key, kinds in found.items() for conditional in kinds} == (
+        INTAKE_EDGES
     )
 
 
@@ -156,24 +250,97 @@ def test_every_recorded_call_is_allowed_by_the_functions_role(
 
 def test_a_call_the_role_does_not_allow_is_refused(recorded: Recorded) -> None:
     """The check can fail: without Lambda B's role policy, its calls are refused by name."""
+    process = _function_id(recorded.model.body, PROCESS)
+    body = _without_statements(recorded.model.body, PROCESS, lambda statement: True)
+    refused = _refused(recorded, body)
+    for action in ("dynamodb:UpdateItem", "s3:PutObject", "sns:Publish", "kms:GenerateDataKey"):
+        assert f"{action} on" in refused
+    assert process in refused
+
+
+@pytest.mark.parametrize(
+    ("handler", "action", "on"),
+    [
+        (INGEST, "dynamodb:PutItem", "table/"),
+        (ORDER_STATUS, "dynamodb:GetItem", "table/"),
+        (ORDER_LIST, "dynamodb:Query", "/index/owner-orders"),
+        (ORDER_LIST, "dynamodb:BatchGetItem", "table/"),
+        (CANCEL, "dynamodb:UpdateItem", "table/"),
+    ],
+)
+def test_each_intake_grant_removed_is_refused_by_name(
+    recorded: Recorded, handler: str, action: str, on: str
+) -> None:
+    """Each grant the intake's calls need, removed from its function's role alone, makes that
+    function's call refused, naming the function, the action and the resource."""
+    function = _function_id(recorded.model.body, handler)
+    body = _without_statements(
+        recorded.model.body, handler, lambda statement: action in _actions(statement)
+    )
+    refused = [line for line in _refused(recorded, body).splitlines() if line]
+    assert refused, f"removing {action} from {handler} refused nothing"
+    assert all(function in line and f"{action} on" in line for line in refused), refused
+    assert any(on in line for line in refused), refused
+
+
+def test_the_listing_may_not_query_the_pending_index(recorded: Recorded) -> None:
+    """The listing's Query grant names the owner index: pointed at the pending-results index
+    instead (or any other), the listing's queries are refused."""
+    function = _function_id(recorded.model.body, ORDER_LIST)
+    body = copy.deepcopy(recorded.model.body)
+    text = json.dumps(body)
+    assert text.count("/index/owner-orders") == 1
+    body = json.loads(text.replace("/index/owner-orders", "/index/pending-results"))
+    refused = _refused(recorded, body)
+    assert f"{function} Query" in refused and "dynamodb:Query on" in refused
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _handlers(recorded: Recorded) -> dict[str, str]:
     deployment = recorded.running.system.deployment
     assert deployment is not None
-    body = copy.deepcopy(recorded.model.body)
-    (process,) = [
+    return {spec.function_name: spec.handler for spec in deployment.functions.values()}
+
+
+def _function_id(body: dict[str, Any], handler: str) -> str:
+    (function,) = [
         logical_id
         for logical_id, resource in body["Resources"].items()
         if resource["Type"] == "AWS::Lambda::Function"
-        and resource["Properties"]["Handler"] == "entrix.handlers.process.handler"
+        and resource["Properties"]["Handler"] == handler
     ]
-    role = body["Resources"][process]["Properties"]["Role"]["Fn::GetAtt"][0]
+    return function
+
+
+def _actions(statement: dict[str, Any]) -> set[str]:
+    action = statement["Action"]
+    return {action} if isinstance(action, str) else set(action)
+
+
+def _without_statements(
+    body: dict[str, Any], handler: str, drop: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """A copy of the template whose policies on `handler`'s role lack the statements `drop`
+    picks (a policy left with none is removed)."""
+    body = copy.deepcopy(body)
+    role = body["Resources"][_function_id(body, handler)]["Properties"]["Role"]["Fn::GetAtt"][0]
     for logical_id, resource in list(body["Resources"].items()):
         if (
             resource["Type"] == "AWS::IAM::Policy"
             and {"Ref": role} in resource["Properties"]["Roles"]
         ):
-            del body["Resources"][logical_id]
+            document = resource["Properties"]["PolicyDocument"]
+            document["Statement"] = [s for s in document["Statement"] if not drop(s)]
+            if not document["Statement"]:
+                del body["Resources"][logical_id]
+    return body
+
+
+def _refused(recorded: Recorded, body: dict[str, Any]) -> str:
+    """The refused requests of the recorded calls under the template `body`, one per line."""
+    deployment = recorded.running.system.deployment
+    assert deployment is not None
     model = StackModel(recorded.model.name, body, recorded.model.region)
-    refused = "\n".join(denied(call_edges(model, deployment, recorded.calls)))
-    for action in ("dynamodb:UpdateItem", "s3:PutObject", "sns:Publish", "kms:GenerateDataKey"):
-        assert f"{action} on" in refused
-    assert process in refused
+    return "\n".join(denied(call_edges(model, deployment, recorded.calls)))
