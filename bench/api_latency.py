@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,8 +21,20 @@ import boto3
 
 from bench.report import Row, ratio
 from entrix.local.harness import in_subprocess
+from entrix.orders import lifecycle
+from entrix.orders.limits import TTL_SECONDS
+from entrix.timestamps import iso_milliseconds
 
 ORDERS_PER_REQUEST = 10
+RAW_OWNER = "bench-raw"  # the raw writes' owner, not the API's caller: no key is shared
+
+
+def _typed(item: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """A DynamoDB item of strings and numbers in the low-level client's attribute values."""
+    return {
+        name: {"S": value} if isinstance(value, str) else {"N": str(value)}
+        for name, value in item.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -65,7 +78,18 @@ class ApiClient:
         return response.status
 
 
-def measure(api_url: str, aws_endpoint: str, token: str, samples: int = 300) -> LatencyFigures:
+def measure(
+    api_url: str,
+    aws_endpoint: str,
+    token: str,
+    samples: int = 300,
+    *,
+    warmup: int = 20,
+    clients: int = 4,
+    per_client: int = 100,
+) -> LatencyFigures:
+    """`samples` POSTs interleaved with raw writes (after `warmup` of each, not counted), then
+    `clients` concurrent clients posting `per_client` requests each."""
     dynamodb: Any = boto3.client(
         "dynamodb",
         endpoint_url=aws_endpoint,
@@ -77,25 +101,29 @@ def measure(api_url: str, aws_endpoint: str, token: str, samples: int = 300) -> 
     client = ApiClient(api_url, token)
 
     def raw_write(prefix: str) -> None:
+        """The orders' items as the API would store them (keys, both indexes' attributes),
+        written with one unconditional BatchWriteItem."""
+        received = time.time()
+        received_at = iso_milliseconds(received)
+        nonce = lifecycle.request_nonce()
         items = [
-            {
-                "PutRequest": {
-                    "Item": {
-                        "record_id": {"S": order["record_id"]},
-                        "parameter_1": {"S": order["parameter_1"]},
-                        "parameter_2": {"N": str(order["parameter_2"])},
-                        "expires_at": {"N": str(int(time.time()) + 86_400)},
-                        "result_status": {"S": "pending"},
-                    }
-                }
-            }
-            for order in _orders(prefix)
+            {"PutRequest": {"Item": _typed(item)}}
+            for item in (
+                lifecycle.stored_item(
+                    {**order, "parameter_2": Decimal(str(order["parameter_2"]))},
+                    RAW_OWNER,
+                    received_at,
+                    int(received) + TTL_SECONDS,
+                    lifecycle.version(received_at, nonce, position),
+                )
+                for position, order in enumerate(_orders(prefix))
+            )
         ]
         dynamodb.batch_write_item(RequestItems={table: items})
 
     post_ms: list[float] = []
     raw_ms: list[float] = []
-    for index in range(samples + 20):
+    for index in range(samples + warmup):
         prefix = f"latency-{index}-{uuid.uuid4().hex[:8]}"
         start = time.perf_counter()
         status = client.post_orders(_orders(prefix))
@@ -104,11 +132,10 @@ def measure(api_url: str, aws_endpoint: str, token: str, samples: int = 300) -> 
         end = time.perf_counter()
         if status != 201:
             raise RuntimeError(f"POST /orders answered {status} during the latency run")
-        if index >= 20:  # the first requests warm connections and caches
+        if index >= warmup:  # the first requests warm connections and caches
             post_ms.append((middle - start) * 1000)
             raw_ms.append((end - middle) * 1000)
 
-    clients, per_client = 4, 100
     errors = 0
     lock = threading.Lock()
 
@@ -144,10 +171,11 @@ def measure(api_url: str, aws_endpoint: str, token: str, samples: int = 300) -> 
     )
 
 
-def rows(samples: int) -> list[Row]:
-    """`entrix local` started as a user starts it: its startup time, and the figures above."""
+def rows(samples: int, **sizes: int) -> list[Row]:
+    """`entrix local` started as a user starts it: its startup time, and the figures above
+    (`sizes`: `measure`'s warmup, clients and per_client)."""
     with in_subprocess(schedule_seconds=86_400) as system:
-        figures = measure(system.api_url, system.aws_endpoint, system.token(), samples)
+        figures = measure(system.api_url, system.aws_endpoint, system.token(), samples, **sizes)
         startup = system.startup_seconds
     return [
         Row("local", "entrix local: spawn to serving", f"{startup:.1f} s", "", "", "<= 30 s"),

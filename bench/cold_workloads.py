@@ -32,21 +32,28 @@ from entrix.local.lambda_runner import FunctionSpec, Invocation, runtime_environ
 from entrix.local.runtime import stack_region
 from entrix.local.secrets_extension import LocalSecretsExtension
 from entrix.local.template import PseudoParameters, Template
-from entrix.orders.intake import Receipt, stored_item
-from entrix.orders.model import Order
+from entrix.orders import lifecycle
+from entrix.orders.intake import Receipt
 from entrix.token_command import AUTHORIZER_HANDLER, sign_for_function
 
 STACK = "Entrix"
 HANDLER_PREFIX = "entrix.handlers."
-# Answer of the capturing invoker: the authorizer allows, the integration replies 200.
-_ALLOW_ALL = {
-    "principalId": "bench",
-    "policyDocument": {
-        "Version": "2012-10-17",
-        "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "*"}],
-    },
-}
+OWNER = "bench-trader"  # the token's subject: every order of the workloads is its
+TOKEN_SECONDS = 3600
 _PROXY_OK = {"statusCode": 200, "body": ""}
+
+
+def _allow(expires_at: int) -> dict[str, Any]:
+    """The capturing invoker's authorizer answer: what ours answers for OWNER's token (an Allow
+    and the context the handlers read, `sub` and `exp`)."""
+    return {
+        "principalId": OWNER,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "*"}],
+        },
+        "context": {"sub": OWNER, "exp": expires_at},
+    }
 
 
 class LocalAws:
@@ -57,6 +64,7 @@ class LocalAws:
         self.deployment = deployment
         self._api = RestApi.from_parts(deployment.api, deployment.api_ids)
         self._token: str | None = None
+        self._token_expires_at = 0
 
     def function(self, handler: str) -> FunctionSpec:
         """The deployed function whose Handler is `handler` (`entrix.handlers.x.handler`)."""
@@ -83,24 +91,27 @@ class LocalAws:
         """A JWT the authorizer accepts, signed as `entrix token` signs it."""
         if self._token is None:
             authorizer = self.function(AUTHORIZER_HANDLER)
+            self._token_expires_at = int(time.time()) + TOKEN_SECONDS
             self._token = sign_for_function(
                 lambda service, _region: self.endpoint.client(service),
                 self.endpoint.region,
                 authorizer.function_name,
-                "bench-trader",
-                3600,
+                OWNER,
+                TOKEN_SECONDS,
             )
         return self._token
 
     def api_events(
         self, method: str, path: str, body: bytes = b""
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The authorizer's event and the integration's event for one authorized request."""
+        """The authorizer's event and the integration's event for one authorized request
+        (`path` with its query string, if any)."""
         invoked: list[tuple[str, dict[str, Any]]] = []
+        token = self.token()
 
         def capture(function_name: str, event: Any) -> Invocation:
             invoked.append((function_name, event))
-            answer = _ALLOW_ALL if len(invoked) == 1 else _PROXY_OK
+            answer = _allow(self._token_expires_at) if len(invoked) == 1 else _PROXY_OK
             return Invocation(json.dumps(answer), errored=False)
 
         gateway = ApiGateway(
@@ -113,7 +124,7 @@ class LocalAws:
         headers = [
             ("Host", "api.example.com"),
             ("User-Agent", "entrix-bench"),
-            ("Authorization", f"Bearer {self.token()}"),
+            ("Authorization", f"Bearer {token}"),
         ]
         if body:
             headers.append(("Content-Type", "application/json"))
@@ -141,20 +152,32 @@ class LocalAws:
         """Delete every item, so a workload's queries see only its own orders."""
         table = self.orders_table
         keys = [
-            item["record_id"]
-            for page in _scan_pages(table, ProjectionExpression="record_id")
+            item["order_key"]
+            for page in _scan_pages(table, ProjectionExpression="order_key")
             for item in page["Items"]
         ]
         with table.batch_writer() as batch:
-            for record_id in keys:
-                batch.delete_item(Key={"record_id": record_id})
+            for key in keys:
+                batch.delete_item(Key={"order_key": key})
 
-    def put_pending(self, orders: list[Order]) -> None:
-        """Store orders as the API stores them: pending, in the pending-results index."""
+    def put_pending(self, orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Store OWNER's orders as the API stores them (pending, in both indexes); the items."""
         receipt = Receipt.at(time.time())
+        nonce = lifecycle.request_nonce()
+        items = [
+            lifecycle.stored_item(
+                order,
+                OWNER,
+                receipt.received_at,
+                receipt.expires_at,
+                lifecycle.version(receipt.received_at, nonce, position),
+            )
+            for position, order in enumerate(orders)
+        ]
         with self.orders_table.batch_writer() as batch:
-            for order in orders:
-                batch.put_item(Item=stored_item(order, receipt))
+            for item in items:
+                batch.put_item(Item=item)
+        return items
 
 
 def _scan_pages(table: Any, **arguments: Any) -> Iterator[dict[str, Any]]:
@@ -199,23 +222,21 @@ def embedded_aws(cdk_out: Path) -> Iterator[LocalAws]:
             endpoint.stop()
 
 
-def orders(tag: str, count: int) -> list[Order]:
-    """`count` valid orders with record ids unique to `tag`."""
+def orders(tag: str, count: int) -> list[dict[str, Any]]:
+    """`count` valid orders (as validated: numbers as Decimal) with record ids unique to `tag`."""
     return [
-        Order(
-            record_id=f"{tag}-{number:02d}",
-            parameter_1="buy" if number % 2 else "sell",
-            parameter_2=Decimal(f"{10 + number}.25"),
-        )
+        {
+            "record_id": f"{tag}-{number:02d}",
+            "parameter_1": "buy" if number % 2 else "sell",
+            "parameter_2": Decimal(f"{10 + number}.25"),
+        }
         for number in range(count)
     ]
 
 
-def _order_json(order: Order) -> dict[str, Any]:
+def _order_json(order: dict[str, Any]) -> dict[str, Any]:
     return {
-        "record_id": order.record_id,
-        "parameter_1": order.parameter_1,
-        "parameter_2": float(order.parameter_2),
+        name: float(value) if isinstance(value, Decimal) else value for name, value in order.items()
     }
 
 
@@ -279,10 +300,51 @@ class OrderStatus(Workload):
     def events(self, aws: LocalAws, calls: int, tag: str) -> list[dict[str, Any]]:
         stored = orders(tag, 1)
         aws.put_pending(stored)
-        return [aws.api_events("GET", f"/orders/{stored[0].record_id}")[1] for _ in range(calls)]
+        path = f"/orders/{stored[0]['record_id']}"
+        return [aws.api_events("GET", path)[1] for _ in range(calls)]
 
     def check(self, reply: Any) -> str | None:
         return _status(reply, 200)
+
+
+class OrderList(Workload):
+    """GET /orders: a page of the caller's newest orders, among more than a page."""
+
+    handler = "order_list"
+    stored, limit = 30, 10
+    description = f"GET /orders?limit={limit} of {stored} stored orders"
+
+    def setup(self, aws: LocalAws) -> None:
+        aws.empty_orders_table()
+        aws.put_pending(orders("listed", self.stored))
+
+    def events(self, aws: LocalAws, calls: int, tag: str) -> list[dict[str, Any]]:
+        return [aws.api_events("GET", f"/orders?limit={self.limit}")[1] for _ in range(calls)]
+
+    def check(self, reply: Any) -> str | None:
+        problem = _status(reply, 200)
+        if problem:
+            return problem
+        page = json.loads(reply.get("body") or "{}")
+        listed = len(page.get("orders", []))
+        if listed != self.limit or not page.get("next_cursor"):
+            return f"expected {self.limit} orders and a next_cursor: {page}"
+        return None
+
+
+class Cancel(Workload):
+    """DELETE /orders/{record_id} of a pending order, a fresh one for each call."""
+
+    handler = "cancel"
+    description = "DELETE /orders/{record_id} of a pending order"
+
+    def events(self, aws: LocalAws, calls: int, tag: str) -> list[dict[str, Any]]:
+        stored = orders(tag, calls)
+        aws.put_pending(stored)
+        return [aws.api_events("DELETE", f"/orders/{order['record_id']}")[1] for order in stored]
+
+    def check(self, reply: Any) -> str | None:
+        return _status(reply, 204)
 
 
 class Results(Workload):
@@ -322,19 +384,19 @@ class Process(Workload):
         batches = []
         for call in range(calls):
             run_id = f"{tag}-{call}"
-            batch = orders(run_id, self.accepted + self.rejected)
-            aws.put_pending(batch)
+            items = aws.put_pending(orders(run_id, self.accepted + self.rejected))
             batches.append(
                 {
                     "run_id": run_id,
                     "results_key": f"results/date={run_date}/run={run_id}/batch-00001.jsonl",
                     "orders": [
                         {
-                            "record_id": order.record_id,
+                            "order_key": item["order_key"],
+                            "version": item["version"],
                             "status": "accepted" if number < self.accepted else "rejected",
                             "power": 10 + number,
                         }
-                        for number, order in enumerate(batch)
+                        for number, item in enumerate(items)
                     ],
                 }
             )
@@ -365,5 +427,14 @@ def _status(reply: Any, status: int) -> str | None:
 
 WORKLOADS: dict[str, Workload] = {
     workload.handler: workload
-    for workload in (Authorizer(), Ingest(), OrderStatus(), Results(), Process(), RunSummary())
+    for workload in (
+        Authorizer(),
+        Ingest(),
+        OrderStatus(),
+        OrderList(),
+        Cancel(),
+        Results(),
+        Process(),
+        RunSummary(),
+    )
 }

@@ -221,6 +221,7 @@ class BenchSystem:
                         {
                             "PutRequest": {
                                 "Item": {
+                                    "order_key": {"S": f"{RAW_KEY}#{prefix}-{i}"},
                                     "record_id": {"S": f"{prefix}-{i}"},
                                     "parameter_1": {"S": "bench"},
                                     "parameter_2": {"N": str(i + 0.5)},

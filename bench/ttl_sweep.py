@@ -51,6 +51,7 @@ def _fill(dynamodb: Any, table: str, ttl_attribute: str, items: int, expires_at:
                     {
                         "PutRequest": {
                             "Item": {
+                                "order_key": {"S": f"bench#order-{index}"},
                                 "record_id": {"S": f"order-{index}"},
                                 "parameter_1": {"S": "p"},
                                 "parameter_2": {"N": "2.1"},
@@ -87,7 +88,7 @@ def measure(template_path: Path, items: int = 10_000, repeats: int = 3) -> tuple
         for _ in range(repeats):
             dynamodb.put_item(
                 TableName=table,
-                Item={"record_id": {"S": "expired"}, ttl_attribute: {"N": str(int(now) - 1)}},
+                Item={"order_key": {"S": "bench#expired"}, ttl_attribute: {"N": str(int(now) - 1)}},
             )
             started = time.perf_counter()
             if sweep(dynamodb, table, ttl_attribute, now) != 1:
@@ -100,8 +101,8 @@ def measure(template_path: Path, items: int = 10_000, repeats: int = 3) -> tuple
         return statistics.median(sweeps), statistics.median(scans)
 
 
-def rows(template_path: Path, items: int = 10_000) -> list[Row]:
-    sweep_seconds, scan_seconds = measure(template_path, items)
+def rows(template_path: Path, items: int = 10_000, repeats: int = 3) -> list[Row]:
+    sweep_seconds, scan_seconds = measure(template_path, items, repeats)
     return [
         Row(
             "local",

@@ -1,10 +1,10 @@
 """Seed-style Lambda A: the same AWS calls as `entrix.handlers.results`, through boto3 resources.
 
 One Query per pending-index shard (paged), oldest first, a result drawn for each order, and the
-run's batches written as one S3 object. A result is the seed's shape with the order's id,
-`{"record_id", "status", "power"}` (the batch item of `entrix.auction.batch_item`): the index
-projects keys only, and Lambda B writes an accepted order's line from the item it claims, so
-neither Lambda A reads an order's parameters.
+run's batches written as one S3 object. A result is the seed's shape with the order's key and
+version, `{"order_key", "version", "status", "power"}` (the batch item of
+`entrix.auction.batch_item`): the index projects keys only, and Lambda B writes an accepted
+order's line from the item it claims, so neither Lambda A reads an order's fields.
 """
 
 import json
@@ -38,7 +38,7 @@ def pending_orders():
             if "LastEvaluatedKey" not in page:
                 break
             arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    return sorted(orders, key=lambda order: order["received_at"])
+    return sorted(orders, key=lambda order: order["version"])
 
 
 def lambda_handler(event, context):
@@ -47,7 +47,8 @@ def lambda_handler(event, context):
     run_id = str((event or {}).get("run_id") or time.time_ns())
     results = [
         {
-            "record_id": order["record_id"],
+            "order_key": order["order_key"],
+            "version": order["version"],
             "status": random.choice(["accepted", "rejected"]),
             "power": random.randint(1, 100),
         }

@@ -1,8 +1,9 @@
 """Seed-style Lambda B: the same AWS calls as `entrix.handlers.process`, through boto3 resources.
 
-Per order a conditional UpdateItem to claim it; one PutObject of the accepted results as JSON
-Lines; one PublishBatch per ten rejected orders (the SNS Topic resource has no PublishBatch
-action, so its client makes the call); then a conditional UpdateItem recording each result.
+Per order a conditional UpdateItem to claim the version the batch names; one PutObject of the
+accepted results as JSON Lines; one PublishBatch per ten rejected orders (the SNS Topic resource
+has no PublishBatch action, so its client makes the call); then a conditional UpdateItem
+recording each result. The owner and record_id come from the claimed item, as ours take them.
 """
 
 import json
@@ -15,7 +16,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 AVAILABLE_TO_RUN = (
-    "attribute_exists(record_id) AND ("
+    "version = :version AND ("
     "(result_status = :pending AND ("
     "attribute_not_exists(claimed_by) OR claimed_by = :run OR claim_expires_at < :now))"
     " OR result_run_id = :run)"
@@ -29,13 +30,14 @@ sns = boto3.resource("sns")
 topic: Any = sns.Topic(os.environ["ALERT_TOPIC_ARN"])
 
 
-def update(record_id, expression, run_id, now, values):
+def update(order, expression, run_id, now, values):
     try:
         return table.update_item(
-            Key={"record_id": record_id},
+            Key={"order_key": order["order_key"]},
             UpdateExpression=expression,
             ConditionExpression=AVAILABLE_TO_RUN,
             ExpressionAttributeValues={
+                ":version": order["version"],
                 ":pending": "pending",
                 ":run": run_id,
                 ":now": now,
@@ -59,13 +61,13 @@ def lambda_handler(event, context):
     accepted, rejected = [], []
     for order in event["orders"]:
         claim = "SET claimed_by = :run, claim_expires_at = :until"
-        item = update(order["record_id"], claim, run_id, now, {":until": now + lease})
+        item = update(order, claim, run_id, now, {":until": now + lease})
         if item is None:
             counts["skipped"] += 1
         elif order["status"] == "accepted":
             accepted.append((order, item))
         else:
-            rejected.append(order)
+            rejected.append((order, item))
     if accepted:
         lines = [
             json.dumps(
@@ -85,23 +87,25 @@ def lambda_handler(event, context):
                 "Id": str(position),
                 "Message": json.dumps(
                     {
-                        "text": f"Order {order['record_id']} was rejected in run {run_id}",
-                        "record_id": order["record_id"],
+                        "text": f"Order {item['record_id']} of {item['owner']} was rejected "
+                        f"in run {run_id}",
+                        "record_id": item["record_id"],
+                        "owner": item["owner"],
                         "status": "rejected",
                         "run": run_id,
                         "power": order["power"],
                     }
                 ),
             }
-            for position, order in enumerate(rejected[start : start + 10])
+            for position, (order, item) in enumerate(rejected[start : start + 10])
         ]
         topic.meta.client.publish_batch(TopicArn=topic.arn, PublishBatchRequestEntries=entries)
     record = (
         "SET result_status = :status, power = :power, result_run_id = :run, result_at = :at "
         "REMOVE claimed_by, claim_expires_at, pending_shard"
     )
-    for order in [order for order, _ in accepted] + rejected:
+    for order, _ in accepted + rejected:
         values = {":status": order["status"], ":power": order["power"], ":at": result_at}
-        recorded = update(order["record_id"], record, run_id, now, values)
+        recorded = update(order, record, run_id, now, values)
         counts[order["status"] if recorded is not None else "skipped"] += 1
     return counts

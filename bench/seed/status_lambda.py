@@ -1,4 +1,5 @@
-"""Seed-style GET /orders/{record_id}: one GetItem through a boto3 resource Table."""
+"""Seed-style GET /orders/{record_id}: one GetItem through a boto3 resource Table, under the
+caller's key (the authorizer's `sub` and the record_id), as ours reads it."""
 
 import json
 import os
@@ -13,7 +14,8 @@ table: Any = dynamodb.Table(os.environ["ORDERS_TABLE_NAME"])
 
 def lambda_handler(event, context):
     record_id = (event.get("pathParameters") or {}).get("record_id")
-    item = table.get_item(Key={"record_id": record_id}).get("Item")
+    owner = event["requestContext"]["authorizer"]["sub"]
+    item = table.get_item(Key={"order_key": f"{owner}#{record_id}"}).get("Item")
     if item is None or item.get("expires_at", 0) <= time.time():
         return {"statusCode": 404, "body": json.dumps({"message": "no such order"})}
     return {"statusCode": 200, "body": json.dumps(item, default=str)}
