@@ -2,6 +2,7 @@
 
 Run with `make bench` (or `.venv/bin/python -m bench`). The service template must be
 synthesized with bundling (`make synth`), since the cold-start rows load the real assets.
+`--smoke` runs every workload once at its smallest instead (bench/smoke.py; `make test` runs it).
 """
 
 from __future__ import annotations
@@ -11,13 +12,17 @@ import os
 import sys
 from pathlib import Path
 
-from bench import api_latency, cold_start, load, pipeline_scale, ttl_sweep
+from bench import api_latency, cold_start, load, pipeline_scale, smoke, ttl_sweep
 from bench.report import render
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--cdk-out", type=Path, default=Path("cdk.out"))
+    parser.add_argument(
+        "--cdk-out",
+        type=Path,
+        help="the synthesized app, assets bundled (default: cdk.out; with --smoke, its own)",
+    )
     parser.add_argument(
         "--runs", type=int, default=15, help="cold-request samples per handler and side"
     )
@@ -30,8 +35,16 @@ def main(argv: list[str] | None = None) -> int:
         help="interpreter for the cold-request samples (repeatable; default: this one)",
     )
     parser.add_argument("--samples", type=int, default=300, help="requests per latency figure")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="every workload once, one sample, smallest sizes; exit 1 if any fails",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    if args.smoke:
+        return smoke.main(args.cdk_out, args.python or [sys.executable])
+    args.cdk_out = args.cdk_out or Path("cdk.out")
     template_path = args.cdk_out / "Entrix.template.json"
     if not template_path.is_file():
         print(f"no {template_path}: run `make synth` first", file=sys.stderr)

@@ -357,6 +357,7 @@ def measure_function(
     interpreter: Interpreter,
     runs: int,
     warm_calls: int,
+    warmup_rounds: int = 1,
 ) -> Comparison:
     workload = WORKLOADS[function.name]
     workload.setup(aws)
@@ -366,7 +367,7 @@ def measure_function(
         events = workload.events(aws, 1 + warm_calls, f"{side}-{number}-{uuid.uuid4().hex[:8]}")
         return sides[side].sample(events, workload.check)
 
-    return compare(measure, runs, with_seed=SEED in sides)
+    return compare(measure, runs, warmup_rounds, with_seed=SEED in sides)
 
 
 def goal_text(value: float, baseline: float, goal: float | None) -> str:
@@ -443,8 +444,10 @@ def rows(
     warm_calls: int,
     executables: Sequence[str] = (sys.executable,),
     only: Sequence[str] = (),
+    warmup_rounds: int = 1,
 ) -> list[Row]:
-    """The cold-request rows of every handler, for each interpreter."""
+    """The cold-request rows of every handler, for each interpreter (`warmup_rounds` of
+    samples first, discarded: they fill the bytecode cache)."""
     found: list[Row] = []
     interpreters = [Interpreter.of(executable) for executable in executables]
     with embedded_aws(cdk_out) as aws:
@@ -459,7 +462,9 @@ def rows(
                         Row(section, f"{function.name}: no workload defined", "", "", "", "")
                     )
                     continue
-                comparison = measure_function(aws, function, interpreter, runs, warm_calls)
+                comparison = measure_function(
+                    aws, function, interpreter, runs, warm_calls, warmup_rounds
+                )
                 seed = Figures.of(comparison.seed) if comparison.seed else None
                 found += handler_rows(
                     section,

@@ -157,9 +157,10 @@ def run(
     }
 
 
-def rows() -> list[Row]:
-    """10,000 orders from concurrent clients, then every acknowledged order looked up."""
-    figures = run()
+def rows(**sizes: int) -> list[Row]:
+    """10,000 orders from concurrent clients, then every acknowledged order looked up
+    (`sizes`: `run`'s orders, clients and batch_size)."""
+    figures = run(**sizes)
     return [
         Row(
             "load",

@@ -28,9 +28,11 @@ from bench.report import Row, ratio
 from entrix import settings
 
 # Orders pending for a run -> runs of that size, interleaved; the median is reported. The first
-# run of 1,000 takes the orders whose ingest is counted.
+# run of INGESTED takes the orders whose ingest is counted. Per order, runs are compared with the
+# run of BASE_SIZE.
 REPEATS = {1_000: 3, 10_000: 1, 100: 5, 10: 5}
 INGESTED = 1_000
+BASE_SIZE = 100
 RANDOM_ORDERS = 10_000
 
 
@@ -71,22 +73,23 @@ def measure(
     *,
     repeats: dict[int, int] | None = None,
     random_orders: int = RANDOM_ORDERS,
+    ingested_orders: int = INGESTED,
 ) -> ScaleFigures:
-    """Ingest 1,000 orders (counted); run the pipeline once per repeat of each size with that
-    many orders pending (interleaved); then, with `random_orders`, one run in random mode."""
+    """Ingest `ingested_orders` (counted); run the pipeline once per repeat of each size with
+    that many orders pending (interleaved); then, with `random_orders`, one run in random mode."""
     repeats = REPEATS if repeats is None else repeats
     with bench_system(template_path) as bench:
         bench.counter.reset()
-        bench.ingest(INGESTED, unique_prefix("ingest"))
+        bench.ingest(ingested_orders, unique_prefix("ingest"))
         ingested = bench.counter.snapshot()
         bench.counter.reset()
-        bench.raw_batch_write(INGESTED, unique_prefix("raw"))
+        bench.raw_batch_write(ingested_orders, unique_prefix("raw"))
         raw = bench.counter.snapshot()
         runs: dict[int, list[Run]] = {size: [] for size in repeats}
         first = True
         for repeat in range(max(repeats.values())):
             for size in [size for size, times in repeats.items() if repeat < times]:
-                if not (first and size == INGESTED):
+                if not (first and size == ingested_orders):
                     bench.ingest(size, unique_prefix(f"run{size}"))
                 first = False
                 runs[size].append(bench.run())
@@ -100,7 +103,7 @@ def measure(
         raw_dynamodb_requests=sum(
             n for call, n in raw.items() if call.service == "dynamodb" and call.caller == RAW_KEY
         ),
-        ingested=INGESTED,
+        ingested=ingested_orders,
         runs=runs,
         end_to_end=end_to_end,
         memory_mb={name: spec.memory_size for name, spec in functions.items()},
@@ -166,10 +169,18 @@ def rows(
     *,
     repeats: dict[int, int] | None = None,
     random_orders: int = RANDOM_ORDERS,
+    ingested_orders: int = INGESTED,
+    base_size: int = BASE_SIZE,
 ) -> list[Row]:
-    """Ingest request count, pipeline run time by size (against the run of 100 per order), the
-    random-mode end-to-end check, AWS requests and cost per order (`measure`'s arguments)."""
-    figures = measure(template_path, repeats=repeats, random_orders=random_orders)
+    """Ingest request count, pipeline run time by size (per order, against the run of
+    `base_size`, one of `repeats`' sizes), the random-mode end-to-end check, AWS requests and
+    cost per order (`measure`'s arguments)."""
+    figures = measure(
+        template_path,
+        repeats=repeats,
+        random_orders=random_orders,
+        ingested_orders=ingested_orders,
+    )
     table = [
         Row(
             "ingest",
@@ -181,7 +192,6 @@ def rows(
             "<= 40",
         )
     ]
-    base_size = 100
     medians = {size: figures.median(size) for size in figures.runs}
     per_order = {size: run.seconds / max(1, run.processed) * 1000 for size, run in medians.items()}
     for size in sorted(medians):
