@@ -194,3 +194,36 @@ def test_the_listing_filters_on_the_items_and_may_end_a_page_short(client: Any) 
     assert page.next_before is not None, "12 examined, more to come"
     cancelled = everything(table, "desk-a", 5, wanted=lambda i: i["result_status"] == "cancelled")
     assert [r for p in cancelled for r in p] == [f"r{i:02d}" for i in range(27, -1, -3)]
+
+
+@pytest.mark.parametrize(
+    "number", ["4.6E+38", "9.9999999999999999999999999999999999999E+125", "1E-130"]
+)
+def test_numbers_at_dynamodbs_limits_read_back_exactly_and_resend_unchanged(
+    client: Any, number: str
+) -> None:
+    """boto3's deserializer raises `Rounded` on 4.6E+38 as DynamoDB returns it (46 and 37 zeros):
+    a resend or a read of such an order must still work."""
+    table = OrdersTable(client, TABLE)
+    sent = order("big", parameter_2=Decimal(number))
+    assert outcomes(table, items("desk-a", [sent]), NOW) == [("big", "created", None)]
+    resend = items("desk-a", [sent], NOW + 1, nonce="1" * 12)
+    assert outcomes(table, resend, NOW + 1) == [("big", "unchanged", None)]
+    stored = table.get_order("desk-a", "big")
+    assert stored is not None and stored["parameter_2"] == Decimal(number)
+
+
+def test_a_refusal_names_the_state_the_condition_saw(client: Any) -> None:
+    """The condition compares whole seconds: within the second a lease ends, the state told is
+    still `claimed`, never a `pending` that the client could not have been refused for."""
+    table = OrdersTable(client, TABLE)
+    table.put_orders(items("desk-a", [order("a")]), NOW)
+    client.update_item(
+        TableName=TABLE,
+        Key={"order_key": {"S": "desk-a#a"}},
+        UpdateExpression="SET claimed_by = :r, claim_expires_at = :u",
+        ExpressionAttributeValues={":r": {"S": "run"}, ":u": {"N": str(int(NOW) + 10)}},
+    )
+    amend = items("desk-a", [order("a", parameter_1="sell")], NOW + 10.5, nonce="1" * 12)
+    assert outcomes(table, amend, NOW + 10.5) == [("a", "refused", "claimed")]
+    assert table.cancel("desk-a", "a", NOW + 10.5, "at").state == "claimed"

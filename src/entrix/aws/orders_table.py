@@ -310,6 +310,7 @@ class OrdersTable:
         self, item: Mapping[str, str | Decimal | int], now: float, deadline: Deadline | None
     ) -> PutOutcome:
         record_id = str(item["record_id"])
+        now = int(now)  # what the condition compares, so that the verdict and the state agree
         differs, names, values = _differs(item)
         request = {
             "TableName": self._table_name,
@@ -342,6 +343,7 @@ class OrdersTable:
 
     def cancel(self, owner: str, record_id: str, now: float, cancelled_at: str) -> CancelOutcome:
         """Cancel `owner`'s pending order `record_id` so that no run processes it."""
+        now = int(now)  # what the condition compares, so that the verdict and the state agree
         request = {
             "TableName": self._table_name,
             "Key": {"order_key": {"S": lifecycle.order_key(owner, record_id)}},
@@ -476,8 +478,19 @@ class OrdersTable:
 
 
 def plain_item(attributes: Mapping[str, Any]) -> dict[str, Any]:
-    """A DynamoDB item in Python types (numbers as Decimal), from its typed attribute values."""
-    return {name: _deserializer().deserialize(value) for name, value in attributes.items()}
+    """A DynamoDB item in Python types (numbers as exact Decimal), from its typed values."""
+    return {name: _plain(value) for name, value in attributes.items()}
+
+
+def _plain(value: Any) -> Any:
+    """Strings and numbers directly: boto3's deserializer reads numbers in a 38-digit context
+    that raises `Rounded` on values DynamoDB holds, such as 4.6E+38 (written back as its digits);
+    anything else through boto3's."""
+    if "S" in value:
+        return value["S"]
+    if "N" in value:
+        return Decimal(value["N"])
+    return _deserializer().deserialize(value)
 
 
 @functools.cache
