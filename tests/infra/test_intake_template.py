@@ -6,13 +6,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from aws_cdk.assertions import Match, Template
+from moto import mock_aws
 
 from entrix import settings
 from entrix.aws import secrets
 from entrix.local.apigateway.model import GatewayResponse, RestApi
 from entrix.local.apigateway.proxy import GATEWAY_ERRORS, gateway_response
+from entrix.local.deploy import Deployer
+from entrix.local.template import PseudoParameters
+from entrix.local.template import Template as LocalTemplate
 from infra.constructs.intake import ERROR_TEMPLATE
 
 AUTHORIZER = "entrix.handlers.authorizer.handler"
@@ -145,6 +150,61 @@ def test_orders_table_has_the_pending_and_owner_indexes_keys_only(
         {"AttributeName": name, "AttributeType": "S"}
         for name in ("order_key", "owner_shard", "pending_shard", "version")
     ]
+
+
+def test_the_synthesized_table_deploys_locally_and_serves_both_indexes(
+    service_json: dict[str, Any],
+) -> None:
+    """The stack's table, deployed as `entrix local` deploys it (moto): keyed on order_key, and
+    both keys-only indexes sorted on `version` answer their queries (a pending shard oldest
+    first, one owner's shard newest first)."""
+    table_id, table_resource = only(service_json, "AWS::DynamoDB::Table")
+    template = {"Resources": {table_id: table_resource}}
+
+    def client(service: str) -> Any:
+        return boto3.client(service, region_name="eu-west-1")
+
+    with mock_aws():
+        deployment = Deployer(
+            LocalTemplate.from_dict(template), client, pseudo=PseudoParameters()
+        ).deploy()
+        (name,) = deployment.tables
+        dynamodb = client("dynamodb")
+        table = dynamodb.describe_table(TableName=name)["Table"]
+        assert table["KeySchema"] == [{"AttributeName": "order_key", "KeyType": "HASH"}]
+        assert sorted(i["IndexName"] for i in table["GlobalSecondaryIndexes"]) == [
+            "owner-orders",
+            "pending-results",
+        ]
+        for n, version in enumerate(
+            ("2026-01-01T00:00:00.000Z/a/0000", "2026-01-01T00:00:01.000Z/b/0000")
+        ):
+            dynamodb.put_item(
+                TableName=name,
+                Item={
+                    "order_key": {"S": f"desk-a#r{n}"},
+                    "version": {"S": version},
+                    "pending_shard": {"S": "03"},
+                    "owner_shard": {"S": "desk-a#07"},
+                    "parameter_1": {"S": "p"},
+                },
+            )
+
+        def query(index: str, key: str, value: str, forward: bool) -> list[Any]:
+            return dynamodb.query(
+                TableName=name,
+                IndexName=index,
+                KeyConditionExpression="#k = :v",
+                ExpressionAttributeNames={"#k": key},
+                ExpressionAttributeValues={":v": {"S": value}},
+                ScanIndexForward=forward,
+            )["Items"]
+
+        pending = query("pending-results", "pending_shard", "03", True)
+        owned = query("owner-orders", "owner_shard", "desk-a#07", False)
+        assert [i["order_key"]["S"] for i in pending] == ["desk-a#r0", "desk-a#r1"]
+        assert [i["order_key"]["S"] for i in owned] == ["desk-a#r1", "desk-a#r0"]
+        assert all("parameter_1" not in item for item in [*pending, *owned]), "keys only"
 
 
 # --- signing key ---------------------------------------------------------------------------
