@@ -227,3 +227,33 @@ def test_a_refusal_names_the_state_the_condition_saw(client: Any) -> None:
     amend = items("desk-a", [order("a", parameter_1="sell")], NOW + 10.5, nonce="1" * 12)
     assert outcomes(table, amend, NOW + 10.5) == [("a", "refused", "claimed")]
     assert table.cancel("desk-a", "a", NOW + 10.5, "at").state == "claimed"
+
+
+def test_a_filtered_page_of_one_reads_in_batches_not_order_by_order(client: Any) -> None:
+    table = OrdersTable(client, TABLE)
+    table.put_orders(items("desk-a", [order(f"r{i:03d}") for i in range(300)]), NOW)
+    calls: list[str] = []
+    for operation in ("Query", "BatchGetItem"):
+        client.meta.events.register(
+            f"before-call.dynamodb.{operation}", lambda op=operation, **_: calls.append(op)
+        )
+    page = table.list_orders(OWNER_INDEX, "desk-a", 1, None, lambda i: False, 1_000)
+    assert (page.items, page.next_before is None) == ([], True)
+    assert calls.count("BatchGetItem") == 3, "300 orders, 100 a call"
+    assert calls.count("Query") <= 16 * 2, "about 19 orders a shard, 25 a query"
+
+
+def test_an_expired_order_held_by_a_live_run_is_not_replaced(client: Any) -> None:
+    """A run that claimed the order just before it expired records its result; a resend then
+    must not create a second order that the next run would auction again."""
+    table = OrdersTable(client, TABLE)
+    table.put_orders(items("desk-a", [order("a", parameter_1="x")]), NOW)
+    client.update_item(
+        TableName=TABLE,
+        Key={"order_key": {"S": "desk-a#a"}},
+        UpdateExpression="SET claimed_by = :r, claim_expires_at = :u",
+        ExpressionAttributeValues={":r": {"S": "run"}, ":u": {"N": str(int(NOW) + 90_000)}},
+    )
+    later = NOW + 86_401
+    resend = items("desk-a", [order("a", parameter_1="y")], later, nonce="1" * 12)
+    assert outcomes(table, resend, later) == [("a", "refused", "claimed")]

@@ -557,3 +557,17 @@ def test_a_record_needs_this_runs_claim_on_that_version(process: ModuleType, aws
     assert orders.record(order_key("a"), "another-version", "run-1", "accepted", 1, "t") is None
     assert orders.record(order_key("a"), version, "run-2", "accepted", 1, "t") is None
     assert orders.record(order_key("a"), version, "run-1", "accepted", 1, "t") is not None
+
+
+def test_an_expired_order_is_not_claimed(process: ModuleType, aws: dict) -> None:
+    """To its owner an expired order no longer exists (404) and a resend creates it anew: a run
+    must not auction the old one too."""
+    put_order(aws["dynamodb"], "a")
+    aws["dynamodb"].update_item(
+        TableName=TABLE,
+        Key={"order_key": {"S": order_key("a")}},
+        UpdateExpression="SET expires_at = :past",
+        ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}},
+    )
+    assert process.handler(event(("a", "accepted")), None) == counts(skipped=1)
+    assert object_keys(aws) == []

@@ -139,6 +139,15 @@ class BatchProcessor:
                 logger.error("OrderStoreUnavailable: %s", error)
                 unfinished.append(order)
                 continue
+            if recorded is None:
+                logger.error(
+                    "order %r: its %s result is stored or alerted, but run %s no longer holds "
+                    "version %s, so it is not recorded (another run took it over)",
+                    order.order_key,
+                    order.status.value,
+                    batch.run_id,
+                    order.version,
+                )
             counts[order.status.value if recorded is not None else "skipped"] += 1
 
         for order in unfinished:

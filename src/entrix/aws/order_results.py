@@ -39,9 +39,11 @@ if TYPE_CHECKING:
 
 # Taken by no live run: unclaimed, claimed by this run, or claimed by a run whose lease ended;
 # or already recorded by this run (a retried step).
+# An expired order is not claimed: to its owner it no longer exists (404), and a resend creates
+# it anew, which the next run processes.
 _AVAILABLE_TO_RUN = (
     "version = :version AND ("
-    "(result_status = :pending AND ("
+    "(result_status = :pending AND expires_at > :now AND ("
     "attribute_not_exists(claimed_by) OR claimed_by = :run OR claim_expires_at < :now))"
     " OR result_run_id = :run)"
 )

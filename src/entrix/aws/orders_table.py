@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 25  # DynamoDB's BatchWriteItem limit
 BATCH_GET_SIZE = 100  # DynamoDB's BatchGetItem limit
+# Index entries a listing reads per shard query at least, whatever the page size.
+MIN_LISTING_READ = 25
 # Conditional puts of one request in flight at once (the client's connection pool must allow as
 # many: entrix.handlers.ingest.DYNAMODB_CONFIG).
 PARALLEL_PUTS = 32
@@ -174,11 +176,13 @@ def _error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-# A put of a client's order goes through when the key is free (new, or its 24 hours are over), or
-# when the stored order is pending, held by no live run, and differs from the one sent (amend).
+# A put of a client's order goes through when the key is free (new, or its 24 hours are over and
+# no live run holds it: a run that claimed it just before it expired records its result), or when
+# the stored order is pending, held by no live run, and differs from the one sent (amend).
+_NO_LIVE_CLAIM = "(attribute_not_exists(claimed_by) OR claim_expires_at < :now)"
 _PUT_ALLOWED = (
-    "attribute_not_exists(order_key) OR expires_at <= :now OR (result_status = :pending AND "
-    "(attribute_not_exists(claimed_by) OR claim_expires_at < :now) AND ({differs}))"
+    f"attribute_not_exists(order_key) OR (expires_at <= :now AND {_NO_LIVE_CLAIM}) OR "
+    f"(result_status = :pending AND {_NO_LIVE_CLAIM} AND ({{differs}}))"
 )
 # A cancel goes through for a pending, unexpired order that no live run holds.
 _CANCEL_ALLOWED = (
@@ -419,23 +423,31 @@ class OrdersTable:
         """Up to `limit` of `owner`'s orders that are `wanted`, newest first, received before
         the version `before` (None: from the newest). At most `max_examined` index entries are
         looked at, so a page may be short; `next_before` is None once nothing is left."""
+        # Reads do not shrink with `limit`: a filtered page of one would otherwise take a Query
+        # and a BatchGetItem per order examined.
+        page_size = min(max(limit, MIN_LISTING_READ), BATCH_GET_SIZE)
         shards = [
-            self._owner_keys(index_name, shard, before, limit)
+            self._owner_keys(index_name, shard, before, page_size)
             for shard in lifecycle.owner_shards(owner)
         ]
         entries = heapq.merge(*shards, key=lambda entry: entry[0], reverse=True)
         found: list[dict[str, Any]] = []
         examined = 0
         last: str | None = None
-        while len(found) < limit and examined < max_examined:
-            size = min(limit - len(found), max_examined - examined, BATCH_GET_SIZE)
+        while examined < max_examined:
+            size = min(max_examined - examined, BATCH_GET_SIZE)
             chunk = [entry for _, entry in zip(range(size), entries, strict=False)]
             if not chunk:
                 return OrdersPage(found, None)
-            examined += len(chunk)
-            last = chunk[-1][0]
             items = self._get_items([key for _, key in chunk])
-            found.extend(item for _, key in chunk if (item := items.get(key)) and wanted(item))
+            for version, key in chunk:
+                examined += 1
+                last = version
+                item = items.get(key)
+                if item is not None and wanted(item):
+                    found.append(item)
+                    if len(found) == limit:
+                        return OrdersPage(found, last)
         return OrdersPage(found, last)
 
     def _owner_keys(

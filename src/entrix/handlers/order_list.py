@@ -59,7 +59,14 @@ def encode_cursor(version: str) -> str:
     return base64.urlsafe_b64encode(version.encode("utf-8")).decode("ascii").rstrip("=")
 
 
+# A version is about 40 characters; anything much longer is no cursor of ours (and DynamoDB
+# refuses a key condition value over 1,024 bytes).
+MAX_CURSOR_CHARS = 200
+
+
 def _decode_cursor(cursor: str) -> str:
+    if len(cursor) > MAX_CURSOR_CHARS:
+        raise _BadQuery("cursor", "is not a cursor this API gave")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         version = base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
