@@ -169,7 +169,7 @@ def handle(
             409,
             ORDER_CONFLICT,
             "some orders were refused: a run has claimed them or they are processed or "
-            "cancelled; the others are applied",
+            "cancelled; any others are applied",
             **summary,
         )
     logger.info("orders put: %s", {o: len(summary[o]) for o in OUTCOMES})
