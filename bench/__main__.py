@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench import api_latency, cold_start, load, pipeline_scale, smoke, ttl_sweep
+from bench import api_latency, cold_start, ingest_writes, load, pipeline_scale, smoke, ttl_sweep
 from bench.report import render
 
 
@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     rows += api_latency.rows(args.samples)
     rows += ttl_sweep.rows(template_path)
     rows += load.rows()
-    rows += pipeline_scale.rows(template_path)
+    ingest = ingest_writes.measure(template_path)
+    rows += ingest_writes.rows(ingest)
+    rows += pipeline_scale.rows(template_path, ingest=ingest.cost_inputs())
     print(render(rows))
     print(pipeline_scale.NOTE)
     return 0

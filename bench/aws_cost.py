@@ -33,6 +33,13 @@ the same run (its orders, accepted and rejected):
   (1 more per rejected); Lambda A's invocations as measured, plus one Lambda B request per order
   at Lambda B's memory for SEED_DURATION_MS (the previous cost model's assumption); one S3 PUT
   per accepted order; one SNS Publish per rejected order; no DynamoDB.
+
+Both bills price a run, not the POST that stored its orders. Since issue 17 an order also costs
+one more write unit when it is stored, its entry in the owner-orders index; `IngestWrites`
+(from bench/ingest_writes.py, a 1,000-order POST measured in the same `make bench`) brings in
+what ours spends at ingest beyond the write path before it, and that is added to ours' bill. What
+both spend at ingest (the item and its pending-results entry; the seed's post_lambda, one item in
+no index) stays out of both totals, as before, and is shown in a row of its own.
 """
 
 from __future__ import annotations
@@ -47,6 +54,9 @@ from bench.report import Row, ratio
 
 MILLION = 1_000_000
 SEED_DURATION_MS = 60
+SEED_INGEST_WRITE_UNITS = 1.0  # the seed's post_lambda: one item an order, in no index
+# Ours at most this fraction of the seed-style bill (issue 17; 0.05x before it, goal 0.10x).
+COST_GOAL = 0.07
 STATUS_INDEX_KEY = "result_status"  # an index keyed on it is rewritten (delete + put)
 CHILD_TRANSITIONS = 2  # per child execution: ProcessBatch, plus one for the Map iteration
 
@@ -74,6 +84,7 @@ S3_GETS = "S3 GET-class requests"
 TABLE_WRITES = "DynamoDB write units (table)"
 INDEX_WRITES = "DynamoDB write units (pending-results index, {} per recorded order)"
 READS = "DynamoDB read units (>= 1 a request)"
+INGEST_WRITES = "DynamoDB write units at ingest: {} (added by issue 17)"
 
 
 @dataclass(frozen=True)
@@ -174,6 +185,24 @@ def ours(usage: Usage) -> list[LineItem]:
     ]
 
 
+@dataclass(frozen=True)
+class IngestWrites:
+    """Write units per order when POST /orders stores it: `added`, what ours spends beyond the
+    write path before issue 17, by where (an index's name): in ours' bill; `shared`, what both
+    spend (the item and its pending-results entry): in neither bill."""
+
+    added: dict[str, float]
+    shared: float
+
+
+def ingest_lines(ingest: IngestWrites) -> list[LineItem]:
+    """The write units ours adds at ingest, as lines of ours' bill."""
+    return [
+        LineItem(INGEST_WRITES.format(where), units, units * MILLION * DYNAMODB_PER_WRITE_UNIT)
+        for where, units in sorted(ingest.added.items())
+    ]
+
+
 def seed_style(usage: Usage) -> list[LineItem]:
     """The seed-style bill for the same orders (see the module docstring)."""
     seed_process_gb_seconds = (
@@ -248,11 +277,15 @@ def tally_seconds(seconds: dict[Call, float]) -> dict[tuple[str, str], float]:
 
 
 def rows(
-    run: Run, memory_mb: dict[str, int], handlers: dict[str, str], pending_index_key: str
+    run: Run,
+    memory_mb: dict[str, int],
+    handlers: dict[str, str],
+    pending_index_key: str,
+    ingest: IngestWrites | None = None,
 ) -> list[Row]:
     """Requests per order by service, and both designs' bills, from one orders-mode run
     (`memory_mb` and `handlers` by function name; `pending_index_key`: the hash key of the
-    table's pending-results index)."""
+    table's pending-results index; `ingest`: the write units of storing an order)."""
     process_function = next(
         name for name, handler in handlers.items() if handler == PROCESS_HANDLER
     )
@@ -325,6 +358,8 @@ def rows(
         )
     )
     ours_lines, seed_lines = ours(usage), seed_style(usage)
+    if ingest is not None:
+        ours_lines += ingest_lines(ingest)
     seed_by_item = {line.item: line for line in seed_lines}
     ours_by_item = {line.item: line for line in ours_lines}
     items = [line.item for line in ours_lines] + [
@@ -349,17 +384,36 @@ def rows(
             )
         )
     ours_total, seed_total = total(ours_lines), total(seed_lines)
-    goal_met = ours_total <= 0.1 * seed_total
+    goal_met = ours_total <= COST_GOAL * seed_total
     table.append(
         Row(
             "cost per M orders",
-            f"total (us-east-1 list prices; from the {where})",
+            f"total (us-east-1 list prices; from the {where}"
+            + (", and the ingest's added write units" if ingest else "")
+            + ")",
             f"${ours_total:.2f}",
             f"${seed_total:.2f} (seed-style)",
             ratio(ours_total, seed_total),
-            f"<= 0.10x: {'met' if goal_met else 'NOT met'}",
+            f"<= {COST_GOAL:.2f}x: {'met' if goal_met else 'NOT met'}",
         )
     )
+    if ingest is not None:
+        unit = MILLION * DYNAMODB_PER_WRITE_UNIT
+        ours_life = ours_total + ingest.shared * unit
+        seed_life = seed_total + SEED_INGEST_WRITE_UNITS * unit
+        table.append(
+            Row(
+                "cost per M orders",
+                f"  with the writes storing an order, in neither total above (ours "
+                f"{ingest.shared:.2f} write units an order: the item and its pending-results "
+                f"entry; the seed's post_lambda {SEED_INGEST_WRITE_UNITS:.2f}: an item in no "
+                "index)",
+                f"${ours_life:.2f}",
+                f"${seed_life:.2f} (seed-style)",
+                ratio(ours_life, seed_life),
+                "reported",
+            )
+        )
     left = unpriced(usage)
     if left:
         listed = ", ".join(f"{s} {o} {n}" for (s, o), n in sorted(left.items()))

@@ -41,7 +41,6 @@ ORDERS_PER_POST = 100
 RUN_TIMEOUT_SECONDS = 900
 POLL_SECONDS = 0.02  # a run's time is its end as seen by this poll
 NOTIFICATION_WAIT_SECONDS = 60
-RAW_KEY = "bench-raw"
 
 
 @dataclass(frozen=True)
@@ -210,28 +209,6 @@ class BenchSystem:
             status = api.post_orders(orders)
             if status != 201:
                 raise RuntimeError(f"POST /orders answered {status}")
-
-    def raw_batch_write(self, count: int, prefix: str) -> None:
-        """The baseline: the same orders written straight to the table, 25 a BatchWriteItem."""
-        dynamodb = self.client("dynamodb", RAW_KEY)
-        for start in range(0, count, 25):
-            dynamodb.batch_write_item(
-                RequestItems={
-                    self.table: [
-                        {
-                            "PutRequest": {
-                                "Item": {
-                                    "order_key": {"S": f"{RAW_KEY}#{prefix}-{i}"},
-                                    "record_id": {"S": f"{prefix}-{i}"},
-                                    "parameter_1": {"S": "bench"},
-                                    "parameter_2": {"N": str(i + 0.5)},
-                                }
-                            }
-                        }
-                        for i in range(start, min(count, start + 25))
-                    ]
-                }
-            )
 
     def pending(self) -> int:
         """Orders waiting for a result (a scan: the observer's, never counted)."""

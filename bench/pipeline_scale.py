@@ -1,4 +1,4 @@
-"""The results pipeline at scale: run time by orders pending, ingest's requests, cost per order.
+"""The results pipeline at scale: run time by orders pending, and cost per order.
 
 Measured on `entrix local` in this process, counted and timed (`bench.observed_system`). Orders
 are ingested through the local API, then one pipeline run per repeat of each size is started and
@@ -14,10 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import aws_cost
-from bench.aws_requests import not_observer
 from bench.observed_system import (
-    ORDERS_PER_POST,
-    RAW_KEY,
     RESULTS_HANDLER,
     BenchSystem,
     Run,
@@ -27,11 +24,9 @@ from bench.observed_system import (
 from bench.report import Row, ratio
 from entrix import settings
 
-# Orders pending for a run -> runs of that size, interleaved; the median is reported. The first
-# run of INGESTED takes the orders whose ingest is counted. Per order, runs are compared with the
-# run of BASE_SIZE.
+# Orders pending for a run -> runs of that size, interleaved; the median is reported. Per order,
+# runs are compared with the run of BASE_SIZE. (A POST's writes are bench/ingest_writes.py's.)
 REPEATS = {1_000: 3, 10_000: 1, 100: 5, 10: 5}
-INGESTED = 1_000
 BASE_SIZE = 100
 RANDOM_ORDERS = 10_000
 
@@ -50,9 +45,6 @@ class EndToEnd:
 
 @dataclass(frozen=True)
 class ScaleFigures:
-    ingest_dynamodb_requests: int  # for `ingested` orders POSTed through the API
-    raw_dynamodb_requests: int  # the same number as raw 25-item BatchWriteItems
-    ingested: int
     runs: dict[int, list[Run]]  # orders pending -> the runs that took them
     end_to_end: EndToEnd | None
     memory_mb: dict[str, int]  # function name -> configured memory
@@ -73,37 +65,21 @@ def measure(
     *,
     repeats: dict[int, int] | None = None,
     random_orders: int = RANDOM_ORDERS,
-    ingested_orders: int = INGESTED,
 ) -> ScaleFigures:
-    """Ingest `ingested_orders` (counted); run the pipeline once per repeat of each size with
-    that many orders pending (interleaved); then, with `random_orders`, one run in random mode."""
+    """Run the pipeline once per repeat of each size with that many orders pending, POSTed
+    through the local API first (sizes interleaved); then, with `random_orders`, one run in
+    random mode."""
     repeats = REPEATS if repeats is None else repeats
     with bench_system(template_path) as bench:
-        bench.counter.reset()
-        bench.ingest(ingested_orders, unique_prefix("ingest"))
-        ingested = bench.counter.snapshot()
-        bench.counter.reset()
-        bench.raw_batch_write(ingested_orders, unique_prefix("raw"))
-        raw = bench.counter.snapshot()
         runs: dict[int, list[Run]] = {size: [] for size in repeats}
-        first = True
         for repeat in range(max(repeats.values())):
             for size in [size for size, times in repeats.items() if repeat < times]:
-                if not (first and size == ingested_orders):
-                    bench.ingest(size, unique_prefix(f"run{size}"))
-                first = False
+                bench.ingest(size, unique_prefix(f"run{size}"))
                 runs[size].append(bench.run())
                 progress(f"run with {size:,} pending: {runs[size][-1].seconds:.1f} s")
         end_to_end = end_to_end_run(bench, random_orders) if random_orders else None
         functions = bench.deployment.functions
     return ScaleFigures(
-        ingest_dynamodb_requests=sum(
-            n for call, n in ingested.items() if call.service == "dynamodb" and not_observer(call)
-        ),
-        raw_dynamodb_requests=sum(
-            n for call, n in raw.items() if call.service == "dynamodb" and call.caller == RAW_KEY
-        ),
-        ingested=ingested_orders,
         runs=runs,
         end_to_end=end_to_end,
         memory_mb={name: spec.memory_size for name, spec in functions.items()},
@@ -169,29 +145,15 @@ def rows(
     *,
     repeats: dict[int, int] | None = None,
     random_orders: int = RANDOM_ORDERS,
-    ingested_orders: int = INGESTED,
     base_size: int = BASE_SIZE,
+    ingest: aws_cost.IngestWrites | None = None,
 ) -> list[Row]:
-    """Ingest request count, pipeline run time by size (per order, against the run of
+    """Pipeline run time by size (per order, against the run of
     `base_size`, one of `repeats`' sizes), the random-mode end-to-end check, AWS requests and
-    cost per order (`measure`'s arguments)."""
-    figures = measure(
-        template_path,
-        repeats=repeats,
-        random_orders=random_orders,
-        ingested_orders=ingested_orders,
-    )
-    table = [
-        Row(
-            "ingest",
-            f"DynamoDB requests per {figures.ingested:,} orders POSTed "
-            f"({ORDERS_PER_POST} a request), counted at the endpoint",
-            f"{figures.ingest_dynamodb_requests}",
-            f"{figures.raw_dynamodb_requests} (raw BatchWriteItem, 25 a request)",
-            ratio(figures.ingest_dynamodb_requests, figures.raw_dynamodb_requests),
-            "<= 40",
-        )
-    ]
+    cost per order (`measure`'s arguments; `ingest`: the write units of storing an order, from
+    bench/ingest_writes.py)."""
+    figures = measure(template_path, repeats=repeats, random_orders=random_orders)
+    table: list[Row] = []
     medians = {size: figures.median(size) for size in figures.runs}
     per_order = {size: run.seconds / max(1, run.processed) * 1000 for size, run in medians.items()}
     for size in sorted(medians):
@@ -213,7 +175,11 @@ def rows(
     if figures.end_to_end:
         table += end_to_end_rows(figures.end_to_end)
     table += aws_cost.rows(
-        medians[max(medians)], figures.memory_mb, figures.handlers, figures.pending_index_key
+        medians[max(medians)],
+        figures.memory_mb,
+        figures.handlers,
+        figures.pending_index_key,
+        ingest,
     )
     return table
 

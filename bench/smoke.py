@@ -28,7 +28,15 @@ import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from bench import api_latency, cold_start, load, pipeline_profile, pipeline_scale, ttl_sweep
+from bench import (
+    api_latency,
+    cold_start,
+    ingest_writes,
+    load,
+    pipeline_profile,
+    pipeline_scale,
+    ttl_sweep,
+)
 from bench.cold_workloads import WORKLOADS
 from bench.report import Row, render
 from entrix.local.synth import STACK_NAME, TEMPLATE_FILE, cdk_context
@@ -38,8 +46,9 @@ SMOKE_CDK_OUT = ROOT / ".bench" / "smoke" / "cdk.out"
 # What the bundled assets and the template are made from.
 SOURCE_GLOBS = ("app.py", "cdk.json", "uv.lock", "infra/**/*.py", "src/**/*.py")
 # The smallest sizes that still take every path of each part.
-PIPELINE_RUN_ORDERS = 5  # one run of 5 pending orders, the first ingested through the API
+PIPELINE_RUN_ORDERS = 5  # one run of 5 pending orders
 RANDOM_ORDERS = 10  # one random-mode run: some accepted, some rejected
+INGEST_ORDERS = 30  # more than one BatchWriteItem of the baseline
 
 
 class SmokeFailed(RuntimeError):
@@ -130,6 +139,18 @@ def profile_one(template_path: Path) -> list[Row]:
     return [Row("pipeline", "profile of one run", f"{stats.total_calls:,} calls")]  # type: ignore[attr-defined]
 
 
+def ingest_and_pipeline(template: Path) -> list[Row]:
+    """The ingest rows, and the pipeline's with the ingest's write units in its cost rows."""
+    ingest = ingest_writes.measure(template, INGEST_ORDERS, repeats=1)
+    return ingest_writes.rows(ingest) + pipeline_scale.rows(
+        template,
+        repeats={PIPELINE_RUN_ORDERS: 1},
+        random_orders=RANDOM_ORDERS,
+        base_size=PIPELINE_RUN_ORDERS,
+        ingest=ingest.cost_inputs(),
+    )
+
+
 def parts(cdk_out: Path, executables: list[str]) -> list[tuple[str, Callable[[], list[Row]]]]:
     """Every part of `make bench` (`bench/__main__.py`) at its smallest, then the tools."""
     template = cdk_out / TEMPLATE_FILE
@@ -141,16 +162,7 @@ def parts(cdk_out: Path, executables: list[str]) -> list[tuple[str, Callable[[],
         ("local API", lambda: api_latency.rows(1, warmup=0, clients=2, per_client=1)),
         ("TTL sweep", lambda: ttl_sweep.rows(template, items=10, repeats=1)),
         ("load", lambda: load.rows(orders=10, clients=2, batch_size=5)),
-        (
-            "pipeline",
-            lambda: pipeline_scale.rows(
-                template,
-                repeats={PIPELINE_RUN_ORDERS: 1},
-                random_orders=RANDOM_ORDERS,
-                ingested_orders=PIPELINE_RUN_ORDERS,
-                base_size=PIPELINE_RUN_ORDERS,
-            ),
-        ),
+        ("ingest and pipeline", lambda: ingest_and_pipeline(template)),
         ("pipeline profile", lambda: profile_one(template)),
     ]
 
