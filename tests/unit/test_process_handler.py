@@ -571,3 +571,19 @@ def test_an_expired_order_is_not_claimed(process: ModuleType, aws: dict) -> None
     )
     assert process.handler(event(("a", "accepted")), None) == counts(skipped=1)
     assert object_keys(aws) == []
+
+
+def test_a_retried_batch_that_fails_leaves_no_claim_on_the_orders_it_already_recorded(
+    process: ModuleType, aws: dict
+) -> None:
+    put_order(aws["dynamodb"], "a")
+    batch = event(("a", "accepted"))
+    assert process.handler(batch, None) == counts(1)
+    aws["s3"].delete_object(Bucket=BUCKET, Key=KEY)
+    aws["s3"].delete_bucket(Bucket=BUCKET)
+
+    assert process.handler(batch, None) == counts(failed=1)
+
+    recorded = item(aws, "a")
+    assert (recorded["result_status"], recorded["result_run_id"]) == ("accepted", "run-1")
+    assert "claimed_by" not in recorded and "claim_expires_at" not in recorded

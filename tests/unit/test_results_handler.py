@@ -219,7 +219,7 @@ def test_random_mode_stores_synthetic_orders_as_pending_then_batches_them(
         for batch in batches(aws, answer["batches_key"])
         for order in batch["orders"]
     ]
-    assert len(keys) == 5 and all(k.startswith("auction-simulator#random-run-7-") for k in keys)
+    assert len(keys) == 5 and all(k.startswith("#auction-simulator#random-run-7-") for k in keys)
     stored = aws["dynamodb"].scan(TableName=TABLE)["Items"]
     assert sorted(item["order_key"]["S"] for item in stored) == sorted(keys)
     assert {item["owner"]["S"] for item in stored} == {results.SIMULATOR_OWNER}

@@ -126,17 +126,19 @@ class OrderResults:
         )
 
     def release(self, order_key: str, run_id: str) -> bool:
-        """Give up this run's claim on a still-pending order; False when that was not possible.
+        """Give up this run's claim on an order; False when that was not possible.
 
-        Best effort: the order is released now, or when the lease ends.
+        Best effort: the order is released now, or when the lease ends. An order this run has
+        already recorded (a retried batch claims it again) loses the claim too, instead of
+        keeping it past its result.
         """
         try:
             self._client.update_item(
                 TableName=self._table_name,
                 Key={"order_key": {"S": order_key}},
                 UpdateExpression="REMOVE claimed_by, claim_expires_at",
-                ConditionExpression="result_status = :pending AND claimed_by = :run",
-                ExpressionAttributeValues={":pending": {"S": PENDING}, ":run": {"S": run_id}},
+                ConditionExpression="claimed_by = :run",
+                ExpressionAttributeValues={":run": {"S": run_id}},
             )
         except (ClientError, BotoCoreError) as error:
             logger.warning("order %r stays claimed until its lease ends: %s", order_key, error)

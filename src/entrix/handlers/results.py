@@ -41,8 +41,9 @@ from entrix.orders.intake import Receipt
 
 logger = logging.getLogger(__name__)
 
-# The owner of random mode's made-up orders.
-SIMULATOR_OWNER = "auction-simulator"
+# The owner of random mode's made-up orders: no token's subject contains `#`, so no client owns
+# (reads, amends, cancels or overwrites) them.
+SIMULATOR_OWNER = "#auction-simulator"
 # Module level so that tests can inject a seeded or scripted source.
 random_source: random.Random = random.Random()  # noqa: S311 - a simulation, not cryptography
 
