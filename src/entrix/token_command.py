@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 
 from entrix import settings
 from entrix.aws.secrets import region_of_arn
+from entrix.identity import MAX_SUBJECT_CHARS, valid_subject
 from entrix.tokens import issue_token, signing_key_from_secret
 
 AUTHORIZER_HANDLER = "entrix.handlers.authorizer.handler"
@@ -36,9 +37,14 @@ class TokenCommandError(Exception):
 def token(args: argparse.Namespace) -> int:
     """Print the token on stdout alone, so `TOKEN=$(entrix token)` works; errors go to stderr."""
     try:
-        if args.expires_in <= 0 or not args.subject:
-            # Checked before any AWS call, so a typo fails fast even with nothing running.
-            raise TokenCommandError("--expires-in must be positive and --subject not empty")
+        # Checked before any AWS call, so a typo fails fast even with nothing running.
+        if args.expires_in <= 0:
+            raise TokenCommandError("--expires-in must be positive")
+        if not valid_subject(args.subject):
+            raise TokenCommandError(
+                f"--subject must be 1 to {MAX_SUBJECT_CHARS} characters without '#' or control "
+                "characters (the subject owns the orders: their key is <subject>#<record_id>)"
+            )
         if args.stack:
             factory: ClientFactory = _aws_clients
             region = args.region

@@ -257,10 +257,17 @@ def test_a_function_without_the_secret_variable_is_a_clear_error(
 
 
 @pytest.mark.parametrize(
-    "argv", [["--expires-in", "0"], ["--expires-in", "-60"], ["--subject", ""]]
+    ("argv", "named"),
+    [
+        (["--expires-in", "0"], "--expires-in"),
+        (["--expires-in", "-60"], "--expires-in"),
+        (["--subject", ""], "--subject"),
+        (["--subject", "desk#a"], "--subject"),
+        (["--subject", "x" * 129], "--subject"),
+    ],
 )
 def test_bad_arguments_fail_before_any_aws_call(
-    argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def no_aws(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("no AWS client should be created")
@@ -270,4 +277,4 @@ def test_bad_arguments_fail_before_any_aws_call(
     code, out, err = run(argv, capsys)
 
     assert (code, out) == (1, "")
-    assert "--expires-in" in err
+    assert named in err
