@@ -60,6 +60,11 @@ def call(local, method, path, token=None, body=None, raw=None, content_type="app
         return error.code, json.loads(error.read() or b"null")
 
 
+def order_key(record_id):
+    """The table key of the default token's (`entrix token`, subject entrix-cli) order."""
+    return {"order_key": {"S": f"entrix-cli#{record_id}"}}
+
+
 def table_name(local):
     (name,) = local.client("dynamodb").list_tables()["TableNames"]
     return name
@@ -80,9 +85,9 @@ def test_posted_orders_are_stored_and_read_back(local, token):
     ]
     status, summary = call(local, "POST", "/orders", token, orders)
     assert status == 201, summary
-    item = local.client("dynamodb").get_item(
-        TableName=table_name(local), Key={"record_id": {"S": "e2e-1"}}
-    )["Item"]
+    item = local.client("dynamodb").get_item(TableName=table_name(local), Key=order_key("e2e-1"))[
+        "Item"
+    ]
     assert item["parameter_1"] == {"S": "a"}
     assert item["parameter_2"] == {"N": "2.1"}
     assert int(item["expires_at"]["N"]) > time.time() + 86000
@@ -134,7 +139,7 @@ def test_bad_tokens_are_refused(local, bad_token):
     assert (status, body["message"]) == (401, "Unauthorized"), body
     assert (
         local.client("dynamodb")
-        .get_item(TableName=table_name(local), Key={"record_id": {"S": "x"}})
+        .get_item(TableName=table_name(local), Key=order_key("x"))
         .get("Item")
         is None
     )
@@ -190,7 +195,7 @@ def test_non_ascii_record_ids_round_trip(local, token, content_type, record_id):
     raw = json.dumps([order], ensure_ascii=False).encode()
     status, summary = call(local, "POST", "/orders", token, raw=raw, content_type=content_type)
     assert status == 201, summary
-    assert summary["record_ids"] == [record_id]
+    assert summary["created"] == [record_id]
     status, stored = call(local, "GET", f"/orders/{urllib.parse.quote(record_id, safe='')}", token)
     assert status == 200, stored
     assert (stored["record_id"], stored["parameter_1"]) == (record_id, "€")
@@ -211,7 +216,7 @@ def test_scheduled_runs_process_the_orders(local, token):
     while time.monotonic() < deadline:
         statuses = {
             o["record_id"]: dynamodb.get_item(
-                TableName=table_name(local), Key={"record_id": {"S": o["record_id"]}}
+                TableName=table_name(local), Key=order_key(o["record_id"])
             )["Item"]
             .get("result_status", {})
             .get("S")
