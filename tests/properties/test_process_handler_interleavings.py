@@ -30,6 +30,7 @@ from entrix.aws.results_store import ResultsStore
 from tests.support.inject import error_reply
 from tests.support.lambda_b_aws import lambda_b_aws
 from tests.support.moto_orders import TABLE, put_order, table_items
+from tests.support.turns import Turns
 
 BUCKET = "interleavings"
 REGION: Final = "eu-west-1"
@@ -38,42 +39,6 @@ RUNS = ("run-0", "run-1")
 LEASE_SECONDS = 1800
 # Per run: 3 claims, 1 put, 1 alert request, 3 records; a schedule this long covers them all.
 SCHEDULE_LENGTH = 20
-
-
-class Turns:
-    """Lets each thread's AWS calls go one at a time, in the order of `schedule` (thread names).
-
-    A turn whose thread has finished, or a schedule run out, lets any waiting call go.
-    """
-
-    def __init__(self, schedule: list[str]) -> None:
-        self._schedule = list(schedule)
-        self._condition = threading.Condition()
-        self._busy = False
-        self._finished: set[str] = set()
-
-    def before_call(self, **_: Any) -> None:
-        name = threading.current_thread().name
-        with self._condition:
-            while self._busy or not self._my_turn(name):
-                if not self._condition.wait(timeout=10):
-                    raise AssertionError(f"{name} waited too long for its turn")
-            if self._schedule:
-                self._schedule.pop(0)
-            self._busy = True
-
-    def after_call(self, **_: Any) -> None:
-        with self._condition:
-            self._busy = False
-            self._condition.notify_all()
-
-    def finished(self, name: str) -> None:
-        with self._condition:
-            self._finished.add(name)
-            self._condition.notify_all()
-
-    def _my_turn(self, name: str) -> bool:
-        return not self._schedule or self._schedule[0] in (name, *self._finished)
 
 
 def items(dynamodb: Any) -> dict[str, dict[str, Any]]:
@@ -117,8 +82,7 @@ def test_any_interleaving_of_two_runs_processes_each_order_once(
         dynamodb, s3, sqs = made.dynamodb, made.s3, made.sqs
         topic_arn, queue_url = made.topic_arn, made.queue_url
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        for record_id in ORDERS:
-            put_order(dynamodb, record_id)
+        put = {record_id: put_order(dynamodb, record_id) for record_id in ORDERS}
 
         # Lambda B's own clients, every call of theirs taking its turn.
         turns = Turns(schedule)
@@ -152,7 +116,12 @@ def test_any_interleaving_of_two_runs_processes_each_order_once(
                         "run_id": run,
                         "results_key": keys[run],
                         "orders": [
-                            {"record_id": record_id, "status": status, "power": 7}
+                            {
+                                "order_key": put[record_id]["order_key"],
+                                "version": put[record_id]["version"],
+                                "status": status,
+                                "power": 7,
+                            }
                             for record_id, status in zip(ORDERS, run_statuses, strict=True)
                         ],
                     }
