@@ -24,8 +24,9 @@ from tests.pipeline.conftest import (
     REJECT,
     Pipeline,
 )
+from tests.support.api_events import api_event
 from tests.support.moto_orders import OWNER, order_key
-from tests.support.stored_orders import api_event, post_orders
+from tests.support.stored_orders import post_orders
 
 
 def _counts(accepted: int = 0, rejected: int = 0, failed: int = 0, skipped: int = 0) -> dict:
@@ -356,5 +357,5 @@ def cancel_order(pipeline: Pipeline, record_id: str, owner: str = OWNER) -> tupl
     """DELETE /orders/{record_id} of `owner` through the cancel handler, now."""
     now = time.time()
     table = OrdersTable(pipeline.client("dynamodb"), pipeline.table)
-    reply = cancel.handle(api_event(owner, now, record_id=record_id), table, now)
+    reply = cancel.handle(api_event(owner, pathParameters={"record_id": record_id}), table, now)
     return reply["statusCode"], json.loads(reply["body"] or "null")

@@ -43,9 +43,10 @@ from entrix.aws.order_results import OrderResults
 from entrix.aws.orders_table import OrdersTable
 from entrix.aws.results_store import ResultsStore
 from entrix.handlers import cancel
+from tests.support.api_events import api_event
 from tests.support.lambda_b_aws import REGION, LambdaBAws, lambda_b_aws
 from tests.support.moto_orders import INDEX, OWNER, OWNER_INDEX, TABLE, order_key
-from tests.support.stored_orders import api_event, pending_index, post_orders, stored_items
+from tests.support.stored_orders import pending_index, post_orders, stored_items
 from tests.support.turns import Turns
 
 BUCKET = "races"
@@ -172,7 +173,9 @@ def post(orders: list[dict[str, Any]], now: float) -> tuple[int, Any]:
 def delete(record_id: str, now: float) -> tuple[int, Any]:
     """OWNER's DELETE /orders/{record_id} at `now`, through the cancel handler."""
     reply = cancel.handle(
-        api_event(OWNER, now, record_id=record_id), OrdersTable(_client("dynamodb"), TABLE), now
+        api_event(OWNER, pathParameters={"record_id": record_id}),
+        OrdersTable(_client("dynamodb"), TABLE),
+        now,
     )
     return reply["statusCode"], json.loads(reply["body"] or "null")
 
@@ -506,7 +509,7 @@ def test_two_runs_and_a_client_in_any_interleaving_keep_every_order_rule(
                     )
                 elif request == "cancel":
                     reply = cancel.handle(
-                        api_event(OWNER, at, record_id=record_id),
+                        api_event(OWNER, pathParameters={"record_id": record_id}),
                         OrdersTable(client_dynamodb, TABLE),
                         at,
                     )
