@@ -10,7 +10,7 @@ own orders. Tables, buckets and topics are read through the system's AWS endpoin
 
 A run's claim cannot be timed over HTTP: the claimed state is made as Lambda B's claim makes it
 (`claimed_by`, `claim_expires_at`), and its lease ended the same way; the races themselves are
-tested on the adapters (tests/pipeline).
+tested on the adapters (tests/properties/test_order_lifecycle_races.py).
 """
 
 from __future__ import annotations
@@ -28,11 +28,10 @@ import jwt
 import pytest
 
 from entrix import settings
-from tests.support.local_process import LocalProcess, running_local
+from tests.support.local_process import RESULTS_HANDLER, LocalProcess, running_local
 
 pytestmark = pytest.mark.e2e
 
-RESULTS_HANDLER = "entrix.handlers.results.handler"
 # The tokens' clock leeway (entrix.identity.LEEWAY_SECONDS): a handler refuses a token once now
 # is past exp plus this.
 LEEWAY_SECONDS = 30
