@@ -1,6 +1,8 @@
 """Property: any body gets 201 with every order stored exactly, or a 4xx with nothing stored.
 
-An independent oracle, written from the API contract, decides which of the two is right.
+An independent oracle, written from the API contract, decides which of the two is right. Then
+the lifecycle's resend rules: a stored request sent again is unchanged in every order, and
+sent with some orders changed, amends exactly those.
 """
 
 from __future__ import annotations
@@ -12,15 +14,21 @@ from decimal import Context, Decimal, localcontext
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from entrix.aws.orders_table import Backoff, OrdersTable
 from entrix.handlers import ingest
+from entrix.orders.order_schema import FIELDS
+from tests.support.api_events import api_event
 from tests.support.moto_orders import moto_orders_table
 
 TABLE = "orders-property"
 NOW = 1_764_000_000.0
+OWNER = "desk-a"
+# The client's fields as the API contract names them, written here by hand: the oracle is
+# independent of the model (test_the_oracle_knows_every_field_of_the_model says when they part).
+CONTRACT_FIELDS = ("record_id", "parameter_1", "parameter_2")
 
 
 def encode(value: Any) -> str:
@@ -131,7 +139,7 @@ def acceptable(value: Any) -> bool:
     if not isinstance(value, list) or not 1 <= len(value) <= 1000:
         return False
     for order in value:
-        if not isinstance(order, dict) or set(order) != {"record_id", "parameter_1", "parameter_2"}:
+        if not isinstance(order, dict) or set(order) != set(CONTRACT_FIELDS):
             return False
         record_id, parameter_1, number = (
             order["record_id"],
@@ -155,12 +163,13 @@ def client() -> Iterator[Any]:
 
 
 def post(client: Any, request: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The handler's reply to `request` against an empty table, and the items it stored."""
+    """The handler's reply to OWNER's `request` (event fields) against an empty table, and
+    the items it stored."""
     table = OrdersTable(client, TABLE, Backoff(sleep=lambda _: None))
-    reply = ingest.handle(request, table, NOW)
+    reply = ingest.handle(api_event(OWNER, **request), table, NOW)
     stored = client.scan(TableName=TABLE, ConsistentRead=True)["Items"]
     for item in stored:
-        client.delete_item(TableName=TABLE, Key={"record_id": item["record_id"]})
+        client.delete_item(TableName=TABLE, Key={"order_key": item["order_key"]})
     return reply, stored
 
 
@@ -169,6 +178,8 @@ def assert_refused(reply: dict[str, Any], stored: list[dict[str, Any]]) -> None:
     assert stored == []
     error = json.loads(reply["body"])
     assert isinstance(error["message"], str)
+    expected_code = "REQUEST_TOO_LARGE" if reply["statusCode"] == 413 else "BAD_REQUEST_BODY"
+    assert (error["code"], error["request_id"]) == (expected_code, "req-1")
     assert all(set(problem) == {"index", "field", "reason"} for problem in error["errors"])
 
 
@@ -187,14 +198,27 @@ def test_any_json_body_is_stored_exactly_or_refused_with_a_4xx(client: Any, body
         assert_refused(reply, stored)
         return
     assert acceptable(sent)
+    summary = json.loads(reply["body"])
+    assert summary["created"] == [order["record_id"] for order in sent], "each one new"
+    assert summary["amended"] == summary["unchanged"] == summary["refused"] == []
+    assert summary["not_stored"] == []
     by_id = {item["record_id"]["S"]: item for item in stored}
     assert set(by_id) == {order["record_id"] for order in sent}
     for order in sent:
         item = by_id[order["record_id"]]
+        assert item["order_key"] == {"S": f"{OWNER}#{order['record_id']}"}
+        assert item["owner"] == {"S": OWNER}
         assert item["parameter_1"] == {"S": order["parameter_1"]}
         assert Decimal(item["parameter_2"]["N"]) == order["parameter_2"]
         assert item["expires_at"] == {"N": str(int(NOW) + 86_400)}
         assert item["result_status"] == {"S": "pending"}
+        assert "pending_shard" in item and "owner_shard" in item
+    assert len({item["version"]["S"] for item in stored}) == len(stored), "a version each"
+
+
+def test_the_oracle_knows_every_field_of_the_model() -> None:
+    """A field added to the order model must be added to the oracle (with its rule) too."""
+    assert FIELDS == CONTRACT_FIELDS
 
 
 @settings(
@@ -210,3 +234,78 @@ def test_arbitrary_bytes_are_refused_with_a_4xx(client: Any, raw: bytes) -> None
         {"headers": {"Content-Type": "application/json"}, "body": body, "isBase64Encoded": True},
     )
     assert_refused(reply, stored)
+
+
+def exponent_form(number: Decimal) -> str:
+    """`number` as JSON text in another form of the same value (digits, then an exponent)."""
+    sign, digits, exponent = number.as_tuple()
+    return ("-" if sign else "") + "".join(map(str, digits)) + f"E{exponent}"
+
+
+def encode_rewritten(orders: list[dict[str, Any]]) -> str:
+    """The orders as JSON with each parameter_2 written in exponent form."""
+    written = (
+        "{"
+        f'"record_id":{json.dumps(order["record_id"])},'
+        f'"parameter_1":{json.dumps(order["parameter_1"])},'
+        f'"parameter_2":{exponent_form(Decimal(encode(order["parameter_2"])))}'
+        "}"
+        for order in orders
+    )
+    return "[" + ",".join(written) + "]"
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sent=st.lists(valid_orders, min_size=1, max_size=8, unique_by=lambda order: order["record_id"]),
+    data=st.data(),
+)
+def test_a_resend_changes_nothing_and_other_content_amends_only_those_orders(
+    client: Any, sent: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    """Sent again, byte for byte or with its numbers written otherwise, a stored request is
+    `unchanged` in every order and the items stay as they were; sent with some orders'
+    content changed, exactly those are `amended` (a later version) and the rest `unchanged`."""
+    assume(acceptable(json.loads(encode(sent), parse_float=Decimal, parse_int=Decimal)))
+    table = OrdersTable(client, TABLE, Backoff(sleep=lambda _: None))
+    ids = [order["record_id"] for order in sent]
+
+    def send(body: str, now: float) -> dict[str, Any]:
+        request = api_event(OWNER, headers={"Content-Type": "application/json"}, body=body)
+        reply = ingest.handle(request, table, now)
+        assert reply["statusCode"] == 201, reply
+        summary: dict[str, Any] = json.loads(reply["body"])
+        return summary
+
+    def items() -> dict[str, dict[str, Any]]:
+        scanned = client.scan(TableName=TABLE, ConsistentRead=True)["Items"]
+        return {item["record_id"]["S"]: item for item in scanned}
+
+    try:
+        assert send(encode(sent), NOW)["created"] == ids
+        stored = items()
+        assert send(encode(sent), NOW + 1)["unchanged"] == ids
+        assert send(encode_rewritten(sent), NOW + 2)["unchanged"] == ids
+        assert items() == stored, "an identical resend writes nothing"
+
+        changed = data.draw(st.sets(st.sampled_from(ids), min_size=1))
+        amended = [
+            {**order, "parameter_1": order["parameter_1"] + "!"}
+            if order["record_id"] in changed
+            else order
+            for order in sent
+        ]
+        summary = send(encode(amended), NOW + 3)
+        assert summary["amended"] == [r for r in ids if r in changed]
+        assert summary["unchanged"] == [r for r in ids if r not in changed]
+        after = items()
+        for order in amended:
+            item, before = after[order["record_id"]], stored[order["record_id"]]
+            if order["record_id"] in changed:
+                assert item["parameter_1"] == {"S": order["parameter_1"]}
+                assert item["version"]["S"] > before["version"]["S"]
+            else:
+                assert item == before
+    finally:
+        for item in items().values():
+            client.delete_item(TableName=TABLE, Key={"order_key": item["order_key"]})
