@@ -25,7 +25,8 @@ THROTTLING = {
 class FaultyDynamoDB(ThreadingHTTPServer):
     """Answers requests with `fault`: "throttle" is DynamoDB's HTTP 400 ThrottlingException,
     "hang" reads the request and never answers (until the server stops). With `accept_every`,
-    every such request (the n-th, 2n-th, ...) is a BatchWriteItem that succeeds instead."""
+    every such request (the n-th, 2n-th, ...) is a PutItem (the intake's write of one order)
+    that succeeds instead, as for a new order."""
 
     daemon_threads = True
 
@@ -35,7 +36,7 @@ class FaultyDynamoDB(ThreadingHTTPServer):
         self.accept_every = accept_every
         self.requests = 0
         self.targets: set[str] = set()
-        self.accepted: list[str] = []  # record_ids of the BatchWriteItems that succeeded
+        self.accepted: list[str] = []  # record_ids of the PutItems that succeeded
         self.stopping = threading.Event()
         self._lock = threading.Lock()
 
@@ -51,8 +52,7 @@ class FaultyDynamoDB(ThreadingHTTPServer):
             self.targets.add(target)
             if not self.accept_every or self.requests % self.accept_every:
                 return False
-            (requests,) = json.loads(body)["RequestItems"].values()
-            self.accepted.extend(r["PutRequest"]["Item"]["record_id"]["S"] for r in requests)
+            self.accepted.append(json.loads(body)["Item"]["record_id"]["S"])
             return True
 
 
@@ -63,7 +63,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         request = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         if self.server.received(self.headers.get("X-Amz-Target", ""), request):
-            self._reply(200, {"UnprocessedItems": {}})
+            self._reply(200, {})
         elif self.server.fault == "hang":
             self.server.stopping.wait()
             self.close_connection = True

@@ -1,16 +1,20 @@
 """Faults while orders are stored: the client learns exactly what was not stored, never a false 201.
 
-Covered elsewhere and not repeated here: UnprocessedItems through a wrapped client
-(tests/unit/test_ingest.py::test_orders_never_written_are_named_in_a_503), the adapter's retry
-arithmetic and deadline (tests/unit/test_orders_table.py), and the time a reply takes when the
-faults come from the HTTP layer, below botocore's retries (test_ingest_time_budget.py). These
-tests inject the faults into a real botocore client, above its retries (one fault per call), with
-the adapter's pauses stubbed, and check the reply against the table.
+The intake writes each order with a conditional PutItem of its own, in parallel
+(entrix.aws.orders_table.OrdersTable.put_orders), so a fault hits orders, not batches: these
+tests fail chosen orders' puts (above botocore's retries: one fault per call, the adapter's
+pauses stubbed) and check the reply against the table: every order not stored is named under
+`not_stored` in a 503 with Retry-After, the others are stored and named under their outcome, and
+resending the whole request (what the 503 asks) stores the rest once and leaves the stored ones
+`unchanged`. Covered elsewhere and not repeated here: the adapter's retry arithmetic and deadline
+(tests/unit/test_orders_table.py), and the time a reply takes when the faults come from the HTTP
+layer, below botocore's retries (test_ingest_time_budget.py).
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from types import ModuleType
@@ -22,12 +26,14 @@ from botocore.awsrequest import AWSResponse
 
 from entrix.aws.orders_table import Backoff, OrdersTable
 from entrix.handlers import ingest as ingest_handler
-from tests.support.inject import Fault
+from tests.support.api_events import api_event
+from tests.support.inject import error_reply
 from tests.support.local_system import Running, local_system
-from tests.support.moto_orders import moto_orders_table
+from tests.support.moto_orders import OWNER, moto_orders_table
 
 TABLE = "orders-faults"
 MAX_ATTEMPTS = 4
+NOW = 1_764_000_000.0
 
 
 @pytest.fixture
@@ -50,10 +56,17 @@ def _orders(count: int) -> list[dict[str, Any]]:
     ]
 
 
-def _post(ingest: ModuleType, table: OrdersTable, orders: list[dict[str, Any]]) -> tuple[int, Any]:
-    event = {"headers": {"Content-Type": "application/json"}, "body": json.dumps(orders)}
-    reply = ingest.handle(event, table, 1_764_000_000.0)
-    return reply["statusCode"], json.loads(reply["body"])
+def _post(
+    ingest: ModuleType, table: OrdersTable, orders: list[dict[str, Any]]
+) -> tuple[dict[str, Any], Any]:
+    event = api_event(
+        OWNER,
+        request_id="faults-1",
+        headers={"Content-Type": "application/json"},
+        body=json.dumps(orders),
+    )
+    reply = ingest.handle(event, table, NOW)
+    return reply, json.loads(reply["body"])
 
 
 def _stored_ids() -> set[str]:
@@ -61,98 +74,108 @@ def _stored_ids() -> set[str]:
     return {item["record_id"]["S"] for page in pages for item in page["Items"]}
 
 
-class LeftUnprocessed:
-    """DynamoDB leaves `refused` record_ids unprocessed on every BatchWriteItem: they are taken
-    out of the request before it is sent and handed back as UnprocessedItems (a request of only
-    refused items is answered without being sent: DynamoDB refuses an empty one)."""
+class FailingPuts:
+    """Answers the PutItem of each record_id in `faults` with its error code, on its first
+    `times` calls (None: on every call); other orders' puts go through. `calls` counts each
+    record_id's puts, from however many threads."""
 
-    def __init__(self, client: Any, refused: set[str]) -> None:
-        self.refused = refused
-        self.held: list[Any] = []
-        events = client.meta.events
-        events.register("before-parameter-build.dynamodb.BatchWriteItem", self._take_out)
-        events.register("before-call.dynamodb.BatchWriteItem", self._answer_if_empty)
-        events.register("after-call.dynamodb.BatchWriteItem", self._hand_back)
+    def __init__(self, client: Any, faults: dict[str, tuple[str, int | None]]) -> None:
+        self.faults = faults
+        self.calls: dict[str, int] = {}
+        self._lock = threading.Lock()
+        client.meta.events.register("before-call.dynamodb.PutItem", self._before_call)
 
-    def _take_out(self, params: dict[str, Any], **_: Any) -> None:
-        (requests,) = params["RequestItems"].values()
-        self.held = [
-            r for r in requests if r["PutRequest"]["Item"]["record_id"]["S"] in self.refused
-        ]
-        kept = [r for r in requests if r not in self.held]
-        requests[:] = kept or requests
-
-    def _answer_if_empty(self, params: dict[str, Any], **_: Any) -> Any:
-        (requests,) = json.loads(params["body"])["RequestItems"].values()
-        if len(requests) == len(self.held):
-            return AWSResponse("https://injected.invalid", 200, {}, None), {}
-        return None
-
-    def _hand_back(self, parsed: dict[str, Any], **_: Any) -> None:
-        if self.held:
-            parsed["UnprocessedItems"] = {TABLE: self.held}
+    def _before_call(
+        self, params: dict[str, Any], **_: Any
+    ) -> tuple[AWSResponse, dict[str, Any]] | None:
+        body = params["body"]
+        request = json.loads(body.decode() if isinstance(body, bytes) else body)
+        record_id = request["Item"]["record_id"]["S"]
+        with self._lock:
+            calls = self.calls[record_id] = self.calls.get(record_id, 0) + 1
+        code, times = self.faults.get(record_id, (None, 0))
+        if code is None or (times is not None and calls > times):
+            return None
+        return error_reply(code, 500 if code == "InternalServerError" else 400)
 
 
-def _assert_reply_matches_table(reply: dict[str, Any], sent: int) -> None:
-    """Nothing reported stored that is not, and every order not stored is named."""
+def _assert_reply_matches_table(reply: dict[str, Any], body: Any, sent: int) -> None:
+    """A 503 that asks for a resend; nothing reported stored that is not, and every order not
+    stored is named (in request order)."""
+    assert reply["statusCode"] == 503
+    assert reply["headers"]["Retry-After"] == str(ingest_handler.RETRY_AFTER_SECONDS)
+    assert (body["code"], body["request_id"]) == ("ORDERS_NOT_STORED", "faults-1")
+    every = [f"r{i}" for i in range(sent)]
     stored = _stored_ids()
-    not_stored = set(reply["record_ids_not_stored"])
-    assert reply["stored"] == len(stored)
-    assert stored.isdisjoint(not_stored)
-    assert stored | not_stored == {f"r{i}" for i in range(sent)}
+    assert body["created"] == [r for r in every if r in stored]
+    assert body["not_stored"] == [r for r in every if r not in stored]
+    assert body["amended"] == body["unchanged"] == body["refused"] == []
+
+
+def _assert_resend_stores_the_rest_once(
+    ingest: ModuleType, orders: list[dict[str, Any]], not_stored: list[str]
+) -> None:
+    """The whole request sent again (faults gone): the orders not stored are created, the
+    stored ones unchanged, and the table holds each once."""
+    reply, body = _post(ingest, _table(_client()), orders)
+    assert reply["statusCode"] == 201, body
+    assert body["created"] == not_stored
+    assert body["unchanged"] == [o["record_id"] for o in orders if o["record_id"] not in not_stored]
+    assert _stored_ids() == {o["record_id"] for o in orders}
 
 
 def test_throttling_on_every_attempt_is_a_503_naming_the_orders_not_stored(
     ingest: ModuleType,
 ) -> None:
     client = _client()
-    throttled = Fault(client, "BatchWriteItem", "ThrottlingException", when=lambda n: n >= 2)
+    throttled = {f"r{i}" for i in range(25, 60, 3)}
+    faults = FailingPuts(client, dict.fromkeys(throttled, ("ThrottlingException", None)))
 
-    status, reply = _post(ingest, _table(client), _orders(60))
+    reply, body = _post(ingest, _table(client), _orders(60))
 
-    assert status == 503
-    assert reply["record_ids_not_stored"] == [f"r{i}" for i in range(25, 60)]
-    assert _stored_ids() == {f"r{i}" for i in range(25)}
-    _assert_reply_matches_table(reply, 60)
-    assert throttled.calls == 1 + MAX_ATTEMPTS, "the throttled batch was retried, then given up"
+    _assert_reply_matches_table(reply, body, 60)
+    assert set(body["not_stored"]) == throttled
+    assert {faults.calls[r] for r in throttled} == {MAX_ATTEMPTS}, "retried, then given up"
+    assert {faults.calls[r] for r in body["created"]} == {1}
+    _assert_resend_stores_the_rest_once(ingest, _orders(60), body["not_stored"])
 
 
-def test_unprocessed_items_and_throttling_together_are_named_exactly(ingest: ModuleType) -> None:
+def test_different_faults_on_different_orders_are_named_exactly(ingest: ModuleType) -> None:
+    """Throttled past the last attempt, a transient error that clears on a retry, and a
+    non-transient error, each on orders of its own, in one request."""
     client = _client()
-    # Batches 1 and 2 each take MAX_ATTEMPTS calls (their leftover never gets through); the
-    # third batch is throttled on every attempt. Registered first, so it sees every call.
-    Fault(
+    faults = FailingPuts(
         client,
-        "BatchWriteItem",
-        "ProvisionedThroughputExceededException",
-        when=lambda n: n > 2 * MAX_ATTEMPTS,
+        {
+            "r3": ("ProvisionedThroughputExceededException", None),
+            "r30": ("InternalServerError", MAX_ATTEMPTS - 1),
+            "r31": ("ThrottlingException", 1),
+            "r50": ("AccessDeniedException", None),
+        },
     )
-    unprocessed = LeftUnprocessed(client, {"r3", "r30"})
 
-    status, reply = _post(ingest, _table(client), _orders(60))
+    reply, body = _post(ingest, _table(client), _orders(60))
 
-    assert status == 503
-    assert sorted(reply["record_ids_not_stored"]) == sorted(
-        ["r3", "r30", *(f"r{i}" for i in range(50, 60))]
+    _assert_reply_matches_table(reply, body, 60)
+    assert body["not_stored"] == ["r3", "r50"]
+    assert {"r30", "r31"} <= set(body["created"]), "stored on a retry"
+    assert (faults.calls["r3"], faults.calls["r30"], faults.calls["r31"]) == (MAX_ATTEMPTS,) * 2 + (
+        2,
     )
-    _assert_reply_matches_table(reply, 60)
-
-    unprocessed.refused = set()
-    status, reply = _post(ingest, _table(_client()), _orders(60))
-    assert (status, reply["stored"]) == (201, 60)
-    assert _stored_ids() == {f"r{i}" for i in range(60)}
+    assert faults.calls["r50"] == 1, "a non-transient error is not retried"
+    _assert_resend_stores_the_rest_once(ingest, _orders(60), ["r3", "r50"])
 
 
 def test_a_non_transient_error_is_not_retried_and_never_a_201(ingest: ModuleType) -> None:
     client = _client()
-    denied = Fault(client, "BatchWriteItem", "AccessDeniedException", when=lambda n: n == 2)
+    denied = [f"r{i}" for i in range(25, 30)]
+    faults = FailingPuts(client, dict.fromkeys(denied, ("AccessDeniedException", None)))
 
-    status, reply = _post(ingest, _table(client), _orders(30))
+    reply, body = _post(ingest, _table(client), _orders(30))
 
-    assert status == 503
-    assert reply["record_ids_not_stored"] == [f"r{i}" for i in range(25, 30)]
-    _assert_reply_matches_table(reply, 30)
-    assert denied.calls == 2
+    _assert_reply_matches_table(reply, body, 30)
+    assert body["not_stored"] == denied
+    assert all(faults.calls[r] == 1 for r in denied)
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +187,10 @@ def running() -> Iterator[Running]:
 def test_an_ingest_crash_mid_request_is_an_error_and_a_resend_stores_each_order_once(
     running: Running,
 ) -> None:
+    """The function dies after its 40th put (a timeout, running out of memory, a bug): the
+    client gets API Gateway's 502, never a 201, and sends the request again, as after any
+    error. The resend creates the orders the crash left out and leaves the stored ones
+    unchanged (their own receipt kept): each order is stored once."""
     orders = [
         {"record_id": f"crash-{i}", "parameter_1": "first", "parameter_2": i} for i in range(100)
     ]
@@ -173,29 +200,37 @@ def test_an_ingest_crash_mid_request_is_an_error_and_a_resend_stores_each_order_
     assert running.post(warm_up)[0] == 201
     client = ingest_handler.orders_table()._client
     calls = 0
+    lock = threading.Lock()
 
-    def crash_on_third_batch(**_: Any) -> None:
-        """Stands for the function dying mid-request (timeout, out of memory, a bug)."""
+    def crash_after_40_puts(**_: Any) -> None:
+        """Stands for the function dying mid-request: no put after the 40th is made."""
         nonlocal calls
-        calls += 1
-        if calls == 3:
-            raise RuntimeError("injected crash after two batches")
+        with lock:
+            calls += 1
+            if calls > 40:
+                raise RuntimeError("injected crash after 40 puts")
 
-    client.meta.events.register("before-call.dynamodb.BatchWriteItem", crash_on_third_batch)
+    client.meta.events.register("before-call.dynamodb.PutItem", crash_after_40_puts)
 
     status, reply = running.post(orders)
 
     assert status == 502, reply  # API Gateway's answer to a failed Lambda: never a 201
-    written = {r for r in running.stored() if r.startswith("crash-")}
-    assert written == {f"crash-{i}" for i in range(50)}, "two batches landed before the crash"
+    assert reply["code"] == "DEFAULT_5XX", reply
+    first = {r: item for r, item in running.stored().items() if r.startswith("crash-")}
+    assert len(first) == 40, "the puts made before the crash landed"
 
     ingest_handler.orders_table.cache_clear()  # the next request meets a new container
-    resent = [{**order, "parameter_1": "again"} for order in orders]
-    status, reply = running.post(resent)
+    status, reply = running.post(orders)
 
-    assert (status, reply["stored"]) == (201, 100)
+    assert status == 201, reply
+    every = [order["record_id"] for order in orders]
+    assert reply["created"] == [r for r in every if r not in first]
+    assert reply["unchanged"] == [r for r in every if r in first]
     items = {r: item for r, item in running.stored().items() if r.startswith("crash-")}
     assert len(items) == 100, "each order once"
-    assert {item["parameter_1"] for item in items.values()} == {"again"}
-    assert {item["received_at"] for item in items.values()} == {reply["received_at"]}
+    for record_id, item in items.items():
+        if record_id in first:
+            assert item == first[record_id], "a stored order is not written again"
+        else:
+            assert item["received_at"] == reply["received_at"]
     assert all(items[f"crash-{i}"]["parameter_2"] == Decimal(i) for i in range(100))
