@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +33,9 @@ from entrix.local import lambda_runner
 from entrix.local.pipeline import wait_for_execution
 from tests.pipeline.conftest import ACCEPT, READY, REGION, REJECT, Pipeline
 from tests.support.inject import Fault, error_reply
+from tests.support.moto_orders import OWNER
 from tests.support.replaced_stores import replace_stores
+from tests.support.stored_orders import post_orders
 
 RETRY_ATTEMPTS = 2  # as configured by the pipeline fixture
 PROCESS = "entrix.handlers.process.handler"
@@ -91,7 +94,13 @@ def _verdicts(pipeline: Pipeline, run_id: str) -> dict[str, str]:
     listed = s3.list_objects_v2(Bucket=pipeline.bucket, Prefix="batches/")["Contents"]
     (key,) = [entry["Key"] for entry in listed if entry["Key"].endswith(f"/{run_id}.json")]
     batches = json.loads(s3.get_object(Bucket=pipeline.bucket, Key=key)["Body"].read())
-    return {order["record_id"]: order["status"] for batch in batches for order in batch["orders"]}
+    verdicts = {}
+    for batch in batches:
+        for order in batch["orders"]:
+            owner, _, record_id = order["order_key"].partition("#")
+            assert owner == OWNER, order
+            verdicts[record_id] = order["status"]
+    return verdicts
 
 
 def _with(verdicts: dict[str, str], status: str) -> list[str]:
@@ -135,6 +144,43 @@ def test_s3_failing_on_every_attempt_fails_the_accepted_orders_never_accepted(
     assert _outcomes(pipeline.summary("run-2")) == _counts(accepted=2)
     assert sorted(pipeline.stored_results()) == accepted
     assert pipeline.alerts() == [], "the rejected order was not taken again"
+
+
+def test_an_order_released_after_a_failure_is_its_owners_to_amend_again(
+    pipeline: Pipeline,
+) -> None:
+    """A released order is pending and unclaimed: its owner may amend it at once (no claim
+    left to wait out), and the next run auctions the amended version, not the one the failed
+    run read."""
+    pipeline.add_orders("a")
+    read = pipeline.items()["a"]
+    pipeline.script(READY, ACCEPT)
+    s3 = boto3.client("s3", region_name=REGION)
+    outage = Fault(s3, "PutObject", "InternalError", status=500)
+    _lambda_b_stores(pipeline, results=ResultsStore(s3, pipeline.bucket))
+    assert _outcomes(pipeline.summary("run-1")) == _counts(failed=1)
+    _assert_pending_and_released(pipeline.items()["a"])
+
+    amended = [{"record_id": "a", "parameter_1": "amended", "parameter_2": 2.1}]
+    status, reply = post_orders(
+        pipeline.client("dynamodb"), pipeline.table, amended, OWNER, time.time()
+    )
+    assert (status, reply["amended"]) == (201, ["a"]), reply
+    item = pipeline.items()["a"]
+    assert item["version"] > read["version"]
+    assert pipeline.pending_index() == {item["order_key"]: item["version"]}
+
+    outage.when = lambda _: False
+    pipeline.script(READY, ACCEPT)
+    assert _outcomes(pipeline.summary("run-2")) == _counts(accepted=1)
+    (line,) = pipeline.stored_results().values()
+    assert (line["parameter_1"], line["version"], line["run_id"]) == (
+        "amended",
+        item["version"],
+        "run-2",
+    )
+    assert pipeline.items()["a"]["result_status"] == "accepted"
+    assert pipeline.pending_index() == {}
 
 
 # --- SNS ------------------------------------------------------------------------------------
