@@ -6,6 +6,7 @@ conforms to the documented schema for it, and never a 5xx.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +15,10 @@ import pytest
 import schemathesis
 import schemathesis.checks
 from hypothesis import HealthCheck, settings
+from jsonschema import Draft202012Validator
 from schemathesis.config import SchemathesisConfig
-from schemathesis.core.failures import Failure
+from schemathesis.core import NOT_SET
+from schemathesis.core.failures import AcceptedNegativeData, Failure
 from schemathesis.openapi.checks import RejectedPositiveData
 
 from tests.support.local_system import Running, local_system
@@ -24,6 +27,7 @@ from tests.support.local_system import Running, local_system
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+DOCUMENT = json.loads(OPENAPI.read_text(encoding="utf-8"))
 
 # Invalid input must be refused with one of the 4xx the API documents (docs/openapi.json: 413 for
 # too many orders or bytes, 415 for a wrong Content-Type), never accepted and never a 5xx.
@@ -38,11 +42,32 @@ schema = schemathesis.openapi.from_path(
 
 # Rules the document states in prose only, because JSON Schema cannot express them (uniqueness
 # of one field across array items, UTF-8 byte length, DynamoDB's number precision and range, the
-# body's size in bytes): a schema-valid body that breaks one is rightly refused.
+# body's size in bytes, a listing cursor being one the API gave): a schema-valid request that
+# breaks one is rightly refused.
 PROSE_ONLY_RULES = re.compile(
     r"^(duplicate of the order at index |must be at most \d+ UTF-8 bytes"
-    r"|must have at most \d+ significant digits|magnitude must be |must be at most \d+ bytes)"
+    r"|must have at most \d+ significant digits|magnitude must be |must be at most \d+ bytes"
+    r"|is not a cursor this API gave$)"
 )
+
+
+def only_undocumented_query_parameters(case: schemathesis.Case) -> bool:
+    """Whether the case breaks the document only by query parameters it does not name, every
+    documented one present being valid. The API ignores those, as API Gateway passes them on
+    and as HTTP APIs do (a client's tracking parameter does not break its request); the
+    document does not say otherwise (OpenAPI does not forbid unnamed query parameters)."""
+    operation = DOCUMENT["paths"][case.path][case.method.lower()]
+    documented = {
+        p["name"]: p["schema"] for p in operation.get("parameters", []) if p["in"] == "query"
+    }
+    query = dict(case.query or {})
+    if set(query) <= set(documented) or case.body is not NOT_SET or case.path_parameters:
+        return False
+    return all(
+        Draft202012Validator(documented[name]).is_valid(value)
+        for name, value in query.items()
+        if name in documented
+    )
 
 
 @schema.hook
@@ -52,7 +77,10 @@ def filter_failure(
     case: schemathesis.Case,
     response: schemathesis.Response,
 ) -> bool:
-    """Keep every failure but a schema-valid body refused (400/413) only for prose-only rules."""
+    """Keep every failure but a schema-valid body refused (400/413) only for prose-only rules,
+    and a request accepted whose only fault is a query parameter the document does not name."""
+    if isinstance(failure, AcceptedNegativeData):
+        return not only_undocumented_query_parameters(case)
     if not isinstance(failure, RejectedPositiveData) or response.status_code not in (400, 413):
         return True
     problems = response.json().get("errors") or [{}]
