@@ -65,6 +65,13 @@ def order_key(record_id):
     return {"order_key": {"S": f"entrix-cli#{record_id}"}}
 
 
+def assert_refusal(body, code):
+    """Issue 17's one error shape, from API Gateway and the handlers alike."""
+    assert body["code"] == code, body
+    assert isinstance(body["message"], str) and body["message"], body
+    assert isinstance(body["request_id"], str) and body["request_id"], body
+
+
 def table_name(local):
     (name,) = local.client("dynamodb").list_tables()["TableNames"]
     return name
@@ -94,7 +101,9 @@ def test_posted_orders_are_stored_and_read_back(local, token):
     status, stored = call(local, "GET", "/orders/e2e-2", token)
     assert status == 200
     assert stored["record_id"] == "e2e-2"
-    assert call(local, "GET", "/orders/never-posted", token)[0] == 404
+    status, missing = call(local, "GET", "/orders/never-posted", token)
+    assert (status, missing["record_id"]) == (404, "never-posted")
+    assert_refusal(missing, "NOT_FOUND")
 
 
 def test_the_authorizer_reads_its_key_through_the_local_extension(local, token):
@@ -137,6 +146,7 @@ def test_bad_tokens_are_refused(local, bad_token):
         [{"record_id": "x", "parameter_1": "a", "parameter_2": 1}],
     )
     assert (status, body["message"]) == (401, "Unauthorized"), body
+    assert_refusal(body, "UNAUTHORIZED")
     assert (
         local.client("dynamodb")
         .get_item(TableName=table_name(local), Key=order_key("x"))
@@ -156,6 +166,7 @@ def test_bad_tokens_are_refused(local, bad_token):
 def test_bad_bodies_are_refused_and_nothing_is_stored(local, token, raw):
     status, body = call(local, "POST", "/orders", token, raw=raw)
     assert status == 400, body
+    assert_refusal(body, "BAD_REQUEST_BODY")
     items = local.client("dynamodb").scan(TableName=table_name(local))["Items"]
     assert not [i for i in items if i["record_id"]["S"].startswith("bad-")]
 
@@ -204,6 +215,7 @@ def test_non_ascii_record_ids_round_trip(local, token, content_type, record_id):
 def test_oversized_body_is_413(local, token):
     status, body = call(local, "POST", "/orders", token, raw=b" " * (10 * 1024 * 1024 + 1))
     assert status == 413, body
+    assert_refusal(body, "REQUEST_TOO_LARGE")
 
 
 def test_scheduled_runs_process_the_orders(local, token):
