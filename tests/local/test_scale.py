@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from entrix.handlers.results import SIMULATOR_OWNER
 from tests.support.local_process import running_local
 
 pytestmark = pytest.mark.e2e
@@ -65,10 +66,15 @@ def test_one_run_processes_thousands_of_random_orders_each_stored_or_alerted_onc
     stored = _stored_lines(local, summary["execution"])
     assert len(stored) == summary["accepted"]
     assert all(document["status"] == "accepted" for document in stored.values())
-    alerted = {
-        line.split("Order ", 1)[1].split(" was rejected", 1)[0]
+    assert {document["owner"] for document in stored.values()} == {SIMULATOR_OWNER}
+    # "Order <record_id> of <owner> was rejected in auction run <run> (...)"
+    rejections = [
+        line.split("Order ", 1)[1].split(" was rejected", 1)[0].rsplit(" of ", 1)
         for line in local.lines
         if " was rejected in auction run " + summary["execution"] in line
-    }
+    ]
+    assert {owner for _, owner in rejections} == {SIMULATOR_OWNER}
+    alerted = {record_id for record_id, _ in rejections}
     assert len(alerted) == summary["rejected"]
+    assert all(record_id.startswith("random-") for record_id in alerted | set(stored))
     assert not alerted & set(stored), "an order is either stored or alerted"
