@@ -219,40 +219,49 @@ def test_oversized_body_is_413(local, token):
 
 
 def test_scheduled_runs_process_the_orders(local, token):
-    orders = [{"record_id": f"run-{i}", "parameter_1": "p", "parameter_2": i} for i in range(4)]
+    """A scheduled run processes the orders; its own summary reaches the console (not any earlier
+    run's), and each rejected order its Slack-style alert. Sixteen orders: the simulated platform
+    accepts about half, so both paths are met (all sixteen accepted: 1 run in 65,536)."""
+    orders = [{"record_id": f"run-{i}", "parameter_1": "p", "parameter_2": i} for i in range(16)]
     posted = call(local, "POST", "/orders", token, orders)
     assert posted[0] == 201, posted
     dynamodb = local.client("dynamodb")
     deadline = time.monotonic() + 120
-    statuses = {}
+    items = {}
     while time.monotonic() < deadline:
-        statuses = {
+        items = {
             o["record_id"]: dynamodb.get_item(
                 TableName=table_name(local), Key=order_key(o["record_id"])
             )["Item"]
-            .get("result_status", {})
-            .get("S")
             for o in orders
         }
-        if all(s in ("accepted", "rejected") for s in statuses.values()):
+        if all(i["result_status"]["S"] in ("accepted", "rejected") for i in items.values()):
             break
         time.sleep(0.5)
-    assert all(s in ("accepted", "rejected") for s in statuses.values()), (
-        statuses,
-        local.output[-3000:],
-    )
-    # the run that processed them ends and reports its summary on the console
+    statuses = {r: i["result_status"]["S"] for r, i in items.items()}
+    assert set(statuses.values()) <= {"accepted", "rejected"}, (statuses, local.output[-3000:])
+    runs = {i["result_run_id"]["S"] for i in items.values()}
+    assert all(run.startswith("scheduled-") for run in runs), runs
+    # each run that processed them ends and reports its own summary on the console
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and '"rejected": ' not in local.output:
+    summaries = [f'[pipeline] {{"execution": "{run}"' for run in runs]
+    while time.monotonic() < deadline and not all(s in local.output for s in summaries):
         time.sleep(0.2)
-    assert '[pipeline] {"execution": "scheduled-' in local.output, local.output[-3000:]
+    for summary in summaries:
+        assert summary in local.output, (summary, local.output[-3000:])
     rejected = [r for r, s in statuses.items() if s == "rejected"]
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not all(r in local.slack_text() for r in rejected):
+    while time.monotonic() < deadline and not all(
+        f"Order {r} of entrix-cli was rejected" in local.slack_text() for r in rejected
+    ):
         time.sleep(0.2)
     for record_id in rejected:
-        # the Slack-style alert on the console names the order
-        assert record_id in local.slack_text(), (record_id, local.output[-3000:])
+        # the Slack-style alert on the console names the order and its owner
+        alert = f"Order {record_id} of entrix-cli was rejected"
+        assert alert in local.slack_text(), (record_id, local.output[-3000:])
+    for record_id, status in statuses.items():
+        if status == "accepted":
+            assert f"Order {record_id} of" not in local.slack_text(), record_id
 
 
 @pytest.fixture(scope="module")
