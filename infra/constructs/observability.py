@@ -27,6 +27,7 @@ from entrix import telemetry
 from infra.constructs.intake import Intake
 from infra.constructs.results_pipeline import ResultsPipeline
 from infra.constructs.results_workflow import STORE_TRANSIENT_ERRORS
+from infra.constructs.slack_forwarder import SlackForwarder
 
 PERIOD = Duration.minutes(5)
 METRICS_NAMESPACE = "Entrix"
@@ -161,6 +162,9 @@ class Observability(Construct):
             "EventBridge could not start a scheduled run; the event is in the dead-letter queue",
         )
 
+        if results.slack is not None:
+            self._slack_alarms(results.slack)
+
         self.dashboard = self._dashboard(intake, results, refusals, authorizer_faults, store_faults)
         CfnOutput(
             self,
@@ -169,6 +173,24 @@ class Observability(Construct):
             description="Alarms are published here; subscribe the on-call channel",
         )
         CfnOutput(self, "DashboardName", value=self.dashboard.dashboard_name)
+
+    def _slack_alarms(self, slack: SlackForwarder) -> None:
+        """The optional Slack forwarder: its failed invocations, and the alerts it gave up on."""
+        self._alarm(
+            "SlackErrors",
+            slack.function.metric_errors(period=PERIOD),
+            "the Slack forwarder could not deliver an alert in an invocation (Slack's rate "
+            "limit outlasted it, the webhook failed or refused it); Lambda retries it twice, "
+            "then puts it in the Slack dead-letter queue",
+        )
+        self._alarm(
+            "SlackDeadLetters",
+            slack.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                period=PERIOD, statistic="Maximum"
+            ),
+            "alerts never reached Slack after Lambda's retries; each is in the Slack "
+            "dead-letter queue with its SNS message (redrive or read them there)",
+        )
 
     def _ops_topic(
         self, removal_policy: RemovalPolicy, email_addresses: tuple[str, ...]
@@ -286,6 +308,8 @@ class Observability(Construct):
             "Lambda B (process)": results.process_function,
             "run summary": results.summary_function,
         }
+        if results.slack is not None:
+            functions["Slack forwarder"] = results.slack.function
         dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.hours(3))
         dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(

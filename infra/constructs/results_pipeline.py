@@ -29,7 +29,7 @@ from infra.config import ServiceConfig
 from infra.constructs.lambda_code import python_function
 from infra.constructs.results_storage import results_bucket
 from infra.constructs.results_workflow import results_state_machine
-from infra.constructs.slack_forwarder import slack_forwarder
+from infra.constructs.slack_forwarder import SlackForwarder, slack_forwarder
 from infra.nag import acknowledge, logical_id
 
 
@@ -165,8 +165,9 @@ class ResultsPipeline(Construct):
         self._schedule()
         for address in config.alert_email_addresses:
             self.topic.add_subscription(subscriptions.EmailSubscription(address))
+        self.slack: SlackForwarder | None = None
         if config.slack_webhook_secret_arn:
-            self.slack_function = slack_forwarder(
+            self.slack = slack_forwarder(
                 self, topic=self.topic, secret_arn=config.slack_webhook_secret_arn, config=config
             )
         self._acknowledge_findings()

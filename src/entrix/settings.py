@@ -64,6 +64,12 @@ def _probability(raw: str) -> float:
     return value
 
 
+def _flag(raw: str) -> bool:
+    if raw.lower() not in ("true", "false"):
+        raise ValueError("must be true or false")
+    return raw.lower() == "true"
+
+
 def _auction_mode(raw: str) -> str:
     if raw not in AUCTION_MODES:
         raise ValueError(f"must be one of {', '.join(AUCTION_MODES)}")
@@ -108,5 +114,8 @@ RESULTS_BUCKET_NAME = Setting("RESULTS_BUCKET_NAME", str)
 ALERT_TOPIC_ARN = Setting("ALERT_TOPIC_ARN", str)
 RESULT_LEASE_SECONDS = Setting("RESULT_LEASE_SECONDS", _positive, RUN_TIMEOUT_SECONDS)
 
-# The Slack forwarder: the secret holding the incoming-webhook URL.
+# The Slack forwarder: the secret holding the incoming-webhook URL, and whether it may be a
+# plain http:// URL on the loopback interface (a local stand-in: the local runtime and tests
+# only; every deployed forwarder sets it false, so its webhook must be https://).
 SLACK_WEBHOOK_SECRET_ARN = Setting("SLACK_WEBHOOK_SECRET_ARN", str)
+SLACK_WEBHOOK_ALLOW_LOOPBACK_HTTP = Setting("SLACK_WEBHOOK_ALLOW_LOOPBACK_HTTP", _flag, False)

@@ -51,6 +51,7 @@ READS: dict[str, tuple[Setting[Any], ...]] = {
     "entrix.handlers.slack.handler": (
         settings.SLACK_WEBHOOK_SECRET_ARN,
         settings.SECRET_CACHE_TTL_SECONDS,
+        settings.SLACK_WEBHOOK_ALLOW_LOOPBACK_HTTP,
     ),
 }
 

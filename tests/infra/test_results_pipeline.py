@@ -282,12 +282,73 @@ def test_slack_subscriber_is_deployed_only_when_configured(configured: dict[str,
     assert slack["Environment"]["Variables"] == {
         "SLACK_WEBHOOK_SECRET_ARN": SLACK_SECRET,
         "SECRET_CACHE_TTL_SECONDS": settings.SECRET_CACHE_TTL_SECONDS.text(),
+        "SLACK_WEBHOOK_ALLOW_LOOPBACK_HTTP": "False",  # deployed: https:// only
     }
     subscription = one(configured, "AWS::SNS::Subscription")
     assert subscription["Protocol"] == "lambda"
     reads = _policy_statements(configured, "SlackFunctionRole")
     assert "secretsmanager:GetSecretValue" in _actions(reads)
     assert SLACK_SECRET in json.dumps(reads)
+
+
+def test_alerts_slack_never_took_go_to_an_encrypted_tls_only_queue(
+    configured: dict[str, Any],
+) -> None:
+    """SNS invokes the forwarder asynchronously: Lambda retries a failed event twice, then sends
+    it to the on-failure destination, an SSE-SQS, TLS-only queue the function's role may send
+    to; the function has time to wait out a few of Slack's Retry-After answers."""
+    function_id = logical_id(configured, "AWS::Lambda::Function", "SlackFunction")
+    assert one(configured, "AWS::Lambda::Function", "SlackFunction")["Timeout"] == 60
+    queue_id = logical_id(configured, "AWS::SQS::Queue", "SlackDeadLetters")
+    queue = one(configured, "AWS::SQS::Queue", "SlackDeadLetters")
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["MessageRetentionPeriod"] == 14 * 24 * 3600
+    invoke = one(configured, "AWS::Lambda::EventInvokeConfig")
+    assert invoke["FunctionName"] == {"Ref": function_id}
+    assert invoke["MaximumRetryAttempts"] == 2
+    assert invoke["MaximumEventAgeInSeconds"] == 6 * 3600
+    assert invoke["DestinationConfig"] == {
+        "OnFailure": {"Destination": {"Fn::GetAtt": [queue_id, "Arn"]}}
+    }
+    (policy,) = resources(configured, "AWS::SQS::QueuePolicy", "SlackDeadLetters").values()
+    (deny,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    sends = [
+        statement
+        for statement in _policy_statements(configured, "SlackFunctionRole")
+        if "sqs:SendMessage" in _actions([statement])
+    ]
+    assert [statement["Resource"] for statement in sends] == [{"Fn::GetAtt": [queue_id, "Arn"]}]
+    assert "AwsSolutions-SQS3" in _acknowledged(configured, queue_id)
+
+
+def test_operations_hear_of_the_forwarders_errors_and_dead_letters(
+    configured: dict[str, Any],
+) -> None:
+    alarms = {
+        name: alarm["Properties"]
+        for name, alarm in resources(configured, "AWS::CloudWatch::Alarm").items()
+    }
+    ops_topic = {"Ref": logical_id(configured, "AWS::SNS::Topic", "OpsTopic")}
+    (errors,) = [props for name, props in alarms.items() if "ObservabilitySlackErrors" in name]
+    (letters,) = [
+        props for name, props in alarms.items() if "ObservabilitySlackDeadLetters" in name
+    ]
+    function = {"Ref": logical_id(configured, "AWS::Lambda::Function", "SlackFunction")}
+    assert (errors["Namespace"], errors["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": function}]
+    queue_id = logical_id(configured, "AWS::SQS::Queue", "SlackDeadLetters")
+    assert (letters["MetricName"], letters["Statistic"]) == (
+        "ApproximateNumberOfMessagesVisible",
+        "Maximum",
+    )
+    assert letters["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}
+    ]
+    for alarm in (errors, letters):
+        assert alarm["Threshold"] == 1 and alarm["TreatMissingData"] == "notBreaching"
+        assert alarm["AlarmActions"] == [ops_topic] and alarm["OKActions"] == [ops_topic]
 
 
 SLACK_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:slack-webhook-AbCdEf"
@@ -336,6 +397,7 @@ def test_settings_reach_the_template(configured: dict[str, Any]) -> None:
     assert slack == {
         "SLACK_WEBHOOK_SECRET_ARN": SLACK_SECRET,
         "SECRET_CACHE_TTL_SECONDS": settings.SECRET_CACHE_TTL_SECONDS.text(),
+        "SLACK_WEBHOOK_ALLOW_LOOPBACK_HTTP": "False",  # deployed: https:// only
     }
     fragments = one(configured, "AWS::StepFunctions::StateMachine")["DefinitionString"]
     definition = "".join(part for part in fragments["Fn::Join"][1] if isinstance(part, str))

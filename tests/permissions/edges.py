@@ -64,6 +64,7 @@ TEMPLATE_KINDS = (
     "7 SNS subscriptions",
     "8 API Gateway -> Lambda, notifications -> SNS",
     "9 services assume the roles",
+    "10 Lambda async invoke -> destinations",
 )
 
 
@@ -610,6 +611,58 @@ def trust_edges(model: StackModel) -> list[Edge]:
     return edges
 
 
+# -- 10: Lambda's asynchronous invocations -> their destinations and dead-letter queues -------
+
+
+def async_destination_edges(model: StackModel) -> list[Edge]:
+    """Where Lambda sends an asynchronous invocation's record (an EventInvokeConfig's on-success
+    and on-failure destinations, a function's DeadLetterConfig): Lambda sends it with the
+    function's execution role, so the role's identity policy and the target's resource policy
+    decide, plus the data key the target's service asks KMS for (kms:ViaService) when a
+    customer managed key encrypts it."""
+    kind = TEMPLATE_KINDS[8]
+    targets: list[tuple[str, str, str]] = []
+    for config in model.of_type("AWS::Lambda::EventInvokeConfig"):
+        p = model.props(config.logical_id)
+        function = model.logical_id_of("AWS::Lambda::Function", p["FunctionName"])
+        if function is None:
+            raise ModelError(f"{config.logical_id}: its function is not in stack {model.name}")
+        for outcome in ("OnSuccess", "OnFailure"):
+            destination = p.get("DestinationConfig", {}).get(outcome, {}).get("Destination")
+            if destination:
+                targets.append((function, f"{outcome} destination", destination))
+    for function in model.of_type("AWS::Lambda::Function"):
+        dead_letters = model.props(function.logical_id).get("DeadLetterConfig", {})
+        if dead_letters.get("TargetArn"):
+            targets.append((function.logical_id, "DeadLetterConfig", dead_letters["TargetArn"]))
+    edges = []
+    for function, what, target in targets:
+        role = model.function_role(function)
+        if ":sqs:" in target:
+            requests = [
+                role_request(model, role, "sqs:SendMessage", target, model.queue_policy(target))
+            ]
+            key = model.queue_key(target)
+            if key is not None:
+                via_sqs = {"kms:ViaService": f"sqs.{model.region}.amazonaws.com"}
+                requests += [
+                    role_request(model, role, action, key, model.key_policy(key), via_sqs)
+                    for action in KMS_DATA_KEY_ACTIONS
+                ]
+        elif ":sns:" in target:
+            requests = role_publishes(model, role, target)
+        elif ":lambda:" in target:
+            requests = [
+                role_request(
+                    model, role, "lambda:InvokeFunction", target, model.function_policy(target)
+                )
+            ]
+        else:
+            raise ModelError(f"{function} {what}: the model does not know this destination")
+        edges.append(Edge(kind, f"{function} {what} -> {target}", tuple(requests)))
+    return edges
+
+
 def derive(kind: str, model: StackModel, app: Sequence[StackModel]) -> list[Edge]:
     """The edges of one kind in one stack of the app."""
     if kind == TEMPLATE_KINDS[0]:
@@ -628,6 +681,8 @@ def derive(kind: str, model: StackModel, app: Sequence[StackModel]) -> list[Edge
         return api_edges(model)
     if kind == TEMPLATE_KINDS[7]:
         return trust_edges(model)
+    if kind == TEMPLATE_KINDS[8]:
+        return async_destination_edges(model)
     raise ValueError(kind)
 
 

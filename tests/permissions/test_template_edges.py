@@ -7,6 +7,8 @@ Each test fails naming every request AWS would refuse, and fails when it found n
 
 from __future__ import annotations
 
+import copy
+import json
 from collections.abc import Callable
 
 import pytest
@@ -32,3 +34,25 @@ def test_every_edge_of_the_templates_is_allowed(
     assert edges, f"no edge of kind {kind!r} in the templates: the model checked nothing"
     refused = denied(edges)
     assert not refused, f"{len(refused)} of {requests} requests refused:\n" + "\n".join(refused)
+
+
+def test_the_slack_forwarders_on_failure_destination_needs_its_send_grant(
+    app_models: list[StackModel],
+) -> None:
+    """Kind 10 checks something: the forwarder's role without sqs:SendMessage on its dead-letter
+    queue is refused, so Lambda could not keep an alert Slack never took."""
+    (model,) = [m for m in app_models if m.of_type("AWS::Lambda::EventInvokeConfig")]
+    body = copy.deepcopy(model.body)
+    for resource in body["Resources"].values():
+        if resource["Type"] == "AWS::IAM::Policy":
+            document = resource["Properties"]["PolicyDocument"]
+            document["Statement"] = [
+                statement
+                for statement in document["Statement"]
+                if "sqs:SendMessage" not in json.dumps(statement["Action"])
+            ]
+    stripped = StackModel(model.name, body, model.region)
+    (edge,) = derive(TEMPLATE_KINDS[8], stripped, [stripped])
+    assert "OnFailure destination" in edge.name and ":sqs:" in edge.name
+    (refusal,) = denied([edge])
+    assert "sqs:SendMessage" in refusal

@@ -1,0 +1,143 @@
+"""The Slack forwarder against a local stand-in for the webhook: a real HTTP server on 127.0.0.1
+that answers 429 with Retry-After before it accepts, with time passing for real.
+
+Nothing here asserts how long anything took: only which posts arrived, how many, and that none
+came earlier than the Retry-After before it allowed (with a little slack for clock reads).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from entrix import settings
+from tests.unit.test_auction_slack import HOSTILE_ID, sns_event
+
+CLOCK_SLACK_SECONDS = 0.05
+
+
+@dataclass
+class StandIn:
+    """Answers the first `refusals` posts with 429 and `Retry-After: retry_after`, then 200."""
+
+    refusals: int = 0
+    retry_after: int = 1
+    posts: list[tuple[float, bytes]] = field(default_factory=list)
+    url: str = ""
+
+    def answer(self) -> tuple[int, dict[str, str], bytes]:
+        if len(self.posts) <= self.refusals:
+            return 429, {"Retry-After": str(self.retry_after)}, b"rate_limited"
+        return 200, {}, b"ok"
+
+
+@pytest.fixture
+def stand_in() -> Iterator[StandIn]:
+    state = StandIn()
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            with lock:
+                state.posts.append((time.monotonic(), body))
+                status, headers, reply = state.answer()
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/services/T000/B000/local"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def forwarder(stand_in: StandIn, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    with mock_aws():
+        secrets = boto3.client("secretsmanager", region_name="eu-west-1")
+        arn = secrets.create_secret(Name="slack-webhook", SecretString=stand_in.url)["ARN"]
+        monkeypatch.setenv(settings.SLACK_WEBHOOK_SECRET_ARN.name, arn)
+        monkeypatch.setenv(settings.SLACK_WEBHOOK_ALLOW_LOOPBACK_HTTP.name, "true")
+        import entrix.handlers.slack as module
+
+        module.secret_cache.cache_clear()
+        yield module
+        module.secret_cache.cache_clear()
+
+
+class Invocation:
+    """A Lambda context whose remaining time runs out `seconds` from now, on the real clock."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+def assert_retry_after_respected(stand_in: StandIn) -> None:
+    times = [at for at, _ in stand_in.posts]
+    for earlier, later in itertools.pairwise(times):
+        assert later - earlier >= stand_in.retry_after - CLOCK_SLACK_SECONDS, times
+
+
+def test_429s_are_waited_out_and_the_message_is_delivered_once(
+    forwarder: ModuleType, stand_in: StandIn
+) -> None:
+    stand_in.refusals = 3
+    alert = {"text": f"Order {HOSTILE_ID} was rejected.", "record_id": HOSTILE_ID}
+
+    forwarder.handler(sns_event(json.dumps(alert)), Invocation(seconds=60))
+
+    assert len(stand_in.posts) == 4  # three 429s, then the one accepted
+    assert len({body for _, body in stand_in.posts}) == 1  # the same message each time
+    assert_retry_after_respected(stand_in)
+    posted = stand_in.posts[-1][1].decode()
+    assert "<!channel>" not in posted and "<https://" not in posted
+    assert "&lt;!channel&gt;" in json.loads(posted)["blocks"][1]["fields"][0]["text"]
+
+
+def test_a_webhook_still_refusing_when_time_runs_out_raises_for_lambdas_retry(
+    forwarder: ModuleType, stand_in: StandIn
+) -> None:
+    stand_in.refusals = 1000
+
+    with pytest.raises(forwarder.WebhookError, match="429"):
+        forwarder.handler(sns_event("never delivered"), Invocation(seconds=3.5))
+
+    # 3.5 s with a second kept back: posts at about 0 s and 1 s, then the next wait no longer fits
+    assert 1 <= len(stand_in.posts) <= forwarder.MAX_ATTEMPTS
+    assert_retry_after_respected(stand_in)
+
+
+def test_without_the_setting_a_loopback_http_webhook_is_refused(
+    forwarder: ModuleType, stand_in: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(settings.SLACK_WEBHOOK_ALLOW_LOOPBACK_HTTP.name)
+    with pytest.raises(ValueError, match="https"):
+        forwarder.handler(sns_event("x"), Invocation(seconds=60))
+    assert stand_in.posts == []
