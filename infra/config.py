@@ -9,6 +9,7 @@ default from entrix.settings, the one home of those defaults, and is checked by 
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, TypeVar, get_type_hints
@@ -24,6 +25,9 @@ CONTEXT_PREFIX = "entrix:"
 # a short prefix leaves room for the stack name (see infra/constructs/results_storage.py).
 _BUCKET_PREFIX = re.compile(r"[a-z0-9][a-z0-9-]{1,18}[a-z0-9]")
 _EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
+# A client's rejection subscription endpoint: an SQS queue ARN or an HTTPS URL.
+_QUEUE_ARN = re.compile(r"arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?")
+_HTTPS_URL = re.compile(r"https://[^\s/?#]+[^\s]*")
 _Config = TypeVar("_Config", "ServiceConfig", "DeliveryConfig")
 T = TypeVar("T")
 
@@ -106,6 +110,12 @@ class ServiceConfig:
     # comma-separated on the command line; each address confirms its subscription by e-mail.
     alert_email_addresses: tuple[str, ...] = ()
     ops_email_addresses: tuple[str, ...] = ()
+    # Clients subscribed to their own rejections on the alert topic: owner -> an SQS queue ARN
+    # or an HTTPS endpoint, each subscribed with the filter policy
+    # {"owner": [owner], "status": ["rejected"]} (raw delivery). A JSON object in cdk.json or on
+    # the command line. The queue's owner grants sns.amazonaws.com sqs:SendMessage from the
+    # topic (and the use of its KMS key, if any): see docs/results-pipeline.md.
+    client_rejection_subscriptions: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.log_retention_days not in _RETENTION:
@@ -144,6 +154,14 @@ class ServiceConfig:
         for address in (*self.alert_email_addresses, *self.ops_email_addresses):
             if not _EMAIL.fullmatch(address):
                 raise ValueError(f"{address!r} is not an e-mail address")
+        for owner, endpoint in self.client_rejection_subscriptions:
+            if not owner:
+                raise ValueError("client_rejection_subscriptions: an owner must not be empty")
+            if not (_QUEUE_ARN.fullmatch(endpoint) or _HTTPS_URL.fullmatch(endpoint)):
+                raise ValueError(
+                    f"client_rejection_subscriptions: {endpoint!r} (owner {owner!r}) is neither "
+                    "an SQS queue ARN nor an https:// URL"
+                )
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -273,6 +291,17 @@ def _from_context(cls: type[_Config], node: Node, prefix: str) -> _Config:
 
 
 def _convert(raw: Any, hint: Any, key: str) -> Any:
+    if hint == tuple[tuple[str, str], ...]:
+        # A JSON object {"<owner>": "<endpoint>"} from cdk.json, or its text from the command line.
+        try:
+            mapping = json.loads(raw) if isinstance(raw, str) else raw
+        except json.JSONDecodeError:
+            mapping = None
+        if not isinstance(mapping, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
+        ):
+            raise ValueError(f"{key} must be a JSON object of strings, not {raw!r}")
+        return tuple(sorted(mapping.items()))
     if hint == tuple[str, ...]:
         # A JSON list from cdk.json, or "a@x.com,b@y.com" from the command line.
         items = raw.split(",") if isinstance(raw, str) else raw

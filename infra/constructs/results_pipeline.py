@@ -3,13 +3,16 @@
 This construct puts the pieces together: the results bucket (results_storage), the trading
 team's alert topic, Lambda A, Lambda B and the run-summary function with their permissions, the
 state machine (results_workflow), the schedule that starts it, and the alert topic's
-subscribers (e-mail, and the optional Slack forwarder). The orders table, with the index Lambda
-A queries, belongs to the intake (orders_table).
+subscribers (e-mail, clients' own rejections filtered by owner, and the optional Slack
+forwarder). The orders table, with the index Lambda A queries, belongs to the intake
+(orders_table).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import re
 
 from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
@@ -24,6 +27,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from entrix import settings
+from entrix.auction.platform import Status
 from entrix.auction.results import BATCHES_PREFIX, RESULTS_PREFIX
 from infra.config import ServiceConfig
 from infra.constructs.lambda_code import python_function
@@ -31,6 +35,15 @@ from infra.constructs.results_storage import results_bucket
 from infra.constructs.results_workflow import results_state_machine
 from infra.constructs.slack_forwarder import SlackForwarder, slack_forwarder
 from infra.nag import acknowledge, logical_id
+
+
+def client_rejection_filter(owner: str) -> dict[str, sns.SubscriptionFilter]:
+    """A subscription filter policy that lets through `owner`'s rejections only:
+    {"owner": [owner], "status": ["rejected"]}."""
+    return {
+        "owner": sns.SubscriptionFilter.string_filter(allowlist=[owner]),
+        "status": sns.SubscriptionFilter.string_filter(allowlist=[Status.REJECTED.value]),
+    }
 
 
 def _publish_with_key(key: kms.IKey) -> iam.PolicyStatement:
@@ -165,12 +178,34 @@ class ResultsPipeline(Construct):
         self._schedule()
         for address in config.alert_email_addresses:
             self.topic.add_subscription(subscriptions.EmailSubscription(address))
+        self._client_rejection_subscriptions(config)
         self.slack: SlackForwarder | None = None
         if config.slack_webhook_secret_arn:
             self.slack = slack_forwarder(
                 self, topic=self.topic, secret_arn=config.slack_webhook_secret_arn, config=config
             )
         self._acknowledge_findings()
+
+    def _client_rejection_subscriptions(self, config: ServiceConfig) -> None:
+        """Each configured client's endpoint (an SQS queue or HTTPS URL) receives its own
+        rejections only: a filter policy on the message attributes every alert carries
+        (entrix.aws.alerts), delivered raw (the alert's JSON as the body)."""
+        for owner, endpoint in config.client_rejection_subscriptions:
+            readable = re.sub(r"[^A-Za-z0-9]", "", owner)[:40]
+            digest = hashlib.sha256(owner.encode()).hexdigest()[:8]
+            sns.Subscription(
+                self,
+                f"ClientRejections{readable}{digest}",
+                topic=self.topic,
+                endpoint=endpoint,
+                protocol=(
+                    sns.SubscriptionProtocol.SQS
+                    if endpoint.startswith("arn:")
+                    else sns.SubscriptionProtocol.HTTPS
+                ),
+                raw_message_delivery=True,
+                filter_policy=client_rejection_filter(owner),
+            )
 
     def _schedule(self) -> None:
         """EventBridge starts a run every 5 minutes; starts it cannot deliver land in a DLQ."""

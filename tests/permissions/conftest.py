@@ -2,7 +2,8 @@
 
 The templates are the infra tests' synthesis of the whole app (tests/infra/conftest.py), plus
 the service stack synthesized with every subscriber set (cdk.json's context, a Slack webhook
-secret and email addresses), which adds the Slack forwarder's and the email subscriptions.
+secret, email addresses and a client's HTTPS rejection subscription), which adds the Slack
+forwarder's, the email and the client's subscriptions.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ def subscribers_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "entrix:slack_webhook_secret_arn": SLACK_WEBHOOK_SECRET_ARN,
         "entrix:alert_email_addresses": ["trading@example.com"],
         "entrix:ops_email_addresses": ["oncall@example.com"],
+        # An HTTPS endpoint needs no grant; a client's SQS queue is granted by the queue's own
+        # policy in the client's account, which no template of this app holds (the model would
+        # refuse it for want of that policy).
+        "entrix:client_rejection_subscriptions": {
+            "desk-b": "https://orders.desk-b.example/entrix/rejections",
+        },
     }
     app = App(context=context, outdir=str(outdir))
     ServiceStack(app, SUBSCRIBERS_STACK, config=ServiceConfig.from_context(app.node))

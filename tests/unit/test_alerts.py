@@ -18,7 +18,13 @@ from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from entrix.aws.alerts import ENTRIES_PER_REQUEST, MAX_REQUEST_BYTES, AlertTopic
+from entrix.auction.results import failed_batch_alert, rejection_alert
+from entrix.aws.alerts import (
+    ENTRIES_PER_REQUEST,
+    MAX_REQUEST_BYTES,
+    AlertTopic,
+    message_attributes,
+)
 from tests.support.inject import Fault
 from tests.support.moto_alerts import subscribe_queue
 
@@ -185,3 +191,78 @@ def test_a_request_error_on_the_retry_returns_the_retried_positions(
     stubber.add_client_error("publish_batch", "ThrottlingException", http_status_code=400)
 
     assert AlertTopic(client, STUBBED_TOPIC).publish([alert(i) for i in range(3)]) == [0, 2]
+
+
+# --- Message attributes for subscription filter policies (issue 18) -------------------------
+
+CLIENT_FILTER = {"owner": ["desk-a"], "status": ["rejected"]}
+
+
+def _rejection(record_id: str, owner: str) -> dict[str, Any]:
+    item = {"record_id": record_id, "owner": owner}
+    return rejection_alert(item, "run-1", 7)
+
+
+def test_each_entry_carries_owner_status_and_run_as_string_attributes(topic: Topic) -> None:
+    alerts = [_rejection("r-1", "desk-a"), failed_batch_alert("run-1", "batch-00002", "x", 3)]
+
+    assert AlertTopic(topic.sns, topic.arn).publish(alerts) == []
+
+    ((rejected, failed),) = topic.requests
+    assert rejected["MessageAttributes"] == {
+        "owner": {"DataType": "String", "StringValue": "desk-a"},
+        "status": {"DataType": "String", "StringValue": "rejected"},
+        "run": {"DataType": "String", "StringValue": "run-1"},
+    }
+    assert failed["MessageAttributes"] == {
+        "status": {"DataType": "String", "StringValue": "batch_failed"},
+        "run": {"DataType": "String", "StringValue": "run-1"},
+    }, "a failed batch has no owner"
+    assert message_attributes({"text": "t"}) == {}
+    assert json.loads(rejected["Message"]) == alerts[0], "the message itself is unchanged"
+
+
+def test_a_queue_subscribed_with_a_filter_policy_receives_only_its_owners_rejections(
+    topic: Topic,
+) -> None:
+    client_url = topic.sqs.create_queue(QueueName="desk-a-rejections")["QueueUrl"]
+    client_arn = topic.sqs.get_queue_attributes(QueueUrl=client_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    topic.sns.subscribe(
+        TopicArn=topic.arn,
+        Protocol="sqs",
+        Endpoint=client_arn,
+        Attributes={"RawMessageDelivery": "true", "FilterPolicy": json.dumps(CLIENT_FILTER)},
+    )
+    alerts = [
+        *(_rejection(f"a-{i}", "desk-a") for i in range(12)),
+        *(_rejection(f"b-{i}", "desk-b") for i in range(5)),
+        {**failed_batch_alert("run-1", "batch-00001", "x", 2), "owner": "desk-a"},
+        failed_batch_alert("run-1", "batch-00002", "x", 2),
+    ]
+
+    assert AlertTopic(topic.sns, topic.arn).publish(alerts) == []
+
+    assert [len(entries) for entries in topic.requests] == [10, 9], "PublishBatch, as deployed"
+    received: list[dict[str, Any]] = []
+    while reply := topic.sqs.receive_message(QueueUrl=client_url, MaxNumberOfMessages=10).get(
+        "Messages"
+    ):
+        received.extend(json.loads(message["Body"]) for message in reply)
+    assert sorted(a["record_id"] for a in received) == sorted(f"a-{i}" for i in range(12))
+    assert len(topic.received()) == len(alerts), "the unfiltered subscriber gets every alert"
+
+
+def test_the_attributes_count_toward_a_requests_256_kib(topic: Topic) -> None:
+    owner = "o" * 1000  # about 1 KiB of attributes per message
+    empty = len(json.dumps({**_rejection("r-0", owner), "text": ""}))
+    # Each message is 200 bytes short of half a request: two fit alone, not with attributes.
+    text = "x" * (MAX_REQUEST_BYTES // 2 - 200 - empty)
+    alerts = [{**_rejection(f"r-{i}", owner), "text": text} for i in range(2)]
+    assert sum(len(json.dumps(a).encode()) for a in alerts) == MAX_REQUEST_BYTES - 400
+
+    assert AlertTopic(topic.sns, topic.arn).publish(alerts) == []
+
+    assert [len(entries) for entries in topic.requests] == [1, 1]
+    assert len(topic.received()) == 2

@@ -3,6 +3,11 @@
 PublishBatch carries up to 10 messages (256 KiB in all) and SNS bills it by 64 KiB of payload,
 so a batch of small alerts costs one request instead of ten. Each entry succeeds or fails on its
 own; entries SNS reports as failed are retried once, and whatever still fails is returned.
+
+Each message carries the alert's `owner`, `status` and `run` as String message attributes
+(those it has: a failed-batch alert has no owner), so a client's system can subscribe to the
+topic with a filter policy such as `{"owner": ["desk-a"], "status": ["rejected"]}` and receive
+its own rejections only. SNS counts the attributes in the 256 KiB limit.
 """
 
 from __future__ import annotations
@@ -21,6 +26,26 @@ logger = logging.getLogger(__name__)
 
 ENTRIES_PER_REQUEST = 10
 MAX_REQUEST_BYTES = 256 * 1024
+# The alert fields sent as message attributes, for subscription filter policies.
+ATTRIBUTES = ("owner", "status", "run")
+
+
+def message_attributes(alert: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The alert's `owner`, `status` and `run` (those it holds, non-empty) as String message
+    attributes."""
+    return {
+        name: {"DataType": "String", "StringValue": str(value)}
+        for name in ATTRIBUTES
+        if (value := alert.get(name)) not in (None, "")
+    }
+
+
+def _attributes_size(attributes: dict[str, dict[str, str]]) -> int:
+    """What SNS counts of the attributes toward the message size: names, types and values."""
+    return sum(
+        len(name.encode()) + len(value["DataType"]) + len(value["StringValue"].encode())
+        for name, value in attributes.items()
+    )
 
 
 class AlertTopic:
@@ -33,16 +58,31 @@ class AlertTopic:
     def publish(self, alerts: Sequence[dict[str, Any]]) -> list[int]:
         """Publish every alert; the positions in `alerts` of those that were not published."""
         messages = [json.dumps(alert, ensure_ascii=False) for alert in alerts]
+        attributes = [message_attributes(alert) for alert in alerts]
+        sizes = [
+            len(message.encode("utf-8")) + _attributes_size(attrs)
+            for message, attrs in zip(messages, attributes, strict=True)
+        ]
         failed: list[int] = []
-        for chunk in _requests(messages):
-            unpublished = self._publish(chunk, messages)
+        for chunk in _requests(sizes):
+            unpublished = self._publish(chunk, messages, attributes)
             if unpublished:
-                unpublished = self._publish(unpublished, messages)
+                unpublished = self._publish(unpublished, messages, attributes)
             failed.extend(unpublished)
         return failed
 
-    def _publish(self, positions: list[int], messages: list[str]) -> list[int]:
-        entries = [{"Id": str(position), "Message": messages[position]} for position in positions]
+    def _publish(
+        self,
+        positions: list[int],
+        messages: list[str],
+        attributes: list[dict[str, dict[str, str]]],
+    ) -> list[int]:
+        entries: list[dict[str, Any]] = []
+        for position in positions:
+            entry: dict[str, Any] = {"Id": str(position), "Message": messages[position]}
+            if attributes[position]:
+                entry["MessageAttributes"] = attributes[position]
+            entries.append(entry)
         try:
             response = self._client.publish_batch(
                 TopicArn=self._topic_arn,
@@ -56,13 +96,13 @@ class AlertTopic:
         return [int(failure["Id"]) for failure in response.get("Failed", [])]
 
 
-def _requests(messages: list[str]) -> list[list[int]]:
-    """Positions of `messages` grouped into PublishBatch requests (10 entries, 256 KiB)."""
+def _requests(sizes: list[int]) -> list[list[int]]:
+    """Positions of messages of `sizes` bytes grouped into PublishBatch requests (10 entries,
+    256 KiB)."""
     requests: list[list[int]] = []
     current: list[int] = []
     size = 0
-    for position, message in enumerate(messages):
-        length = len(message.encode("utf-8"))
+    for position, length in enumerate(sizes):
         if current and (len(current) == ENTRIES_PER_REQUEST or size + length > MAX_REQUEST_BYTES):
             requests.append(current)
             current, size = [], 0
