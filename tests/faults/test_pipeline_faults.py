@@ -2,9 +2,11 @@
 
 The harness is the pipeline tests' (tests/pipeline/conftest.py; batches of BATCH_MAX_ORDERS
 orders; retries: 2 after the first attempt, 1 s apart, doubling). Faults are injected at the AWS
-endpoint: a real boto3 client whose calls botocore answers with an error (tests/support/inject.py),
-handed to the handler's adapter. Covered there and not repeated here: a crashing batch and an
-expired claim.
+endpoint: the handler's own kind of client (`entrix.aws.clients.client` with PIPELINE_CONFIG),
+whose HTTP requests are answered with an error below botocore's retries
+(tests/support/inject.py, HttpFault), handed to the handler's adapter; so each failing call is
+retried as in Lambda, and the faults count both the calls and their attempts. Covered there and
+not repeated here: a crashing batch and an expired claim.
 moto shows a Distributed Map's child executions in no history, so Lambda B's attempts are
 counted by the calls the faults see.
 
@@ -21,23 +23,23 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
 
 from entrix.auction.outcomes import OUTCOMES
 from entrix.aws.alerts import AlertTopic
+from entrix.aws.clients import PIPELINE_CONFIG, client
 from entrix.aws.order_results import OrderResults
 from entrix.aws.results_store import ResultsStore
 from entrix.local import lambda_runner
 from entrix.local.pipeline import wait_for_execution
-from tests.pipeline.conftest import ACCEPT, READY, REGION, REJECT, Pipeline
-from tests.support.inject import Fault, error_reply
+from tests.pipeline.conftest import ACCEPT, READY, REJECT, Pipeline
+from tests.support.inject import HttpFault
 from tests.support.moto_orders import OWNER
 from tests.support.replaced_stores import replace_stores
 from tests.support.stored_orders import post_orders
 
 RETRY_ATTEMPTS = 2  # as configured by the pipeline fixture
+BOTOCORE_ATTEMPTS = 3  # entrix.aws.clients.DEFAULT_CONFIG: each failing call, retried by botocore
 PROCESS = "entrix.handlers.process.handler"
 RESULTS = "entrix.handlers.results.handler"
 
@@ -116,8 +118,8 @@ def test_s3_failing_on_every_attempt_fails_the_accepted_orders_never_accepted(
     pipeline.add_orders("a", "b", "c")
     # Batches of two: [accepted, rejected], [accepted].
     pipeline.script(READY, ACCEPT, REJECT, ACCEPT)
-    s3 = boto3.client("s3", region_name=REGION)
-    outage = Fault(s3, "PutObject", "InternalError", status=500)
+    s3 = client("s3", PIPELINE_CONFIG)
+    outage = HttpFault(s3, "PutObject", "InternalError", status=500)
     _lambda_b_stores(pipeline, results=ResultsStore(s3, pipeline.bucket))
 
     described = pipeline.run("run-1")
@@ -125,6 +127,7 @@ def test_s3_failing_on_every_attempt_fails_the_accepted_orders_never_accepted(
     assert described["status"] == "SUCCEEDED", described
     assert _outcomes(json.loads(described["output"])) == _counts(failed=2, rejected=1)
     assert outage.calls == 2, "one write per batch with accepted orders, no batch retried"
+    assert outage.attempts == 2 * BOTOCORE_ATTEMPTS, "each write retried by botocore"
     assert pipeline.result_objects() == {}
     verdicts = _verdicts(pipeline, "run-1")
     accepted, (rejected,) = _with(verdicts, "accepted"), _with(verdicts, "rejected")
@@ -155,8 +158,8 @@ def test_an_order_released_after_a_failure_is_its_owners_to_amend_again(
     pipeline.add_orders("a")
     read = pipeline.items()["a"]
     pipeline.script(READY, ACCEPT)
-    s3 = boto3.client("s3", region_name=REGION)
-    outage = Fault(s3, "PutObject", "InternalError", status=500)
+    s3 = client("s3", PIPELINE_CONFIG)
+    outage = HttpFault(s3, "PutObject", "InternalError", status=500)
     _lambda_b_stores(pipeline, results=ResultsStore(s3, pipeline.bucket))
     assert _outcomes(pipeline.summary("run-1")) == _counts(failed=1)
     _assert_pending_and_released(pipeline.items()["a"])
@@ -186,9 +189,9 @@ def test_an_order_released_after_a_failure_is_its_owners_to_amend_again(
 # --- SNS ------------------------------------------------------------------------------------
 
 
-def _failing_alerts(pipeline: Pipeline) -> Fault:
-    sns = boto3.client("sns", region_name=REGION)
-    outage = Fault(sns, "PublishBatch", "InternalError", status=500)
+def _failing_alerts(pipeline: Pipeline) -> HttpFault:
+    sns = client("sns", PIPELINE_CONFIG)
+    outage = HttpFault(sns, "PublishBatch", "InternalError", status=500)
     _lambda_b_stores(pipeline, alerts=AlertTopic(sns, pipeline.topic_arn))
     return outage
 
@@ -206,6 +209,7 @@ def test_sns_publish_failing_leaves_the_rejected_orders_pending_never_counted_re
     assert _outcomes(json.loads(described["output"])) == _counts(accepted=1, failed=1)
     # The rejection, then the failed-batch alert: each sent, retried once, then given up.
     assert outage.calls == 4, "published once more by Lambda B, then given up; no batch retried"
+    assert outage.attempts == 4 * BOTOCORE_ATTEMPTS
     verdicts = _verdicts(pipeline, "run-1")
     (accepted,), (rejected,) = _with(verdicts, "accepted"), _with(verdicts, "rejected")
     items = pipeline.items()
@@ -237,28 +241,32 @@ def test_no_alert_is_lost_to_an_sns_outage_the_next_run_publishes_it(pipeline: P
 # --- DynamoDB -------------------------------------------------------------------------------
 
 
-class _FailingRecord:
-    """Answers every UpdateItem that records a result (not a claim or a release) with a 500
-    while `failing` holds; `calls` counts those record attempts."""
+class _FailingRecord(HttpFault):
+    """Answers every UpdateItem that records a result (not a claim or a release) with a 500,
+    below botocore's retries, while `failing` holds; `calls` counts those record calls."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, dynamodb: Any) -> None:
         self.failing = True
-        self.calls = 0
-        client.meta.events.register("before-call.dynamodb.UpdateItem", self._before_call)
+        super().__init__(dynamodb, "UpdateItem", "InternalServerError", 500, self._records)
+        self._recording = threading.local()
+        dynamodb.meta.events.register_first("before-call.dynamodb.UpdateItem", self._is_record)
 
-    def _before_call(
-        self, params: dict[str, Any], **_: Any
-    ) -> tuple[AWSResponse, dict[str, Any]] | None:
+    def _is_record(self, params: dict[str, Any], **_: Any) -> None:
         body = params["body"]
         text = body.decode() if isinstance(body, bytes) else str(body)
-        if "SET result_status" not in json.loads(text)["UpdateExpression"]:
-            return None
-        self.calls += 1
-        return error_reply("InternalServerError", 500) if self.failing else None
+        self._recording.now = "SET result_status" in json.loads(text)["UpdateExpression"]
+
+    def _records(self, _: int) -> bool:
+        return bool(self.failing and self._recording.now)
+
+    def _before_call(self, **kwargs: Any) -> None:
+        super()._before_call(**kwargs)
+        if not self._recording.now:
+            self.calls -= 1  # a claim or a release: not counted
 
 
 def _failing_record(pipeline: Pipeline) -> _FailingRecord:
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    dynamodb = client("dynamodb", PIPELINE_CONFIG)
     fault = _FailingRecord(dynamodb)
     _lambda_b_stores(pipeline, orders=OrderResults(dynamodb, pipeline.table))
     return fault
@@ -314,18 +322,18 @@ def test_a_dynamodb_failure_while_recording_leaves_the_order_pending_for_the_nex
 # --- Lambda A -------------------------------------------------------------------------------
 
 
-def _failing_pending_query(pipeline: Pipeline, when: Callable[[int], bool]) -> Fault:
+def _failing_pending_query(pipeline: Pipeline, when: Callable[[int], bool]) -> HttpFault:
     """Lambda A cannot read the pending orders: OrderStoreUnavailable."""
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
-    fault = Fault(dynamodb, "Query", "InternalServerError", status=500, when=when)
+    dynamodb = client("dynamodb", PIPELINE_CONFIG)
+    fault = HttpFault(dynamodb, "Query", "InternalServerError", status=500, when=when)
     _lambda_a_stores(pipeline, order_results=OrderResults(dynamodb, pipeline.table))
     return fault
 
 
-def _failing_batches_write(pipeline: Pipeline, when: Callable[[int], bool]) -> Fault:
+def _failing_batches_write(pipeline: Pipeline, when: Callable[[int], bool]) -> HttpFault:
     """Lambda A cannot write the run's batches object: ResultStoreUnavailable."""
-    s3 = boto3.client("s3", region_name=REGION)
-    fault = Fault(s3, "PutObject", "InternalError", status=500, when=when)
+    s3 = client("s3", PIPELINE_CONFIG)
+    fault = HttpFault(s3, "PutObject", "InternalError", status=500, when=when)
     _lambda_a_stores(pipeline, results_store=ResultsStore(s3, pipeline.bucket))
     return fault
 

@@ -18,6 +18,7 @@ import time
 from typing import Any, Final
 
 import boto3
+from botocore.config import Config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
@@ -27,7 +28,7 @@ from entrix.auction.processing import BatchProcessor
 from entrix.aws.alerts import AlertTopic
 from entrix.aws.order_results import OrderResults
 from entrix.aws.results_store import ResultsStore
-from tests.support.inject import error_reply
+from tests.support.inject import refused_request
 from tests.support.lambda_b_aws import lambda_b_aws
 from tests.support.moto_orders import TABLE, put_order, table_items
 from tests.support.turns import Turns
@@ -86,18 +87,26 @@ def test_any_interleaving_of_two_runs_processes_each_order_once(
 
         # Lambda B's own clients, every call of theirs taking its turn.
         turns = Turns(schedule)
+        # Standard retries, 3 attempts (as Lambda B's clients): a refused put's backoff stays
+        # within one turn's wait.
+        retries = Config(retries={"mode": "standard", "total_max_attempts": 3})
         clients = {
-            name: boto3.client(name, region_name=REGION) for name in ("dynamodb", "s3", "sns")
+            name: boto3.client(name, region_name=REGION, config=retries)
+            for name in ("dynamodb", "s3", "sns")
         }
         for client in clients.values():
             client.meta.events.register("before-call", turns.before_call)
             client.meta.events.register("after-call", turns.after_call)
 
-        def refuse_failing_puts(**_: Any) -> Any:
+        def refuse_failing_puts(request: Any, **_: Any) -> Any:
+            """Below botocore's retries, inside the run's turn: every attempt of a failing
+            run's put is refused."""
             run = threading.current_thread().name
-            return error_reply("SlowDown", 503) if put_fails[RUNS.index(run)] else None
+            if not put_fails[RUNS.index(run)]:
+                return None
+            return refused_request(request, "SlowDown", 503, "rest-xml")
 
-        clients["s3"].meta.events.register("before-call.s3.PutObject", refuse_failing_puts)
+        clients["s3"].meta.events.register("before-send.s3.PutObject", refuse_failing_puts)
         processor = BatchProcessor(
             orders=OrderResults(clients["dynamodb"], TABLE),
             results=ResultsStore(clients["s3"], BUCKET),
