@@ -7,7 +7,8 @@ from typing import Any
 
 
 def slack_payload(sns_message: str) -> dict[str, Any]:
-    """The webhook body for one message published to the alert topic.
+    """One message published to the alert topic as plain text (the local console's view; the
+    Slack forwarder posts the same content as escaped Block Kit fields).
 
     The pipeline publishes JSON objects with a `text` field plus structured fields (record_id,
     status, run); Slack gets the readable line followed by one `name: value` line per field.

@@ -1,8 +1,9 @@
 """Shows each message published to the system's SNS topics, as the Slack channel would.
 
 A queue of the embedded endpoint, made for the console and not part of the template, subscribes
-to every topic; a background thread long-polls it and hands each message, formatted by the same
-code as the Slack forwarder (`entrix.auction.messages.slack_payload`), to `show`.
+to every topic; a background thread long-polls it and hands each message, as one readable text
+(`entrix.auction.messages.slack_payload`: the alert's line and its fields; the deployed forwarder
+posts the same content as escaped Block Kit fields), to `show`.
 """
 
 from __future__ import annotations
