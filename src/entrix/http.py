@@ -18,6 +18,7 @@ from typing import Any
 from entrix.identity import LEEWAY_SECONDS, valid_subject
 from entrix.orders.limits import MAX_RECORD_ID_BYTES
 from entrix.orders.numbers import number_text
+from entrix.telemetry import api_request_id
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -61,13 +62,6 @@ def no_content() -> dict[str, Any]:
     return {"statusCode": 204, "headers": {}, "body": ""}
 
 
-def request_id(event: Mapping[str, Any]) -> str | None:
-    """API Gateway's id of the request (`$context.requestId`), for the client to quote."""
-    context = event.get("requestContext")
-    found = context.get("requestId") if isinstance(context, Mapping) else None
-    return found if isinstance(found, str) else None
-
-
 def error(
     event: Mapping[str, Any],
     status: int,
@@ -77,7 +71,7 @@ def error(
     **details: Any,
 ) -> dict[str, Any]:
     """A refusal in the one error shape: message, code and request id, then `details`."""
-    payload = {"message": message, "code": code, "request_id": request_id(event), **details}
+    payload = {"message": message, "code": code, "request_id": api_request_id(event), **details}
     return response(status, payload, headers)
 
 
