@@ -257,3 +257,12 @@ def test_an_expired_order_held_by_a_live_run_is_not_replaced(client: Any) -> Non
     later = NOW + 86_401
     resend = items("desk-a", [order("a", parameter_1="y")], later, nonce="1" * 12)
     assert outcomes(table, resend, later) == [("a", "refused", "claimed")]
+
+
+def test_the_listing_reads_numbers_moto_would_round(client: Any) -> None:
+    """moto's keys-only index query rounds through boto3's 38-digit context (tests/conftest.py
+    lifts its Rounded trap); the listing must read the number back exactly."""
+    table = OrdersTable(client, TABLE)
+    table.put_orders(items("desk-a", [order("big", parameter_2=Decimal("-3.4028234660E+38"))]), NOW)
+    page = table.list_orders(OWNER_INDEX, "desk-a", 10, None, lambda item: True, 100)
+    assert [item["parameter_2"] for item in page.items] == [Decimal("-3.4028234660E+38")]
