@@ -8,6 +8,7 @@ invocations run in this process through `entrix.local.lambda_runner`.
 
 from __future__ import annotations
 
+import decimal
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ import urllib.request
 from typing import Any
 
 import boto3
+from boto3.dynamodb.types import DYNAMODB_CONTEXT
 from botocore.config import Config
 
 from entrix.local.lambda_runner import moto_lambdas_in_process
@@ -100,6 +102,11 @@ class AwsEndpoint:
         _set_environment(changes)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         from moto.server import ThreadedMotoServer
+
+        # moto's index queries deserialize items through boto3's 38-digit context, which raises
+        # Rounded on numbers DynamoDB holds (-3.4028234660E+38 as its 39 digits): GET /orders
+        # answered 500 for such an order. Inexact stays trapped.
+        DYNAMODB_CONTEXT.traps[decimal.Rounded] = False
 
         self._lambdas.__enter__()
         self._patched = True
