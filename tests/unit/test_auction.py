@@ -14,8 +14,10 @@ from entrix.auction.platform import AuctionPlatform, PendingOrder, Status, json_
 from entrix.auction.results import (
     NOT_READY_TEXT,
     REJECTION_TEXT,
+    batch_rejections_key,
     batch_results_key,
     batches_key,
+    run_rejections_prefix,
     json_lines,
     rejection_alert,
     rejection_text,
@@ -202,3 +204,12 @@ def test_slack_payload_puts_the_text_first_then_the_fields() -> None:
 @pytest.mark.parametrize("message", ["plain words", "[1, 2]", '{"no_text": 1}', '{"text": 5}'])
 def test_slack_payload_forwards_anything_else_as_plain_text(message: str) -> None:
     assert slack_payload(message) == {"text": message}
+
+
+def test_rejections_are_partitioned_like_results() -> None:
+    results_key = batch_results_key("2026-11-25", "run-1", 3)
+    rejections_key = batch_rejections_key(results_key)
+    assert rejections_key == "rejections/date=2026-11-25/run=run-1/batch-00003.jsonl"
+    assert rejections_key.startswith(run_rejections_prefix("2026-11-25", "run-1"))
+    with pytest.raises(ValueError, match="not a results key"):
+        batch_rejections_key("batches/date=2026-11-25/run-1.json")

@@ -99,7 +99,13 @@ def test_ready_writes_one_result_per_pending_order_in_batches(
     answer = results.handler({"run_id": "run-1"}, None)
 
     key = answer["batches_key"]
-    assert answer == {"results": True, "order_count": 2, "batch_count": 1, "batches_key": key}
+    assert answer == {
+        "results": True,
+        "order_count": 2,
+        "batch_count": 1,
+        "batches_key": key,
+        "rejections_prefix": f"rejections/{key.split('/')[1]}/run=run-1/",
+    }
     assert re.fullmatch(r"batches/date=\d{4}-\d{2}-\d{2}/run-1\.json", key)
     assert object_keys(aws) == [key], "only the batches object; results are Lambda B's"
     (batch,) = batches(aws, key)

@@ -13,6 +13,10 @@ from typing import Any
 # accepted: stored in S3; rejected: alerted; skipped: another run has it or already recorded it;
 # failed: released for the next run (a store, the topic or the table was unavailable).
 OUTCOMES = ("accepted", "rejected", "skipped", "failed")
+# A batch's reply also names its first rejected orders, `{"record_id", "owner", "power"}` each,
+# under this key, at most this many: the run's rejection digest quotes the first few of them.
+REJECTED_EXAMPLES = "rejected_examples"
+EXAMPLES_PER_BATCH = 3
 
 
 def no_outcomes() -> dict[str, int]:

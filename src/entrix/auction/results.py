@@ -26,6 +26,7 @@ from entrix.orders.numbers import number_text
 from entrix.orders.order_schema import FIELDS
 
 RESULTS_PREFIX = "results/"
+REJECTIONS_PREFIX = "rejections/"
 BATCHES_PREFIX = "batches/"
 # Alert texts, `{}` filled in order. The not-ready alert is filled by the state machine with
 # States.Format, so it must not contain the characters States.Format reserves (quote,
@@ -57,6 +58,19 @@ def batches_key(run_date: str, run_id: str) -> str:
 def batch_results_key(run_date: str, run_id: str, batch_number: int) -> str:
     """The S3 key of one batch's accepted results: the same for every retry of the batch."""
     return f"{RESULTS_PREFIX}date={run_date}/run={run_id}/batch-{batch_number:05d}.jsonl"
+
+
+def batch_rejections_key(results_key: str) -> str:
+    """The S3 key of one batch's rejected results: its results key under `rejections/`, so a
+    run's whole outcome is partitioned alike."""
+    if not results_key.startswith(RESULTS_PREFIX):
+        raise ValueError(f"not a results key: {results_key!r}")
+    return REJECTIONS_PREFIX + results_key.removeprefix(RESULTS_PREFIX)
+
+
+def run_rejections_prefix(run_date: str, run_id: str) -> str:
+    """Where every rejections object of a run is: the full list a rejection digest points to."""
+    return f"{REJECTIONS_PREFIX}date={run_date}/run={run_id}/"
 
 
 def result_line(item: Mapping[str, Any], power: int | Decimal, run_id: str, result_at: str) -> str:

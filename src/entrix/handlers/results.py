@@ -9,7 +9,8 @@ names that object instead of carrying the results, so a run is not bounded by th
 payload:
 
     {"results": true, "order_count": 2500, "batch_count": 3,
-     "batches_key": "batches/date=2026-11-25/<run id>.json"}
+     "batches_key": "batches/date=2026-11-25/<run id>.json",
+     "rejections_prefix": "rejections/date=2026-11-25/run=<run id>/"}
 
 (`order_count` 0 and no `batches_key` when no order is waiting.) A run takes at most
 MAX_ORDERS_PER_RUN orders, the oldest first; the rest wait for the next run.
@@ -31,7 +32,12 @@ from entrix import settings
 from entrix.auction.batch_item import batch_item, order_result
 from entrix.auction.batches import batched
 from entrix.auction.platform import AuctionPlatform, PendingOrder, SyntheticOrder
-from entrix.auction.results import OrderStoreUnavailable, batch_results_key, batches_key
+from entrix.auction.results import (
+    OrderStoreUnavailable,
+    batch_results_key,
+    batches_key,
+    run_rejections_prefix,
+)
 from entrix.aws.clients import PIPELINE_CONFIG, client
 from entrix.aws.order_results import OrderResults
 from entrix.aws.orders_table import OrdersTable
@@ -133,4 +139,5 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         "order_count": len(results),
         "batch_count": len(batches),
         "batches_key": key,
+        "rejections_prefix": run_rejections_prefix(run_date, run_id),
     }
