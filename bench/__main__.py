@@ -12,7 +12,17 @@ import os
 import sys
 from pathlib import Path
 
-from bench import api_latency, cold_start, ingest_writes, load, pipeline_scale, smoke, ttl_sweep
+from bench import (
+    api_latency,
+    cold_start,
+    ingest_writes,
+    lambda_b_latency,
+    load,
+    pipeline_scale,
+    run_sends,
+    smoke,
+    ttl_sweep,
+)
 from bench.report import render
 
 
@@ -58,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     ingest = ingest_writes.measure(template_path)
     rows += ingest_writes.rows(ingest)
     rows += pipeline_scale.rows(template_path, ingest=ingest.cost_inputs())
+    rows += lambda_b_latency.rows(lambda_b_latency.measure(template_path))
+    rows += run_sends.rows(*run_sends.measure(template_path))
     print(render(rows))
     print(pipeline_scale.NOTE)
     return 0

@@ -32,9 +32,11 @@ from bench import (
     api_latency,
     cold_start,
     ingest_writes,
+    lambda_b_latency,
     load,
     pipeline_profile,
     pipeline_scale,
+    run_sends,
     ttl_sweep,
 )
 from bench.cold_workloads import WORKLOADS
@@ -49,6 +51,8 @@ SOURCE_GLOBS = ("app.py", "cdk.json", "uv.lock", "infra/**/*.py", "src/**/*.py")
 PIPELINE_RUN_ORDERS = 5  # one run of 5 pending orders
 RANDOM_ORDERS = 10  # one random-mode run: some accepted, some rejected
 INGEST_ORDERS = 30  # more than one BatchWriteItem of the baseline
+LAMBDA_B_ORDERS = 30  # both outcomes, more than one PublishBatch of rejections
+SENDS_SIZES = (10, 20)  # two runs, half rejected each
 
 
 class SmokeFailed(RuntimeError):
@@ -164,6 +168,13 @@ def parts(cdk_out: Path, executables: list[str]) -> list[tuple[str, Callable[[],
         ("load", lambda: load.rows(orders=10, clients=2, batch_size=5)),
         ("ingest and pipeline", lambda: ingest_and_pipeline(template)),
         ("pipeline profile", lambda: profile_one(template)),
+        (
+            "lambda B latency",
+            lambda: lambda_b_latency.rows(
+                lambda_b_latency.measure(template, LAMBDA_B_ORDERS, repeats=1)
+            ),
+        ),
+        ("run sends", lambda: run_sends.rows(*run_sends.measure(template, SENDS_SIZES))),
     ]
 
 
