@@ -34,7 +34,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -293,11 +292,7 @@ class _Bench:
         )
         with contextlib.redirect_stdout(io.StringIO()):  # the handlers' metric lines
             started = time.perf_counter()
-            reply = (
-                self.ours(event, context)
-                if side == OURS
-                else self.baseline(event, self.stores)
-            )
+            reply = self.ours(event, context) if side == OURS else self.baseline(event, self.stores)
             seconds = time.perf_counter() - started
         orders = event["orders"]
         expected = {

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.aws_requests import not_observer, tally
+from bench.aws_requests import SNS_PUBLISHES, not_observer, tally
 from bench.observed_system import PROCESS_HANDLER, BenchSystem, Run, bench_system, unique_prefix
 from bench.report import Row
 from entrix import settings
@@ -156,7 +156,7 @@ def _counts(run: Run, slack_posts: int, new_keys: set[str]) -> dict[str, int]:
     counts: dict[str, int] = {}
     messages = Counter[str]()
     for call, times in run.calls.items():
-        if not_observer(call) and call.service == "sns" and call.operation in ("Publish", "PublishBatch"):
+        if not_observer(call) and call.service == "sns" and call.operation in SNS_PUBLISHES:
             messages[call.operation] += times * call.items
     for (service, operation), times in sorted(tally(run.calls, not_observer).items()):
         if service in COUNTED_SERVICES:
@@ -202,9 +202,7 @@ def measure_run(bench: BenchSystem, orders: int, slack: SlackFilter, topic_arn: 
     return Sent(orders, run, _counts(run, posts, _bucket_keys(bench) - before))
 
 
-def measure(
-    template_path: Path, sizes: tuple[int, int] = SIZES
-) -> tuple[list[Sent], SlackFilter]:
+def measure(template_path: Path, sizes: tuple[int, int] = SIZES) -> tuple[list[Sent], SlackFilter]:
     """One run at each size, in a fresh local system, every other order rejected."""
     slack = slack_filter_of(slack_template())
     with bench_system(template_path) as bench:

@@ -11,6 +11,7 @@ what the row compares.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -197,7 +198,8 @@ def _update(
 
 
 def _release(stores: Stores, order_key: str, run_id: str) -> None:
-    try:
+    """Give up the claim; when that fails, it ends with its lease."""
+    with contextlib.suppress(ClientError, BotoCoreError):
         stores.dynamodb.update_item(
             TableName=stores.table_name,
             Key={"order_key": {"S": order_key}},
@@ -205,8 +207,6 @@ def _release(stores: Stores, order_key: str, run_id: str) -> None:
             ConditionExpression="claimed_by = :run",
             ExpressionAttributeValues={":run": {"S": run_id}},
         )
-    except (ClientError, BotoCoreError):
-        pass  # the claim ends with its lease
 
 
 def publish_alerts(stores: Stores, alerts: Sequence[dict[str, Any]]) -> list[int]:

@@ -67,9 +67,9 @@ def test_the_sequential_baseline_stores_alerts_and_records_as_lambda_b_does(
         f"order-{n}" for n in range(0, 12, 2)
     )
     alerts = []
-    while received := aws.sqs.receive_message(
-        QueueUrl=aws.queue_url, MaxNumberOfMessages=10
-    ).get("Messages"):
+    while received := aws.sqs.receive_message(QueueUrl=aws.queue_url, MaxNumberOfMessages=10).get(
+        "Messages"
+    ):
         alerts += [json.loads(message["Body"])["record_id"] for message in received]
         for message in received:
             aws.sqs.delete_message(QueueUrl=aws.queue_url, ReceiptHandle=message["ReceiptHandle"])
@@ -84,10 +84,10 @@ def test_the_delayed_endpoint_holds_each_request_back_before_moto_answers() -> N
         delay.seconds = 0.01
         held: list[str] = []
         original = delay.app
-        delay.app = lambda environ, start: held.append(environ["PATH_INFO"]) or original(
-            environ, start
+        delay.app = lambda environ, start: (
+            held.append(environ["PATH_INFO"]) or original(environ, start)
         )
-        with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=10) as reply:  # noqa: S310
+        with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=10) as reply:
             assert reply.status == 200
     assert held == ["/moto-api/data.json"]
 
@@ -166,8 +166,7 @@ def test_lambda_a_rejects_every_other_order_with_the_alternating_source() -> Non
     assert platform.results_ready()
 
     statuses = [
-        platform.result_for(PendingOrder(order_key=f"o{n}", version="v")).status
-        for n in range(100)
+        platform.result_for(PendingOrder(order_key=f"o{n}", version="v")).status for n in range(100)
     ]
 
     assert statuses.count(Status.REJECTED) == 50
