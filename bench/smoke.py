@@ -3,7 +3,8 @@ bench cannot break unnoticed (`make test` runs it: tests/bench/test_smoke.py).
 
 Each part of the bench runs the code `make bench` runs, with one sample and the least work that
 still takes every path: one cold request of each handler and of its baseline (no warm-up round,
-one warm call), a few POSTs, a few orders through the pipeline, a few items swept. The figures it
+one warm call), a few POSTs, a few orders through the pipeline, a few items swept, a
+30-order Lambda B batch by each side, two small runs counted. The figures it
 prints mean nothing and nothing about them is checked: a part fails when it raises (a handler
 that fails or answers wrongly, a request refused, an order lost, a run that does not succeed)
 and when a function of the template has no cold-request workload. Every part runs even after
