@@ -101,7 +101,7 @@ def test_alarms_are_not_sent_to_the_business_alert_topic(
     service_json: dict[str, Any], alarms: dict[str, dict[str, Any]], ops_topic: str
 ) -> None:
     alert_topic = _ref(service_json, "AWS::SNS::Topic", "AlertTopic")
-    assert len(alarms) == 12
+    assert len(alarms) == 15
     for props in alarms.values():
         assert props["AlarmActions"] == [{"Ref": ops_topic}]
         assert props["OKActions"] == [{"Ref": ops_topic}]
