@@ -203,7 +203,9 @@ class Observability(Construct):
         if results.slack is not None:
             self._slack_alarms(results.slack)
 
-        self.dashboard = self._dashboard(intake, results, refusals, authorizer_faults, store_faults)
+        self.dashboard = self._dashboard(
+            intake, results, history, refusals, authorizer_faults, store_faults
+        )
         CfnOutput(
             self,
             "OpsTopicArn",
@@ -332,6 +334,7 @@ class Observability(Construct):
         self,
         intake: Intake,
         results: ResultsPipeline,
+        history: HistoryArchive,
         refusals: cloudwatch.IMetric,
         authorizer_faults: cloudwatch.IMetric,
         store_faults: cloudwatch.IMetric,
@@ -347,6 +350,7 @@ class Observability(Construct):
             "Lambda A (results)": results.results_function,
             "Lambda B (process)": results.process_function,
             "run summary": results.summary_function,
+            "history archiver": history.function,
         }
         if results.slack is not None:
             functions["Slack forwarder"] = results.slack.function

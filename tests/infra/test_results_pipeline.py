@@ -119,7 +119,9 @@ def test_results_bucket_is_private_encrypted_tls_only_logged_with_a_lifecycle(te
     assert bucket["LoggingConfiguration"]["DestinationBucketName"]["Ref"] == logical_id(
         template, "AWS::S3::Bucket", "AccessLogs"
     )
-    rule, batches_rule = bucket["LifecycleConfiguration"]["Rules"]
+    rule, batches_rule, history_rule = bucket["LifecycleConfiguration"]["Rules"]
+    assert history_rule["Prefix"] == "history/"
+    assert history_rule["ExpirationInDays"] == 400
     assert rule["Prefix"] == "results/"
     assert rule["ExpirationInDays"] == 365
     assert rule["Transitions"] == [{"StorageClass": "STANDARD_IA", "TransitionInDays": 30}]
