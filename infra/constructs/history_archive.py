@@ -93,4 +93,3 @@ class HistoryArchive(Construct):
             "The archiver writes one JSON Lines object per stream batch under history/ (keys "
             "hold the date and the batch's sequence numbers); s3:PutObject only.",
         )
-

@@ -289,9 +289,7 @@ class Observability(Construct):
             topic.add_subscription(subscriptions.EmailSubscription(address))
         return topic
 
-    def _alarm(
-        self, id: str, metric: cloudwatch.IMetric, what: str, threshold: float = 1
-    ) -> None:
+    def _alarm(self, id: str, metric: cloudwatch.IMetric, what: str, threshold: float = 1) -> None:
         alarm = cloudwatch.Alarm(
             self,
             id,

@@ -56,9 +56,7 @@ def lines_of(running: Running, record_id: str, until: str) -> list[dict[str, Any
 def test_an_order_that_expired_unprocessed_is_in_the_history_with_exact_numbers(
     running: Running,
 ) -> None:
-    body = (
-        '[{"record_id": "hist-1", "parameter_1": "buy", "parameter_2": ' + PARAMETER_2 + "}]"
-    )
+    body = '[{"record_id": "hist-1", "parameter_1": "buy", "parameter_2": ' + PARAMETER_2 + "}]"
     request = urllib.request.Request(
         running.orders_url,
         data=body.encode(),

@@ -69,7 +69,11 @@ TEMPLATE_KINDS = (
 )
 # What Lambda's poller calls on a DynamoDB stream with the function's execution role (AWS:
 # "Execution role permissions" for DynamoDB event sources); ListStreams names no resource.
-STREAM_READ_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
+STREAM_READ_ACTIONS = (
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+)
 
 
 def role_request(

@@ -367,7 +367,7 @@ def _wait_for_history(running: Running, bucket: str) -> None:
     while time.monotonic() < deadline:
         for listed in s3.list_objects_v2(Bucket=bucket, Prefix="history/").get("Contents", []):
             body = s3.get_object(Bucket=bucket, Key=listed["Key"])["Body"].read().decode()
-            if f'"event": "result"' in body and OLD_ORDER in body:
+            if '"event": "result"' in body and OLD_ORDER in body:
                 return
         time.sleep(0.2)
     raise AssertionError("the history archiver wrote no result line of the old order")

@@ -51,7 +51,7 @@ def expiring_alert(
 ) -> dict[str, object] | None:
     """The alert for the orders of a run (oldest first) that expire within `warning_seconds`
     of `now`, naming the oldest EXAMPLES of them; None when there are none."""
-    expiring = [(o, expires) for o, expires in _expiries(orders) if expires - now <= warning_seconds]
+    expiring = [(o, at) for o, at in _expiries(orders) if at - now <= warning_seconds]
     if not expiring:
         return None
     return {

@@ -2,8 +2,8 @@
 
 Start order: the embedded AWS endpoint, every template resource in it (functions with the
 Parameters and Secrets Extension's layer get the local extension), then the API Gateway
-emulation, the TTL sweeper, the stream poller, the notification tap and the scheduler. `stop()` undoes it in reverse
-and frees every port.
+emulation, the TTL sweeper, the stream poller, the notification tap and the scheduler.
+`stop()` undoes it in reverse and frees every port.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from entrix.local.lambda_runner import Invocation
 from entrix.local.notifications import NotificationTap
 from entrix.local.pipeline import Scheduler
 from entrix.local.secrets_extension import LocalSecretsExtension, RequestListener
-from entrix.local.template import PseudoParameters, Template
 from entrix.local.streams import StreamPoller, TtlDeletions
+from entrix.local.template import PseudoParameters, Template
 from entrix.local.ttl import TtlSweeper
 
 # Wait states longer than this are shortened locally, so a run's polling takes seconds.

@@ -67,7 +67,13 @@ def line(change: Change) -> dict[str, Any] | None:
         return None
     if status in _RESULT_STATUSES:
         return _line(
-            change, RESULT, new, "version", "power", "result_at", status="result_status",
+            change,
+            RESULT,
+            new,
+            "version",
+            "power",
+            "result_at",
+            status="result_status",
             run="result_run_id",
         )
     if status == lifecycle.CANCELLED:

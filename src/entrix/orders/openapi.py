@@ -256,7 +256,8 @@ def _schemas() -> dict[str, Any]:
                     "description": (
                         "API Gateway's response-type vocabulary: "
                         f"{BAD_REQUEST_BODY}, {UNAUTHORIZED}, {NOT_FOUND}, {ORDER_EXPIRED}, "
-                        f"{ORDER_CONFLICT}, {REQUEST_TOO_LARGE}, {UNSUPPORTED_MEDIA_TYPE}, {ORDERS_NOT_STORED} "
+                        f"{ORDER_CONFLICT}, {REQUEST_TOO_LARGE}, {UNSUPPORTED_MEDIA_TYPE}, "
+                        f"{ORDERS_NOT_STORED} "
                         "from the service, API Gateway's response types from the gateway."
                     ),
                 },
