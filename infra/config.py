@@ -103,6 +103,14 @@ class ServiceConfig:
     # wait for the next run). A batch must stay under 256 KiB of state input (checked in bytes).
     results_batch_max_orders: int = _default(settings.BATCH_MAX_ORDERS)
     results_max_orders_per_run: int = _default(settings.MAX_ORDERS_PER_RUN)
+    # History: every change of an order that matters, kept under history/ this many days; the
+    # archiver reads the table's stream in batches of up to this many records, waiting up to
+    # this many seconds to fill one. Lambda A alerts when a run takes orders this close to their
+    # expiry.
+    history_retention_days: int = 400
+    history_batch_size: int = 1000
+    history_batching_window_seconds: int = 30
+    expiry_warning_seconds: int = _default(settings.EXPIRY_WARNING_SECONDS)
     # Secrets Manager ARN of a Slack incoming-webhook URL; set it to forward alerts to Slack.
     slack_webhook_secret_arn: str | None = None
     # E-mail subscribers of the trading team's alert topic (rejected orders, failed batches,
@@ -143,6 +151,12 @@ class ServiceConfig:
         ):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be at least 1")
+        if self.history_retention_days < 1:
+            raise ValueError("history_retention_days must be at least 1")
+        if not 1 <= self.history_batch_size <= 10000:
+            raise ValueError("history_batch_size must be within 1..10000")
+        if not 0 <= self.history_batching_window_seconds <= 300:
+            raise ValueError("history_batching_window_seconds must be within 0..300")
         if self.results_retry_attempts < 0:
             raise ValueError("results_retry_attempts must be at least 0")
         if self.results_timeout_minutes * 60 <= self.results_poll_seconds * self.results_max_polls:
@@ -205,6 +219,7 @@ _FUNCTION_SETTINGS: dict[str, settings.Setting[Any]] = {
     "random_order_count": settings.RANDOM_ORDER_COUNT,
     "results_batch_max_orders": settings.BATCH_MAX_ORDERS,
     "results_max_orders_per_run": settings.MAX_ORDERS_PER_RUN,
+    "expiry_warning_seconds": settings.EXPIRY_WARNING_SECONDS,
 }
 
 # Per-stage defaults of the delivery pipeline's service stacks: the WAF protects Prod only.

@@ -24,6 +24,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from entrix import telemetry
+from entrix.orders.limits import TTL_SECONDS
+from infra.constructs.history_archive import HistoryArchive
 from infra.constructs.intake import Intake
 from infra.constructs.results_pipeline import ResultsPipeline
 from infra.constructs.results_workflow import STORE_TRANSIENT_ERRORS
@@ -46,6 +48,9 @@ INGEST_METRICS = (
     "RequestsRefused",
 )
 PROCESS_METRICS = ("ResultsAccepted", "ResultsRejected", "ResultsSkipped")
+# Lambda A writes the age of the oldest order a run takes (entrix.handlers.results); within the
+# expiry warning of the 24 h TTL, the order is about to expire unprocessed.
+OLDEST_PENDING_METRIC = "OldestPendingOrderAgeSeconds"
 
 
 class Observability(Construct):
@@ -58,6 +63,8 @@ class Observability(Construct):
         *,
         intake: Intake,
         results: ResultsPipeline,
+        history: HistoryArchive,
+        expiry_warning_seconds: int,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         email_addresses: tuple[str, ...] = (),
     ) -> None:
@@ -162,10 +169,43 @@ class Observability(Construct):
             "EventBridge could not start a scheduled run; the event is in the dead-letter queue",
         )
 
+        self._alarm(
+            "HistoryDeadLetters",
+            history.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                period=PERIOD, statistic="Maximum"
+            ),
+            "the history archiver gave up on stream records after its retries; their shard and "
+            "sequence numbers are in the history dead-letter queue (read them again from the "
+            "stream within 24 h, or the changes are missing from history/)",
+        )
+        self._alarm(
+            "HistoryErrors",
+            history.function.metric_errors(period=PERIOD),
+            "the history archiver raised or timed out: the stream batch is retried",
+        )
+        self._alarm(
+            "OldestPendingOrder",
+            cloudwatch.Metric(
+                namespace=telemetry.NAMESPACE,
+                metric_name=OLDEST_PENDING_METRIC,
+                dimensions_map={
+                    telemetry.FUNCTION_DIMENSION: results.results_function.function_name,
+                    telemetry.SERVICE_DIMENSION: "results",
+                },
+                period=PERIOD,
+                statistic="Maximum",
+            ),
+            "a results run took an order pending for longer than the expiry warning allows "
+            "(it expires unprocessed soon after): results are not being recorded",
+            threshold=TTL_SECONDS - expiry_warning_seconds,
+        )
+
         if results.slack is not None:
             self._slack_alarms(results.slack)
 
-        self.dashboard = self._dashboard(intake, results, refusals, authorizer_faults, store_faults)
+        self.dashboard = self._dashboard(
+            intake, results, history, refusals, authorizer_faults, store_faults
+        )
         CfnOutput(
             self,
             "OpsTopicArn",
@@ -249,12 +289,12 @@ class Observability(Construct):
             topic.add_subscription(subscriptions.EmailSubscription(address))
         return topic
 
-    def _alarm(self, id: str, metric: cloudwatch.IMetric, what: str) -> None:
+    def _alarm(self, id: str, metric: cloudwatch.IMetric, what: str, threshold: float = 1) -> None:
         alarm = cloudwatch.Alarm(
             self,
             id,
             metric=metric,
-            threshold=1,
+            threshold=threshold,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
@@ -292,6 +332,7 @@ class Observability(Construct):
         self,
         intake: Intake,
         results: ResultsPipeline,
+        history: HistoryArchive,
         refusals: cloudwatch.IMetric,
         authorizer_faults: cloudwatch.IMetric,
         store_faults: cloudwatch.IMetric,
@@ -307,6 +348,7 @@ class Observability(Construct):
             "Lambda A (results)": results.results_function,
             "Lambda B (process)": results.process_function,
             "run summary": results.summary_function,
+            "history archiver": history.function,
         }
         if results.slack is not None:
             functions["Slack forwarder"] = results.slack.function

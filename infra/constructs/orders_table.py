@@ -34,6 +34,10 @@ def orders_table(scope: Construct, id: str, *, config: ServiceConfig) -> dynamod
 
     Both project the keys only: Lambda A needs an order's key and version, the listing reads a
     page's items with BatchGetItem, and Lambda B reads the order's fields from the item it claims.
+
+    The table's stream carries each change's new and old images: the history archiver
+    (history_archive) needs both, to tell a claim (no history) from a result or an amend, and the
+    old image alone is what is left of an order the TTL deleted.
     """
     table = dynamodb.Table(
         scope,
@@ -41,6 +45,7 @@ def orders_table(scope: Construct, id: str, *, config: ServiceConfig) -> dynamod
         partition_key=dynamodb.Attribute(name="order_key", type=dynamodb.AttributeType.STRING),
         billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
         time_to_live_attribute="expires_at",
+        stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
         point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
             point_in_time_recovery_enabled=True
         ),

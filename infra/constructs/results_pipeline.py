@@ -99,6 +99,8 @@ class ResultsPipeline(Construct):
                 settings.RESULTS_BUCKET_NAME: self.bucket.bucket_name,
                 settings.MAX_ORDERS_PER_RUN: config.results_max_orders_per_run,
                 settings.BATCH_MAX_ORDERS: config.results_batch_max_orders,
+                settings.ALERT_TOPIC_ARN: self.topic.topic_arn,
+                settings.EXPIRY_WARNING_SECONDS: config.expiry_warning_seconds,
             },
             # Holds a run's results (up to max_orders_per_run) while it batches them.
             memory_size=1024,
@@ -116,6 +118,11 @@ class ResultsPipeline(Construct):
                 resources=[f"{table.table_arn}/index/{pending_index}"],
             )
         )
+        # The `expiring` alert of orders a run takes close to their expiry.
+        self.results_function.add_to_role_policy(
+            iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn])
+        )
+        self.results_function.add_to_role_policy(_publish_with_key(self.topic_key))
         if config.auction_mode == "random":
             self.results_function.add_to_role_policy(
                 iam.PolicyStatement(

@@ -2,8 +2,8 @@
 
 Result objects (`results/`) move to S3 Standard-IA after 30 days and expire after
 `results_retention_days` (default 365); a run's batches object (`batches/`) expires after 7 days;
-noncurrent versions expire after 30 days (batches: 1 day). The access log bucket keeps its logs
-90 days.
+noncurrent versions expire after 30 days (batches: 1 day). Order history (`history/`) expires
+after `history_retention_days` (default 400). The access log bucket keeps its logs 90 days.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from entrix.auction.results import BATCHES_PREFIX, RESULTS_PREFIX
+from entrix.orders.history import HISTORY_PREFIX
 from infra.config import ServiceConfig
 from infra.nag import acknowledge
 
@@ -80,6 +81,12 @@ def results_bucket(scope: Construct, *, config: ServiceConfig) -> s3.Bucket:
                 id="expire-run-batches",
                 prefix=BATCHES_PREFIX,
                 expiration=Duration.days(7),
+                noncurrent_version_expiration=Duration.days(1),
+            ),
+            s3.LifecycleRule(
+                id="expire-order-history",
+                prefix=HISTORY_PREFIX,
+                expiration=Duration.days(config.history_retention_days),
                 noncurrent_version_expiration=Duration.days(1),
             ),
         ],

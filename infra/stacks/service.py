@@ -8,6 +8,7 @@ from aws_cdk import CfnOutput, Environment, Stack
 from constructs import Construct
 
 from infra.config import ServiceConfig
+from infra.constructs.history_archive import HistoryArchive
 from infra.constructs.intake import Intake
 from infra.constructs.lambda_code import python_layer
 from infra.constructs.observability import Observability
@@ -44,11 +45,21 @@ class ServiceStack(Stack):
             deps_layer=self.deps_layer,
         )
 
+        self.history = HistoryArchive(
+            self,
+            "History",
+            config=config,
+            table=self.intake.table,
+            bucket=self.results.bucket,
+        )
+
         self.observability = Observability(
             self,
             "Observability",
             intake=self.intake,
             results=self.results,
+            history=self.history,
+            expiry_warning_seconds=config.expiry_warning_seconds,
             removal_policy=config.data_removal_policy,
             email_addresses=config.ops_email_addresses,
         )

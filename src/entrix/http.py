@@ -26,6 +26,7 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 BAD_REQUEST_BODY = "BAD_REQUEST_BODY"
 UNAUTHORIZED = "UNAUTHORIZED"
 NOT_FOUND = "NOT_FOUND"
+ORDER_EXPIRED = "ORDER_EXPIRED"
 ORDER_CONFLICT = "ORDER_CONFLICT"
 REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
 UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
@@ -149,6 +150,20 @@ def body_bytes(event: Mapping[str, Any]) -> bytes:
 def not_found(event: Mapping[str, Any], record_id: str | None) -> dict[str, Any]:
     """The 404 of an order the caller has not got (unknown, expired or another client's)."""
     return error(event, 404, NOT_FOUND, "no such order", record_id=record_id)
+
+
+def expired(event: Mapping[str, Any], record_id: str, expires_at: Any) -> dict[str, Any]:
+    """The 410 of the caller's order whose 24 hours are over but which DynamoDB's TTL has not
+    deleted yet (it does within days); once deleted, its history is in the results bucket only
+    (docs/architecture.md, "History") and the answer is the 404 of an unknown order."""
+    return error(
+        event,
+        410,
+        ORDER_EXPIRED,
+        "the order has expired",
+        record_id=record_id,
+        expires_at=expires_at,
+    )
 
 
 def path_record_id(event: Mapping[str, Any]) -> str | None:

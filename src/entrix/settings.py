@@ -107,10 +107,14 @@ RANDOM_ORDER_COUNT = Setting("RANDOM_ORDER_COUNT", _positive, 10)
 # Orders a run takes at most (the rest wait for the next run), and per batch (one Lambda B call).
 MAX_ORDERS_PER_RUN = Setting("MAX_ORDERS_PER_RUN", _positive, 200_000)
 BATCH_MAX_ORDERS = Setting("BATCH_MAX_ORDERS", _positive, DEFAULT_MAX_BATCH_ORDERS)
+# A run that takes orders expiring within this many seconds alerts the trading team (2 h before
+# the 24 h TTL by default): they waited almost a day for a result.
+EXPIRY_WARNING_SECONDS = Setting("EXPIRY_WARNING_SECONDS", _positive, 2 * 60 * 60)
 
-# Lambda A and Lambda B: where results and batches are written.
+# Lambda A, Lambda B and the history archiver: where results, batches and history are written.
 RESULTS_BUCKET_NAME = Setting("RESULTS_BUCKET_NAME", str)
-# Lambda B: the trading team's alert topic, and how long a claim on an order lasts.
+# Lambda B (and Lambda A's expiry alert): the trading team's alert topic; Lambda B: how long a
+# claim on an order lasts.
 ALERT_TOPIC_ARN = Setting("ALERT_TOPIC_ARN", str)
 RESULT_LEASE_SECONDS = Setting("RESULT_LEASE_SECONDS", _positive, RUN_TIMEOUT_SECONDS)
 

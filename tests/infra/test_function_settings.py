@@ -40,7 +40,10 @@ READS: dict[str, tuple[Setting[Any], ...]] = {
         settings.RANDOM_ORDER_COUNT,
         settings.MAX_ORDERS_PER_RUN,
         settings.BATCH_MAX_ORDERS,
+        settings.ALERT_TOPIC_ARN,
+        settings.EXPIRY_WARNING_SECONDS,
     ),
+    "entrix.handlers.archive.handler": (settings.RESULTS_BUCKET_NAME,),
     "entrix.handlers.process.handler": (
         settings.ORDERS_TABLE_NAME,
         settings.RESULTS_BUCKET_NAME,

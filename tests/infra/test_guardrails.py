@@ -45,8 +45,10 @@ def _is_pipeline_role_arn_join(match: dict[str, Any]) -> bool:
 
 # Actions that support no resource-level permissions (AWS service authorization reference), so
 # Resource must be "*": X-Ray tracing, and the CloudWatch Logs vended-delivery calls that Step
-# Functions logging needs.
+# Functions logging needs, and dynamodb:ListStreams (the history stream mapping's, which CDK's
+# grant_stream_read adds: it lists a table's streams and has no resource type).
 RESOURCE_STAR_ACTIONS = {
+    "dynamodb:ListStreams",
     *XRAY_ACTIONS,
     *XRAY_SAMPLING_ACTIONS,
     *STATE_MACHINE_LOG_DELIVERY_ACTIONS,

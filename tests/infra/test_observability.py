@@ -101,7 +101,7 @@ def test_alarms_are_not_sent_to_the_business_alert_topic(
     service_json: dict[str, Any], alarms: dict[str, dict[str, Any]], ops_topic: str
 ) -> None:
     alert_topic = _ref(service_json, "AWS::SNS::Topic", "AlertTopic")
-    assert len(alarms) == 12
+    assert len(alarms) == 15
     for props in alarms.values():
         assert props["AlarmActions"] == [{"Ref": ops_topic}]
         assert props["OKActions"] == [{"Ref": ops_topic}]
@@ -111,9 +111,11 @@ def test_alarms_are_not_sent_to_the_business_alert_topic(
 def test_every_alarm_fires_on_the_first_occurrence_and_not_on_silence(
     alarms: dict[str, dict[str, Any]],
 ) -> None:
-    for props in alarms.values():
+    for logical_id, props in alarms.items():
         assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
-        assert props["Threshold"] == 1
+        # The oldest pending order's age alarms at the expiry warning (2 h before the 24 h TTL).
+        expected = 22 * 3600 if "OldestPendingOrder" in logical_id else 1
+        assert props["Threshold"] == expected
         assert props["EvaluationPeriods"] == 1
         assert props["TreatMissingData"] == "notBreaching"
         assert props["AlarmDescription"].startswith("Entrix: ")

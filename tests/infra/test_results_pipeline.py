@@ -119,7 +119,9 @@ def test_results_bucket_is_private_encrypted_tls_only_logged_with_a_lifecycle(te
     assert bucket["LoggingConfiguration"]["DestinationBucketName"]["Ref"] == logical_id(
         template, "AWS::S3::Bucket", "AccessLogs"
     )
-    rule, batches_rule = bucket["LifecycleConfiguration"]["Rules"]
+    rule, batches_rule, history_rule = bucket["LifecycleConfiguration"]["Rules"]
+    assert history_rule["Prefix"] == "history/"
+    assert history_rule["ExpirationInDays"] == 400
     assert rule["Prefix"] == "results/"
     assert rule["ExpirationInDays"] == 365
     assert rule["Transitions"] == [{"StorageClass": "STANDARD_IA", "TransitionInDays": 30}]
@@ -173,7 +175,10 @@ def test_functions_run_the_handlers_with_their_environment(template) -> None:
         "RESULTS_BUCKET_NAME",
         "MAX_ORDERS_PER_RUN",
         "BATCH_MAX_ORDERS",
+        "ALERT_TOPIC_ARN",
+        "EXPIRY_WARNING_SECONDS",
     }
+    assert results["Environment"]["Variables"]["EXPIRY_WARNING_SECONDS"] == "7200"
     assert results["Environment"]["Variables"]["AUCTION_MODE"] == "orders"
     assert results["Environment"]["Variables"]["BATCH_MAX_ORDERS"] == "1000"
     assert results["Environment"]["Variables"]["MAX_ORDERS_PER_RUN"] == "200000"
@@ -188,14 +193,17 @@ def test_functions_run_the_handlers_with_their_environment(template) -> None:
     assert "Environment" not in summary and "Layers" not in summary, "standard library only"
 
 
-def test_lambda_a_may_only_query_the_pending_index_and_put_batches(template) -> None:
+def test_lambda_a_may_only_query_the_pending_index_put_batches_and_alert(template) -> None:
     statements = _policy_statements(template, "ResultsFunctionRole")
     dynamodb = [s for s in statements if any(a.startswith("dynamodb:") for a in _actions([s]))]
     assert _actions(dynamodb) == {"dynamodb:Query"}
     assert "/index/pending-results" in json.dumps(dynamodb)
     (put,) = [s for s in statements if s["Action"] == "s3:PutObject"]
     assert json.dumps(put["Resource"]).endswith('"/batches/*"]]}')
-    assert not {a for a in _actions(statements) if a.startswith("sns:")}
+    # The `expiring` alert: publish to the alert topic only.
+    (publish,) = [s for s in statements if any(a.startswith("sns:") for a in _actions([s]))]
+    assert publish["Action"] == "sns:Publish"
+    assert "AlertTopic" in json.dumps(publish["Resource"])
 
 
 def test_lambda_b_may_only_update_orders_put_results_and_publish_alerts(template) -> None:

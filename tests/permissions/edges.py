@@ -65,6 +65,14 @@ TEMPLATE_KINDS = (
     "8 API Gateway -> Lambda, notifications -> SNS",
     "9 services assume the roles",
     "10 Lambda async invoke -> destinations",
+    "11 stream event source mappings -> stream and on-failure destination",
+)
+# What Lambda's poller calls on a DynamoDB stream with the function's execution role (AWS:
+# "Execution role permissions" for DynamoDB event sources); ListStreams names no resource.
+STREAM_READ_ACTIONS = (
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
 )
 
 
@@ -638,28 +646,64 @@ def async_destination_edges(model: StackModel) -> list[Edge]:
     edges = []
     for function, what, target in targets:
         role = model.function_role(function)
-        if ":sqs:" in target:
-            requests = [
-                role_request(model, role, "sqs:SendMessage", target, model.queue_policy(target))
-            ]
-            key = model.queue_key(target)
-            if key is not None:
-                via_sqs = {"kms:ViaService": f"sqs.{model.region}.amazonaws.com"}
-                requests += [
-                    role_request(model, role, action, key, model.key_policy(key), via_sqs)
-                    for action in KMS_DATA_KEY_ACTIONS
-                ]
-        elif ":sns:" in target:
-            requests = role_publishes(model, role, target)
-        elif ":lambda:" in target:
-            requests = [
-                role_request(
-                    model, role, "lambda:InvokeFunction", target, model.function_policy(target)
-                )
-            ]
-        else:
-            raise ModelError(f"{function} {what}: the model does not know this destination")
+        requests = _destination_requests(model, role, f"{function} {what}", target)
         edges.append(Edge(kind, f"{function} {what} -> {target}", tuple(requests)))
+    return edges
+
+
+def _destination_requests(model: StackModel, role: Role, what: str, target: str) -> list[Request]:
+    """What Lambda's delivery of a record to `target` with `role` needs: the send or publish,
+    and the data key the target's service asks KMS for when a customer managed key encrypts it."""
+    if ":sqs:" in target:
+        requests = [
+            role_request(model, role, "sqs:SendMessage", target, model.queue_policy(target))
+        ]
+        key = model.queue_key(target)
+        if key is not None:
+            via_sqs = {"kms:ViaService": f"sqs.{model.region}.amazonaws.com"}
+            requests += [
+                role_request(model, role, action, key, model.key_policy(key), via_sqs)
+                for action in KMS_DATA_KEY_ACTIONS
+            ]
+    elif ":sns:" in target:
+        requests = role_publishes(model, role, target)
+    elif ":lambda:" in target:
+        requests = [
+            role_request(
+                model, role, "lambda:InvokeFunction", target, model.function_policy(target)
+            )
+        ]
+    else:
+        raise ModelError(f"{what}: the model does not know this destination")
+    return requests
+
+
+# -- 11: stream event source mappings -> their stream and on-failure destination --------------
+
+
+def stream_mapping_edges(model: StackModel) -> list[Edge]:
+    """Lambda's poller reading a DynamoDB stream for a function (with the function's execution
+    role: the stream has no resource policy) and sending what still fails after the retries to
+    the mapping's on-failure destination, also with that role."""
+    kind = TEMPLATE_KINDS[9]
+    edges = []
+    for mapping in model.of_type("AWS::Lambda::EventSourceMapping"):
+        p = model.props(mapping.logical_id)
+        function = model.logical_id_of("AWS::Lambda::Function", p["FunctionName"])
+        if function is None:
+            raise ModelError(f"{mapping.logical_id}: its function is not in stack {model.name}")
+        role = model.function_role(function)
+        stream = p["EventSourceArn"]
+        if ":dynamodb:" not in stream:
+            raise ModelError(f"{mapping.logical_id}: the model knows DynamoDB streams only")
+        reads = [role_request(model, role, action, stream) for action in STREAM_READ_ACTIONS]
+        reads.append(role_request(model, role, "dynamodb:ListStreams", "*"))
+        edges.append(Edge(kind, f"{stream} -> {function}", tuple(reads)))
+        target = p.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        if target:
+            what = f"{mapping.logical_id} OnFailure destination"
+            requests = _destination_requests(model, role, what, target)
+            edges.append(Edge(kind, f"{what} -> {target}", tuple(requests)))
     return edges
 
 
@@ -683,6 +727,8 @@ def derive(kind: str, model: StackModel, app: Sequence[StackModel]) -> list[Edge
         return trust_edges(model)
     if kind == TEMPLATE_KINDS[8]:
         return async_destination_edges(model)
+    if kind == TEMPLATE_KINDS[9]:
+        return stream_mapping_edges(model)
     raise ValueError(kind)
 
 

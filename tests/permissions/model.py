@@ -160,6 +160,8 @@ class StackModel:
             attributes["Arn"] = f"arn:aws:iam::{account}:role/{name}"
         elif t == "AWS::DynamoDB::Table":
             attributes["Arn"] = f"arn:aws:dynamodb:{region}:{account}:table/{name}"
+            # A stream's ARN ends in the time DynamoDB enabled it.
+            attributes["StreamArn"] = f"{attributes['Arn']}/stream/2026-01-01T00:00:00.000"
         elif t == "AWS::SecretsManager::Secret":
             # Secrets Manager appends six random characters to the name.
             ref = f"arn:aws:secretsmanager:{region}:{account}:secret:{name}-AbCdEf"

@@ -19,10 +19,12 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from types import ModuleType
 from typing import Any
 
@@ -35,6 +37,8 @@ from entrix.local import call_log, harness
 from entrix.local.call_log import Call
 from entrix.local.lambda_runner import applied_environment, runtime_environment
 from entrix.local.pipeline import wait_for_execution
+from entrix.orders import lifecycle
+from entrix.orders.intake import Receipt
 from tests.permissions.calls import call_edges
 from tests.permissions.conftest import count
 from tests.permissions.edges import denied
@@ -50,6 +54,11 @@ ORDER_STATUS = "entrix.handlers.order_status.handler"
 ORDER_LIST = "entrix.handlers.order_list.handler"
 CANCEL = "entrix.handlers.cancel.handler"
 PROCESS = "entrix.handlers.process.handler"
+RESULTS = "entrix.handlers.results.handler"
+ARCHIVE = "entrix.handlers.archive.handler"
+# An order stored 23 hours ago, as the intake stores it: the first run takes it within the
+# expiry warning, so Lambda A publishes its `expiring` alert.
+OLD_ORDER = "perm-old"
 # Handlers that the scenario must see make at least one AWS call (the summary makes none).
 CALLING_HANDLERS = (
     AUTHORIZER,
@@ -57,8 +66,9 @@ CALLING_HANDLERS = (
     ORDER_STATUS,
     ORDER_LIST,
     CANCEL,
-    "entrix.handlers.results.handler",
+    RESULTS,
     PROCESS,
+    ARCHIVE,
 )
 # The intake's DynamoDB calls the scenario must record: handler, action and where (the table,
 # or the owner index), and whether every such call was conditional.
@@ -142,8 +152,11 @@ def recorded() -> Iterator[Recorded]:
             "b lists pending": _request(running, "GET", "?result_status=pending", desk_b),
             "b cancels perm-1": _request(running, "DELETE", "/perm-1", desk_b),
         }
-        results = _handler_module(running, "entrix.handlers.results.handler")
-        patch.setattr(results, "random_source", ScriptedRandom([READY, ACCEPT, REJECT, ACCEPT]))
+        _store_old_order(running, "desk-a", OLD_ORDER, hours=23)
+        results = _handler_module(running, RESULTS)
+        patch.setattr(
+            results, "random_source", ScriptedRandom([READY, ACCEPT, ACCEPT, REJECT, ACCEPT])
+        )
         outputs = [_run(running, "permissions-accept-and-reject")]
         replies["a changes processed perm-1"] = running.post(
             _orders("perm-1", parameter_2=9.5), desk_a
@@ -165,6 +178,7 @@ def recorded() -> Iterator[Recorded]:
         }
         replace_stores(patch, process, "processor", results=ResultsStore(s3, bucket))
         outputs.append(_run(running, "permissions-store-fails"))
+        _wait_for_history(running, bucket)
 
         model = StackModel.load(running.system.template_path)
         yield Recorded(running, model, list(calls), outputs, replies)
@@ -196,8 +210,8 @@ def test_the_scenario_did_what_it_says(recorded: Recorded) -> None:
     assert [o["record_id"] for o in replies["b lists pending"][1]["orders"]] == ["perm-1"]
     (refused,) = replies["a changes processed perm-1"][1]["refused"]
     assert refused["record_id"] == "perm-1" and refused["state"] in ("accepted", "rejected")
-    # desk-b's cancelled perm-1 never reached the run: desk-a's three orders did.
-    assert [o["accepted"] + o["rejected"] + o["failed"] for o in recorded.outputs] == [3, 2]
+    # desk-b's cancelled perm-1 never reached the run: desk-a's three orders and the old one did.
+    assert [o["accepted"] + o["rejected"] + o["failed"] for o in recorded.outputs] == [4, 2]
 
 
 def test_the_scenario_ran_each_function_and_recorded_its_calls(recorded: Recorded) -> None:
@@ -248,6 +262,36 @@ def test_every_recorded_call_is_allowed_by_the_functions_role(
     assert not refused, f"{len(refused)} requests refused:\n" + "\n".join(refused)
 
 
+def test_lambda_a_alerts_of_the_old_order_and_the_archiver_writes_history(
+    recorded: Recorded,
+) -> None:
+    """The two edges of the history work: Lambda A's publish of its `expiring` alert to the
+    encrypted topic, and the archiver's writes under history/ (and nowhere else)."""
+    handlers = _handlers(recorded)
+    by_handler: dict[str, list[Call]] = {}
+    for call in recorded.calls:
+        by_handler.setdefault(handlers[call.function], []).append(call)
+    assert {call.operation for call in by_handler[RESULTS]} >= {"PublishBatch", "PutObject"}
+    puts = [call for call in by_handler[ARCHIVE] if call.operation == "PutObject"]
+    assert puts and all(call.parameters["Key"].startswith("history/") for call in puts)
+    assert {call.operation for call in by_handler[ARCHIVE]} == {"PutObject"}
+
+
+@pytest.mark.parametrize(
+    ("handler", "action"),
+    [(RESULTS, "sns:Publish"), (RESULTS, "kms:GenerateDataKey"), (ARCHIVE, "s3:PutObject")],
+)
+def test_each_history_grant_removed_is_refused_by_name(
+    recorded: Recorded, handler: str, action: str
+) -> None:
+    function = _function_id(recorded.model.body, handler)
+    body = _without_statements(
+        recorded.model.body, handler, lambda statement: action in _actions(statement)
+    )
+    refused = [line for line in _refused(recorded, body).splitlines() if line]
+    assert any(function in line and f"{action} on" in line for line in refused), refused
+
+
 def test_a_call_the_role_does_not_allow_is_refused(recorded: Recorded) -> None:
     """The check can fail: without Lambda B's role policy, its calls are refused by name."""
     process = _function_id(recorded.model.body, PROCESS)
@@ -296,6 +340,37 @@ def test_the_listing_may_not_query_the_pending_index(recorded: Recorded) -> None
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _store_old_order(running: Running, owner: str, record_id: str, hours: float) -> None:
+    """`owner`'s order received `hours` ago, stored as the intake stores it."""
+    received = Receipt.at(time.time() - hours * 3600)
+    item = lifecycle.stored_item(
+        {"record_id": record_id, "parameter_1": "p", "parameter_2": Decimal("1.5")},
+        owner,
+        received.received_at,
+        received.expires_at,
+        lifecycle.version(received.received_at, lifecycle.request_nonce(), 0),
+    )
+    typed = {
+        name: {"N": str(value)} if isinstance(value, int | Decimal) else {"S": value}
+        for name, value in item.items()
+    }
+    running.client("dynamodb").put_item(TableName=running.table, Item=typed)
+
+
+def _wait_for_history(running: Running, bucket: str) -> None:
+    """Until the archiver (on the stream poller's thread) has written the old order's result;
+    a guard against a hung poller, not a speed check."""
+    s3 = running.client("s3")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        for listed in s3.list_objects_v2(Bucket=bucket, Prefix="history/").get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=listed["Key"])["Body"].read().decode()
+            if '"event": "result"' in body and OLD_ORDER in body:
+                return
+        time.sleep(0.2)
+    raise AssertionError("the history archiver wrote no result line of the old order")
 
 
 def _handlers(recorded: Recorded) -> dict[str, str]:

@@ -56,3 +56,28 @@ def test_the_slack_forwarders_on_failure_destination_needs_its_send_grant(
     assert "OnFailure destination" in edge.name and ":sqs:" in edge.name
     (refusal,) = denied([edge])
     assert "sqs:SendMessage" in refusal
+
+
+def test_the_history_mapping_needs_the_stream_read_and_dead_letter_grants(
+    app_models: list[StackModel],
+) -> None:
+    """Kind 11 checks something: the archiver's role without the stream read and without
+    sqs:SendMessage is refused both, so Lambda could neither read the stream for it nor keep
+    the records it gave up on."""
+    model = next(m for m in app_models if m.of_type("AWS::Lambda::EventSourceMapping"))
+    body = copy.deepcopy(model.body)
+    for resource in body["Resources"].values():
+        if resource["Type"] == "AWS::IAM::Policy":
+            document = resource["Properties"]["PolicyDocument"]
+            document["Statement"] = [
+                statement
+                for statement in document["Statement"]
+                if "dynamodb:GetRecords" not in json.dumps(statement["Action"])
+                and "sqs:SendMessage" not in json.dumps(statement["Action"])
+            ]
+    stripped = StackModel(model.name, body, model.region)
+    read, dead_letters = derive(TEMPLATE_KINDS[9], stripped, [stripped])
+    assert "/stream/" in read.name and ":sqs:" in dead_letters.name
+    refusals = denied([read, dead_letters])
+    assert any("dynamodb:GetRecords" in refusal for refusal in refusals)
+    assert any("sqs:SendMessage" in refusal for refusal in refusals)

@@ -140,12 +140,25 @@ def test_an_unknown_order_is_not_found_in_the_error_shape(client: Any) -> None:
 
 
 @pytest.mark.parametrize("now", [1_764_086_400.0, 1_764_086_400.001, 1_900_000_000.0])
-def test_an_expired_order_is_not_found_although_ttl_has_not_deleted_it(
-    client: Any, now: float
-) -> None:
+def test_an_expired_order_ttl_has_not_deleted_is_gone_not_unknown(client: Any, now: float) -> None:
     client.put_item(TableName=TABLE, Item=pending())
-    assert get(client, "a/ü", now)[0] == 404
+    status, body = get(client, "a/ü", now)
+    assert (status, json.loads(body)) == (
+        410,
+        {
+            "message": "the order has expired",
+            "code": "ORDER_EXPIRED",
+            "request_id": "req-1",
+            "record_id": "a/ü",
+            "expires_at": 1_764_086_400,
+        },
+    )
     assert get(client, "a/ü", 1_764_086_399.999)[0] == 200
+
+
+def test_another_clients_expired_order_is_unknown_not_gone(client: Any) -> None:
+    client.put_item(TableName=TABLE, Item=pending(owner="desk-b"))
+    assert get(client, "a/ü", 1_900_000_000.0)[0] == 404
 
 
 @pytest.mark.parametrize("record_id", [None, "", "x" * 1025, "é" * 513, "\udc80"])

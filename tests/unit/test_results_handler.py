@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import time
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -16,6 +17,8 @@ from moto import mock_aws
 from entrix import settings
 from entrix.auction.batch_item import OrderResult
 from entrix.orders.lifecycle import SHARDS as PENDING_SHARDS
+from entrix.orders.limits import TTL_SECONDS
+from entrix.timestamps import iso_milliseconds
 from tests.support.moto_orders import INDEX, TABLE, create_orders_table, put_order
 
 BUCKET = "results-handler-test"
@@ -41,7 +44,20 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         s3.create_bucket(
             Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
         )
-        yield {"dynamodb": dynamodb, "s3": s3}
+        sns = boto3.client("sns", region_name="eu-west-1")
+        topic = sns.create_topic(Name="alerts")["TopicArn"]
+        sqs = boto3.client("sqs", region_name="eu-west-1")
+        queue = sqs.create_queue(QueueName="alerts")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+        sns.subscribe(
+            TopicArn=topic,
+            Protocol="sqs",
+            Endpoint=queue_arn["Attributes"]["QueueArn"],
+            Attributes={"RawMessageDelivery": "true"},
+        )
+        monkeypatch.setenv(settings.ALERT_TOPIC_ARN.name, topic)
+        monkeypatch.delenv(settings.EXPIRY_WARNING_SECONDS.name, raising=False)
+        yield {"dynamodb": dynamodb, "s3": s3, "sqs": sqs, "alerts": queue}
 
 
 @pytest.fixture
@@ -289,3 +305,62 @@ def test_a_failed_batches_write_raises_the_retryable_error(
     assert aws["dynamodb"].get_item(TableName=TABLE, Key={"order_key": {"S": "desk-a#a"}})["Item"][
         "result_status"
     ] == {"S": "pending"}, "the order waits for the next attempt"
+
+
+def alerts_published(aws: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, str]]]:
+    """Every alert on the topic with its message attributes' values."""
+    received = aws["sqs"].receive_message(
+        QueueUrl=aws["alerts"], MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    )
+    return [
+        (
+            json.loads(message["Body"]),
+            {k: v["StringValue"] for k, v in message.get("MessageAttributes", {}).items()},
+        )
+        for message in received.get("Messages", [])
+    ]
+
+
+def test_a_run_taking_orders_close_to_expiry_alerts_once_naming_the_oldest(
+    results: ModuleType, aws: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = time.time()
+    for hours, record_id in [(23.5, "oldest"), (22.5, "old"), (1, "fresh")]:
+        put_order(aws["dynamodb"], record_id, received_at=iso_milliseconds(now - hours * 3600))
+
+    results.handler({"run_id": "run-1"}, None)
+
+    ((alert, attributes),) = alerts_published(aws)
+    assert attributes == {"status": "expiring", "run": "run-1"}
+    assert (alert["status"], alert["run"], alert["count"]) == ("expiring", "run-1", 2)
+    assert [(o["owner"], o["record_id"]) for o in alert["oldest"]] == [
+        ("desk-a", "oldest"),
+        ("desk-a", "old"),
+    ]
+    assert alert["oldest"][0]["expires_at"] == int(now - 23.5 * 3600) + TTL_SECONDS
+    (metric,) = [
+        json.loads(line)
+        for line in capsys.readouterr().out.splitlines()
+        if "OldestPendingOrderAgeSeconds" in line
+    ]
+    assert 23.5 * 3600 - 60 <= metric["OldestPendingOrderAgeSeconds"][0] <= 23.5 * 3600 + 60
+
+
+def test_a_run_of_fresh_orders_does_not_alert(
+    results: ModuleType, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(settings.EXPIRY_WARNING_SECONDS.name, "3600")
+    put_order(aws["dynamodb"], "a", received_at=iso_milliseconds(time.time() - 22 * 3600))
+
+    results.handler({"run_id": "run-1"}, None)
+
+    assert alerts_published(aws) == []
+
+
+def test_an_alert_sns_refused_is_logged_and_the_run_goes_on(
+    results: ModuleType, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(settings.ALERT_TOPIC_ARN.name, "arn:aws:sns:eu-west-1:123456789012:gone")
+    put_order(aws["dynamodb"], "a", received_at=iso_milliseconds(time.time() - 23.5 * 3600))
+
+    assert results.handler({"run_id": "run-1"}, None)["order_count"] == 1

@@ -2,8 +2,10 @@
 
 An order is looked up under the caller's own key (entrix.orders.lifecycle.order_key), so another
 client's order with the same record_id is not found: the reply is the same 404 as for an unknown
-id. Expired orders are not found either: DynamoDB's TTL deletes them only eventually (up to days
-later), so expiry is checked here rather than trusted to the table.
+id. DynamoDB's TTL deletes an expired order only eventually (up to days later), so expiry is
+checked here rather than trusted to the table: an order still stored but past its `expires_at`
+is answered 410 ORDER_EXPIRED, which tells the client it existed; once the TTL deleted it, the
+answer is 404 and its history is in the results bucket's history/ (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from entrix.aws.orders_table import OrdersTable
 from entrix.http import (
     Unauthenticated,
     caller,
+    expired,
     not_found,
     path_record_id,
     response,
@@ -38,7 +41,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
 
 
 def handle(event: dict[str, Any], table: OrdersTable, now: float) -> dict[str, Any]:
-    """The reply to one GET /orders/{record_id} event; orders expired at `now` are not found."""
+    """The reply to one GET /orders/{record_id} event; an order expired at `now` is 410."""
     try:
         owner = caller(event, now)
     except Unauthenticated as refusal:
@@ -47,6 +50,8 @@ def handle(event: dict[str, Any], table: OrdersTable, now: float) -> dict[str, A
     if record_id is None:
         return not_found(event, None)
     item = table.get_order(owner, record_id)
-    if item is None or lifecycle.expired(item, now):
+    if item is None:
         return not_found(event, record_id)
+    if lifecycle.expired(item, now):
+        return expired(event, record_id, item["expires_at"])
     return response(200, lifecycle.public_view(item))

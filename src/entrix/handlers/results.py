@@ -13,7 +13,9 @@ payload:
      "rejections_prefix": "rejections/date=2026-11-25/run=<run id>/"}
 
 (`order_count` 0 and no `batches_key` when no order is waiting.) A run takes at most
-MAX_ORDERS_PER_RUN orders, the oldest first; the rest wait for the next run.
+MAX_ORDERS_PER_RUN orders, the oldest first; the rest wait for the next run. A run that takes
+orders within EXPIRY_WARNING_SECONDS of their expiry publishes one `expiring` alert, and every
+ready run writes the oldest taken order's age as a metric (entrix.auction.expiry).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from entrix import settings
+from entrix.auction import expiry
 from entrix.auction.batch_item import batch_item, order_result
 from entrix.auction.batches import batched
 from entrix.auction.platform import AuctionPlatform, PendingOrder, SyntheticOrder
@@ -38,12 +41,14 @@ from entrix.auction.results import (
     batches_key,
     run_rejections_prefix,
 )
+from entrix.aws.alerts import AlertTopic
 from entrix.aws.clients import PIPELINE_CONFIG, client
 from entrix.aws.order_results import OrderResults
 from entrix.aws.orders_table import OrdersTable
 from entrix.aws.results_store import ResultsStore
 from entrix.orders import lifecycle
 from entrix.orders.intake import Receipt
+from entrix.telemetry import publish
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +113,20 @@ def _pending(platform: AuctionPlatform, run_id: str, max_orders: int) -> Iterabl
     return itertools.islice(stores().order_results.pending_orders(index_name), max_orders)
 
 
+def _warn_of_expiring(pending: list[PendingOrder], run_id: str) -> None:
+    """The oldest taken order's age as a metric, and one alert to the trading team when the run
+    takes orders within EXPIRY_WARNING_SECONDS of their expiry (they waited almost a day). A
+    failed publish is logged, not raised: the run goes on and the next one alerts again."""
+    now = time.time()
+    publish("results", OldestPendingOrderAgeSeconds=expiry.oldest_age_seconds(pending, now))
+    alert = expiry.expiring_alert(pending, run_id, now, settings.EXPIRY_WARNING_SECONDS.read())
+    if alert is None:
+        return
+    topic = AlertTopic(client("sns", PIPELINE_CONFIG), settings.ALERT_TOPIC_ARN.read())
+    if topic.publish([alert]):
+        logger.error("the expiry alert of %d orders was not published", alert["count"])
+
+
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     platform = AuctionPlatform(
         random_source, ready_probability=settings.RESULTS_READY_PROBABILITY.read()
@@ -118,7 +137,9 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
 
     run_id = str((event or {}).get("run_id") or time.time_ns())
     max_orders = settings.MAX_ORDERS_PER_RUN.read()
-    results = [order_result(platform.result_for(o)) for o in _pending(platform, run_id, max_orders)]
+    pending = list(_pending(platform, run_id, max_orders))
+    _warn_of_expiring(pending, run_id)
+    results = [order_result(platform.result_for(o)) for o in pending]
     if len(results) == max_orders:
         logger.warning("run full at %d orders; the others wait for the next run", max_orders)
     if not results:

@@ -2,8 +2,8 @@
 
 Start order: the embedded AWS endpoint, every template resource in it (functions with the
 Parameters and Secrets Extension's layer get the local extension), then the API Gateway
-emulation, the TTL sweeper, the notification tap and the scheduler. `stop()` undoes it in reverse
-and frees every port.
+emulation, the TTL sweeper, the stream poller, the notification tap and the scheduler.
+`stop()` undoes it in reverse and frees every port.
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ from entrix.local.lambda_runner import Invocation
 from entrix.local.notifications import NotificationTap
 from entrix.local.pipeline import Scheduler
 from entrix.local.secrets_extension import LocalSecretsExtension, RequestListener
+from entrix.local.streams import StreamPoller, TtlDeletions
 from entrix.local.template import PseudoParameters, Template
 from entrix.local.ttl import TtlSweeper
 
 # Wait states longer than this are shortened locally, so a run's polling takes seconds.
 LOCAL_MAX_WAIT_SECONDS = 1
 TTL_SWEEP_SECONDS = 5.0
+STREAM_POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class LocalOptions:
     schedule_seconds: float | None = 300.0
     max_wait_seconds: int | None = LOCAL_MAX_WAIT_SECONDS
     ttl_sweep_seconds: float = TTL_SWEEP_SECONDS
+    stream_poll_seconds: float = STREAM_POLL_SECONDS
 
 
 def stack_region(template_path: Path, stack_name: str, default: str = "eu-west-1") -> str:
@@ -116,11 +119,28 @@ class LocalSystem:
             self.api_server.start()
             self._stoppables.append(self.api_server)
 
+        ttl_deletions = TtlDeletions()
         sweeper = TtlSweeper(
-            self.endpoint.client("dynamodb"), deployment.tables, self.options.ttl_sweep_seconds
+            self.endpoint.client("dynamodb"),
+            deployment.tables,
+            self.options.ttl_sweep_seconds,
+            deleted_key=ttl_deletions.add,
         )
         sweeper.start()
         self._stoppables.append(sweeper)
+
+        if deployment.stream_mappings:
+            poller = StreamPoller(
+                self.endpoint.client("dynamodbstreams"),
+                self.endpoint.client("sqs"),
+                deployment.stream_mappings,
+                self.invoke,
+                self.region,
+                ttl_deletions,
+                self.options.stream_poll_seconds,
+            )
+            poller.start()
+            self._stoppables.append(poller)
 
         topics = deployment.topics
         if topics:

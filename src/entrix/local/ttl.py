@@ -18,8 +18,15 @@ from entrix.local.periodic import Periodic
 logger = logging.getLogger(__name__)
 
 
-def sweep(dynamodb: Any, table_name: str, ttl_attribute: str, now: float) -> int:
-    """Delete the expired items of one table; returns how many were deleted.
+def sweep(
+    dynamodb: Any,
+    table_name: str,
+    ttl_attribute: str,
+    now: float,
+    deleted_key: Callable[[str, dict[str, Any]], None] | None = None,
+) -> int:
+    """Delete the expired items of one table; returns how many were deleted. `deleted_key` is
+    told each deleted item's key (the stream poller marks those REMOVEs as TTL's).
 
     The scan's filter selects the expired items on the server and the projection returns only
     their keys and TTL: returning every item to compare here cost 3.4 s a sweep at 10,000 items
@@ -53,6 +60,8 @@ def sweep(dynamodb: Any, table_name: str, ttl_attribute: str, now: float) -> int
                 )
             except dynamodb.exceptions.ConditionalCheckFailedException:
                 continue
+            if deleted_key is not None:
+                deleted_key(table_name, {name: item[name] for name in key_names})
             deleted += 1
         if "LastEvaluatedKey" not in page:
             return deleted
@@ -68,15 +77,17 @@ class TtlSweeper(Periodic):
         tables: Mapping[str, str | None],
         interval: float = 5.0,
         clock: Callable[[], float] = time.time,
+        deleted_key: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         super().__init__("ttl-sweeper", interval)
         self.dynamodb = dynamodb
         self.tables = {name: attribute for name, attribute in tables.items() if attribute}
         self.clock = clock
+        self.deleted_key = deleted_key
 
     def tick(self) -> None:
         for table_name, attribute in self.tables.items():
             try:
-                sweep(self.dynamodb, table_name, attribute, self.clock())
+                sweep(self.dynamodb, table_name, attribute, self.clock(), self.deleted_key)
             except Exception:
                 logger.exception("TTL sweep of %s failed", table_name)

@@ -15,6 +15,7 @@ from entrix.http import (
     BAD_REQUEST_BODY,
     NOT_FOUND,
     ORDER_CONFLICT,
+    ORDER_EXPIRED,
     ORDERS_NOT_STORED,
     REQUEST_TOO_LARGE,
     UNAUTHORIZED,
@@ -126,7 +127,8 @@ def _lifecycle_properties(number: dict[str, Any]) -> dict[str, Any]:
             "type": "integer",
             "description": (
                 f"Epoch seconds (received_at + {TTL_SECONDS}) after which the order is gone "
-                "(not found) and its record_id free again."
+                "(410 until the table deletes it, within days; then 404) and its record_id "
+                "free again."
             ),
         },
         "result_status": {
@@ -253,8 +255,9 @@ def _schemas() -> dict[str, Any]:
                     "pattern": "^[A-Z][A-Z0-9_]*$",
                     "description": (
                         "API Gateway's response-type vocabulary: "
-                        f"{BAD_REQUEST_BODY}, {UNAUTHORIZED}, {NOT_FOUND}, {ORDER_CONFLICT}, "
-                        f"{REQUEST_TOO_LARGE}, {UNSUPPORTED_MEDIA_TYPE}, {ORDERS_NOT_STORED} "
+                        f"{BAD_REQUEST_BODY}, {UNAUTHORIZED}, {NOT_FOUND}, {ORDER_EXPIRED}, "
+                        f"{ORDER_CONFLICT}, {REQUEST_TOO_LARGE}, {UNSUPPORTED_MEDIA_TYPE}, "
+                        f"{ORDERS_NOT_STORED} "
                         "from the service, API Gateway's response types from the gateway."
                     ),
                 },
@@ -269,11 +272,15 @@ def _schemas() -> dict[str, Any]:
                 },
                 "record_id": {
                     "type": ["string", "null"],
-                    "description": "The order the refusal is about (404, DELETE's 409).",
+                    "description": "The order the refusal is about (404, 410, DELETE's 409).",
                 },
                 "state": {
                     **_ref("OrderState"),
                     "description": "The state of that order (DELETE's 409).",
+                },
+                "expires_at": {
+                    "type": "integer",
+                    "description": "When that order expired, epoch seconds (GET's 410).",
                 },
             },
             "required": ["message", "code", "request_id"],
@@ -428,8 +435,14 @@ def _get_order() -> dict[str, Any]:
             "200": _json("StoredOrder", "The order as stored."),
             **_common_refusals(),
             "404": _refusal(
-                "The caller has no such order (never stored, expired, or another client's).",
+                "The caller has no such order (never stored, another client's, or expired and "
+                "since deleted: the table deletes an expired order within days).",
                 NOT_FOUND,
+            ),
+            "410": _refusal(
+                "The order expired (its `expires_at` is past) and is not yet deleted "
+                "(`record_id`, `expires_at`).",
+                ORDER_EXPIRED,
             ),
         },
     }

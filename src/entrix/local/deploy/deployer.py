@@ -3,7 +3,8 @@
 This is the local stand-in for a CloudFormation deployment: resources are created in dependency
 order through the real AWS APIs (boto3 against moto's server), intrinsic functions are resolved
 to the local names and ARNs, and what the endpoint cannot run itself (the REST API, schedules,
-TTL) is handed to the local runtime as data (`Deployment.api`, `.schedules`, `.tables`).
+TTL, stream mappings) is handed to the local runtime as data (`Deployment.api`, `.schedules`,
+`.tables`, `.stream_mappings`).
 
 Physical names are `<stack>-<LogicalId>` unless the template names the resource, so they stay the
 same from one start to the next (the printed `aws ... --table-name` command keeps working).
@@ -51,6 +52,7 @@ CREATORS: dict[str, Creator] = {
     "AWS::SecretsManager::Secret": secretsmanager.create_secret,
     "AWS::Lambda::LayerVersion": lambda_.create_layer,
     "AWS::Lambda::Function": lambda_.create_function,
+    "AWS::Lambda::EventSourceMapping": lambda_.create_event_source_mapping,
     "AWS::StepFunctions::StateMachine": stepfunctions.create_state_machine,
     "AWS::Events::Rule": events.create_rule,
     **{resource_type: apigateway.record_part for resource_type in apigateway.TYPES},

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from entrix.local.lambda_runner import FunctionSpec
+from entrix.local.streams import StreamMapping
 
 
 class DeploymentError(Exception):
@@ -42,6 +43,7 @@ class Deployment:
     functions: dict[str, FunctionSpec] = field(default_factory=dict)  # by function name
     state_machines: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
     schedules: list[Schedule] = field(default_factory=list)
+    stream_mappings: list[StreamMapping] = field(default_factory=list)
     # REST API resources, resolved: logical id -> (type, properties), plus their assigned ids.
     api: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     api_ids: dict[str, str] = field(default_factory=dict)

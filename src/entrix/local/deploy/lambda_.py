@@ -1,4 +1,5 @@
-"""Lambda layers and functions: moto stores them with empty code, the runtime runs the handler.
+"""Lambda layers, functions and stream mappings: moto stores functions with empty code, the
+runtime runs the handler (and polls the streams the mappings name).
 
 A function's `FunctionSpec` goes into `Deployment.functions` for the local Lambda runner, which
 imports the installed package; the only layers a function may have are this template's own and
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from entrix.local.deploy.deployment import DeploymentError
 from entrix.local.lambda_runner import FunctionSpec
 from entrix.local.secrets_extension import is_extension_layer
+from entrix.local.streams import StreamMapping
 from entrix.local.template import Resource
 
 if TYPE_CHECKING:
@@ -109,3 +111,23 @@ def _check_asset(deployer: Deployer, resource: Resource, handler: str) -> None:
     module = handler.rpartition(".")[0].replace(".", "/")
     if not (asset_path / f"{module}.py").is_file():
         raise DeploymentError(f"code asset {asset_path} does not contain {module}.py")
+
+
+def create_event_source_mapping(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
+    """Recorded for the runtime's stream poller (entrix.local.streams), not created in moto:
+    moto's own mapping would invoke the function in Docker on every write."""
+    source = p["EventSourceArn"]
+    if ":dynamodb:" not in source or "/stream/" not in source:
+        raise DeploymentError(f"only DynamoDB stream mappings run locally, not {source}")
+    name = deployer.name(resource, None)
+    mapping = StreamMapping(
+        logical_id=resource.logical_id,
+        function_name=p["FunctionName"],
+        stream_arn=source,
+        batch_size=int(p.get("BatchSize", 100)),
+        starting_position=p.get("StartingPosition", "TRIM_HORIZON"),
+        retry_attempts=int(p.get("MaximumRetryAttempts", 10)),
+        on_failure_arn=p.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"),
+    )
+    deployer.deployment.stream_mappings.append(mapping)
+    deployer.provide(resource, name)

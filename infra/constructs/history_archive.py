@@ -1,0 +1,95 @@
+"""The order history archive: the orders table's stream, read by the archiver into S3.
+
+An event source mapping hands the archiver (entrix.handlers.archive) batches of the stream's
+records; it writes each batch's changes that matter as one JSON Lines object under `history/`
+in the results bucket (kept `history_retention_days`, results_storage). A batch it reports failed
+is retried, split in halves on repeated failure (bisect), and what still fails after
+RETRY_ATTEMPTS goes to a dead-letter queue (the stream's shard and sequence numbers, so the
+records can be read again within the stream's 24 h) whose alarm pages operations: no change is
+dropped unseen.
+
+Claims and releases are skipped in code, not by filter criteria: a filter sees one image at a
+time and cannot tell a release from an amend (both are a pending item without a claim). The
+cost: every order's claim and release invoke the archiver too, in the same batches (about three
+records an order where two matter).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from entrix import settings
+from entrix.orders.history import HISTORY_PREFIX
+from infra.config import ServiceConfig
+from infra.constructs.lambda_code import python_function
+from infra.nag import acknowledge, logical_id
+
+# Tries of a failing batch (halves included) before its records go to the dead-letter queue.
+RETRY_ATTEMPTS = 10
+
+
+class HistoryArchive(Construct):
+    """The archiver, its stream mapping and the mapping's dead-letter queue."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: ServiceConfig,
+        table: dynamodb.ITable,
+        bucket: s3.IBucket,
+    ) -> None:
+        super().__init__(scope, id)
+        self.function = python_function(
+            self,
+            "ArchiveFunction",
+            handler="entrix.handlers.archive.handler",
+            description="Writes the orders table's stream (order history) to the results bucket",
+            log_retention=config.log_retention,
+            settings={settings.RESULTS_BUCKET_NAME: bucket.bucket_name},
+            memory_size=256,
+            timeout=Duration.minutes(1),
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{HISTORY_PREFIX}*")]
+            )
+        )
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "ArchiveDeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            self.dead_letter_queue,
+            "AwsSolutions-SQS3",
+            "This queue is itself the on-failure destination of the history stream mapping.",
+        )
+        self.function.add_event_source(
+            sources.DynamoEventSource(
+                table,
+                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+                batch_size=config.history_batch_size,
+                max_batching_window=Duration.seconds(config.history_batching_window_seconds),
+                bisect_batch_on_error=True,
+                retry_attempts=RETRY_ATTEMPTS,
+                report_batch_item_failures=True,
+                on_failure=sources.SqsDlq(self.dead_letter_queue),
+            )
+        )
+        acknowledge(
+            self.function.role,  # type: ignore[arg-type]
+            f"AwsSolutions-IAM5[Resource::<{logical_id(bucket)}.Arn>/{HISTORY_PREFIX}*]",
+            "The archiver writes one JSON Lines object per stream batch under history/ (keys "
+            "hold the date and the batch's sequence numbers); s3:PutObject only.",
+        )
