@@ -153,12 +153,14 @@ def not_found(event: Mapping[str, Any], record_id: str | None) -> dict[str, Any]
 
 
 def expired(event: Mapping[str, Any], record_id: str, expires_at: Any) -> dict[str, Any]:
-    """The 410 of the caller's order whose 24 hours are over but which DynamoDB's TTL has not
-    deleted yet (it does within days); once deleted, its history is in the results bucket only
-    (docs/architecture.md, "History") and the answer is the 404 of an unknown order."""
+    """The 404 of the caller's order whose 24 hours are over but which DynamoDB's TTL has not
+    deleted yet (it does within days): the status of an unknown order, as the API promises, with
+    its own code and `expires_at`, so the client can tell it existed. Once deleted, its history
+    is in the results bucket only (docs/architecture.md, "History archive") and the answer is
+    NOT_FOUND."""
     return error(
         event,
-        410,
+        404,
         ORDER_EXPIRED,
         "the order has expired",
         record_id=record_id,

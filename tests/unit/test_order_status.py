@@ -144,7 +144,7 @@ def test_an_expired_order_ttl_has_not_deleted_is_gone_not_unknown(client: Any, n
     client.put_item(TableName=TABLE, Item=pending())
     status, body = get(client, "a/ü", now)
     assert (status, json.loads(body)) == (
-        410,
+        404,
         {
             "message": "the order has expired",
             "code": "ORDER_EXPIRED",

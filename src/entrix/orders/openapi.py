@@ -127,7 +127,8 @@ def _lifecycle_properties(number: dict[str, Any]) -> dict[str, Any]:
             "type": "integer",
             "description": (
                 f"Epoch seconds (received_at + {TTL_SECONDS}) after which the order is gone "
-                "(410 until the table deletes it, within days; then 404) and its record_id "
+                "(404 ORDER_EXPIRED until the table deletes it, within days; then 404 "
+                "NOT_FOUND) and its record_id "
                 "free again."
             ),
         },
@@ -272,7 +273,7 @@ def _schemas() -> dict[str, Any]:
                 },
                 "record_id": {
                     "type": ["string", "null"],
-                    "description": "The order the refusal is about (404, 410, DELETE's 409).",
+                    "description": "The order the refusal is about (404, DELETE's 409).",
                 },
                 "state": {
                     **_ref("OrderState"),
@@ -280,7 +281,9 @@ def _schemas() -> dict[str, Any]:
                 },
                 "expires_at": {
                     "type": "integer",
-                    "description": "When that order expired, epoch seconds (GET's 410).",
+                    "description": (
+                        "When that order expired, epoch seconds (GET's 404 ORDER_EXPIRED)."
+                    ),
                 },
             },
             "required": ["message", "code", "request_id"],
@@ -435,14 +438,11 @@ def _get_order() -> dict[str, Any]:
             "200": _json("StoredOrder", "The order as stored."),
             **_common_refusals(),
             "404": _refusal(
-                "The caller has no such order (never stored, another client's, or expired and "
-                "since deleted: the table deletes an expired order within days).",
+                "The caller has no such order: `NOT_FOUND` when never stored, another "
+                "client's, or expired and since deleted (the table deletes an expired order "
+                "within days); `ORDER_EXPIRED` (with `expires_at`) when the caller's order "
+                "expired and is not deleted yet.",
                 NOT_FOUND,
-            ),
-            "410": _refusal(
-                "The order expired (its `expires_at` is past) and is not yet deleted "
-                "(`record_id`, `expires_at`).",
-                ORDER_EXPIRED,
             ),
         },
     }
