@@ -76,7 +76,8 @@ def api_request_id(event: Any) -> str | None:
 def emf_record(
     namespace: str, dimensions: Mapping[str, str], counts: Mapping[str, int], epoch_ms: int
 ) -> dict[str, Any]:
-    """One EMF record: `counts` as Count metrics under one set of `dimensions`."""
+    """One EMF record: `counts` under one set of `dimensions`, as Count metrics except those
+    named `...Seconds`, which CloudWatch then shows in seconds (an age, not a count)."""
     if not 1 <= len(counts) <= MAX_METRICS:
         raise ValueError(f"an EMF record holds 1 to {MAX_METRICS} metrics, not {len(counts)}")
     for name, value in counts.items():
@@ -89,13 +90,17 @@ def emf_record(
     directive = {
         "Namespace": namespace,
         "Dimensions": [list(dimensions)],
-        "Metrics": [{"Name": name, "Unit": "Count"} for name in counts],
+        "Metrics": [{"Name": name, "Unit": _unit(name)} for name in counts],
     }
     return {
         "_aws": {"Timestamp": epoch_ms, "CloudWatchMetrics": [directive]},
         **dimensions,
         **{name: [float(value)] for name, value in counts.items()},
     }
+
+
+def _unit(metric_name: str) -> str:
+    return "Seconds" if metric_name.endswith("Seconds") else "Count"
 
 
 def publish(service: str, **counts: int) -> None:

@@ -43,6 +43,19 @@ def test_publish_writes_one_emf_record_with_every_count(
     )
 
 
+def test_an_age_in_seconds_is_published_in_seconds(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    telemetry.publish("results", OldestPendingOrderAgeSeconds=82_800, ResultsTaken=2)
+    (record,) = _emf_lines(capsys.readouterr().out)
+    (directive,) = record["_aws"]["CloudWatchMetrics"]
+    assert {m["Name"]: m["Unit"] for m in directive["Metrics"]} == {
+        "OldestPendingOrderAgeSeconds": "Seconds",
+        "ResultsTaken": "Count",
+    }
+
+
 def test_disabled_metrics_write_nothing_and_do_not_pile_up(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
