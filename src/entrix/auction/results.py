@@ -39,11 +39,12 @@ FAILED_BATCH_TEXT = (
     "Run {} could not finish batch {} ({}): {} order(s) released and {} left pending untouched; "
     "the next run retries them."
 )
-# Sent by the state machine when Lambda B failed as a whole (crashed or timed out): what it had
-# claimed stays claimed until the run's lease ends, and only then does a run take it again.
+# Sent by the state machine (States.Format: no quote) when Lambda B failed as a whole (crashed
+# or timed out): what it had claimed stays claimed until the run's lease ends, and only then does
+# a run take it again.
 CRASHED_BATCH_TEXT = (
-    "Run {} could not finish batch {} ({}): its {} order(s) stay claimed until the run's lease "
-    "ends, then the next run retries them."
+    "Run {} could not finish batch {} ({}): its {} order(s) stay claimed until the lease of the "
+    "run ends, then the next run retries them."
 )
 
 
