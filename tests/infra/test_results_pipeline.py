@@ -198,7 +198,9 @@ def test_lambda_a_may_only_query_the_pending_index_and_put_batches(template) -> 
     assert not {a for a in _actions(statements) if a.startswith("sns:")}
 
 
-def test_lambda_b_may_only_read_and_update_orders_read_and_put_its_objects_and_publish(template) -> None:
+def test_lambda_b_may_only_read_and_update_orders_read_and_put_its_objects_and_publish(
+    template,
+) -> None:
     statements = _policy_statements(template, "ProcessFunctionRole")
     actions = _actions(statements)
     assert {a for a in actions if a.startswith(("dynamodb:", "s3:", "sns:"))} == {
