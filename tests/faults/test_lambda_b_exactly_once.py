@@ -24,6 +24,7 @@ from entrix.auction.processing import BatchProcessor
 from entrix.aws.alerts import AlertTopic
 from entrix.aws.clients import PROCESS_CONFIG, client
 from entrix.aws.order_results import OrderResults
+from entrix.aws.orders_table import CancelOutcome, OrdersTable
 from entrix.aws.results_store import ResultsStore
 from tests.support.inject import refused_request
 from tests.support.lambda_b_aws import LambdaBAws, lambda_b_aws
@@ -224,7 +225,8 @@ def test_an_invocation_dying_after_its_put_leaves_lines_the_next_run_records_aft
     lease_end = max(int(claimed[r]["claim_expires_at"]) for r in "ab")
     while time.time() < lease_end + 1:
         time.sleep(0.1)
-    # The owner cannot amend a while a line of it may be stored: it is being processed.
+    # The owner can neither amend nor cancel an order a line of which may be stored: it is
+    # being processed.
     status, reply = post_orders(
         aws.dynamodb,
         TABLE,
@@ -233,6 +235,8 @@ def test_an_invocation_dying_after_its_put_leaves_lines_the_next_run_records_aft
         time.time(),
     )
     assert status == 409 and reply["refused"][0]["state"] == "claimed", reply
+    cancel = OrdersTable(aws.dynamodb, TABLE).cancel(OWNER, "b", time.time(), "2026-11-25T10:09Z")
+    assert cancel == CancelOutcome("refused", "claimed")
     alerts(aws)
 
     second = lambda_b.process(

@@ -184,7 +184,7 @@ class _FailingEntries:
         self.sent: list[list[int]] = []
         self._lock = threading.Lock()
 
-    def publish_batch(self, TopicArn: str, PublishBatchRequestEntries: list[dict]) -> dict:  # noqa: N803
+    def publish_batch(self, TopicArn: str, PublishBatchRequestEntries: list[dict]) -> dict:
         ids = [int(entry["Id"]) for entry in PublishBatchRequestEntries]
         with self._lock:
             first_round = len(self.sent) < self.barrier.parties

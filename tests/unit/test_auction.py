@@ -17,11 +17,11 @@ from entrix.auction.results import (
     batch_rejections_key,
     batch_results_key,
     batches_key,
-    run_rejections_prefix,
     json_lines,
     rejection_alert,
     rejection_text,
     result_line,
+    run_rejections_prefix,
 )
 
 ORDER = PendingOrder(order_key="desk-a#r-1", version="2026-11-25T10:00:00.000Z/0123456789ab/0000")

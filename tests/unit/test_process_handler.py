@@ -6,6 +6,7 @@ rejected ones are alerted one message each, then every result is recorded on its
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from moto import mock_aws
 from pydantic import ValidationError
 
 from entrix import settings
+from entrix.auction.batch_item import ResultsBatch
 from entrix.aws.orders_table import OrdersTable
 from entrix.orders import lifecycle
 from entrix.timestamps import iso_milliseconds
@@ -631,3 +633,67 @@ def test_a_retried_batch_that_fails_leaves_no_claim_on_the_orders_it_already_rec
     recorded = item(aws, "a")
     assert (recorded["result_status"], recorded["result_run_id"]) == ("accepted", "run-1")
     assert "claimed_by" not in recorded and "claim_expires_at" not in recorded
+
+
+class _Clock:
+    """A monotonic clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _slow(process: ModuleType, monkeypatch: pytest.MonkeyPatch, port: str, method: str) -> Any:
+    """Lambda B's processor whose every call may take 10 s, on a clock that `port.method`
+    moves 80 s forward."""
+    clock = _Clock()
+    real = process.processor()
+    store = getattr(real, port)
+    original = getattr(store, method)
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        clock.now += 80
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(store, method, slow)
+    return dataclasses.replace(real, longest_call_seconds=10, monotonic=clock)
+
+
+def test_orders_not_claimed_in_time_stay_pending_untouched(
+    process: ModuleType, aws: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """100 s left, calls of up to 10 s: after a read that took 80 s no claim fits (a call must
+    end 10 s + 2 s before the end, kept for releases)."""
+    put_order(aws["dynamodb"], "a")
+    put_order(aws["dynamodb"], "b")
+    slow = _slow(process, monkeypatch, "orders", "current")
+    batch = ResultsBatch.model_validate(event(("a", "accepted"), ("b", "rejected")))
+
+    outcome = slow.process(batch, time.time(), remaining_seconds=100)
+
+    assert outcome == counts(failed=2)
+    for record_id in "ab":
+        untouched = item(aws, record_id)
+        assert "claimed_by" not in untouched and "stored_in" not in untouched
+    assert object_keys(aws) == []
+    (failure,) = batch_failures(aws)
+    assert (failure["orders_released"], failure["orders_left_pending"]) == (0, 2)
+    assert "0 order(s) released and 2 left pending untouched" in failure["text"]
+
+
+def test_orders_claimed_but_not_recorded_in_time_are_released(
+    process: ModuleType, aws: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_order(aws["dynamodb"], "a")
+    slow = _slow(process, monkeypatch, "results", "put_lines")
+    batch = ResultsBatch.model_validate(event(("a", "accepted")))
+
+    outcome = slow.process(batch, time.time(), remaining_seconds=100)
+
+    assert outcome == counts(failed=1)
+    assert_released(aws, "a")
+    assert item(aws, "a")["stored_in"] == KEY, "its line is stored: the next run records it"
+    (failure,) = batch_failures(aws)
+    assert (failure["orders_released"], failure["orders_left_pending"]) == (1, 0)

@@ -19,8 +19,8 @@ from entrix.auction.batch_item import ResultsBatch
 from entrix.auction.processing import BatchProcessor
 from entrix.aws.alerts import AlertTopic
 from entrix.aws.clients import PROCESS_CONFIG, client, longest_call_seconds
-from entrix.aws.orders_table import RemainingTime
 from entrix.aws.order_results import OrderResults
+from entrix.aws.orders_table import RemainingTime
 from entrix.aws.results_store import ResultsStore
 from entrix.telemetry import correlated, publish
 
