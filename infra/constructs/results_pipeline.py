@@ -28,7 +28,7 @@ from constructs import Construct
 
 from entrix import settings
 from entrix.auction.platform import Status
-from entrix.auction.results import BATCHES_PREFIX, RESULTS_PREFIX
+from entrix.auction.results import BATCHES_PREFIX, REJECTIONS_PREFIX, RESULTS_PREFIX
 from infra.config import ServiceConfig
 from infra.constructs.lambda_code import python_function
 from infra.constructs.results_storage import results_bucket
@@ -133,7 +133,7 @@ class ResultsPipeline(Construct):
         self.process_function = function(
             "ProcessFunction",
             handler="entrix.handlers.process.handler",
-            description="Lambda B: stores a batch's accepted results, alerts its rejected orders",
+            description="Lambda B: stores a batch's results and rejections, alerts its rejected",
             layers=[deps_layer],
             settings={
                 settings.ORDERS_TABLE_NAME: table.table_name,
@@ -142,8 +142,11 @@ class ResultsPipeline(Construct):
                 # A run's claim on an order lasts as long as the run may.
                 settings.RESULT_LEASE_SECONDS: int(config.run_timeout.to_seconds()),
             },
+            # Calls 32 at a time (two conditional writes per order, one read of the batch's
+            # orders per 100, an object read and put per batch): 1,000 orders take ~1-2 s. Each
+            # phase starts only if its longest call (34 s, entrix.aws.clients.PROCESS_CONFIG)
+            # still ends 34 s + 2 s before the timeout, which is kept to release its claims.
             memory_size=256,
-            # Two conditional writes per order, one after the other: 1,000 orders take ~10 s.
             timeout=Duration.minutes(2),
         )
         # Publishing to a KMS-encrypted topic: SNS needs a data key from the topic's key.
@@ -152,12 +155,19 @@ class ResultsPipeline(Construct):
         )
         self.process_function.add_to_role_policy(_publish_with_key(self.topic_key))
         self.process_function.add_to_role_policy(
-            iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[table.table_arn])
+            iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem", "dynamodb:BatchGetItem"],
+                resources=[table.table_arn],
+            )
         )
+        # Reads an object before adding to it (and another run's, to find a line it stored).
         self.process_function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["s3:PutObject"],
-                resources=[self.bucket.arn_for_objects(f"{RESULTS_PREFIX}*")],
+                actions=["s3:GetObject", "s3:PutObject"],
+                resources=[
+                    self.bucket.arn_for_objects(f"{RESULTS_PREFIX}*"),
+                    self.bucket.arn_for_objects(f"{REJECTIONS_PREFIX}*"),
+                ],
             )
         )
 
@@ -251,9 +261,11 @@ class ResultsPipeline(Construct):
             "Lambda A writes each run's batches object under batches/ (keys hold the run's date "
             "and id); s3:PutObject only, nothing else in the bucket.",
         )
-        acknowledge(
-            self.process_function.role,  # type: ignore[arg-type]
-            f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/{RESULTS_PREFIX}*]",
-            "Lambda B writes one JSON Lines object per batch under results/ (keys hold the run's "
-            "date and id); s3:PutObject only, nothing else in the bucket.",
-        )
+        for prefix in (RESULTS_PREFIX, REJECTIONS_PREFIX):
+            acknowledge(
+                self.process_function.role,  # type: ignore[arg-type]
+                f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/{prefix}*]",
+                f"Lambda B reads and writes one JSON Lines object per batch under {prefix} (keys "
+                "hold the run's date and id); s3:GetObject and s3:PutObject only, nothing else "
+                "in the bucket.",
+            )

@@ -29,7 +29,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from entrix.auction.outcomes import no_outcomes
-from entrix.auction.results import FAILED_BATCH_TEXT, NOT_READY_TEXT
+from entrix.auction.results import CRASHED_BATCH_TEXT, NOT_READY_TEXT
 from infra.config import ServiceConfig
 from infra.nag import acknowledge, logical_id
 
@@ -206,7 +206,7 @@ class _Definition:
             "AlertFailedBatch",
             {
                 "text": sfn.JsonPath.format(
-                    FAILED_BATCH_TEXT,
+                    CRASHED_BATCH_TEXT,
                     sfn.JsonPath.string_at("$.run_id"),
                     sfn.JsonPath.string_at("$.batch"),
                     sfn.JsonPath.string_at("$.reason"),

@@ -2,7 +2,8 @@
 
 The harness is the pipeline tests' (tests/pipeline/conftest.py; batches of BATCH_MAX_ORDERS
 orders; retries: 2 after the first attempt, 1 s apart, doubling). Faults are injected at the AWS
-endpoint: the handler's own kind of client (`entrix.aws.clients.client` with PIPELINE_CONFIG),
+endpoint: the handler's own kind of client (`entrix.aws.clients.client` with PROCESS_CONFIG for
+Lambda B, PIPELINE_CONFIG for Lambda A),
 whose HTTP requests are answered with an error below botocore's retries
 (tests/support/inject.py, HttpFault), handed to the handler's adapter; so each failing call is
 retried as in Lambda, and the faults count both the calls and their attempts. Covered there and
@@ -27,7 +28,7 @@ import pytest
 
 from entrix.auction.outcomes import OUTCOMES
 from entrix.aws.alerts import AlertTopic
-from entrix.aws.clients import PIPELINE_CONFIG, client
+from entrix.aws.clients import PIPELINE_CONFIG, PROCESS_CONFIG, client
 from entrix.aws.order_results import OrderResults
 from entrix.aws.results_store import ResultsStore
 from entrix.local import lambda_runner
@@ -36,6 +37,7 @@ from tests.pipeline.conftest import ACCEPT, READY, REJECT, Pipeline
 from tests.support.inject import HttpFault
 from tests.support.moto_orders import OWNER
 from tests.support.replaced_stores import replace_stores
+from tests.support.results_once import every_result_once
 from tests.support.stored_orders import post_orders
 
 RETRY_ATTEMPTS = 2  # as configured by the pipeline fixture
@@ -112,14 +114,21 @@ def _with(verdicts: dict[str, str], status: str) -> list[str]:
 # --- S3 -------------------------------------------------------------------------------------
 
 
+def _under_results(request: dict[str, Any]) -> bool:
+    """A put of a results object (not a rejections one)."""
+    return "/results/" in str(request["url_path"]) or str(request["url_path"]).startswith(
+        "results/"
+    )
+
+
 def test_s3_failing_on_every_attempt_fails_the_accepted_orders_never_accepted(
     pipeline: Pipeline,
 ) -> None:
     pipeline.add_orders("a", "b", "c")
     # Batches of two: [accepted, rejected], [accepted].
     pipeline.script(READY, ACCEPT, REJECT, ACCEPT)
-    s3 = client("s3", PIPELINE_CONFIG)
-    outage = HttpFault(s3, "PutObject", "InternalError", status=500)
+    s3 = client("s3", PROCESS_CONFIG)
+    outage = HttpFault(s3, "PutObject", "InternalError", status=500, where=_under_results)
     _lambda_b_stores(pipeline, results=ResultsStore(s3, pipeline.bucket))
 
     described = pipeline.run("run-1")
@@ -158,7 +167,7 @@ def test_an_order_released_after_a_failure_is_its_owners_to_amend_again(
     pipeline.add_orders("a")
     read = pipeline.items()["a"]
     pipeline.script(READY, ACCEPT)
-    s3 = client("s3", PIPELINE_CONFIG)
+    s3 = client("s3", PROCESS_CONFIG)
     outage = HttpFault(s3, "PutObject", "InternalError", status=500)
     _lambda_b_stores(pipeline, results=ResultsStore(s3, pipeline.bucket))
     assert _outcomes(pipeline.summary("run-1")) == _counts(failed=1)
@@ -190,7 +199,7 @@ def test_an_order_released_after_a_failure_is_its_owners_to_amend_again(
 
 
 def _failing_alerts(pipeline: Pipeline) -> HttpFault:
-    sns = client("sns", PIPELINE_CONFIG)
+    sns = client("sns", PROCESS_CONFIG)
     outage = HttpFault(sns, "PublishBatch", "InternalError", status=500)
     _lambda_b_stores(pipeline, alerts=AlertTopic(sns, pipeline.topic_arn))
     return outage
@@ -232,10 +241,12 @@ def test_no_alert_is_lost_to_an_sns_outage_the_next_run_publishes_it(pipeline: P
 
     alerts = pipeline.alerts()
     assert sorted(alert["record_id"] for alert in alerts) == ["a", "b"], "each alerted once"
-    assert {alert["run"] for alert in alerts} == {"run-2"}
+    # run-1 stored the rejections before its alerts failed: those lines are the results.
+    assert {alert["run"] for alert in alerts} == {"run-1"}
     items = pipeline.items()
     assert {items[r]["result_status"] for r in ("a", "b")} == {"rejected"}
-    assert {items[r]["result_run_id"] for r in ("a", "b")} == {"run-2"}
+    assert {items[r]["result_run_id"] for r in ("a", "b")} == {"run-1"}
+    every_result_once(pipeline.client("s3"), pipeline.bucket, items.values())
 
 
 # --- DynamoDB -------------------------------------------------------------------------------
@@ -266,7 +277,7 @@ class _FailingRecord(HttpFault):
 
 
 def _failing_record(pipeline: Pipeline) -> _FailingRecord:
-    dynamodb = client("dynamodb", PIPELINE_CONFIG)
+    dynamodb = client("dynamodb", PROCESS_CONFIG)
     fault = _FailingRecord(dynamodb)
     _lambda_b_stores(pipeline, orders=OrderResults(dynamodb, pipeline.table))
     return fault
@@ -294,28 +305,21 @@ def test_a_dynamodb_failure_while_recording_leaves_the_order_pending_for_the_nex
     status = "accepted" if verdict == ACCEPT else "rejected"
     assert _outcomes(pipeline.summary("run-2")) == _counts(**{status: 1})
     item = pipeline.items()["a"]
-    assert (item["result_status"], item["result_run_id"]) == (status, "run-2")
+    # run-1 stored the line before its record failed: run-2 records that line (no second one).
+    assert (item["result_status"], item["result_run_id"]) == (status, "run-1")
     assert "claimed_by" not in item
+    ((key, line),) = every_result_once(
+        pipeline.client("s3"), pipeline.bucket, pipeline.items().values()
+    ).values()
+    assert "run=run-1/" in key and line["run_id"] == "run-1"
     if status == "rejected":
-        # Alerted before recording: the failed run's alert is repeated, never lost.
+        # Alerted before recording, and again by the run that recorded it: repeated, never lost.
         rejections += pipeline.alerts()
         assert [(alert["record_id"], alert["run"]) for alert in rejections] == [
             ("a", "run-1"),
-            ("a", "run-2"),
-        ]
-        assert pipeline.result_objects() == {}
-    else:
-        # Stored before recording: the failed run's line stays, the documented second copy
-        # (entrix.auction.results); the table's result_run_id names the line that counts.
-        lines = [
-            document for documents in pipeline.result_objects().values() for document in documents
-        ]
-        assert sorted((line["record_id"], line["run_id"]) for line in lines) == [
             ("a", "run-1"),
-            ("a", "run-2"),
         ]
-        (counted,) = [line for line in lines if line["run_id"] == item["result_run_id"]]
-        assert (counted["result_at"], counted["power"]) == (item["result_at"], item["power"])
+    else:
         assert pipeline.alerts() == []
 
 

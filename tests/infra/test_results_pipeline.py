@@ -206,16 +206,23 @@ def test_lambda_a_may_only_query_the_pending_index_put_batches_and_alert(templat
     assert "AlertTopic" in json.dumps(publish["Resource"])
 
 
-def test_lambda_b_may_only_update_orders_put_results_and_publish_alerts(template) -> None:
+def test_lambda_b_may_only_read_and_update_orders_read_and_put_its_objects_and_publish(
+    template,
+) -> None:
     statements = _policy_statements(template, "ProcessFunctionRole")
     actions = _actions(statements)
     assert {a for a in actions if a.startswith(("dynamodb:", "s3:", "sns:"))} == {
         "dynamodb:UpdateItem",
+        "dynamodb:BatchGetItem",
+        "s3:GetObject",
         "s3:PutObject",
         "sns:Publish",
     }
-    (put,) = [s for s in statements if s["Action"] == "s3:PutObject"]
-    assert json.dumps(put["Resource"]).endswith('"/results/*"]]}')
+    (objects,) = [s for s in statements if "s3:PutObject" in _actions([s])]
+    assert _actions([objects]) == {"s3:GetObject", "s3:PutObject"}
+    resources = [json.dumps(resource) for resource in objects["Resource"]]
+    assert [r.endswith('"/results/*"]]}') for r in resources] == [True, False]
+    assert resources[1].endswith('"/rejections/*"]]}')
     (publish,) = [s for s in statements if s["Action"] == "sns:Publish"]
     assert publish["Resource"] == {"Ref": logical_id(template, "AWS::SNS::Topic", "AlertTopic")}
     (key_use,) = [s for s in statements if "kms:Decrypt" in _actions([s])]
@@ -268,7 +275,8 @@ def test_each_cdk_nag_finding_is_acknowledged_individually_with_a_reason(templat
             "AwsSolutions-IAM5[Resource::*]",
         },
         logical_id(template, "AWS::IAM::Policy", "ProcessFunctionRoleDefaultPolicy"): {
-            f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/results/*]"
+            f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/results/*]",
+            f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/rejections/*]",
         },
         logical_id(template, "AWS::S3::Bucket", "AccessLogs"): {"AwsSolutions-S1"},
         logical_id(template, "AWS::SQS::Queue", "ScheduleDeadLetters"): {"AwsSolutions-SQS3"},

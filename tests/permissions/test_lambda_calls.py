@@ -297,7 +297,14 @@ def test_a_call_the_role_does_not_allow_is_refused(recorded: Recorded) -> None:
     process = _function_id(recorded.model.body, PROCESS)
     body = _without_statements(recorded.model.body, PROCESS, lambda statement: True)
     refused = _refused(recorded, body)
-    for action in ("dynamodb:UpdateItem", "s3:PutObject", "sns:Publish", "kms:GenerateDataKey"):
+    for action in (
+        "dynamodb:UpdateItem",
+        "dynamodb:BatchGetItem",
+        "s3:GetObject",
+        "s3:PutObject",
+        "sns:Publish",
+        "kms:GenerateDataKey",
+    ):
         assert f"{action} on" in refused
     assert process in refused
 

@@ -175,10 +175,12 @@ def test_a_crashing_batch_is_counted_failed_and_the_other_batches_finish(
     pipeline.script(READY, ACCEPT, ACCEPT, ACCEPT)
     real_process = BatchProcessor.process
 
-    def crash_on_first_batch(processor: BatchProcessor, batch: Any, clock: float) -> dict[str, int]:
+    def crash_on_first_batch(
+        processor: BatchProcessor, batch: Any, clock: float, remaining: float | None
+    ) -> dict[str, Any]:
         if batch.results_key.endswith("batch-00001.jsonl"):
             raise RuntimeError("simulated bug")
-        return real_process(processor, batch, clock)
+        return real_process(processor, batch, clock, remaining)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(BatchProcessor, "process", crash_on_first_batch)
@@ -194,8 +196,8 @@ def test_a_crashing_batch_is_counted_failed_and_the_other_batches_finish(
     assert alert["run"] == "run-1" and alert["batch"].endswith("run=run-1/batch-00001.jsonl")
     assert alert["orders_to_retry"] == 2 and alert["reason"] == "RuntimeError"
     assert alert["text"] == (
-        f"Run run-1 could not finish batch {alert['batch']} (RuntimeError): 2 order(s) released, "
-        "the next run retries them."
+        f"Run run-1 could not finish batch {alert['batch']} (RuntimeError): its 2 order(s) stay "
+        "claimed until the lease of the run ends, then the next run retries them."
     )
 
 

@@ -52,7 +52,9 @@ def test_one_run_takes_100000_orders_in_100_child_executions(pipeline: Pipeline)
     seen: Counter[str] = Counter()
     keys: set[str] = set()
 
-    def count_only(processor: BatchProcessor, batch: Any, clock: float) -> dict[str, int]:
+    def count_only(
+        processor: BatchProcessor, batch: Any, clock: float, remaining: float | None
+    ) -> dict[str, int]:
         keys.add(batch.results_key)
         seen.update(order.order_key for order in batch.orders)
         statuses = Counter(order.status.value for order in batch.orders)

@@ -6,8 +6,9 @@ is many AWS calls (claim each order, write the batch's object, publish the alert
 order, release what failed); here the real `process` of two runs runs in two threads, and every
 AWS call waits for its turn in a schedule Hypothesis chooses, so any interleaving of the two
 runs' calls can be tried. Whatever the order, each order's result is recorded by one run only,
-stored only in that run's object (once, and never written by the other run), alerted at most
-once, and no claim is left behind, also when a run's results object cannot be written.
+stored only in that run's object (once across results/ and rejections/, never written by the
+other run: tests/support/results_once.py), alerted at most once, and no claim is left behind,
+also when a run's objects cannot be written.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from entrix.auction.batch_item import ResultsBatch
+from entrix.auction.outcomes import OUTCOMES
 from entrix.auction.processing import BatchProcessor
 from entrix.aws.alerts import AlertTopic
 from entrix.aws.order_results import OrderResults
@@ -31,15 +33,17 @@ from entrix.aws.results_store import ResultsStore
 from tests.support.inject import refused_request
 from tests.support.lambda_b_aws import lambda_b_aws
 from tests.support.moto_orders import TABLE, put_order, table_items
-from tests.support.turns import Turns
+from tests.support.results_once import every_result_once
+from tests.support.turns import Turns, thread_owner
 
 BUCKET = "interleavings"
 REGION: Final = "eu-west-1"
 ORDERS = ("a", "b", "c")
 RUNS = ("run-0", "run-1")
 LEASE_SECONDS = 1800
-# Per run: 3 claims, 1 put, 1 alert request, 3 records; a schedule this long covers them all.
-SCHEDULE_LENGTH = 20
+# Per run: 1 read of the orders, 3 claims, 2 object reads and 2 puts, 1 alert request, 3
+# records, releases; a schedule this long covers them all.
+SCHEDULE_LENGTH = 32
 
 
 def items(dynamodb: Any) -> dict[str, dict[str, Any]]:
@@ -101,7 +105,7 @@ def test_any_interleaving_of_two_runs_processes_each_order_once(
         def refuse_failing_puts(request: Any, **_: Any) -> Any:
             """Below botocore's retries, inside the run's turn: every attempt of a failing
             run's put is refused."""
-            run = threading.current_thread().name
+            run = thread_owner()
             if not put_fails[RUNS.index(run)]:
                 return None
             return refused_request(request, "SlowDown", 503, "rest-xml")
@@ -169,15 +173,21 @@ def test_any_interleaving_of_two_runs_processes_each_order_once(
         recorded_counts = sum(o["accepted"] + o["rejected"] for o in outcomes.values())
         assert recorded_counts == len(winners), "each recorded order is counted by one run"
         for outcome in outcomes.values():
-            assert sum(outcome.values()) == len(ORDERS)
+            assert sum(outcome[name] for name in OUTCOMES) == len(ORDERS)
 
         accepted = {r for r, w in winners.items() if statuses[w][ORDERS.index(r)] == "accepted"}
         for key, lines in every_version(s3):
             run = RUNS.index(key.split("/")[2].removeprefix("run="))
             for line in lines:
                 assert winners.get(line["record_id"]) == run, "only the recording run writes it"
-        stored = [line["record_id"] for _, lines in every_version(s3) for line in lines]
-        assert sorted(stored) == sorted(accepted), "each accepted order is written once"
+        processed = every_result_once(s3, BUCKET, final.values())
+        assert len(processed) == len(winners), "each recorded order is stored once"
+        written = sorted(
+            (line["record_id"], line["status"]) for _, lines in every_version(s3) for line in lines
+        )
+        assert written == sorted(
+            (r, "accepted" if r in accepted else "rejected") for r in winners
+        ), "each recorded order is written once, in no version of any object twice"
 
         received = received_alerts(sqs, queue_url)
         alerts = [a for a in received if a["status"] != "batch_failed"]

@@ -71,7 +71,9 @@ class HttpFault:
     """Answers the n-th API call of `operation` (1-based) with an HTTP error when `when(n)`
     holds, on every attempt: injected at `before-send`, below botocore's retries, so the
     client's own retry configuration is what the code under test meets. `calls` counts API
-    calls, `attempts` the HTTP requests of the failing ones (retries included)."""
+    calls, `attempts` the HTTP requests of the failing ones (retries included). With `where`,
+    only the calls whose request (botocore's request dict: `url_path`, `body`...) it picks
+    count and fail."""
 
     def __init__(
         self,
@@ -80,8 +82,9 @@ class HttpFault:
         code: str,
         status: int = 500,
         when: Callable[[int], bool] = lambda _: True,
+        where: Callable[[dict[str, Any]], bool] = lambda _: True,
     ) -> None:
-        self.code, self.status, self.when = code, status, when
+        self.code, self.status, self.when, self.where = code, status, when, where
         self.calls = 0
         self.attempts = 0
         self._lock = threading.Lock()
@@ -91,7 +94,10 @@ class HttpFault:
         client.meta.events.register(f"before-call.{service}.{operation}", self._before_call)
         client.meta.events.register(f"before-send.{service}.{operation}", self._before_send)
 
-    def _before_call(self, **_: Any) -> None:
+    def _before_call(self, params: dict[str, Any] | None = None, **_: Any) -> None:
+        if params is not None and not self.where(params):
+            self._failing.now = False
+            return
         with self._lock:
             self.calls += 1
             self._failing.now = self.when(self.calls)

@@ -1,7 +1,8 @@
 """Threads whose AWS calls go one at a time, in an order a test (or Hypothesis) chooses.
 
 Register `before_call` and `after_call` on every boto3 client the threads use (botocore's
-`before-call` and `after-call` events); each thread is known by its name.
+`before-call` and `after-call` events); each thread is known by its name, and the threads a
+named thread's pool starts (`<name>_<n>`, entrix.auction.processing) by that name too.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class Turns:
         self._finished: set[str] = set()
 
     def before_call(self, **_: Any) -> None:
-        name = threading.current_thread().name
+        name = thread_owner()
         with self._condition:
             while self._busy or not self._my_turn(name):
                 if not self._condition.wait(timeout=10):
@@ -44,3 +45,8 @@ class Turns:
 
     def _my_turn(self, name: str) -> bool:
         return not self._schedule or self._schedule[0] in (name, *self._finished)
+
+
+def thread_owner() -> str:
+    """The name of the test's thread whose work this thread does (itself, or its pool's)."""
+    return threading.current_thread().name.partition("_")[0]

@@ -8,6 +8,7 @@ with botocore's Stubber; whole-request failures are injected into the moto clien
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -173,14 +174,38 @@ def test_failed_entries_are_retried_once_alone(stubbed: tuple[Any, Stubber]) -> 
     assert AlertTopic(client, STUBBED_TOPIC).publish([alert(i) for i in range(4)]) == []
 
 
-def test_entries_failing_twice_are_returned_by_position(stubbed: tuple[Any, Stubber]) -> None:
-    client, stubber = stubbed
-    expect(stubber, sent=list(range(10)), published=[i for i in range(10) if i != 4], failed=[4])
-    expect(stubber, sent=[4], published=[], failed=[4])
-    expect(stubber, sent=[10, 11, 12], published=[10], failed=[11, 12])
-    expect(stubber, sent=[11, 12], published=[11], failed=[12])
+class _FailingEntries:
+    """A client whose PublishBatch fails the entries with the given Ids (as many times as
+    given), answering requests from several threads; each request waits at `barrier` first, so
+    the first requests must be in flight together."""
 
-    assert AlertTopic(client, STUBBED_TOPIC).publish([alert(i) for i in range(13)]) == [4, 12]
+    def __init__(self, failing: dict[int, int], barrier: threading.Barrier) -> None:
+        self.failing, self.barrier = dict(failing), barrier
+        self.sent: list[list[int]] = []
+        self._lock = threading.Lock()
+
+    def publish_batch(self, TopicArn: str, PublishBatchRequestEntries: list[dict]) -> dict:
+        ids = [int(entry["Id"]) for entry in PublishBatchRequestEntries]
+        with self._lock:
+            first_round = len(self.sent) < self.barrier.parties
+            self.sent.append(ids)
+            failed = [i for i in ids if self.failing.get(i, 0) > 0]
+            for i in failed:
+                self.failing[i] -= 1
+        if first_round:
+            self.barrier.wait()
+        return reply([i for i in ids if i not in failed], failed)
+
+
+def test_entries_failing_twice_are_returned_by_position() -> None:
+    """Requests go out in parallel (both first requests wait for each other); an entry that
+    fails is retried once alone, and those failing twice are returned."""
+    client = _FailingEntries({4: 2, 11: 1, 12: 2}, threading.Barrier(2, timeout=10))
+
+    failed = AlertTopic(client, STUBBED_TOPIC).publish([alert(i) for i in range(13)])  # type: ignore[arg-type]
+
+    assert sorted(failed) == [4, 12]
+    assert sorted(client.sent) == sorted([list(range(10)), [4], [10, 11, 12], [11, 12]])
 
 
 def test_a_request_error_on_the_retry_returns_the_retried_positions(

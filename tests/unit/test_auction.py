@@ -120,7 +120,7 @@ ITEM = {
 
 
 def test_result_line_is_built_from_the_claimed_item_and_the_result() -> None:
-    line = result_line(ITEM, 42, "run-1", "2026-11-25T10:05:00.000Z")
+    line = result_line(ITEM, "accepted", 42, "run-1", "2026-11-25T10:05:00.000Z")
     assert "\n" not in line
     assert json.loads(line) == {
         "record_id": "r-1",
@@ -134,7 +134,7 @@ def test_result_line_is_built_from_the_claimed_item_and_the_result() -> None:
         "run_id": "run-1",
         "result_at": "2026-11-25T10:05:00.000Z",
     }
-    same = result_line(dict(ITEM), Decimal(42), "run-1", "2026-11-25T10:05:00.000Z")
+    same = result_line(dict(ITEM), "accepted", Decimal(42), "run-1", "2026-11-25T10:05:00.000Z")
     assert same == line, "same item and result, same bytes"
 
 
@@ -143,22 +143,22 @@ EXACT = "12345678901234567890.123456789"
 
 def test_result_line_writes_decimals_as_their_exact_text() -> None:
     item = {**ITEM, "parameter_2": Decimal(EXACT)}
-    line = result_line(item, Decimal(42), "run-1", "2026-11-25T10:05:00.000Z")
+    line = result_line(item, "accepted", Decimal(42), "run-1", "2026-11-25T10:05:00.000Z")
     assert f'"parameter_2": {EXACT},' in line, "not 1.2345678901234567e+19"
     assert '"power": 42,' in line
     assert json.loads(line, parse_float=Decimal)["parameter_2"] == Decimal(EXACT)
     plain = {**item, "parameter_2": Decimal("2.5")}
-    plain_line = result_line(plain, 42, "run-1", "t")
+    plain_line = result_line(plain, "accepted", 42, "run-1", "t")
     floats = {key: float(v) if isinstance(v, Decimal) else v for key, v in plain.items()}
-    expected = json.loads(result_line(floats, 42, "run-1", "t"))
+    expected = json.loads(result_line(floats, "accepted", 42, "run-1", "t"))
     assert json.loads(plain_line) == expected
     assert list(json.loads(plain_line)) == sorted(json.loads(plain_line)), "keys sorted"
     reordered = dict(reversed(list(item.items())))
-    assert result_line(reordered, 42, "run-1", "2026-11-25T10:05:00.000Z") == line
+    assert result_line(reordered, "accepted", 42, "run-1", "2026-11-25T10:05:00.000Z") == line
 
 
 def test_result_line_keeps_unicode_readable() -> None:
-    line = result_line({**ITEM, "record_id": "ünï"}, 1, "run-1", "t")
+    line = result_line({**ITEM, "record_id": "ünï"}, "accepted", 1, "run-1", "t")
     assert "ünï" in line
     assert json.loads(line)["record_id"] == "ünï"
 

@@ -131,7 +131,9 @@ def test_lambda_b_counts_each_outcome_and_logs_with_the_run_id(
         put_order(aws["dynamodb"], record_id)
 
     first = event(("a", "accepted"), ("b", "rejected"), ("c", "accepted"), ("ghost", "accepted"))
-    assert process.handler(first, None) == counts(accepted=2, rejected=1, skipped=1)
+    assert process.handler(first, None) == counts(
+        accepted=2, rejected=1, skipped=1, examples=[("b", 42)]
+    )
     Fault(process.processor().results._client, "PutObject", "SlowDown", status=503)
     put_order(aws["dynamodb"], "d")
     caplog.clear()

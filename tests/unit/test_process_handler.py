@@ -6,6 +6,7 @@ rejected ones are alerted one message each, then every result is recorded on its
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -20,15 +21,17 @@ from moto import mock_aws
 from pydantic import ValidationError
 
 from entrix import settings
+from entrix.auction.batch_item import ResultsBatch
 from entrix.aws.orders_table import OrdersTable
 from entrix.orders import lifecycle
 from entrix.timestamps import iso_milliseconds
-from tests.support.inject import Fault
+from tests.support.inject import Fault, refused_request
 from tests.support.lambda_b_aws import lambda_b_aws
 from tests.support.moto_orders import TABLE, order_key, put_order
 
 BUCKET = "order-results-test"
 KEY = "results/date=2026-11-25/run=run-1/batch-00001.jsonl"
+REJECTIONS_KEY = "rejections/date=2026-11-25/run=run-1/batch-00001.jsonl"
 REGION: Final = "eu-west-1"
 
 
@@ -89,8 +92,26 @@ def event(
     }
 
 
-def counts(accepted: int = 0, rejected: int = 0, skipped: int = 0, failed: int = 0) -> dict:
-    return {"accepted": accepted, "rejected": rejected, "skipped": skipped, "failed": failed}
+def counts(
+    accepted: int = 0,
+    rejected: int = 0,
+    skipped: int = 0,
+    failed: int = 0,
+    examples: list[tuple[str, int]] | None = None,
+) -> dict:
+    """A reply: the counts, and the rejected examples given as (record_id, power) of desk-a."""
+    reply: dict[str, Any] = {
+        "accepted": accepted,
+        "rejected": rejected,
+        "skipped": skipped,
+        "failed": failed,
+    }
+    if examples:
+        reply["rejected_examples"] = [
+            {"record_id": record_id, "owner": "desk-a", "power": power}
+            for record_id, power in examples
+        ]
+    return reply
 
 
 def item(aws: dict[str, Any], record_id: str) -> dict[str, Any]:
@@ -187,7 +208,7 @@ def test_rejected_orders_publish_one_alert_each_and_are_recorded(
     put_order(aws["dynamodb"], "b")
 
     assert process.handler(event(("a", "rejected", 5), ("b", "rejected", 9)), None) == counts(
-        rejected=2
+        rejected=2, examples=[("a", 5), ("b", 9)]
     )
 
     assert sorted(alerts(aws), key=lambda a: a["record_id"]) == [
@@ -213,7 +234,10 @@ def test_rejected_orders_publish_one_alert_each_and_are_recorded(
         assert recorded["result_status"] == "rejected"
         assert recorded["power"] == power
         assert recorded["result_run_id"] == "run-1"
-    assert object_keys(aws) == [], "no accepted order, no results object"
+    assert object_keys(aws) == [REJECTIONS_KEY], "no accepted order, no results object"
+    assert [
+        (line["record_id"], line["status"], line["power"]) for line in lines(aws, REJECTIONS_KEY)
+    ] == [("a", "rejected", 5), ("b", "rejected", 9)]
 
 
 def test_a_mixed_batch_stores_only_the_accepted_and_alerts_only_the_rejected(
@@ -226,8 +250,9 @@ def test_a_mixed_batch_stores_only_the_accepted_and_alerts_only_the_rejected(
         event(("a", "accepted"), ("b", "rejected"), ("c", "accepted"), ("d", "rejected")), None
     )
 
-    assert outcome == counts(accepted=2, rejected=2)
+    assert outcome == counts(accepted=2, rejected=2, examples=[("b", 42), ("d", 42)])
     assert [line["record_id"] for line in lines(aws)] == ["a", "c"]
+    assert [line["record_id"] for line in lines(aws, REJECTIONS_KEY)] == ["b", "d"]
     assert sorted(a["record_id"] for a in alerts(aws)) == ["b", "d"]
 
 
@@ -247,7 +272,7 @@ def test_an_order_recorded_by_another_run_is_skipped_and_untouched(
 
     assert outcome == counts(skipped=2)
     assert {record_id: item(aws, record_id) for record_id in "ab"} == before
-    assert object_keys(aws) == [KEY]
+    assert object_keys(aws) == [REJECTIONS_KEY, KEY]
     assert alerts(aws) == []
 
 
@@ -263,6 +288,7 @@ def test_an_order_claimed_by_a_live_run_is_skipped_by_another(
             "run-1",
             now=int(time.time()),
             lease_seconds=600,
+            stored_in=KEY,
         )
 
     outcome = process.handler(event(("a", "accepted"), ("b", "rejected"), run_id="run-2"), None)
@@ -277,7 +303,12 @@ def test_an_order_claimed_by_a_live_run_is_skipped_by_another(
 def test_an_expired_claim_is_taken_over(process: ModuleType, aws: dict) -> None:
     put_order(aws["dynamodb"], "a")
     process.processor().orders.claim(
-        order_key("a"), stored_version("a"), "run-1", now=int(time.time()) - 700, lease_seconds=600
+        order_key("a"),
+        stored_version("a"),
+        "run-1",
+        now=int(time.time()) - 700,
+        lease_seconds=600,
+        stored_in=KEY,
     )
 
     assert process.handler(event(("a", "accepted"), run_id="run-2"), None) == counts(1)
@@ -295,29 +326,44 @@ def test_an_unknown_order_is_skipped_and_nothing_is_created(process: ModuleType,
     assert alerts(aws) == []
 
 
+def _refusing_puts_under(process: ModuleType, prefix: str) -> None:
+    """S3 answers every put of an object under `prefix` with an error (below the retries)."""
+
+    def refuse(request: Any, **_: Any) -> Any:
+        if f"/{prefix}" in request.url:
+            return refused_request(request, "InternalError", 500, "rest-xml")
+        return None
+
+    process.processor().results._client.meta.events.register("before-send.s3.PutObject", refuse)
+
+
 def test_an_s3_failure_releases_the_accepted_while_the_rejected_complete(
     process: ModuleType, aws: dict
 ) -> None:
     for record_id in "abc":
         put_order(aws["dynamodb"], record_id)
-    aws["s3"].delete_bucket(Bucket=BUCKET)
+    _refusing_puts_under(process, "results/")
 
     outcome = process.handler(event(("a", "accepted"), ("b", "rejected"), ("c", "accepted")), None)
 
-    assert outcome == counts(rejected=1, failed=2)
+    assert outcome == counts(rejected=1, failed=2, examples=[("b", 42)])
     assert_released(aws, "a")
     assert_released(aws, "c")
+    assert "stored_in" not in item(aws, "a"), "S3 answered: nothing written, nothing to look at"
     assert item(aws, "b")["result_status"] == "rejected"
     assert [a["record_id"] for a in alerts(aws)] == ["b"]
     (failure,) = batch_failures(aws)
     assert failure == {
         "text": f"Run run-1 could not finish batch {KEY} (a store, the alert topic or the orders "
-        "table was unavailable): 2 order(s) released, the next run retries them.",
+        "table was unavailable, or time ran out): 2 order(s) released and 0 left pending "
+        "untouched; the next run retries them.",
         "status": "batch_failed",
         "run": "run-1",
         "batch": KEY,
-        "reason": "a store, the alert topic or the orders table was unavailable",
+        "reason": "a store, the alert topic or the orders table was unavailable, or time ran out",
         "orders_to_retry": 2,
+        "orders_released": 2,
+        "orders_left_pending": 0,
     }
 
 
@@ -351,7 +397,7 @@ def test_an_alert_failure_releases_that_order_unrecorded(
 
     outcome = process.handler(event(("a", "rejected"), ("b", "rejected"), ("c", "accepted")), None)
 
-    assert outcome == counts(accepted=1, rejected=1, failed=1)
+    assert outcome == counts(accepted=1, rejected=1, failed=1, examples=[("a", 42)])
     assert_released(aws, "b")
     assert "power" not in item(aws, "b") and "result_run_id" not in item(aws, "b")
     assert item(aws, "a")["result_status"] == "rejected"
@@ -440,8 +486,8 @@ def test_a_retried_batch_of_the_same_run_rewrites_the_same_object(
     first_items = {record_id: item(aws, record_id) for record_id in "abc"}
     second = process.handler(batch, None)
 
-    assert first == second == counts(accepted=2, rejected=1)
-    assert object_keys(aws) == [KEY]
+    assert first == second == counts(accepted=2, rejected=1, examples=[("b", 4)])
+    assert object_keys(aws) == [REJECTIONS_KEY, KEY]
     stored = lines(aws)
     assert [(line["record_id"], line["power"]) for line in stored] == [("a", 3), ("c", 5)]
     for record_id in "abc":
@@ -553,7 +599,7 @@ def test_a_record_needs_this_runs_claim_on_that_version(process: ModuleType, aws
     orders = process.processor().orders
     version = stored_version("a")
     assert orders.record(order_key("a"), version, "run-1", "accepted", 1, "t") is None
-    assert orders.claim(order_key("a"), version, "run-1", int(time.time()), 600) is not None
+    assert orders.claim(order_key("a"), version, "run-1", int(time.time()), 600, KEY) is not None
     assert orders.record(order_key("a"), "another-version", "run-1", "accepted", 1, "t") is None
     assert orders.record(order_key("a"), version, "run-2", "accepted", 1, "t") is None
     assert orders.record(order_key("a"), version, "run-1", "accepted", 1, "t") is not None
@@ -587,3 +633,67 @@ def test_a_retried_batch_that_fails_leaves_no_claim_on_the_orders_it_already_rec
     recorded = item(aws, "a")
     assert (recorded["result_status"], recorded["result_run_id"]) == ("accepted", "run-1")
     assert "claimed_by" not in recorded and "claim_expires_at" not in recorded
+
+
+class _Clock:
+    """A monotonic clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _slow(process: ModuleType, monkeypatch: pytest.MonkeyPatch, port: str, method: str) -> Any:
+    """Lambda B's processor whose every call may take 10 s, on a clock that `port.method`
+    moves 80 s forward."""
+    clock = _Clock()
+    real = process.processor()
+    store = getattr(real, port)
+    original = getattr(store, method)
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        clock.now += 80
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(store, method, slow)
+    return dataclasses.replace(real, longest_call_seconds=10, monotonic=clock)
+
+
+def test_orders_not_claimed_in_time_stay_pending_untouched(
+    process: ModuleType, aws: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """100 s left, calls of up to 10 s: after a read that took 80 s no claim fits (a call must
+    end 10 s + 2 s before the end, kept for releases)."""
+    put_order(aws["dynamodb"], "a")
+    put_order(aws["dynamodb"], "b")
+    slow = _slow(process, monkeypatch, "orders", "current")
+    batch = ResultsBatch.model_validate(event(("a", "accepted"), ("b", "rejected")))
+
+    outcome = slow.process(batch, time.time(), remaining_seconds=100)
+
+    assert outcome == counts(failed=2)
+    for record_id in "ab":
+        untouched = item(aws, record_id)
+        assert "claimed_by" not in untouched and "stored_in" not in untouched
+    assert object_keys(aws) == []
+    (failure,) = batch_failures(aws)
+    assert (failure["orders_released"], failure["orders_left_pending"]) == (0, 2)
+    assert "0 order(s) released and 2 left pending untouched" in failure["text"]
+
+
+def test_orders_claimed_but_not_recorded_in_time_are_released(
+    process: ModuleType, aws: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_order(aws["dynamodb"], "a")
+    slow = _slow(process, monkeypatch, "results", "put_lines")
+    batch = ResultsBatch.model_validate(event(("a", "accepted")))
+
+    outcome = slow.process(batch, time.time(), remaining_seconds=100)
+
+    assert outcome == counts(failed=1)
+    assert_released(aws, "a")
+    assert item(aws, "a")["stored_in"] == KEY, "its line is stored: the next run records it"
+    (failure,) = batch_failures(aws)
+    assert (failure["orders_released"], failure["orders_left_pending"]) == (1, 0)

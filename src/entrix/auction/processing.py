@@ -2,12 +2,32 @@
 
 For each order of the batch: claim the version the platform gave a result for, for this run (an
 order another run has recorded, or claimed and is still working on, or that its owner amended or
-cancelled since, is left alone: `skipped`); then write the accepted ones' results as one
-JSON Lines object under the batch's key (a retried batch overwrites the same object), publish one
-Slack-style alert per rejected one, and only then record each result on its order. An order whose
-result could not be stored or alerted is not recorded: its claim is released and the next run
-processes it again (`failed`), and one alert says so; no acceptance and no rejection is lost, at
-worst an alert is repeated.
+cancelled since, is left alone: `skipped`); then write the accepted ones' lines as one JSON Lines
+object under the batch's results key and the rejected ones' under its rejections key, publish
+one Slack-style alert per rejected one, and only then record each result on its order. An order
+whose result could not be stored or alerted is not recorded: its claim is released and the next
+run processes it again (`failed`), and one alert says so; no acceptance and no rejection is lost,
+at worst an alert is repeated.
+
+Each processed order has exactly one line across `results/` and `rejections/`, whatever fails:
+
+- A claim names the object this run writes the order's line into (`stored_in`), unless an
+  earlier run named one; that run may have written the line and then failed (or timed out)
+  before recording it. So a claimer whose order names another object reads that object first:
+  when the line is there, this run records that line's result (and publishes a rejection's
+  alert again: it may have been lost with the failed run) instead of writing a second line;
+  when it is not, the order is moved to this run's object and processed as usual.
+- Objects only grow: a retried invocation of the same run reads the batch's objects first,
+  keeps every line in them, adds lines only for orders not there yet, and records an order whose
+  line is there with that line's result.
+- A release after a failed write drops `stored_in` only when S3 answered with an error and no
+  attempt went unanswered (nothing was written); otherwise the next claimer looks first.
+
+Calls run up to PARALLEL_CALLS at a time (claims, the two objects, alert requests, records).
+Given the invocation's remaining time, a phase (claims; store; alerts; records) or a call of it
+starts only when the longest it can take still ends before the deadline (the invocation's end,
+less the time kept to release what the run claimed) and before the claims' lease ends. Orders it
+never claimed stay pending untouched; orders it claimed but cannot finish are released.
 
 The stores are ports (below); `entrix.aws` implements them and the handler wires them.
 """
@@ -16,19 +36,26 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
+import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol, TypeVar
 
 from entrix.auction.batch_item import OrderResult, ResultsBatch
-from entrix.auction.outcomes import no_outcomes
+from entrix.auction.outcomes import EXAMPLES_PER_BATCH, REJECTED_EXAMPLES, no_outcomes
 from entrix.auction.platform import Status
 from entrix.auction.results import (
     OrderStoreUnavailable,
     ResultStoreUnavailable,
+    batch_rejections_key,
     failed_batch_alert,
     json_lines,
+    line_identity,
+    parse_line,
     rejection_alert,
     result_line,
 )
@@ -36,23 +63,53 @@ from entrix.timestamps import iso_milliseconds
 
 logger = logging.getLogger(__name__)
 
+# Calls of one batch in flight at once (the clients' connection pools allow as many:
+# entrix.aws.clients.PROCESS_CONFIG), as the intake's parallel puts.
+PARALLEL_CALLS = 32
+# Kept after the last phase for the reply and the metrics.
+REPLY_MARGIN_SECONDS = 2.0
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
+
 
 class OrderClaims(Protocol):
     """The orders table as a run sees it (entrix.aws.order_results.OrderResults)."""
 
+    def current(self, order_keys: Sequence[str]) -> Mapping[str, Mapping[str, Any]]: ...
+
     def claim(
-        self, order_key: str, version: str, run_id: str, now: int, lease_seconds: int
+        self,
+        order_key: str,
+        version: str,
+        run_id: str,
+        now: int,
+        lease_seconds: int,
+        stored_in: str,
     ) -> Mapping[str, Any] | None: ...
+
+    def move_stored_in(self, order_key: str, run_id: str, old: str, new: str) -> bool: ...
 
     def record(
-        self, order_key: str, version: str, run_id: str, status: str, power: int, result_at: str
+        self,
+        order_key: str,
+        version: str,
+        run_id: str,
+        status: str,
+        power: int | Decimal,
+        result_at: str,
+        result_run_id: str | None = None,
     ) -> Mapping[str, Any] | None: ...
 
-    def release(self, order_key: str, run_id: str) -> bool: ...
+    def release(
+        self, order_key: str, run_id: str, nothing_written_to: str | None = None
+    ) -> bool: ...
 
 
 class ResultLines(Protocol):
-    """Where accepted results go (entrix.aws.results_store.ResultsStore)."""
+    """Where results and rejections go (entrix.aws.results_store.ResultsStore)."""
+
+    def read_lines(self, key: str) -> list[str]: ...
 
     def put_lines(self, key: str, body: bytes) -> None: ...
 
@@ -65,104 +122,433 @@ class Alerts(Protocol):
 
 @dataclass(frozen=True)
 class BatchProcessor:
-    """Lambda B's work on one batch, given its stores and how long a claim lasts."""
+    """Lambda B's work on one batch, given its stores, how long a claim lasts and the longest
+    one call of its stores can take (retries included)."""
 
     orders: OrderClaims
     results: ResultLines
     alerts: Alerts
     lease_seconds: int
+    longest_call_seconds: float = 0.0
+    monotonic: Callable[[], float] = time.monotonic
 
-    def process(self, batch: ResultsBatch, clock: float) -> dict[str, int]:
-        """Claim, store or alert, then record each order of the batch; the count of each outcome."""
-        now = math.floor(clock)
-        result_at = iso_milliseconds(clock)
-        counts: Counter[str] = Counter(no_outcomes())
+    def process(
+        self, batch: ResultsBatch, clock: float, remaining_seconds: float | None = None
+    ) -> dict[str, Any]:
+        """Claim, store, alert, then record each order of the batch, within `remaining_seconds`
+        (None: no limit); the count of each outcome, and the first rejected orders recorded."""
+        return _BatchRun(self, batch, clock, remaining_seconds).run()
 
-        accepted: list[tuple[OrderResult, Mapping[str, Any]]] = []
-        rejected: list[tuple[OrderResult, Mapping[str, Any]]] = []
-        for order in batch.orders:
-            try:
-                item = self.orders.claim(
-                    order.order_key, order.version, batch.run_id, now, self.lease_seconds
-                )
-            except OrderStoreUnavailable as error:
-                logger.error("OrderStoreUnavailable: %s", error)
-                counts["failed"] += 1
-                continue
-            if item is None:
-                logger.warning(
-                    "order %r (version %s) is processed, claimed by another run, amended or "
-                    "cancelled; run %s leaves it alone",
-                    order.order_key,
-                    order.version,
-                    batch.run_id,
-                )
-                counts["skipped"] += 1
-            elif order.status is Status.ACCEPTED:
-                accepted.append((order, item))
+
+@dataclass(frozen=True)
+class _Result:
+    """What is recorded on an order: the result its stored line holds."""
+
+    status: str
+    power: int | Decimal
+    run_id: str
+    result_at: str
+
+
+@dataclass(eq=False)
+class _Claimed:
+    """An order this run holds: the item its claim returned, the object this run writes its
+    line into, and its result once the line is stored (or found stored)."""
+
+    position: int
+    order: OrderResult
+    item: Mapping[str, Any]
+    key: str
+    result: _Result | None = None
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        return str(self.item["owner"]), str(self.item["record_id"]), self.order.version
+
+
+@dataclass
+class _Object:
+    """A results or rejections object as read: its lines, and the parsed ones by order."""
+
+    lines: list[str]
+    by_order: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, lines: list[str]) -> _Object:
+        parsed = (parse_line(line) for line in lines if line.strip())
+        return cls(lines, {line_identity(document): document for document in parsed})
+
+
+def _parallel(call: Callable[[_In], _Out], items: Sequence[_In]) -> list[_Out]:
+    """`call` on each item, up to PARALLEL_CALLS at once, results in order. The pool's threads
+    are named after the caller's, so the logs (and tests) tell the batches' calls apart."""
+    if len(items) <= 1:
+        return [call(item) for item in items]
+    prefix = threading.current_thread().name
+    with ThreadPoolExecutor(min(PARALLEL_CALLS, len(items)), thread_name_prefix=prefix) as pool:
+        return list(pool.map(call, items))
+
+
+def _plain_number(value: int | Decimal) -> int | float:
+    """A power for JSON (an alert, the reply): platform powers are whole numbers."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def _result_of(line: Mapping[str, Any]) -> _Result:
+    return _Result(line["status"], line["power"], line["run_id"], line["result_at"])
+
+
+class _BatchRun:
+    """One invocation's work on one batch and what it came to."""
+
+    def __init__(
+        self,
+        processor: BatchProcessor,
+        batch: ResultsBatch,
+        clock: float,
+        remaining_seconds: float | None,
+    ) -> None:
+        self.processor = processor
+        self.batch = batch
+        self.clock = clock
+        self.now = math.floor(clock)
+        self.result_at = iso_milliseconds(clock)
+        self.started = processor.monotonic()
+        longest = processor.longest_call_seconds
+        if remaining_seconds is None:
+            self.ends_at = self.work_ends_at = math.inf
+        else:
+            self.ends_at = self.started + remaining_seconds - REPLY_MARGIN_SECONDS
+            # The releases of what the run claimed (in parallel) fit after the last phase.
+            self.work_ends_at = self.ends_at - longest
+        self.lease_ends_at = self.now + processor.lease_seconds
+        self.keys = {
+            Status.ACCEPTED.value: batch.results_key,
+            Status.REJECTED.value: batch_rejections_key(batch.results_key),
+        }
+        self.counts: Counter[str] = Counter(no_outcomes())
+        self.left_pending = 0
+        # Claimed orders to release, each with the object it is known not to be written to.
+        self.unfinished: list[tuple[_Claimed, str | None]] = []
+        self.examples: list[tuple[int, dict[str, Any]]] = []
+        self.objects: dict[str, _Object] = {}
+        self.objects_lock = threading.Lock()
+
+    def fits(self, until: float | None = None) -> bool:
+        """Whether one more call, the longest it can take, ends before `until` (the work's
+        deadline unless given) and before the claims' lease ends."""
+        longest = self.processor.longest_call_seconds
+        elapsed = self.processor.monotonic() - self.started
+        deadline = self.work_ends_at if until is None else until
+        return (
+            self.started + elapsed + longest <= deadline
+            and self.clock + elapsed + longest <= self.lease_ends_at
+        )
+
+    def run(self) -> dict[str, Any]:
+        claimed = self._claim(self._not_taken())
+        ready = self._store(self._recover(claimed))
+        self._record(self._alert(ready))
+        self._release()
+        outcome: dict[str, Any] = dict(self.counts)
+        if self.examples:
+            examples = sorted(self.examples, key=lambda example: example[0])
+            outcome[REJECTED_EXAMPLES] = [e for _, e in examples[:EXAMPLES_PER_BATCH]]
+        return outcome
+
+    # --- claims ------------------------------------------------------------------------------
+
+    def _not_taken(self) -> list[tuple[int, OrderResult]]:
+        """The batch's orders less those another run has (or had) and those amended since, as
+        one read of the batch shows them (a failed read: the claims decide alone)."""
+        orders = list(enumerate(self.batch.orders))
+        if not self.fits():
+            return orders
+        try:
+            current = self.processor.orders.current([order.order_key for _, order in orders])
+        except OrderStoreUnavailable as error:
+            logger.warning("reading the batch's orders failed, every order is claimed: %s", error)
+            return orders
+        wanted = []
+        for position, order in orders:
+            item = current.get(order.order_key)
+            if item is None or self._taken(item, order):
+                self._skip(order)
             else:
-                rejected.append((order, item))
+                wanted.append((position, order))
+        return wanted
 
-        finished: list[OrderResult] = []
-        unfinished: list[OrderResult] = []
-        if accepted:
-            body = json_lines(
-                result_line(item, order.power, batch.run_id, result_at) for order, item in accepted
-            )
-            try:
-                self.results.put_lines(batch.results_key, body)
-                finished.extend(order for order, _ in accepted)
-            except ResultStoreUnavailable as error:
-                logger.error("ResultStoreUnavailable: %s", error)
-                unfinished.extend(order for order, _ in accepted)
-        if rejected:
-            alerts = [rejection_alert(item, batch.run_id, o.power) for o, item in rejected]
-            not_published = set(self.alerts.publish(alerts))
-            if not_published:
-                logger.error(
-                    "AlertsUnavailable: %d rejection alerts not published", len(not_published)
-                )
-            for position, (order, _) in enumerate(rejected):
-                (unfinished if position in not_published else finished).append(order)
+    def _taken(self, item: Mapping[str, Any], order: OrderResult) -> bool:
+        run_id = self.batch.run_id
+        if item.get("version") != order.version:
+            return True
+        if item.get("result_status") != "pending":
+            return item.get("result_run_id") != run_id
+        claimed_by = item.get("claimed_by")
+        return claimed_by not in (None, run_id) and item.get("claim_expires_at", 0) >= self.now
 
-        for order in finished:
+    def _skip(self, order: OrderResult) -> None:
+        logger.warning(
+            "order %r (version %s) is processed, claimed by another run, amended or cancelled; "
+            "run %s leaves it alone",
+            order.order_key,
+            order.version,
+            self.batch.run_id,
+        )
+        self.counts["skipped"] += 1
+
+    def _claim(self, orders: list[tuple[int, OrderResult]]) -> list[_Claimed]:
+        def claim(entry: tuple[int, OrderResult]) -> Mapping[str, Any] | str:
+            _, order = entry
+            if not self.fits():
+                return "not claimed"
             try:
-                recorded = self.orders.record(
+                item = self.processor.orders.claim(
                     order.order_key,
                     order.version,
-                    batch.run_id,
-                    order.status.value,
-                    order.power,
-                    result_at,
+                    self.batch.run_id,
+                    self.now,
+                    self.processor.lease_seconds,
+                    self.keys[order.status.value],
                 )
             except OrderStoreUnavailable as error:
                 logger.error("OrderStoreUnavailable: %s", error)
-                unfinished.append(order)
-                continue
-            if recorded is None:
-                logger.error(
-                    "order %r: its %s result is stored or alerted, but run %s no longer holds "
-                    "version %s, so it is not recorded (another run took it over)",
-                    order.order_key,
-                    order.status.value,
-                    batch.run_id,
-                    order.version,
+                return "not claimed"
+            return "skipped" if item is None else item
+
+        claimed = []
+        for (position, order), item in zip(orders, _parallel(claim, orders), strict=True):
+            if item == "not claimed":
+                self.left_pending += 1
+            elif item == "skipped":
+                self._skip(order)
+            else:
+                assert not isinstance(item, str)
+                claimed.append(_Claimed(position, order, item, self.keys[order.status.value]))
+        return claimed
+
+    # --- lines an earlier run may have stored --------------------------------------------------
+
+    def _object(self, key: str) -> _Object:
+        """The object at `key` as this invocation first read it (ResultStoreUnavailable)."""
+        with self.objects_lock:
+            known = self.objects.get(key)
+        if known is not None:
+            return known
+        read = _Object.of(self.processor.results.read_lines(key))
+        with self.objects_lock:
+            return self.objects.setdefault(key, read)
+
+    def _recover(self, claimed: list[_Claimed]) -> list[_Claimed]:
+        """Orders whose claim names another run's object: their line there becomes their
+        result; those without one are moved to this run's object."""
+        elsewhere = [c for c in claimed if c.item.get("stored_in", c.key) != c.key]
+        if not elsewhere:
+            return claimed
+        if not self.fits():
+            self._give_up(claimed)
+            return []
+        keys = sorted({str(c.item["stored_in"]) for c in elsewhere})
+        read: dict[str, _Object | None] = {}
+        for key, found in zip(keys, _parallel(self._read_or_none, keys), strict=True):
+            read[key] = found
+        to_move = []
+        for order in elsewhere:
+            earlier = read[str(order.item["stored_in"])]
+            if earlier is None:
+                self._give_up([order])
+            elif (line := earlier.by_order.get(order.identity)) is not None:
+                logger.warning(
+                    "order %r: run %s stored its line in %s; run %s records that result",
+                    order.order.order_key,
+                    line["run_id"],
+                    order.item["stored_in"],
+                    self.batch.run_id,
                 )
-            counts[order.status.value if recorded is not None else "skipped"] += 1
+                order.result = _result_of(line)
+            else:
+                to_move.append(order)
+        moved = {id(order) for order in self._move(to_move)}
+        waiting = {id(order) for order in elsewhere if order.result is None}
+        return [c for c in claimed if id(c) not in waiting or id(c) in moved]
 
-        for order in unfinished:
-            self.orders.release(order.order_key, batch.run_id)
-            counts["failed"] += 1
-        if counts["failed"]:
-            self._alert_failed(batch, counts["failed"])
-        return dict(counts)
+    def _read_or_none(self, key: str) -> _Object | None:
+        try:
+            return self._object(key)
+        except ResultStoreUnavailable as error:
+            logger.error("ResultStoreUnavailable: %s", error)
+            return None
 
-    def _alert_failed(self, batch: ResultsBatch, failed: int) -> None:
-        """Tell the trading team that orders of this batch wait for the next run. If the topic is
-        what failed, the alert cannot go either: the log line feeds the store-faults alarm."""
-        reason = "a store, the alert topic or the orders table was unavailable"
-        alert = failed_batch_alert(batch.run_id, batch.results_key, reason, failed)
-        if self.alerts.publish([alert]):
+    def _move(self, orders: list[_Claimed]) -> list[_Claimed]:
+        """Name this run's object on each order; the orders moved."""
+
+        def move(order: _Claimed) -> bool | None:
+            if not self.fits():
+                return None
+            try:
+                return self.processor.orders.move_stored_in(
+                    order.order.order_key,
+                    self.batch.run_id,
+                    str(order.item["stored_in"]),
+                    order.key,
+                )
+            except OrderStoreUnavailable as error:
+                logger.error("OrderStoreUnavailable: %s", error)
+                return None
+
+        moved = []
+        for order, outcome in zip(orders, _parallel(move, orders), strict=True):
+            if outcome is None:
+                self._give_up([order])
+            elif outcome:
+                moved.append(order)
+            else:
+                self._skip(order.order)
+        return moved
+
+    # --- store, alert, record ----------------------------------------------------------------
+
+    def _store(self, claimed: list[_Claimed]) -> list[_Claimed]:
+        """Write each object, every line already in it kept; the orders whose line is stored."""
+        by_key: dict[str, list[_Claimed]] = {}
+        for order in claimed:
+            if order.result is None:
+                by_key.setdefault(order.key, []).append(order)
+        if not by_key:
+            return claimed
+        if not self.fits():
+            self._give_up(claimed)
+            return []
+        _parallel(self._store_object, list(by_key.items()))
+        return [order for order in claimed if order.result is not None]
+
+    def _store_object(self, entry: tuple[str, list[_Claimed]]) -> None:
+        key, orders = entry
+        try:
+            existing = self._object(key)
+        except ResultStoreUnavailable as error:
+            logger.error("ResultStoreUnavailable: %s", error)
+            self._give_up(orders)
+            return
+        new = []
+        for order in orders:
+            line = existing.by_order.get(order.identity)
+            if line is not None:
+                order.result = _result_of(line)  # a retried invocation of this run stored it
+            else:
+                new.append(order)
+        if not new:
+            return
+        if not self.fits():
+            self._give_up(new)
+            return
+        status, run_id = new[0].order.status.value, self.batch.run_id
+        lines = [
+            result_line(order.item, status, order.order.power, run_id, self.result_at)
+            for order in new
+        ]
+        try:
+            self.processor.results.put_lines(key, json_lines([*existing.lines, *lines]))
+        except ResultStoreUnavailable as error:
+            logger.error("ResultStoreUnavailable: %s", error)
+            written_nowhere = None if error.maybe_written else key
+            with self.objects_lock:
+                self.unfinished.extend((order, written_nowhere) for order in new)
+            return
+        for order in new:
+            order.result = _Result(status, order.order.power, run_id, self.result_at)
+
+    def _alert(self, ready: list[_Claimed]) -> list[_Claimed]:
+        """Publish each rejected order's alert; the orders ready to record."""
+        rejected = [order for order in ready if order.result and order.result.status == "rejected"]
+        if not rejected:
+            return ready
+        if not self.fits():
+            self._give_up(rejected)
+            return [order for order in ready if order not in rejected]
+        alerts = []
+        for order in rejected:
+            assert order.result is not None
+            power = _plain_number(order.result.power)
+            alerts.append(rejection_alert(order.item, order.result.run_id, power))
+        not_published = {rejected[position] for position in self.processor.alerts.publish(alerts)}
+        if not_published:
+            logger.error("AlertsUnavailable: %d rejection alerts not published", len(not_published))
+            self._give_up(not_published)
+        return [order for order in ready if order not in not_published]
+
+    def _record(self, ready: list[_Claimed]) -> None:
+        def record(order: _Claimed) -> Mapping[str, Any] | str | None:
+            result = order.result
+            assert result is not None
+            if not self.fits():
+                return "not recorded"
+            try:
+                return self.processor.orders.record(
+                    order.order.order_key,
+                    order.order.version,
+                    self.batch.run_id,
+                    result.status,
+                    result.power,
+                    result.result_at,
+                    result.run_id,
+                )
+            except OrderStoreUnavailable as error:
+                logger.error("OrderStoreUnavailable: %s", error)
+                return "not recorded"
+
+        for order, recorded in zip(ready, _parallel(record, ready), strict=True):
+            assert order.result is not None
+            if recorded == "not recorded":
+                self._give_up([order])
+            elif recorded is None:
+                logger.error(
+                    "order %r: its %s result is stored, but run %s no longer holds version %s, "
+                    "so it is not recorded (another run took it over)",
+                    order.order.order_key,
+                    order.result.status,
+                    self.batch.run_id,
+                    order.order.version,
+                )
+                self.counts["skipped"] += 1
+            else:
+                self.counts[order.result.status] += 1
+                if order.result.status == "rejected":
+                    example = {
+                        "record_id": order.item["record_id"],
+                        "owner": order.item["owner"],
+                        "power": _plain_number(order.result.power),
+                    }
+                    self.examples.append((order.position, example))
+
+    # --- what the run could not finish --------------------------------------------------------
+
+    def _give_up(self, orders: Iterable[_Claimed]) -> None:
+        """Release these orders at the end; a line may be stored for them: `stored_in` stays."""
+        with self.objects_lock:
+            self.unfinished.extend((order, None) for order in orders)
+
+    def _release(self) -> None:
+        """Release what the run claimed but could not finish, and say what waits for the next
+        run: those released, and those it never claimed (pending, untouched)."""
+        run_id = self.batch.run_id
+
+        def release(entry: tuple[_Claimed, str | None]) -> bool:
+            order, nothing_written_to = entry
+            return self.processor.orders.release(order.order.order_key, run_id, nothing_written_to)
+
+        _parallel(release, self.unfinished)
+        released = len(self.unfinished)
+        self.counts["failed"] += released + self.left_pending
+        if not self.counts["failed"]:
+            return
+        reason = "a store, the alert topic or the orders table was unavailable, or time ran out"
+        alert = failed_batch_alert(
+            run_id, self.batch.results_key, reason, released, self.left_pending
+        )
+        if not self.fits(until=self.ends_at) or self.processor.alerts.publish([alert]):
             logger.error(
-                "AlertsUnavailable: the failed-batch alert of run %s not published", batch.run_id
+                "AlertsUnavailable: the failed-batch alert of run %s not published", run_id
             )

@@ -3,15 +3,17 @@
 A run's results travel in batches: Lambda A splits them into batches small enough to be one
 Distributed Map item (a child execution's input is limited to 256 KiB), and names each batch's
 results object up front. The key depends only on the run and the batch's position, so a retried
-batch of the same run overwrites its object instead of adding a second one, and an order recorded
-by one run is never processed by another. One case leaves a second copy: the object was written
-but recording the order failed, so a later run processes it again and stores it in its own
-object; the order's `result_run_id` in the table names the run whose line counts.
+batch of the same run adds to its object instead of writing a second one, and an order recorded
+by one run is never processed by another. Each processed order has exactly one line across
+`results/` and `rejections/`, also when a run stored it and then failed to record it: the order
+names the object its line went into (`stored_in`), and the next run that claims it looks there
+first (entrix.auction.processing).
 
 Accepted results are stored as JSON Lines, one object per batch, partitioned by the run's date:
 `results/date=YYYY-MM-DD/run=<run id>/batch-00001.jsonl` (Athena and Glue read this layout as a
-`date` partition). The run's batches themselves are one JSON array at
-`batches/date=YYYY-MM-DD/<run id>.json`, which the state machine's ItemReader reads.
+`date` partition); rejected ones alike under `rejections/`, same date, run and batch. The run's
+batches themselves are one JSON array at `batches/date=YYYY-MM-DD/<run id>.json`, which the
+state machine's ItemReader reads.
 """
 
 from __future__ import annotations
@@ -34,12 +36,26 @@ BATCHES_PREFIX = "batches/"
 REJECTION_TEXT = "Order {} of {} was rejected in auction run {} (power offered: {})."
 NOT_READY_TEXT = "Auction results were not ready after {} polls; run {} stopped, nothing processed."
 FAILED_BATCH_TEXT = (
-    "Run {} could not finish batch {} ({}): {} order(s) released, the next run retries them."
+    "Run {} could not finish batch {} ({}): {} order(s) released and {} left pending untouched; "
+    "the next run retries them."
+)
+# Sent by the state machine (States.Format: no quote) when Lambda B failed as a whole (crashed
+# or timed out): what it had claimed stays claimed until the run's lease ends, and only then does
+# a run take it again.
+CRASHED_BATCH_TEXT = (
+    "Run {} could not finish batch {} ({}): its {} order(s) stay claimed until the lease of the "
+    "run ends, then the next run retries them."
 )
 
 
 class ResultStoreUnavailable(Exception):
-    """Writing a results or batches object failed (the orders involved stay pending)."""
+    """Reading or writing a results, rejections or batches object failed (the orders involved
+    stay pending). `maybe_written`: a write may have landed all the same (no answer came back to
+    one of its attempts), so the object must be looked at before the orders are written again."""
+
+    def __init__(self, message: str, maybe_written: bool = True) -> None:
+        super().__init__(message)
+        self.maybe_written = maybe_written
 
 
 class OrderStoreUnavailable(Exception):
@@ -73,8 +89,11 @@ def run_rejections_prefix(run_date: str, run_id: str) -> str:
     return f"{REJECTIONS_PREFIX}date={run_date}/run={run_id}/"
 
 
-def result_line(item: Mapping[str, Any], power: int | Decimal, run_id: str, result_at: str) -> str:
-    """One accepted order's line in its batch's JSON Lines object, from its claimed table item:
+def result_line(
+    item: Mapping[str, Any], status: str, power: int | Decimal, run_id: str, result_at: str
+) -> str:
+    """One order's line in its batch's results (accepted) or rejections (rejected) JSON Lines
+    object, from its claimed table item:
     its owner, every client field the item holds (entrix.orders.order_schema.FIELDS), its
     receipt, and the result. `result_at` is the attempt's time, also recorded on the order, so
     line and table agree. Numbers are written as their exact text (entrix.orders.numbers), never
@@ -85,7 +104,7 @@ def result_line(item: Mapping[str, Any], power: int | Decimal, run_id: str, resu
         "owner": item["owner"],
         "version": item["version"],
         "received_at": item.get("received_at"),
-        "status": Status.ACCEPTED.value,
+        "status": status,
         "power": power,
         "run_id": run_id,
         "result_at": result_at,
@@ -120,20 +139,36 @@ def rejection_text(record_id: str, owner: str, run_id: str, power: int | float |
     return REJECTION_TEXT.format(record_id, owner, run_id, power)
 
 
-def failed_batch_alert(run_id: str, batch: str, reason: str, orders: int) -> dict[str, Any]:
-    """The alert for orders a batch could not finish; the state machine sends the same shape
-    (filled with States.Format) when Lambda B fails as a whole."""
+def failed_batch_alert(
+    run_id: str, batch: str, reason: str, released: int, left_pending: int = 0
+) -> dict[str, Any]:
+    """The alert for orders a batch could not finish: those it claimed and released, and those
+    it never claimed for lack of time; the state machine sends the same shape (filled with
+    States.Format, CRASHED_BATCH_TEXT) when Lambda B fails as a whole."""
     return {
-        "text": FAILED_BATCH_TEXT.format(run_id, batch, reason, orders),
+        "text": FAILED_BATCH_TEXT.format(run_id, batch, reason, released, left_pending),
         "status": "batch_failed",
         "run": run_id,
         "batch": batch,
         "reason": reason,
-        "orders_to_retry": orders,
+        "orders_to_retry": released + left_pending,
+        "orders_released": released,
+        "orders_left_pending": left_pending,
     }
 
 
-def rejection_alert(item: Mapping[str, Any], run_id: str, power: int) -> dict[str, Any]:
+def line_identity(line: Mapping[str, Any]) -> tuple[str, str, str]:
+    """What names an order's line: its owner, record_id and version (the content it was for)."""
+    return str(line["owner"]), str(line["record_id"]), str(line["version"])
+
+
+def parse_line(text: str) -> dict[str, Any]:
+    """A stored line read back, numbers as exact Decimal (integers as int)."""
+    document: dict[str, Any] = json.loads(text, parse_float=Decimal)
+    return document
+
+
+def rejection_alert(item: Mapping[str, Any], run_id: str, power: int | float) -> dict[str, Any]:
     """The Slack-style alert published for a rejected order (its claimed table item): a `text`
     line plus its fields, the owner among them."""
     record_id, owner = item["record_id"], item["owner"]

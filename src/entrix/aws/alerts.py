@@ -1,4 +1,4 @@
-"""The alert topic: Slack-style JSON messages, published ten to a request.
+"""The alert topic: Slack-style JSON messages, published ten to a request, requests in parallel.
 
 PublishBatch carries up to 10 messages (256 KiB in all) and SNS bills it by 64 KiB of payload,
 so a batch of small alerts costs one request instead of ten. Each entry succeeds or fails on its
@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ENTRIES_PER_REQUEST = 10
+# PublishBatch requests in flight at once (the client's connection pool must allow as many:
+# entrix.aws.clients.PROCESS_CONFIG).
+PARALLEL_REQUESTS = 32
 MAX_REQUEST_BYTES = 256 * 1024
 # The alert fields sent as message attributes, for subscription filter policies.
 ATTRIBUTES = ("owner", "status", "run")
@@ -63,13 +67,20 @@ class AlertTopic:
             len(message.encode("utf-8")) + _attributes_size(attrs)
             for message, attrs in zip(messages, attributes, strict=True)
         ]
-        failed: list[int] = []
-        for chunk in _requests(sizes):
-            unpublished = self._publish(chunk, messages, attributes)
+        requests = _requests(sizes)
+
+        def publish_request(positions: list[int]) -> list[int]:
+            unpublished = self._publish(positions, messages, attributes)
             if unpublished:
                 unpublished = self._publish(unpublished, messages, attributes)
-            failed.extend(unpublished)
-        return failed
+            return unpublished
+
+        if len(requests) <= 1:
+            return [position for chunk in requests for position in publish_request(chunk)]
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_REQUESTS, len(requests))) as pool:
+            return [
+                position for failed in pool.map(publish_request, requests) for position in failed
+            ]
 
     def _publish(
         self,

@@ -43,6 +43,18 @@ DEFAULT_CONFIG = Config(
 # 29 s: a batches object of many thousand orders may take longer than 2 s to be acknowledged.
 PIPELINE_CONFIG = Config(read_timeout=60)
 
+# Lambda B's: its batch is ~1,000 orders whose calls run 32 at a time (entrix.auction.processing
+# PARALLEL_CALLS; the connection pool allows as many), and one call, retries included, must fit
+# well inside its 120 s timeout: 3 attempts of 2 s connect + 5 s read, and two backoffs, 34 s at
+# most (`longest_call_seconds`). A batch's objects are a few hundred KB: a read waits for one
+# response chunk, never 5 s in-region.
+PROCESS_CONFIG = Config(
+    connect_timeout=2,
+    read_timeout=5,
+    retries={"mode": "standard", "total_max_attempts": 3},
+    max_pool_connections=32,
+)
+
 # Standard mode sleeps before retry i (1-based) at most min(2 ** (i - 1), 20) s (throttling
 # errors; other errors back off less), and an `x-amz-retry-after` reply may add up to 5 s.
 _BACKOFF_CAP_SECONDS = 20

@@ -16,13 +16,23 @@ process each order once. Every write here is conditional:
   through while another run's attempt is refused (`None`);
 - `release` hands back an order a run claimed but could not finish, so the next run takes it
   without waiting for the lease to end.
+
+A claim also names the object the run will write the order's line into (`stored_in`), unless an
+earlier run named one: that run may have written the line before it failed, so the claimer looks
+there first and `move_stored_in` only once it has seen the line is not there. `stored_in` stays
+after the record (where the result is) and after a release, unless the run knows for certain
+that it wrote nothing (S3 answered the put with an error).
+
+Before claiming, a run reads the batch's orders (`current`, BatchGetItem, 100 keys a request) so
+that the orders another live run holds are skipped without one refused write each.
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +40,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from entrix.auction.platform import PendingOrder
 from entrix.auction.results import OrderStoreUnavailable
-from entrix.aws.orders_table import plain_item
+from entrix.aws.orders_table import BATCH_GET_SIZE, plain_item
 from entrix.orders.lifecycle import PENDING, pending_shards
 from entrix.orders.numbers import number_text
 
@@ -52,6 +62,10 @@ _CLAIMED_BY_RUN = (
     "version = :version AND ("
     "(result_status = :pending AND claimed_by = :run) OR result_run_id = :run)"
 )
+# What `current` reads of each order: enough to tell whether another run has it.
+_CURRENT = "order_key, version, claimed_by, claim_expires_at, result_status, result_run_id"
+# BatchGetItem hands back what it could not read this time; asked again at most this often.
+_READ_ATTEMPTS = 3
 logger = logging.getLogger(__name__)
 
 
@@ -86,19 +100,92 @@ class OrderResults:
         except (ClientError, BotoCoreError) as error:
             raise OrderStoreUnavailable(f"reading pending orders failed: {error}") from error
 
+    def current(self, order_keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The claim and result attributes of each order that exists, by key; read
+        BATCH_GET_SIZE keys a request, the requests in parallel (eventually consistent: a
+        guide for skipping, the claim decides)."""
+        chunks = [
+            order_keys[start : start + BATCH_GET_SIZE]
+            for start in range(0, len(order_keys), BATCH_GET_SIZE)
+        ]
+        found: dict[str, dict[str, Any]] = {}
+        if len(chunks) == 1:
+            found.update(self._current(chunks[0]))
+            return found
+        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+            for items in pool.map(self._current, chunks):
+                found.update(items)
+        return found
+
+    def _current(self, order_keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        wanted: Any = {
+            self._table_name: {
+                "Keys": [{"order_key": {"S": key}} for key in dict.fromkeys(order_keys)],
+                "ProjectionExpression": _CURRENT,
+            }
+        }
+        found: dict[str, dict[str, Any]] = {}
+        try:
+            for _ in range(_READ_ATTEMPTS):
+                response = self._client.batch_get_item(RequestItems=wanted)
+                for raw in response.get("Responses", {}).get(self._table_name, []):
+                    item = plain_item(raw)
+                    found[item["order_key"]] = item
+                wanted = response.get("UnprocessedKeys") or {}
+                if not wanted:
+                    return found
+        except (ClientError, BotoCoreError) as error:
+            raise OrderStoreUnavailable(f"reading orders failed: {error}") from error
+        raise OrderStoreUnavailable("reading orders failed: keys left unprocessed")
+
     def claim(
-        self, order_key: str, version: str, run_id: str, now: int, lease_seconds: int
+        self,
+        order_key: str,
+        version: str,
+        run_id: str,
+        now: int,
+        lease_seconds: int,
+        stored_in: str,
     ) -> dict[str, Any] | None:
-        """Take `version` of the order for `run_id`; the whole item, or None when another run
+        """Take `version` of the order for `run_id`, naming `stored_in` as the object its line
+        goes into unless an earlier claim named one; the whole item, or None when another run
         has it, or the order was amended, cancelled or processed since the run read it."""
         return self._update(
             order_key,
             version,
-            "SET claimed_by = :run, claim_expires_at = :until",
+            "SET claimed_by = :run, claim_expires_at = :until, "
+            "stored_in = if_not_exists(stored_in, :key)",
             _AVAILABLE_TO_RUN,
             run_id,
-            {":until": {"N": str(now + lease_seconds)}, ":now": {"N": str(now)}},
+            {
+                ":until": {"N": str(now + lease_seconds)},
+                ":now": {"N": str(now)},
+                ":key": {"S": stored_in},
+            },
         )
+
+    def move_stored_in(self, order_key: str, run_id: str, old: str, new: str) -> bool:
+        """Name `new` as the order's object, once `old` was seen not to hold its line; False
+        when the run no longer holds the order, or another run moved it meanwhile."""
+        try:
+            self._client.update_item(
+                TableName=self._table_name,
+                Key={"order_key": {"S": order_key}},
+                UpdateExpression="SET stored_in = :new",
+                ConditionExpression="claimed_by = :run AND stored_in = :old",
+                ExpressionAttributeValues={
+                    ":run": {"S": run_id},
+                    ":old": {"S": old},
+                    ":new": {"S": new},
+                },
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise OrderStoreUnavailable(f"updating order {order_key!r} failed: {error}") from error
+        except BotoCoreError as error:
+            raise OrderStoreUnavailable(f"updating order {order_key!r} failed: {error}") from error
+        return True
 
     def record(
         self,
@@ -108,13 +195,16 @@ class OrderResults:
         status: str,
         power: Decimal | int,
         result_at: str,
+        result_run_id: str | None = None,
     ) -> dict[str, Any] | None:
         """Store the result on the version this run claimed; the whole item, or None when the
-        run no longer holds that version (another run took it over after the lease ended)."""
+        run no longer holds that version (another run took it over after the lease ended).
+        `result_run_id`: the run whose stored line this is, when not this run's (a line an
+        earlier run stored before it failed)."""
         return self._update(
             order_key,
             version,
-            "SET result_status = :status, power = :power, result_run_id = :run, "
+            "SET result_status = :status, power = :power, result_run_id = :result_run, "
             "result_at = :at REMOVE claimed_by, claim_expires_at, pending_shard",
             _CLAIMED_BY_RUN,
             run_id,
@@ -122,23 +212,31 @@ class OrderResults:
                 ":status": {"S": status},
                 ":power": {"N": number_text(power)},
                 ":at": {"S": result_at},
+                ":result_run": {"S": result_run_id or run_id},
             },
         )
 
-    def release(self, order_key: str, run_id: str) -> bool:
+    def release(self, order_key: str, run_id: str, nothing_written_to: str | None = None) -> bool:
         """Give up this run's claim on an order; False when that was not possible.
 
         Best effort: the order is released now, or when the lease ends. An order this run has
         already recorded (a retried batch claims it again) loses the claim too, instead of
-        keeping it past its result.
+        keeping it past its result. `stored_in` stays (a line may be there), unless the run
+        knows that nothing was written to `nothing_written_to`, the object the order names.
         """
+        update, condition = "REMOVE claimed_by, claim_expires_at", "claimed_by = :run"
+        values = {":run": {"S": run_id}}
+        if nothing_written_to is not None:
+            update += ", stored_in"
+            condition += " AND stored_in = :key"
+            values[":key"] = {"S": nothing_written_to}
         try:
             self._client.update_item(
                 TableName=self._table_name,
                 Key={"order_key": {"S": order_key}},
-                UpdateExpression="REMOVE claimed_by, claim_expires_at",
-                ConditionExpression="claimed_by = :run",
-                ExpressionAttributeValues={":run": {"S": run_id}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
             )
         except (ClientError, BotoCoreError) as error:
             logger.warning("order %r stays claimed until its lease ends: %s", order_key, error)

@@ -178,16 +178,22 @@ def _error_code(error: ClientError) -> str:
 
 # A put of a client's order goes through when the key is free (new, or its 24 hours are over and
 # no live run holds it: a run that claimed it just before it expired records its result), or when
-# the stored order is pending, held by no live run, and differs from the one sent (amend).
+# the stored order is pending, held by no live run, and differs from the one sent (amend). An
+# order a run may have stored a line for (`stored_in`, left by a run that failed after writing)
+# is the next run's to settle first: amended or cancelled now, that line would stay in S3 for a
+# version that no longer exists.
 _NO_LIVE_CLAIM = "(attribute_not_exists(claimed_by) OR claim_expires_at < :now)"
 _PUT_ALLOWED = (
     f"attribute_not_exists(order_key) OR (expires_at <= :now AND {_NO_LIVE_CLAIM}) OR "
-    f"(result_status = :pending AND {_NO_LIVE_CLAIM} AND ({{differs}}))"
+    f"(result_status = :pending AND {_NO_LIVE_CLAIM} AND attribute_not_exists(stored_in) AND "
+    f"({{differs}}))"
 )
-# A cancel goes through for a pending, unexpired order that no live run holds.
+# A cancel goes through for a pending, unexpired order that no live run holds and no run may
+# have stored a line for.
 _CANCEL_ALLOWED = (
     "result_status = :pending AND expires_at > :now AND "
-    "(attribute_not_exists(claimed_by) OR claim_expires_at < :now)"
+    "(attribute_not_exists(claimed_by) OR claim_expires_at < :now) AND "
+    "attribute_not_exists(stored_in)"
 )
 
 

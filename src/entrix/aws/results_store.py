@@ -1,8 +1,10 @@
-"""The results bucket: a run's batches (read by the state machine) and accepted results."""
+"""The results bucket: a run's batches (read by the state machine), and each batch's results and
+rejections objects (JSON Lines)."""
 
 from __future__ import annotations
 
 import json
+import threading
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -14,11 +16,20 @@ if TYPE_CHECKING:
 
 
 class ResultsStore:
-    """Writes objects; any failure is reported as ResultStoreUnavailable."""
+    """Reads and writes objects; any failure is reported as ResultStoreUnavailable, which says
+    whether a failed write may have landed all the same."""
 
     def __init__(self, client: S3Client, bucket: str) -> None:
         self._client = client
         self._bucket = bucket
+        # Whether an attempt of this thread's current put got no answer (a connection error or
+        # read timeout, which botocore retries): the object may hold what it sent.
+        self._unanswered = threading.local()
+        client.meta.events.register("needs-retry.s3.PutObject", self._note_unanswered)
+
+    def _note_unanswered(self, caught_exception: Exception | None = None, **_: Any) -> None:
+        if caught_exception is not None:
+            self._unanswered.seen = True
 
     def put_batches(self, key: str, batches: list[dict[str, Any]]) -> None:
         """The run's batches as one JSON array, the shape the Distributed Map's reader takes."""
@@ -26,15 +37,39 @@ class ResultsStore:
         self._put(key, body, "application/json")
 
     def put_lines(self, key: str, body: bytes) -> None:
-        """One batch's accepted results, as JSON Lines."""
+        """One batch's results or rejections, as JSON Lines."""
         self._put(key, body, "application/x-ndjson")
 
+    def read_lines(self, key: str) -> list[str]:
+        """The lines of the JSON Lines object at `key`; none when there is no such object."""
+        try:
+            response = self._client.get_object(Bucket=self._bucket, Key=key)
+            body = response["Body"].read()
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "NoSuchKey":
+                return []
+            raise ResultStoreUnavailable(
+                f"reading s3://{self._bucket}/{key} failed: {error}"
+            ) from error
+        except BotoCoreError as error:
+            raise ResultStoreUnavailable(
+                f"reading s3://{self._bucket}/{key} failed: {error}"
+            ) from error
+        return body.decode("utf-8").splitlines()
+
     def _put(self, key: str, body: bytes, content_type: str) -> None:
+        self._unanswered.seen = False
         try:
             self._client.put_object(
                 Bucket=self._bucket, Key=key, Body=body, ContentType=content_type
             )
-        except (ClientError, BotoCoreError) as error:
+        except ClientError as error:
+            # S3 answered with an error; unless an earlier attempt went unanswered, nothing landed.
+            raise ResultStoreUnavailable(
+                f"writing s3://{self._bucket}/{key} failed: {error}",
+                maybe_written=bool(self._unanswered.seen),
+            ) from error
+        except BotoCoreError as error:
             raise ResultStoreUnavailable(
                 f"writing s3://{self._bucket}/{key} failed: {error}"
             ) from error

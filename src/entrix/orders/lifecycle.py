@@ -9,7 +9,8 @@ No AWS here: the adapters (entrix.aws) turn these rules into DynamoDB keys and c
   very content a run claims: a run records a result only on the version it claimed.
 - States: `pending` (waiting; `claimed` while a run works on it), then `accepted` or `rejected`
   once a run recorded its result, or `cancelled` by its owner. Only a pending order that no live
-  run has claimed may be amended or cancelled; an identical resend changes nothing in any state.
+  run has claimed, and whose line no run may have stored yet, may be amended or cancelled; an
+  identical resend changes nothing in any state.
 """
 
 from __future__ import annotations
@@ -127,10 +128,12 @@ def lease_live(item: Mapping[str, Any], now: float) -> bool:
 
 
 def state(item: Mapping[str, Any], now: float) -> str:
-    """The order's state as a client is told it: `claimed` while a run holds it, else its
-    result status."""
+    """The order's state as a client is told it: `claimed` while a run holds it, or while a
+    pending order's line may already be in S3 (`stored_in`: a run stored it, then failed before
+    recording it; the next run settles it), else its result status."""
     status = str(item.get("result_status", PENDING))
-    return CLAIMED if status == PENDING and lease_live(item, now) else status
+    being_processed = lease_live(item, now) or "stored_in" in item
+    return CLAIMED if status == PENDING and being_processed else status
 
 
 def expired(item: Mapping[str, Any], now: float) -> bool:
