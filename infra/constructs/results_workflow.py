@@ -289,9 +289,7 @@ class _Definition:
             scope,
             "RunTotals",
             comment="The run's output: its counts, without the digest",
-            parameters={
-                name + ".$": f"$.{name}" for name in ("orders", *no_outcomes(), "batches")
-            },
+            parameters={name + ".$": f"$.{name}" for name in ("orders", *no_outcomes(), "batches")},
         )
         digest = (
             sfn.Choice(scope, "AnyRejected?")

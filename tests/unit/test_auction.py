@@ -17,11 +17,11 @@ from entrix.auction.results import (
     batch_rejections_key,
     batch_results_key,
     batches_key,
-    run_rejections_prefix,
     json_lines,
     rejection_alert,
     rejection_text,
     result_line,
+    run_rejections_prefix,
 )
 
 ORDER = PendingOrder(order_key="desk-a#r-1", version="2026-11-25T10:00:00.000Z/0123456789ab/0000")
@@ -199,6 +199,24 @@ def test_rejection_alert_carries_the_text_and_the_orders_fields() -> None:
 def test_slack_payload_puts_the_text_first_then_the_fields() -> None:
     message = json.dumps({"text": "Order r-1 was rejected.", "record_id": "r-1", "run": "run-9"})
     assert slack_payload(message) == {"text": "Order r-1 was rejected.\nrecord_id: r-1\nrun: run-9"}
+
+
+def test_slack_payload_shows_each_of_a_digests_examples_on_its_own_line() -> None:
+    digest = {
+        "text": "2 of 9 orders were rejected in auction run run-9; the full list: s3://b/p/",
+        "status": "rejection_digest",
+        "examples": [
+            {"record_id": "r-1", "owner": "desk-a", "power": 3},
+            {"record_id": "r-2", "owner": "desk-b", "power": -1},
+        ],
+        "ids": ["x", "y"],
+    }
+    assert slack_payload(json.dumps(digest))["text"].splitlines()[1:] == [
+        "status: rejection_digest",
+        "examples 1: record_id: r-1, owner: desk-a, power: 3",
+        "examples 2: record_id: r-2, owner: desk-b, power: -1",
+        'ids: ["x", "y"]',
+    ]
 
 
 @pytest.mark.parametrize("message", ["plain words", "[1, 2]", '{"no_text": 1}', '{"text": 5}'])

@@ -14,8 +14,13 @@ def _example(n: int) -> dict[str, object]:
 
 def _batch(rejected: int, first: int) -> dict[str, object]:
     examples = [_example(first + i) for i in range(min(rejected, EXAMPLES_PER_BATCH))]
-    return {"accepted": 1, "rejected": rejected, "skipped": 0, "failed": 0,
-            REJECTED_EXAMPLES: examples}
+    return {
+        "accepted": 1,
+        "rejected": rejected,
+        "skipped": 0,
+        "failed": 0,
+        REJECTED_EXAMPLES: examples,
+    }
 
 
 def test_a_run_without_rejections_has_no_digest() -> None:
@@ -53,8 +58,12 @@ def test_examples_are_the_first_five_over_many_batches_in_batch_order() -> None:
 
 def test_batches_without_examples_give_fewer_examples_not_an_error() -> None:
     # A batch the state machine counted as failed names none; nor did Lambda B before it could.
-    batches = [{"rejected": 4}, {"failed": 2}, {"rejected": 1, REJECTED_EXAMPLES: None},
-               {"rejected": 1, REJECTED_EXAMPLES: [_example(9)]}]
+    batches = [
+        {"rejected": 4},
+        {"failed": 2},
+        {"rejected": 1, REJECTED_EXAMPLES: None},
+        {"rejected": 1, REJECTED_EXAMPLES: [_example(9)]},
+    ]
 
     digest = rejection_digest("run-7", 9, batches, "b", PREFIX)
 

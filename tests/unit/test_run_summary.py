@@ -72,8 +72,12 @@ def test_a_run_with_rejections_returns_its_digest_with_the_batches_examples() ->
 
 
 def test_a_run_without_rejections_has_no_digest() -> None:
-    event = {"orders": 2, "run": "run-4", "rejections_prefix": "rejections/x/",
-             "batches": [{"accepted": 2, "rejected": 0, REJECTED_EXAMPLES: []}]}
+    event = {
+        "orders": 2,
+        "run": "run-4",
+        "rejections_prefix": "rejections/x/",
+        "batches": [{"accepted": 2, "rejected": 0, REJECTED_EXAMPLES: []}],
+    }
 
     assert "digest" not in handler(event, None)
 

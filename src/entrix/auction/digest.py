@@ -41,7 +41,8 @@ def rejection_digest(
     the first DIGEST_EXAMPLES of them across batches. A reply without examples (a batch the
     state machine counted as failed, or one from before Lambda B named them) adds none.
     """
-    rejected, examples = 0, []
+    rejected = 0
+    examples: list[dict[str, Any]] = []
     for batch in batches:
         rejected += int(batch.get("rejected", 0))
         named = batch.get(REJECTED_EXAMPLES)
