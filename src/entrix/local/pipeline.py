@@ -25,7 +25,7 @@ from entrix.local.periodic import Periodic
 
 POLL_SECONDS = 0.2
 # How often the console looks for runs that have ended.
-WATCH_SECONDS = 0.5
+WATCH_SECONDS = 1.0
 
 
 class PipelineError(Exception):
