@@ -81,6 +81,10 @@ class ServiceConfig:
     # Results pipeline. The bucket is named <prefix>-<stack name>-<account>-<region> (bucket
     # names are global).
     results_bucket_prefix: str = "order-results"
+    # Accepted results (results/) and rejected ones (rejections/, which a run's digest points
+    # to) move to S3 Standard-IA after results_transition_days (S3's minimum: 30) and expire
+    # after results_retention_days.
+    results_transition_days: int = 30
     results_retention_days: int = 365
     # The simulated auction platform (Lambda A): chance that results are ready at each poll;
     # "orders" answers the orders waiting for a result, "random" makes up random_order_count.
@@ -161,6 +165,11 @@ class ServiceConfig:
             raise ValueError("results_retry_attempts must be at least 0")
         if self.results_timeout_minutes * 60 <= self.results_poll_seconds * self.results_max_polls:
             raise ValueError("results_timeout_minutes must leave time after the last poll")
+        if not 30 <= self.results_transition_days < self.results_retention_days:
+            raise ValueError(
+                "results_transition_days must be at least 30 (S3 Standard-IA's minimum) and "
+                "less than results_retention_days"
+            )
         if not _BUCKET_PREFIX.fullmatch(self.results_bucket_prefix):
             raise ValueError(
                 "results_bucket_prefix must be 3 to 20 lowercase letters, digits or hyphens"

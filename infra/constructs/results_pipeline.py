@@ -174,7 +174,9 @@ class ResultsPipeline(Construct):
         self.summary_function = function(
             "RunSummaryFunction",
             handler="entrix.handlers.run_summary.handler",
-            description="Adds up the outcome counts of a results run's batches",
+            description="Adds up a results run's batches and writes its rejection digest",
+            # Only to name the run's rejections in the digest: it reads nothing there.
+            settings={settings.RESULTS_BUCKET_NAME: self.bucket.bucket_name},
             memory_size=128,
             timeout=Duration.seconds(10),
         )
@@ -188,9 +190,9 @@ class ResultsPipeline(Construct):
             bucket=self.bucket,
             config=config,
         )
-        # The SnsPublish tasks (results never ready, a failed batch) publish to the encrypted
-        # topic as the state machine's role: SNS then needs a data key from the topic's key on
-        # its behalf, which CDK's SnsPublish task does not grant.
+        # The SnsPublish tasks (results never ready, a failed batch, the digest) publish to the
+        # encrypted topic as the state machine's role: SNS then needs a data key from the
+        # topic's key on its behalf, which CDK's SnsPublish task does not grant.
         self.state_machine.add_to_role_policy(_publish_with_key(self.topic_key))
         self._schedule()
         for address in config.alert_email_addresses:

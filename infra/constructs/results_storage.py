@@ -1,6 +1,7 @@
 """Where a results run writes: the results bucket, and the bucket holding its access logs.
 
-Result objects (`results/`) move to S3 Standard-IA after 30 days and expire after
+Accepted results (`results/`) and rejected ones (`rejections/`, the full list a run's digest
+points to) move to S3 Standard-IA after `results_transition_days` (default 30) and expire after
 `results_retention_days` (default 365); a run's batches object (`batches/`) expires after 7 days;
 noncurrent versions expire after 30 days (batches: 1 day). Order history (`history/`) expires
 after `history_retention_days` (default 400). The access log bucket keeps its logs 90 days.
@@ -12,7 +13,7 @@ from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from entrix.auction.results import BATCHES_PREFIX, RESULTS_PREFIX
+from entrix.auction.results import BATCHES_PREFIX, REJECTIONS_PREFIX, RESULTS_PREFIX
 from entrix.orders.history import HISTORY_PREFIX
 from infra.config import ServiceConfig
 from infra.nag import acknowledge
@@ -65,17 +66,23 @@ def results_bucket(scope: Construct, *, config: ServiceConfig) -> s3.Bucket:
         server_access_logs_bucket=access_logs,
         server_access_logs_prefix="results/",
         lifecycle_rules=[
-            s3.LifecycleRule(
-                id="age-out-results",
-                prefix=RESULTS_PREFIX,
-                transitions=[
-                    s3.Transition(
-                        storage_class=s3.StorageClass.INFREQUENT_ACCESS,
-                        transition_after=Duration.days(30),
-                    )
-                ],
-                expiration=Duration.days(config.results_retention_days),
-                noncurrent_version_expiration=Duration.days(30),
+            *(
+                s3.LifecycleRule(
+                    id=rule_id,
+                    prefix=prefix,
+                    transitions=[
+                        s3.Transition(
+                            storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+                            transition_after=Duration.days(config.results_transition_days),
+                        )
+                    ],
+                    expiration=Duration.days(config.results_retention_days),
+                    noncurrent_version_expiration=Duration.days(30),
+                )
+                for rule_id, prefix in (
+                    ("age-out-results", RESULTS_PREFIX),
+                    ("age-out-rejections", REJECTIONS_PREFIX),
+                )
             ),
             s3.LifecycleRule(
                 id="expire-run-batches",

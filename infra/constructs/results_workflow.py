@@ -7,7 +7,10 @@ as an array of batches; a Distributed Map reads that object (ItemReader) and run
 per batch, each in a child execution, so neither the 256 KiB state payload nor the 25,000
 history events of one execution bound a run. Lambda B stores the batch's accepted results as one
 JSON Lines object and publishes the rejection alerts itself, ten to an SNS request. A last step
-adds up the batches' counts into the run's output.
+adds up the batches' counts into the run's output and, when orders were rejected, returns the
+run's one rejection digest, which the state machine publishes. Every message the state machine
+publishes carries `status` and `run` as message attributes, like Lambda B's alerts, so
+subscriptions can filter on them (the Slack forwarder's leaves out the per-order rejections).
 
 Child executions are Standard: a batch of up to 1,000 orders costs a handful of transitions, the
 same order of cost as an Express child, with exactly-once steps, execution history, and no
@@ -17,6 +20,7 @@ same order of cost as an Express child, with exactly-once steps, execution histo
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Stack, Token
@@ -30,6 +34,7 @@ from constructs import Construct
 
 from entrix.auction.outcomes import no_outcomes
 from entrix.auction.results import CRASHED_BATCH_TEXT, NOT_READY_TEXT
+from entrix.aws.alerts import ATTRIBUTES
 from infra.config import ServiceConfig
 from infra.nag import acknowledge, logical_id
 
@@ -124,12 +129,27 @@ class _Definition:
         return task
 
     def _alert(self, id: str, message: dict[str, Any]) -> tasks.SnsPublish:
-        """Publish `message` to the alert topic, keeping the state."""
+        """Publish `message` to the alert topic, its status and run (those of ATTRIBUTES it
+        has) also as message attributes, keeping the state."""
+        attributes = {name: message[name] for name in ATTRIBUTES if name in message}
+        return self._publish(id, sfn.TaskInput.from_object(message), attributes)
+
+    def _publish(
+        self, id: str, message: sfn.TaskInput, attributes: Mapping[str, str]
+    ) -> tasks.SnsPublish:
+        """Publish `message` with String message attributes, as Lambda B publishes its alerts
+        (entrix.aws.alerts): subscriptions filter on them, the Slack forwarder's among them."""
         task = tasks.SnsPublish(
             self.scope,
             id,
             topic=self.topic,
-            message=sfn.TaskInput.from_object(message),
+            message=message,
+            message_attributes={
+                name: tasks.MessageAttribute(
+                    value=value, data_type=tasks.MessageAttributeDataType.STRING
+                )
+                for name, value in attributes.items()
+            },
             result_path=sfn.JsonPath.DISCARD,
         )
         self._retry(task, SNS_TRANSIENT_ERRORS)
@@ -254,8 +274,30 @@ class _Definition:
                 {
                     "orders": sfn.JsonPath.number_at("$.auction.order_count"),
                     "batches": sfn.JsonPath.list_at("$.outcomes"),
+                    "run": run_id,
+                    "rejections_prefix": sfn.JsonPath.string_at("$.auction.rejections_prefix"),
                 }
             ),
+        )
+        # People read one message about a run's rejections, not one per rejected order.
+        publish_digest = self._publish(
+            "PublishDigest",
+            sfn.TaskInput.from_json_path_at("$.digest"),
+            {name: sfn.JsonPath.string_at(f"$.digest.{name}") for name in ("status", "run")},
+        )
+        totals = sfn.Pass(
+            scope,
+            "RunTotals",
+            comment="The run's output: its counts, without the digest",
+            parameters={name + ".$": f"$.{name}" for name in ("orders", *no_outcomes(), "batches")},
+        )
+        digest = (
+            sfn.Choice(scope, "AnyRejected?")
+            .when(
+                sfn.Condition.number_greater_than("$.rejected", 0),
+                publish_digest.next(totals),
+            )
+            .otherwise(totals)
         )
         nothing_to_do = sfn.Pass(
             scope,
@@ -267,7 +309,7 @@ class _Definition:
             sfn.Choice(scope, "AnyOrders?")
             .when(
                 sfn.Condition.number_greater_than("$.auction.order_count", 0),
-                each_batch.next(summarize),
+                each_batch.next(summarize).next(digest),
             )
             .otherwise(nothing_to_do)
         )

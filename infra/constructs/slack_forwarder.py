@@ -3,6 +3,10 @@
 Deployed only when `entrix:slack_webhook_secret_arn` names a secret; the webhook URL is a
 credential, so it lives in Secrets Manager, created outside the stack.
 
+The subscription's filter policy (entrix.aws.alerts.PEOPLE_FILTER_POLICY) keeps the per-order
+rejections, for clients' own subscriptions, out of Slack: per run the channel gets at most one
+rejection digest, plus a message per failed batch and per run whose results were never ready.
+
 SNS invokes the function asynchronously. The handler waits out Slack's 429s while the invocation
 has time (entrix.handlers.slack), and raises when it cannot deliver: Lambda then retries the event
 twice, and an event that still fails (or outlives MAX_EVENT_AGE) goes to the on-failure
@@ -25,6 +29,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from entrix import settings
+from entrix.aws.alerts import PEOPLE_FILTER_POLICY
 from infra.config import ServiceConfig
 from infra.constructs.lambda_code import python_function
 from infra.nag import acknowledge
@@ -82,5 +87,13 @@ def slack_forwarder(
         retry_attempts=RETRY_ATTEMPTS,
         max_event_age=MAX_EVENT_AGE,
     )
-    function.add_event_source(event_sources.SnsEventSource(topic))
+    function.add_event_source(
+        event_sources.SnsEventSource(
+            topic,
+            filter_policy={
+                name: sns.SubscriptionFilter(conditions=conditions)
+                for name, conditions in PEOPLE_FILTER_POLICY.items()
+            },
+        )
+    )
     return SlackForwarder(function, dead_letters)

@@ -1,4 +1,5 @@
-"""The `entrix` command: the local system, tokens, pipeline runs and post-deploy verification."""
+"""The `entrix` command: the local system, tokens, pipeline runs, alerts and post-deploy
+verification."""
 
 from __future__ import annotations
 
@@ -16,6 +17,14 @@ def _add_endpoint_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--aws-port", type=int, default=DEFAULT_AWS_PORT, help="port of the embedded AWS endpoint"
     )
+
+
+def _count(text: str) -> int:
+    """A count of 1 to 10,000 (what one CloudWatch Logs read returns at most)."""
+    value = int(text)
+    if not 1 <= value <= 10_000:
+        raise argparse.ArgumentTypeError("must be within 1..10000")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_endpoint_options(pipeline_run)
     pipeline_run.set_defaults(run="entrix.local.commands:pipeline_run")
+
+    alerts = commands.add_parser(
+        "alerts", help="the recent alerts and run summaries of the local system"
+    )
+    _add_endpoint_options(alerts)
+    alerts.add_argument(
+        "--limit", type=_count, default=50, help="how many of the newest entries to print"
+    )
+    alerts.set_defaults(run="entrix.local.commands:alerts")
 
     verify = commands.add_parser(
         "verify", help="after a deploy: prove in AWS that alarms, alerts, API and pipeline work"

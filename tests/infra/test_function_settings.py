@@ -50,7 +50,7 @@ READS: dict[str, tuple[Setting[Any], ...]] = {
         settings.ALERT_TOPIC_ARN,
         settings.RESULT_LEASE_SECONDS,
     ),
-    "entrix.handlers.run_summary.handler": (),
+    "entrix.handlers.run_summary.handler": (settings.RESULTS_BUCKET_NAME,),
     "entrix.handlers.slack.handler": (
         settings.SLACK_WEBHOOK_SECRET_ARN,
         settings.SECRET_CACHE_TTL_SECONDS,

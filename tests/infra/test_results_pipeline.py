@@ -119,14 +119,17 @@ def test_results_bucket_is_private_encrypted_tls_only_logged_with_a_lifecycle(te
     assert bucket["LoggingConfiguration"]["DestinationBucketName"]["Ref"] == logical_id(
         template, "AWS::S3::Bucket", "AccessLogs"
     )
-    rule, batches_rule, history_rule = bucket["LifecycleConfiguration"]["Rules"]
-    assert history_rule["Prefix"] == "history/"
-    assert history_rule["ExpirationInDays"] == 400
-    assert rule["Prefix"] == "results/"
-    assert rule["ExpirationInDays"] == 365
-    assert rule["Transitions"] == [{"StorageClass": "STANDARD_IA", "TransitionInDays": 30}]
-    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
-    assert batches_rule["Prefix"] == "batches/"
+    rules = {rule["Prefix"]: rule for rule in bucket["LifecycleConfiguration"]["Rules"]}
+    assert set(rules) == {"results/", "rejections/", "batches/", "history/"}
+    assert rules["history/"]["ExpirationInDays"] == 400
+    # A run's digest points at its rejections/: they live as long as its results.
+    for prefix in ("results/", "rejections/"):
+        rule = rules[prefix]
+        assert rule["Status"] == "Enabled"
+        assert rule["ExpirationInDays"] == 365
+        assert rule["Transitions"] == [{"StorageClass": "STANDARD_IA", "TransitionInDays": 30}]
+        assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+    batches_rule = rules["batches/"]
     assert batches_rule["ExpirationInDays"] == 7
 
     policy = json.dumps(one(template, "AWS::S3::BucketPolicy", "PipelineResults"))
@@ -190,7 +193,13 @@ def test_functions_run_the_handlers_with_their_environment(template) -> None:
         "RESULT_LEASE_SECONDS",
     }
     assert variables["RESULT_LEASE_SECONDS"] == "1800"
-    assert "Environment" not in summary and "Layers" not in summary, "standard library only"
+    assert "Layers" not in summary, "standard library only"
+    # The digest names where the run's rejections are; the function reads nothing there.
+    assert summary["Environment"]["Variables"] == {
+        "RESULTS_BUCKET_NAME": {"Ref": logical_id(template, "AWS::S3::Bucket", "PipelineResults")}
+    }
+    reads = _actions(_policy_statements(template, "RunSummaryFunctionRole"))
+    assert not {action for action in reads if action.startswith(("s3:", "sns:"))}
 
 
 def test_lambda_a_may_only_query_the_pending_index_put_batches_and_alert(template) -> None:
@@ -302,6 +311,9 @@ def test_slack_subscriber_is_deployed_only_when_configured(configured: dict[str,
     }
     subscription = one(configured, "AWS::SNS::Subscription")
     assert subscription["Protocol"] == "lambda"
+    # Every message but the per-order rejections, which are for clients' own subscriptions.
+    assert subscription["FilterPolicy"] == {"status": [{"anything-but": ["rejected"]}]}
+    assert subscription.get("FilterPolicyScope", "MessageAttributes") == "MessageAttributes"
     reads = _policy_statements(configured, "SlackFunctionRole")
     assert "secretsmanager:GetSecretValue" in _actions(reads)
     assert SLACK_SECRET in json.dumps(reads)
@@ -378,6 +390,7 @@ def configured(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         {
             "entrix:results_bucket_prefix": "acme-auction",
             "entrix:results_retention_days": "90",
+            "entrix:results_transition_days": "45",
             "entrix:results_ready_probability": "0.9",
             "entrix:auction_mode": "random",
             "entrix:random_order_count": "250",
@@ -395,8 +408,13 @@ def configured(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_settings_reach_the_template(configured: dict[str, Any]) -> None:
     bucket = one(configured, "AWS::S3::Bucket", "PipelineResults")
     assert "acme-auction-" in json.dumps(bucket["BucketName"])
-    assert bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == 90
-    assert bucket["LifecycleConfiguration"]["Rules"][1]["ExpirationInDays"] == 7
+    rules = {rule["Prefix"]: rule for rule in bucket["LifecycleConfiguration"]["Rules"]}
+    for prefix in ("results/", "rejections/"):
+        assert rules[prefix]["ExpirationInDays"] == 90
+        assert rules[prefix]["Transitions"] == [
+            {"StorageClass": "STANDARD_IA", "TransitionInDays": 45}
+        ]
+    assert rules["batches/"]["ExpirationInDays"] == 7
     functions = {
         f["Properties"]["Handler"]: f["Properties"]
         for f in resources(configured, "AWS::Lambda::Function").values()
@@ -556,7 +574,11 @@ def test_the_summary_adds_up_the_batches_and_an_empty_run_counts_zero(asl) -> No
     assert summarize["Parameters"] == {
         "orders.$": "$.auction.order_count",
         "batches.$": "$.outcomes",
+        "run.$": "$$.Execution.Name",
+        "rejections_prefix.$": "$.auction.rejections_prefix",
     }
+    assert summarize["Next"] == "AnyRejected?"
+    assert "End" not in summarize and "ResultPath" not in summarize
     assert states["NothingToProcess"]["Parameters"] == {
         "orders": 0,
         "accepted": 0,
@@ -565,3 +587,53 @@ def test_the_summary_adds_up_the_batches_and_an_empty_run_counts_zero(asl) -> No
         "skipped": 0,
         "batches": 0,
     }
+
+
+def _attributes(state: dict[str, Any]) -> dict[str, Any]:
+    return dict(state["Parameters"]["MessageAttributes"])
+
+
+def test_a_run_with_rejections_publishes_its_one_digest_with_status_and_run(asl) -> None:
+    states = asl["States"]
+    assert states["AnyRejected?"]["Choices"] == [
+        {"Variable": "$.rejected", "NumericGreaterThan": 0, "Next": "PublishDigest"}
+    ]
+    assert states["AnyRejected?"]["Default"] == "RunTotals"
+    publish = states["PublishDigest"]
+    assert publish["Resource"] == "arn:aws:states:::sns:publish"
+    assert publish["Parameters"]["Message.$"] == "$.digest"
+    assert _attributes(publish) == {
+        "status": {"DataType": "String", "StringValue.$": "$.digest.status"},
+        "run": {"DataType": "String", "StringValue.$": "$.digest.run"},
+    }
+    assert publish["ResultPath"] is None and publish["Next"] == "RunTotals"
+    (retry,) = publish["Retry"]
+    assert "SNS.ThrottledException" in retry["ErrorEquals"]
+    # The run's output is its counts; the digest went to the topic.
+    assert states["RunTotals"]["Parameters"] == {
+        f"{name}.$": f"$.{name}"
+        for name in ("orders", "accepted", "rejected", "skipped", "failed", "batches")
+    }
+    assert states["RunTotals"]["End"] is True
+
+
+def test_every_alert_the_state_machine_publishes_carries_status_and_run(asl) -> None:
+    """The Slack subscription's filter lets through only messages with a status attribute."""
+    states = asl["States"]
+    child = states["ProcessBatches"]["ItemProcessor"]["States"]
+    assert _attributes(states["AlertNotReady"]) == {
+        "status": {"DataType": "String", "StringValue": "not_ready"},
+        "run": {"DataType": "String", "StringValue.$": "$$.Execution.Name"},
+    }
+    assert _attributes(child["AlertFailedBatch"]) == {
+        "status": {"DataType": "String", "StringValue": "batch_failed"},
+        "run": {"DataType": "String", "StringValue.$": "$.run_id"},
+    }
+    publishes = [
+        state
+        for group in (states, child)
+        for state in group.values()
+        if state.get("Resource") == "arn:aws:states:::sns:publish"
+    ]
+    assert len(publishes) == 3
+    assert all("status" in _attributes(state) for state in publishes)

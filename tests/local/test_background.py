@@ -1,8 +1,8 @@
-"""TTL sweeping, pipeline runs and schedules, the notification tap, template freshness."""
+"""TTL sweeping, pipeline runs, schedules and the run watcher, the notification tap, template
+freshness."""
 
 import json
 import os
-import threading
 import time
 
 import boto3
@@ -13,6 +13,7 @@ from entrix.local import synth
 from entrix.local.notifications import NotificationTap
 from entrix.local.pipeline import (
     PipelineError,
+    RunWatcher,
     Scheduler,
     find_state_machine,
     scheduled_event,
@@ -150,51 +151,92 @@ def test_find_state_machine_refuses_none_or_several():
             find_state_machine(sfn)
 
 
-def test_scheduler_starts_runs_on_its_interval_and_reports_them():
-    reports = []
-    done = threading.Event()
-
-    def report(summary):
-        reports.append(summary)
-        if len(reports) >= 2:
-            done.set()
-
+def test_scheduler_starts_runs_on_its_interval():
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         sfn = client("stepfunctions")
         arn = _machine(sfn)
+        reports = []
         scheduler = Scheduler(
-            sfn, [(arn, None)], 0.05, report, region=REGION, account_id="123456789012"
+            sfn, [(arn, None)], 0.05, reports.append, region=REGION, account_id="123456789012"
         )
         scheduler.start()
         try:
-            assert done.wait(20)
+            deadline = time.monotonic() + 20
+            while len(sfn.list_executions(stateMachineArn=arn)["executions"]) < 2:
+                assert time.monotonic() < deadline, "no second run"
+                time.sleep(0.05)
         finally:
             scheduler.stop()
         names = [e["name"] for e in sfn.list_executions(stateMachineArn=arn)["executions"]]
     assert len(set(names)) == len(names) >= 2
     assert all(name.startswith("scheduled-") for name in names)
-    assert reports[0]["accepted"] == 3
+    assert reports == [], "the RunWatcher reports runs; the scheduler, runs it could not start"
+
+
+def test_scheduler_reports_a_run_it_could_not_start():
+    reports = []
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        missing = "arn:aws:states:eu-west-1:123456789012:stateMachine:gone"
+        scheduler = Scheduler(
+            client("stepfunctions"),
+            [(missing, None)],
+            60,
+            reports.append,
+            region=REGION,
+            account_id="123456789012",
+        )
+        scheduler.tick()
+    (report,) = reports
+    assert report["status"] == "ERROR" and "gone" in report["error"]
+
+
+def test_run_watcher_reports_each_ended_run_once_however_it_was_started():
+    reports = []
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        sfn = client("stepfunctions")
+        arn = _machine(sfn)
+        watcher = RunWatcher(sfn, [arn], reports.append, interval=0.05)
+        watcher.start()
+        try:
+            manual = start_run(sfn, arn, {}, "manual")
+            scheduled = start_run(sfn, arn, {}, "scheduled")
+            deadline = time.monotonic() + 20
+            while len(reports) < 2:
+                assert time.monotonic() < deadline, reports
+                time.sleep(0.05)
+            time.sleep(0.3)  # the watcher looks at the same ended runs again
+        finally:
+            watcher.stop()
+    assert sorted(report["execution"] for report in reports) == sorted(
+        execution.rsplit(":", 1)[-1] for execution in (manual, scheduled)
+    )
+    assert all(report["status"] == "SUCCEEDED" and report["accepted"] == 3 for report in reports)
 
 
 @mock_aws
-def test_notification_tap_shows_each_published_message_as_slack_text():
+def test_notification_tap_shows_what_slack_gets_not_the_per_order_rejections():
     shown = []
     sns, sqs = client("sns"), client("sqs")
     topic = sns.create_topic(Name="alerts")["TopicArn"]
     tap = NotificationTap(sns, sqs, [topic], lambda name, text: shown.append((name, text)))
     tap.start()
+
+    def publish(message, status):
+        attributes = {"status": {"DataType": "String", "StringValue": status}}
+        sns.publish(TopicArn=topic, Message=message, MessageAttributes=attributes)
+
     try:
-        sns.publish(
-            TopicArn=topic, Message=json.dumps({"text": "Order r1 was rejected", "record_id": "r1"})
-        )
-        sns.publish(TopicArn=topic, Message="plain words")
+        publish(json.dumps({"text": "Order r1 was rejected", "record_id": "r1"}), "rejected")
+        publish(json.dumps({"text": "1 of 3 orders were rejected", "run": "r-1"}), "digest")
+        publish("plain words", "batch_failed")
         deadline = time.monotonic() + 10
         while len(shown) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
+        time.sleep(0.3)  # time for a rejection that got through to show too
     finally:
         tap.stop()
     assert sorted(shown) == [
-        ("alerts", "Order r1 was rejected\nrecord_id: r1"),
+        ("alerts", "1 of 3 orders were rejected\nrun: r-1"),
         ("alerts", "plain words"),
     ]
 

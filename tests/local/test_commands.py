@@ -1,4 +1,5 @@
-"""Command-line failures a user meets: a taken port, no local system to run the pipeline on."""
+"""Command-line failures a user meets: a taken port, no local system to run the pipeline on or
+to read the alerts of."""
 
 import socket
 import subprocess
@@ -26,12 +27,13 @@ def test_wildcard_hosts_are_reached_on_loopback():
     assert client_host("192.0.2.7") == "192.0.2.7"
 
 
-def test_pipeline_run_without_a_local_system_says_how_to_start_one():
+@pytest.mark.parametrize("command", [["pipeline", "run"], ["alerts"]])
+def test_a_command_without_a_local_system_says_how_to_start_one(command):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     result = subprocess.run(
-        [sys.executable, "-m", "entrix.cli", "pipeline", "run", "--aws-port", str(port)],
+        [sys.executable, "-m", "entrix.cli", *command, "--aws-port", str(port)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -1,4 +1,5 @@
-"""One pipeline run over thousands of orders under `entrix local`, checked order by order.
+"""One pipeline run over thousands of orders under `entrix local`, checked order by order, and
+what people see of it: one digest on the console and in `entrix alerts`.
 
 Lambda A's random mode makes up the orders (as the seed's did) and stores them as pending first;
 small batches make the Distributed Map run several child executions. The 10,000-order version of
@@ -6,6 +7,7 @@ this run is a row of `make bench` (about a minute there); this one keeps `make t
 """
 
 import json
+import time
 
 import pytest
 
@@ -42,7 +44,35 @@ def _stored_lines(local, execution):
     return stored
 
 
+def _client_queue(local):
+    """A queue subscribed to the alert topic with no filter, as a client's system may be."""
+    sqs = local.client("sqs")
+    url = sqs.create_queue(QueueName="every-alert")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    (topic,) = [
+        topic["TopicArn"]
+        for topic in local.client("sns").list_topics()["Topics"]
+        if "AlertTopic" in topic["TopicArn"]
+    ]
+    local.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    return url
+
+
+def _received(local, url):
+    """Every alert in the queue, consumed."""
+    sqs = local.client("sqs")
+    alerts = []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        for message in messages:
+            alerts.append(json.loads(json.loads(message["Body"])["Message"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return alerts
+
+
 def test_one_run_processes_thousands_of_random_orders_each_stored_or_alerted_once(local):
+    queue = _client_queue(local)
     local.configure_lambda_a(
         {
             "RESULTS_READY_PROBABILITY": "1",
@@ -67,14 +97,28 @@ def test_one_run_processes_thousands_of_random_orders_each_stored_or_alerted_onc
     assert len(stored) == summary["accepted"]
     assert all(document["status"] == "accepted" for document in stored.values())
     assert {document["owner"] for document in stored.values()} == {SIMULATOR_OWNER}
-    # "Order <record_id> of <owner> was rejected in auction run <run> (...)"
-    rejections = [
-        line.split("Order ", 1)[1].split(" was rejected", 1)[0].rsplit(" of ", 1)
-        for line in local.lines
-        if " was rejected in auction run " + summary["execution"] in line
-    ]
-    assert {owner for _, owner in rejections} == {SIMULATOR_OWNER}
-    alerted = {record_id for record_id, _ in rejections}
-    assert len(alerted) == summary["rejected"]
+    run = summary["execution"]
+    rejections = [a for a in _received(local, queue) if a["status"] == "rejected"]
+    assert {alert["run"] for alert in rejections} == {run}
+    assert {alert["owner"] for alert in rejections} == {SIMULATOR_OWNER}
+    alerted = {alert["record_id"] for alert in rejections}
+    assert len(alerted) == len(rejections) == summary["rejected"]
     assert all(record_id.startswith("random-") for record_id in alerted | set(stored))
     assert not alerted & set(stored), "an order is either stored or alerted"
+
+    # People read one digest for the run, on the console and in `entrix alerts`; the console
+    # names no rejected order on a line of its own.
+    digest = f"{summary['rejected']} of {ORDERS} orders were rejected in auction run {run}"
+    deadline = time.monotonic() + 60  # a guard against a hang, not a speed check
+    while not (
+        any(f'[pipeline] {{"execution": "{run}"' in line for line in local.lines)
+        and any(digest in line for line in local.lines)
+    ):
+        assert time.monotonic() < deadline, local.output[-3000:]
+        time.sleep(0.2)
+    assert sum(digest in line for line in local.lines) == 1, local.output[-3000:]
+    assert not any(" was rejected in auction run " in line for line in local.lines)
+    listed = local.cli("alerts")
+    assert listed.returncode == 0, listed.stderr
+    assert sum(digest in line for line in listed.stdout.splitlines()) == 1, listed.stdout
+    assert f'[pipeline] {{"execution": "{run}"' in listed.stdout

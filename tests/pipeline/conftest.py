@@ -13,14 +13,15 @@ import importlib
 import json
 import random
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from entrix.auction.digest import DIGEST_STATUS
 from entrix.local.deploy import Deployer, Deployment
 from entrix.local.lambda_runner import (
     applied_environment,
@@ -99,6 +100,10 @@ ACCEPT = 0.1
 REJECT = 0.9
 
 
+# A message published to a topic, parsed, and its message attributes ({name: value}).
+Published = tuple[dict[str, Any], dict[str, str]]
+
+
 @dataclass
 class Pipeline:
     """The deployed pipeline and helpers to feed it orders and read what it produced."""
@@ -110,6 +115,8 @@ class Pipeline:
     state_machine_arn: str
     alerts_queue_url: str
     monkeypatch: pytest.MonkeyPatch
+    # Messages received from the alert topic that no call has taken yet.
+    unread: list[Published] = field(default_factory=list)
 
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION)
@@ -213,20 +220,42 @@ class Pipeline:
         return sorted(version["Key"] for version in versions.get("Versions", []))
 
     def alerts(self) -> list[dict[str, Any]]:
-        """Every message published to the alert topic so far (consumed from its SQS subscriber)."""
-        sqs = self.client("sqs")
-        messages = []
-        while True:
-            received = sqs.receive_message(
-                QueueUrl=self.alerts_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
-            ).get("Messages", [])
-            if not received:
-                return messages
-            for message in received:
-                messages.append(json.loads(json.loads(message["Body"])["Message"]))
-                sqs.delete_message(
-                    QueueUrl=self.alerts_queue_url, ReceiptHandle=message["ReceiptHandle"]
+        """Every message published to the alert topic since the last call, but the runs'
+        rejection digests (`digests()`)."""
+        return [body for body, _ in self._take(lambda body: body.get("status") != DIGEST_STATUS)]
+
+    def digests(self) -> list[Published]:
+        """Every rejection digest published since the last call, with its message attributes."""
+        return self._take(lambda body: body.get("status") == DIGEST_STATUS)
+
+    def _take(self, wanted: Callable[[dict[str, Any]], bool]) -> list[Published]:
+        """The `wanted` messages of the alert topic (consumed from its SQS subscriber), in the
+        order received; the others wait for the next call."""
+        self.unread.extend(received_messages(self.client("sqs"), self.alerts_queue_url))
+        taken = [message for message in self.unread if wanted(message[0])]
+        self.unread = [message for message in self.unread if not wanted(message[0])]
+        return taken
+
+
+def received_messages(sqs: Any, queue_url: str) -> list[Published]:
+    """Every SNS message delivered to `queue_url` (not raw: in its SNS envelope), consumed."""
+    messages = []
+    while True:
+        received = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+        ).get("Messages", [])
+        if not received:
+            return messages
+        for message in received:
+            envelope = json.loads(message["Body"])
+            attributes = envelope.get("MessageAttributes") or {}
+            messages.append(
+                (
+                    json.loads(envelope["Message"]),
+                    {name: value["Value"] for name, value in attributes.items()},
                 )
+            )
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def _logical_id(template: Template, resource_type: str, contains: str) -> str:

@@ -201,6 +201,24 @@ def test_slack_payload_puts_the_text_first_then_the_fields() -> None:
     assert slack_payload(message) == {"text": "Order r-1 was rejected.\nrecord_id: r-1\nrun: run-9"}
 
 
+def test_slack_payload_shows_each_of_a_digests_examples_on_its_own_line() -> None:
+    digest = {
+        "text": "2 of 9 orders were rejected in auction run run-9; the full list: s3://b/p/",
+        "status": "rejection_digest",
+        "examples": [
+            {"record_id": "r-1", "owner": "desk-a", "power": 3},
+            {"record_id": "r-2", "owner": "desk-b", "power": -1},
+        ],
+        "ids": ["x", "y"],
+    }
+    assert slack_payload(json.dumps(digest))["text"].splitlines()[1:] == [
+        "status: rejection_digest",
+        "examples 1: record_id: r-1, owner: desk-a, power: 3",
+        "examples 2: record_id: r-2, owner: desk-b, power: -1",
+        'ids: ["x", "y"]',
+    ]
+
+
 @pytest.mark.parametrize("message", ["plain words", "[1, 2]", '{"no_text": 1}', '{"text": 5}'])
 def test_slack_payload_forwards_anything_else_as_plain_text(message: str) -> None:
     assert slack_payload(message) == {"text": message}

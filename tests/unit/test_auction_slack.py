@@ -19,6 +19,8 @@ import pytest
 from moto import mock_aws
 
 from entrix import settings
+from entrix.auction.digest import rejection_digest
+from entrix.auction.outcomes import REJECTED_EXAMPLES
 
 WEBHOOK = "https://hooks.slack.example/services/T000/B000/XXXX"
 HOSTILE_ID = "<!channel> please log in again: <https://evil.example/login|entrix portal>"
@@ -159,6 +161,64 @@ def test_client_text_reaches_slack_inert(slack: Any) -> None:
         body["blocks"][1]["fields"]
     )
     assert webhook.bodies()[1]["text"] == escaped
+
+
+def _digest(record_id: str = "r-1") -> dict[str, Any]:
+    """A run's digest as the run summary writes it (entrix.auction.digest)."""
+    batches = [
+        {
+            "rejected": 6,
+            REJECTED_EXAMPLES: [
+                {"record_id": record_id, "owner": "desk-a", "power": -12},
+                {"record_id": "r-2", "owner": "desk-b", "power": 7},
+            ],
+        }
+    ]
+    digest = rejection_digest("run-9", 100000, batches, "results", "rejections/run=run-9/")
+    assert digest is not None
+    return digest
+
+
+def test_a_digest_is_posted_with_each_example_as_a_field(slack: Any) -> None:
+    module, webhook, _ = slack
+
+    module.handler(sns_event(json.dumps(_digest())), None)
+
+    (body,) = webhook.bodies()
+    headline, fields = body["blocks"]
+    assert headline["text"]["text"] == (
+        "6 of 100000 orders were rejected in auction run run-9; "
+        "the full list: s3://results/rejections/run=run-9/"
+    )
+    assert [field["text"] for field in fields["fields"]] == [
+        "*status*\nrejection_digest",
+        "*run*\nrun-9",
+        "*rejected*\n6",
+        "*orders*\n100000",
+        "*examples 1*\nrecord_id: r-1, owner: desk-a, power: -12",
+        "*examples 2*\nrecord_id: r-2, owner: desk-b, power: 7",
+        "*rejections*\ns3://results/rejections/run=run-9/",
+    ]
+    assert all(field["verbatim"] is True for field in fields["fields"])
+    assert "examples 2: record_id: r-2, owner: desk-b, power: 7" in body["text"]
+
+
+def test_client_text_in_a_digests_examples_reaches_slack_inert(slack: Any) -> None:
+    module, webhook, _ = slack
+
+    module.handler(sns_event(json.dumps(_digest(HOSTILE_ID))), None)
+
+    (body,) = webhook.bodies()
+    posted = list(strings(body))
+    assert not any("<" in text or ">" in text for text in posted), posted
+    escaped = (
+        "&lt;!channel&gt; please log in again: &lt;https://evil.example/login|entrix portal&gt;"
+    )
+    assert {
+        "type": "mrkdwn",
+        "text": f"*examples 1*\nrecord_id: {escaped}, owner: desk-a, power: -12",
+        "verbatim": True,
+    } in body["blocks"][1]["fields"]
 
 
 def test_long_and_many_fields_fit_block_kit(slack: Any) -> None:

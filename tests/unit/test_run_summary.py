@@ -7,9 +7,17 @@ import sys
 
 import pytest
 
+from entrix import settings
+from entrix.auction.outcomes import REJECTED_EXAMPLES
 from entrix.handlers.run_summary import handler
 
 ZERO = {"accepted": 0, "rejected": 0, "failed": 0, "skipped": 0}
+BUCKET = "order-results-entrix-123456789012-eu-west-1"
+
+
+@pytest.fixture(autouse=True)
+def _bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(settings.RESULTS_BUCKET_NAME.name, BUCKET)
 
 
 def test_batch_counts_are_added_up() -> None:
@@ -22,7 +30,10 @@ def test_batch_counts_are_added_up() -> None:
         ],
     }
 
-    assert handler(event, None) == {
+    summary = handler(event, None)
+    summary.pop("digest")
+
+    assert summary == {
         "orders": 9,
         "accepted": 3,
         "rejected": 3,
@@ -30,6 +41,45 @@ def test_batch_counts_are_added_up() -> None:
         "skipped": 1,
         "batches": 3,
     }
+
+
+def test_a_run_with_rejections_returns_its_digest_with_the_batches_examples() -> None:
+    prefix = "rejections/date=2026-12-06/run=run-3/"
+    example = {"record_id": "r1", "owner": "desk-a", "power": -12}
+    event = {
+        "orders": 4,
+        "run": "run-3",
+        "rejections_prefix": prefix,
+        "batches": [
+            {"accepted": 2, "rejected": 1, "skipped": 0, "failed": 0, REJECTED_EXAMPLES: [example]},
+            {"accepted": 0, "rejected": 1, "skipped": 0, "failed": 0},
+        ],
+    }
+
+    summary = handler(event, None)
+
+    assert summary["rejected"] == 2
+    assert summary["digest"] == {
+        "text": f"2 of 4 orders were rejected in auction run run-3; the full list: "
+        f"s3://{BUCKET}/{prefix}",
+        "status": "rejection_digest",
+        "run": "run-3",
+        "rejected": 2,
+        "orders": 4,
+        "examples": [example],
+        "rejections": f"s3://{BUCKET}/{prefix}",
+    }
+
+
+def test_a_run_without_rejections_has_no_digest() -> None:
+    event = {
+        "orders": 2,
+        "run": "run-4",
+        "rejections_prefix": "rejections/x/",
+        "batches": [{"accepted": 2, "rejected": 0, REJECTED_EXAMPLES: []}],
+    }
+
+    assert "digest" not in handler(event, None)
 
 
 def test_a_failed_batch_counted_by_the_state_machine_is_added_like_the_others() -> None:
@@ -50,6 +100,7 @@ def test_a_missing_order_count_is_zero() -> None:
 
 def test_counts_given_as_numbers_of_any_json_kind_become_integers() -> None:
     summary = handler({"orders": 2.0, "batches": [{"accepted": 1.0, "rejected": 1}]}, None)
+    assert summary.pop("digest")["rejected"] == 1
 
     assert summary == {"orders": 2, **ZERO, "accepted": 1, "rejected": 1, "batches": 1}
     assert all(type(value) is int for value in summary.values())

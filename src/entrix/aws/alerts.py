@@ -32,6 +32,12 @@ PARALLEL_REQUESTS = 32
 MAX_REQUEST_BYTES = 256 * 1024
 # The alert fields sent as message attributes, for subscription filter policies.
 ATTRIBUTES = ("owner", "status", "run")
+# What people read (the Slack forwarder, the local console): every message but the per-order
+# rejections, which are for clients' own subscriptions; a run's rejections reach people as its
+# one digest. SNS delivers to a filtered subscription only messages that carry the attribute
+# (`anything-but` needs it, and `exists: false` never matches a message without attributes), so
+# every publisher of the topic sends `status`.
+PEOPLE_FILTER_POLICY = {"status": [{"anything-but": ["rejected"]}]}
 
 
 def message_attributes(alert: dict[str, Any]) -> dict[str, dict[str, str]]:

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
 from entrix import settings
+from entrix.auction.messages import alert_fields
 from entrix.aws.secrets import SecretCache
 
 logger = logging.getLogger(__name__)
@@ -98,8 +99,9 @@ def slack_message(sns_message: str) -> dict[str, Any]:
     """The webhook body for one message published to the alert topic.
 
     The pipeline publishes JSON objects with a `text` line plus structured fields (record_id,
-    status, run, ...): the line becomes a section's text and each field a section field. Anything
-    else published to the topic is forwarded as one escaped line.
+    status, run, ...): the line becomes a section's text and each field a section field (a
+    digest's examples one field each, entrix.auction.messages.alert_fields). Anything else
+    published to the topic is forwarded as one escaped line.
     """
     headline, fields = sns_message, []
     try:
@@ -108,7 +110,7 @@ def slack_message(sns_message: str) -> dict[str, Any]:
         message = None
     if isinstance(message, dict) and isinstance(message.get("text"), str):
         headline = message["text"]
-        fields = [(str(name), _value(value)) for name, value in message.items() if name != "text"]
+        fields = alert_fields(message)
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": _mrkdwn(_clipped(headline, MAX_TEXT_CHARS) or " ")}
     ]
@@ -137,10 +139,6 @@ def slack_message(sns_message: str) -> dict[str, Any]:
         "unfurl_links": False,
         "unfurl_media": False,
     }
-
-
-def _value(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def check_webhook_url(url: str) -> None:

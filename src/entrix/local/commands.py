@@ -1,4 +1,5 @@
-"""`entrix local` and `entrix pipeline run` (called by entrix.cli with its parsed arguments)."""
+"""`entrix local`, `entrix pipeline run` and `entrix alerts` (called by entrix.cli with its parsed
+arguments)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from entrix.local.alert_log import recent_entries
 from entrix.local.apigateway import ApiConfigurationError
 from entrix.local.deploy import DeploymentError
 from entrix.local.endpoint import PortInUse, client_host, local_client
@@ -127,13 +129,44 @@ def pipeline_run(args: argparse.Namespace) -> int:
     return 0 if summary["status"] == "SUCCEEDED" else 1
 
 
+def alerts(args: argparse.Namespace) -> int:
+    """Print the newest notifications and run summaries the local console showed, oldest first,
+    each with its time."""
+    endpoint = f"http://{client_host(args.host)}:{args.aws_port}"
+    logs = local_client("logs", endpoint, LOCAL_REGION)
+    try:
+        entries = recent_entries(logs, args.limit)
+    except (BotoCoreError, ClientError) as error:
+        print(
+            f"entrix alerts: cannot read the local system's alerts at {endpoint}: {error}",
+            file=sys.stderr,
+        )
+        print("start it with `entrix local` (or pass --host/--aws-port)", file=sys.stderr)
+        return 1
+    if not entries:
+        print("no alerts or runs yet")
+    for seconds, entry in entries:
+        shown = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+        text = _run_text(entry["run"]) if "run" in entry else _notification_text(**entry)
+        print(f"{shown} {text}")
+    return 0
+
+
+def _run_text(summary: dict[str, Any]) -> str:
+    return f"[pipeline] {json.dumps(summary)}"
+
+
+def _notification_text(topic: str, text: str) -> str:
+    lines = text.splitlines() or [""]
+    return "\n".join([f"[slack #{topic}] {lines[0]}", *(f"    {line}" for line in lines[1:])])
+
+
 def _show_run(summary: dict[str, Any]) -> None:
-    say(f"[pipeline] {json.dumps(summary)}")
+    say(_run_text(summary))
 
 
 def _show_notification(topic: str, text: str) -> None:
-    lines = text.splitlines() or [""]
-    say("\n".join([f"[slack #{topic}] {lines[0]}", *(f"    {line}" for line in lines[1:])]))
+    say(_notification_text(topic, text))
 
 
 def _show_secret_request(function_name: str, secret_id: str, status: int) -> None:
@@ -255,5 +288,6 @@ def _show_banner(system: LocalSystem, args: argparse.Namespace, root: Any, secon
         ]
     if deployment.state_machines:
         lines += ["", f"Run the pipeline now:  entrix pipeline run{_endpoint_flags(args)}"]
+    lines += ["", f"Alerts and run summaries so far:  entrix alerts{_endpoint_flags(args)}"]
     lines += ["", "Ctrl-C stops everything.", ""]
     say("\n".join(lines))

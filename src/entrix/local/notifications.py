@@ -1,9 +1,12 @@
-"""Shows each message published to the system's SNS topics, as the Slack channel would.
+"""Shows the messages published to the system's SNS topics that the Slack channel would get.
 
 A queue of the embedded endpoint, made for the console and not part of the template, subscribes
-to every topic; a background thread long-polls it and hands each message, as one readable text
-(`entrix.auction.messages.slack_payload`: the alert's line and its fields; the deployed forwarder
-posts the same content as escaped Block Kit fields), to `show`.
+to every topic with the Slack forwarder's filter policy (entrix.aws.alerts.PEOPLE_FILTER_POLICY):
+each run's rejection digest, failed batches and runs never ready, but not the per-order
+rejections, which are for clients' own subscriptions (a run of 100,000 orders would print
+thousands of lines). A background thread long-polls it and hands each message, as one readable
+text (`entrix.auction.messages.slack_payload`: the alert's line and its fields; the deployed
+forwarder posts the same content as escaped Block Kit fields), to `show`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from entrix.auction.messages import slack_payload
+from entrix.aws.alerts import PEOPLE_FILTER_POLICY
 
 CONSOLE_QUEUE_NAME = "entrix-local-console"
 
@@ -34,7 +38,12 @@ class NotificationTap:
             QueueUrl=self._queue_url, AttributeNames=["QueueArn"]
         )["Attributes"]["QueueArn"]
         for topic_arn in self.topic_arns:
-            self.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+            self.sns.subscribe(
+                TopicArn=topic_arn,
+                Protocol="sqs",
+                Endpoint=queue_arn,
+                Attributes={"FilterPolicy": json.dumps(PEOPLE_FILTER_POLICY)},
+            )
         self._thread.start()
 
     def stop(self) -> None:

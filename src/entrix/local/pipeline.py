@@ -3,7 +3,9 @@
 EventBridge schedules never fire in moto, so `Scheduler` starts the rule's target state machines
 itself, every `--schedule-seconds`, with the input EventBridge sends (a "Scheduled Event") and a
 unique execution name (moto names unnamed executions `...:None`, so a second one would clash).
-Both paths share `start_run` and `wait_for_summary`, so they report runs the same way.
+Both paths start runs with `start_run`; `RunWatcher` reports every run that ended to the console
+(and its log, for `entrix alerts`), however it was started, with `summarize`, as `entrix pipeline
+run` prints its own.
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from entrix.auction.outcomes import OUTCOMES
 from entrix.local.periodic import Periodic
 
 POLL_SECONDS = 0.2
+# How often the console looks for runs that have ended.
+WATCH_SECONDS = 1.0
 
 
 class PipelineError(Exception):
@@ -118,9 +124,10 @@ def wait_for_summary(
 
 
 class Scheduler(Periodic):
-    """Starts each scheduled target every `interval` seconds, reporting each run's summary.
+    """Starts each scheduled target every `interval` seconds; `report` hears of a run that could
+    not be started (a RunWatcher reports the runs themselves).
 
-    Runs may overlap, as EventBridge's would; each run is followed on its own thread.
+    Runs may overlap, as EventBridge's would.
     """
 
     def __init__(
@@ -142,15 +149,47 @@ class Scheduler(Periodic):
 
     def tick(self) -> None:
         for state_machine_arn, rule_arn in self.targets:
-            threading.Thread(
-                target=self._run, args=(state_machine_arn, rule_arn), daemon=True
-            ).start()
+            try:
+                event = scheduled_event(self.region, self.account_id, rule_arn)
+                start_run(self.sfn, state_machine_arn, event, "scheduled")
+            except Exception as error:  # noqa: BLE001 - a failed start must not end the schedule
+                if not self._stop.is_set():
+                    self.report({"status": "ERROR", "error": f"{type(error).__name__}: {error}"})
 
-    def _run(self, state_machine_arn: str, rule_arn: str | None) -> None:
-        try:
-            event = scheduled_event(self.region, self.account_id, rule_arn)
-            execution_arn = start_run(self.sfn, state_machine_arn, event, "scheduled")
-            self.report(wait_for_summary(self.sfn, execution_arn, stop=self._stop))
-        except Exception as error:  # noqa: BLE001 - a failed run must not end the schedule
-            if not self._stop.is_set():
-                self.report({"status": "ERROR", "error": f"{type(error).__name__}: {error}"})
+
+class RunWatcher(Periodic):
+    """Reports the summary of every run of the state machines once it has ended: scheduled
+    runs, `entrix pipeline run` from another process, any run started through the endpoint."""
+
+    def __init__(
+        self,
+        sfn: Any,
+        state_machine_arns: Sequence[str],
+        report: Callable[[dict[str, Any]], None],
+        interval: float = WATCH_SECONDS,
+    ) -> None:
+        super().__init__("runs", interval)
+        self.sfn = sfn
+        self.state_machine_arns = state_machine_arns
+        self.report = report
+        self._reported: set[str] = set()
+
+    def tick(self) -> None:
+        for state_machine_arn in self.state_machine_arns:
+            try:
+                # Newest first; a run ends long before 100 newer ones have started.
+                listed = self.sfn.list_executions(
+                    stateMachineArn=state_machine_arn, maxResults=100
+                )["executions"]
+                ended = [
+                    execution["executionArn"]
+                    for execution in reversed(listed)
+                    if execution["status"] != "RUNNING"
+                    and execution["executionArn"] not in self._reported
+                ]
+                for execution_arn in ended:
+                    summary = summarize(self.sfn.describe_execution(executionArn=execution_arn))
+                    self._reported.add(execution_arn)
+                    self.report(summary)
+            except (BotoCoreError, ClientError):
+                return  # the endpoint is going away, or a blip: the next tick looks again

@@ -2,8 +2,10 @@
 
 Start order: the embedded AWS endpoint, every template resource in it (functions with the
 Parameters and Secrets Extension's layer get the local extension), then the API Gateway
-emulation, the TTL sweeper, the stream poller, the notification tap and the scheduler.
-`stop()` undoes it in reverse and frees every port.
+emulation, the TTL sweeper, the stream poller, the console's log (entrix.local.alert_log), the
+notification tap, the run watcher and the scheduler. Each notification shown and each run's
+summary is also written to the console's log, which `entrix alerts` reads. `stop()` undoes it in
+reverse and frees every port.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from entrix.local import lambda_runner
+from entrix.local.alert_log import AlertLog
 from entrix.local.apigateway import ApiGateway, ApiServer, RestApi
 from entrix.local.deploy import Deployer, Deployment
 from entrix.local.endpoint import ACCOUNT_ID, AwsEndpoint, check_port_free, client_host
 from entrix.local.lambda_runner import Invocation
 from entrix.local.notifications import NotificationTap
-from entrix.local.pipeline import Scheduler
+from entrix.local.pipeline import RunWatcher, Scheduler
 from entrix.local.secrets_extension import LocalSecretsExtension, RequestListener
 from entrix.local.streams import StreamPoller, TtlDeletions
 from entrix.local.template import PseudoParameters, Template
@@ -81,6 +84,7 @@ class LocalSystem:
         self.secrets_extension: LocalSecretsExtension | None = None
         self.deployment: Deployment | None = None
         self.api_server: ApiServer | None = None
+        self.alert_log: AlertLog | None = None
         self._stoppables: list[Any] = []
 
     @property
@@ -142,16 +146,26 @@ class LocalSystem:
             poller.start()
             self._stoppables.append(poller)
 
+        self.alert_log = AlertLog(self.endpoint.client("logs"))
+        self.alert_log.start()
         topics = deployment.topics
         if topics:
             tap = NotificationTap(
                 self.endpoint.client("sns"),
                 self.endpoint.client("sqs"),
                 topics,
-                self.show_notification,
+                self._notification,
             )
             tap.start()
             self._stoppables.append(tap)
+        if deployment.state_machines:
+            watcher = RunWatcher(
+                self.endpoint.client("stepfunctions"),
+                list(deployment.state_machines.values()),
+                self._run,
+            )
+            watcher.start()
+            self._stoppables.append(watcher)
 
         targets = [
             (machine, schedule.rule_arn)
@@ -164,12 +178,24 @@ class LocalSystem:
                 self.endpoint.client("stepfunctions"),
                 targets,
                 self.options.schedule_seconds,
-                self.show_run,
+                self._run,
                 region=self.region,
                 account_id=ACCOUNT_ID,
             )
             scheduler.start()
             self._stoppables.append(scheduler)
+
+    def _notification(self, topic: str, text: str) -> None:
+        """A message the Slack channel would get: shown, and kept for `entrix alerts`."""
+        self.show_notification(topic, text)
+        assert self.alert_log is not None
+        self.alert_log.record({"topic": topic, "text": text})
+
+    def _run(self, summary: dict[str, Any]) -> None:
+        """A run's summary (or a run that could not start): shown, and kept likewise."""
+        self.show_run(summary)
+        assert self.alert_log is not None
+        self.alert_log.record({"run": summary})
 
     def invoke(self, function_name: str, event: Any) -> Invocation:
         """Run a function of the deployment in this process, with its environment; its logs go
