@@ -100,10 +100,10 @@ def test_people_get_the_digest_and_failures_but_no_per_order_rejection(
     pipeline.script(READY, ACCEPT, ACCEPT, REJECT, REJECT)
     real_process = BatchProcessor.process
 
-    def crash_on_first_batch(processor: BatchProcessor, batch: Any, clock: float) -> Any:
+    def crash_on_first_batch(processor: BatchProcessor, batch: Any, *args: Any) -> Any:
         if batch.results_key.endswith("batch-00001.jsonl"):
             raise RuntimeError("simulated bug")
-        return real_process(processor, batch, clock)
+        return real_process(processor, batch, *args)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(BatchProcessor, "process", crash_on_first_batch)
