@@ -115,7 +115,8 @@ def process(stores: Stores, batch: ResultsBatch, clock: float) -> dict[str, int]
     unfinished: list[OrderResult] = []
     if accepted:
         body = json_lines(
-            result_line(item, order.power, batch.run_id, result_at) for order, item in accepted
+            result_line(item, Status.ACCEPTED.value, order.power, batch.run_id, result_at)
+            for order, item in accepted
         )
         try:
             stores.s3.put_object(

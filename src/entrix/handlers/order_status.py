@@ -5,7 +5,8 @@ client's order with the same record_id is not found: the reply is the same 404 a
 id. DynamoDB's TTL deletes an expired order only eventually (up to days later), so expiry is
 checked here rather than trusted to the table: an order still stored but past its `expires_at`
 is answered 404 with code ORDER_EXPIRED (404 as the API promises for an expired order; the code
-tells the client it existed); once the TTL deleted it, the answer is 404 NOT_FOUND and its history is in the results bucket's history/ (docs/architecture.md).
+tells the client it existed); once the TTL deleted it, the answer is 404 NOT_FOUND and its
+history is in the results bucket's history/ (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
 
 
 def handle(event: dict[str, Any], table: OrdersTable, now: float) -> dict[str, Any]:
-    """The reply to one GET /orders/{record_id} event; an order expired at `now` is 404 ORDER_EXPIRED."""
+    """The reply to one GET /orders/{record_id} event; an order expired at `now` is 404
+    ORDER_EXPIRED."""
     try:
         owner = caller(event, now)
     except Unauthenticated as refusal:
