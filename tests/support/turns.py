@@ -28,6 +28,7 @@ class Turns:
         self._busy = False
         self._finished: set[str] = set()
         self._abandoned = False
+        self._holder = ""  # whose call is going, for a wait's failure
 
     def register(self, client: Any) -> None:
         """Make every call of `client` take its turn."""
@@ -40,12 +41,16 @@ class Turns:
         with self._condition:
             while not self._abandoned and (self._busy or not self._my_turn(name)):
                 if not self._condition.wait(timeout=10):
-                    raise AssertionError(f"{name} waited too long for its turn")
+                    raise AssertionError(
+                        f"{name} waited too long for its turn: next turn "
+                        f"{self._schedule[:1]}, call of {self._holder or 'nobody'} going "
+                        f"({self._busy}), finished {sorted(self._finished)}"
+                    )
             if self._abandoned:
                 raise AssertionError(f"{name} made a call after its example ended")
             if self._schedule:
                 self._schedule.pop(0)
-            self._busy = True
+            self._busy, self._holder = True, threading.current_thread().name
 
     def after_call(self, **_: Any) -> None:
         with self._condition:
