@@ -14,6 +14,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+# A deadlock's detector, not a timing: under load (2 shared cores) 10 s went by once in about
+# 700 examples with no call ending.
+WAIT_SECONDS = 60
+
 
 class Turns:
     """Lets each thread's AWS calls go one at a time, in the order of `schedule` (thread names).
@@ -40,7 +44,7 @@ class Turns:
         name = thread_owner()
         with self._condition:
             while not self._abandoned and (self._busy or not self._my_turn(name)):
-                if not self._condition.wait(timeout=10):
+                if not self._condition.wait(timeout=WAIT_SECONDS):
                     raise AssertionError(
                         f"{name} waited too long for its turn: next turn "
                         f"{self._schedule[:1]}, call of {self._holder or 'nobody'} going "
