@@ -466,8 +466,7 @@ def test_two_runs_and_a_client_in_any_interleaving_keep_every_order_rule(
         clients = {service: _client(service) for service in ("dynamodb", "s3", "sns")}
         client_dynamodb = _client("dynamodb")
         for each in (*clients.values(), client_dynamodb):
-            each.meta.events.register("before-call", turns.before_call)
-            each.meta.events.register("after-call", turns.after_call)
+            turns.register(each)
         processor = BatchProcessor(
             orders=OrderResults(clients["dynamodb"], TABLE),
             results=ResultsStore(clients["s3"], BUCKET),
@@ -530,8 +529,14 @@ def test_two_runs_and_a_client_in_any_interleaving_keep_every_order_rule(
         threads.append(thread(CLIENT, client_requests))
         for each_thread in threads:
             each_thread.start()
-        for each_thread in threads:
-            each_thread.join(timeout=60)
+        try:
+            for each_thread in threads:
+                each_thread.join(timeout=60)
+        finally:
+            turns.abandon()  # its threads end with the example (tests/support/turns.py)
+            for each_thread in threads:
+                each_thread.join(timeout=60)
+        assert not any(each_thread.is_alive() for each_thread in threads)
         assert not errors, errors
 
         items = assert_consistent(made)
