@@ -33,7 +33,7 @@ from infra.config import ServiceConfig
 from infra.constructs.lambda_code import python_function
 from infra.constructs.results_storage import results_bucket
 from infra.constructs.results_workflow import results_state_machine
-from infra.constructs.slack_forwarder import SlackForwarder, slack_forwarder
+from infra.constructs.slack_forwarder import SlackForwarder, people_filter, slack_forwarder
 from infra.nag import acknowledge, logical_id
 
 
@@ -161,6 +161,13 @@ class ResultsPipeline(Construct):
             )
         )
         # Reads an object before adding to it (and another run's, to find a line it stored).
+        # Reading a key that does not exist yet (every batch's first write) answers 404 only to
+        # a role that may list the bucket; without s3:ListBucket S3 answers 403 AccessDenied,
+        # which Lambda B must treat as a fault, so no batch could ever be stored. Key names
+        # are all it lists; the objects stay readable under the two prefixes only.
+        self.process_function.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn])
+        )
         self.process_function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject", "s3:PutObject"],
@@ -195,8 +202,11 @@ class ResultsPipeline(Construct):
         # topic's key on its behalf, which CDK's SnsPublish task does not grant.
         self.state_machine.add_to_role_policy(_publish_with_key(self.topic_key))
         self._schedule()
+        # People read e-mail too: the digest, not 50,000 rejections a run.
         for address in config.alert_email_addresses:
-            self.topic.add_subscription(subscriptions.EmailSubscription(address))
+            self.topic.add_subscription(
+                subscriptions.EmailSubscription(address, filter_policy=people_filter())
+            )
         self._client_rejection_subscriptions(config)
         self.slack: SlackForwarder | None = None
         if config.slack_webhook_secret_arn:

@@ -90,10 +90,16 @@ def slack_forwarder(
     function.add_event_source(
         event_sources.SnsEventSource(
             topic,
-            filter_policy={
-                name: sns.SubscriptionFilter(conditions=conditions)
-                for name, conditions in PEOPLE_FILTER_POLICY.items()
-            },
+            filter_policy=people_filter(),
         )
     )
     return SlackForwarder(function, dead_letters)
+
+
+def people_filter() -> dict[str, sns.SubscriptionFilter]:
+    """The filter policy of every subscription people read (Slack, e-mail): everything but the
+    per-order rejections, which reach people as each run's one digest."""
+    return {
+        name: sns.SubscriptionFilter(conditions=conditions)
+        for name, conditions in PEOPLE_FILTER_POLICY.items()
+    }

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aws_cdk import App
 
+from entrix.aws.alerts import PEOPLE_FILTER_POLICY
 from infra.config import ServiceConfig
 from tests.infra.test_results_pipeline import _synth
 
@@ -84,3 +85,20 @@ def test_a_misspelt_key_is_refused() -> None:
         ServiceConfig.from_context(
             App(context={"entrix:client_rejection_subscription": {"desk-a": QUEUE}}).node
         )
+
+
+def test_people_read_the_digest_by_email_not_every_rejection(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """An e-mail address gets what Slack gets: a run's digest, failed batches, runs never ready,
+    never the 50,000 per-order rejections of a large run."""
+    context = {"entrix:alert_email_addresses": ["trading@example.com"]}
+    template = _synth(tmp_path_factory.mktemp("cdk.out-email"), context)
+    (email,) = [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::SNS::Subscription" and r["Properties"]["Protocol"] == "email"
+    ]
+    assert email["Endpoint"] == "trading@example.com"
+    assert email["FilterPolicy"] == PEOPLE_FILTER_POLICY
+    assert email.get("FilterPolicyScope", "MessageAttributes") == "MessageAttributes"

@@ -224,9 +224,20 @@ def test_lambda_b_may_only_read_and_update_orders_read_and_put_its_objects_and_p
         "dynamodb:UpdateItem",
         "dynamodb:BatchGetItem",
         "s3:GetObject",
+        "s3:ListBucket",
         "s3:PutObject",
         "sns:Publish",
     }
+    # Without ListBucket, S3 answers a read of a key not written yet (every batch's first
+    # write reads its key) with 403 instead of 404, and no batch could be stored.
+    (listing,) = [s for s in statements if "s3:ListBucket" in _actions([s])]
+    assert _actions([listing]) == {"s3:ListBucket"}
+    (bucket,) = [
+        name
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::S3::Bucket" and name.startswith("ResultsPipelineResults")
+    ]
+    assert listing["Resource"] == {"Fn::GetAtt": [bucket, "Arn"]}
     (objects,) = [s for s in statements if "s3:PutObject" in _actions([s])]
     assert _actions([objects]) == {"s3:GetObject", "s3:PutObject"}
     resources = [json.dumps(resource) for resource in objects["Resource"]]
