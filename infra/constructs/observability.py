@@ -51,6 +51,9 @@ PROCESS_METRICS = ("ResultsAccepted", "ResultsRejected", "ResultsSkipped")
 # Lambda A writes the age of the oldest order a run takes (entrix.handlers.results); within the
 # expiry warning of the 24 h TTL, the order is about to expire unprocessed.
 OLDEST_PENDING_METRIC = "OldestPendingOrderAgeSeconds"
+# Lambda's IteratorAge (milliseconds) at which the history archiver is paged: a quarter of the
+# stream's 24 h retention, time enough to fix it before records are lost.
+HISTORY_LAG_ALARM_MS = 6 * 3600 * 1000
 
 
 class Observability(Construct):
@@ -182,6 +185,14 @@ class Observability(Construct):
             "HistoryErrors",
             history.function.metric_errors(period=PERIOD),
             "the history archiver raised or timed out: the stream batch is retried",
+        )
+        self._alarm(
+            "HistoryLag",
+            history.function.metric("IteratorAge", period=PERIOD, statistic="Maximum"),
+            "the history archiver is more than 6 hours behind the orders table's stream; "
+            "records older than the stream's 24 h are lost without reaching the dead-letter "
+            "queue",
+            threshold=HISTORY_LAG_ALARM_MS,
         )
         self._alarm(
             "OldestPendingOrder",

@@ -101,7 +101,7 @@ def test_alarms_are_not_sent_to_the_business_alert_topic(
     service_json: dict[str, Any], alarms: dict[str, dict[str, Any]], ops_topic: str
 ) -> None:
     alert_topic = _ref(service_json, "AWS::SNS::Topic", "AlertTopic")
-    assert len(alarms) == 15
+    assert len(alarms) == 16
     for props in alarms.values():
         assert props["AlarmActions"] == [{"Ref": ops_topic}]
         assert props["OKActions"] == [{"Ref": ops_topic}]
@@ -114,7 +114,9 @@ def test_every_alarm_fires_on_the_first_occurrence_and_not_on_silence(
     for logical_id, props in alarms.items():
         assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
         # The oldest pending order's age alarms at the expiry warning (2 h before the 24 h TTL).
-        expected = 22 * 3600 if "OldestPendingOrder" in logical_id else 1
+        # The history archiver's lag alarms at 6 h of the stream's 24 h.
+        thresholds = {"OldestPendingOrder": 22 * 3600, "HistoryLag": 6 * 3600 * 1000}
+        expected = next((t for name, t in thresholds.items() if name in logical_id), 1)
         assert props["Threshold"] == expected
         assert props["EvaluationPeriods"] == 1
         assert props["TreatMissingData"] == "notBreaching"
@@ -319,3 +321,21 @@ def test_the_ops_topic_and_dashboard_are_stack_outputs(service_json: dict[str, A
     assert topic_output["Value"] == _ref(service_json, "AWS::SNS::Topic", "OpsTopic")
     (dashboard_output,) = [v for k, v in outputs.items() if "DashboardName" in k]
     assert dashboard_output["Value"] == _ref(service_json, "AWS::CloudWatch::Dashboard", "")
+
+
+def test_the_history_archivers_lag_pages_before_the_stream_forgets(
+    service_json: dict[str, Any], alarms: dict[str, dict[str, Any]]
+) -> None:
+    (lag,) = [props for logical_id, props in alarms.items() if "HistoryLag" in logical_id]
+    assert (lag["Namespace"], lag["MetricName"], lag["Statistic"]) == (
+        "AWS/Lambda",
+        "IteratorAge",
+        "Maximum",
+    )
+    (archiver,) = [
+        logical_id
+        for logical_id, resource in service_json["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::Function"
+        and resource["Properties"].get("Handler") == "entrix.handlers.archive.handler"
+    ]
+    assert lag["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": archiver}}]
