@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from boto3.dynamodb.types import TypeSerializer
 
 from entrix import settings
 from entrix.local.apigateway import ApiGateway, ApiRequest, RestApi
@@ -420,6 +421,52 @@ class RunSummary(Workload):
         return None if (reply or {}).get("accepted") == 6 else f"expected 6 accepted: {reply}"
 
 
+class Archive(Workload):
+    """The history archiver on a stream batch of freshly received orders, as DynamoDB Streams
+    hands it over (NEW_AND_OLD_IMAGES; an INSERT has no old image)."""
+
+    handler = "archive"
+    received = 5
+    description = f"the history archiver, a stream batch of {received} received orders"
+
+    def events(self, aws: LocalAws, calls: int, tag: str) -> list[dict[str, Any]]:
+        serializer = TypeSerializer()
+        region = aws.endpoint.region
+        stream_arn = f"arn:aws:dynamodb:{region}:{ACCOUNT_ID}:table/orders/stream/{tag}"
+        batches = []
+        for call in range(calls):
+            receipt = Receipt.at(time.time())
+            records = []
+            for number, order in enumerate(orders(f"{tag}-{call}", self.received)):
+                item = lifecycle.stored_item(
+                    order,
+                    "desk-a",
+                    receipt.received_at,
+                    receipt.expires_at,
+                    lifecycle.version(receipt.received_at, lifecycle.request_nonce(), number),
+                )
+                records.append(
+                    {
+                        "eventID": f"{tag}-{call}-{number}",
+                        "eventName": "INSERT",
+                        "eventSource": "aws:dynamodb",
+                        "eventSourceARN": stream_arn,
+                        "dynamodb": {
+                            "ApproximateCreationDateTime": int(time.time()),
+                            "Keys": {"order_key": {"S": item["order_key"]}},
+                            "NewImage": {k: serializer.serialize(v) for k, v in item.items()},
+                            "SequenceNumber": f"{call * 1_000 + number:021d}",
+                            "StreamViewType": "NEW_AND_OLD_IMAGES",
+                        },
+                    }
+                )
+            batches.append({"Records": records})
+        return batches
+
+    def check(self, reply: Any) -> str | None:
+        return None if reply == {"batchItemFailures": []} else f"expected no failures: {reply}"
+
+
 def _status(reply: Any, status: int) -> str | None:
     got = reply.get("statusCode") if isinstance(reply, dict) else None
     return None if got == status else f"expected HTTP {status}: {reply}"
@@ -436,5 +483,6 @@ WORKLOADS: dict[str, Workload] = {
         Results(),
         Process(),
         RunSummary(),
+        Archive(),
     )
 }
