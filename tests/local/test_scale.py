@@ -26,13 +26,14 @@ def local():
         yield system
 
 
-def _stored_lines(local, execution):
-    """Every JSON Lines document stored for the run, by record_id (each at most once)."""
+def _stored_lines(local, execution, prefix="results/"):
+    """Every JSON Lines document stored for the run under `prefix`, by record_id (each at most
+    once)."""
     s3 = local.client("s3")
     buckets = [b["Name"] for b in s3.list_buckets()["Buckets"]]
     (bucket,) = [name for name in buckets if name.startswith("order-results-")]
     stored = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="results/"):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for entry in page.get("Contents", []):
             if f"/run={execution}/" not in entry["Key"]:
                 continue
@@ -61,12 +62,17 @@ def _client_queue(local):
 
 
 def _received(local, url):
-    """Every alert in the queue, consumed."""
+    """Every alert in the queue, consumed, with its SNS message attributes (as `attributes`)."""
     sqs = local.client("sqs")
     alerts = []
     while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
         for message in messages:
-            alerts.append(json.loads(json.loads(message["Body"])["Message"]))
+            notification = json.loads(message["Body"])
+            attributes = {
+                name: value["Value"]
+                for name, value in notification.get("MessageAttributes", {}).items()
+            }
+            alerts.append({**json.loads(notification["Message"]), "attributes": attributes})
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
     return alerts
 
@@ -101,10 +107,17 @@ def test_one_run_processes_thousands_of_random_orders_each_stored_or_alerted_onc
     rejections = [a for a in _received(local, queue) if a["status"] == "rejected"]
     assert {alert["run"] for alert in rejections} == {run}
     assert {alert["owner"] for alert in rejections} == {SIMULATOR_OWNER}
+    # Each carries what a client's filter policy selects on: its owner, status and run.
+    for alert in rejections:
+        assert alert["attributes"] == {"owner": SIMULATOR_OWNER, "status": "rejected", "run": run}
     alerted = {alert["record_id"] for alert in rejections}
     assert len(alerted) == len(rejections) == summary["rejected"]
     assert all(record_id.startswith("random-") for record_id in alerted | set(stored))
     assert not alerted & set(stored), "an order is either stored or alerted"
+    # The run's outcome is auditable from S3 alone: each rejection once under rejections/.
+    rejected_lines = _stored_lines(local, run, prefix="rejections/")
+    assert set(rejected_lines) == alerted
+    assert all(document["status"] == "rejected" for document in rejected_lines.values())
 
     # People read one digest for the run, on the console and in `entrix alerts`; the console
     # names no rejected order on a line of its own.
