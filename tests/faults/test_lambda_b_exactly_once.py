@@ -21,6 +21,7 @@ from moto import mock_aws
 
 from entrix.auction.batch_item import ResultsBatch
 from entrix.auction.processing import BatchProcessor
+from entrix.auction.results import ObjectChanged
 from entrix.aws.alerts import AlertTopic
 from entrix.aws.clients import PROCESS_CONFIG, client
 from entrix.aws.order_results import OrderResults
@@ -90,7 +91,11 @@ def aws() -> Iterator[LambdaBAws]:
 
 @pytest.fixture
 def lambda_b(aws: LambdaBAws) -> BatchProcessor:
-    """Lambda B's processor, its clients as the handler makes them."""
+    return processor(aws)
+
+
+def processor(aws: LambdaBAws) -> BatchProcessor:
+    """Lambda B's processor, its clients as the handler makes them (its own on each call)."""
     dynamodb, s3, sns = (client(service, PROCESS_CONFIG) for service in ("dynamodb", "s3", "sns"))
     return BatchProcessor(
         orders=OrderResults(dynamodb, TABLE),
@@ -277,3 +282,56 @@ def test_a_definite_s3_error_leaves_the_order_free_an_ambiguous_one_does_not(
     lambda_b.process(batch("run-2", ("a", "accepted", 1)), time.time())
     item = table_items(aws.dynamodb, TABLE)["a"]
     assert item["stored_in"] == results_key("run-2") and "claimed_by" not in item
+
+
+def test_s3_refuses_a_write_over_an_object_changed_since_it_was_read(
+    aws: LambdaBAws, lambda_b: BatchProcessor
+) -> None:
+    """The conditions hold in moto as in S3: no object yet (IfNoneMatch), or its ETag (IfMatch)."""
+    results = lambda_b.results
+    assert isinstance(results, ResultsStore)
+    key = results_key("run-1")
+    results.put_lines_over(key, b"first\n", None)
+    with pytest.raises(ObjectChanged):
+        results.put_lines_over(key, b"not first\n", None)
+    etag = results.read_object(key)[1]
+    assert etag is not None
+    results.put_lines_over(key, b"first\nsecond\n", etag)
+    with pytest.raises(ObjectChanged):
+        results.put_lines_over(key, b"first\nstale\n", etag)
+    assert results.read_object(key)[0] == ["first", "second"]
+
+
+def test_two_invocations_of_a_batch_at_once_keep_each_others_lines(aws: LambdaBAws) -> None:
+    """Step Functions retries ProcessBatch while its first invocation still runs: both hold the
+    claims. The first claims a and b (its claim of c is refused) and reads the object; the retry
+    claims all three, stores and records them before the first one's put. That put is refused
+    (the object changed), the first reads it again and records a and b with the retry's lines:
+    c's line stays."""
+    for record_id in "abc":
+        put_order(aws.dynamodb, record_id)
+    first, retry = processor(aws), processor(aws)
+    the_batch = batch("run-1", ("a", "accepted", 1), ("b", "accepted", 2), ("c", "accepted", 3))
+    claim_of_c = UpdateFault(dynamodb_of(first), is_claim("c"))
+    retried: list[dict[str, Any]] = []
+
+    def retry_before_the_first_put(**_: Any) -> None:
+        if not retried:
+            retried.append(retry.process(the_batch, time.time() + 1))
+
+    results = first.results
+    assert isinstance(results, ResultsStore)
+    results._client.meta.events.register_first(
+        "before-send.s3.PutObject", retry_before_the_first_put
+    )
+
+    outcome = first.process(the_batch, time.time())
+
+    assert claim_of_c.hits == 3
+    assert counts(retried[0]) == (3, 0, 0, 0)
+    assert counts(outcome) == (2, 0, 0, 1)
+    processed = check(aws)
+    assert sorted(processed) == [order_key(r) for r in "abc"], "no line lost"
+    assert [line["record_id"] for _, line in stored_lines(aws.s3, BUCKET)] == ["a", "b", "c"]
+    times = {line["result_at"] for _, line in processed.values()}
+    assert len(times) == 1, "a and b recorded with the retry's lines, not the first's"

@@ -687,7 +687,7 @@ def test_orders_claimed_but_not_recorded_in_time_are_released(
     process: ModuleType, aws: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     put_order(aws["dynamodb"], "a")
-    slow = _slow(process, monkeypatch, "results", "put_lines")
+    slow = _slow(process, monkeypatch, "results", "put_lines_over")
     batch = ResultsBatch.model_validate(event(("a", "accepted")))
 
     outcome = slow.process(batch, time.time(), remaining_seconds=100)

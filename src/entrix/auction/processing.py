@@ -19,7 +19,11 @@ Each processed order has exactly one line across `results/` and `rejections/`, w
   when it is not, the order is moved to this run's object and processed as usual.
 - Objects only grow: a retried invocation of the same run reads the batch's objects first,
   keeps every line in them, adds lines only for orders not there yet, and records an order whose
-  line is there with that line's result.
+  line is there with that line's result. Each write holds only over the object as read (S3
+  conditional writes: no object yet, or its ETag), so two invocations of the same batch at once
+  (Step Functions retries one whose first attempt still runs) cannot overwrite each other's
+  lines: the one refused reads the object again, takes each line now there as its order's
+  result, and writes again for the rest, up to STORE_ATTEMPTS writes.
 - A release after a failed write drops `stored_in` only when S3 answered with an error and no
   attempt went unanswered (nothing was written); otherwise the next claimer looks first.
 
@@ -49,6 +53,7 @@ from entrix.auction.batch_item import OrderResult, ResultsBatch
 from entrix.auction.outcomes import EXAMPLES_PER_BATCH, REJECTED_EXAMPLES, no_outcomes
 from entrix.auction.platform import Status
 from entrix.auction.results import (
+    ObjectChanged,
     OrderStoreUnavailable,
     ResultStoreUnavailable,
     batch_rejections_key,
@@ -68,6 +73,9 @@ logger = logging.getLogger(__name__)
 PARALLEL_CALLS = 32
 # Kept after the last phase for the reply and the metrics.
 REPLY_MARGIN_SECONDS = 2.0
+# Writes of one object, each refused because another invocation of the batch wrote it since it
+# was read, before its orders are given up (each refusal means the other invocation stored lines).
+STORE_ATTEMPTS = 5
 
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")
@@ -109,9 +117,9 @@ class OrderClaims(Protocol):
 class ResultLines(Protocol):
     """Where results and rejections go (entrix.aws.results_store.ResultsStore)."""
 
-    def read_lines(self, key: str) -> list[str]: ...
+    def read_object(self, key: str) -> tuple[list[str], str | None]: ...
 
-    def put_lines(self, key: str, body: bytes) -> None: ...
+    def put_lines_over(self, key: str, body: bytes, etag: str | None) -> None: ...
 
 
 class Alerts(Protocol):
@@ -168,15 +176,17 @@ class _Claimed:
 
 @dataclass
 class _Object:
-    """A results or rejections object as read: its lines, and the parsed ones by order."""
+    """A results or rejections object as read: its lines, its ETag (None: no object), and the
+    parsed lines by order."""
 
     lines: list[str]
+    etag: str | None
     by_order: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, lines: list[str]) -> _Object:
+    def of(cls, lines: list[str], etag: str | None) -> _Object:
         parsed = (parse_line(line) for line in lines if line.strip())
-        return cls(lines, {line_identity(document): document for document in parsed})
+        return cls(lines, etag, {line_identity(document): document for document in parsed})
 
 
 def _parallel(call: Callable[[_In], _Out], items: Sequence[_In]) -> list[_Out]:
@@ -331,15 +341,17 @@ class _BatchRun:
 
     # --- lines an earlier run may have stored --------------------------------------------------
 
-    def _object(self, key: str) -> _Object:
-        """The object at `key` as this invocation first read it (ResultStoreUnavailable)."""
+    def _object(self, key: str, again: bool = False) -> _Object:
+        """The object at `key` as this invocation last read it, or read `again`
+        (ResultStoreUnavailable)."""
         with self.objects_lock:
             known = self.objects.get(key)
-        if known is not None:
+        if known is not None and not again:
             return known
-        read = _Object.of(self.processor.results.read_lines(key))
+        read = _Object.of(*self.processor.results.read_object(key))
         with self.objects_lock:
-            return self.objects.setdefault(key, read)
+            self.objects[key] = read
+        return read
 
     def _recover(self, claimed: list[_Claimed]) -> list[_Claimed]:
         """Orders whose claim names another run's object: their line there becomes their
@@ -425,40 +437,60 @@ class _BatchRun:
         return [order for order in claimed if order.result is not None]
 
     def _store_object(self, entry: tuple[str, list[_Claimed]]) -> None:
-        key, orders = entry
-        try:
-            existing = self._object(key)
-        except ResultStoreUnavailable as error:
-            logger.error("ResultStoreUnavailable: %s", error)
-            self._give_up(orders)
+        """Add the orders' lines to the object at `key`, writing only over the object as read;
+        refused (another invocation of the batch wrote it), read it again and retry."""
+        key, new = entry
+        for attempt in range(STORE_ATTEMPTS):
+            try:
+                existing = self._object(key, again=attempt > 0)
+            except ResultStoreUnavailable as error:
+                logger.error("ResultStoreUnavailable: %s", error)
+                self._give_up(new)
+                return
+            new = self._not_stored_in(existing, new)
+            if not new:
+                return
+            if not self.fits():
+                self._give_up(new)
+                return
+            status, run_id = new[0].order.status.value, self.batch.run_id
+            lines = [
+                result_line(order.item, status, order.order.power, run_id, self.result_at)
+                for order in new
+            ]
+            try:
+                self.processor.results.put_lines_over(
+                    key, json_lines([*existing.lines, *lines]), existing.etag
+                )
+            except ObjectChanged as error:
+                logger.warning("%s: run %s reads it again", error, run_id)
+                continue
+            except ResultStoreUnavailable as error:
+                logger.error("ResultStoreUnavailable: %s", error)
+                written_nowhere = None if error.maybe_written else key
+                with self.objects_lock:
+                    self.unfinished.extend((order, written_nowhere) for order in new)
+                return
+            for order in new:
+                order.result = _Result(status, order.order.power, run_id, self.result_at)
             return
+        logger.error(
+            "%s changed under each of run %s's %d writes", key, self.batch.run_id, attempt + 1
+        )
+        self._give_up(new)
+
+    @staticmethod
+    def _not_stored_in(existing: _Object, orders: list[_Claimed]) -> list[_Claimed]:
+        """The orders without a line in `existing`; each with one takes that line's result (a
+        retried or concurrent invocation of this run stored it)."""
         new = []
         for order in orders:
             line = existing.by_order.get(order.identity)
             if line is not None:
-                order.result = _result_of(line)  # a retried invocation of this run stored it
+                order.result = _result_of(line)
             else:
                 new.append(order)
-        if not new:
-            return
-        if not self.fits():
-            self._give_up(new)
-            return
-        status, run_id = new[0].order.status.value, self.batch.run_id
-        lines = [
-            result_line(order.item, status, order.order.power, run_id, self.result_at)
-            for order in new
-        ]
-        try:
-            self.processor.results.put_lines(key, json_lines([*existing.lines, *lines]))
-        except ResultStoreUnavailable as error:
-            logger.error("ResultStoreUnavailable: %s", error)
-            written_nowhere = None if error.maybe_written else key
-            with self.objects_lock:
-                self.unfinished.extend((order, written_nowhere) for order in new)
-            return
-        for order in new:
-            order.result = _Result(status, order.order.power, run_id, self.result_at)
+        return new
 
     def _alert(self, ready: list[_Claimed]) -> list[_Claimed]:
         """Publish each rejected order's alert; the orders ready to record."""

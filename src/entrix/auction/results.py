@@ -58,6 +58,11 @@ class ResultStoreUnavailable(Exception):
         self.maybe_written = maybe_written
 
 
+class ObjectChanged(Exception):
+    """A conditional write of an object was refused: the object was created or changed since it
+    was read (another invocation of the same batch wrote it). Nothing of this write landed."""
+
+
 class OrderStoreUnavailable(Exception):
     """Reading or recording orders in the table failed; transient, retried."""
 
