@@ -25,7 +25,7 @@ from entrix.auction.batch_item import ResultsBatch
 from entrix.aws.orders_table import OrdersTable
 from entrix.orders import lifecycle
 from entrix.timestamps import iso_milliseconds
-from tests.support.inject import Fault, refused_request
+from tests.support.inject import Fault, HttpFault, refused_request
 from tests.support.lambda_b_aws import lambda_b_aws
 from tests.support.moto_orders import TABLE, order_key, put_order
 
@@ -365,6 +365,48 @@ def test_an_s3_failure_releases_the_accepted_while_the_rejected_complete(
         "orders_released": 2,
         "orders_left_pending": 0,
     }
+
+
+def _is_release_of(request: dict[str, Any], record_id: str) -> bool:
+    update = json.loads(request["body"])
+    return bool(
+        update["Key"] == {"order_key": {"S": order_key(record_id)}}
+        and update["UpdateExpression"].startswith("REMOVE claimed_by")
+    )
+
+
+def test_an_order_whose_release_fails_is_said_to_stay_claimed_not_released(
+    process: ModuleType, aws: dict
+) -> None:
+    for record_id in "ac":
+        put_order(aws["dynamodb"], record_id)
+    _refusing_puts_under(process, "results/")
+    release_of_a = HttpFault(
+        process.processor().orders._client,
+        "UpdateItem",
+        "InternalServerError",
+        where=lambda request: _is_release_of(request, "a"),
+    )
+
+    outcome = process.handler(event(("a", "accepted"), ("c", "accepted")), None)
+
+    assert outcome == counts(failed=2)
+    assert release_of_a.calls == 1
+    assert item(aws, "a")["claimed_by"] == "run-1", "claimed until the lease ends"
+    assert_released(aws, "c")
+    (failure,) = batch_failures(aws)
+    assert failure["text"] == (
+        f"Run run-1 could not finish batch {KEY} (a store, the alert topic or the orders "
+        "table was unavailable, or time ran out): 1 order(s) released, 0 left pending "
+        "untouched and 1 still claimed (their release failed: they stay claimed until the "
+        "run's lease ends); the next run retries them."
+    )
+    assert (
+        failure["orders_to_retry"],
+        failure["orders_released"],
+        failure["orders_left_pending"],
+        failure["orders_still_claimed"],
+    ) == (2, 1, 0, 1)
 
 
 def test_a_released_order_is_taken_by_the_next_run_at_once(process: ModuleType, aws: dict) -> None:

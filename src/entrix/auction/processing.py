@@ -564,21 +564,22 @@ class _BatchRun:
 
     def _release(self) -> None:
         """Release what the run claimed but could not finish, and say what waits for the next
-        run: those released, and those it never claimed (pending, untouched)."""
+        run: those released, those whose release failed (claimed until the lease ends), and
+        those it never claimed (pending, untouched)."""
         run_id = self.batch.run_id
 
         def release(entry: tuple[_Claimed, str | None]) -> bool:
             order, nothing_written_to = entry
             return self.processor.orders.release(order.order.order_key, run_id, nothing_written_to)
 
-        _parallel(release, self.unfinished)
-        released = len(self.unfinished)
-        self.counts["failed"] += released + self.left_pending
+        released = sum(_parallel(release, self.unfinished))
+        still_claimed = len(self.unfinished) - released
+        self.counts["failed"] += len(self.unfinished) + self.left_pending
         if not self.counts["failed"]:
             return
         reason = "a store, the alert topic or the orders table was unavailable, or time ran out"
         alert = failed_batch_alert(
-            run_id, self.batch.results_key, reason, released, self.left_pending
+            run_id, self.batch.results_key, reason, released, self.left_pending, still_claimed
         )
         if not self.fits(until=self.ends_at) or self.processor.alerts.publish([alert]):
             logger.error(
