@@ -725,6 +725,23 @@ def test_orders_not_claimed_in_time_stay_pending_untouched(
     assert "0 order(s) released and 2 left pending untouched" in failure["text"]
 
 
+def test_orders_claimed_but_out_of_time_before_the_store_are_released_free(
+    process: ModuleType, aws: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No put was attempted: no line can be stored, so `stored_in` goes with the claim and the
+    owner may amend or cancel the order at once."""
+    put_order(aws["dynamodb"], "a")
+    slow = _slow(process, monkeypatch, "orders", "claim")
+    batch = ResultsBatch.model_validate(event(("a", "accepted")))
+
+    outcome = slow.process(batch, time.time(), remaining_seconds=100)
+
+    assert outcome == counts(failed=1)
+    assert_released(aws, "a")
+    assert "stored_in" not in item(aws, "a")
+    assert object_keys(aws) == []
+
+
 def test_orders_claimed_but_not_recorded_in_time_are_released(
     process: ModuleType, aws: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:

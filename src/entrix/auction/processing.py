@@ -24,8 +24,10 @@ Each processed order has exactly one line across `results/` and `rejections/`, w
   (Step Functions retries one whose first attempt still runs) cannot overwrite each other's
   lines: the one refused reads the object again, takes each line now there as its order's
   result, and writes again for the rest, up to STORE_ATTEMPTS writes.
-- A release after a failed write drops `stored_in` only when S3 answered with an error and no
-  attempt went unanswered (nothing was written); otherwise the next claimer looks first.
+- A release drops `stored_in` only when no line of the order can be stored: S3 answered the put
+  with an error and no attempt went unanswered, or no put was attempted since this run's claim
+  named the object (or moved it there), or since this invocation read it without the line;
+  otherwise the next claimer looks first.
 
 Calls run up to PARALLEL_CALLS at a time (claims, the two objects, alert requests, records).
 Given the invocation's remaining time, a phase (claims; store; alerts; records) or a call of it
@@ -94,7 +96,7 @@ class OrderClaims(Protocol):
         now: int,
         lease_seconds: int,
         stored_in: str,
-    ) -> Mapping[str, Any] | None: ...
+    ) -> tuple[Mapping[str, Any], bool] | None: ...
 
     def move_stored_in(self, order_key: str, run_id: str, old: str, new: str) -> bool: ...
 
@@ -161,13 +163,16 @@ class _Result:
 @dataclass(eq=False)
 class _Claimed:
     """An order this run holds: the item its claim returned, the object this run writes its
-    line into, and its result once the line is stored (or found stored)."""
+    line into, its result once the line is stored (or found stored), and whether its line is
+    known to be nowhere (given up, it is released with `stored_in` dropped: its owner may amend
+    or cancel it at once)."""
 
     position: int
     order: OrderResult
     item: Mapping[str, Any]
     key: str
     result: _Result | None = None
+    nothing_written: bool = False
 
     @property
     def identity(self) -> tuple[str, str, str]:
@@ -310,7 +315,7 @@ class _BatchRun:
         self.counts["skipped"] += 1
 
     def _claim(self, orders: list[tuple[int, OrderResult]]) -> list[_Claimed]:
-        def claim(entry: tuple[int, OrderResult]) -> Mapping[str, Any] | str:
+        def claim(entry: tuple[int, OrderResult]) -> tuple[Mapping[str, Any], bool] | str:
             _, order = entry
             if not self.fits():
                 return "not claimed"
@@ -336,7 +341,9 @@ class _BatchRun:
                 self._skip(order)
             else:
                 assert not isinstance(item, str)
-                claimed.append(_Claimed(position, order, item, self.keys[order.status.value]))
+                taken, named_now = item
+                key = self.keys[order.status.value]
+                claimed.append(_Claimed(position, order, taken, key, nothing_written=named_now))
         return claimed
 
     # --- lines an earlier run may have stored --------------------------------------------------
@@ -415,6 +422,7 @@ class _BatchRun:
             if outcome is None:
                 self._give_up([order])
             elif outcome:
+                order.nothing_written = True  # no invocation wrote it here before the move
                 moved.append(order)
             else:
                 self._skip(order.order)
@@ -458,6 +466,8 @@ class _BatchRun:
                 result_line(order.item, status, order.order.power, run_id, self.result_at)
                 for order in new
             ]
+            for order in new:
+                order.nothing_written = False  # until S3 answers
             try:
                 self.processor.results.put_lines_over(
                     key, json_lines([*existing.lines, *lines]), existing.etag
@@ -489,6 +499,7 @@ class _BatchRun:
             if line is not None:
                 order.result = _result_of(line)
             else:
+                order.nothing_written = True
                 new.append(order)
         return new
 
@@ -558,9 +569,13 @@ class _BatchRun:
     # --- what the run could not finish --------------------------------------------------------
 
     def _give_up(self, orders: Iterable[_Claimed]) -> None:
-        """Release these orders at the end; a line may be stored for them: `stored_in` stays."""
+        """Release these orders at the end; `stored_in` stays unless no line of the order can
+        be stored (none was written, or the object was read without it and no put followed)."""
         with self.objects_lock:
-            self.unfinished.extend((order, None) for order in orders)
+            self.unfinished.extend(
+                (order, order.key if order.nothing_written and order.result is None else None)
+                for order in orders
+            )
 
     def _release(self) -> None:
         """Release what the run claimed but could not finish, and say what waits for the next
