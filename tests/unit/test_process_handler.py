@@ -300,6 +300,28 @@ def test_an_order_claimed_by_a_live_run_is_skipped_by_another(
     assert alerts(aws) == []
 
 
+def test_orders_left_alone_are_logged_in_one_line_per_batch(
+    process: ModuleType, aws: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Overlapping runs skip each other's orders by the thousand: one line, not one each."""
+    record_ids = [f"o{number}" for number in range(8)]
+    for record_id in record_ids:
+        put_order(aws["dynamodb"], record_id)
+        process.processor().orders.claim(
+            order_key(record_id), stored_version(record_id), "run-1", int(time.time()), 600, KEY
+        )
+
+    with caplog.at_level("WARNING", logger="entrix.auction.processing"):
+        outcome = process.handler(
+            event(*((r, "accepted") for r in record_ids), run_id="run-2"), None
+        )
+
+    assert outcome == counts(skipped=8)
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "entrix.auction.processing"]
+    assert "leaves alone 8 order(s)" in line
+    assert "first: " + ", ".join(order_key(r) for r in record_ids[:5]) + ")" in line
+
+
 def test_an_expired_claim_is_taken_over(process: ModuleType, aws: dict) -> None:
     put_order(aws["dynamodb"], "a")
     process.processor().orders.claim(

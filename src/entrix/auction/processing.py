@@ -73,6 +73,8 @@ logger = logging.getLogger(__name__)
 # Calls of one batch in flight at once (the clients' connection pools allow as many:
 # entrix.aws.clients.PROCESS_CONFIG), as the intake's parallel puts.
 PARALLEL_CALLS = 32
+# Order keys named in the one log line of a batch's orders left alone.
+SKIPPED_LOGGED = 5
 # Kept after the last phase for the reply and the metrics.
 REPLY_MARGIN_SECONDS = 2.0
 # Writes of one object, each refused because another invocation of the batch wrote it since it
@@ -245,6 +247,9 @@ class _BatchRun:
         }
         self.counts: Counter[str] = Counter(no_outcomes())
         self.left_pending = 0
+        # Orders skipped because another run has (or had) them, or they changed: logged once.
+        self.left_alone = 0
+        self.left_alone_examples: list[str] = []
         # Claimed orders to release, each with the object it is known not to be written to.
         self.unfinished: list[tuple[_Claimed, str | None]] = []
         self.examples: list[tuple[int, dict[str, Any]]] = []
@@ -267,6 +272,7 @@ class _BatchRun:
         ready = self._store(self._recover(claimed))
         self._record(self._alert(ready))
         self._release()
+        self._log_skipped()
         outcome: dict[str, Any] = dict(self.counts)
         if self.examples:
             examples = sorted(self.examples, key=lambda example: example[0])
@@ -305,14 +311,22 @@ class _BatchRun:
         return claimed_by not in (None, run_id) and item.get("claim_expires_at", 0) >= self.now
 
     def _skip(self, order: OrderResult) -> None:
-        logger.warning(
-            "order %r (version %s) is processed, claimed by another run, amended or cancelled; "
-            "run %s leaves it alone",
-            order.order_key,
-            order.version,
-            self.batch.run_id,
-        )
+        self.left_alone += 1
+        if len(self.left_alone_examples) < SKIPPED_LOGGED:
+            self.left_alone_examples.append(order.order_key)
         self.counts["skipped"] += 1
+
+    def _log_skipped(self) -> None:
+        """One line for the batch: overlapping runs skip each other's orders by the thousand."""
+        if self.left_alone:
+            logger.warning(
+                "run %s leaves alone %d order(s) of batch %s that are processed, claimed by "
+                "another run, amended or cancelled (first: %s)",
+                self.batch.run_id,
+                self.left_alone,
+                self.batch.results_key,
+                ", ".join(self.left_alone_examples),
+            )
 
     def _claim(self, orders: list[tuple[int, OrderResult]]) -> list[_Claimed]:
         def claim(entry: tuple[int, OrderResult]) -> tuple[Mapping[str, Any], bool] | str:
