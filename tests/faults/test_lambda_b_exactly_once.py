@@ -11,6 +11,7 @@ instead of writing a second one.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -142,8 +143,10 @@ def alerts(aws: LambdaBAws) -> list[dict[str, Any]]:
     return received
 
 
-def check(aws: LambdaBAws) -> dict[str, tuple[str, dict[str, Any]]]:
-    return every_result_once(aws.s3, BUCKET, table_items(aws.dynamodb, TABLE).values())
+def check(aws: LambdaBAws, settled: bool = False) -> dict[str, tuple[str, dict[str, Any]]]:
+    return every_result_once(
+        aws.s3, BUCKET, table_items(aws.dynamodb, TABLE).values(), settled=settled
+    )
 
 
 def counts(outcome: dict[str, Any]) -> tuple[int, int, int, int]:
@@ -172,7 +175,7 @@ def test_a_record_failing_after_the_store_leaves_one_line_which_the_next_run_rec
     second = lambda_b.process(batch("run-2", ("a", other, 9)), time.time())
 
     assert counts(second)[:2] == ((1, 0) if status == "accepted" else (0, 1))
-    ((key, line),) = check(aws).values()
+    ((key, line),) = check(aws, settled=True).values()
     assert (line["run_id"], line["power"], key.split("/")[2]) == ("run-1", 5, "run=run-1")
     assert [(a["record_id"], a["run"]) for a in alerts(aws) if a["status"] == "rejected"] == (
         [("a", "run-1")] if status == "rejected" else []
@@ -203,7 +206,7 @@ def test_a_retried_invocation_keeps_the_lines_of_its_first_attempt(
 
     assert claim_of_a.hits == 3
     assert counts(retry) == (1, 1, 0, 1), "a not claimed this time; b and c recorded"
-    processed = check(aws)
+    processed = check(aws, settled=True)
     assert sorted(processed) == [order_key(r) for r in "abc"], "a's line was kept"
     assert [line["record_id"] for _, line in stored_lines(aws.s3, BUCKET)] == ["a", "c", "b"]
 
@@ -214,14 +217,20 @@ def test_an_invocation_dying_after_its_put_leaves_lines_the_next_run_records_aft
     for record_id in "ab":
         put_order(aws.dynamodb, record_id)
     short_lease = BatchProcessor(
-        lambda_b.orders, lambda_b.results, lambda_b.alerts, lease_seconds=1
+        lambda_b.orders, lambda_b.results, lambda_b.alerts, lease_seconds=2
     )
     dying = UpdateFault(dynamodb_of(lambda_b), is_record, kill=True)
+    # A whole second's clock: the lease ends 2 s after it, however late in its second it starts.
+    whole_second = float(math.floor(time.time()))
     with pytest.raises(Killed):
-        short_lease.process(batch("run-1", ("a", "accepted", 1), ("b", "rejected", 2)), time.time())
+        short_lease.process(
+            batch("run-1", ("a", "accepted", 1), ("b", "rejected", 2)), whole_second
+        )
     dying.on = False
     stored = check(aws)
     assert stored == {}, "nothing recorded"
+    with pytest.raises(AssertionError, match="settled, yet pending"):
+        check(aws, settled=True)  # no later run has taken the lines up yet
     assert len(stored_lines(aws.s3, BUCKET)) == 2
     claimed = table_items(aws.dynamodb, TABLE)
     assert {claimed[r]["claimed_by"] for r in "ab"} == {"run-1"}
@@ -249,7 +258,7 @@ def test_an_invocation_dying_after_its_put_leaves_lines_the_next_run_records_aft
     )
 
     assert counts(second) == (1, 1, 0, 0)
-    processed = check(aws)
+    processed = check(aws, settled=True)
     assert {line["run_id"] for _, line in processed.values()} == {"run-1"}
     assert len(stored_lines(aws.s3, BUCKET)) == 2, "no second line"
     assert [a["record_id"] for a in alerts(aws)] == ["b"], "b's rejection alerted again"
@@ -330,7 +339,7 @@ def test_two_invocations_of_a_batch_at_once_keep_each_others_lines(aws: LambdaBA
     assert claim_of_c.hits == 3
     assert counts(retried[0]) == (3, 0, 0, 0)
     assert counts(outcome) == (2, 0, 0, 1)
-    processed = check(aws)
+    processed = check(aws, settled=True)
     assert sorted(processed) == [order_key(r) for r in "abc"], "no line lost"
     assert [line["record_id"] for _, line in stored_lines(aws.s3, BUCKET)] == ["a", "b", "c"]
     times = {line["result_at"] for _, line in processed.values()}
