@@ -21,7 +21,8 @@ A claim also names the object the run will write the order's line into (`stored_
 earlier run named one: that run may have written the line before it failed, so the claimer looks
 there first and `move_stored_in` only once it has seen the line is not there. `stored_in` stays
 after the record (where the result is) and after a release, unless the run knows for certain
-that it wrote nothing (S3 answered the put with an error).
+that no line of the order is there (S3 answered the put with an error, or no put followed the
+claim that named the object or the read that found no line).
 
 Before claiming, a run reads the batch's orders (`current`, BatchGetItem, 100 keys a request) so
 that the orders another live run holds are skipped without one refused write each.
