@@ -11,6 +11,7 @@ instead of writing a second one.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,6 +22,7 @@ from moto import mock_aws
 
 from entrix.auction.batch_item import ResultsBatch
 from entrix.auction.processing import BatchProcessor
+from entrix.auction.results import ObjectChanged
 from entrix.aws.alerts import AlertTopic
 from entrix.aws.clients import PROCESS_CONFIG, client
 from entrix.aws.order_results import OrderResults
@@ -90,7 +92,11 @@ def aws() -> Iterator[LambdaBAws]:
 
 @pytest.fixture
 def lambda_b(aws: LambdaBAws) -> BatchProcessor:
-    """Lambda B's processor, its clients as the handler makes them."""
+    return processor(aws)
+
+
+def processor(aws: LambdaBAws) -> BatchProcessor:
+    """Lambda B's processor, its clients as the handler makes them (its own on each call)."""
     dynamodb, s3, sns = (client(service, PROCESS_CONFIG) for service in ("dynamodb", "s3", "sns"))
     return BatchProcessor(
         orders=OrderResults(dynamodb, TABLE),
@@ -137,8 +143,10 @@ def alerts(aws: LambdaBAws) -> list[dict[str, Any]]:
     return received
 
 
-def check(aws: LambdaBAws) -> dict[str, tuple[str, dict[str, Any]]]:
-    return every_result_once(aws.s3, BUCKET, table_items(aws.dynamodb, TABLE).values())
+def check(aws: LambdaBAws, settled: bool = False) -> dict[str, tuple[str, dict[str, Any]]]:
+    return every_result_once(
+        aws.s3, BUCKET, table_items(aws.dynamodb, TABLE).values(), settled=settled
+    )
 
 
 def counts(outcome: dict[str, Any]) -> tuple[int, int, int, int]:
@@ -167,7 +175,7 @@ def test_a_record_failing_after_the_store_leaves_one_line_which_the_next_run_rec
     second = lambda_b.process(batch("run-2", ("a", other, 9)), time.time())
 
     assert counts(second)[:2] == ((1, 0) if status == "accepted" else (0, 1))
-    ((key, line),) = check(aws).values()
+    ((key, line),) = check(aws, settled=True).values()
     assert (line["run_id"], line["power"], key.split("/")[2]) == ("run-1", 5, "run=run-1")
     assert [(a["record_id"], a["run"]) for a in alerts(aws) if a["status"] == "rejected"] == (
         [("a", "run-1")] if status == "rejected" else []
@@ -198,7 +206,7 @@ def test_a_retried_invocation_keeps_the_lines_of_its_first_attempt(
 
     assert claim_of_a.hits == 3
     assert counts(retry) == (1, 1, 0, 1), "a not claimed this time; b and c recorded"
-    processed = check(aws)
+    processed = check(aws, settled=True)
     assert sorted(processed) == [order_key(r) for r in "abc"], "a's line was kept"
     assert [line["record_id"] for _, line in stored_lines(aws.s3, BUCKET)] == ["a", "c", "b"]
 
@@ -209,14 +217,20 @@ def test_an_invocation_dying_after_its_put_leaves_lines_the_next_run_records_aft
     for record_id in "ab":
         put_order(aws.dynamodb, record_id)
     short_lease = BatchProcessor(
-        lambda_b.orders, lambda_b.results, lambda_b.alerts, lease_seconds=1
+        lambda_b.orders, lambda_b.results, lambda_b.alerts, lease_seconds=2
     )
     dying = UpdateFault(dynamodb_of(lambda_b), is_record, kill=True)
+    # A whole second's clock: the lease ends 2 s after it, however late in its second it starts.
+    whole_second = float(math.floor(time.time()))
     with pytest.raises(Killed):
-        short_lease.process(batch("run-1", ("a", "accepted", 1), ("b", "rejected", 2)), time.time())
+        short_lease.process(
+            batch("run-1", ("a", "accepted", 1), ("b", "rejected", 2)), whole_second
+        )
     dying.on = False
     stored = check(aws)
     assert stored == {}, "nothing recorded"
+    with pytest.raises(AssertionError, match="settled, yet pending"):
+        check(aws, settled=True)  # no later run has taken the lines up yet
     assert len(stored_lines(aws.s3, BUCKET)) == 2
     claimed = table_items(aws.dynamodb, TABLE)
     assert {claimed[r]["claimed_by"] for r in "ab"} == {"run-1"}
@@ -244,7 +258,7 @@ def test_an_invocation_dying_after_its_put_leaves_lines_the_next_run_records_aft
     )
 
     assert counts(second) == (1, 1, 0, 0)
-    processed = check(aws)
+    processed = check(aws, settled=True)
     assert {line["run_id"] for _, line in processed.values()} == {"run-1"}
     assert len(stored_lines(aws.s3, BUCKET)) == 2, "no second line"
     assert [a["record_id"] for a in alerts(aws)] == ["b"], "b's rejection alerted again"
@@ -277,3 +291,56 @@ def test_a_definite_s3_error_leaves_the_order_free_an_ambiguous_one_does_not(
     lambda_b.process(batch("run-2", ("a", "accepted", 1)), time.time())
     item = table_items(aws.dynamodb, TABLE)["a"]
     assert item["stored_in"] == results_key("run-2") and "claimed_by" not in item
+
+
+def test_s3_refuses_a_write_over_an_object_changed_since_it_was_read(
+    aws: LambdaBAws, lambda_b: BatchProcessor
+) -> None:
+    """The conditions hold in moto as in S3: no object yet (IfNoneMatch), or its ETag (IfMatch)."""
+    results = lambda_b.results
+    assert isinstance(results, ResultsStore)
+    key = results_key("run-1")
+    results.put_lines_over(key, b"first\n", None)
+    with pytest.raises(ObjectChanged):
+        results.put_lines_over(key, b"not first\n", None)
+    etag = results.read_object(key)[1]
+    assert etag is not None
+    results.put_lines_over(key, b"first\nsecond\n", etag)
+    with pytest.raises(ObjectChanged):
+        results.put_lines_over(key, b"first\nstale\n", etag)
+    assert results.read_object(key)[0] == ["first", "second"]
+
+
+def test_two_invocations_of_a_batch_at_once_keep_each_others_lines(aws: LambdaBAws) -> None:
+    """Step Functions retries ProcessBatch while its first invocation still runs: both hold the
+    claims. The first claims a and b (its claim of c is refused) and reads the object; the retry
+    claims all three, stores and records them before the first one's put. That put is refused
+    (the object changed), the first reads it again and records a and b with the retry's lines:
+    c's line stays."""
+    for record_id in "abc":
+        put_order(aws.dynamodb, record_id)
+    first, retry = processor(aws), processor(aws)
+    the_batch = batch("run-1", ("a", "accepted", 1), ("b", "accepted", 2), ("c", "accepted", 3))
+    claim_of_c = UpdateFault(dynamodb_of(first), is_claim("c"))
+    retried: list[dict[str, Any]] = []
+
+    def retry_before_the_first_put(**_: Any) -> None:
+        if not retried:
+            retried.append(retry.process(the_batch, time.time() + 1))
+
+    results = first.results
+    assert isinstance(results, ResultsStore)
+    results._client.meta.events.register_first(
+        "before-send.s3.PutObject", retry_before_the_first_put
+    )
+
+    outcome = first.process(the_batch, time.time())
+
+    assert claim_of_c.hits == 3
+    assert counts(retried[0]) == (3, 0, 0, 0)
+    assert counts(outcome) == (2, 0, 0, 1)
+    processed = check(aws, settled=True)
+    assert sorted(processed) == [order_key(r) for r in "abc"], "no line lost"
+    assert [line["record_id"] for _, line in stored_lines(aws.s3, BUCKET)] == ["a", "b", "c"]
+    times = {line["result_at"] for _, line in processed.values()}
+    assert len(times) == 1, "a and b recorded with the retry's lines, not the first's"

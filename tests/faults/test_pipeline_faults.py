@@ -246,7 +246,7 @@ def test_no_alert_is_lost_to_an_sns_outage_the_next_run_publishes_it(pipeline: P
     items = pipeline.items()
     assert {items[r]["result_status"] for r in ("a", "b")} == {"rejected"}
     assert {items[r]["result_run_id"] for r in ("a", "b")} == {"run-1"}
-    every_result_once(pipeline.client("s3"), pipeline.bucket, items.values())
+    every_result_once(pipeline.client("s3"), pipeline.bucket, items.values(), settled=True)
 
 
 # --- DynamoDB -------------------------------------------------------------------------------
@@ -309,7 +309,7 @@ def test_a_dynamodb_failure_while_recording_leaves_the_order_pending_for_the_nex
     assert (item["result_status"], item["result_run_id"]) == (status, "run-1")
     assert "claimed_by" not in item
     ((key, line),) = every_result_once(
-        pipeline.client("s3"), pipeline.bucket, pipeline.items().values()
+        pipeline.client("s3"), pipeline.bucket, pipeline.items().values(), settled=True
     ).values()
     assert "run=run-1/" in key and line["run_id"] == "run-1"
     if status == "rejected":

@@ -6,7 +6,9 @@ against the orders table.
   status, power, run, time and every client field and receipt exactly as the table holds them.
 - An order the table shows pending may have at most one line, and only when the item names that
   object (`stored_in`: a run stored the line, then failed before recording it; the next run that
-  claims the order records that line) and the line is for the version the table holds.
+  claims the order records that line) and the line is for the version the table holds. Checked
+  `settled` (no run is live, and a later run has had the chance to take up what earlier ones
+  left), a pending order has no line: that run recorded it.
 - No other line: none for a pending order without `stored_in`, a cancelled order, an order of
   another version, or an order the table does not hold.
 """
@@ -37,7 +39,7 @@ def stored_lines(s3: Any, bucket: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def every_result_once(
-    s3: Any, bucket: str, table_items: Iterable[Mapping[str, Any]]
+    s3: Any, bucket: str, table_items: Iterable[Mapping[str, Any]], settled: bool = False
 ) -> dict[str, tuple[str, dict[str, Any]]]:
     """Check the rules above; each processed order's (key, line) by its order_key."""
     items = {str(item["order_key"]): item for item in table_items}
@@ -56,6 +58,7 @@ def every_result_once(
         assert line["version"] == item["version"], f"a line of another version: {line}, {item}"
         status = item["result_status"]
         if status == "pending":
+            assert not settled, f"settled, yet pending {order_key} has a line: {line}, {item}"
             assert item.get("stored_in") == key, (
                 f"a line of pending {order_key}, which names no object or another: {item}"
             )

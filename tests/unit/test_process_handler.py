@@ -25,7 +25,7 @@ from entrix.auction.batch_item import ResultsBatch
 from entrix.aws.orders_table import OrdersTable
 from entrix.orders import lifecycle
 from entrix.timestamps import iso_milliseconds
-from tests.support.inject import Fault, refused_request
+from tests.support.inject import Fault, HttpFault, refused_request
 from tests.support.lambda_b_aws import lambda_b_aws
 from tests.support.moto_orders import TABLE, order_key, put_order
 
@@ -300,6 +300,28 @@ def test_an_order_claimed_by_a_live_run_is_skipped_by_another(
     assert alerts(aws) == []
 
 
+def test_orders_left_alone_are_logged_in_one_line_per_batch(
+    process: ModuleType, aws: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Overlapping runs skip each other's orders by the thousand: one line, not one each."""
+    record_ids = [f"o{number}" for number in range(8)]
+    for record_id in record_ids:
+        put_order(aws["dynamodb"], record_id)
+        process.processor().orders.claim(
+            order_key(record_id), stored_version(record_id), "run-1", int(time.time()), 600, KEY
+        )
+
+    with caplog.at_level("WARNING", logger="entrix.auction.processing"):
+        outcome = process.handler(
+            event(*((r, "accepted") for r in record_ids), run_id="run-2"), None
+        )
+
+    assert outcome == counts(skipped=8)
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "entrix.auction.processing"]
+    assert "leaves alone 8 order(s)" in line
+    assert "first: " + ", ".join(order_key(r) for r in record_ids[:5]) + ")" in line
+
+
 def test_an_expired_claim_is_taken_over(process: ModuleType, aws: dict) -> None:
     put_order(aws["dynamodb"], "a")
     process.processor().orders.claim(
@@ -365,6 +387,48 @@ def test_an_s3_failure_releases_the_accepted_while_the_rejected_complete(
         "orders_released": 2,
         "orders_left_pending": 0,
     }
+
+
+def _is_release_of(request: dict[str, Any], record_id: str) -> bool:
+    update = json.loads(request["body"])
+    return bool(
+        update["Key"] == {"order_key": {"S": order_key(record_id)}}
+        and update["UpdateExpression"].startswith("REMOVE claimed_by")
+    )
+
+
+def test_an_order_whose_release_fails_is_said_to_stay_claimed_not_released(
+    process: ModuleType, aws: dict
+) -> None:
+    for record_id in "ac":
+        put_order(aws["dynamodb"], record_id)
+    _refusing_puts_under(process, "results/")
+    release_of_a = HttpFault(
+        process.processor().orders._client,
+        "UpdateItem",
+        "InternalServerError",
+        where=lambda request: _is_release_of(request, "a"),
+    )
+
+    outcome = process.handler(event(("a", "accepted"), ("c", "accepted")), None)
+
+    assert outcome == counts(failed=2)
+    assert release_of_a.calls == 1
+    assert item(aws, "a")["claimed_by"] == "run-1", "claimed until the lease ends"
+    assert_released(aws, "c")
+    (failure,) = batch_failures(aws)
+    assert failure["text"] == (
+        f"Run run-1 could not finish batch {KEY} (a store, the alert topic or the orders "
+        "table was unavailable, or time ran out): 1 order(s) released, 0 left pending "
+        "untouched and 1 still claimed (their release failed: they stay claimed until the "
+        "run's lease ends); the next run retries them."
+    )
+    assert (
+        failure["orders_to_retry"],
+        failure["orders_released"],
+        failure["orders_left_pending"],
+        failure["orders_still_claimed"],
+    ) == (2, 1, 0, 1)
 
 
 def test_a_released_order_is_taken_by_the_next_run_at_once(process: ModuleType, aws: dict) -> None:
@@ -683,11 +747,28 @@ def test_orders_not_claimed_in_time_stay_pending_untouched(
     assert "0 order(s) released and 2 left pending untouched" in failure["text"]
 
 
+def test_orders_claimed_but_out_of_time_before_the_store_are_released_free(
+    process: ModuleType, aws: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No put was attempted: no line can be stored, so `stored_in` goes with the claim and the
+    owner may amend or cancel the order at once."""
+    put_order(aws["dynamodb"], "a")
+    slow = _slow(process, monkeypatch, "orders", "claim")
+    batch = ResultsBatch.model_validate(event(("a", "accepted")))
+
+    outcome = slow.process(batch, time.time(), remaining_seconds=100)
+
+    assert outcome == counts(failed=1)
+    assert_released(aws, "a")
+    assert "stored_in" not in item(aws, "a")
+    assert object_keys(aws) == []
+
+
 def test_orders_claimed_but_not_recorded_in_time_are_released(
     process: ModuleType, aws: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     put_order(aws["dynamodb"], "a")
-    slow = _slow(process, monkeypatch, "results", "put_lines")
+    slow = _slow(process, monkeypatch, "results", "put_lines_over")
     batch = ResultsBatch.model_validate(event(("a", "accepted")))
 
     outcome = slow.process(batch, time.time(), remaining_seconds=100)

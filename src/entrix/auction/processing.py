@@ -19,9 +19,15 @@ Each processed order has exactly one line across `results/` and `rejections/`, w
   when it is not, the order is moved to this run's object and processed as usual.
 - Objects only grow: a retried invocation of the same run reads the batch's objects first,
   keeps every line in them, adds lines only for orders not there yet, and records an order whose
-  line is there with that line's result.
-- A release after a failed write drops `stored_in` only when S3 answered with an error and no
-  attempt went unanswered (nothing was written); otherwise the next claimer looks first.
+  line is there with that line's result. Each write holds only over the object as read (S3
+  conditional writes: no object yet, or its ETag), so two invocations of the same batch at once
+  (Step Functions retries one whose first attempt still runs) cannot overwrite each other's
+  lines: the one refused reads the object again, takes each line now there as its order's
+  result, and writes again for the rest, up to STORE_ATTEMPTS writes.
+- A release drops `stored_in` only when no line of the order can be stored: S3 answered the put
+  with an error and no attempt went unanswered, or no put was attempted since this run's claim
+  named the object (or moved it there), or since this invocation read it without the line;
+  otherwise the next claimer looks first.
 
 Calls run up to PARALLEL_CALLS at a time (claims, the two objects, alert requests, records).
 Given the invocation's remaining time, a phase (claims; store; alerts; records) or a call of it
@@ -49,6 +55,7 @@ from entrix.auction.batch_item import OrderResult, ResultsBatch
 from entrix.auction.outcomes import EXAMPLES_PER_BATCH, REJECTED_EXAMPLES, no_outcomes
 from entrix.auction.platform import Status
 from entrix.auction.results import (
+    ObjectChanged,
     OrderStoreUnavailable,
     ResultStoreUnavailable,
     batch_rejections_key,
@@ -66,8 +73,13 @@ logger = logging.getLogger(__name__)
 # Calls of one batch in flight at once (the clients' connection pools allow as many:
 # entrix.aws.clients.PROCESS_CONFIG), as the intake's parallel puts.
 PARALLEL_CALLS = 32
+# Order keys named in the one log line of a batch's orders left alone.
+SKIPPED_LOGGED = 5
 # Kept after the last phase for the reply and the metrics.
 REPLY_MARGIN_SECONDS = 2.0
+# Writes of one object, each refused because another invocation of the batch wrote it since it
+# was read, before its orders are given up (each refusal means the other invocation stored lines).
+STORE_ATTEMPTS = 5
 
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")
@@ -86,7 +98,7 @@ class OrderClaims(Protocol):
         now: int,
         lease_seconds: int,
         stored_in: str,
-    ) -> Mapping[str, Any] | None: ...
+    ) -> tuple[Mapping[str, Any], bool] | None: ...
 
     def move_stored_in(self, order_key: str, run_id: str, old: str, new: str) -> bool: ...
 
@@ -109,9 +121,9 @@ class OrderClaims(Protocol):
 class ResultLines(Protocol):
     """Where results and rejections go (entrix.aws.results_store.ResultsStore)."""
 
-    def read_lines(self, key: str) -> list[str]: ...
+    def read_object(self, key: str) -> tuple[list[str], str | None]: ...
 
-    def put_lines(self, key: str, body: bytes) -> None: ...
+    def put_lines_over(self, key: str, body: bytes, etag: str | None) -> None: ...
 
 
 class Alerts(Protocol):
@@ -153,13 +165,16 @@ class _Result:
 @dataclass(eq=False)
 class _Claimed:
     """An order this run holds: the item its claim returned, the object this run writes its
-    line into, and its result once the line is stored (or found stored)."""
+    line into, its result once the line is stored (or found stored), and whether its line is
+    known to be nowhere (given up, it is released with `stored_in` dropped: its owner may amend
+    or cancel it at once)."""
 
     position: int
     order: OrderResult
     item: Mapping[str, Any]
     key: str
     result: _Result | None = None
+    nothing_written: bool = False
 
     @property
     def identity(self) -> tuple[str, str, str]:
@@ -168,15 +183,17 @@ class _Claimed:
 
 @dataclass
 class _Object:
-    """A results or rejections object as read: its lines, and the parsed ones by order."""
+    """A results or rejections object as read: its lines, its ETag (None: no object), and the
+    parsed lines by order."""
 
     lines: list[str]
+    etag: str | None
     by_order: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, lines: list[str]) -> _Object:
+    def of(cls, lines: list[str], etag: str | None) -> _Object:
         parsed = (parse_line(line) for line in lines if line.strip())
-        return cls(lines, {line_identity(document): document for document in parsed})
+        return cls(lines, etag, {line_identity(document): document for document in parsed})
 
 
 def _parallel(call: Callable[[_In], _Out], items: Sequence[_In]) -> list[_Out]:
@@ -230,6 +247,9 @@ class _BatchRun:
         }
         self.counts: Counter[str] = Counter(no_outcomes())
         self.left_pending = 0
+        # Orders skipped because another run has (or had) them, or they changed: logged once.
+        self.left_alone = 0
+        self.left_alone_examples: list[str] = []
         # Claimed orders to release, each with the object it is known not to be written to.
         self.unfinished: list[tuple[_Claimed, str | None]] = []
         self.examples: list[tuple[int, dict[str, Any]]] = []
@@ -252,6 +272,7 @@ class _BatchRun:
         ready = self._store(self._recover(claimed))
         self._record(self._alert(ready))
         self._release()
+        self._log_skipped()
         outcome: dict[str, Any] = dict(self.counts)
         if self.examples:
             examples = sorted(self.examples, key=lambda example: example[0])
@@ -290,17 +311,25 @@ class _BatchRun:
         return claimed_by not in (None, run_id) and item.get("claim_expires_at", 0) >= self.now
 
     def _skip(self, order: OrderResult) -> None:
-        logger.warning(
-            "order %r (version %s) is processed, claimed by another run, amended or cancelled; "
-            "run %s leaves it alone",
-            order.order_key,
-            order.version,
-            self.batch.run_id,
-        )
+        self.left_alone += 1
+        if len(self.left_alone_examples) < SKIPPED_LOGGED:
+            self.left_alone_examples.append(order.order_key)
         self.counts["skipped"] += 1
 
+    def _log_skipped(self) -> None:
+        """One line for the batch: overlapping runs skip each other's orders by the thousand."""
+        if self.left_alone:
+            logger.warning(
+                "run %s leaves alone %d order(s) of batch %s that are processed, claimed by "
+                "another run, amended or cancelled (first: %s)",
+                self.batch.run_id,
+                self.left_alone,
+                self.batch.results_key,
+                ", ".join(self.left_alone_examples),
+            )
+
     def _claim(self, orders: list[tuple[int, OrderResult]]) -> list[_Claimed]:
-        def claim(entry: tuple[int, OrderResult]) -> Mapping[str, Any] | str:
+        def claim(entry: tuple[int, OrderResult]) -> tuple[Mapping[str, Any], bool] | str:
             _, order = entry
             if not self.fits():
                 return "not claimed"
@@ -326,20 +355,24 @@ class _BatchRun:
                 self._skip(order)
             else:
                 assert not isinstance(item, str)
-                claimed.append(_Claimed(position, order, item, self.keys[order.status.value]))
+                taken, named_now = item
+                key = self.keys[order.status.value]
+                claimed.append(_Claimed(position, order, taken, key, nothing_written=named_now))
         return claimed
 
     # --- lines an earlier run may have stored --------------------------------------------------
 
-    def _object(self, key: str) -> _Object:
-        """The object at `key` as this invocation first read it (ResultStoreUnavailable)."""
+    def _object(self, key: str, again: bool = False) -> _Object:
+        """The object at `key` as this invocation last read it, or read `again`
+        (ResultStoreUnavailable)."""
         with self.objects_lock:
             known = self.objects.get(key)
-        if known is not None:
+        if known is not None and not again:
             return known
-        read = _Object.of(self.processor.results.read_lines(key))
+        read = _Object.of(*self.processor.results.read_object(key))
         with self.objects_lock:
-            return self.objects.setdefault(key, read)
+            self.objects[key] = read
+        return read
 
     def _recover(self, claimed: list[_Claimed]) -> list[_Claimed]:
         """Orders whose claim names another run's object: their line there becomes their
@@ -403,6 +436,7 @@ class _BatchRun:
             if outcome is None:
                 self._give_up([order])
             elif outcome:
+                order.nothing_written = True  # no invocation wrote it here before the move
                 moved.append(order)
             else:
                 self._skip(order.order)
@@ -425,40 +459,63 @@ class _BatchRun:
         return [order for order in claimed if order.result is not None]
 
     def _store_object(self, entry: tuple[str, list[_Claimed]]) -> None:
-        key, orders = entry
-        try:
-            existing = self._object(key)
-        except ResultStoreUnavailable as error:
-            logger.error("ResultStoreUnavailable: %s", error)
-            self._give_up(orders)
+        """Add the orders' lines to the object at `key`, writing only over the object as read;
+        refused (another invocation of the batch wrote it), read it again and retry."""
+        key, new = entry
+        for attempt in range(STORE_ATTEMPTS):
+            try:
+                existing = self._object(key, again=attempt > 0)
+            except ResultStoreUnavailable as error:
+                logger.error("ResultStoreUnavailable: %s", error)
+                self._give_up(new)
+                return
+            new = self._not_stored_in(existing, new)
+            if not new:
+                return
+            if not self.fits():
+                self._give_up(new)
+                return
+            status, run_id = new[0].order.status.value, self.batch.run_id
+            lines = [
+                result_line(order.item, status, order.order.power, run_id, self.result_at)
+                for order in new
+            ]
+            for order in new:
+                order.nothing_written = False  # until S3 answers
+            try:
+                self.processor.results.put_lines_over(
+                    key, json_lines([*existing.lines, *lines]), existing.etag
+                )
+            except ObjectChanged as error:
+                logger.warning("%s: run %s reads it again", error, run_id)
+                continue
+            except ResultStoreUnavailable as error:
+                logger.error("ResultStoreUnavailable: %s", error)
+                written_nowhere = None if error.maybe_written else key
+                with self.objects_lock:
+                    self.unfinished.extend((order, written_nowhere) for order in new)
+                return
+            for order in new:
+                order.result = _Result(status, order.order.power, run_id, self.result_at)
             return
+        logger.error(
+            "%s changed under each of run %s's %d writes", key, self.batch.run_id, attempt + 1
+        )
+        self._give_up(new)
+
+    @staticmethod
+    def _not_stored_in(existing: _Object, orders: list[_Claimed]) -> list[_Claimed]:
+        """The orders without a line in `existing`; each with one takes that line's result (a
+        retried or concurrent invocation of this run stored it)."""
         new = []
         for order in orders:
             line = existing.by_order.get(order.identity)
             if line is not None:
-                order.result = _result_of(line)  # a retried invocation of this run stored it
+                order.result = _result_of(line)
             else:
+                order.nothing_written = True
                 new.append(order)
-        if not new:
-            return
-        if not self.fits():
-            self._give_up(new)
-            return
-        status, run_id = new[0].order.status.value, self.batch.run_id
-        lines = [
-            result_line(order.item, status, order.order.power, run_id, self.result_at)
-            for order in new
-        ]
-        try:
-            self.processor.results.put_lines(key, json_lines([*existing.lines, *lines]))
-        except ResultStoreUnavailable as error:
-            logger.error("ResultStoreUnavailable: %s", error)
-            written_nowhere = None if error.maybe_written else key
-            with self.objects_lock:
-                self.unfinished.extend((order, written_nowhere) for order in new)
-            return
-        for order in new:
-            order.result = _Result(status, order.order.power, run_id, self.result_at)
+        return new
 
     def _alert(self, ready: list[_Claimed]) -> list[_Claimed]:
         """Publish each rejected order's alert; the orders ready to record."""
@@ -526,27 +583,32 @@ class _BatchRun:
     # --- what the run could not finish --------------------------------------------------------
 
     def _give_up(self, orders: Iterable[_Claimed]) -> None:
-        """Release these orders at the end; a line may be stored for them: `stored_in` stays."""
+        """Release these orders at the end; `stored_in` stays unless no line of the order can
+        be stored (none was written, or the object was read without it and no put followed)."""
         with self.objects_lock:
-            self.unfinished.extend((order, None) for order in orders)
+            self.unfinished.extend(
+                (order, order.key if order.nothing_written and order.result is None else None)
+                for order in orders
+            )
 
     def _release(self) -> None:
         """Release what the run claimed but could not finish, and say what waits for the next
-        run: those released, and those it never claimed (pending, untouched)."""
+        run: those released, those whose release failed (claimed until the lease ends), and
+        those it never claimed (pending, untouched)."""
         run_id = self.batch.run_id
 
         def release(entry: tuple[_Claimed, str | None]) -> bool:
             order, nothing_written_to = entry
             return self.processor.orders.release(order.order.order_key, run_id, nothing_written_to)
 
-        _parallel(release, self.unfinished)
-        released = len(self.unfinished)
-        self.counts["failed"] += released + self.left_pending
+        released = sum(_parallel(release, self.unfinished))
+        still_claimed = len(self.unfinished) - released
+        self.counts["failed"] += len(self.unfinished) + self.left_pending
         if not self.counts["failed"]:
             return
         reason = "a store, the alert topic or the orders table was unavailable, or time ran out"
         alert = failed_batch_alert(
-            run_id, self.batch.results_key, reason, released, self.left_pending
+            run_id, self.batch.results_key, reason, released, self.left_pending, still_claimed
         )
         if not self.fits(until=self.ends_at) or self.processor.alerts.publish([alert]):
             logger.error(

@@ -39,6 +39,12 @@ FAILED_BATCH_TEXT = (
     "Run {} could not finish batch {} ({}): {} order(s) released and {} left pending untouched; "
     "the next run retries them."
 )
+# The same when some releases failed: those orders stay claimed until the run's lease ends.
+FAILED_BATCH_STILL_CLAIMED_TEXT = (
+    "Run {} could not finish batch {} ({}): {} order(s) released, {} left pending untouched and "
+    "{} still claimed (their release failed: they stay claimed until the run's lease ends); the "
+    "next run retries them."
+)
 # Sent by the state machine (States.Format: no quote) when Lambda B failed as a whole (crashed
 # or timed out): what it had claimed stays claimed until the run's lease ends, and only then does
 # a run take it again.
@@ -56,6 +62,11 @@ class ResultStoreUnavailable(Exception):
     def __init__(self, message: str, maybe_written: bool = True) -> None:
         super().__init__(message)
         self.maybe_written = maybe_written
+
+
+class ObjectChanged(Exception):
+    """A conditional write of an object was refused: the object was created or changed since it
+    was read (another invocation of the same batch wrote it). Nothing of this write landed."""
 
 
 class OrderStoreUnavailable(Exception):
@@ -140,21 +151,36 @@ def rejection_text(record_id: str, owner: str, run_id: str, power: int | float |
 
 
 def failed_batch_alert(
-    run_id: str, batch: str, reason: str, released: int, left_pending: int = 0
+    run_id: str,
+    batch: str,
+    reason: str,
+    released: int,
+    left_pending: int = 0,
+    still_claimed: int = 0,
 ) -> dict[str, Any]:
-    """The alert for orders a batch could not finish: those it claimed and released, and those
-    it never claimed for lack of time; the state machine sends the same shape (filled with
-    States.Format, CRASHED_BATCH_TEXT) when Lambda B fails as a whole."""
-    return {
-        "text": FAILED_BATCH_TEXT.format(run_id, batch, reason, released, left_pending),
+    """The alert for orders a batch could not finish: those it claimed and released, those it
+    claimed but could not release (claimed until the lease ends), and those it never claimed for
+    lack of time; the state machine sends the same shape (filled with States.Format,
+    CRASHED_BATCH_TEXT) when Lambda B fails as a whole."""
+    if still_claimed:
+        text = FAILED_BATCH_STILL_CLAIMED_TEXT.format(
+            run_id, batch, reason, released, left_pending, still_claimed
+        )
+    else:
+        text = FAILED_BATCH_TEXT.format(run_id, batch, reason, released, left_pending)
+    alert: dict[str, Any] = {
+        "text": text,
         "status": "batch_failed",
         "run": run_id,
         "batch": batch,
         "reason": reason,
-        "orders_to_retry": released + left_pending,
+        "orders_to_retry": released + left_pending + still_claimed,
         "orders_released": released,
         "orders_left_pending": left_pending,
     }
+    if still_claimed:
+        alert["orders_still_claimed"] = still_claimed
+    return alert
 
 
 def line_identity(line: Mapping[str, Any]) -> tuple[str, str, str]:

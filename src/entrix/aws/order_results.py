@@ -21,7 +21,8 @@ A claim also names the object the run will write the order's line into (`stored_
 earlier run named one: that run may have written the line before it failed, so the claimer looks
 there first and `move_stored_in` only once it has seen the line is not there. `stored_in` stays
 after the record (where the result is) and after a release, unless the run knows for certain
-that it wrote nothing (S3 answered the put with an error).
+that no line of the order is there (S3 answered the put with an error, or no put followed the
+claim that named the object or the read that found no line).
 
 Before claiming, a run reads the batch's orders (`current`, BatchGetItem, 100 keys a request) so
 that the orders another live run holds are skipped without one refused write each.
@@ -34,7 +35,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -146,11 +147,13 @@ class OrderResults:
         now: int,
         lease_seconds: int,
         stored_in: str,
-    ) -> dict[str, Any] | None:
+    ) -> tuple[dict[str, Any], bool] | None:
         """Take `version` of the order for `run_id`, naming `stored_in` as the object its line
-        goes into unless an earlier claim named one; the whole item, or None when another run
-        has it, or the order was amended, cancelled or processed since the run read it."""
-        return self._update(
+        goes into unless an earlier claim named one; the whole item and whether this claim named
+        it (then no line of the order can be stored yet, but by another invocation of this run
+        claiming after it), or None when another run has it, or the order was amended, cancelled
+        or processed since the run read it."""
+        before = self._update(
             order_key,
             version,
             "SET claimed_by = :run, claim_expires_at = :until, "
@@ -162,7 +165,18 @@ class OrderResults:
                 ":now": {"N": str(now)},
                 ":key": {"S": stored_in},
             },
+            returned="ALL_OLD",
         )
+        if before is None:
+            return None
+        named_now = "stored_in" not in before
+        claimed = {
+            **before,
+            "claimed_by": run_id,
+            "claim_expires_at": Decimal(now + lease_seconds),
+            "stored_in": stored_in if named_now else before["stored_in"],
+        }
+        return claimed, named_now
 
     def move_stored_in(self, order_key: str, run_id: str, old: str, new: str) -> bool:
         """Name `new` as the order's object, once `old` was seen not to hold its line; False
@@ -251,7 +265,9 @@ class OrderResults:
         condition: str,
         run_id: str,
         values: dict[str, Any],
+        returned: Literal["ALL_NEW", "ALL_OLD"] = "ALL_NEW",
     ) -> dict[str, Any] | None:
+        """The item after the update (or before it: `returned`), None when refused."""
         try:
             response = self._client.update_item(
                 TableName=self._table_name,
@@ -264,7 +280,7 @@ class OrderResults:
                     ":version": {"S": version},
                     **values,
                 },
-                ReturnValues="ALL_NEW",
+                ReturnValues=returned,
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
