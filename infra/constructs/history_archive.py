@@ -22,12 +22,12 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from entrix import settings
 from entrix.orders.history import HISTORY_PREFIX
 from infra.config import ServiceConfig
+from infra.constructs.dead_letters import dead_letter_queue
 from infra.constructs.lambda_code import python_function
 from infra.nag import acknowledge, logical_id
 
@@ -63,17 +63,10 @@ class HistoryArchive(Construct):
                 actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{HISTORY_PREFIX}*")]
             )
         )
-        self.dead_letter_queue = sqs.Queue(
+        self.dead_letter_queue = dead_letter_queue(
             self,
             "ArchiveDeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(
-            self.dead_letter_queue,
-            "AwsSolutions-SQS3",
-            "This queue is itself the on-failure destination of the history stream mapping.",
+            of="the on-failure destination of the history stream mapping",
         )
         self.function.add_event_source(
             sources.DynamoEventSource(

@@ -23,13 +23,13 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from entrix import settings
 from entrix.auction.platform import Status
 from entrix.auction.results import BATCHES_PREFIX, REJECTIONS_PREFIX, RESULTS_PREFIX
 from infra.config import ServiceConfig
+from infra.constructs.dead_letters import dead_letter_queue
 from infra.constructs.lambda_code import python_function
 from infra.constructs.results_storage import results_bucket
 from infra.constructs.results_workflow import results_state_machine
@@ -238,17 +238,8 @@ class ResultsPipeline(Construct):
 
     def _schedule(self) -> None:
         """EventBridge starts a run every 5 minutes; starts it cannot deliver land in a DLQ."""
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "ScheduleDeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(
-            self.dead_letter_queue,
-            "AwsSolutions-SQS3",
-            "This queue is itself the dead-letter queue of the schedule's target.",
+        self.dead_letter_queue = dead_letter_queue(
+            self, "ScheduleDeadLetters", of="the dead-letter queue of the schedule's target"
         )
         self.rule = events.Rule(
             self,

@@ -31,8 +31,8 @@ from constructs import Construct
 from entrix import settings
 from entrix.aws.alerts import PEOPLE_FILTER_POLICY
 from infra.config import ServiceConfig
+from infra.constructs.dead_letters import dead_letter_queue
 from infra.constructs.lambda_code import python_function
-from infra.nag import acknowledge
 
 # Time for a message to wait out a few of Slack's Retry-After answers within one invocation.
 TIMEOUT = Duration.seconds(60)
@@ -68,17 +68,8 @@ def slack_forwarder(
         timeout=TIMEOUT,
     )
     secret.grant_read(function)
-    dead_letters = sqs.Queue(
-        scope,
-        "SlackDeadLetters",
-        encryption=sqs.QueueEncryption.SQS_MANAGED,
-        enforce_ssl=True,
-        retention_period=Duration.days(14),
-    )
-    acknowledge(
-        dead_letters,
-        "AwsSolutions-SQS3",
-        "This queue is itself the on-failure destination of the Slack forwarder.",
+    dead_letters = dead_letter_queue(
+        scope, "SlackDeadLetters", of="the on-failure destination of the Slack forwarder"
     )
     # The destination sends as the function's role: SqsDestination grants it sqs:SendMessage
     # (SSE-SQS needs no key grant).
