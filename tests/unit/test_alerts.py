@@ -76,7 +76,8 @@ def test_alerts_are_published_ten_to_a_request(topic: Topic) -> None:
 
     assert AlertTopic(topic.sns, topic.arn).publish(alerts) == []
 
-    assert [len(entries) for entries in topic.requests] == [10, 10, 3]
+    # The requests go out in parallel: their grouping is fixed, the order they arrive in not.
+    assert sorted(len(entries) for entries in topic.requests) == [3, 10, 10]
     assert ENTRIES_PER_REQUEST == 10
     assert sorted(topic.received(), key=lambda a: int(a["record_id"][2:])) == alerts
 
@@ -103,7 +104,7 @@ def test_a_request_stays_under_256_kib(topic: Topic) -> None:
 
     assert AlertTopic(topic.sns, topic.arn).publish(alerts) == []
 
-    assert [len(entries) for entries in topic.requests] == [2, 2, 1]
+    assert sorted(len(entries) for entries in topic.requests) == [1, 2, 2]
     for entries in topic.requests:
         assert sum(len(e["Message"].encode("utf-8")) for e in entries) <= MAX_REQUEST_BYTES
     assert len(topic.received()) == 5
@@ -269,7 +270,7 @@ def test_a_queue_subscribed_with_a_filter_policy_receives_only_its_owners_reject
 
     assert AlertTopic(topic.sns, topic.arn).publish(alerts) == []
 
-    assert [len(entries) for entries in topic.requests] == [10, 9], "PublishBatch, as deployed"
+    assert sorted(len(entries) for entries in topic.requests) == [9, 10], "PublishBatch"
     received: list[dict[str, Any]] = []
     while reply := topic.sqs.receive_message(QueueUrl=client_url, MaxNumberOfMessages=10).get(
         "Messages"
