@@ -235,7 +235,12 @@ def baseline_items(sent: Sequence[Mapping[str, Any]], received: float) -> list[d
 def template_indexes(template_path: Path) -> tuple[Index, ...]:
     """The orders table's global secondary indexes in the synthesized template."""
     resources = json.loads(template_path.read_text(encoding="utf-8"))["Resources"]
-    (table,) = [r for r in resources.values() if r.get("Type") == "AWS::DynamoDB::Table"]
+    # The orders table: the client usage table has no index.
+    (table,) = [
+        r
+        for r in resources.values()
+        if r.get("Type") == "AWS::DynamoDB::Table" and "GlobalSecondaryIndexes" in r["Properties"]
+    ]
     found = []
     for index in table["Properties"].get("GlobalSecondaryIndexes", []):
         if index["Projection"]["ProjectionType"] != "KEYS_ONLY":
@@ -254,7 +259,9 @@ class _Writers:
     def __init__(self, endpoint: str, indexes: tuple[Index, ...]) -> None:
         self.indexes = indexes
         clients = {OURS: _client(endpoint), BASELINE: _client(endpoint)}
-        (self.table_name,) = clients[OURS].list_tables()["TableNames"]
+        (self.table_name,) = [
+            name for name in clients[OURS].list_tables()["TableNames"] if "Orders" in name
+        ]
         self.counts = {side: RequestCount(client) for side, client in clients.items()}
         self.table = OrdersTable(clients[OURS], self.table_name)
         self.baseline_client = clients[BASELINE]

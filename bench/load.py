@@ -84,7 +84,7 @@ def _stored_ids(aws_endpoint: str, prefix: str) -> set[str]:
         aws_access_key_id="local",
         aws_secret_access_key="local",  # the embedded endpoint takes any
     )
-    (table,) = dynamodb.list_tables()["TableNames"]
+    (table,) = [name for name in dynamodb.list_tables()["TableNames"] if "Orders" in name]
     pages = dynamodb.get_paginator("scan").paginate(
         TableName=table, ProjectionExpression="record_id"
     )

@@ -170,7 +170,7 @@ class BenchSystem:
         self.sfn = self.client("stepfunctions")
         (self.state_machine_arn,) = self.deployment.state_machines.values()
         self.functions = {spec.handler: name for name, spec in self.deployment.functions.items()}
-        (self.table,) = self.deployment.tables
+        self.table = harness.orders_table(system)
         process = self.deployment.functions[self.functions[PROCESS_HANDLER]]
         self.bucket = process.environment[settings.RESULTS_BUCKET_NAME.name]
 

@@ -29,7 +29,11 @@ def _orders_table(template_path: Path) -> tuple[Any, str, str]:
     """The template's one table, deployed alone into the mocked account: a DynamoDB client, the
     table's name and its TTL attribute."""
     template = Template.load(template_path)
-    (table,) = template.of_type("AWS::DynamoDB::Table")
+    (table,) = [  # the orders table: the client usage table has no index
+        table
+        for table in template.of_type("AWS::DynamoDB::Table")
+        if "GlobalSecondaryIndexes" in table.properties
+    ]
     region = stack_region(template_path, STACK_NAME)
     dynamodb = boto3.client("dynamodb", region_name=region)
     deployment = Deployer(

@@ -69,6 +69,17 @@ class ServiceConfig:
     # Stage-wide throttling: steady requests per second and burst.
     api_rate_limit: float = 50.0
     api_burst_limit: int = 100
+    # Each client's (token subject's) share: requests per fixed window, and orders per UTC
+    # day, counted in the ClientUsage table (docs/architecture.md, "Each client's share").
+    client_rate_limit: int = _default(settings.CLIENT_RATE_LIMIT)
+    client_rate_window_seconds: int = _default(settings.CLIENT_RATE_WINDOW_SECONDS)
+    client_daily_order_quota: int = _default(settings.CLIENT_DAILY_ORDER_QUOTA)
+    # On-demand ceilings of the orders table and of the ClientUsage table, in request units per
+    # second: what the API and the results runs may spend at most (docs/architecture.md).
+    table_max_write_request_units: int = 10_000
+    table_max_read_request_units: int = 10_000
+    # The cost alarm: estimated spend of the API path per hour, in US dollars.
+    cost_alarm_dollars_per_hour: float = 10.0
     log_retention_days: int = 30
     # Keep the orders table and the signing key when the stack is deleted (off for throwaway
     # dev stacks).
@@ -134,6 +145,14 @@ class ServiceConfig:
             raise ValueError(f"log_retention_days must be one of {sorted(_RETENTION)}")
         if not 0 <= self.authorizer_cache_ttl_seconds <= 3600:
             raise ValueError("authorizer_cache_ttl_seconds must be within 0..3600")
+        # Every API request writes the usage table once, a POST up to three times (request,
+        # orders, refund): its ceiling must not refuse what the stage lets through.
+        if self.table_max_write_request_units < 3 * self.api_burst_limit:
+            raise ValueError("table_max_write_request_units must be at least 3 x api_burst_limit")
+        if self.table_max_read_request_units < 1:
+            raise ValueError("table_max_read_request_units must be at least 1")
+        if self.cost_alarm_dollars_per_hour <= 0:
+            raise ValueError("cost_alarm_dollars_per_hour must be more than 0")
         if self.waf_rate_limit < 10:
             raise ValueError("waf_rate_limit must be at least 10 (the AWS WAF minimum)")
         # What a function would refuse at run time is refused here, by the setting's own rule.
@@ -229,6 +248,9 @@ _FUNCTION_SETTINGS: dict[str, settings.Setting[Any]] = {
     "results_batch_max_orders": settings.BATCH_MAX_ORDERS,
     "results_max_orders_per_run": settings.MAX_ORDERS_PER_RUN,
     "expiry_warning_seconds": settings.EXPIRY_WARNING_SECONDS,
+    "client_rate_limit": settings.CLIENT_RATE_LIMIT,
+    "client_rate_window_seconds": settings.CLIENT_RATE_WINDOW_SECONDS,
+    "client_daily_order_quota": settings.CLIENT_DAILY_ORDER_QUOTA,
 }
 
 # Per-stage defaults of the delivery pipeline's service stacks: the WAF protects Prod only.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+from typing import Any
 
 from aws_cdk import Duration, Stack, Tags
 from aws_cdk import aws_apigateway as apigw
@@ -21,6 +22,7 @@ from constructs import Construct
 
 from entrix import settings
 from infra.config import ServiceConfig
+from infra.constructs.client_usage import client_usage_table
 from infra.constructs.lambda_code import python_function
 from infra.constructs.orders_table import orders_table
 from infra.constructs.waf import ApiWebAcl
@@ -80,6 +82,7 @@ class Intake(Construct):
     ) -> None:
         super().__init__(scope, id)
         self.table = orders_table(self, "Orders", config=config)
+        self.usage_table = client_usage_table(self, "ClientUsage", config=config)
 
         # The raw HS256 key is the whole SecretString; CloudFormation generates it, so it is in
         # neither the code nor the template.
@@ -138,7 +141,15 @@ class Intake(Construct):
         )
 
         table_arn = self.table.table_arn
-        table_setting = {settings.ORDERS_TABLE_NAME: self.table.table_name}
+        # Every API function charges each request to its caller's share (entrix.handlers.
+        # fair_share): the usage table and the limits.
+        table_setting: dict[settings.Setting[Any], Any] = {
+            settings.ORDERS_TABLE_NAME: self.table.table_name,
+            settings.CLIENT_USAGE_TABLE_NAME: self.usage_table.table_name,
+            settings.CLIENT_RATE_LIMIT: config.client_rate_limit,
+            settings.CLIENT_RATE_WINDOW_SECONDS: config.client_rate_window_seconds,
+            settings.CLIENT_DAILY_ORDER_QUOTA: config.client_daily_order_quota,
+        }
         # Explicit statements on the table (or the one index) each handler uses: Table.grant()
         # would add `<table>/index/*`, the pending-results index included, which no intake
         # function reads.
@@ -194,6 +205,19 @@ class Intake(Construct):
         self.cancel_function.add_to_role_policy(
             iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[table_arn])
         )
+
+        # One conditional UpdateItem per charge (and a POST's refund) on the caller's counters.
+        for api_function in (
+            self.ingest_function,
+            self.order_status_function,
+            self.order_list_function,
+            self.cancel_function,
+        ):
+            api_function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["dynamodb:UpdateItem"], resources=[self.usage_table.table_arn]
+                )
+            )
 
         self.api = self._rest_api(config)
         self.orders_url = self.api.url_for_path("/orders")

@@ -23,7 +23,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from entrix import telemetry
+from entrix import settings, telemetry
 from entrix.orders.limits import TTL_SECONDS
 from infra.constructs.history_archive import HistoryArchive
 from infra.constructs.intake import Intake
@@ -54,6 +54,14 @@ OLDEST_PENDING_METRIC = "OldestPendingOrderAgeSeconds"
 # Lambda's IteratorAge (milliseconds) at which the history archiver is paged: a quarter of the
 # stream's 24 h retention, time enough to fix it before records are lost.
 HISTORY_LAG_ALARM_MS = 6 * 3600 * 1000
+# List prices in US dollars (us-east-1, as bench/aws_cost.py prices runs; other regions cost up
+# to a fifth more): on-demand DynamoDB request units and REST API requests (first 333 million a
+# month). Lambda is left out: at the API's memory sizes it is a few percent of a large POST's
+# DynamoDB writes.
+DYNAMODB_DOLLARS_PER_WRITE_UNIT = 0.625e-6
+DYNAMODB_DOLLARS_PER_READ_UNIT = 0.125e-6
+REST_API_DOLLARS_PER_REQUEST = 3.5e-6
+COST_PERIOD = Duration.hours(1)
 
 
 class Observability(Construct):
@@ -68,6 +76,7 @@ class Observability(Construct):
         results: ResultsPipeline,
         history: HistoryArchive,
         expiry_warning_seconds: int,
+        cost_alarm_dollars_per_hour: float,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         email_addresses: tuple[str, ...] = (),
     ) -> None:
@@ -209,6 +218,16 @@ class Observability(Construct):
             "a results run took an order pending for longer than the expiry warning allows "
             "(it expires unprocessed soon after): results are not being recorded",
             threshold=TTL_SECONDS - expiry_warning_seconds,
+        )
+
+        self.api_cost = _api_cost_per_hour(intake)
+        self._alarm(
+            "ApiCost",
+            self.api_cost,
+            f"the API path's estimated spend (DynamoDB request units of the orders and client "
+            f"usage tables, and API Gateway requests, at list prices) reached "
+            f"{cost_alarm_dollars_per_hour} dollars in an hour",
+            threshold=cost_alarm_dollars_per_hour,
         )
 
         if results.slack is not None:
@@ -474,6 +493,50 @@ class Observability(Construct):
             ),
         )
         return dashboard
+
+
+def _api_cost_per_hour(intake: Intake) -> cloudwatch.MathExpression:
+    """Dollars per hour the API path spends: the request units both tables and the orders
+    table's indexes consumed (the results runs' writes to the orders table included: the table
+    cannot tell them apart), and the REST API's requests, at list prices."""
+    writes: dict[str, cloudwatch.IMetric] = {}
+    reads: dict[str, cloudwatch.IMetric] = {}
+    indexes = (settings.ORDERS_PENDING_INDEX_NAME.text(), settings.ORDERS_OWNER_INDEX_NAME.text())
+    sources: list[tuple[str, dict[str, str]]] = [
+        ("orders", {"TableName": intake.table.table_name}),
+        ("usage", {"TableName": intake.usage_table.table_name}),
+        *(
+            (
+                f"index{position}",
+                {"TableName": intake.table.table_name, "GlobalSecondaryIndexName": index},
+            )
+            for position, index in enumerate(indexes)
+        ),
+    ]
+    for name, dimensions in sources:
+        for units, into in (("Write", writes), ("Read", reads)):
+            into[f"{units.lower()}_{name}"] = cloudwatch.Metric(
+                namespace="AWS/DynamoDB",
+                metric_name=f"Consumed{units}CapacityUnits",
+                dimensions_map=dimensions,
+                statistic="Sum",
+                period=COST_PERIOD,
+            )
+    requests = intake.api.metric_count(period=COST_PERIOD, statistic="Sum")
+
+    def total(metrics: dict[str, cloudwatch.IMetric]) -> str:
+        return " + ".join(f"FILL({name}, 0)" for name in metrics)
+
+    return cloudwatch.MathExpression(
+        expression=(
+            f"({total(writes)}) * {DYNAMODB_DOLLARS_PER_WRITE_UNIT} + "
+            f"({total(reads)}) * {DYNAMODB_DOLLARS_PER_READ_UNIT} + "
+            f"FILL(requests, 0) * {REST_API_DOLLARS_PER_REQUEST}"
+        ),
+        using_metrics={**writes, **reads, "requests": requests},
+        label="API path: estimated dollars per hour",
+        period=COST_PERIOD,
+    )
 
 
 def _emf_metrics(

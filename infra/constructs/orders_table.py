@@ -44,6 +44,11 @@ def orders_table(scope: Construct, id: str, *, config: ServiceConfig) -> dynamod
         id,
         partition_key=dynamodb.Attribute(name="order_key", type=dynamodb.AttributeType.STRING),
         billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+        # The most the table may spend per second (writes and reads, its indexes' writes
+        # excluded): a client or a leaked token cannot run the bill up past it; what is over it
+        # is throttled, and ingest answers 503 with Retry-After (entrix.handlers.ingest).
+        max_write_request_units=config.table_max_write_request_units,
+        max_read_request_units=config.table_max_read_request_units,
         time_to_live_attribute="expires_at",
         stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
         point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(

@@ -60,6 +60,7 @@ class ServiceStack(Stack):
             results=self.results,
             history=self.history,
             expiry_warning_seconds=config.expiry_warning_seconds,
+            cost_alarm_dollars_per_hour=config.cost_alarm_dollars_per_hour,
             removal_policy=config.data_removal_policy,
             email_addresses=config.ops_email_addresses,
         )
@@ -73,6 +74,7 @@ class ServiceStack(Stack):
             description="`entrix token --stack` reads the signing key's ARN from this function",
         )
         CfnOutput(self, "OrdersTableName", value=self.intake.table.table_name)
+        CfnOutput(self, "ClientUsageTableName", value=self.intake.usage_table.table_name)
         CfnOutput(self, "ResultsBucketName", value=self.results.bucket.bucket_name)
         CfnOutput(self, "AlertTopicArn", value=self.results.topic.topic_arn)
         CfnOutput(

@@ -123,3 +123,10 @@ RESULT_LEASE_SECONDS = Setting("RESULT_LEASE_SECONDS", _positive, RUN_TIMEOUT_SE
 # only; every deployed forwarder sets it false, so its webhook must be https://).
 SLACK_WEBHOOK_SECRET_ARN = Setting("SLACK_WEBHOOK_SECRET_ARN", str)
 SLACK_WEBHOOK_ALLOW_LOOPBACK_HTTP = Setting("SLACK_WEBHOOK_ALLOW_LOOPBACK_HTTP", _flag, False)
+
+# The four API functions: each client's (token subject's) fair share, counted in the client
+# usage table (entrix.aws.client_usage): requests per fixed window, and orders per UTC day.
+CLIENT_USAGE_TABLE_NAME = Setting("CLIENT_USAGE_TABLE_NAME", str)
+CLIENT_RATE_LIMIT = Setting("CLIENT_RATE_LIMIT", _positive, 100)
+CLIENT_RATE_WINDOW_SECONDS = Setting("CLIENT_RATE_WINDOW_SECONDS", _positive, 10)
+CLIENT_DAILY_ORDER_QUOTA = Setting("CLIENT_DAILY_ORDER_QUOTA", _positive, 1_000_000)

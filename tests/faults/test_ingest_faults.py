@@ -30,6 +30,7 @@ from tests.support.api_events import api_event
 from tests.support.inject import error_reply
 from tests.support.local_system import Running, local_system
 from tests.support.moto_orders import OWNER, moto_orders_table
+from tests.support.moto_usage import unlimited_usage
 
 TABLE = "orders-faults"
 MAX_ATTEMPTS = 4
@@ -65,7 +66,7 @@ def _post(
         headers={"Content-Type": "application/json"},
         body=json.dumps(orders),
     )
-    reply = ingest.handle(event, table, NOW)
+    reply = ingest.handle(event, table, NOW, usage=unlimited_usage())
     return reply, json.loads(reply["body"])
 
 

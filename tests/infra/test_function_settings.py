@@ -16,15 +16,23 @@ from entrix import settings
 from entrix.settings import Setting
 from tests.infra.test_intake_template import EXTENSION_VARIABLE_PREFIXES
 
+# Every API function charges its caller's share (entrix.handlers.fair_share).
+FAIR_SHARE = (
+    settings.CLIENT_USAGE_TABLE_NAME,
+    settings.CLIENT_RATE_LIMIT,
+    settings.CLIENT_RATE_WINDOW_SECONDS,
+    settings.CLIENT_DAILY_ORDER_QUOTA,
+)
 # What each handler reads from its environment.
 READS: dict[str, tuple[Setting[Any], ...]] = {
-    "entrix.handlers.ingest.handler": (settings.ORDERS_TABLE_NAME,),
-    "entrix.handlers.order_status.handler": (settings.ORDERS_TABLE_NAME,),
+    "entrix.handlers.ingest.handler": (settings.ORDERS_TABLE_NAME, *FAIR_SHARE),
+    "entrix.handlers.order_status.handler": (settings.ORDERS_TABLE_NAME, *FAIR_SHARE),
     "entrix.handlers.order_list.handler": (
         settings.ORDERS_TABLE_NAME,
         settings.ORDERS_OWNER_INDEX_NAME,
+        *FAIR_SHARE,
     ),
-    "entrix.handlers.cancel.handler": (settings.ORDERS_TABLE_NAME,),
+    "entrix.handlers.cancel.handler": (settings.ORDERS_TABLE_NAME, *FAIR_SHARE),
     "entrix.handlers.authorizer.handler": (
         settings.JWT_SECRET_ARN,
         settings.JWT_ISSUER,

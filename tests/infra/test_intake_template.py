@@ -18,6 +18,7 @@ from entrix.local.apigateway.proxy import GATEWAY_ERRORS, gateway_response
 from entrix.local.deploy import Deployer
 from entrix.local.template import PseudoParameters
 from entrix.local.template import Template as LocalTemplate
+from infra.config import ServiceConfig
 from infra.constructs.intake import ERROR_TEMPLATE
 
 AUTHORIZER = "entrix.handlers.authorizer.handler"
@@ -79,10 +80,14 @@ def actions(statement: dict[str, Any]) -> set[str]:
 
 
 def granted(template: dict[str, Any], handler: str) -> dict[str, Any]:
-    """Action -> resource, for the statements beyond logging and tracing."""
+    """Action -> resource, for the statements beyond logging, tracing and the client usage
+    table (each API function's one UpdateItem there is tested on its own)."""
+    usage_id, _ = only(template, "AWS::DynamoDB::Table", "IntakeClientUsage")
     result: dict[str, Any] = {}
     for statement in role_statements(template, handler):
         assert statement["Effect"] == "Allow"
+        if statement["Resource"] == {"Fn::GetAtt": [usage_id, "Arn"]}:
+            continue
         for action in actions(statement) - {
             "logs:CreateLogStream",
             "logs:PutLogEvents",
@@ -110,6 +115,10 @@ def test_orders_table_is_on_demand_keyed_by_order_key_with_ttl_and_pitr(
                     "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
                     "SSESpecification": {"SSEEnabled": True},
                     "DeletionProtectionEnabled": True,
+                    "OnDemandThroughput": {
+                        "MaxWriteRequestUnits": ServiceConfig().table_max_write_request_units,
+                        "MaxReadRequestUnits": ServiceConfig().table_max_read_request_units,
+                    },
                 }
             ),
             "DeletionPolicy": "Retain",
@@ -118,13 +127,59 @@ def test_orders_table_is_on_demand_keyed_by_order_key_with_ttl_and_pitr(
     )
 
 
+def test_client_usage_table_is_on_demand_with_ttl_and_the_same_ceilings(
+    service_json: dict[str, Any],
+) -> None:
+    """Counters expire by TTL; no backups (a restored count would be stale), no stream."""
+    _, table = only(service_json, "AWS::DynamoDB::Table", "IntakeClientUsage")
+    props = table["Properties"]
+    assert props["KeySchema"] == [{"AttributeName": "usage_key", "KeyType": "HASH"}]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert props["SSESpecification"] == {"SSEEnabled": True}
+    assert props["OnDemandThroughput"] == {
+        "MaxWriteRequestUnits": ServiceConfig().table_max_write_request_units,
+        "MaxReadRequestUnits": ServiceConfig().table_max_read_request_units,
+    }
+    assert "PointInTimeRecoverySpecification" not in props
+    assert "StreamSpecification" not in props
+    assert table["DeletionPolicy"] == "Delete"
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [
+        "entrix.handlers.ingest.handler",
+        "entrix.handlers.order_status.handler",
+        "entrix.handlers.order_list.handler",
+        "entrix.handlers.cancel.handler",
+    ],
+)
+def test_each_api_function_may_update_the_usage_table_and_nothing_else_there(
+    service_json: dict[str, Any], handler: str
+) -> None:
+    usage_id, _ = only(service_json, "AWS::DynamoDB::Table", "IntakeClientUsage")
+    statements = [
+        statement
+        for statement in role_statements(service_json, handler)
+        if usage_id in json.dumps(statement["Resource"])
+    ]
+    assert statements == [
+        {
+            "Action": "dynamodb:UpdateItem",
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [usage_id, "Arn"]},
+        }
+    ], handler
+
+
 def test_orders_table_has_the_pending_and_owner_indexes_keys_only(
     service_json: dict[str, Any],
 ) -> None:
     """Both indexes sort on `version` (receipt time, then the request's nonce): a run takes the
     oldest pending orders, the listing the caller's newest. Their partitions are sharded (16
     pending shards, 16 per owner), so neither has one hot key; each projects the keys only."""
-    _, table = only(service_json, "AWS::DynamoDB::Table")
+    _, table = only(service_json, "AWS::DynamoDB::Table", "IntakeOrders")
     props = table["Properties"]
     indexes = {index["IndexName"]: index for index in props["GlobalSecondaryIndexes"]}
     assert indexes == {
@@ -158,7 +213,7 @@ def test_the_synthesized_table_deploys_locally_and_serves_both_indexes(
     """The stack's table, deployed as `entrix local` deploys it (moto): keyed on order_key, and
     both keys-only indexes sorted on `version` answer their queries (a pending shard oldest
     first, one owner's shard newest first)."""
-    table_id, table_resource = only(service_json, "AWS::DynamoDB::Table")
+    table_id, table_resource = only(service_json, "AWS::DynamoDB::Table", "IntakeOrders")
     template = {"Resources": {table_id: table_resource}}
 
     def client(service: str) -> Any:
@@ -294,12 +349,20 @@ def test_only_the_authorizer_has_the_extension(service_json: dict[str, Any], han
 
 
 @pytest.mark.parametrize("handler", ORDER_HANDLERS)
-def test_order_handlers_get_the_table_name_and_the_listing_its_index(
+def test_order_handlers_get_the_tables_and_limits_and_the_listing_its_index(
     service_json: dict[str, Any], handler: str
 ) -> None:
-    table_id, _ = only(service_json, "AWS::DynamoDB::Table")
+    table_id, _ = only(service_json, "AWS::DynamoDB::Table", "IntakeOrders")
+    usage_id, _ = only(service_json, "AWS::DynamoDB::Table", "IntakeClientUsage")
     _, props = function(service_json, handler)
-    expected = {settings.ORDERS_TABLE_NAME.name: {"Ref": table_id}}
+    config = ServiceConfig()
+    expected: dict[str, Any] = {
+        settings.ORDERS_TABLE_NAME.name: {"Ref": table_id},
+        settings.CLIENT_USAGE_TABLE_NAME.name: {"Ref": usage_id},
+        settings.CLIENT_RATE_LIMIT.name: str(config.client_rate_limit),
+        settings.CLIENT_RATE_WINDOW_SECONDS.name: str(config.client_rate_window_seconds),
+        settings.CLIENT_DAILY_ORDER_QUOTA.name: str(config.client_daily_order_quota),
+    }
     if handler == ORDER_LIST:
         expected[settings.ORDERS_OWNER_INDEX_NAME.name] = "owner-orders"
     assert props["Environment"]["Variables"] == expected
@@ -337,7 +400,7 @@ def test_authorizer_may_only_read_its_signing_key(service_json: dict[str, Any]) 
 
 
 def _table_arn(template: dict[str, Any]) -> dict[str, Any]:
-    table_id, _ = only(template, "AWS::DynamoDB::Table")
+    table_id, _ = only(template, "AWS::DynamoDB::Table", "IntakeOrders")
     return {"Fn::GetAtt": [table_id, "Arn"]}
 
 
@@ -628,7 +691,7 @@ def test_outputs_give_the_api_url_secret_authorizer_and_table(
 ) -> None:
     outputs = service_json["Outputs"]
     secret_id, _ = only(service_json, "AWS::SecretsManager::Secret")
-    table_id, _ = only(service_json, "AWS::DynamoDB::Table")
+    table_id, _ = only(service_json, "AWS::DynamoDB::Table", "IntakeOrders")
     assert outputs["JwtSecretArn"]["Value"] == {"Ref": secret_id}
     assert outputs["OrdersTableName"]["Value"] == {"Ref": table_id}
     assert outputs["AuthorizerFunctionName"]["Value"] == {

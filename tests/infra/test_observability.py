@@ -13,6 +13,7 @@ from entrix.auction.results import (
     OrderStoreUnavailable,
     ResultStoreUnavailable,
 )
+from infra.config import ServiceConfig
 from infra.constructs.observability import (
     AUTHORIZER_REFUSAL_LOG_TEXT,
     AUTHORIZER_REFUSALS_METRIC,
@@ -101,7 +102,7 @@ def test_alarms_are_not_sent_to_the_business_alert_topic(
     service_json: dict[str, Any], alarms: dict[str, dict[str, Any]], ops_topic: str
 ) -> None:
     alert_topic = _ref(service_json, "AWS::SNS::Topic", "AlertTopic")
-    assert len(alarms) == 16
+    assert len(alarms) == 17
     for props in alarms.values():
         assert props["AlarmActions"] == [{"Ref": ops_topic}]
         assert props["OKActions"] == [{"Ref": ops_topic}]
@@ -115,7 +116,12 @@ def test_every_alarm_fires_on_the_first_occurrence_and_not_on_silence(
         assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
         # The oldest pending order's age alarms at the expiry warning (2 h before the 24 h TTL).
         # The history archiver's lag alarms at 6 h of the stream's 24 h.
-        thresholds = {"OldestPendingOrder": 22 * 3600, "HistoryLag": 6 * 3600 * 1000}
+        # The API path's cost alarms at cdk.json's dollars per hour.
+        thresholds = {
+            "OldestPendingOrder": 22 * 3600,
+            "HistoryLag": 6 * 3600 * 1000,
+            "ApiCost": ServiceConfig().cost_alarm_dollars_per_hour,
+        }
         expected = next((t for name, t in thresholds.items() if name in logical_id), 1)
         assert props["Threshold"] == expected
         assert props["EvaluationPeriods"] == 1
@@ -339,3 +345,61 @@ def test_the_history_archivers_lag_pages_before_the_stream_forgets(
         and resource["Properties"].get("Handler") == "entrix.handlers.archive.handler"
     ]
     assert lag["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": archiver}}]
+
+
+def test_the_cost_alarm_prices_both_tables_indexes_and_api_requests_per_hour(
+    service_json: dict[str, Any], alarms: dict[str, dict[str, Any]]
+) -> None:
+    """The expression, evaluated on an hour's sums, is the dollars those units cost: a
+    1,000-order POST a second for an hour (each new order one write to the table and one to
+    each index; three usage writes per request) is about 6.8 dollars of writes."""
+    alarm = _alarm(alarms, "ApiCost")
+    (expression,) = [m for m in alarm["Metrics"] if "Expression" in m]
+    assert expression["ReturnData"] is True
+    metrics = {m["Id"]: m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m}
+    assert all(stat["Period"] == 3600 and stat["Stat"] == "Sum" for stat in metrics.values())
+    tables = {
+        "orders": _ref(service_json, "AWS::DynamoDB::Table", "IntakeOrders"),
+        "usage": _ref(service_json, "AWS::DynamoDB::Table", "IntakeClientUsage"),
+    }
+    watched = set()
+    for stat in metrics.values():
+        metric = stat["Metric"]
+        dimensions = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+        if metric["Namespace"] == "AWS/ApiGateway":
+            assert metric["MetricName"] == "Count"
+            watched.add("api")
+            continue
+        assert metric["Namespace"] == "AWS/DynamoDB"
+        (table,) = [name for name, ref in tables.items() if dimensions["TableName"] == ref]
+        index = dimensions.get("GlobalSecondaryIndexName", "")
+        watched.add((table, index, metric["MetricName"]))
+    assert watched == {
+        "api",
+        *(
+            (table, index, f"Consumed{units}CapacityUnits")
+            for table, index in (
+                ("orders", ""),
+                ("orders", "pending-results"),
+                ("orders", "owner-orders"),
+                ("usage", ""),
+            )
+            for units in ("Write", "Read")
+        ),
+    }
+
+    hour = 3600
+    sums = {name: 0.0 for name in metrics}
+    for name, stat in metrics.items():
+        metric = stat["Metric"]
+        if metric["MetricName"] == "ConsumedWriteCapacityUnits":
+            is_usage = any(d["Value"] == tables["usage"] for d in metric["Dimensions"])
+            sums[name] = hour * (3 if is_usage else 1000)
+        elif metric["MetricName"] == "Count":
+            sums[name] = hour
+    text = expression["Expression"]
+    for name, value in sums.items():
+        text = text.replace(f"FILL({name}, 0)", repr(value))
+    dollars = eval(text)  # only numbers and + * ( ) are left
+    writes = hour * (3 * 1000 + 3)
+    assert dollars == pytest.approx(writes * 0.625e-6 + hour * 3.5e-6)

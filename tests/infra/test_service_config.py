@@ -107,10 +107,12 @@ def test_throttling_cache_ttl_and_retention_follow_the_settings(
 
 
 def test_throwaway_stacks_delete_their_data(configured: dict[str, Any]) -> None:
-    (table,) = of_type(configured, "AWS::DynamoDB::Table")
+    tables = of_type(configured, "AWS::DynamoDB::Table")
     (secret,) = of_type(configured, "AWS::SecretsManager::Secret")
-    assert table["DeletionPolicy"] == secret["DeletionPolicy"] == "Delete"
-    assert table["Properties"].get("DeletionProtectionEnabled") is False
+    assert len(tables) == 2  # the orders and the client usage tables
+    for table in tables:
+        assert table["DeletionPolicy"] == secret["DeletionPolicy"] == "Delete"
+        assert table["Properties"].get("DeletionProtectionEnabled") in (False, None)
 
 
 def test_waf_setting_puts_a_web_acl_on_the_api_stage(configured: dict[str, Any]) -> None:

@@ -73,7 +73,7 @@ def assert_refusal(body, code):
 
 
 def table_name(local):
-    (name,) = local.client("dynamodb").list_tables()["TableNames"]
+    (name,) = [n for n in local.client("dynamodb").list_tables()["TableNames"] if "Orders" in n]
     return name
 
 

@@ -23,7 +23,7 @@ PATIENCE_SECONDS = 60
 @pytest.fixture(scope="module")
 def running() -> Iterator[Running]:
     with harness.in_process(ttl_sweep_seconds=0.2) as system:
-        (table,) = harness.deployment_of(system).tables
+        table = harness.orders_table(system)
         yield Running(system=system, token=harness.sign_token(system, "desk-h"), table=table)
 
 

@@ -56,7 +56,7 @@ class System:
         self.local = local
         local.configure_lambda_a({settings.RESULTS_READY_PROBABILITY.name: "1"})
         self.dynamodb = local.client("dynamodb")
-        (self.table,) = self.dynamodb.list_tables()["TableNames"]
+        (self.table,) = [n for n in self.dynamodb.list_tables()["TableNames"] if "Orders" in n]
         key_schema = self.dynamodb.describe_table(TableName=self.table)["Table"]["KeySchema"]
         (self.hash_key,) = [k["AttributeName"] for k in key_schema if k["KeyType"] == "HASH"]
         self.bucket = self._lambda_a_variable(settings.RESULTS_BUCKET_NAME.name)

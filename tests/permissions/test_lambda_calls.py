@@ -71,13 +71,20 @@ CALLING_HANDLERS = (
     ARCHIVE,
 )
 # The intake's DynamoDB calls the scenario must record: handler, action and where (the table,
-# or the owner index), and whether every such call was conditional.
+# the owner index, or the client usage table), and whether every such call was conditional.
+# Each API function charges its caller's share with a conditional UpdateItem; ingest also
+# refunds orders stored before (an unconditional UpdateItem), so its usage calls are both.
 INTAKE_EDGES = {
     (INGEST, "dynamodb:PutItem", "table", True),
     (ORDER_STATUS, "dynamodb:GetItem", "table", False),
     (ORDER_LIST, "dynamodb:Query", "index/owner-orders", False),
     (ORDER_LIST, "dynamodb:BatchGetItem", "table", False),
     (CANCEL, "dynamodb:UpdateItem", "table", True),
+    (INGEST, "dynamodb:UpdateItem", "usage table", True),
+    (INGEST, "dynamodb:UpdateItem", "usage table", False),
+    (ORDER_STATUS, "dynamodb:UpdateItem", "usage table", True),
+    (ORDER_LIST, "dynamodb:UpdateItem", "usage table", True),
+    (CANCEL, "dynamodb:UpdateItem", "usage table", True),
 }
 
 
@@ -225,20 +232,23 @@ def test_the_scenario_ran_each_function_and_recorded_its_calls(recorded: Recorde
 
 def test_the_intake_edges_are_recorded_each_on_its_table_or_index(recorded: Recorded) -> None:
     """Ingest's puts and cancel's update are conditional writes; the listing queries the owner
-    index (not the pending one) and reads the page from the table."""
+    index (not the pending one) and reads the page from the table; every API function charges
+    the client usage table (a conditional update), and ingest refunds there the order desk-a
+    resent unchanged."""
     handlers = _handlers(recorded)
     deployment = recorded.running.system.deployment
     assert deployment is not None
-    (table,) = deployment.tables
+    table = harness.orders_table(recorded.running.system)
+    usage_table = deployment.table_named_by(settings.CLIENT_USAGE_TABLE_NAME.name)
     found: dict[tuple[str, str, str], set[bool]] = {}
     for call in recorded.calls:
         handler = handlers[call.function]
         if call.service != "dynamodb" or handler not in {edge[0] for edge in INTAKE_EDGES}:
             continue
         tables = call.parameters.get("RequestItems") or [call.parameters["TableName"]]
-        assert tables == [table], call
+        assert tables in ([table], [usage_table]), call
         index = call.parameters.get("IndexName")
-        where = f"index/{index}" if index else "table"
+        where = f"index/{index}" if index else "table" if tables == [table] else "usage table"
         key = (handler, f"dynamodb:{call.operation}", where)
         found.setdefault(key, set()).add(bool(call.parameters.get("conditional")))
     assert {(*key, conditional) for key, kinds in found.items() for conditional in kinds} == (
@@ -332,6 +342,22 @@ def test_each_intake_grant_removed_is_refused_by_name(
     assert refused, f"removing {action} from {handler} refused nothing"
     assert all(function in line and f"{action} on" in line for line in refused), refused
     assert any(on in line for line in refused), refused
+
+
+@pytest.mark.parametrize("handler", [INGEST, ORDER_STATUS, ORDER_LIST, CANCEL])
+def test_each_usage_grant_removed_is_refused_by_name(recorded: Recorded, handler: str) -> None:
+    """Each API function's UpdateItem on the client usage table, removed from its role alone,
+    refuses that function's charges (and nothing else)."""
+    function = _function_id(recorded.model.body, handler)
+    body = _without_statements(
+        recorded.model.body, handler, lambda statement: "ClientUsage" in json.dumps(statement)
+    )
+    refused = [line for line in _refused(recorded, body).splitlines() if line]
+    assert refused, f"removing the usage grant from {handler} refused nothing"
+    assert all(
+        function in line and "dynamodb:UpdateItem on" in line and "ClientUsage" in line
+        for line in refused
+    ), refused
 
 
 def test_the_listing_may_not_query_the_pending_index(recorded: Recorded) -> None:

@@ -13,6 +13,7 @@ from entrix.handlers import ingest
 from tests.pipeline.conftest import ACCEPT, READY, REJECT, Pipeline
 from tests.support.api_events import api_event
 from tests.support.moto_orders import OWNER
+from tests.support.moto_usage import unlimited_usage
 
 EXACT = "12345678901234567890.123456789"
 
@@ -21,7 +22,9 @@ def _post_text(pipeline: Pipeline, body: str, owner: str = OWNER) -> dict[str, A
     """POST /orders of `owner` with `body` exactly as sent, through the ingest handler."""
     event = api_event(owner, headers={"Content-Type": "application/json"}, body=body)
     table = OrdersTable(pipeline.client("dynamodb"), pipeline.table)
-    reply = ingest.handle(event, table, time.time())
+    reply = ingest.handle(
+        event, table, time.time(), usage=unlimited_usage(pipeline.client("dynamodb"))
+    )
     assert reply["statusCode"] == 201, reply
     return reply
 

@@ -22,6 +22,7 @@ from entrix.handlers import ingest
 from entrix.orders.order_schema import FIELDS
 from tests.support.api_events import api_event
 from tests.support.moto_orders import moto_orders_table
+from tests.support.moto_usage import unlimited_usage
 
 TABLE = "orders-property"
 NOW = 1_764_000_000.0
@@ -166,7 +167,7 @@ def post(client: Any, request: dict[str, Any]) -> tuple[dict[str, Any], list[dic
     """The handler's reply to OWNER's `request` (event fields) against an empty table, and
     the items it stored."""
     table = OrdersTable(client, TABLE, Backoff(sleep=lambda _: None))
-    reply = ingest.handle(api_event(OWNER, **request), table, NOW)
+    reply = ingest.handle(api_event(OWNER, **request), table, NOW, usage=unlimited_usage())
     stored = client.scan(TableName=TABLE, ConsistentRead=True)["Items"]
     for item in stored:
         client.delete_item(TableName=TABLE, Key={"order_key": item["order_key"]})
@@ -272,7 +273,7 @@ def test_a_resend_changes_nothing_and_other_content_amends_only_those_orders(
 
     def send(body: str, now: float) -> dict[str, Any]:
         request = api_event(OWNER, headers={"Content-Type": "application/json"}, body=body)
-        reply = ingest.handle(request, table, now)
+        reply = ingest.handle(request, table, now, usage=unlimited_usage())
         assert reply["statusCode"] == 201, reply
         summary: dict[str, Any] = json.loads(reply["body"])
         return summary

@@ -23,6 +23,7 @@ from entrix.aws.orders_table import Backoff, OrdersTable, PutOutcome
 from entrix.handlers import cancel, ingest, order_list, order_status
 from tests.support.api_events import api_event
 from tests.support.moto_orders import moto_orders_table
+from tests.support.moto_usage import unlimited_usage
 
 TABLE = "orders-conformance"
 NOW = 1_764_000_000.0
@@ -73,7 +74,7 @@ def table() -> Iterator[OrdersTable]:
 @given(case=API["/orders"]["POST"].as_strategy())
 def test_post_orders_replies_as_documented(table: OrdersTable, case: Any) -> None:
     posted = event(headers={"Content-Type": case.media_type}, body=json.dumps(case.body))
-    reply = ingest.handle(posted, table, NOW)
+    reply = ingest.handle(posted, table, NOW, usage=unlimited_usage())
     assert reply["statusCode"] in (201, 400, 409, 413), reply
     assert_documented("/orders", "post", reply)
 
@@ -84,7 +85,9 @@ def test_post_orders_replies_as_documented(table: OrdersTable, case: Any) -> Non
 def test_list_orders_replies_as_documented(table: OrdersTable, case: Any) -> None:
     # API Gateway passes query string values to the Lambda as strings.
     query = {name: str(value) for name, value in (case.query or {}).items()}
-    reply = order_list.handle(event(queryStringParameters=query or None), table, NOW)
+    reply = order_list.handle(
+        event(queryStringParameters=query or None), table, NOW, usage=unlimited_usage()
+    )
     assert reply["statusCode"] in (200, 400), reply
     assert_documented("/orders", "get", reply)
 
@@ -94,7 +97,9 @@ def test_list_orders_replies_as_documented(table: OrdersTable, case: Any) -> Non
 def test_get_order_replies_as_documented(table: OrdersTable, case: Any) -> None:
     # API Gateway URL-decodes path parameters before the Lambda sees them.
     record_id = unquote(case.path_parameters["record_id"])
-    reply = order_status.handle(event(pathParameters={"record_id": record_id}), table, NOW)
+    reply = order_status.handle(
+        event(pathParameters={"record_id": record_id}), table, NOW, usage=unlimited_usage()
+    )
     assert_documented("/orders/{record_id}", "get", reply)
 
 
@@ -102,7 +107,9 @@ def test_get_order_replies_as_documented(table: OrdersTable, case: Any) -> None:
 @given(case=API["/orders/{record_id}"]["DELETE"].as_strategy())
 def test_cancel_order_replies_as_documented(table: OrdersTable, case: Any) -> None:
     record_id = unquote(case.path_parameters["record_id"])
-    reply = cancel.handle(event(pathParameters={"record_id": record_id}), table, NOW)
+    reply = cancel.handle(
+        event(pathParameters={"record_id": record_id}), table, NOW, usage=unlimited_usage()
+    )
     assert_documented("/orders/{record_id}", "delete", reply)
 
 
@@ -115,7 +122,7 @@ def test_an_orders_life_reads_back_as_documented(table: OrdersTable) -> None:
     replies: list[tuple[str, str, dict[str, Any]]] = []
 
     def post(body: Any) -> dict[str, Any]:
-        reply = ingest.handle(event(**json_body(body)), table, NOW)
+        reply = ingest.handle(event(**json_body(body)), table, NOW, usage=unlimited_usage())
         replies.append(("/orders", "post", reply))
         return reply
 
@@ -139,21 +146,32 @@ def test_an_orders_life_reads_back_as_documented(table: OrdersTable) -> None:
         {"record_id": "life-done", "state": "accepted"}
     ]
     for record_id, status in (("life-pending", 204), ("life-done", 409), ("life-pending", 204)):
-        reply = cancel.handle(event(pathParameters={"record_id": record_id}), table, NOW)
+        reply = cancel.handle(
+            event(pathParameters={"record_id": record_id}), table, NOW, usage=unlimited_usage()
+        )
         assert reply["statusCode"] == status
         replies.append(("/orders/{record_id}", "delete", reply))
     for record_id in ("life-pending", "life-done", "unknown"):
-        reply = order_status.handle(event(pathParameters={"record_id": record_id}), table, NOW)
+        reply = order_status.handle(
+            event(pathParameters={"record_id": record_id}), table, NOW, usage=unlimited_usage()
+        )
         replies.append(("/orders/{record_id}", "get", reply))
     assert json.loads(replies[-3][2]["body"])["result_status"] == "cancelled"
-    listing = order_list.handle(event(queryStringParameters={"limit": "1"}), table, NOW)
+    listing = order_list.handle(
+        event(queryStringParameters={"limit": "1"}), table, NOW, usage=unlimited_usage()
+    )
     assert listing["statusCode"] == 200
     assert json.loads(listing["body"])["next_cursor"] is not None
     replies.append(("/orders", "get", listing))
-    others = order_list.handle(event("desk-b"), table, NOW)
+    others = order_list.handle(event("desk-b"), table, NOW, usage=unlimited_usage())
     assert json.loads(others["body"]) == {"orders": [], "next_cursor": None}
     replies.append(("/orders", "get", others))
-    expired = ingest.handle(api_event(OWNER, exp=int(NOW) - 3600, **json_body(orders)), table, NOW)
+    expired = ingest.handle(
+        api_event(OWNER, exp=int(NOW) - 3600, **json_body(orders)),
+        table,
+        NOW,
+        usage=unlimited_usage(),
+    )
     assert expired["statusCode"] == 401
     replies.append(("/orders", "post", expired))
     for path, method, reply in replies:
@@ -171,7 +189,9 @@ class _TableThatDropsOrders:
 
 def test_orders_not_stored_reply_as_documented() -> None:
     orders = [{"record_id": "lost", "parameter_1": "x", "parameter_2": 1}]
-    reply = ingest.handle(event(**json_body(orders)), _TableThatDropsOrders(), NOW)
+    reply = ingest.handle(
+        event(**json_body(orders)), _TableThatDropsOrders(), NOW, usage=unlimited_usage()
+    )
     assert reply["statusCode"] == 503
     assert reply["headers"]["Retry-After"] == str(ingest.RETRY_AFTER_SECONDS)
     assert_documented("/orders", "post", reply)

@@ -59,5 +59,5 @@ def local_system() -> Iterator[Running]:
     """`entrix local` on two free ports of 127.0.0.1, with no schedule, and a valid token;
     stopped afterwards, the process left as it was (entrix.local.harness)."""
     with harness.in_process() as system:
-        (table,) = harness.deployment_of(system).tables
+        table = harness.orders_table(system)
         yield Running(system=system, token=harness.sign_token(system, "fault-tests"), table=table)

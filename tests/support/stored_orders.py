@@ -15,6 +15,7 @@ from entrix.aws.orders_table import Backoff, OrdersTable, plain_item
 from entrix.handlers import ingest
 from tests.support.api_events import api_event
 from tests.support.moto_orders import INDEX
+from tests.support.moto_usage import unlimited_usage
 
 
 def post_orders(
@@ -23,7 +24,12 @@ def post_orders(
     """`owner`'s POST /orders of `orders` at `now` (the token far from expiry), through the
     ingest handler against the table `table` (retries not paused); its status and reply body."""
     event = api_event(owner, headers={"Content-Type": "application/json"}, body=json.dumps(orders))
-    reply = ingest.handle(event, OrdersTable(dynamodb, table, Backoff(sleep=_no_pause)), now)
+    reply = ingest.handle(
+        event,
+        OrdersTable(dynamodb, table, Backoff(sleep=_no_pause)),
+        now,
+        usage=unlimited_usage(dynamodb),
+    )
     return reply["statusCode"], json.loads(reply["body"])
 
 

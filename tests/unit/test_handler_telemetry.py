@@ -18,6 +18,7 @@ from tests.support.api_events import api_event
 from tests.support.inject import Fault
 from tests.support.lambda_context import lambda_context
 from tests.support.moto_orders import create_orders_table, put_order
+from tests.support.moto_usage import USAGE_TABLE, create_usage_table
 from tests.unit.test_process_handler import aws, counts, event, process  # noqa: F401 (fixtures)
 
 INGEST_TABLE = "orders-telemetry"
@@ -39,12 +40,17 @@ def _metrics(output: str) -> list[dict[str, Any]]:
 @pytest.fixture
 def ingest(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     monkeypatch.setenv(settings.ORDERS_TABLE_NAME.name, INGEST_TABLE)
+    monkeypatch.setenv(settings.CLIENT_USAGE_TABLE_NAME.name, USAGE_TABLE)
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
     with mock_aws():
-        create_orders_table(boto3.client("dynamodb", region_name="eu-west-1"), INGEST_TABLE)
+        dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
+        create_orders_table(dynamodb, INGEST_TABLE)
+        create_usage_table(dynamodb)
         ingest_handler.orders_table.cache_clear()  # made on first use: in this test's moto
+        ingest_handler.client_usage.cache_clear()
         yield ingest_handler
         ingest_handler.orders_table.cache_clear()
+        ingest_handler.client_usage.cache_clear()
 
 
 def _post(ingest: ModuleType, body: str, request_id: str = "api-req-1") -> dict[str, Any]:

@@ -11,12 +11,16 @@ from typing import Any
 import pytest
 
 from entrix import settings
+from entrix.aws.client_usage import ClientUsage
 from entrix.aws.orders_table import Backoff, OrdersTable
 from entrix.handlers import ingest
 from entrix.orders import lifecycle
+from entrix.orders.usage import Limits
 from tests.support.api_events import api_event
+from tests.support.inject import Fault
 from tests.support.lambda_context import lambda_context
 from tests.support.moto_orders import moto_orders_table
+from tests.support.moto_usage import USAGE_TABLE, unlimited_usage
 
 TABLE = "orders-test"
 NOW = 1_764_000_000.5
@@ -46,7 +50,7 @@ def event(
 def post(
     table: OrdersTable, body: str | bytes | None, now: float = NOW, **kwargs: Any
 ) -> tuple[int, Any]:
-    reply = ingest.handle(event(body, **kwargs), table, now)
+    reply = ingest.handle(event(body, **kwargs), table, now, usage=unlimited_usage())
     assert reply["headers"]["Content-Type"] == "application/json"
     return reply["statusCode"], json.loads(reply["body"], parse_float=Decimal)
 
@@ -105,9 +109,12 @@ def test_the_module_level_handler_uses_the_table_named_in_the_environment(
     client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(settings.ORDERS_TABLE_NAME.name, TABLE)
+    monkeypatch.setenv(settings.CLIENT_USAGE_TABLE_NAME.name, unlimited_usage().table_name)
     ingest.orders_table.cache_clear()  # as a cold start: the table is made on first use, mocked
+    ingest.client_usage.cache_clear()
     reply = ingest.handler(event(json.dumps(orders(2))), lambda_context(28_000))
     ingest.orders_table.cache_clear()
+    ingest.client_usage.cache_clear()
     assert reply["statusCode"] == 201
     assert set(scan(client)) == {"r0", "r1"}
 
@@ -156,6 +163,7 @@ def test_a_content_type_in_multi_value_headers_counts(table: OrdersTable) -> Non
         ),
         table,
         NOW,
+        usage=unlimited_usage(),
     )
     assert reply["statusCode"] == 201
 
@@ -191,6 +199,7 @@ def test_invalid_base64_is_refused(table: OrdersTable) -> None:
         ),
         table,
         NOW,
+        usage=unlimited_usage(),
     )
     assert reply["statusCode"] == 400
 
@@ -238,7 +247,7 @@ def test_orders_never_written_are_named_in_a_503_with_retry_after(client: Any) -
         TABLE,
         Backoff(max_attempts=5, sleep=sleeps.append),
     )
-    reply = ingest.handle(event(json.dumps(orders(70))), table, NOW)
+    reply = ingest.handle(event(json.dumps(orders(70))), table, NOW, usage=unlimited_usage())
     assert reply["statusCode"] == 503
     assert reply["headers"]["Retry-After"] == "1"
     body = json.loads(reply["body"])
@@ -376,7 +385,68 @@ def test_a_token_past_its_expiry_is_refused_although_the_gateway_let_it_through(
         headers={"content-type": "application/json"},
         body=json.dumps(orders(1)),
     )
-    reply = ingest.handle(request, table, NOW)
+    reply = ingest.handle(request, table, NOW, usage=unlimited_usage())
     assert reply["statusCode"] == 401
     assert json.loads(reply["body"])["code"] == "UNAUTHORIZED"
     assert scan(client) == {}
+
+
+def limited(rate_limit: int = 100, daily_orders: int = 1_000) -> ClientUsage:
+    """The usage table with small limits, windows of 10 s."""
+    return ClientUsage(unlimited_usage().client, USAGE_TABLE, Limits(rate_limit, 10, daily_orders))
+
+
+def test_a_client_over_its_rate_gets_429_with_retry_after_and_nothing_is_stored(
+    client: Any, table: OrdersTable
+) -> None:
+    usage = limited(rate_limit=2)
+    for _ in range(2):
+        ingest.handle(event(json.dumps(orders(1))), table, NOW, usage=usage)
+    reply = ingest.handle(event(json.dumps(orders(3))), table, NOW + 1, usage=usage)
+    assert reply["statusCode"] == 429
+    assert reply["headers"]["Retry-After"] == "9"  # the window NOW - 0.5 .. NOW + 9.5 ends
+    body = json.loads(reply["body"])
+    assert (body["code"], body["request_id"]) == ("RATE_LIMITED", "req-1")
+    assert set(scan(client)) == {"r0"}
+    other = ingest.handle(event(json.dumps(orders(3)), owner="desk-b"), table, NOW, usage=usage)
+    assert other["statusCode"] == 201, "another client's share is its own"
+
+
+def test_orders_past_the_daily_quota_are_refused_whole(client: Any, table: OrdersTable) -> None:
+    usage = limited(daily_orders=5)
+    assert post_with(usage, table, orders(3))["statusCode"] == 201
+    reply = post_with(
+        usage, table, [*orders(3), *[{**o, "record_id": f"n{i}"} for i, o in enumerate(orders(3))]]
+    )
+    assert reply["statusCode"] == 429
+    body = json.loads(reply["body"])
+    assert body["code"] == "DAILY_ORDER_QUOTA_EXCEEDED"
+    assert reply["headers"]["Retry-After"] == str(86_400 - int(NOW) % 86_400)
+    assert set(scan(client)) == {"r0", "r1", "r2"}, "nothing of the refused request is stored"
+
+
+def test_an_identical_retry_is_refunded(client: Any, table: OrdersTable) -> None:
+    """A charge needs room for the whole request, so each retry is charged, then given back:
+    without the refund the third request would not fit, nor the last."""
+    usage = limited(daily_orders=6)
+    for _ in range(3):
+        reply = post_with(usage, table, orders(3))
+        assert reply["statusCode"] == 201
+    assert json.loads(reply["body"])["unchanged"] == ["r0", "r1", "r2"]
+    assert post_with(usage, table, orders(6)[3:])["statusCode"] == 201  # 3 + 3 = the quota
+
+
+def test_an_unavailable_usage_table_is_a_503_with_retry_after(
+    client: Any, table: OrdersTable
+) -> None:
+    usage = limited()
+    Fault(usage.client, "UpdateItem", "ThrottlingException")
+    reply = post_with(usage, table, orders(2))
+    assert reply["statusCode"] == 503
+    assert reply["headers"]["Retry-After"] == "1"
+    assert json.loads(reply["body"])["code"] == "USAGE_UNAVAILABLE"
+    assert scan(client) == {}
+
+
+def post_with(usage: ClientUsage, table: OrdersTable, posted: list[Any]) -> dict[str, Any]:
+    return ingest.handle(event(json.dumps(posted)), table, NOW, usage=usage)

@@ -205,6 +205,7 @@ def probe(report: Path) -> None:
     from entrix.orders import order_schema
     from tests.support.lambda_b_aws import lambda_b_aws
     from tests.support.moto_orders import TABLE as PIPELINE_TABLE
+    from tests.support.moto_usage import unlimited_usage
 
     os.environ[settings.ORDERS_TABLE_NAME.name] = PIPELINE_TABLE
     os.environ[settings.RESULTS_BUCKET_NAME.name] = BUCKET
@@ -218,9 +219,13 @@ def probe(report: Path) -> None:
         os.environ[settings.ALERT_TOPIC_ARN.name] = made.topic_arn
         now = time.time()
         table = ingest.orders_table()
-        seen["post"] = ingest.handle(_event(body=json.dumps(ORDERS)), table, now)
+        seen["post"] = ingest.handle(
+            _event(body=json.dumps(ORDERS)), table, now, usage=unlimited_usage()
+        )
         missing = [{key: value for key, value in ORDERS[0].items() if key != "portfolio"}]
-        seen["missing_portfolio"] = ingest.handle(_event(body=json.dumps(missing)), table, now)
+        seen["missing_portfolio"] = ingest.handle(
+            _event(body=json.dumps(missing)), table, now, usage=unlimited_usage()
+        )
         items = {}
         for page in made.dynamodb.get_paginator("scan").paginate(TableName=PIPELINE_TABLE):
             for raw in page["Items"]:
@@ -229,11 +234,16 @@ def probe(report: Path) -> None:
         seen["table"] = _plain(items)
         seen["get"] = {
             record_id: order_status.handle(
-                _event(pathParameters={"record_id": record_id}), order_status.orders_table(), now
+                _event(pathParameters={"record_id": record_id}),
+                order_status.orders_table(),
+                now,
+                usage=unlimited_usage(),
             )
             for record_id in items
         }
-        seen["list"] = order_list.handle(_event(), order_list.orders_table(), now)
+        seen["list"] = order_list.handle(
+            _event(), order_list.orders_table(), now, usage=unlimited_usage()
+        )
         batch = {
             "run_id": "run-fields",
             "results_key": RESULTS_KEY,

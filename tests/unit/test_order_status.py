@@ -16,6 +16,7 @@ from entrix.orders import lifecycle
 from entrix.orders.openapi import build_document
 from tests.support.api_events import api_event
 from tests.support.moto_orders import moto_orders_table
+from tests.support.moto_usage import unlimited_usage
 
 TABLE = "orders-test"
 NOW = 1_764_000_000.0
@@ -46,7 +47,7 @@ def client() -> Iterator[Any]:
 def get(client: Any, record_id: Any, now: float = NOW, owner: str = "desk-a") -> tuple[int, Any]:
     table = OrdersTable(client, TABLE)
     event = api_event(owner, pathParameters={"record_id": record_id})
-    reply = order_status.handle(event, table, now)
+    reply = order_status.handle(event, table, now, usage=unlimited_usage())
     assert reply["headers"] == {"Content-Type": "application/json"}
     return reply["statusCode"], reply["body"]
 
@@ -117,9 +118,12 @@ def test_the_module_level_handler_reads_the_table_in_the_environment(
 ) -> None:
     client.put_item(TableName=TABLE, Item=pending(expires_at={"N": "9999999999"}))
     monkeypatch.setenv(settings.ORDERS_TABLE_NAME.name, TABLE)
+    monkeypatch.setenv(settings.CLIENT_USAGE_TABLE_NAME.name, unlimited_usage().table_name)
     order_status.orders_table.cache_clear()  # as a cold start: made on first use, mocked
+    order_status.client_usage.cache_clear()
     reply = order_status.handler(api_event(pathParameters={"record_id": "a/ü"}), None)
     order_status.orders_table.cache_clear()
+    order_status.client_usage.cache_clear()
     assert reply["statusCode"] == 200
 
 
@@ -172,7 +176,9 @@ def test_ids_no_order_can_have_are_not_found_without_a_lookup(client: Any, recor
 
 
 def test_missing_path_parameters_are_not_found(client: Any) -> None:
-    reply = order_status.handle(api_event(pathParameters=None), OrdersTable(client, TABLE), NOW)
+    reply = order_status.handle(
+        api_event(pathParameters=None), OrdersTable(client, TABLE), NOW, usage=unlimited_usage()
+    )
     assert reply["statusCode"] == 404
 
 
@@ -193,7 +199,7 @@ def test_a_request_without_a_live_token_in_the_authorizer_context_is_401(
     client.put_item(TableName=TABLE, Item=pending())
     event = {"requestContext": {"requestId": "r", "authorizer": authorizer}}
     event["pathParameters"] = {"record_id": "a/ü"}
-    reply = order_status.handle(event, OrdersTable(client, TABLE), NOW)
+    reply = order_status.handle(event, OrdersTable(client, TABLE), NOW, usage=unlimited_usage())
     assert reply["statusCode"] == 401
     assert json.loads(reply["body"])["code"] == "UNAUTHORIZED"
 
@@ -201,4 +207,9 @@ def test_a_request_without_a_live_token_in_the_authorizer_context_is_401(
 def test_a_token_within_its_leeway_is_still_served(client: Any) -> None:
     client.put_item(TableName=TABLE, Item=pending())
     event = api_event(exp=int(NOW) - 30, pathParameters={"record_id": "a/ü"})
-    assert order_status.handle(event, OrdersTable(client, TABLE), NOW)["statusCode"] == 200
+    assert (
+        order_status.handle(event, OrdersTable(client, TABLE), NOW, usage=unlimited_usage())[
+            "statusCode"
+        ]
+        == 200
+    )

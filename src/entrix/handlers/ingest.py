@@ -10,7 +10,10 @@ order under its outcome:
 - 409 when some were refused (the others are applied);
 - 503 with `Retry-After` when DynamoDB did not take some: 503 rather than a 2xx, so that a
   generic client retries rather than reading success; the retry is safe because the orders
-  already stored come back `unchanged`.
+  already stored come back `unchanged`;
+- 429 with `Retry-After`, nothing stored, when the caller is over its request rate or the
+  orders would take it past its daily order quota (entrix.orders.usage); the orders charged but
+  not stored, or stored before (`unchanged`), are given back afterwards.
 
 400/413/415 name each problem, with nothing stored. The writes end by the invocation's deadline
 less a margin, so that the 503 arrives before API Gateway's 29 s and the function's own timeout
@@ -28,8 +31,10 @@ from typing import TYPE_CHECKING, Any
 from botocore.config import Config
 
 from entrix import settings
+from entrix.aws.client_usage import ClientUsage, QuotaExceeded, UsageUnavailable
 from entrix.aws.clients import client
 from entrix.aws.orders_table import PARALLEL_PUTS, Deadline, OrdersTable, PutOutcome
+from entrix.handlers import fair_share
 from entrix.http import (
     BAD_REQUEST_BODY,
     ORDER_CONFLICT,
@@ -48,6 +53,7 @@ from entrix.http import (
 )
 from entrix.orders import lifecycle
 from entrix.orders.intake import Receipt, RequestRejected, TooLarge, parse_orders
+from entrix.orders.usage import refund
 from entrix.telemetry import api_request_id, correlated, publish
 
 if TYPE_CHECKING:
@@ -74,19 +80,25 @@ def orders_table() -> OrdersTable:
     return OrdersTable(client("dynamodb", DYNAMODB_CONFIG), settings.ORDERS_TABLE_NAME.read())
 
 
+@functools.cache
+def client_usage() -> ClientUsage:
+    """The function's client usage table, made and kept as `orders_table` is."""
+    return fair_share.client_usage()
+
+
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deadline = Deadline.from_context(context)
     with correlated(api_request_id(event)):
-        reply = handle(event, orders_table(), time.time(), deadline)
+        reply = handle(event, orders_table(), time.time(), deadline, usage=client_usage())
         publish("ingest", **_order_counts(reply))
     return reply
 
 
 def _order_counts(reply: dict[str, Any]) -> dict[str, int]:
     """The metrics of one reply: orders received and each outcome, or a refused request."""
-    if reply["statusCode"] not in (201, 409, 503):
-        return {"RequestsRefused": 1}
     summary = json.loads(reply["body"])
+    if reply["statusCode"] not in (201, 409, 503) or "not_stored" not in summary:
+        return {"RequestsRefused": 1}
     counts = {outcome: len(summary[outcome]) for outcome in OUTCOMES}
     return {
         "OrdersReceived": sum(counts.values()),
@@ -98,14 +110,22 @@ def _order_counts(reply: dict[str, Any]) -> dict[str, int]:
 
 
 def handle(
-    event: dict[str, Any], table: OrdersTable, now: float, deadline: Deadline | None = None
+    event: dict[str, Any],
+    table: OrdersTable,
+    now: float,
+    deadline: Deadline | None = None,
+    *,
+    usage: ClientUsage,
 ) -> dict[str, Any]:
     """The reply to one POST /orders event, putting into `table` the caller's orders received
-    at `now`, with the writes over by `deadline` (when given)."""
+    at `now`, with the writes over by `deadline` (when given), within the caller's `usage`."""
     try:
         owner = caller(event, now)
     except Unauthenticated as refusal:
         return unauthenticated(event, refusal)
+    refused = fair_share.charge_request(event, usage, owner, now)
+    if refused is not None:
+        return refused
     if not is_json_content(header(event, "Content-Type")):
         return error(
             event,
@@ -133,6 +153,13 @@ def handle(
         problems = [problem.as_json() for problem in rejected.problems]
         return error(event, status, code, rejected.message, errors=problems)
 
+    try:
+        charge = usage.charge_orders(owner, now, len(orders))
+    except QuotaExceeded as exceeded:
+        return fair_share.quota_exceeded(event, exceeded)
+    except UsageUnavailable:
+        return fair_share.unavailable(event)
+
     receipt = Receipt.at(now)
     nonce = lifecycle.request_nonce()
     items = [
@@ -151,6 +178,9 @@ def handle(
         "expires_at": receipt.expires_at,
         **_by_outcome(outcomes),
     }
+    given_back = refund({o: len(summary[o]) for o in ("unchanged", "not_stored")})
+    if given_back:
+        usage.refund_orders(charge, given_back, deadline)
     if summary["not_stored"]:
         logger.error("%d of %d orders not stored", len(summary["not_stored"]), len(orders))
         return error(

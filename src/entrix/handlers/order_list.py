@@ -21,8 +21,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from entrix import settings
+from entrix.aws.client_usage import ClientUsage
 from entrix.aws.clients import client
 from entrix.aws.orders_table import OrdersTable
+from entrix.handlers import fair_share
 from entrix.http import (
     BAD_REQUEST_BODY,
     Unauthenticated,
@@ -43,6 +45,12 @@ def orders_table() -> OrdersTable:
     """The function's table, made on the first invocation and kept for the container's life
     (a test that changes the environment calls `orders_table.cache_clear()`)."""
     return OrdersTable(client("dynamodb"), settings.ORDERS_TABLE_NAME.read())
+
+
+@functools.cache
+def client_usage() -> ClientUsage:
+    """The function's client usage table, made and kept as `orders_table` is."""
+    return fair_share.client_usage()
 
 
 class _BadQuery(ValueError):
@@ -97,15 +105,20 @@ def _query(event: Mapping[str, Any]) -> tuple[str | None, int, str | None]:
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    return handle(event, orders_table(), time.time())
+    return handle(event, orders_table(), time.time(), usage=client_usage())
 
 
-def handle(event: dict[str, Any], table: OrdersTable, now: float) -> dict[str, Any]:
+def handle(
+    event: dict[str, Any], table: OrdersTable, now: float, *, usage: ClientUsage
+) -> dict[str, Any]:
     """The reply to one GET /orders event at `now`."""
     try:
         owner = caller(event, now)
     except Unauthenticated as refusal:
         return unauthenticated(event, refusal)
+    refused = fair_share.charge_request(event, usage, owner, now)
+    if refused is not None:
+        return refused
     try:
         status, limit, before = _query(event)
     except _BadQuery as bad:

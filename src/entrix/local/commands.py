@@ -15,6 +15,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from entrix import settings
 from entrix.local.alert_log import recent_entries
 from entrix.local.apigateway import ApiConfigurationError
 from entrix.local.deploy import DeploymentError
@@ -269,13 +270,16 @@ def _show_banner(system: LocalSystem, args: argparse.Namespace, root: Any, secon
             "Read one back:",
             f'  curl -sS {system.api_url}/orders/order-1 -H "Authorization: Bearer $TOKEN"',
         ]
-    tables = list(deployment.tables)
-    if tables:
+    # The orders table, when the template is the service's; else the first table.
+    table = deployment.table_named_by(settings.ORDERS_TABLE_NAME.name) or next(
+        iter(deployment.tables), None
+    )
+    if table:
         lines += [
             "",
             "See them in the table (any credentials work):",
             f"  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws --endpoint-url {aws} "
-            f"--region {system.region} dynamodb scan --table-name {tables[0]}",
+            f"--region {system.region} dynamodb scan --table-name {table}",
         ]
     functions = list(deployment.functions)
     if functions:

@@ -28,6 +28,7 @@ from typing import Any
 
 from moto.moto_api._internal import moto_api_backend
 
+from entrix import settings
 from entrix.aws import secrets
 from entrix.local.deploy import Deployment
 from entrix.local.endpoint import free_port
@@ -93,6 +94,14 @@ def deployment_of(system: LocalSystem) -> Deployment:
     if system.deployment is None:
         raise RuntimeError("the local system is not started")
     return system.deployment
+
+
+def orders_table(system: LocalSystem) -> str:
+    """The orders table of a started service (the other table counts clients' usage)."""
+    name = deployment_of(system).table_named_by(settings.ORDERS_TABLE_NAME.name)
+    if name is None:
+        raise RuntimeError("no function names an orders table")
+    return name
 
 
 def function_with_handler(system: LocalSystem, handler: str) -> str:

@@ -52,6 +52,15 @@ class Deployment:
     def names_of(self, resource_type: str) -> list[str]:
         return [self.names[i] for i, t in self.types.items() if t == resource_type]
 
+    def table_named_by(self, variable: str) -> str | None:
+        """The table the functions' environment variable `variable` names (the service's
+        ORDERS_TABLE_NAME, say), or None when no function sets it."""
+        named = {spec.environment.get(variable) for spec in self.functions.values()}
+        found = sorted(name for name in named if name in self.tables)
+        if len(found) > 1:
+            raise DeploymentError(f"{variable} names more than one table: {found}")
+        return found[0] if found else None
+
 
 def physical_name(stack_name: str, logical_id: str, max_length: int = 64) -> str:
     """`<stack>-<LogicalId>`, shortened with a hash suffix when longer than the service allows."""
