@@ -124,11 +124,19 @@ class LocalSystem:
             self._stoppables.append(self.api_server)
 
         ttl_deletions = TtlDeletions()
+        # Only a streamed table's deletions are ever taken back (by the stream poller); the
+        # client usage table's expired counters would otherwise pile up here.
+        streamed = {mapping.table_name for mapping in deployment.stream_mappings}
+
+        def deleted_key(table_name: str, key: dict[str, Any]) -> None:
+            if table_name in streamed:
+                ttl_deletions.add(table_name, key)
+
         sweeper = TtlSweeper(
             self.endpoint.client("dynamodb"),
             deployment.tables,
             self.options.ttl_sweep_seconds,
-            deleted_key=ttl_deletions.add,
+            deleted_key=deleted_key,
         )
         sweeper.start()
         self._stoppables.append(sweeper)
