@@ -26,14 +26,17 @@ class FaultyDynamoDB(ThreadingHTTPServer):
     """Answers requests with `fault`: "throttle" is DynamoDB's HTTP 400 ThrottlingException,
     "hang" reads the request and never answers (until the server stops). With `accept_every`,
     every such request (the n-th, 2n-th, ...) is a PutItem (the intake's write of one order)
-    that succeeds instead, as for a new order."""
+    that succeeds instead, as for a new order. Requests to `healthy_table` succeed (an empty
+    reply) and are counted apart, in `healthy_requests`: the fault is the other table's."""
 
     daemon_threads = True
 
-    def __init__(self, fault: Fault, accept_every: int = 0) -> None:
+    def __init__(self, fault: Fault, accept_every: int = 0, healthy_table: str = "") -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.fault = fault
         self.accept_every = accept_every
+        self.healthy_table = healthy_table
+        self.healthy_requests = 0
         self.requests = 0
         self.targets: set[str] = set()
         self.accepted: list[str] = []  # record_ids of the PutItems that succeeded
@@ -48,6 +51,9 @@ class FaultyDynamoDB(ThreadingHTTPServer):
     def received(self, target: str, body: bytes) -> bool:
         """Count one request; whether it is to succeed (and its orders are then accepted)."""
         with self._lock:
+            if json.loads(body).get("TableName") == self.healthy_table:
+                self.healthy_requests += 1
+                return True
             self.requests += 1
             self.targets.add(target)
             if not self.accept_every or self.requests % self.accept_every:
@@ -83,9 +89,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def faulty_dynamodb(fault: Fault, accept_every: int = 0) -> Iterator[FaultyDynamoDB]:
+def faulty_dynamodb(
+    fault: Fault, accept_every: int = 0, healthy_table: str = ""
+) -> Iterator[FaultyDynamoDB]:
     """The server on a free port of 127.0.0.1, serving from a thread until the block ends."""
-    server = FaultyDynamoDB(fault, accept_every)
+    server = FaultyDynamoDB(fault, accept_every, healthy_table)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

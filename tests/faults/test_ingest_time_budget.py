@@ -24,6 +24,8 @@ from tests.support.api_events import api_event
 from tests.support.lambda_context import lambda_context
 
 TABLE = "orders-time-budget"
+USAGE_TABLE = "client-usage-time-budget"
+UPDATE_ITEM = "DynamoDB_20120810.UpdateItem"
 PUT_ITEM = "DynamoDB_20120810.PutItem"
 SHORT_REMAINING_MS = 15_000
 # The ingest function's timeout (infra/constructs/intake.py); API Gateway gives up at 29 s.
@@ -61,13 +63,23 @@ class Calls:
 @pytest.fixture(autouse=True)
 def _table_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(settings.ORDERS_TABLE_NAME.name, TABLE)
+    monkeypatch.setenv(settings.CLIENT_USAGE_TABLE_NAME.name, USAGE_TABLE)
 
 
 def _post(
     server: FaultyDynamoDB, count: int, remaining_ms: int, calls: Calls | None = None
 ) -> Reply:
     """The status, body and wall time of one cold invocation with `remaining_ms` left (its
-    client's calls counted by `calls`)."""
+    orders client's calls counted by `calls`)."""
+    reply, elapsed = _invoke(server, count, remaining_ms, calls)
+    return reply["statusCode"], json.loads(reply["body"]), elapsed
+
+
+def _invoke(
+    server: FaultyDynamoDB, count: int, remaining_ms: int, calls: Calls | None = None
+) -> tuple[dict[str, Any], float]:
+    """The reply and wall time of one cold invocation: both tables' clients are pointed at
+    `server`, which answers the table it keeps healthy."""
     orders = [{"record_id": f"r{i}", "parameter_1": "p", "parameter_2": i} for i in range(count)]
     event = api_event(
         request_id="time-budget",
@@ -79,11 +91,13 @@ def _post(
         if calls is not None:
             patch.setattr(ingest, "client", calls.client)
         ingest.orders_table.cache_clear()  # made in the call, with the client pointed at `server`
+        ingest.client_usage.cache_clear()
         started = time.monotonic()
         reply = ingest.handler(event, lambda_context(remaining_ms))
         elapsed = time.monotonic() - started
     ingest.orders_table.cache_clear()
-    return reply["statusCode"], json.loads(reply["body"]), elapsed
+    ingest.client_usage.cache_clear()
+    return reply, elapsed
 
 
 def _every_id(count: int) -> list[str]:
@@ -96,7 +110,7 @@ def test_a_failing_dynamodb_gets_a_503_naming_every_order_within_a_short_remaini
     fault: Fault,
 ) -> None:
     calls = Calls()
-    with faulty_dynamodb(fault) as server:
+    with faulty_dynamodb(fault, healthy_table=USAGE_TABLE) as server:
         status, reply, elapsed = _post(server, 60, SHORT_REMAINING_MS, calls)
 
     print(
@@ -127,7 +141,7 @@ def test_with_production_figures_the_reply_beats_the_function_and_api_gateway_ti
 ) -> None:
     """ "mostly-throttled-1000" lets every 4th request through: the orders make slow progress,
     so it is the deadline, not the table's attempts per order, that ends the writes."""
-    with faulty_dynamodb(fault, accept_every) as server:
+    with faulty_dynamodb(fault, accept_every, USAGE_TABLE) as server:
         status, reply, elapsed = _post(server, count, LAMBDA_TIMEOUT_MS)
 
     print(
@@ -142,3 +156,35 @@ def test_with_production_figures_the_reply_beats_the_function_and_api_gateway_ti
     if accept_every:
         assert server.accepted, "some orders got through before the deadline"
         assert not_stored, "and the deadline ended the writes before the last order"
+
+
+@pytest.mark.timeout(120)
+def test_the_orders_table_throttled_at_its_ceiling_is_a_503_with_retry_after_and_a_refund() -> None:
+    """Past its on-demand maximum throughput the table throttles (throttling reason
+    MaxOnDemandThroughputExceeded), as this server does below botocore's retries: every order
+    is named under not_stored in a 503 with Retry-After, and the orders charged to the client's
+    day are given back (the usage table: a request charge, an order charge and the refund)."""
+    with faulty_dynamodb("throttle", healthy_table=USAGE_TABLE) as server:
+        reply, _ = _invoke(server, 20, SHORT_REMAINING_MS)
+    assert reply["statusCode"] == 503
+    assert reply["headers"]["Retry-After"] == "1"
+    body = json.loads(reply["body"])
+    assert (body["code"], body["not_stored"]) == ("ORDERS_NOT_STORED", _every_id(20))
+    assert server.targets == {PUT_ITEM}
+    assert server.healthy_requests == 3
+
+
+@pytest.mark.timeout(120)
+def test_a_throttled_usage_table_is_a_503_with_retry_after_and_nothing_written() -> None:
+    """The usage table throttled below botocore's retries: the request is not counted, so it is
+    not served either (failing open would let a client past its share when the table is under
+    most load); nothing is written to the orders table."""
+    with faulty_dynamodb("throttle", healthy_table=TABLE) as server:
+        reply, elapsed = _invoke(server, 20, SHORT_REMAINING_MS)
+    assert reply["statusCode"] == 503
+    assert reply["headers"]["Retry-After"] == "1"
+    assert json.loads(reply["body"])["code"] == "USAGE_UNAVAILABLE"
+    assert server.targets == {UPDATE_ITEM}
+    assert server.requests == 2, "botocore's two attempts: the fault is below its retries"
+    assert server.healthy_requests == 0, "no order was written"
+    assert elapsed < 10

@@ -13,12 +13,15 @@ import pytest
 from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend
 
+from entrix.aws import clients
 from entrix.aws.client_usage import (
     ClientUsage,
     QuotaExceeded,
     RateLimited,
     UsageUnavailable,
 )
+from entrix.aws.orders_table import Deadline
+from entrix.handlers.fair_share import USAGE_CONFIG
 from entrix.orders import usage
 from entrix.orders.usage import Limits
 from tests.support.inject import Fault
@@ -195,3 +198,14 @@ def test_concurrent_charges_never_pass_the_limit(monkeypatch: pytest.MonkeyPatch
         assert counted(dynamodb, rate_key, "requests") == 25
         day_key = usage.order_counter("desk-a", NOW).key
         assert counted(dynamodb, day_key, "orders") == 3 * (70 // 3)
+
+
+def test_a_refund_that_could_outlast_the_deadline_is_skipped(client: Any, caplog: Any) -> None:
+    """The reply must not wait for it: the orders stay counted, on the client's side."""
+    meter = ClientUsage(clients.client("dynamodb", USAGE_CONFIG), USAGE_TABLE, LIMITS)
+    charge = meter.charge_orders("desk-a", NOW, 10)
+    meter.refund_orders(charge, 10, Deadline(at=9.0, clock=lambda: 0.0))  # the call: 10 s
+    assert counted(client, charge.counter.key, "orders") == 10
+    meter.refund_orders(charge, 4, Deadline(at=10.0, clock=lambda: 0.0))
+    assert counted(client, charge.counter.key, "orders") == 6
+    assert "no time left to refund 10 orders" in caplog.text

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from botocore.config import Config
+
 from entrix import settings
 from entrix.aws.client_usage import ClientUsage, QuotaExceeded, RateLimited, UsageUnavailable
 from entrix.aws.clients import client
@@ -14,6 +16,12 @@ from entrix.orders.usage import Limits
 
 # Seconds a client should wait after a 503 of the usage table (as after ORDERS_NOT_STORED).
 UNAVAILABLE_RETRY_AFTER_SECONDS = 1
+# One UpdateItem of a small item: two attempts of 1 s each bound a call to 10 s with botocore's
+# backoff (entrix.aws.clients.longest_call_seconds), so a POST's refund still fits after writes
+# that ran until ingest's deadline let no further put start (each put's bound is 12 s).
+USAGE_CONFIG = Config(
+    connect_timeout=1, read_timeout=1, retries={"mode": "standard", "total_max_attempts": 2}
+)
 
 
 def client_usage() -> ClientUsage:
@@ -23,7 +31,9 @@ def client_usage() -> ClientUsage:
         window_seconds=settings.CLIENT_RATE_WINDOW_SECONDS.read(),
         daily_orders=settings.CLIENT_DAILY_ORDER_QUOTA.read(),
     )
-    return ClientUsage(client("dynamodb"), settings.CLIENT_USAGE_TABLE_NAME.read(), limits)
+    return ClientUsage(
+        client("dynamodb", USAGE_CONFIG), settings.CLIENT_USAGE_TABLE_NAME.read(), limits
+    )
 
 
 def charge_request(
