@@ -6,7 +6,7 @@ Gateway's do after the authorizer allowed the caller."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,14 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from entrix.aws.client_usage import ClientUsage
 from entrix.aws.orders_table import Backoff, OrdersTable, PutOutcome
 from entrix.handlers import cancel, ingest, order_list, order_status
+from entrix.orders.usage import Limits
 from tests.support.api_events import api_event
+from tests.support.inject import Fault
 from tests.support.moto_orders import moto_orders_table
-from tests.support.moto_usage import unlimited_usage
+from tests.support.moto_usage import USAGE_TABLE, unlimited_usage
 
 TABLE = "orders-conformance"
 NOW = 1_764_000_000.0
@@ -195,3 +198,49 @@ def test_orders_not_stored_reply_as_documented() -> None:
     assert reply["statusCode"] == 503
     assert reply["headers"]["Retry-After"] == str(ingest.RETRY_AFTER_SECONDS)
     assert_documented("/orders", "post", reply)
+
+
+def test_the_callers_share_replies_as_documented(table: OrdersTable) -> None:
+    """429 of the daily order quota and of the request rate, and 503 when the share could not
+    be counted, on every operation."""
+    usage = ClientUsage(unlimited_usage().client, USAGE_TABLE, Limits(2, 10, 1))
+    orders = [{"record_id": f"share-{i}", "parameter_1": "x", "parameter_2": i} for i in range(2)]
+    calls: list[tuple[str, str, Callable[[ClientUsage], dict[str, Any]]]] = [
+        (
+            "/orders",
+            "post",
+            lambda u: ingest.handle(event("desk-s", **json_body(orders)), table, NOW, usage=u),
+        ),
+        ("/orders", "get", lambda u: order_list.handle(event("desk-s"), table, NOW, usage=u)),
+        (
+            "/orders/{record_id}",
+            "get",
+            lambda u: order_status.handle(
+                event("desk-s", pathParameters={"record_id": "share-0"}), table, NOW, usage=u
+            ),
+        ),
+        (
+            "/orders/{record_id}",
+            "delete",
+            lambda u: cancel.handle(
+                event("desk-s", pathParameters={"record_id": "share-0"}), table, NOW, usage=u
+            ),
+        ),
+    ]
+    quota = calls[0][2](usage)
+    assert (quota["statusCode"], json.loads(quota["body"])["code"]) == (
+        429,
+        "DAILY_ORDER_QUOTA_EXCEEDED",
+    )
+    assert_documented("/orders", "post", quota)
+    assert calls[1][2](usage)["statusCode"] == 200  # the second request of the window
+    for path, method, call in calls:
+        limited = call(usage)
+        assert (limited["statusCode"], json.loads(limited["body"])["code"]) == (429, "RATE_LIMITED")
+        assert_documented(path, method, limited)
+    Fault(usage.client, "UpdateItem", "ThrottlingException")
+    for path, method, call in calls:
+        unavailable = call(usage)
+        assert unavailable["statusCode"] == 503
+        assert json.loads(unavailable["body"])["code"] == "USAGE_UNAVAILABLE"
+        assert_documented(path, method, unavailable)

@@ -50,13 +50,13 @@ def test_the_request_schema_is_the_order_model_schema() -> None:
 def test_every_status_and_the_bearer_scheme_are_documented() -> None:
     document = build_document()
     paths: dict[str, Any] = document["paths"]
-    common = {"401", "403", "429", "5XX"}
+    common = {"401", "403", "429", "503", "5XX"}
     assert {
         (path, method): set(operation["responses"])
         for path, operations in paths.items()
         for method, operation in operations.items()
     } == {
-        ("/orders", "post"): {"201", "400", "409", "413", "415", "503"} | common,
+        ("/orders", "post"): {"201", "400", "409", "413", "415"} | common,
         ("/orders", "get"): {"200", "400"} | common,
         ("/orders/{record_id}", "get"): {"200", "404"} | common,
         ("/orders/{record_id}", "delete"): {"204", "404", "409"} | common,
@@ -72,7 +72,8 @@ def _schema_of(response: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def test_every_refusal_has_the_one_error_shape() -> None:
-    """Every 4xx and 5xx reply is an Error, or (POST's 409 and 503) an Error with the outcomes."""
+    """Every 4xx and 5xx reply is an Error, or (POST's 409 and 503) an Error with the outcomes
+    (POST's 503: or a plain Error, when the caller's share could not be counted)."""
     document = build_document()
     schemas = document["components"]["schemas"]
     error = {"$ref": "#/components/schemas/Error"}
@@ -82,9 +83,15 @@ def test_every_refusal_has_the_one_error_shape() -> None:
                 schema = _schema_of(response)
                 if status.startswith(("4", "5")):
                     assert schema is not None, (path, method, status)
+                    named = schemas.get(schema["$ref"].split("/")[-1], {})
                     assert (
                         schema == error
-                        or schemas[schema["$ref"].split("/")[-1]]["allOf"][0] == error
+                        or named.get("allOf", [None])[0] == error
+                        or all(
+                            option == error
+                            or schemas[option["$ref"].split("/")[-1]]["allOf"][0] == error
+                            for option in named.get("anyOf", [None])
+                        )
                     ), (path, method, status)
                     assert "Code" in response["description"], (path, method, status)
     assert schemas["Error"]["required"] == ["message", "code", "request_id"]
@@ -107,7 +114,27 @@ def test_post_lists_every_outcome_and_a_503_says_when_to_resend() -> None:
     assert schemas["RefusedOrder"]["required"] == ["record_id", "state"]
     assert set(schemas["OrderState"]["enum"]) == {"claimed", "accepted", "rejected", "cancelled"}
     assert post["responses"]["503"]["headers"]["Retry-After"]["schema"]["type"] == "integer"
-    assert _schema_of(post["responses"]["503"]) == {"$ref": "#/components/schemas/PartlyApplied"}
+    assert _schema_of(post["responses"]["503"]) == {"$ref": "#/components/schemas/NotStored"}
+    assert schemas["NotStored"]["anyOf"] == [
+        {"$ref": "#/components/schemas/PartlyApplied"},
+        {"$ref": "#/components/schemas/Error"},
+    ]
+
+
+def test_every_operation_documents_the_callers_share_with_retry_after() -> None:
+    """429 (the request rate; POST also the daily order quota) and 503 (the share could not be
+    counted) on each operation, each with Retry-After in whole seconds."""
+    for path, operations in build_document()["paths"].items():
+        for method, operation in operations.items():
+            for status in ("429", "503"):
+                response = operation["responses"][status]
+                retry_after = response["headers"]["Retry-After"]["schema"]
+                assert retry_after == {"type": "integer", "minimum": 1}, (path, method, status)
+            limited = operation["responses"]["429"]["description"]
+            assert "`RATE_LIMITED`" in limited, (path, method)
+            quota = "`DAILY_ORDER_QUOTA_EXCEEDED`" in limited
+            assert quota == (method == "post"), (path, method)
+            assert "`USAGE_UNAVAILABLE`" in operation["responses"]["503"]["description"]
 
 
 def test_get_shows_what_the_handler_shows() -> None:

@@ -13,13 +13,16 @@ from typing import Any
 from entrix.handlers.order_list import DEFAULT_LIMIT, MAX_LIMIT
 from entrix.http import (
     BAD_REQUEST_BODY,
+    DAILY_ORDER_QUOTA_EXCEEDED,
     NOT_FOUND,
     ORDER_CONFLICT,
     ORDER_EXPIRED,
     ORDERS_NOT_STORED,
+    RATE_LIMITED,
     REQUEST_TOO_LARGE,
     UNAUTHORIZED,
     UNSUPPORTED_MEDIA_TYPE,
+    USAGE_UNAVAILABLE,
 )
 from entrix.identity import LEEWAY_SECONDS
 from entrix.orders import lifecycle
@@ -46,6 +49,15 @@ OWNER_RULE = (
     "record_id and never touch each other's orders. A client never reads, changes or learns "
     "of another client's order: to it, that order does not exist (404, exactly as for an "
     "unknown record_id), and GET /orders lists only its own."
+)
+FAIR_SHARE = (
+    "Each client (token subject) may make a number of requests per fixed window of seconds, "
+    "every method counted, and store a number of orders per UTC day; both are deployment "
+    "settings. A request over either is refused whole with 429 and `Retry-After` (the seconds "
+    "to the window's end, or to the next UTC midnight) and nothing is done. A POST's orders are "
+    "counted before they are written, so the whole request must fit; orders that come back "
+    "`unchanged` or `not_stored` are given back afterwards, so an identical retry does not count "
+    "twice. One client at its limit does not slow another."
 )
 LIFECYCLE_RULES = (
     "Sending a stored order again (same record_id, identical content) changes nothing and "
@@ -77,8 +89,16 @@ def _refusal(description: str, *codes: str, examples: bool = False) -> dict[str,
     return _json("Error", f"{description} {kind}: {named}.")
 
 
-def _common_refusals() -> dict[str, Any]:
-    """The refusals every operation may give, most of them by API Gateway itself."""
+def _retry_after(description: str) -> dict[str, Any]:
+    return {
+        "Retry-After": {"description": description, "schema": {"type": "integer", "minimum": 1}}
+    }
+
+
+def _common_refusals(*limits: str) -> dict[str, Any]:
+    """The refusals every operation may give, most of them by API Gateway itself; `limits` are
+    the operation's own 429 codes besides the request rate's (the daily order quota's)."""
+    quota = "".join(f"; `{code}`: its orders of the UTC day" for code in limits)
     return {
         "401": _refusal(
             "Missing, malformed, forged or expired bearer token (an expired token is refused "
@@ -91,7 +111,28 @@ def _common_refusals() -> dict[str, Any]:
             "ACCESS_DENIED",
             "WAF_FILTERED",
         ),
-        "429": _refusal("Too many requests: send again later.", "THROTTLED", "QUOTA_EXCEEDED"),
+        "429": {
+            **_refusal(
+                f"The caller is over its share (`{RATE_LIMITED}`: its requests of the current "
+                f"window{quota}; with Retry-After; nothing is done), or API Gateway throttled the "
+                "whole stage (`THROTTLED`, no Retry-After).",
+                RATE_LIMITED,
+                *limits,
+                "THROTTLED",
+            ),
+            "headers": _retry_after(
+                "Seconds until the caller's share allows the request again: the end of the "
+                "rate window, or the next UTC midnight for the daily order quota."
+            ),
+        },
+        "503": {
+            **_refusal(
+                "The caller's share could not be counted (the usage table did not answer): "
+                "nothing was done; send the request again after Retry-After.",
+                USAGE_UNAVAILABLE,
+            ),
+            "headers": _retry_after("Seconds to wait before sending the request again."),
+        },
         "5XX": _refusal(
             "API Gateway's own reply when the function failed or timed out or the authorizer "
             "could not answer; the code is its response type.",
@@ -297,6 +338,13 @@ def _schemas() -> dict[str, Any]:
             ),
             "allOf": [_ref("Error"), _ref("OrderOutcomes")],
         },
+        "NotStored": {
+            "description": (
+                "POST's 503: a PartlyApplied (ORDERS_NOT_STORED) when orders were not stored, "
+                "an Error (USAGE_UNAVAILABLE) when nothing was done."
+            ),
+            "anyOf": [_ref("PartlyApplied"), _ref("Error")],
+        },
         "StoredOrder": {
             "type": "object",
             "description": "One of the caller's orders as stored, and its result once recorded.",
@@ -361,19 +409,16 @@ def _post_orders() -> dict[str, Any]:
             "415": _refusal(
                 "Content-Type is not application/json: nothing stored.", UNSUPPORTED_MEDIA_TYPE
             ),
-            **_common_refusals(),
+            **_common_refusals(DAILY_ORDER_QUOTA_EXCEEDED),
             "503": {
-                **_json(
-                    "PartlyApplied",
-                    f"{partly} not stored (`not_stored`); the others are applied as listed. Send "
-                    f"the whole request again after Retry-After. Code: `{ORDERS_NOT_STORED}`.",
+                "description": (
+                    f"{partly} not stored (`not_stored`); the others are applied as listed. Or "
+                    "the caller's share could not be counted: nothing was done. Either way, "
+                    "send the whole request again after Retry-After. Code: "
+                    f"`{ORDERS_NOT_STORED}`, `{USAGE_UNAVAILABLE}`."
                 ),
-                "headers": {
-                    "Retry-After": {
-                        "description": "Seconds to wait before sending the request again.",
-                        "schema": {"type": "integer", "minimum": 0},
-                    }
-                },
+                "content": {"application/json": {"schema": _ref("NotStored")}},
+                "headers": _retry_after("Seconds to wait before sending the request again."),
             },
         },
     }
@@ -489,8 +534,8 @@ def build_document() -> dict[str, Any]:
             "description": (
                 "Submit auction orders, read, list and cancel them, and read their result "
                 "status. Every call needs `Authorization: Bearer <JWT>` (HS256).\n\n"
-                f"{OWNER_RULE}\n\n{LIFECYCLE_RULES}\n\nEvery refusal, the service's and "
-                "API Gateway's own, is an `Error`: `message`, `code`, `request_id`."
+                f"{OWNER_RULE}\n\n{LIFECYCLE_RULES}\n\n{FAIR_SHARE}\n\nEvery refusal, the "
+                "service's and API Gateway's own, is an `Error`: `message`, `code`, `request_id`."
             ),
         },
         "security": [{"bearerAuth": []}],
