@@ -21,6 +21,7 @@ from schemathesis.core import NOT_SET
 from schemathesis.core.failures import AcceptedNegativeData, Failure
 from schemathesis.openapi.checks import RejectedPositiveData
 
+from entrix.local import harness
 from tests.support.local_system import Running, local_system
 
 # The whole local system over HTTP, sent generated requests for every operation.
@@ -90,6 +91,9 @@ def filter_failure(
 @pytest.fixture(scope="module")
 def running() -> Iterator[Running]:
     with local_system() as running:
+        # Generated requests come fast and under one token: the per-client share is not what
+        # is checked here (tests/local/test_fair_share.py is).
+        harness.widen_client_shares(running.client("lambda"), 10**6, 10**9)
         yield running
 
 

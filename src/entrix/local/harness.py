@@ -104,6 +104,27 @@ def orders_table(system: LocalSystem) -> str:
     return name
 
 
+def widen_client_shares(lambda_client: Any, rate_limit: int, daily_orders: int) -> None:
+    """Give every client the share of `rate_limit` requests per window and `daily_orders`
+    orders per day, through the Lambda API as an operator would: for a load that stands for
+    many clients but signs as one (the benchmarks, Schemathesis). Call it before the first API
+    request: a function reads its limits once."""
+    for function in lambda_client.list_functions()["Functions"]:
+        variables = function.get("Environment", {}).get("Variables", {})
+        if settings.CLIENT_RATE_LIMIT.name not in variables:
+            continue
+        lambda_client.update_function_configuration(
+            FunctionName=function["FunctionName"],
+            Environment={
+                "Variables": {
+                    **variables,
+                    settings.CLIENT_RATE_LIMIT.name: str(rate_limit),
+                    settings.CLIENT_DAILY_ORDER_QUOTA.name: str(daily_orders),
+                }
+            },
+        )
+
+
 def function_with_handler(system: LocalSystem, handler: str) -> str:
     """The name of the deployed function whose handler is `handler` (there must be one)."""
     (name,) = [
