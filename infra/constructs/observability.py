@@ -482,6 +482,11 @@ class Observability(Construct):
                 ],
                 width=8,
             ),
+            cloudwatch.GraphWidget(
+                title="API path: estimated dollars per hour (ApiCost alarm)",
+                left=[self.api_cost],
+                width=8,
+            ),
             cloudwatch.SingleValueWidget(
                 title="Schedule dead letters",
                 metrics=[

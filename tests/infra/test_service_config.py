@@ -68,6 +68,13 @@ def test_cdk_json_sets_exactly_the_defaults() -> None:
         ("entrix:waf_enabled", "yes", "true or false"),
         ("entrix:log_retention_days", "10", "log_retention_days"),
         ("entrix:authorizer_cache_ttl_seconds", "7200", "0..3600"),
+        ("entrix:client_rate_limit", "0", "client_rate_limit: must be at least 1"),
+        ("entrix:client_rate_window_seconds", "0", "client_rate_window_seconds"),
+        ("entrix:client_daily_order_quota", "0", "client_daily_order_quota"),
+        # The usage table takes up to three writes per request the stage lets through.
+        ("entrix:table_max_write_request_units", "299", "3 x api_burst_limit"),
+        ("entrix:table_max_read_request_units", "0", "table_max_read_request_units"),
+        ("entrix:cost_alarm_dollars_per_hour", "0", "cost_alarm_dollars_per_hour"),
     ],
 )
 def test_invalid_settings_are_refused(key: str, value: str, message: str) -> None:
