@@ -46,7 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_endpoint_options(token)
     token.add_argument("--subject", default="entrix-cli", help="the token's sub claim")
     token.add_argument(
-        "--expires-in", type=int, default=3600, help="seconds until the token expires"
+        "--expires-in",
+        type=int,
+        default=3600,
+        help="seconds until the token expires (at most the authorizer's maximum lifetime)",
+    )
+    token.add_argument(
+        "--audience", help="the token's aud claim (default: the audience the API requires)"
+    )
+    token.add_argument(
+        "--kid",
+        help="sign with this key version (the current or the previous one; default: the newest "
+        "key every warm authorizer already knows)",
     )
     token.add_argument(
         "--stack", help="sign with this deployed stack's secret instead of the local system's"
