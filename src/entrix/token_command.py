@@ -50,15 +50,7 @@ def token(args: argparse.Namespace) -> int:
                 f"--subject must be 1 to {MAX_SUBJECT_CHARS} characters without '#' or control "
                 "characters (the subject owns the orders: their key is <subject>#<record_id>)"
             )
-        if args.stack:
-            factory: ClientFactory = _aws_clients
-            region = args.region
-            function_name = stack_authorizer_function(factory("cloudformation", region), args.stack)
-        else:
-            endpoint = f"http://{args.host}:{args.aws_port}"
-            factory = _local_clients(endpoint)
-            region = args.region or LOCAL_REGION
-            function_name = local_authorizer_function(factory("lambda", region), endpoint)
+        factory, region, function_name = find_authorizer(args)
         print(
             sign_for_function(
                 factory,
@@ -83,6 +75,21 @@ def token(args: argparse.Namespace) -> int:
         print(f"entrix token: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def find_authorizer(args: argparse.Namespace) -> tuple[ClientFactory, str | None, str]:
+    """Clients, region and authorizer function of `--stack`, or of the local system."""
+    if args.stack:
+        region = args.region
+        return (
+            _aws_clients,
+            region,
+            stack_authorizer_function(_aws_clients("cloudformation", region), args.stack),
+        )
+    endpoint = f"http://{args.host}:{args.aws_port}"
+    factory = _local_clients(endpoint)
+    region = args.region or LOCAL_REGION
+    return factory, region, local_authorizer_function(factory("lambda", region), endpoint)
 
 
 def local_authorizer_function(lambda_client: Any, endpoint: str) -> str:
@@ -127,30 +134,30 @@ def sign_for_function(
     kid: str | None = None,
 ) -> str:
     """Sign with a key, issuer and audience the authorizer function is configured with."""
-    configuration = client_factory("lambda", region).get_function_configuration(
-        FunctionName=function_name
-    )
-    variables: dict[str, str] = configuration.get("Environment", {}).get("Variables", {})
-    source = _read(settings.JWT_KEY_SOURCE, variables)
+    variables = authorizer_variables(client_factory, region, function_name)
+    source = authorizer_setting(settings.JWT_KEY_SOURCE, variables)
     if source != "secret":
         raise TokenCommandError(
             f"function {function_name} verifies tokens of an identity provider "
             f"({settings.JWT_KEY_SOURCE.name}={source}): get a token from it"
         )
-    max_lifetime = _read(settings.MAX_TOKEN_LIFETIME_SECONDS, variables)
+    max_lifetime = authorizer_setting(settings.MAX_TOKEN_LIFETIME_SECONDS, variables)
     if expires_in > max_lifetime:
         raise TokenCommandError(
             f"--expires-in {expires_in} is over the authorizer's maximum lifetime of "
             f"{max_lifetime} s ({settings.MAX_TOKEN_LIFETIME_SECONDS.name})"
         )
-    secret_arn = _read(settings.JWT_SECRET_ARN, variables)
+    secret_arn = authorizer_setting(settings.JWT_SECRET_ARN, variables)
     secret = client_factory("secretsmanager", region_of_arn(secret_arn) or region)
     current, previous = (_version(secret, secret_arn, stage) for stage in (CURRENT, PREVIOUS))
     if current is None:
         raise TokenCommandError(f"secret {secret_arn} has no {CURRENT} version")
     if kid is None:
         version = signing_version(
-            current, previous, time.time(), _read(settings.SECRET_CACHE_TTL_SECONDS, variables)
+            current,
+            previous,
+            time.time(),
+            authorizer_setting(settings.SECRET_CACHE_TTL_SECONDS, variables),
         )
     else:
         matches = [v for v in (current, previous) if v is not None and v.version_id == kid]
@@ -166,14 +173,23 @@ def sign_for_function(
             kid=version.version_id,
             subject=subject,
             expires_in=expires_in,
-            issuer=_read(settings.JWT_ISSUER, variables),
-            audience=audience or _read(settings.JWT_AUDIENCE, variables),
+            issuer=authorizer_setting(settings.JWT_ISSUER, variables),
+            audience=audience or authorizer_setting(settings.JWT_AUDIENCE, variables),
         )
     except ValueError as error:
         raise TokenCommandError(str(error)) from None
 
 
-def _read(setting: settings.Setting[T], variables: dict[str, str]) -> T:
+def authorizer_variables(
+    client_factory: ClientFactory, region: str | None, name: str
+) -> dict[str, str]:
+    """The environment of the authorizer function `name`."""
+    configuration = client_factory("lambda", region).get_function_configuration(FunctionName=name)
+    variables: dict[str, str] = configuration.get("Environment", {}).get("Variables", {})
+    return variables
+
+
+def authorizer_setting(setting: settings.Setting[T], variables: dict[str, str]) -> T:
     """A setting of the authorizer function, read from its environment as it reads it."""
     raw = variables.get(setting.name, "")
     if raw == "":
