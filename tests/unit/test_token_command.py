@@ -191,7 +191,7 @@ def test_an_authorizer_verifying_an_identity_providers_tokens_signs_nothing(
 ) -> None:
     port, make_client = clean_local_aws
     monkeypatch.setattr(settings, "JWT_KEY_SOURCES", ("secret", "jwks"))
-    deploy_authorizer(make_client, extra_env={"JWT_KEY_SOURCE": "jwks"})
+    deploy_authorizer(make_client, extra_env={settings.JWT_KEY_SOURCE.name: "jwks"})
 
     code, out, err = run(["--aws-port", str(port)], capsys)
 
