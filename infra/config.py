@@ -59,11 +59,15 @@ class ServiceConfig:
 
     region: str = "eu-west-1"
     account: str | None = None
-    # Optional JWT claims the authorizer checks ("": not checked).
+    # The issuer and audience every token must name, and the longest lifetime (exp - iat) the
+    # authorizer accepts.
     jwt_issuer: str = _default(settings.JWT_ISSUER)
     jwt_audience: str = _default(settings.JWT_AUDIENCE)
-    # How long a warm authorizer (or Slack forwarder) keeps a secret before reading it again.
+    max_token_lifetime_seconds: int = _default(settings.MAX_TOKEN_LIFETIME_SECONDS)
+    # How long a warm authorizer (or Slack forwarder) keeps a secret before reading it again, and
+    # how long a warm authorizer keeps the deny list (a revocation's delay, after the flush).
     secret_cache_ttl_seconds: float = _default(settings.SECRET_CACHE_TTL_SECONDS)
+    revocations_cache_ttl_seconds: float = _default(settings.REVOCATIONS_CACHE_TTL_SECONDS)
     # API Gateway caches an Allow/Deny per Authorization header this long (max 3600).
     authorizer_cache_ttl_seconds: int = 300
     # Stage-wide throttling: steady requests per second and burst.
@@ -241,7 +245,11 @@ class ServiceConfig:
 
 # The fields that are a function's setting, checked with its parser.
 _FUNCTION_SETTINGS: dict[str, settings.Setting[Any]] = {
+    "jwt_issuer": settings.JWT_ISSUER,
+    "jwt_audience": settings.JWT_AUDIENCE,
+    "max_token_lifetime_seconds": settings.MAX_TOKEN_LIFETIME_SECONDS,
     "secret_cache_ttl_seconds": settings.SECRET_CACHE_TTL_SECONDS,
+    "revocations_cache_ttl_seconds": settings.REVOCATIONS_CACHE_TTL_SECONDS,
     "results_ready_probability": settings.RESULTS_READY_PROBABILITY,
     "auction_mode": settings.AUCTION_MODE,
     "random_order_count": settings.RANDOM_ORDER_COUNT,

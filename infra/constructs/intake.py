@@ -12,7 +12,7 @@ import functools
 import json
 from typing import Any
 
-from aws_cdk import Duration, Stack, Tags
+from aws_cdk import Duration, SecretValue, Stack, Tags
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -21,6 +21,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from entrix import settings
+from entrix.revocations import DenyList
 from infra.config import ServiceConfig
 from infra.constructs.client_usage import client_usage_table
 from infra.constructs.lambda_code import python_function
@@ -85,7 +86,7 @@ class Intake(Construct):
         self.usage_table = client_usage_table(self, "ClientUsage", config=config)
 
         # The raw HS256 key is the whole SecretString; CloudFormation generates it, so it is in
-        # neither the code nor the template.
+        # neither the code nor the template. Each version's id is its key's `kid`.
         self.jwt_secret = secretsmanager.Secret(
             self,
             "JwtSigningKey",
@@ -105,26 +106,43 @@ class Intake(Construct):
                 "would reject valid tokens mid-life, so rotation is a planned manual step."
             ),
         )
+        # The deny list (entrix.revocations) starts empty; `entrix revoke` edits it.
+        self.revocations_secret = secretsmanager.Secret(
+            self,
+            "JwtRevocations",
+            description="Revoked tokens (by jti) and subjects of the Entrix API: the deny list",
+            secret_string_value=SecretValue.unsafe_plain_text(DenyList().text()),
+            removal_policy=config.data_removal_policy,
+        )
+        Tags.of(self.revocations_secret).add("entrix:purpose", "jwt-deny-list")
+        acknowledge(
+            self.revocations_secret,
+            "AwsSolutions-SMG4",
+            "A list of revoked token ids, not a credential: nothing to rotate.",
+        )
 
         function = functools.partial(python_function, self, log_retention=config.log_retention)
         self.authorizer_function = function(
             "Authorizer",
             handler="entrix.handlers.authorizer.handler",
-            description="REQUEST authorizer: verifies the Bearer JWT (HS256)",
+            description="REQUEST authorizer: verifies the Bearer JWT (HS256) and the deny list",
             layers=[jwt_layer],
             settings={
+                settings.JWT_KEY_SOURCE: "secret",
                 settings.JWT_SECRET_ARN: self.jwt_secret.secret_arn,
-                # "" (the default): the claim is not checked.
                 settings.JWT_ISSUER: config.jwt_issuer,
                 settings.JWT_AUDIENCE: config.jwt_audience,
+                settings.MAX_TOKEN_LIFETIME_SECONDS: config.max_token_lifetime_seconds,
                 settings.SECRET_CACHE_TTL_SECONDS: config.secret_cache_ttl_seconds,
+                settings.JWT_REVOCATIONS_SECRET_ARN: self.revocations_secret.secret_arn,
+                settings.REVOCATIONS_CACHE_TTL_SECONDS: config.revocations_cache_ttl_seconds,
             },
             memory_size=256,
             timeout=Duration.seconds(5),
-            # The key comes from the extension over localhost, so a cold request imports no boto3
-            # (entrix.aws.secrets). Its cache is off: the authorizer already keeps the key for
-            # SECRET_CACHE_TTL_SECONDS, and a second cache in front of that one would let a
-            # rotated key be refused for up to twice as long.
+            # The keys and the deny list come from the extension over localhost, so a cold
+            # request imports no boto3 (entrix.aws.secrets). Its cache is off: the authorizer
+            # keeps each secret for its own TTL, and a second cache in front of that one would let
+            # a rotated key be refused, or a revoked token accepted, for up to twice as long.
             params_and_secrets=lambda_.ParamsAndSecretsLayerVersion.from_version(
                 lambda_.ParamsAndSecretsVersions.V1_0_103,
                 cache_enabled=False,
@@ -132,11 +150,12 @@ class Intake(Construct):
             ),
         )
         # The extension calls Secrets Manager with the function's role. GetSecretValue alone:
-        # grant_read() would add DescribeSecret, which nothing calls. The secret uses the AWS
+        # grant_read() would add DescribeSecret, which nothing calls. The secrets use the AWS
         # managed key, so no KMS grant is needed.
         self.authorizer_function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["secretsmanager:GetSecretValue"], resources=[self.jwt_secret.secret_arn]
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[self.jwt_secret.secret_arn, self.revocations_secret.secret_arn],
             )
         )
 

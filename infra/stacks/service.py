@@ -73,6 +73,14 @@ class ServiceStack(Stack):
             value=self.intake.authorizer_function.function_name,
             description="`entrix token --stack` reads the signing key's ARN from this function",
         )
+        CfnOutput(self, "JwtRevocationsSecretArn", value=self.intake.revocations_secret.secret_arn)
+        CfnOutput(
+            self,
+            "RestApiId",
+            value=self.intake.api.rest_api_id,
+            description="`entrix revoke --stack` flushes this API's authorizer cache",
+        )
+        CfnOutput(self, "ApiStageName", value=self.intake.api.deployment_stage.stage_name)
         CfnOutput(self, "OrdersTableName", value=self.intake.table.table_name)
         CfnOutput(self, "ClientUsageTableName", value=self.intake.usage_table.table_name)
         CfnOutput(self, "ResultsBucketName", value=self.results.bucket.bucket_name)

@@ -1,5 +1,5 @@
-"""The `entrix` command: the local system, tokens, pipeline runs, alerts and post-deploy
-verification."""
+"""The `entrix` command: the local system, tokens and their revocation, pipeline runs, alerts
+and post-deploy verification."""
 
 from __future__ import annotations
 
@@ -46,13 +46,36 @@ def build_parser() -> argparse.ArgumentParser:
     _add_endpoint_options(token)
     token.add_argument("--subject", default="entrix-cli", help="the token's sub claim")
     token.add_argument(
-        "--expires-in", type=int, default=3600, help="seconds until the token expires"
+        "--expires-in",
+        type=int,
+        default=3600,
+        help="seconds until the token expires (at most the authorizer's maximum lifetime)",
+    )
+    token.add_argument(
+        "--audience", help="the token's aud claim (default: the audience the API requires)"
+    )
+    token.add_argument(
+        "--kid",
+        help="sign with this key version (the current or the previous one; default: the newest "
+        "key every warm authorizer already knows)",
     )
     token.add_argument(
         "--stack", help="sign with this deployed stack's secret instead of the local system's"
     )
     token.add_argument("--region", help="AWS region of --stack (default: your AWS configuration)")
     token.set_defaults(run="entrix.token_command:token")
+
+    revoke = commands.add_parser(
+        "revoke", help="withdraw a leaked token, or every token a subject holds now"
+    )
+    _add_endpoint_options(revoke)
+    what = revoke.add_mutually_exclusive_group(required=True)
+    what.add_argument("--token", help="the leaked token itself (its jti and exp are read)")
+    what.add_argument("--jti", help="the id of the token to revoke")
+    what.add_argument("--subject", help="revoke every token of this subject issued until now")
+    revoke.add_argument("--stack", help="revoke at this deployed stack instead of the local system")
+    revoke.add_argument("--region", help="AWS region of --stack (default: your AWS configuration)")
+    revoke.set_defaults(run="entrix.revoke_command:revoke")
 
     pipeline = commands.add_parser("pipeline", help="the auction results pipeline")
     pipeline_commands = pipeline.add_subparsers(dest="pipeline_command", required=True)

@@ -83,6 +83,19 @@ def _positive(raw: str) -> int:
     return value
 
 
+def _nonempty(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return raw
+
+
+def _key_source(raw: str) -> str:
+    if raw not in JWT_KEY_SOURCES:
+        raise ValueError(f"must be one of {', '.join(JWT_KEY_SOURCES)}")
+    return raw
+
+
+JWT_KEY_SOURCES = ("secret",)
 # "orders": results for the orders waiting for one; "random": made-up orders (demos, benchmarks).
 AUCTION_MODES = ("orders", "random")
 
@@ -93,11 +106,21 @@ ORDERS_PENDING_INDEX_NAME = Setting("ORDERS_PENDING_INDEX_NAME", str, "pending-r
 # The index of each client's orders, newest first (GET /orders).
 ORDERS_OWNER_INDEX_NAME = Setting("ORDERS_OWNER_INDEX_NAME", str, "owner-orders")
 
-# The authorizer: the signing key's secret, the claims a token must carry ("" = not checked),
-# and how long a fetched key is used before it is fetched again.
+# The authorizer. Where its keys come from: "secret" (HS256 keys in a Secrets Manager secret,
+# its AWSCURRENT and AWSPREVIOUS versions, each version's id its `kid`) or "jwks" (RS256/ES256
+# public keys of the company's identity provider, by `kid` from its JWKS URL).
+JWT_KEY_SOURCE = Setting("JWT_KEY_SOURCE", _key_source, "secret")
 JWT_SECRET_ARN = Setting("JWT_SECRET_ARN", str)
-JWT_ISSUER = Setting("JWT_ISSUER", str, "")
-JWT_AUDIENCE = Setting("JWT_AUDIENCE", str, "")
+JWT_JWKS_URL = Setting("JWT_JWKS_URL", str)
+# The issuer and audience every token must name, and the longest lifetime (exp - iat) accepted.
+JWT_ISSUER = Setting("JWT_ISSUER", _nonempty, "https://auth.entrix.example")
+JWT_AUDIENCE = Setting("JWT_AUDIENCE", _nonempty, "entrix-auction-orders")
+MAX_TOKEN_LIFETIME_SECONDS = Setting("MAX_TOKEN_LIFETIME_SECONDS", _positive, 12 * 60 * 60)
+# The deny list of revoked tokens (by `jti`) and subjects (tokens issued before a time), and how
+# long a warm authorizer uses it before reading it again.
+JWT_REVOCATIONS_SECRET_ARN = Setting("JWT_REVOCATIONS_SECRET_ARN", str)
+REVOCATIONS_CACHE_TTL_SECONDS = Setting[float]("REVOCATIONS_CACHE_TTL_SECONDS", float, 30)
+# How long a warm authorizer (or Slack forwarder) keeps a secret before reading it again.
 SECRET_CACHE_TTL_SECONDS = Setting[float]("SECRET_CACHE_TTL_SECONDS", float, 300)
 
 # Lambda A, the simulated auction platform.

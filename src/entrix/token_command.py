@@ -1,22 +1,25 @@
 """`entrix token`: print a JWT the API accepts, for the local system or a deployed stack.
 
 Both cases take one path: find the authorizer function, read its environment (secret ARN,
-issuer, audience), fetch the secret and sign. So the token matches whatever the authorizer is
-configured with, and no key is ever copied into configuration.
+issuer, audience, maximum lifetime, key cache TTL), fetch the secret's current and previous
+versions and sign with the one `signing_version` picks (or `--kid`). So the token matches
+whatever the authorizer is configured with, and no key is ever copied into configuration.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from entrix import settings
-from entrix.aws.secrets import region_of_arn
+from entrix.aws.secrets import CURRENT, PREVIOUS, SecretVersion, region_of_arn
+from entrix.aws.signing_keys import signing_version
 from entrix.identity import MAX_SUBJECT_CHARS, valid_subject
 from entrix.tokens import issue_token, signing_key_from_secret
 
@@ -25,6 +28,8 @@ AUTHORIZER_HANDLER = "entrix.handlers.authorizer.handler"
 AUTHORIZER_OUTPUT_KEY = "AuthorizerFunctionName"
 # The region the local system creates its resources in.
 LOCAL_REGION = "eu-west-1"
+
+T = TypeVar("T")
 
 # service name, region -> boto3 client
 ClientFactory = Callable[[str, str | None], Any]
@@ -45,16 +50,18 @@ def token(args: argparse.Namespace) -> int:
                 f"--subject must be 1 to {MAX_SUBJECT_CHARS} characters without '#' or control "
                 "characters (the subject owns the orders: their key is <subject>#<record_id>)"
             )
-        if args.stack:
-            factory: ClientFactory = _aws_clients
-            region = args.region
-            function_name = stack_authorizer_function(factory("cloudformation", region), args.stack)
-        else:
-            endpoint = f"http://{args.host}:{args.aws_port}"
-            factory = _local_clients(endpoint)
-            region = args.region or LOCAL_REGION
-            function_name = local_authorizer_function(factory("lambda", region), endpoint)
-        print(sign_for_function(factory, region, function_name, args.subject, args.expires_in))
+        factory, region, function_name = find_authorizer(args)
+        print(
+            sign_for_function(
+                factory,
+                region,
+                function_name,
+                args.subject,
+                args.expires_in,
+                audience=args.audience,
+                kid=args.kid,
+            )
+        )
     except TokenCommandError as error:
         print(f"entrix token: {error}", file=sys.stderr)
         return 1
@@ -68,6 +75,21 @@ def token(args: argparse.Namespace) -> int:
         print(f"entrix token: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def find_authorizer(args: argparse.Namespace) -> tuple[ClientFactory, str | None, str]:
+    """Clients, region and authorizer function of `--stack`, or of the local system."""
+    if args.stack:
+        region = args.region
+        return (
+            _aws_clients,
+            region,
+            stack_authorizer_function(_aws_clients("cloudformation", region), args.stack),
+        )
+    endpoint = f"http://{args.host}:{args.aws_port}"
+    factory = _local_clients(endpoint)
+    region = args.region or LOCAL_REGION
+    return factory, region, local_authorizer_function(factory("lambda", region), endpoint)
 
 
 def local_authorizer_function(lambda_client: Any, endpoint: str) -> str:
@@ -107,31 +129,90 @@ def sign_for_function(
     function_name: str,
     subject: str,
     expires_in: int,
+    *,
+    audience: str | None = None,
+    kid: str | None = None,
 ) -> str:
-    """Sign with the secret, issuer and audience the authorizer function is configured with."""
-    configuration = client_factory("lambda", region).get_function_configuration(
-        FunctionName=function_name
-    )
-    variables = configuration.get("Environment", {}).get("Variables", {})
-    secret_arn = variables.get(settings.JWT_SECRET_ARN.name)
-    if not secret_arn:
+    """Sign with a key, issuer and audience the authorizer function is configured with."""
+    variables = authorizer_variables(client_factory, region, function_name)
+    source = authorizer_setting(settings.JWT_KEY_SOURCE, variables)
+    if source != "secret":
         raise TokenCommandError(
-            f"function {function_name} has no {settings.JWT_SECRET_ARN.name} variable"
+            f"function {function_name} verifies tokens of an identity provider "
+            f"({settings.JWT_KEY_SOURCE.name}={source}): get a token from it"
         )
+    max_lifetime = authorizer_setting(settings.MAX_TOKEN_LIFETIME_SECONDS, variables)
+    if expires_in > max_lifetime:
+        raise TokenCommandError(
+            f"--expires-in {expires_in} is over the authorizer's maximum lifetime of "
+            f"{max_lifetime} s ({settings.MAX_TOKEN_LIFETIME_SECONDS.name})"
+        )
+    secret_arn = authorizer_setting(settings.JWT_SECRET_ARN, variables)
     secret = client_factory("secretsmanager", region_of_arn(secret_arn) or region)
-    secret_string = secret.get_secret_value(SecretId=secret_arn).get("SecretString")
-    if not isinstance(secret_string, str):
-        raise TokenCommandError(f"secret {secret_arn} has no SecretString")
+    current, previous = (_version(secret, secret_arn, stage) for stage in (CURRENT, PREVIOUS))
+    if current is None:
+        raise TokenCommandError(f"secret {secret_arn} has no {CURRENT} version")
+    if kid is None:
+        version = signing_version(
+            current,
+            previous,
+            time.time(),
+            authorizer_setting(settings.SECRET_CACHE_TTL_SECONDS, variables),
+        )
+    else:
+        matches = [v for v in (current, previous) if v is not None and v.version_id == kid]
+        if not matches:
+            raise TokenCommandError(
+                f"--kid {kid} is neither the current ({current.version_id}) nor the previous "
+                f"key ({previous.version_id if previous else 'none'}) of {secret_arn}"
+            )
+        version = matches[0]
     try:
         return issue_token(
-            signing_key_from_secret(secret_string),
-            subject,
-            expires_in,
-            issuer=variables.get(settings.JWT_ISSUER.name) or None,
-            audience=variables.get(settings.JWT_AUDIENCE.name) or None,
+            signing_key_from_secret(version.secret_string),
+            kid=version.version_id,
+            subject=subject,
+            expires_in=expires_in,
+            issuer=authorizer_setting(settings.JWT_ISSUER, variables),
+            audience=audience or authorizer_setting(settings.JWT_AUDIENCE, variables),
         )
     except ValueError as error:
         raise TokenCommandError(str(error)) from None
+
+
+def authorizer_variables(
+    client_factory: ClientFactory, region: str | None, name: str
+) -> dict[str, str]:
+    """The environment of the authorizer function `name`."""
+    configuration = client_factory("lambda", region).get_function_configuration(FunctionName=name)
+    variables: dict[str, str] = configuration.get("Environment", {}).get("Variables", {})
+    return variables
+
+
+def authorizer_setting(setting: settings.Setting[T], variables: dict[str, str]) -> T:
+    """A setting of the authorizer function, read from its environment as it reads it."""
+    raw = variables.get(setting.name, "")
+    if raw == "":
+        if setting.default is None:
+            raise TokenCommandError(f"the authorizer function has no {setting.name} variable")
+        return setting.default
+    try:
+        return setting.parse(raw)
+    except ValueError as error:
+        raise TokenCommandError(f"the authorizer's {setting.name}={raw!r}: {error}") from None
+
+
+def _version(client: Any, secret_arn: str, stage: str) -> SecretVersion | None:
+    try:
+        response = client.get_secret_value(SecretId=secret_arn, VersionStage=stage)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return None
+        raise
+    secret_string = response.get("SecretString")
+    if not isinstance(secret_string, str):
+        raise TokenCommandError(f"secret {secret_arn} ({stage}) has no SecretString")
+    return SecretVersion(response["VersionId"], secret_string, response["CreatedDate"].timestamp())
 
 
 def _aws_clients(service: str, region: str | None) -> Any:

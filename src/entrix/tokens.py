@@ -1,26 +1,35 @@
-"""The API's bearer tokens: HS256 JWTs signed with one shared secret (pure functions, no AWS).
+"""The API's bearer tokens: what a valid one is, how one is signed (pure functions, no AWS).
 
-The authorizer verifies with `bearer_token` + `verify_token`; `entrix token` signs with
-`issue_token`. Both read the key from the same secret through `signing_key_from_secret`.
+Every token names its key (`kid` in its header), its issuer, its audience, its subject, when it
+was issued and until when it lives (`iat`, `exp`, at most TokenRules.max_lifetime_seconds apart)
+and its own id (`jti`, which the deny list can revoke). The authorizer verifies with
+`bearer_token` + `verify_token`, given a lookup from `kid` to key: HS256 keys from Secrets
+Manager (entrix.aws.signing_keys) or an identity provider's public keys. `entrix token` signs
+with `issue_token`.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from itertools import accumulate
-from typing import Any
+from typing import Any, NamedTuple
 
 import jwt
 from jwt.utils import base64url_decode
 
 from entrix.identity import LEEWAY_SECONDS, MAX_SUBJECT_CHARS, valid_subject
 
-ALGORITHM = "HS256"
+# The algorithm of tokens signed with a shared secret; an identity provider's are asymmetric.
+SHARED_KEY_ALGORITHM = "HS256"
+ISSUER_ALGORITHMS = ("RS256", "ES256")
 # Longest token accepted; anything longer is refused before any decoding work.
 MAX_TOKEN_LENGTH = 8192
+# Longest `kid` accepted (Secrets Manager version ids are 36 characters, JWKS kids 40 to 90).
+MAX_KID_LENGTH = 256
 # Deepest nesting of arrays and objects accepted in the header or the payload. Tokens this service
 # issues or reads nest 1 deep (2 with a list `aud`); how deep Python's json gives up differs by
 # version (3.11 raises RecursionError near 1,000, 3.13 parses the ~3,000 that fits in a token).
@@ -28,6 +37,7 @@ MAX_JSON_DEPTH = 16
 # A secret stored as a JSON object keeps its signing key under this field.
 SIGNING_KEY_FIELD = "signing_key"
 AUTHORIZATION_HEADER = "authorization"
+REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub", "jti")
 
 # header.payload.signature in base64url without padding: RFC 7515 compact serialization.
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
@@ -38,7 +48,7 @@ _JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.?)*+(?:"|\Z)', re.DOTALL)
 _NOT_A_BRACKET = re.compile(rb"[^\[\]{}]+")
 
 # RFC 7518 3.2: an HS256 key must be at least 256 bits; PyJWT enforces that on both sides.
-_jwt = jwt.PyJWT(options={"enforce_minimum_key_length": True, "require": ["exp", "sub"]})
+_jwt = jwt.PyJWT(options={"enforce_minimum_key_length": True, "require": list(REQUIRED_CLAIMS)})
 
 
 class TokenError(Exception):
@@ -47,6 +57,20 @@ class TokenError(Exception):
 
 class SigningKeyError(ValueError):
     """The configured signing key is unusable (a fault of the deployment, not of the caller)."""
+
+
+class TokenRules(NamedTuple):
+    """What a token must name and how long it may live: the same for every key source."""
+
+    issuer: str
+    audience: str
+    max_lifetime_seconds: int
+    algorithms: tuple[str, ...] = (SHARED_KEY_ALGORITHM,)
+    leeway: float = LEEWAY_SECONDS
+
+
+# kid -> the key that verifies tokens naming it; raises TokenError for a kid it does not know.
+KeyLookup = Callable[[str], Any]
 
 
 def signing_key_from_secret(secret_string: str) -> str:
@@ -64,14 +88,18 @@ def signing_key_from_secret(secret_string: str) -> str:
 
 
 def issue_token(
-    key: str,
+    key: Any,
+    *,
+    kid: str,
     subject: str,
     expires_in: int,
-    issuer: str | None = None,
-    audience: str | None = None,
+    issuer: str,
+    audience: str,
     now: float | None = None,
+    algorithm: str = SHARED_KEY_ALGORITHM,
 ) -> str:
-    """Sign a token for `subject`, valid from `now` (default: the current time) for `expires_in`."""
+    """Sign a token for `subject` with the key `kid` names, valid from `now` (default: the
+    current time) for `expires_in` seconds, with a fresh random `jti`."""
     if not valid_subject(subject):
         raise ValueError(
             f"the subject must be 1 to {MAX_SUBJECT_CHARS} characters, without '#' or control "
@@ -79,37 +107,31 @@ def issue_token(
         )
     if expires_in <= 0:
         raise ValueError("expires_in must be a positive number of seconds")
+    if not kid or len(kid) > MAX_KID_LENGTH:
+        raise ValueError(f"kid must be 1 to {MAX_KID_LENGTH} characters")
     issued_at = int(time.time() if now is None else now)
     claims: dict[str, Any] = {
+        "iss": issuer,
+        "aud": audience,
         "sub": subject,
         "iat": issued_at,
         "nbf": issued_at,
         "exp": issued_at + expires_in,
+        "jti": secrets.token_hex(16),
     }
-    if issuer:
-        claims["iss"] = issuer
-    if audience:
-        claims["aud"] = audience
     try:
-        return _jwt.encode(claims, key, algorithm=ALGORITHM)
+        return _jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid})
     except jwt.InvalidKeyError as error:
         raise SigningKeyError(str(error)) from None
 
 
-def verify_token(
-    token: str,
-    key: str,
-    *,
-    issuer: str | None = None,
-    audience: str | None = None,
-    leeway: float = LEEWAY_SECONDS,
-) -> dict[str, Any]:
+def verify_token(token: str, key_for: KeyLookup, rules: TokenRules) -> dict[str, Any]:
     """The claims of a valid token; TokenError for anything else.
 
-    Only HS256 is accepted whatever the header says, and header fields that point at other keys
-    (`kid`, `jku`, `x5u`, `jwk`) are never followed: the key is always `key`. `exp` and `sub` are
-    required; `iss` and `aud` are checked (and then required) when configured, and a token that
-    names an audience is refused when none is configured.
+    Only `rules.algorithms` are accepted whatever the header says, and the key is always the one
+    `key_for` returns for the header's `kid`: header fields that point at keys (`jku`, `x5u`,
+    `jwk`) are never followed. Every claim of REQUIRED_CLAIMS must be present, `iss` and `aud`
+    must be the rules', and `exp - iat` at most `rules.max_lifetime_seconds`.
     """
     if len(token) > MAX_TOKEN_LENGTH:
         raise TokenError(f"token longer than {MAX_TOKEN_LENGTH} characters")
@@ -124,13 +146,20 @@ def verify_token(
         if depth > MAX_JSON_DEPTH:
             raise TokenError(f"the {name} nests JSON deeper than {MAX_JSON_DEPTH} levels")
     try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except (jwt.PyJWTError, ValueError, TypeError) as error:
+        raise TokenError(f"{type(error).__name__}: {error}") from None
+    if not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID_LENGTH:
+        raise TokenError(f"the header has no kid of 1 to {MAX_KID_LENGTH} characters")
+    key = key_for(kid)
+    try:
         claims = _jwt.decode(
             token,
             key,
-            algorithms=[ALGORITHM],
-            issuer=issuer,
-            audience=audience,
-            leeway=leeway,
+            algorithms=list(rules.algorithms),
+            issuer=rules.issuer,
+            audience=rules.audience,
+            leeway=rules.leeway,
         )
     except jwt.InvalidKeyError as error:
         raise SigningKeyError(str(error)) from None
@@ -138,6 +167,14 @@ def verify_token(
         raise TokenError(f"{type(error).__name__}: {error}") from None
     if not valid_subject(claims["sub"]):
         raise TokenError("the sub claim is not a valid subject")
+    if not isinstance(claims["jti"], str) or not claims["jti"]:
+        raise TokenError("the jti claim is not a non-empty string")
+    lifetime = int(claims["exp"]) - int(claims["iat"])
+    if lifetime > rules.max_lifetime_seconds:
+        raise TokenError(
+            f"the token lives {lifetime} s (exp - iat), over the {rules.max_lifetime_seconds} s "
+            "maximum"
+        )
     return claims
 
 

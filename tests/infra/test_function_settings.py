@@ -34,10 +34,14 @@ READS: dict[str, tuple[Setting[Any], ...]] = {
     ),
     "entrix.handlers.cancel.handler": (settings.ORDERS_TABLE_NAME, *FAIR_SHARE),
     "entrix.handlers.authorizer.handler": (
+        settings.JWT_KEY_SOURCE,
         settings.JWT_SECRET_ARN,
         settings.JWT_ISSUER,
         settings.JWT_AUDIENCE,
+        settings.MAX_TOKEN_LIFETIME_SECONDS,
         settings.SECRET_CACHE_TTL_SECONDS,
+        settings.JWT_REVOCATIONS_SECRET_ARN,
+        settings.REVOCATIONS_CACHE_TTL_SECONDS,
     ),
     "entrix.handlers.results.handler": (
         settings.ORDERS_TABLE_NAME,

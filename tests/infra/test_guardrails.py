@@ -17,6 +17,8 @@ import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_sqs as sqs
 
+from entrix import settings
+from entrix.revocations import DenyList
 from infra.nag import acknowledge, add_checks
 from tests.permissions.edges import (
     STATE_MACHINE_LOG_DELIVERY_ACTIONS,
@@ -181,7 +183,10 @@ def test_templates_hold_no_secret_value(nag_templates: dict[str, dict[str, Any]]
     for stack, logical_id, resource in _resources(nag_templates):
         props = resource.get("Properties", {})
         if resource["Type"] == "AWS::SecretsManager::Secret":
-            assert "SecretString" not in props, f"{stack}/{logical_id} has a literal value"
+            # The one literal allowed: the deny list's empty start, which names no token.
+            assert props.get("SecretString", DenyList().text()) == DenyList().text(), (
+                f"{stack}/{logical_id} has a literal value"
+            )
         for text in _strings(props):
             for kind, pattern in SECRET_PATTERNS.items():
                 assert not pattern.search(text), f"{stack}/{logical_id} holds a {kind}"
@@ -190,10 +195,13 @@ def test_templates_hold_no_secret_value(nag_templates: dict[str, dict[str, Any]]
 def test_no_function_gets_a_secret_through_its_environment(
     nag_templates: dict[str, dict[str, Any]],
 ) -> None:
-    """Secret-looking variables carry a reference (ARN, name), never a literal value; the
-    Parameters and Secrets Extension's settings carry a number, a switch or a log level."""
+    """Secret-looking variables carry a reference (ARN, name), a number of seconds or one of a
+    closed set of words, never a literal value; the Parameters and Secrets Extension's settings
+    carry a number, a switch or a log level."""
     secret_like = re.compile(r"SECRET|TOKEN|PASSWORD|PRIVATE|WEBHOOK|(^|_)KEY($|_)")
-    reference = re.compile(r"_(ARN|NAME|ID|TTL_SECONDS)$")
+    reference = re.compile(r"_(ARN|NAME|ID)$")
+    seconds = re.compile(r"_SECONDS$")
+    closed_sets = {settings.JWT_KEY_SOURCE.name: settings.JWT_KEY_SOURCES}
     extension_setting = re.compile(
         r"^(PARAMETERS_SECRETS_EXTENSION_[A-Z_]+|SECRETS_MANAGER_(TTL|TIMEOUT_MILLIS))$"
     )
@@ -205,6 +213,10 @@ def test_no_function_gets_a_secret_through_its_environment(
         for name, value in variables.items():
             if extension_setting.match(name):
                 assert setting_value.match(value), f"{stack}/{logical_id}: {name}={value!r}"
+            elif seconds.search(name):
+                assert re.fullmatch(r"\d+(\.\d+)?", value), f"{stack}/{logical_id}: {name}"
+            elif name in closed_sets:
+                assert value in closed_sets[name], f"{stack}/{logical_id}: {name}={value!r}"
             elif secret_like.search(name):
                 assert reference.search(name), f"{stack}/{logical_id}: {name} carries a value"
                 if name.endswith("_ARN"):

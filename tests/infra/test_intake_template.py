@@ -18,6 +18,7 @@ from entrix.local.apigateway.proxy import GATEWAY_ERRORS, gateway_response
 from entrix.local.deploy import Deployer
 from entrix.local.template import PseudoParameters
 from entrix.local.template import Template as LocalTemplate
+from entrix.revocations import DenyList
 from infra.config import ServiceConfig
 from infra.constructs.intake import ERROR_TEMPLATE
 
@@ -265,10 +266,21 @@ def test_the_synthesized_table_deploys_locally_and_serves_both_indexes(
 # --- signing key ---------------------------------------------------------------------------
 
 
+def secret_for(template: dict[str, Any], purpose: str) -> tuple[str, dict[str, Any]]:
+    """The one secret tagged `entrix:purpose=<purpose>`."""
+    (found,) = [
+        (logical_id, resource)
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::SecretsManager::Secret"
+        and {"Key": "entrix:purpose", "Value": purpose} in resource["Properties"].get("Tags", [])
+    ]
+    return found
+
+
 def test_signing_key_is_generated_by_secrets_manager_and_never_in_the_template(
     service_json: dict[str, Any],
 ) -> None:
-    _, secret = only(service_json, "AWS::SecretsManager::Secret")
+    _, secret = secret_for(service_json, "jwt-signing-key")
     props = secret["Properties"]
     assert "SecretString" not in props
     assert props["GenerateSecretString"]["PasswordLength"] >= 32
@@ -304,18 +316,29 @@ def test_authorizer_environment_names_the_secret_and_cache_ttl(
     service_json: dict[str, Any],
 ) -> None:
     _, props = function(service_json, AUTHORIZER)
-    secret_id, _ = only(service_json, "AWS::SecretsManager::Secret")
+    secret_id, _ = secret_for(service_json, "jwt-signing-key")
+    deny_list_id, _ = secret_for(service_json, "jwt-deny-list")
     own = {
         name: value
         for name, value in props["Environment"]["Variables"].items()
         if not name.startswith(EXTENSION_VARIABLE_PREFIXES)
     }
     assert own == {
+        settings.JWT_KEY_SOURCE.name: "secret",
         settings.JWT_SECRET_ARN.name: {"Ref": secret_id},
-        settings.JWT_ISSUER.name: "",
-        settings.JWT_AUDIENCE.name: "",
+        settings.JWT_ISSUER.name: "https://auth.entrix.example",
+        settings.JWT_AUDIENCE.name: "entrix-auction-orders",
+        settings.MAX_TOKEN_LIFETIME_SECONDS.name: "43200",
         settings.SECRET_CACHE_TTL_SECONDS.name: "300",
+        settings.JWT_REVOCATIONS_SECRET_ARN.name: {"Ref": deny_list_id},
+        settings.REVOCATIONS_CACHE_TTL_SECONDS.name: "30",
     }
+
+
+def test_the_deny_list_starts_empty_and_outlives_the_stack(service_json: dict[str, Any]) -> None:
+    _, secret = secret_for(service_json, "jwt-deny-list")
+    assert secret["Properties"]["SecretString"] == DenyList().text()
+    assert secret["DeletionPolicy"] == "Retain"
 
 
 def test_authorizer_reads_the_key_through_the_parameters_and_secrets_extension(
@@ -392,10 +415,13 @@ def test_layers_pyjwt_for_the_authorizer_and_none_for_the_order_handlers(
 # --- least privilege -----------------------------------------------------------------------
 
 
-def test_authorizer_may_only_read_its_signing_key(service_json: dict[str, Any]) -> None:
-    secret_id, _ = only(service_json, "AWS::SecretsManager::Secret")
+def test_authorizer_may_only_read_its_signing_key_and_the_deny_list(
+    service_json: dict[str, Any],
+) -> None:
+    secret_id, _ = secret_for(service_json, "jwt-signing-key")
+    deny_list_id, _ = secret_for(service_json, "jwt-deny-list")
     assert granted(service_json, AUTHORIZER) == {
-        "secretsmanager:GetSecretValue": {"Ref": secret_id}
+        "secretsmanager:GetSecretValue": [{"Ref": secret_id}, {"Ref": deny_list_id}]
     }
 
 
@@ -690,9 +716,15 @@ def test_outputs_give_the_api_url_secret_authorizer_and_table(
     service_json: dict[str, Any],
 ) -> None:
     outputs = service_json["Outputs"]
-    secret_id, _ = only(service_json, "AWS::SecretsManager::Secret")
+    secret_id, _ = secret_for(service_json, "jwt-signing-key")
+    deny_list_id, _ = secret_for(service_json, "jwt-deny-list")
     table_id, _ = only(service_json, "AWS::DynamoDB::Table", "IntakeOrders")
     assert outputs["JwtSecretArn"]["Value"] == {"Ref": secret_id}
+    assert outputs["JwtRevocationsSecretArn"]["Value"] == {"Ref": deny_list_id}
+    api_id, _ = only(service_json, "AWS::ApiGateway::RestApi")
+    stage_id, _ = only(service_json, "AWS::ApiGateway::Stage")
+    assert outputs["RestApiId"]["Value"] == {"Ref": api_id}
+    assert outputs["ApiStageName"]["Value"] == {"Ref": stage_id}
     assert outputs["OrdersTableName"]["Value"] == {"Ref": table_id}
     assert outputs["AuthorizerFunctionName"]["Value"] == {
         "Ref": function(service_json, AUTHORIZER)[0]

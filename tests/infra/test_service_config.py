@@ -52,6 +52,21 @@ def test_cli_strings_become_typed_settings() -> None:
     assert config.region == "eu-central-1"
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("entrix:jwt_issuer", ""),
+        ("entrix:jwt_audience", " "),
+        ("entrix:max_token_lifetime_seconds", "0"),
+    ],
+)
+def test_tokens_must_name_an_issuer_and_audience_and_live_a_bounded_time(
+    key: str, value: str
+) -> None:
+    with pytest.raises(ValueError, match=key.removeprefix(CONTEXT_PREFIX)):
+        ServiceConfig.from_context(App(context={key: value}).node)
+
+
 def test_cdk_json_sets_exactly_the_defaults() -> None:
     """cdk.json documents the settings; it must not silently differ from the code's defaults."""
     context = json.loads(CDK_JSON.read_text())["context"]
@@ -115,10 +130,12 @@ def test_throttling_cache_ttl_and_retention_follow_the_settings(
 
 def test_throwaway_stacks_delete_their_data(configured: dict[str, Any]) -> None:
     tables = of_type(configured, "AWS::DynamoDB::Table")
-    (secret,) = of_type(configured, "AWS::SecretsManager::Secret")
+    secrets = of_type(configured, "AWS::SecretsManager::Secret")
     assert len(tables) == 2  # the orders and the client usage tables
+    assert len(secrets) == 2  # the signing key and the deny list
+    assert {secret["DeletionPolicy"] for secret in secrets} == {"Delete"}
     for table in tables:
-        assert table["DeletionPolicy"] == secret["DeletionPolicy"] == "Delete"
+        assert table["DeletionPolicy"] == "Delete"
         assert table["Properties"].get("DeletionProtectionEnabled") in (False, None)
 
 

@@ -30,7 +30,8 @@ X86_LAYER = (
 
 def read_secret(event, context):
     """A handler reading its secret as the authorizer does (entrix.aws.secrets)."""
-    return secrets.fetch_secret_string(os.environ["SECRET"])
+    version = secrets.fetch_secret_version(os.environ["SECRET"])
+    return version.secret_string if version else None
 
 
 @pytest.fixture
@@ -130,9 +131,16 @@ def test_the_call_is_recorded_as_the_functions_own(secretsmanager, extension):
     secretsmanager.create_secret(Name="jwt-key", SecretString="s3cret")
     variables = extension.register("fn-a")
     with call_log.recording() as calls, applied_environment(variables):
-        assert secrets.fetch_secret_string("jwt-key") == "s3cret"
+        version = secrets.fetch_secret_version("jwt-key")
+    assert version is not None
+    assert version.secret_string == "s3cret"
     assert [(c.function, c.service, c.operation, dict(c.parameters)) for c in calls] == [
-        ("fn-a", "secretsmanager", "GetSecretValue", {"SecretId": "jwt-key"})
+        (
+            "fn-a",
+            "secretsmanager",
+            "GetSecretValue",
+            {"SecretId": "jwt-key"},
+        )
     ]
 
 

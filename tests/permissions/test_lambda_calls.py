@@ -327,6 +327,7 @@ def test_a_call_the_role_does_not_allow_is_refused(recorded: Recorded) -> None:
         (ORDER_LIST, "dynamodb:Query", "/index/owner-orders"),
         (ORDER_LIST, "dynamodb:BatchGetItem", "table/"),
         (CANCEL, "dynamodb:UpdateItem", "table/"),
+        (AUTHORIZER, "secretsmanager:GetSecretValue", "secret:"),
     ],
 )
 def test_each_intake_grant_removed_is_refused_by_name(
@@ -358,6 +359,29 @@ def test_each_usage_grant_removed_is_refused_by_name(recorded: Recorded, handler
         function in line and "dynamodb:UpdateItem on" in line and "ClientUsage" in line
         for line in refused
     ), refused
+
+
+def test_the_authorizer_needs_both_its_secrets(recorded: Recorded) -> None:
+    """Its grant names the signing key and the deny list: with the deny list's ARN dropped, its
+    read of the list (through the extension, with its role) is refused by name."""
+    function = _function_id(recorded.model.body, AUTHORIZER)
+    body = copy.deepcopy(recorded.model.body)
+    deny_list_ref = None
+    for resource in body["Resources"].values():
+        if resource["Type"] == "AWS::IAM::Policy":
+            for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+                if statement.get("Action") == "secretsmanager:GetSecretValue" and isinstance(
+                    statement["Resource"], list
+                ):
+                    deny_list_ref = statement["Resource"].pop()
+    assert deny_list_ref is not None, "the authorizer's grant no longer lists two secrets"
+    deny_list_id = deny_list_ref["Ref"]
+
+    refused = [line for line in _refused(recorded, body).splitlines() if line]
+
+    assert refused, "dropping the deny list from the authorizer's grant refused nothing"
+    assert all(function in line and "secretsmanager:GetSecretValue on" in line for line in refused)
+    assert all("JwtRevocations" in line or deny_list_id in line for line in refused), refused
 
 
 def test_the_listing_may_not_query_the_pending_index(recorded: Recorded) -> None:

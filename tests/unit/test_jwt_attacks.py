@@ -17,11 +17,20 @@ from typing import Any
 import jwt
 import pytest
 
+from entrix import settings
 from entrix.aws import secrets
+from entrix.aws.secrets import SecretVersion
 from entrix.handlers import authorizer
-from entrix.tokens import MAX_TOKEN_LENGTH, TokenError, issue_token, verify_token
+from entrix.revocations import DenyList
+from entrix.tokens import MAX_TOKEN_LENGTH, TokenError, TokenRules, issue_token, verify_token
 
 KEY = "the-real-signing-key-" * 3
+KID = "real-key-version"
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:1:secret:jwt"
+DENY_LIST_ARN = "arn:aws:secretsmanager:eu-west-1:1:secret:deny"
+ISSUER = settings.JWT_ISSUER.text()
+AUDIENCE = settings.JWT_AUDIENCE.text()
+RULES = TokenRules(ISSUER, AUDIENCE, max_lifetime_seconds=3600)
 ATTACKER_KEY = "attacker-controlled-key-" * 3
 METHOD_ARN = "arn:aws:execute-api:eu-west-1:123456789012:api1/prod/POST/orders"
 PUBLIC_KEY_PEM = (
@@ -41,12 +50,29 @@ def segment(value: Any) -> str:
 
 
 def claims(**extra: Any) -> dict[str, Any]:
+    """A complete claim set the authorizer accepts, with `extra` on top."""
     now = int(time.time())
-    return {"sub": "attacker", "iat": now, "exp": now + 600, **extra}
+    return {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "attacker",
+        "iat": now,
+        "exp": now + 600,
+        "jti": "forged-1",
+        **extra,
+    }
+
+
+def issue(subject: str = "trader", **overrides: Any) -> str:
+    arguments: dict[str, Any] = {"issuer": ISSUER, "audience": AUDIENCE, **overrides}
+    return issue_token(KEY, kid=KID, subject=subject, expires_in=600, **arguments)
 
 
 def forge(header: Any, payload: Any, key: str | bytes | None, digest: Any = hashlib.sha256) -> str:
-    """header.payload.signature, HMAC-signed with `key` (no signature when key is None)."""
+    """header.payload.signature, HMAC-signed with `key` (no signature when key is None). A
+    header given as a dict names the real key's kid unless it names one itself."""
+    if isinstance(header, dict) and "kid" not in header:
+        header = {**header, "kid": KID}
     signing_input = f"{segment(header)}.{segment(payload)}"
     if key is None:
         return f"{signing_input}."
@@ -64,13 +90,22 @@ def request(authorization: str | None = None, **headers: str) -> dict[str, Any]:
 
 @pytest.fixture(autouse=True)
 def configured(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("JWT_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:1:secret:jwt")
-    monkeypatch.delenv("JWT_ISSUER", raising=False)
-    monkeypatch.delenv("JWT_AUDIENCE", raising=False)
-    monkeypatch.setattr(secrets, "fetch_secret_string", lambda _: KEY)
-    authorizer.secret_cache.cache_clear()
+    served = {
+        SECRET_ARN: SecretVersion(KID, KEY, 0.0),
+        DENY_LIST_ARN: SecretVersion("deny", DenyList().text(), 0.0),
+    }
+    monkeypatch.setenv("JWT_SECRET_ARN", SECRET_ARN)
+    monkeypatch.setenv("JWT_REVOCATIONS_SECRET_ARN", DENY_LIST_ARN)
+    for name in ("JWT_ISSUER", "JWT_AUDIENCE", "MAX_TOKEN_LIFETIME_SECONDS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(
+        secrets,
+        "fetch_secret_version",
+        lambda secret_id, stage: served[secret_id] if stage == "AWSCURRENT" else None,
+    )
+    authorizer.reset()
     yield
-    authorizer.secret_cache.cache_clear()
+    authorizer.reset()
 
 
 def refused(token_or_request: str | dict[str, Any]) -> bool:
@@ -150,7 +185,7 @@ def test_kid_pointing_at_an_empty_file_cannot_select_an_empty_key() -> None:
 
 def test_key_pointing_headers_are_ignored_when_signed_with_the_real_key() -> None:
     """They are not followed at all: the real key still verifies whatever they say."""
-    header = {"alg": "HS256", "kid": "x", "jku": "https://attacker.example/jwks.json"}
+    header = {"alg": "HS256", "kid": KID, "jku": "https://attacker.example/jwks.json"}
     assert not refused(forge(header, claims(), KEY))
 
 
@@ -194,7 +229,7 @@ def test_empty_signature_is_refused() -> None:
 
 
 def test_padding_and_standard_alphabet_variants_are_refused() -> None:
-    token = issue_token(KEY, "trader", 600)
+    token = issue()
     header, payload, signature = token.split(".")
 
     assert refused(f"{header}.{payload}.{signature}=")
@@ -204,7 +239,7 @@ def test_padding_and_standard_alphabet_variants_are_refused() -> None:
 
 def test_spare_bits_in_the_signature_do_not_give_a_second_valid_spelling() -> None:
     """PyJWT refuses non-canonical base64url, so each token has one spelling (one cache entry)."""
-    token = issue_token(KEY, "trader", 600)
+    token = issue()
     signature = token.rpartition(".")[2]
     # 32 bytes -> 43 characters: the last one carries 2 unused bits. Flip them.
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -239,8 +274,9 @@ def test_other_serializations_are_refused(token: str) -> None:
 def padded_token(padding: int) -> str:
     """A valid token carrying `padding` characters in a claim of its own (a subject is short)."""
     now = int(time.time())
-    claims = {"sub": "trader-1", "exp": now + 600, "pad": "x" * padding}
-    return jwt.encode(claims, KEY, algorithm="HS256")
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "trader-1", "iat": now, "exp": now + 600}
+    claims |= {"jti": "padded", "pad": "x" * padding}
+    return jwt.encode(claims, KEY, algorithm="HS256", headers={"kid": KID})
 
 
 def test_oversized_tokens_are_refused_before_any_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -254,7 +290,7 @@ def test_oversized_tokens_are_refused_before_any_decoding(monkeypatch: pytest.Mo
     assert refused(huge)
     assert refused("A" * 1_000_000 + ".b.c")
     with pytest.raises(TokenError, match="longer than"):
-        verify_token(huge, KEY)
+        verify_token(huge, lambda kid: KEY, RULES)
 
 
 def test_a_token_just_under_the_limit_is_still_accepted() -> None:
@@ -284,12 +320,12 @@ def test_a_token_just_under_the_limit_is_still_accepted() -> None:
     ],
 )
 def test_injected_or_padded_authorization_values_are_refused(template: str) -> None:
-    token = issue_token(KEY, "trader", 600)
+    token = issue()
     assert refused(request(template.format(t=token)))
 
 
 def test_two_different_authorization_headers_are_refused() -> None:
-    good = issue_token(KEY, "trader", 600)
+    good = issue()
     forged = forge({"alg": "HS256"}, claims(sub="admin"), ATTACKER_KEY)
     event = request(f"Bearer {good}")
     event["multiValueHeaders"] = {"Authorization": [f"Bearer {forged}", f"Bearer {good}"]}
@@ -298,7 +334,7 @@ def test_two_different_authorization_headers_are_refused() -> None:
 
 
 def test_a_lookalike_header_name_is_not_the_authorization_header() -> None:
-    token = issue_token(KEY, "trader", 600)
+    token = issue()
     assert refused({"methodArn": METHOD_ARN, "headers": {"Authorizati\u043en": f"Bearer {token}"}})
     assert refused({"methodArn": METHOD_ARN, "headers": {"X-Authorization": f"Bearer {token}"}})
 
@@ -312,9 +348,9 @@ def test_tokens_for_another_issuer_or_audience_are_refused(
     monkeypatch.setenv("JWT_ISSUER", "entrix")
     monkeypatch.setenv("JWT_AUDIENCE", "entrix-orders")
 
-    assert not refused(issue_token(KEY, "s", 600, issuer="entrix", audience="entrix-orders"))
-    assert refused(issue_token(KEY, "s", 600, issuer="entrix", audience="entrix-billing"))
-    assert refused(issue_token(KEY, "s", 600, issuer="entrix-staging", audience="entrix-orders"))
+    assert not refused(issue("s", issuer="entrix", audience="entrix-orders"))
+    assert refused(issue("s", issuer="entrix", audience="entrix-billing"))
+    assert refused(issue("s", issuer="entrix-staging", audience="entrix-orders"))
     assert refused(forge({"alg": "HS256"}, claims(iss="entrix", aud=["other"]), KEY))
     assert refused(forge({"alg": "HS256"}, claims(iss=["entrix"], aud="entrix-orders"), KEY))
     assert not refused(
@@ -325,16 +361,20 @@ def test_tokens_for_another_issuer_or_audience_are_refused(
 @pytest.mark.parametrize(
     "payload",
     [
-        {"sub": "s", "exp": "never"},
-        {"sub": "s", "exp": None},
-        {"sub": "s", "exp": int(time.time()) + 600, "nbf": "now"},
-        {"sub": "s", "exp": int(time.time()) + 600, "iat": "yesterday"},
-        {"sub": 42, "exp": int(time.time()) + 600},
-        {"sub": ["admin"], "exp": int(time.time()) + 600},
+        {"exp": "never"},
+        {"exp": None},
+        {"nbf": "now"},
+        {"iat": "yesterday"},
+        {"iat": None},
+        {"sub": 42},
+        {"sub": ["admin"]},
+        {"jti": None},
+        {"jti": 7},
     ],
 )
 def test_claims_of_the_wrong_type_are_refused(payload: dict) -> None:
-    assert refused(forge({"alg": "HS256"}, payload, KEY))
+    assert not refused(forge({"alg": "HS256"}, claims(), KEY))
+    assert refused(forge({"alg": "HS256"}, claims(**payload), KEY))
 
 
 def test_deeply_nested_json_within_the_size_limit_is_refused_as_a_401() -> None:
@@ -345,6 +385,10 @@ def test_deeply_nested_json_within_the_size_limit_is_refused_as_a_401() -> None:
     nested = b"[" * 2500 + b"]" * 2500
     payload = json.dumps(claims()).encode()
 
-    assert refused(forge(b'{"alg": "HS256", "x": ' + nested + b"}", claims(), KEY))
+    assert refused(
+        forge(
+            b'{"alg": "HS256", "kid": "' + KID.encode() + b'", "x": ' + nested + b"}", claims(), KEY
+        )
+    )
     assert refused(forge(nested, claims(), KEY))
     assert refused(forge({"alg": "HS256"}, payload[:-1] + b', "x": ' + nested + b"}", KEY))

@@ -15,7 +15,14 @@ from moto import mock_aws
 
 from entrix import settings
 from entrix.aws import secrets
-from entrix.aws.secrets import SecretCache, fetch_secret_string, region_of_arn
+from entrix.aws.secrets import (
+    CURRENT,
+    PREVIOUS,
+    SecretCache,
+    SecretVersion,
+    fetch_secret_version,
+    region_of_arn,
+)
 
 
 class Clock:
@@ -29,9 +36,9 @@ class Clock:
 def counting_fetch() -> tuple[list[str], Any]:
     fetched: list[str] = []
 
-    def fetch(secret_id: str) -> str:
+    def fetch(secret_id: str, stage: str) -> SecretVersion:
         fetched.append(secret_id)
-        return f"value-{len(fetched)}"
+        return SecretVersion(f"v{len(fetched)}", f"value-{len(fetched)}", 0.0)
 
     return fetched, fetch
 
@@ -64,6 +71,29 @@ def test_cache_keeps_each_secret_separately() -> None:
     assert fetched == ["arn-a", "arn-b"]
 
 
+def test_cache_keeps_each_stage_separately_and_refreshes_on_request() -> None:
+    asked: list[tuple[str, str]] = []
+
+    def fetch(secret_id: str, stage: str) -> SecretVersion | None:
+        asked.append((secret_id, stage))
+        return None if stage == PREVIOUS else SecretVersion(f"v{len(asked)}", "key", 0.0)
+
+    cache = SecretCache(ttl_seconds=300, fetch=fetch, clock=Clock())
+
+    assert cache.version("arn-a") == SecretVersion("v1", "key", 0.0)
+    assert cache.version("arn-a", PREVIOUS) is None
+    assert cache.version("arn-a", PREVIOUS) is None  # an absent label is cached too
+    assert cache.version("arn-a", CURRENT, refresh=True) == SecretVersion("v3", "key", 0.0)
+    assert asked == [("arn-a", CURRENT), ("arn-a", PREVIOUS), ("arn-a", CURRENT)]
+
+
+def test_a_secret_without_a_current_version_is_an_error() -> None:
+    cache = SecretCache(fetch=lambda secret_id, stage: None, clock=Clock())
+
+    with pytest.raises(ValueError, match="no AWSCURRENT"):
+        cache.get("arn-a")
+
+
 def test_zero_ttl_fetches_every_time() -> None:
     fetched, fetch = counting_fetch()
     cache = SecretCache(ttl_seconds=0, fetch=fetch, clock=Clock())
@@ -77,12 +107,12 @@ def test_zero_ttl_fetches_every_time() -> None:
 def test_a_failed_fetch_is_not_cached() -> None:
     calls = 0
 
-    def flaky(secret_id: str) -> str:
+    def flaky(secret_id: str, stage: str) -> SecretVersion:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise ConnectionError("throttled")
-        return "value"
+        return SecretVersion("v1", "value", 0.0)
 
     cache = SecretCache(fetch=flaky, clock=Clock())
     with pytest.raises(ConnectionError):
@@ -119,11 +149,20 @@ def test_region_of_arn(secret_id: str, region: str | None) -> None:
 def test_fetch_with_boto3_uses_the_region_of_the_arn(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", raising=False)
     secrets._client.cache_clear()
-    arn = boto3.client("secretsmanager", region_name="us-east-2").create_secret(
-        Name="jwt", SecretString="raw-key"
-    )["ARN"]
+    client = boto3.client("secretsmanager", region_name="us-east-2")
+    created = client.create_secret(Name="jwt", SecretString="raw-key")
+    arn = created["ARN"]
 
-    assert fetch_secret_string(arn) == "raw-key"
+    current = fetch_secret_version(arn)
+    assert current is not None
+    assert (current.version_id, current.secret_string) == (created["VersionId"], "raw-key")
+    assert current.created > 0
+    assert fetch_secret_version(arn, PREVIOUS) is None  # never rotated
+
+    client.put_secret_value(SecretId=arn, SecretString="new-key")
+    previous = fetch_secret_version(arn, PREVIOUS)
+    assert previous is not None
+    assert (previous.version_id, previous.secret_string) == (created["VersionId"], "raw-key")
 
 
 @mock_aws
@@ -135,7 +174,7 @@ def test_a_binary_secret_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     )["ARN"]
 
     with pytest.raises(ValueError, match="SecretString"):
-        fetch_secret_string(arn)
+        fetch_secret_version(arn)
 
 
 class FakeExtension(BaseHTTPRequestHandler):
@@ -146,12 +185,26 @@ class FakeExtension(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         url = urlparse(self.path)
         token = self.headers.get("X-Aws-Parameters-Secrets-Token")
-        FakeExtension.requests.append((url.path, parse_qs(url.query), token))
+        query = parse_qs(url.query)
+        FakeExtension.requests.append((url.path, query, token))
         if token != "session-token":
             self.send_response(401)
             self.end_headers()
             return
-        body = json.dumps({"ARN": parse_qs(url.query)["secretId"][0], "SecretString": "ext-key"})
+        if query["versionStage"] == [PREVIOUS]:
+            # What the extension passes on from Secrets Manager for a label on no version.
+            self.send_response(400)
+            self.end_headers()
+            self.wfile.write(b'{"__type":"ResourceNotFoundException","message":"no AWSPREVIOUS"}')
+            return
+        body = json.dumps(
+            {
+                "ARN": query["secretId"][0],
+                "VersionId": "version-1",
+                "SecretString": "ext-key",
+                "CreatedDate": 1700000000.5,
+            }
+        )
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
@@ -184,8 +237,12 @@ def test_fetch_through_the_extension_when_its_port_is_set(
     monkeypatch.setattr(secrets, "_client", no_boto3)
     arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:jwt/key-AbCdEf"
 
-    assert fetch_secret_string(arn) == "ext-key"
-    assert extension == [("/secretsmanager/get", {"secretId": [arn]}, "session-token")]
+    assert fetch_secret_version(arn) == SecretVersion("version-1", "ext-key", 1700000000.5)
+    assert fetch_secret_version(arn, PREVIOUS) is None
+    assert extension == [
+        ("/secretsmanager/get", {"secretId": [arn], "versionStage": [stage]}, "session-token")
+        for stage in (CURRENT, PREVIOUS)
+    ]
 
 
 def test_an_extension_refusal_is_raised_not_swallowed(
@@ -194,4 +251,4 @@ def test_an_extension_refusal_is_raised_not_swallowed(
     monkeypatch.setenv("AWS_SESSION_TOKEN", "wrong")
 
     with pytest.raises(OSError, match="401"):
-        fetch_secret_string("jwt")
+        fetch_secret_version("jwt")

@@ -11,21 +11,36 @@ from typing import Any
 from urllib.request import Request, urlopen
 
 import boto3
+import jwt
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-from entrix import cli
+from entrix import cli, settings
 from entrix.token_command import (
     AUTHORIZER_HANDLER,
     TokenCommandError,
     stack_authorizer_function,
 )
-from entrix.tokens import verify_token
+from entrix.tokens import TokenRules, verify_token
 
 KEY = "local-signing-key-0123456789abcdef"
+NEW_KEY = "rotated-signing-key-0123456789abcdef"
 REGION = "eu-west-1"
+ISSUER = settings.JWT_ISSUER.text()
+AUDIENCE = settings.JWT_AUDIENCE.text()
+
+
+def verify(
+    token: str, *, key: str = KEY, issuer: str = ISSUER, audience: str = AUDIENCE
+) -> dict[str, Any]:
+    """The claims, verified as the authorizer would with `key` (whatever the kid)."""
+    return verify_token(token, lambda kid: key, TokenRules(issuer, audience, 12 * 3600))
+
+
+def kid_of(token: str) -> str:
+    return str(jwt.get_unverified_header(token)["kid"])
 
 
 def lambda_zip() -> bytes:
@@ -106,7 +121,11 @@ def test_local_token_is_accepted_by_the_authorizer_rules(
 
     assert (code, err) == (0, "")
     assert out.endswith("\n") and out.count("\n") == 1
-    assert verify_token(out.strip(), KEY)["sub"] == "trader-9"
+    assert verify(out.strip())["sub"] == "trader-9"
+    secret = make_client("secretsmanager").list_secrets()["SecretList"]
+    current = make_client("secretsmanager").get_secret_value(SecretId="Entrix-Authorizer-jwt")
+    assert len(secret) == 2
+    assert kid_of(out.strip()) == current["VersionId"]
 
 
 def test_local_token_carries_the_configured_issuer_audience_and_lifetime(
@@ -121,10 +140,63 @@ def test_local_token_carries_the_configured_issuer_audience_and_lifetime(
 
     code, out, _ = run(["--aws-port", str(port), "--expires-in", "120"], capsys)
 
-    claims = verify_token(out.strip(), KEY, issuer="entrix", audience="entrix-orders")
+    claims = verify(out.strip(), issuer="entrix", audience="entrix-orders")
     assert code == 0
     assert claims["sub"] == "entrix-cli"
     assert claims["exp"] - claims["iat"] == 120
+
+
+def test_the_signer_keeps_the_previous_key_until_verifiers_know_the_new_one(
+    clean_local_aws: tuple[int, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    port, make_client = clean_local_aws
+    deploy_authorizer(make_client)
+    secrets = make_client("secretsmanager")
+    first = secrets.get_secret_value(SecretId="Entrix-Authorizer-jwt")["VersionId"]
+    second = secrets.put_secret_value(SecretId="Entrix-Authorizer-jwt", SecretString=NEW_KEY)
+
+    _, default, _ = run(["--aws-port", str(port)], capsys)
+    _, chosen, _ = run(["--aws-port", str(port), "--kid", second["VersionId"]], capsys)
+    code, _, err = run(["--aws-port", str(port), "--kid", "no-such-version"], capsys)
+
+    # The new key is minutes old: warm authorizers may not have read it yet.
+    assert kid_of(default.strip()) == first
+    assert verify(default.strip())["sub"] == "entrix-cli"
+    assert kid_of(chosen.strip()) == second["VersionId"]
+    assert verify(chosen.strip(), key=NEW_KEY)["sub"] == "entrix-cli"
+    assert code == 1
+    assert "neither the current" in err
+
+
+def test_audience_and_lifetime_options(
+    clean_local_aws: tuple[int, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    port, make_client = clean_local_aws
+    deploy_authorizer(make_client, extra_env={"MAX_TOKEN_LIFETIME_SECONDS": "600"})
+
+    _, other_audience, _ = run(
+        ["--aws-port", str(port), "--audience", "billing", "--expires-in", "600"], capsys
+    )
+    code, out, err = run(["--aws-port", str(port), "--expires-in", "601"], capsys)
+
+    assert verify(other_audience.strip(), audience="billing")["aud"] == "billing"
+    assert (code, out) == (1, "")
+    assert "over the authorizer's maximum lifetime of 600 s" in err
+
+
+def test_an_authorizer_verifying_an_identity_providers_tokens_signs_nothing(
+    clean_local_aws: tuple[int, Any],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port, make_client = clean_local_aws
+    monkeypatch.setattr(settings, "JWT_KEY_SOURCES", ("secret", "jwks"))
+    deploy_authorizer(make_client, extra_env={settings.JWT_KEY_SOURCE.name: "jwks"})
+
+    code, out, err = run(["--aws-port", str(port)], capsys)
+
+    assert (code, out) == (1, "")
+    assert "identity provider" in err
 
 
 def test_local_system_without_an_authorizer_is_a_clear_error(
@@ -180,7 +252,7 @@ def test_stack_token_uses_the_deployed_authorizer_secret(
     )
 
     assert (code, err) == (0, "")
-    assert verify_token(out.strip(), KEY, issuer="entrix-prod")["sub"] == "ops"
+    assert verify(out.strip(), issuer="entrix-prod")["sub"] == "ops"
 
 
 @mock_aws

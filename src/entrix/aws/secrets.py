@@ -12,7 +12,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from entrix import settings
 
@@ -21,8 +21,25 @@ EXTENSION_TOKEN_HEADER = "X-Aws-Parameters-Secrets-Token"  # noqa: S105 - a head
 EXTENSION_TIMEOUT_SECONDS = 3.0
 
 
+CURRENT = "AWSCURRENT"
+PREVIOUS = "AWSPREVIOUS"
+
+
+class SecretVersion(NamedTuple):
+    """One version of a secret: its id (a signing key's `kid`), its string, when it was made."""
+
+    version_id: str
+    secret_string: str
+    created: float
+
+
+# secret id, staging label -> that version, or None when the label is on no version
+VersionFetch = Callable[[str, str], "SecretVersion | None"]
+
+
 class SecretCache:
-    """Secret strings by id, each fetched again only once `ttl_seconds` have passed.
+    """Secret versions by id and staging label, each fetched again only once `ttl_seconds` have
+    passed (or when asked to refresh).
 
     A rotated secret is therefore picked up within one TTL, and a warm function fetches at most
     once per TTL however many requests it serves. Without `ttl_seconds`, the TTL is the
@@ -32,42 +49,67 @@ class SecretCache:
     def __init__(
         self,
         ttl_seconds: float | None = None,
-        fetch: Callable[[str], str] | None = None,
+        fetch: VersionFetch | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if ttl_seconds is None:
             ttl_seconds = settings.SECRET_CACHE_TTL_SECONDS.read()
         self._ttl = max(0.0, ttl_seconds)
-        self._fetch = fetch or fetch_secret_string
+        self._fetch = fetch or fetch_secret_version
         self._clock = clock
-        self._entries: dict[str, tuple[str, float]] = {}
+        self._entries: dict[tuple[str, str], tuple[SecretVersion | None, float]] = {}
 
     def get(self, secret_id: str) -> str:
+        """The string of the secret's current version."""
+        version = self.version(secret_id)
+        if version is None:
+            raise ValueError(f"secret {secret_id} has no {CURRENT} version")
+        return version.secret_string
+
+    def version(
+        self, secret_id: str, stage: str = CURRENT, *, refresh: bool = False
+    ) -> SecretVersion | None:
+        """The version `stage` labels (None if none), from the cache unless it is older than
+        the TTL or `refresh` is set."""
         now = self._clock()
-        entry = self._entries.get(secret_id)
-        if entry is not None and now < entry[1]:
+        entry = self._entries.get((secret_id, stage))
+        if entry is not None and now < entry[1] and not refresh:
             return entry[0]
-        value = self._fetch(secret_id)
-        self._entries[secret_id] = (value, now + self._ttl)
+        value = self._fetch(secret_id, stage)
+        self._entries[(secret_id, stage)] = (value, now + self._ttl)
         return value
 
 
-def fetch_secret_string(secret_id: str) -> str:
-    """The SecretString of `secret_id` (a name or an ARN), through the extension when present."""
+def fetch_secret_version(secret_id: str, stage: str = CURRENT) -> SecretVersion | None:
+    """The version `stage` labels of `secret_id` (a name or an ARN), through the extension when
+    present; None when the label is on no version (a secret never rotated has no AWSPREVIOUS)."""
     port = os.environ.get(EXTENSION_PORT_VARIABLE)
-    response = _fetch_from_extension(secret_id, port) if port else _fetch_with_boto3(secret_id)
+    response = (
+        _fetch_from_extension(secret_id, stage, port)
+        if port
+        else _fetch_with_boto3(secret_id, stage)
+    )
+    if response is None:
+        return None
     secret_string = response.get("SecretString")
     if not isinstance(secret_string, str):
         raise ValueError(f"secret {secret_id} has no SecretString")
-    return secret_string
+    # boto3 parses CreatedDate into a datetime; the extension passes the wire's epoch seconds.
+    created = response.get("CreatedDate") or 0
+    return SecretVersion(
+        version_id=str(response.get("VersionId", "")),
+        secret_string=secret_string,
+        created=created if isinstance(created, int | float) else created.timestamp(),
+    )
 
 
-def _fetch_from_extension(secret_id: str, port: str) -> dict[str, Any]:
+def _fetch_from_extension(secret_id: str, stage: str, port: str) -> dict[str, Any] | None:
     """GET the secret from the extension; it answers with the GetSecretValue response as JSON.
 
     http.client rather than urllib.request: on python3.13, urlopen() builds an HTTPS handler
     whose default SSL context loads the CA bundle (about 90 ms on the bench machine), even for
-    this plain http request. A refusal (any status but 200) raises OSError.
+    this plain http request. Secrets Manager's ResourceNotFoundException (no version has the
+    label) is None; any other refusal raises OSError.
     """
     from http.client import HTTPConnection
     from urllib.parse import quote
@@ -76,13 +118,16 @@ def _fetch_from_extension(secret_id: str, port: str) -> dict[str, Any]:
     try:
         connection.request(
             "GET",
-            f"/secretsmanager/get?secretId={quote(secret_id, safe='')}",
+            f"/secretsmanager/get?secretId={quote(secret_id, safe='')}"
+            f"&versionStage={quote(stage, safe='')}",
             headers={EXTENSION_TOKEN_HEADER: os.environ.get("AWS_SESSION_TOKEN", "")},
         )
         reply = connection.getresponse()
         body = reply.read()
     finally:
         connection.close()
+    if reply.status in (400, 404) and b"ResourceNotFoundException" in body:
+        return None
     if reply.status != 200:
         raise OSError(
             f"the secrets extension answered {reply.status} {reply.reason} for {secret_id}"
@@ -91,12 +136,18 @@ def _fetch_from_extension(secret_id: str, port: str) -> dict[str, Any]:
     return document
 
 
-def _fetch_with_boto3(secret_id: str) -> dict[str, Any]:
-    response: dict[str, Any] = dict(
-        _client(region_of_arn(secret_id), os.environ.get("AWS_ENDPOINT_URL")).get_secret_value(
-            SecretId=secret_id
+def _fetch_with_boto3(secret_id: str, stage: str) -> dict[str, Any] | None:
+    from botocore.exceptions import ClientError
+
+    client = _client(region_of_arn(secret_id), os.environ.get("AWS_ENDPOINT_URL"))
+    try:
+        response: dict[str, Any] = dict(
+            client.get_secret_value(SecretId=secret_id, VersionStage=stage)
         )
-    )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return None
+        raise
     return response
 
 

@@ -1,9 +1,10 @@
-"""The API's REQUEST authorizer: a valid Bearer JWT gets an Allow policy, anything else a 401.
+"""The API's REQUEST authorizer: a valid, unrevoked Bearer JWT gets an Allow policy, anything
+else a 401.
 
-It imports neither boto3 nor pydantic. In Lambda (and under `entrix local`) the signing key comes
-from the Parameters and Secrets Extension over localhost (entrix.aws.secrets), so a cold request
-pays for PyJWT, the standard library and one local HTTP request; without the extension, boto3 is
-imported on the first fetch.
+It imports neither boto3 nor pydantic. In Lambda (and under `entrix local`) the signing keys and
+the deny list come from the Parameters and Secrets Extension over localhost (entrix.aws.secrets),
+so a cold request pays for PyJWT, the standard library and two local HTTP requests; without the
+extension, boto3 is imported on the first fetch.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from typing import Any
 
 from entrix import settings
 from entrix.aws.secrets import SecretCache
+from entrix.aws.signing_keys import SigningKeys
+from entrix.revocations import DenyList, parse_deny_list
 from entrix.telemetry import api_request_id, correlated
-from entrix.tokens import TokenError, bearer_token, signing_key_from_secret, verify_token
+from entrix.tokens import KeyLookup, TokenError, TokenRules, bearer_token, verify_token
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
@@ -23,10 +26,47 @@ logger.setLevel(logging.INFO)
 
 @functools.cache
 def secret_cache() -> SecretCache:
-    """The signing key's cache, made on the first invocation (with the function's
-    SECRET_CACHE_TTL_SECONDS) and kept for the container's life. A test clears it with
-    `secret_cache.cache_clear()`."""
+    """The signing keys' cache, made on the first invocation (with the function's
+    SECRET_CACHE_TTL_SECONDS) and kept for the container's life. A test clears it (and the
+    others below) with `reset()`."""
     return SecretCache()
+
+
+@functools.cache
+def key_lookup() -> KeyLookup:
+    """kid -> key, from the configured key source."""
+    return SigningKeys(settings.JWT_SECRET_ARN.read(), secret_cache()).key_for
+
+
+@functools.cache
+def token_rules() -> TokenRules:
+    return TokenRules(
+        issuer=settings.JWT_ISSUER.read(),
+        audience=settings.JWT_AUDIENCE.read(),
+        max_lifetime_seconds=settings.MAX_TOKEN_LIFETIME_SECONDS.read(),
+    )
+
+
+@functools.cache
+def revocations_cache() -> SecretCache:
+    """The deny list is read again every REVOCATIONS_CACHE_TTL_SECONDS: a revocation reaches a
+    warm authorizer within that time (and API Gateway's cached Allows once flushed)."""
+    return SecretCache(ttl_seconds=settings.REVOCATIONS_CACHE_TTL_SECONDS.read())
+
+
+@functools.cache
+def _parsed(text: str) -> DenyList:
+    return parse_deny_list(text)
+
+
+def deny_list() -> DenyList:
+    return _parsed(revocations_cache().get(settings.JWT_REVOCATIONS_SECRET_ARN.read()))
+
+
+def reset() -> None:
+    """Forget every cache, as a new container would (tests)."""
+    for cached in (secret_cache, key_lookup, token_rules, revocations_cache, _parsed):
+        cached.cache_clear()
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
@@ -38,18 +78,17 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
 def authorize(event: dict[str, Any]) -> dict[str, Any]:
     try:
         token = bearer_token(event.get("headers"), event.get("multiValueHeaders"))
-        key = signing_key_from_secret(secret_cache().get(settings.JWT_SECRET_ARN.read()))
-        claims = verify_token(
-            token,
-            key,
-            issuer=settings.JWT_ISSUER.read() or None,
-            audience=settings.JWT_AUDIENCE.read() or None,
-        )
+        claims = verify_token(token, key_lookup(), token_rules())
+        # Read only for a token that is otherwise valid: garbage costs no deny-list fetch.
+        refusal = deny_list().refusal(claims)
+        if refusal:
+            raise TokenError(refusal)
     except TokenError as refusal:
         logger.info("token refused: %s", refusal)
         # API Gateway turns exactly this message into a 401 response.
         raise Exception("Unauthorized") from None
     subject = str(claims["sub"])
+    logger.info("token %s of %s allowed", claims["jti"], subject)
     return {
         "principalId": subject,
         "policyDocument": {
@@ -64,7 +103,7 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
         },
         # The order handlers read the owner from `sub`, and refuse the token past `exp` while
         # API Gateway still serves this Allow from its cache (entrix.http.caller).
-        "context": {"sub": subject, "exp": int(claims["exp"])},
+        "context": {"sub": subject, "exp": int(claims["exp"]), "jti": str(claims["jti"])},
     }
 
 

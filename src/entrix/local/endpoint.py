@@ -12,9 +12,12 @@ import decimal
 import json
 import logging
 import os
+import re
 import socket
 import urllib.request
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
@@ -70,11 +73,43 @@ def local_client(service: str, endpoint_url: str, region: str) -> Any:
     )
 
 
+# (rest api id, stage name) -> None: flush that stage's authorizer cache.
+FlushListener = Callable[[str, str], None]
+# The listener of each running endpoint, by its port.
+_flush_listeners: dict[int, FlushListener] = {}
+_FLUSH_PATH = re.compile(r"/restapis/(?P<api>[^/]+)/stages/(?P<stage>[^/]+)/cache/authorizers$")
+
+
+def _flush_stage_authorizers_cache(request: Any, full_url: str, headers: Any) -> Any:
+    """FlushStageAuthorizersCache, which moto lacks: the local API Gateway keeps the cache, so the
+    endpoint whose port was called tells its listener. 202 with no body, as AWS answers."""
+    url = urlsplit(full_url)
+    match = _FLUSH_PATH.search(url.path)
+    listener = _flush_listeners.get(url.port or 80)
+    if match is None or listener is None:
+        return 404, {}, json.dumps({"message": f"no API is served at {full_url}"})
+    listener(match["api"], match["stage"])
+    return 202, {}, ""
+
+
+def _serve_authorizer_cache_flushes() -> None:
+    """Add the flush route to moto's API Gateway routes (before its server app is built)."""
+    from moto.apigateway import urls
+
+    urls.url_paths.setdefault(
+        "{0}/restapis/(?P<function_id>[^/]+)/stages/(?P<stage_name>[^/]+)/cache/authorizers$",
+        _flush_stage_authorizers_cache,
+    )
+
+
 class AwsEndpoint:
     """moto's server on host:port, executing state machines and running Lambdas in process."""
 
-    def __init__(self, host: str, port: int, region: str) -> None:
+    def __init__(
+        self, host: str, port: int, region: str, *, on_flush: FlushListener | None = None
+    ) -> None:
         self.host = host
+        self.on_flush = on_flush
         self.port = port
         self.region = region
         self.url = f"http://{client_host(host)}:{port}"
@@ -110,6 +145,9 @@ class AwsEndpoint:
 
         self._lambdas.__enter__()
         self._patched = True
+        _serve_authorizer_cache_flushes()
+        if self.on_flush is not None:
+            _flush_listeners[self.port] = self.on_flush
         try:
             self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
             self._server.start()
@@ -136,6 +174,7 @@ class AwsEndpoint:
             if self._server._server is not None:
                 self._server._server.server_close()
             self._server = None
+        _flush_listeners.pop(self.port, None)
         if self._patched:
             self._lambdas.__exit__(None, None, None)
             self._patched = False

@@ -77,7 +77,10 @@ class LocalSystem:
         self.options = options
         self.region = region or stack_region(template_path, stack_name)
         self.stack_name = stack_name
-        self.endpoint = AwsEndpoint(options.host, options.aws_port, self.region)
+        self.endpoint = AwsEndpoint(
+            options.host, options.aws_port, self.region, on_flush=self._flush_authorizer_cache
+        )
+        self.gateway: ApiGateway | None = None
         self.show_run = show_run
         self.show_notification = show_notification
         self.show_secret_request = show_secret_request
@@ -90,6 +93,11 @@ class LocalSystem:
     @property
     def api_url(self) -> str:
         return f"http://{client_host(self.options.host)}:{self.options.port}"
+
+    def _flush_authorizer_cache(self, api_id: str, stage: str) -> None:
+        gateway = self.gateway
+        if gateway is not None and (gateway.api.api_id, gateway.api.stage) == (api_id, stage):
+            gateway.authorizers.flush()
 
     def start(self) -> None:
         check_port_free(self.options.host, self.options.port, "--port")
@@ -119,6 +127,7 @@ class LocalSystem:
                 account_id=ACCOUNT_ID,
                 domain_name=f"{client_host(self.options.host)}:{self.options.port}",
             )
+            self.gateway = gateway
             self.api_server = ApiServer(gateway, self.options.host, self.options.port)
             self.api_server.start()
             self._stoppables.append(self.api_server)

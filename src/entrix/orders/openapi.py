@@ -101,9 +101,9 @@ def _common_refusals(*limits: str) -> dict[str, Any]:
     quota = "".join(f"; `{code}`: its orders of the UTC day" for code in limits)
     return {
         "401": _refusal(
-            "Missing, malformed, forged or expired bearer token (an expired token is refused "
-            f"{LEEWAY_SECONDS} s after its `exp` at the latest, even while API Gateway still "
-            "caches the authorizer's answer), or a subject that cannot own orders.",
+            "Missing, malformed, forged, expired, over-long or revoked bearer token (an expired "
+            f"token is refused {LEEWAY_SECONDS} s after its `exp` at the latest, even while API "
+            "Gateway still caches the authorizer's answer), or a subject that cannot own orders.",
             "UNAUTHORIZED",
         ),
         "403": _refusal(
@@ -533,7 +533,8 @@ def build_document() -> dict[str, Any]:
             "version": "2.0.0",
             "description": (
                 "Submit auction orders, read, list and cancel them, and read their result "
-                "status. Every call needs `Authorization: Bearer <JWT>` (HS256).\n\n"
+                "status. Every call needs `Authorization: Bearer <JWT>` carrying `kid`, `iss`, "
+                "`aud`, `sub`, `iat`, `exp` and `jti`.\n\n"
                 f"{OWNER_RULE}\n\n{LIFECYCLE_RULES}\n\n{FAIR_SHARE}\n\nEvery refusal, the "
                 "service's and API Gateway's own, is an `Error`: `message`, `code`, `request_id`."
             ),
@@ -554,7 +555,10 @@ def build_document() -> dict[str, Any]:
                     "bearerFormat": "JWT",
                     "description": (
                         "The token's `sub` is the caller: the owner of the orders it stores "
-                        "and the only one who can read, list or cancel them."
+                        "and the only one who can read, list or cancel them. Its header names "
+                        "its key (`kid`); its payload the issuer and audience the API is "
+                        "configured with (`iss`, `aud`), `iat`, `exp` (a bounded lifetime "
+                        "after `iat`) and its id (`jti`), by which it can be revoked."
                     ),
                 }
             },

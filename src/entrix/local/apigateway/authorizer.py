@@ -32,6 +32,11 @@ class Authorizers:
         self._cache: dict[tuple[str, tuple[str, ...]], tuple[float, dict[str, Any]]] = {}
         self._cache_lock = threading.Lock()
 
+    def flush(self) -> None:
+        """Forget every cached answer (FlushStageAuthorizersCache)."""
+        with self._cache_lock:
+            self._cache.clear()
+
     def authorize(
         self, authorizer: Authorizer, event: dict[str, Any], method_arn: str
     ) -> dict[str, Any]:

@@ -1,6 +1,11 @@
-"""REST API parts: no AWS call; each is kept, resolved, for the local API Gateway emulation.
+"""REST API parts, kept resolved for the local API Gateway emulation.
 
-`entrix.local.apigateway` builds its routes from `Deployment.api` and `Deployment.api_ids`.
+`entrix.local.apigateway` builds its routes from `Deployment.api` and `Deployment.api_ids`. The
+API and its stage are also created in the embedded endpoint under the same ids (moto takes a
+RestApi's id from its `_custom_id_` tag), so what asks API Gateway which APIs and stages exist
+(`entrix revoke`, the aws CLI) finds them, and a FlushStageAuthorizersCache names the stage the
+emulation serves. Nothing else about them is created there: moto runs neither authorizers nor
+Lambda proxies.
 """
 
 from __future__ import annotations
@@ -42,6 +47,14 @@ def record_part(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> No
         ref = p.get("StageName", api_id)
     elif resource.type == "AWS::ApiGateway::Authorizer":
         attributes["AuthorizerId"] = api_id
+    if resource.type == "AWS::ApiGateway::RestApi":
+        deployer.clients("apigateway").create_rest_api(
+            name=p.get("Name", resource.logical_id), tags={"_custom_id_": api_id}
+        )
+    elif resource.type == "AWS::ApiGateway::Stage":
+        deployer.clients("apigateway").create_stage(
+            restApiId=p["RestApiId"], stageName=ref, deploymentId=p.get("DeploymentId", "")
+        )
     deployment.names[resource.logical_id] = ref
     deployer.provide(resource, ref, **attributes)
     deployment.api[resource.logical_id] = (resource.type, p)

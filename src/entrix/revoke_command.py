@@ -1,0 +1,151 @@
+"""`entrix revoke`: withdraw a leaked token, or every token of a subject issued until now.
+
+It edits the deny list (entrix.revocations) that the authorizer reads, in the secret its
+function names, waits until every warm authorizer has read the list again (its
+REVOCATIONS_CACHE_TTL_SECONDS), then flushes the API stage's authorizer cache: a flush before
+that wait would let a warm authorizer with the old list allow the token again, and API Gateway
+would keep that Allow for its whole cache TTL. When the command returns, the token is refused.
+Secrets Manager has no conditional write, so the command reads the list again after writing it
+and merges once more if another revocation replaced it in between.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+import jwt
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from entrix import settings
+from entrix.identity import LEEWAY_SECONDS
+from entrix.revocations import DenyList, DenyListError, parse_deny_list
+from entrix.token_command import (
+    ClientFactory,
+    TokenCommandError,
+    authorizer_setting,
+    authorizer_variables,
+    find_authorizer,
+)
+
+# Writes attempted before giving up on a deny list that keeps changing under the command.
+WRITE_ATTEMPTS = 5
+# Added to the authorizers' deny-list TTL before the flush: a read that started just before the
+# write may finish just after it.
+FLUSH_MARGIN_SECONDS = 2.0
+
+
+def revoke(args: argparse.Namespace) -> int:
+    """Print what was revoked and when it takes effect, as JSON; errors go to stderr."""
+    try:
+        factory, region, function_name = find_authorizer(args)
+        variables = authorizer_variables(factory, region, function_name)
+        secret_arn = authorizer_setting(settings.JWT_REVOCATIONS_SECRET_ARN, variables)
+        max_lifetime = authorizer_setting(settings.MAX_TOKEN_LIFETIME_SECONDS, variables)
+        now = time.time()
+        revocation = _revocation(args, now, max_lifetime)
+        secrets = factory("secretsmanager", region)
+        entries = write_revocation(secrets, secret_arn, revocation, now, max_lifetime)
+        wait = authorizer_setting(settings.REVOCATIONS_CACHE_TTL_SECONDS, variables)
+        print(
+            f"entrix revoke: written; waiting {wait:g} s for warm authorizers to read it",
+            file=sys.stderr,
+        )
+        time.sleep(wait + FLUSH_MARGIN_SECONDS)
+        flushed = _flush_authorizer_cache(factory, region, args)
+    except TokenCommandError as error:
+        print(f"entrix revoke: {error}", file=sys.stderr)
+        return 1
+    except EndpointConnectionError as error:
+        where = f"the stack {args.stack}" if args.stack else "the local system"
+        print(f"entrix revoke: cannot reach {where} ({error})", file=sys.stderr)
+        return 1
+    except (ClientError, BotoCoreError, DenyListError) as error:
+        print(f"entrix revoke: {error}", file=sys.stderr)
+        return 1
+    print(
+        json.dumps(
+            {
+                "revoked": revocation,
+                "deny_list_entries": entries,
+                "authorizer_caches_flushed": flushed,
+            }
+        )
+    )
+    return 0
+
+
+def _revocation(args: argparse.Namespace, now: float, max_lifetime: int) -> dict[str, Any]:
+    """What to add: a token id and until when to keep it, or a subject and since when."""
+    if args.subject:
+        return {"subject": args.subject, "issued_until": int(now)}
+    if args.token:
+        try:
+            claims = jwt.decode(args.token, options={"verify_signature": False})
+        except jwt.PyJWTError as error:
+            raise TokenCommandError(f"--token is not a JWT: {error}") from None
+        if not isinstance(claims.get("jti"), str) or not isinstance(claims.get("exp"), int):
+            raise TokenCommandError("--token has no jti or exp: revoke its --subject instead")
+        return {"jti": claims["jti"], "keep_until": claims["exp"]}
+    # A bare token id: kept as long as any token issued now could live.
+    return {"jti": args.jti, "keep_until": int(now) + max_lifetime}
+
+
+def write_revocation(
+    secrets: Any, secret_arn: str, revocation: dict[str, Any], now: float, max_lifetime: int
+) -> int:
+    """Add the revocation to the stored list (pruned of entries no token needs); the number of
+    entries the list then holds."""
+    for _ in range(WRITE_ATTEMPTS):
+        stored = _read(secrets, secret_arn)
+        updated = _added(stored, revocation).pruned(now, LEEWAY_SECONDS, max_lifetime)
+        if updated != stored:
+            secrets.put_secret_value(SecretId=secret_arn, SecretString=updated.text())
+        # Another revocation written between our read and our write replaced ours: merge again.
+        after = _read(secrets, secret_arn)
+        if _added(after, revocation) == after:
+            return len(after.tokens) + len(after.subjects)
+    raise TokenCommandError(
+        f"the deny list {secret_arn} changed under each of {WRITE_ATTEMPTS} writes; try again"
+    )
+
+
+def _read(secrets: Any, secret_arn: str) -> DenyList:
+    return parse_deny_list(secrets.get_secret_value(SecretId=secret_arn)["SecretString"])
+
+
+def _added(deny: DenyList, revocation: dict[str, Any]) -> DenyList:
+    if "subject" in revocation:
+        return deny.with_subject(revocation["subject"], revocation["issued_until"])
+    keep_until = max(revocation["keep_until"], deny.tokens.get(revocation["jti"], 0))
+    return deny.with_token(revocation["jti"], keep_until)
+
+
+def _flush_authorizer_cache(
+    factory: ClientFactory, region: str | None, args: argparse.Namespace
+) -> list[str]:
+    """Flush the authorizer cache of the stack's API stage (or of every stage the local system
+    serves); the `<api id>/<stage>` flushed."""
+    apigateway = factory("apigateway", region)
+    if args.stack:
+        outputs = {
+            output["OutputKey"]: output["OutputValue"]
+            for output in factory("cloudformation", region)
+            .describe_stacks(StackName=args.stack)["Stacks"][0]
+            .get("Outputs", [])
+        }
+        if "RestApiId" not in outputs or "ApiStageName" not in outputs:
+            raise TokenCommandError(f"stack {args.stack} has no RestApiId and ApiStageName outputs")
+        stages = [(outputs["RestApiId"], outputs["ApiStageName"])]
+    else:
+        stages = [
+            (api["id"], stage["stageName"])
+            for api in apigateway.get_rest_apis()["items"]
+            for stage in apigateway.get_stages(restApiId=api["id"])["item"]
+        ]
+    for api_id, stage in stages:
+        apigateway.flush_stage_authorizers_cache(restApiId=api_id, stageName=stage)
+    return [f"{api_id}/{stage}" for api_id, stage in stages]
