@@ -78,6 +78,10 @@ class ServiceConfig:
     client_rate_limit: int = _default(settings.CLIENT_RATE_LIMIT)
     client_rate_window_seconds: int = _default(settings.CLIENT_RATE_WINDOW_SECONDS)
     client_daily_order_quota: int = _default(settings.CLIENT_DAILY_ORDER_QUOTA)
+    # Clients with a share of their own: a JSON object of subject -> {"rate_limit": n,
+    # "daily_orders": n} (either may be left out), in cdk.json or as JSON text on the command
+    # line.
+    client_limits: str = _default(settings.CLIENT_LIMITS)
     # On-demand ceilings of the orders table and of the ClientUsage table, in request units per
     # second: what the API and the results runs may spend at most (docs/architecture.md).
     table_max_write_request_units: int = 10_000
@@ -259,6 +263,7 @@ _FUNCTION_SETTINGS: dict[str, settings.Setting[Any]] = {
     "client_rate_limit": settings.CLIENT_RATE_LIMIT,
     "client_rate_window_seconds": settings.CLIENT_RATE_WINDOW_SECONDS,
     "client_daily_order_quota": settings.CLIENT_DAILY_ORDER_QUOTA,
+    "client_limits": settings.CLIENT_LIMITS,
 }
 
 # Per-stage defaults of the delivery pipeline's service stacks: the WAF protects Prod only.
@@ -362,6 +367,8 @@ def _convert(raw: Any, hint: Any, key: str) -> Any:
         if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
             raise ValueError(f"{key} must be a list of strings, not {raw!r}")
         return tuple(item.strip() for item in items if item.strip())
+    if hint is str and isinstance(raw, dict):
+        return json.dumps(raw)  # a JSON object in cdk.json (client_limits)
     if not isinstance(raw, str):
         return raw
     if hint is bool:

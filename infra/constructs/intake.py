@@ -168,6 +168,7 @@ class Intake(Construct):
             settings.CLIENT_RATE_LIMIT: config.client_rate_limit,
             settings.CLIENT_RATE_WINDOW_SECONDS: config.client_rate_window_seconds,
             settings.CLIENT_DAILY_ORDER_QUOTA: config.client_daily_order_quota,
+            settings.CLIENT_LIMITS: settings.CLIENT_LIMITS.parse(config.client_limits),
         }
         # Explicit statements on the table (or the one index) each handler uses: Table.grant()
         # would add `<table>/index/*`, the pending-results index included, which no intake

@@ -9,6 +9,7 @@ and ingest pay nothing for it at a cold start.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from typing import Generic, NamedTuple, TypeVar
@@ -96,6 +97,23 @@ def _key_source(raw: str) -> str:
 
 
 JWT_KEY_SOURCES = ("secret",)
+
+
+def _client_limits(raw: str) -> str:
+    """Per-client overrides as canonical JSON text: an object of subject -> {"rate_limit": n,
+    "daily_orders": n}, either limit left out to keep the default."""
+    overrides = json.loads(raw)
+    if not isinstance(overrides, dict):
+        raise ValueError("must be a JSON object of subject -> limits")
+    for subject, limits in overrides.items():
+        if not isinstance(limits, dict) or not limits or set(limits) - set(CLIENT_LIMIT_FIELDS):
+            raise ValueError(f"{subject!r}: give rate_limit and/or daily_orders")
+        for name, value in limits.items():
+            if type(value) is not int or value < 1:
+                raise ValueError(f"{subject!r}: {name} must be a whole number of at least 1")
+    return json.dumps(overrides, sort_keys=True, separators=(",", ":"))
+
+
 # "orders": results for the orders waiting for one; "random": made-up orders (demos, benchmarks).
 AUCTION_MODES = ("orders", "random")
 
@@ -153,3 +171,6 @@ CLIENT_USAGE_TABLE_NAME = Setting("CLIENT_USAGE_TABLE_NAME", str)
 CLIENT_RATE_LIMIT = Setting("CLIENT_RATE_LIMIT", _positive, 100)
 CLIENT_RATE_WINDOW_SECONDS = Setting("CLIENT_RATE_WINDOW_SECONDS", _positive, 10)
 CLIENT_DAILY_ORDER_QUOTA = Setting("CLIENT_DAILY_ORDER_QUOTA", _positive, 1_000_000)
+# Clients with a share of their own (JSON: subject -> the limits that differ from the above).
+CLIENT_LIMIT_FIELDS = ("rate_limit", "daily_orders")
+CLIENT_LIMITS = Setting("CLIENT_LIMITS", _client_limits, "{}")

@@ -22,6 +22,7 @@ FAIR_SHARE = (
     settings.CLIENT_RATE_LIMIT,
     settings.CLIENT_RATE_WINDOW_SECONDS,
     settings.CLIENT_DAILY_ORDER_QUOTA,
+    settings.CLIENT_LIMITS,
 )
 # What each handler reads from its environment.
 READS: dict[str, tuple[Setting[Any], ...]] = {

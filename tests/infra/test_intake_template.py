@@ -385,6 +385,7 @@ def test_order_handlers_get_the_tables_and_limits_and_the_listing_its_index(
         settings.CLIENT_RATE_LIMIT.name: str(config.client_rate_limit),
         settings.CLIENT_RATE_WINDOW_SECONDS.name: str(config.client_rate_window_seconds),
         settings.CLIENT_DAILY_ORDER_QUOTA.name: str(config.client_daily_order_quota),
+        settings.CLIENT_LIMITS.name: "{}",
     }
     if handler == ORDER_LIST:
         expected[settings.ORDERS_OWNER_INDEX_NAME.name] = "owner-orders"

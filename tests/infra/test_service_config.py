@@ -90,6 +90,9 @@ def test_cdk_json_sets_exactly_the_defaults() -> None:
         ("entrix:table_max_write_request_units", "299", "3 x api_burst_limit"),
         ("entrix:table_max_read_request_units", "0", "table_max_read_request_units"),
         ("entrix:cost_alarm_dollars_per_hour", "0", "cost_alarm_dollars_per_hour"),
+        ("entrix:client_limits", "[]", "client_limits: must be a JSON object"),
+        ("entrix:client_limits", '{"desk-a": {"rate": 5}}', "rate_limit and/or daily_orders"),
+        ("entrix:client_limits", '{"desk-a": {"rate_limit": 0}}', "at least 1"),
     ],
 )
 def test_invalid_settings_are_refused(key: str, value: str, message: str) -> None:
@@ -147,3 +150,10 @@ def test_waf_setting_puts_a_web_acl_on_the_api_stage(configured: dict[str, Any])
         k for k, r in configured["Resources"].items() if r["Type"] == "AWS::ApiGateway::Stage"
     )
     assert stage_id in json.dumps(association["Properties"]["ResourceArn"])
+
+
+def test_client_limits_come_as_a_json_object_from_cdk_json_or_as_text() -> None:
+    overrides = {"desk-a": {"rate_limit": 500}, "desk-b": {"daily_orders": 10}}
+    for raw in (overrides, json.dumps(overrides)):
+        config = ServiceConfig.from_context(App(context={"entrix:client_limits": raw}).node)
+        assert json.loads(config.client_limits) == overrides

@@ -25,6 +25,8 @@ RATE_LIMIT = 5
 # An hour: no window ends while the test runs (it waits out a boundary less than a minute away).
 WINDOW_SECONDS = 3600
 DAILY_ORDERS = 6
+# A client with a share of its own (entrix:client_limits).
+VIP_RATE_LIMIT = 8
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +37,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         "entrix:client_rate_limit": RATE_LIMIT,
         "entrix:client_rate_window_seconds": WINDOW_SECONDS,
         "entrix:client_daily_order_quota": DAILY_ORDERS,
+        "entrix:client_limits": {"desk-vip": {"rate_limit": VIP_RATE_LIMIT}},
     }
     build_app(context, str(outdir), nag=False).synth()
     template = Path(outdir) / f"{SERVICE_STACK}.template.json"
@@ -118,3 +121,9 @@ def test_the_daily_quota_refuses_a_post_whole_and_refunds_an_identical_retry(
     assert abs(int(headers["Retry-After"]) - (midnight - time.time())) <= 2
     stored = {r for r in running.stored() if r.startswith("q-")}
     assert stored == {"q-1", "q-2", "q-3", "q-4", "q-5", "q-6"}, "q-7 is not stored"
+
+
+def test_a_client_with_a_share_of_its_own_gets_its_own_rate(running: Running) -> None:
+    vip = harness.sign_token(running.system, "desk-vip")
+    statuses = [_call(running, "GET", vip)[0] for _ in range(VIP_RATE_LIMIT + 1)]
+    assert statuses == [200] * VIP_RATE_LIMIT + [429]

@@ -13,6 +13,7 @@ import pytest
 from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend
 
+from entrix import settings
 from entrix.aws import clients
 from entrix.aws.client_usage import (
     ClientUsage,
@@ -209,3 +210,28 @@ def test_a_refund_that_could_outlast_the_deadline_is_skipped(client: Any, caplog
     meter.refund_orders(charge, 4, Deadline(at=10.0, clock=lambda: 0.0))
     assert counted(client, charge.counter.key, "orders") == 6
     assert "no time left to refund 10 orders" in caplog.text
+
+
+def test_a_client_with_a_share_of_its_own_gets_it_and_the_others_the_default(
+    client: Any,
+) -> None:
+    overrides = usage.limits_by_subject(LIMITS, {"desk-vip": {"rate_limit": 5}})
+    assert overrides == {"desk-vip": Limits(rate_limit=5, window_seconds=10, daily_orders=100)}
+    meter = ClientUsage(client, USAGE_TABLE, LIMITS, overrides)
+    for _ in range(5):
+        meter.charge_request("desk-vip", NOW)
+    with pytest.raises(RateLimited, match="at most 5 requests"):
+        meter.charge_request("desk-vip", NOW)
+    for _ in range(3):
+        meter.charge_request("desk-a", NOW)
+    with pytest.raises(RateLimited, match="at most 3 requests"):
+        meter.charge_request("desk-a", NOW)
+
+
+def test_client_limits_settings_are_checked_and_made_canonical() -> None:
+    assert settings.CLIENT_LIMITS.parse('{"b": {"daily_orders": 2}, "a": {"rate_limit": 1}}') == (
+        '{"a":{"rate_limit":1},"b":{"daily_orders":2}}'
+    )
+    for bad in ("[]", '{"a": {}}', '{"a": {"window_seconds": 5}}', '{"a": {"rate_limit": true}}'):
+        with pytest.raises(ValueError):
+            settings.CLIENT_LIMITS.parse(bad)

@@ -14,6 +14,7 @@ share exactly when the table is under most load.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -57,30 +58,43 @@ class OrderCharge(NamedTuple):
 
 
 class ClientUsage:
-    """Charges each request and each POST's orders to the caller's counters, within `limits`."""
+    """Charges each request and each POST's orders to the caller's counters, within `limits`,
+    or the caller's own in `overrides` (by subject)."""
 
-    def __init__(self, client: DynamoDBClient, table_name: str, limits: Limits) -> None:
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        limits: Limits,
+        overrides: Mapping[str, Limits] | None = None,
+    ) -> None:
         self.client = client
         self.table_name = table_name
         self.limits = limits
+        self.overrides = dict(overrides or {})
+
+    def limits_of(self, subject: str) -> Limits:
+        return self.overrides.get(subject, self.limits)
 
     def charge_request(self, subject: str, now: float) -> None:
         """Count one request of `subject` in the window holding `now`, or raise `RateLimited`
         (nothing counted) when the window's requests are made."""
-        counter = rate_counter(subject, now, self.limits.window_seconds)
-        if not self._add(counter, "requests", 1, self.limits.rate_limit):
+        limits = self.limits_of(subject)
+        counter = rate_counter(subject, now, limits.window_seconds)
+        if not self._add(counter, "requests", 1, limits.rate_limit):
             raise RateLimited(
-                f"at most {self.limits.rate_limit} requests per {self.limits.window_seconds} s",
+                f"at most {limits.rate_limit} requests per {limits.window_seconds} s",
                 counter.retry_after(now),
             )
 
     def charge_orders(self, subject: str, now: float, orders: int) -> OrderCharge:
         """Count `orders` of `subject` on the UTC day holding `now`, or raise `QuotaExceeded`
         (nothing counted) when they would not all fit in the day's quota."""
+        limits = self.limits_of(subject)
         counter = order_counter(subject, now)
-        if not self._add(counter, "orders", orders, self.limits.daily_orders):
+        if not self._add(counter, "orders", orders, limits.daily_orders):
             raise QuotaExceeded(
-                f"at most {self.limits.daily_orders} orders per UTC day",
+                f"at most {limits.daily_orders} orders per UTC day",
                 counter.retry_after(now),
             )
         return OrderCharge(counter, orders)

@@ -3,6 +3,7 @@ of a charge refused (429) or not made (503), both with `Retry-After`."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,7 +13,7 @@ from entrix import settings
 from entrix.aws.client_usage import ClientUsage, QuotaExceeded, RateLimited, UsageUnavailable
 from entrix.aws.clients import client
 from entrix.http import DAILY_ORDER_QUOTA_EXCEEDED, RATE_LIMITED, USAGE_UNAVAILABLE, error
-from entrix.orders.usage import Limits
+from entrix.orders.usage import Limits, limits_by_subject
 
 # Seconds a client should wait after a 503 of the usage table (as after ORDERS_NOT_STORED).
 UNAVAILABLE_RETRY_AFTER_SECONDS = 1
@@ -25,14 +26,19 @@ USAGE_CONFIG = Config(
 
 
 def client_usage() -> ClientUsage:
-    """The usage table and limits of this function's settings, with a client of its own."""
+    """The usage table and limits of this function's settings (the default share, and the
+    clients' own), with a client of its own."""
     limits = Limits(
         rate_limit=settings.CLIENT_RATE_LIMIT.read(),
         window_seconds=settings.CLIENT_RATE_WINDOW_SECONDS.read(),
         daily_orders=settings.CLIENT_DAILY_ORDER_QUOTA.read(),
     )
+    overrides = limits_by_subject(limits, json.loads(settings.CLIENT_LIMITS.read()))
     return ClientUsage(
-        client("dynamodb", USAGE_CONFIG), settings.CLIENT_USAGE_TABLE_NAME.read(), limits
+        client("dynamodb", USAGE_CONFIG),
+        settings.CLIENT_USAGE_TABLE_NAME.read(),
+        limits,
+        overrides,
     )
 
 

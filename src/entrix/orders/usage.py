@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from typing import NamedTuple
 
 DAY_SECONDS = 86_400
@@ -29,6 +30,14 @@ class Limits(NamedTuple):
     rate_limit: int
     window_seconds: int
     daily_orders: int
+
+
+def limits_by_subject(
+    default: Limits, overrides: Mapping[str, Mapping[str, int]]
+) -> dict[str, Limits]:
+    """The share of each client that has one of its own: the default with its overrides (any of
+    `rate_limit` and `daily_orders`; the window is the same for every client)."""
+    return {subject: default._replace(**fields) for subject, fields in overrides.items()}
 
 
 class Counter(NamedTuple):
