@@ -26,10 +26,14 @@ READS: dict[str, tuple[Setting[Any], ...]] = {
     ),
     "entrix.handlers.cancel.handler": (settings.ORDERS_TABLE_NAME,),
     "entrix.handlers.authorizer.handler": (
+        settings.JWT_KEY_SOURCE,
         settings.JWT_SECRET_ARN,
         settings.JWT_ISSUER,
         settings.JWT_AUDIENCE,
+        settings.MAX_TOKEN_LIFETIME_SECONDS,
         settings.SECRET_CACHE_TTL_SECONDS,
+        settings.JWT_REVOCATIONS_SECRET_ARN,
+        settings.REVOCATIONS_CACHE_TTL_SECONDS,
     ),
     "entrix.handlers.results.handler": (
         settings.ORDERS_TABLE_NAME,
@@ -44,6 +48,8 @@ READS: dict[str, tuple[Setting[Any], ...]] = {
         settings.EXPIRY_WARNING_SECONDS,
     ),
     "entrix.handlers.archive.handler": (settings.RESULTS_BUCKET_NAME,),
+    # The secret arrives in each event: nothing to configure.
+    "entrix.handlers.rotate_key.handler": (),
     "entrix.handlers.process.handler": (
         settings.ORDERS_TABLE_NAME,
         settings.RESULTS_BUCKET_NAME,
