@@ -22,6 +22,7 @@ from entrix.key_rotation import (
     rotate,
 )
 from entrix.local.lambda_runner import moto_lambdas_in_process
+from entrix.local.rotation import moto_rotation_keeps_its_function
 from entrix.tokens import SigningKeyError, signing_key_from_secret
 
 SECRET = "jwt-key"
@@ -180,7 +181,7 @@ def test_an_unknown_step_is_refused() -> None:
 def moto_rotation() -> Iterator[tuple[Any, str, str]]:
     """A secret like JwtSigningKey, and the rotation function in moto's Lambda (run in
     process); the secret's ARN and the function's."""
-    with mock_aws(), moto_lambdas_in_process():
+    with mock_aws(), moto_lambdas_in_process(), moto_rotation_keeps_its_function():
         rotate_key.store.cache_clear()
         client = boto3.client("secretsmanager")
         arn = client.create_secret(Name=SECRET, SecretString=OLD_KEY)["ARN"]
@@ -215,7 +216,11 @@ def test_rotate_secret_runs_the_four_steps_and_a_second_rotation_retires_the_fir
     assert stages(client, arn) == {first: ["AWSPREVIOUS"], second: ["AWSCURRENT"]}
     new_key = client.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"]
     assert new_key != OLD_KEY and len(new_key) == KEY_LENGTH
-    third = client.rotate_secret(SecretId=arn)["VersionId"]
+    # As the runbook's `aws secretsmanager rotate-secret --secret-id`: the configured function.
+    client.rotate_secret(SecretId=arn)
+    (third,) = set(stages(client, arn)) - {first, second}
     assert stages(client, arn) == {second: ["AWSPREVIOUS"], third: ["AWSCURRENT"]}
     previous = client.get_secret_value(SecretId=arn, VersionStage="AWSPREVIOUS")
     assert previous["SecretString"] == new_key
+    newest = client.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"]
+    assert newest not in (OLD_KEY, new_key) and len(newest) == KEY_LENGTH

@@ -21,6 +21,7 @@ from boto3.dynamodb.types import DYNAMODB_CONTEXT
 from botocore.config import Config
 
 from entrix.local.lambda_runner import moto_lambdas_in_process
+from entrix.local.rotation import moto_rotation_keeps_its_function
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 # Clients of the embedded endpoint sign with these; the endpoint accepts any credentials.
@@ -81,6 +82,7 @@ class AwsEndpoint:
         self._server: Any = None
         self._saved_environment: dict[str, str | None] = {}
         self._lambdas = moto_lambdas_in_process()
+        self._rotation = moto_rotation_keeps_its_function()
         self._patched = False
 
     def start(self) -> None:
@@ -109,6 +111,7 @@ class AwsEndpoint:
         DYNAMODB_CONTEXT.traps[decimal.Rounded] = False
 
         self._lambdas.__enter__()
+        self._rotation.__enter__()
         self._patched = True
         try:
             self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
@@ -137,6 +140,7 @@ class AwsEndpoint:
                 self._server._server.server_close()
             self._server = None
         if self._patched:
+            self._rotation.__exit__(None, None, None)
             self._lambdas.__exit__(None, None, None)
             self._patched = False
         _set_environment(self._saved_environment)
