@@ -104,6 +104,8 @@ class Run:
     requests: list[Request] = field(default_factory=list)
     issued: list[Issued] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # The kid of each request sent and not yet answered, by client.
+    in_flight: dict[str, str] = field(default_factory=dict)
     _clients: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -181,9 +183,12 @@ def client_loop(run: Run, name: str, fresh: bool, stop: threading.Event) -> None
             if method == "POST"
             else None
         )
+        with run.lock:
+            run.in_flight[name] = issued.kid
         sent = time.time()
         status = run.call(method, token, body)
         with run.lock:
+            del run.in_flight[name]
             run.requests.append(Request(name, method, issued.kid, expires, sent, status))
         time.sleep(0.05)
 
@@ -239,11 +244,14 @@ def test_rotating_the_key_twice_under_load_refuses_no_valid_token(
             wait_for(lambda: any(i.kid == k1 for i in run.issued), "a token signed with K1")
             last_k0 = max(i.got for i in run.issued if i.kid == k0)
 
-            # 2: once every K0 token a client holds has expired, K1 -> K2 retires K0.
-            wait_for(
-                lambda: time.time() > last_k0 + CLIENT_TOKEN_SECONDS,
-                "the clients' K0 tokens to expire",
-            )
+            # 2: once every K0 token a client holds has expired (and no request sent with one
+            # before is still on its way), K1 -> K2 retires K0.
+            def k0_gone() -> bool:
+                with run.lock:
+                    in_flight = k0 in run.in_flight.values()
+                return time.time() > last_k0 + CLIENT_TOKEN_SECONDS and not in_flight
+
+            wait_for(k0_gone, "the clients' K0 tokens to expire")
             before_retirement = time.time()
             secrets.rotate_secret(SecretId=secret_arn)
             k2, k2_created = run.current()
