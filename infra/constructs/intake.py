@@ -22,6 +22,7 @@ from constructs import Construct
 from entrix import settings
 from entrix.revocations import DenyList
 from infra.config import ServiceConfig
+from infra.constructs.key_rotation import KeyRotation
 from infra.constructs.lambda_code import python_function
 from infra.constructs.orders_table import orders_table
 from infra.constructs.waf import ApiWebAcl
@@ -94,14 +95,15 @@ class Intake(Construct):
             removal_policy=config.data_removal_policy,
         )
         Tags.of(self.jwt_secret).add("entrix:purpose", "jwt-signing-key")
-        acknowledge(
-            self.jwt_secret,
-            "AwsSolutions-SMG4",
-            (
-                "The HS256 key is shared with the token issuers (`entrix token --stack`) and "
-                "warm authorizers cache it for SECRET_CACHE_TTL_SECONDS; automatic rotation "
-                "would reject valid tokens mid-life, so rotation is a planned manual step."
-            ),
+        # Rotated on a schedule with no refused token: verifiers accept the current and the
+        # previous key, signers switch to a new one only once every verifier has seen it
+        # (entrix.aws.signing_keys; docs/delivery.md, "Rotating the signing key").
+        self.key_rotation = KeyRotation(
+            self,
+            "JwtKeyRotation",
+            secret=self.jwt_secret,
+            rotation_days=config.signing_key_rotation_days,
+            log_retention=config.log_retention,
         )
         # The deny list (entrix.revocations) starts empty; `entrix revoke` edits it.
         self.revocations_secret = secretsmanager.Secret(

@@ -50,6 +50,7 @@ CREATORS: dict[str, Creator] = {
     "AWS::SNS::Subscription": sns.create_subscription,
     "AWS::SQS::Queue": sqs.create_queue,
     "AWS::SecretsManager::Secret": secretsmanager.create_secret,
+    "AWS::SecretsManager::RotationSchedule": secretsmanager.create_rotation_schedule,
     "AWS::Lambda::LayerVersion": lambda_.create_layer,
     "AWS::Lambda::Function": lambda_.create_function,
     "AWS::Lambda::EventSourceMapping": lambda_.create_event_source_mapping,
