@@ -17,7 +17,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jwt.algorithms import RSAAlgorithm
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from jwt.utils import base64url_encode
 
 from entrix import settings
@@ -121,19 +121,28 @@ def test_an_algorithm_other_than_the_keys_is_refused(idp: LocalIdentityProvider)
         verify_token(signed(ec_key, "rsa-1", "ES256"), keys_of(idp).key_for, RULES)
 
 
-@pytest.mark.parametrize(
-    "jwk_change",
-    [
-        {"alg": "ES384"},  # an algorithm this service does not accept
-        {"use": "enc"},  # not a signing key
-    ],
-)
-def test_keys_of_other_algorithms_or_uses_verify_nothing(
-    idp: LocalIdentityProvider, jwk_change: dict[str, str]
-) -> None:
-    idp.keys[0].public_jwk = {**idp.keys[0].public_jwk, **jwk_change}
+def test_a_key_of_another_algorithm_verifies_nothing(idp: LocalIdentityProvider) -> None:
+    private = ec.generate_private_key(ec.SECP384R1())
+    jwk = {**json.loads(ECAlgorithm.to_jwk(private.public_key())), "kid": "p384", "alg": "ES384"}
+    idp.keys[0].public_jwk = jwk
+    with pytest.raises(TokenError, match="not a usable key"):
+        keys_of(idp).key_for("p384")
+
+
+def test_a_key_for_encryption_verifies_nothing(idp: LocalIdentityProvider) -> None:
+    idp.keys[0].public_jwk = {**idp.keys[0].public_jwk, "use": "enc"}
     with pytest.raises(TokenError, match="not a usable key"):
         keys_of(idp).key_for(idp.current.kid)
+
+
+def test_a_key_whose_curve_is_not_its_algorithms_verifies_nothing(
+    idp: LocalIdentityProvider,
+) -> None:
+    private = ec.generate_private_key(ec.SECP384R1())
+    jwk = {**json.loads(ECAlgorithm.to_jwk(private.public_key())), "kid": "p384", "alg": "ES256"}
+    idp.keys[0].public_jwk = jwk
+    with pytest.raises(TokenError, match="not a usable key"):
+        keys_of(idp).key_for("p384")
 
 
 def test_a_short_rsa_key_verifies_nothing(idp: LocalIdentityProvider) -> None:
