@@ -7,6 +7,7 @@ rotate the provider's key), `entrix token` in its own, as a user runs it.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ from entrix import settings
 from entrix.issuer_keys import UNKNOWN_KID_REFRESH_SECONDS
 from entrix.local import harness
 from entrix.local.runtime import LocalSystem
-from entrix.local.synth import ensure_template, project_root
+from entrix.local.synth import LOCAL_CONTEXT_VARIABLE, ensure_template, project_root
 from entrix.token_command import AUTHORIZER_HANDLER
 
 pytestmark = pytest.mark.e2e
@@ -164,3 +165,19 @@ def test_a_rotated_key_is_picked_up_by_its_first_token(system: LocalSystem) -> N
     assert jwt.get_unverified_header(token)["kid"] == new_key.kid
     assert status_of(system, token) == 200
     assert system.identity_provider.fetches == fetches + 1
+
+
+def test_entrix_local_runs_jwks_mode_from_entrix_local_context(
+    system: LocalSystem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a user runs it: `ENTRIX_LOCAL_CONTEXT=... entrix local`, then `entrix token`."""
+    monkeypatch.setenv(LOCAL_CONTEXT_VARIABLE, json.dumps(JWKS_CONTEXT))
+    with harness.in_subprocess(schedule_seconds=0) as process:
+        assert "identity provider" in process.output
+        token = process.token()
+        assert jwt.get_unverified_header(token)["alg"] == "ES256"
+        request = urllib.request.Request(
+            f"{process.api_url}/orders", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            assert reply.status == 200
