@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
@@ -27,7 +28,7 @@ from entrix import settings
 from entrix.aws.secrets import CURRENT, PREVIOUS, SecretVersion, region_of_arn
 from entrix.aws.signing_keys import signing_version
 from entrix.identity import MAX_SUBJECT_CHARS, valid_subject
-from entrix.issuer_keys import check_jwks_url
+from entrix.issuer_keys import LOOPBACK_HOSTS
 from entrix.local.identity_provider import (
     ALGORITHM,
     ISSUER_SECRET_NAME,
@@ -197,12 +198,9 @@ def _sign_as_local_issuer(
 ) -> str:
     """A token of the local identity provider, signed with its current key."""
     url = _read(settings.JWT_JWKS_URL, variables)
-    try:
-        check_jwks_url(url, allow_loopback_http=False)
-        local = False
-    except ValueError:
-        local = _read(settings.JWT_JWKS_ALLOW_LOOPBACK_HTTP, variables)
-    if not local:
+    parts = urlsplit(url)
+    local = parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
+    if not (local and _read(settings.JWT_JWKS_ALLOW_LOOPBACK_HTTP, variables)):
         raise TokenCommandError(
             f"function {function_name} verifies tokens of the identity provider at {url} "
             f"({settings.JWT_KEY_SOURCE.name}=jwks): get a token from it"

@@ -63,6 +63,7 @@ def test_signs_as_the_local_identity_provider() -> None:
         ("https://idp.entrix.example/.well-known/jwks.json", "false"),
         ("https://idp.entrix.example/.well-known/jwks.json", "true"),
         (LOOPBACK_JWKS, "false"),
+        ("http://idp.entrix.example/.well-known/jwks.json", "true"),
     ],
 )
 def test_refuses_to_sign_for_a_real_identity_provider(url: str, allow_loopback: str) -> None:
