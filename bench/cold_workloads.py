@@ -318,8 +318,8 @@ class Authorizer(Workload):
 class JwksAuthorizer(Authorizer):
     """The authorizer in jwks mode: an ES256 token of a local issuer, whose JWK set the first
     invocation fetches over loopback http (as a cold authorizer fetches its IdP's), against the
-    same seed baseline with its HS256 requests (`Authorizer.seed_events`). The layer adds cryptography and cffi, as
-    the jwks-mode PyJwtLayer holds them (infra/stacks/service.py)."""
+    same seed baseline with its HS256 requests (`Authorizer.seed_events`). The layer adds
+    cryptography and cffi, as the jwks-mode PyJwtLayer holds them (infra/stacks/service.py)."""
 
     variant = "jwks"
     description = "REQUEST event with an ES256 JWT; the issuer's JWKS fetched over loopback"
