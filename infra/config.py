@@ -21,6 +21,7 @@ from constructs import Node
 from entrix import settings
 from entrix.aws.signing_keys import PROPAGATION_MARGIN_SECONDS
 from entrix.identity import LEEWAY_SECONDS
+from entrix.issuer_keys import check_jwks_url
 
 CONTEXT_PREFIX = "entrix:"
 # The results bucket is named <prefix>-<stack name>-<account>-<region>, at most 63 characters:
@@ -61,6 +62,11 @@ class ServiceConfig:
 
     region: str = "eu-west-1"
     account: str | None = None
+    # Where the authorizer's keys come from: "secret" (HS256 keys generated into Secrets Manager,
+    # `entrix token` signs with them) or "jwks" (the RS256/ES256 public keys of the company's
+    # identity provider at jwt_jwks_url, an https:// URL; the stack then holds no signing key).
+    jwt_key_source: str = _default(settings.JWT_KEY_SOURCE)
+    jwt_jwks_url: str | None = None
     # The issuer and audience every token must name, and the longest lifetime (exp - iat) the
     # authorizer accepts.
     jwt_issuer: str = _default(settings.JWT_ISSUER)
@@ -141,6 +147,15 @@ class ServiceConfig:
     def __post_init__(self) -> None:
         if self.log_retention_days not in _RETENTION:
             raise ValueError(f"log_retention_days must be one of {sorted(_RETENTION)}")
+        if self.jwt_key_source == "jwks":
+            if not self.jwt_jwks_url:
+                raise ValueError("jwt_key_source jwks needs jwt_jwks_url (the issuer's JWKS URL)")
+            try:
+                check_jwks_url(self.jwt_jwks_url, allow_loopback_http=False)
+            except ValueError as error:
+                raise ValueError(f"jwt_jwks_url: {error}") from error
+        elif self.jwt_jwks_url is not None:
+            raise ValueError("jwt_jwks_url is read only with jwt_key_source jwks")
         if not 0 <= self.authorizer_cache_ttl_seconds <= 3600:
             raise ValueError("authorizer_cache_ttl_seconds must be within 0..3600")
         if self.waf_rate_limit < 10:
@@ -259,6 +274,7 @@ class ServiceConfig:
 
 # The fields that are a function's setting, checked with its parser.
 _FUNCTION_SETTINGS: dict[str, settings.Setting[Any]] = {
+    "jwt_key_source": settings.JWT_KEY_SOURCE,
     "jwt_issuer": settings.JWT_ISSUER,
     "jwt_audience": settings.JWT_AUDIENCE,
     "max_token_lifetime_seconds": settings.MAX_TOKEN_LIFETIME_SECONDS,

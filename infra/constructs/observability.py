@@ -130,12 +130,13 @@ class Observability(Construct):
 
         # A failed rotation step leaves the key as it was (Secrets Manager retries the step):
         # nothing is refused, but the key is not renewed until someone looks.
-        self._alarm(
-            "KeyRotationErrors",
-            intake.key_rotation.function.metric_errors(period=PERIOD),
-            "a step of the JWT signing key's rotation failed: the key stays as it was until the "
-            "rotation succeeds (docs/delivery.md, 'Rotating the signing key')",
-        )
+        if intake.key_rotation is not None:
+            self._alarm(
+                "KeyRotationErrors",
+                intake.key_rotation.function.metric_errors(period=PERIOD),
+                "a step of the JWT signing key's rotation failed: the key stays as it was until "
+                "the rotation succeeds (docs/delivery.md, 'Rotating the signing key')",
+            )
 
         machine = results.state_machine
         self._alarm(
@@ -369,8 +370,9 @@ class Observability(Construct):
             "Lambda B (process)": results.process_function,
             "run summary": results.summary_function,
             "history archiver": history.function,
-            "key rotation": intake.key_rotation.function,
         }
+        if intake.key_rotation is not None:
+            functions["key rotation"] = intake.key_rotation.function
         if results.slack is not None:
             functions["Slack forwarder"] = results.slack.function
         dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.hours(3))
