@@ -29,21 +29,7 @@ def verifier(ttl: float, versions: Versions, now: list[float]) -> SigningKeys:
     return SigningKeys("key", SecretCache(ttl, versions.fetch, clock), clock, refresh_interval=5)
 
 
-@pytest.mark.parametrize(
-    "ttl",
-    [
-        300,
-        pytest.param(
-            2,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="with a cache TTL under the unknown-kid refresh interval, AWSCURRENT "
-                "re-read after a rotation next to an AWSPREVIOUS cached before it refuses the "
-                "new previous key until the refresh interval has passed",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("ttl", [300, 2])
 def test_the_new_previous_key_is_accepted_right_after_a_second_rotation(ttl: float) -> None:
     versions, now = Versions(), [0.0]
     keys = verifier(ttl, versions, now)
