@@ -35,12 +35,12 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from bench.cold_probe import PHASE_MARKER, RESULT_MARKER
-from bench.cold_workloads import HANDLER_PREFIX, WORKLOADS, LocalAws, Workload, embedded_aws
+from bench.cold_workloads import HANDLER_PREFIX, LocalAws, Workload, embedded_aws, workloads_of
 from bench.report import Row, ratio, render
 from entrix.local.secrets_extension import SESSION_TOKEN_VARIABLE, is_extension_layer
 
@@ -127,6 +127,18 @@ def runtime_path(interpreter: Interpreter) -> Path:
     return _link_packages(
         RUNTIME_PACKAGES, interpreter.site_packages, interpreter.scratch / "runtime"
     )
+
+
+def _extra_layer(workload: Workload, interpreter: Interpreter) -> Path:
+    """The packages a workload's variant adds to the function's layers (globs resolved in the
+    interpreter's site-packages, as its own extension modules are named)."""
+    names = sorted(
+        path.name
+        for pattern in workload.layer_packages
+        for path in interpreter.site_packages.glob(pattern)
+    )
+    into = interpreter.scratch / "layers" / f"variant-{workload.name}"
+    return _link_packages(names, interpreter.site_packages, into)
 
 
 def _layer_shim(layer_dir: Path, interpreter: Interpreter) -> Path:
@@ -338,6 +350,10 @@ def probes(
     extension's."""
     spec = aws.function(function.handler)
     environment = aws.environment(spec, workload.environment)
+    if workload.layer_packages:
+        # One more layer, before the runtime's boto3 (the last entry), as Lambda orders them.
+        extra = str(_extra_layer(workload, interpreter))
+        function = replace(function, paths=(*function.paths[:-1], extra, function.paths[-1]))
 
     def probe(load_path: LoadPath, variables: dict[str, str]) -> Probe:
         return Probe(
@@ -354,17 +370,19 @@ def probes(
 def measure_function(
     aws: LocalAws,
     function: LoadPath,
+    workload: Workload,
     interpreter: Interpreter,
     runs: int,
     warm_calls: int,
     warmup_rounds: int = 1,
 ) -> Comparison:
-    workload = WORKLOADS[function.name]
     workload.setup(aws)
     sides = probes(aws, function, workload, interpreter)
 
     def measure(side: str, number: int) -> Sample:
-        events = workload.events(aws, 1 + warm_calls, f"{side}-{number}-{uuid.uuid4().hex[:8]}")
+        events = (workload.events if side == OURS else workload.seed_events)(
+            aws, 1 + warm_calls, f"{side}-{number}-{uuid.uuid4().hex[:8]}"
+        )
         return sides[side].sample(events, workload.check)
 
     return compare(measure, runs, warmup_rounds, with_seed=SEED in sides)
@@ -454,26 +472,27 @@ def rows(
         for interpreter in interpreters:
             section = f"cold request (python {interpreter.version})"
             for function in functions_from_template(cdk_out, interpreter):
-                if only and function.name not in only:
-                    continue
-                workload = WORKLOADS.get(function.name)
-                if workload is None:
+                workloads = workloads_of(function.name)
+                if not workloads:
                     found.append(
                         Row(section, f"{function.name}: no workload defined", "", "", "", "")
                     )
                     continue
-                comparison = measure_function(
-                    aws, function, interpreter, runs, warm_calls, warmup_rounds
-                )
-                seed = Figures.of(comparison.seed) if comparison.seed else None
-                found += handler_rows(
-                    section,
-                    function.name,
-                    workload.description,
-                    Figures.of(comparison.ours),
-                    seed,
-                    BASELINES.get(function.name),
-                )
+                for workload in workloads:
+                    if only and workload.name not in only:
+                        continue
+                    comparison = measure_function(
+                        aws, function, workload, interpreter, runs, warm_calls, warmup_rounds
+                    )
+                    seed = Figures.of(comparison.seed) if comparison.seed else None
+                    found += handler_rows(
+                        section,
+                        workload.name,
+                        workload.description,
+                        Figures.of(comparison.ours),
+                        seed,
+                        BASELINES.get(function.name),
+                    )
     return found
 
 
@@ -540,26 +559,34 @@ def explain(cdk_out: Path, names: Sequence[str], warm_calls: int, executable: st
     report = []
     with embedded_aws(cdk_out) as aws:
         for function in functions_from_template(cdk_out, interpreter):
-            if function.name not in names:
-                continue
-            workload = WORKLOADS[function.name]
-            workload.setup(aws)
-            for side, probe in probes(aws, function, workload, interpreter).items():
-                events = workload.events(aws, 1 + warm_calls, f"explain-{uuid.uuid4().hex[:8]}")
-                sample = probe.sample(events, workload.check)
-                events = workload.events(aws, 1 + warm_calls, f"explain-{uuid.uuid4().hex[:8]}")
-                _, stderr = probe.run(events, "-X", "importtime", phases=True, profile=True)
-                report.append(
-                    f"## {function.name} ({side}: {probe.load_path.handler}), python "
-                    f"{interpreter.version}: import {sample.import_ms:.0f} ms + first call "
-                    f"{sample.call_ms[0]:.0f} ms (untimed-run figures)"
-                )
-                phases = import_lines(stderr)
-                for phase in ("import", "first call"):
-                    lines = import_summary(phases.get(phase, []))
-                    report.append(f"imports during the {phase}: " + "\n    ".join(lines))
-                report.append(profile_text(stderr))
+            for workload in workloads_of(function.name):
+                if workload.name in names:
+                    report += _explained(aws, function, workload, interpreter, warm_calls)
     return "\n\n".join(report)
+
+
+def _explained(
+    aws: LocalAws, function: LoadPath, workload: Workload, interpreter: Interpreter, warm_calls: int
+) -> list[str]:
+    report = []
+    workload.setup(aws)
+    for side, probe in probes(aws, function, workload, interpreter).items():
+        make_events = workload.events if side == OURS else workload.seed_events
+        events = make_events(aws, 1 + warm_calls, f"explain-{uuid.uuid4().hex[:8]}")
+        sample = probe.sample(events, workload.check)
+        events = make_events(aws, 1 + warm_calls, f"explain-{uuid.uuid4().hex[:8]}")
+        _, stderr = probe.run(events, "-X", "importtime", phases=True, profile=True)
+        report.append(
+            f"## {workload.name} ({side}: {probe.load_path.handler}), python "
+            f"{interpreter.version}: import {sample.import_ms:.0f} ms + first call "
+            f"{sample.call_ms[0]:.0f} ms (untimed-run figures)"
+        )
+        phases = import_lines(stderr)
+        for phase in ("import", "first call"):
+            lines = import_summary(phases.get(phase, []))
+            report.append(f"imports during the {phase}: " + "\n    ".join(lines))
+        report.append(profile_text(stderr))
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -573,7 +600,12 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         help="interpreter to sample with (repeatable; default: this one)",
     )
-    parser.add_argument("--only", action="append", default=[], help="handler name (repeatable)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help="handler name, or a variant's (authorizer-jwks); repeatable",
+    )
     parser.add_argument(
         "--explain", action="append", default=[], help="print where NAME's cold request goes"
     )

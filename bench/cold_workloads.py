@@ -23,12 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import jwt
 from boto3.dynamodb.types import TypeSerializer
 
 from entrix import settings
 from entrix.local.apigateway import ApiGateway, ApiRequest, RestApi
 from entrix.local.deploy import Deployer, Deployment
 from entrix.local.endpoint import ACCOUNT_ID, LOCAL_CREDENTIALS, AwsEndpoint, free_port
+from entrix.local.identity_provider import ALGORITHM as ISSUER_ALGORITHM
+from entrix.local.identity_provider import LocalIdentityProvider
 from entrix.local.lambda_runner import FunctionSpec, Invocation, runtime_environment
 from entrix.local.runtime import stack_region
 from entrix.local.secrets_extension import LocalSecretsExtension
@@ -36,6 +39,7 @@ from entrix.local.template import PseudoParameters, Template
 from entrix.orders import lifecycle
 from entrix.orders.intake import Receipt
 from entrix.token_command import AUTHORIZER_HANDLER, sign_for_function
+from entrix.tokens import issue_token
 
 STACK = "Entrix"
 HANDLER_PREFIX = "entrix.handlers."
@@ -60,9 +64,16 @@ def _allow(expires_at: int) -> dict[str, Any]:
 class LocalAws:
     """The deployed template in the embedded endpoint, and what samples need from it."""
 
-    def __init__(self, endpoint: AwsEndpoint, deployment: Deployment) -> None:
+    def __init__(
+        self,
+        endpoint: AwsEndpoint,
+        deployment: Deployment,
+        identity_provider: LocalIdentityProvider | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self.deployment = deployment
+        # An issuer whose JWKS the authorizer's jwks-mode samples fetch over loopback.
+        self.identity_provider = identity_provider
         self._api = RestApi.from_parts(deployment.api, deployment.api_ids)
         self._token: str | None = None
         self._token_expires_at = 0
@@ -102,13 +113,19 @@ class LocalAws:
             )
         return self._token
 
+    def seed_key(self) -> str:
+        """The signing secret's current value, the seed authorizer's HS256 key."""
+        arn = self.function(AUTHORIZER_HANDLER).environment[settings.JWT_SECRET_ARN.name]
+        value = self.endpoint.client("secretsmanager").get_secret_value(SecretId=arn)
+        return str(value["SecretString"])
+
     def api_events(
-        self, method: str, path: str, body: bytes = b""
+        self, method: str, path: str, body: bytes = b"", token: str | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The authorizer's event and the integration's event for one authorized request
-        (`path` with its query string, if any)."""
+        (`path` with its query string, if any), with `token` (default: `token()`)."""
         invoked: list[tuple[str, dict[str, Any]]] = []
-        token = self.token()
+        token = token or self.token()
 
         def capture(function_name: str, event: Any) -> Invocation:
             invoked.append((function_name, event))
@@ -204,6 +221,8 @@ def embedded_aws(cdk_out: Path) -> Iterator[LocalAws]:
     endpoint = AwsEndpoint("127.0.0.1", free_port(), region)
     endpoint.start()
     extension = LocalSecretsExtension(endpoint.client("secretsmanager"))
+    identity_provider = LocalIdentityProvider()
+    identity_provider.start()
     try:
         deployment = Deployer(
             Template.load(template_path),
@@ -212,8 +231,9 @@ def embedded_aws(cdk_out: Path) -> Iterator[LocalAws]:
             asset_dir=cdk_out,
             secrets_extension=extension,
         ).deploy()
-        yield LocalAws(endpoint, deployment)
+        yield LocalAws(endpoint, deployment, identity_provider)
     finally:
+        identity_provider.stop()
         extension.stop()
         reset = urllib.request.Request(f"{endpoint.url}/moto-api/reset", method="POST")
         try:
@@ -243,17 +263,31 @@ def _order_json(order: dict[str, Any]) -> dict[str, Any]:
 
 class Workload:
     """One handler's realistic calls: `events(aws, calls, tag)` gives a sample's events (the
-    first is the cold request's), `check(reply)` says what is wrong with a reply (or None)."""
+    first is the cold request's), `check(reply)` says what is wrong with a reply (or None).
+
+    A variant of a handler's workload (`variant`, e.g. another key source) runs the same
+    function with more `environment` and the packages `layer_packages` names added as its
+    layer would hold them; its baseline gets `seed_events`, the seed's own kind of request."""
 
     handler = ""
+    variant = ""
     description = ""
     environment: dict[str, str] = {}  # noqa: RUF012 - read-only class defaults
+    # Names (or globs) in the interpreter's site-packages, linked as one more layer.
+    layer_packages: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"{self.handler}-{self.variant}" if self.variant else self.handler
 
     def setup(self, aws: LocalAws) -> None:
         """Before the handler's samples."""
 
     def events(self, aws: LocalAws, calls: int, tag: str) -> list[dict[str, Any]]:
         raise NotImplementedError
+
+    def seed_events(self, aws: LocalAws, calls: int, tag: str) -> list[dict[str, Any]]:
+        return self.events(aws, calls, tag)
 
     def check(self, reply: Any) -> str | None:
         raise NotImplementedError
@@ -266,11 +300,56 @@ class Authorizer(Workload):
     def events(self, aws: LocalAws, calls: int, tag: str) -> list[dict[str, Any]]:
         return [aws.api_events("GET", f"/orders/{tag}-{call}")[0] for call in range(calls)]
 
+    def seed_events(self, aws: LocalAws, calls: int, tag: str) -> list[dict[str, Any]]:
+        """The same requests with a token the seed accepts: HS256 with the secret's key, `sub`
+        and `exp` only (the seed's PyJWT call names no audience, so it refuses any `aud`)."""
+        token = jwt.encode({"sub": OWNER, "exp": int(time.time()) + TOKEN_SECONDS}, aws.seed_key())
+        return [
+            aws.api_events("GET", f"/orders/{tag}-{call}", token=token)[0] for call in range(calls)
+        ]
+
     def check(self, reply: Any) -> str | None:
         effects = [
             s.get("Effect") for s in (reply or {}).get("policyDocument", {}).get("Statement", [])
         ]
         return None if effects == ["Allow"] else f"no Allow policy: {reply}"
+
+
+class JwksAuthorizer(Authorizer):
+    """The authorizer in jwks mode: an ES256 token of a local issuer, whose JWK set the first
+    invocation fetches over loopback http (as a cold authorizer fetches its IdP's), against the
+    same seed baseline with its HS256 requests (`Authorizer.seed_events`). The layer adds
+    cryptography and cffi, as the jwks-mode PyJwtLayer holds them (infra/stacks/service.py)."""
+
+    variant = "jwks"
+    description = "REQUEST event with an ES256 JWT; the issuer's JWKS fetched over loopback"
+    layer_packages = ("cryptography", "cffi", "pycparser", "_cffi_backend*")
+
+    def setup(self, aws: LocalAws) -> None:
+        issuer = aws.identity_provider
+        if issuer is None:
+            raise RuntimeError("the jwks workload needs the embedded identity provider")
+        variables = aws.function(AUTHORIZER_HANDLER).environment
+        self.environment = {
+            settings.JWT_KEY_SOURCE.name: "jwks",
+            settings.JWT_JWKS_URL.name: issuer.jwks_url,
+            settings.JWT_JWKS_ALLOW_LOOPBACK_HTTP.name: "true",
+        }
+        self._token = issue_token(
+            issuer.current.private_pem(),
+            kid=issuer.current.kid,
+            subject=OWNER,
+            expires_in=TOKEN_SECONDS,
+            issuer=variables.get(settings.JWT_ISSUER.name) or settings.JWT_ISSUER.text(),
+            audience=variables.get(settings.JWT_AUDIENCE.name) or settings.JWT_AUDIENCE.text(),
+            algorithm=ISSUER_ALGORITHM,
+        )
+
+    def events(self, aws: LocalAws, calls: int, tag: str) -> list[dict[str, Any]]:
+        return [
+            aws.api_events("GET", f"/orders/{tag}-{call}", token=self._token)[0]
+            for call in range(calls)
+        ]
 
 
 class Ingest(Workload):
@@ -470,6 +549,16 @@ class Archive(Workload):
 def _status(reply: Any, status: int) -> str | None:
     got = reply.get("statusCode") if isinstance(reply, dict) else None
     return None if got == status else f"expected HTTP {status}: {reply}"
+
+
+# Further workloads of a handler, each with rows of its own (`--only`/`--explain` by its name).
+VARIANTS: dict[str, tuple[Workload, ...]] = {"authorizer": (JwksAuthorizer(),)}
+
+
+def workloads_of(handler: str) -> list[Workload]:
+    """The handler's workload (if any) and its variants."""
+    found = [WORKLOADS[handler]] if handler in WORKLOADS else []
+    return found + list(VARIANTS.get(handler, ()))
 
 
 WORKLOADS: dict[str, Workload] = {

@@ -28,6 +28,7 @@ from typing import Any
 
 import jsii
 from aws_cdk import DockerImage, ILocalBundling
+from packaging.markers import Marker
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SRC_DIR = REPO_ROOT / "src"
@@ -37,6 +38,18 @@ PACKAGE = "entrix"
 # The Lambda runtime the layers are built for; keep in step with lambda_code.RUNTIME.
 LAMBDA_PYTHON_VERSION = "3.13"
 LAMBDA_PLATFORM = "aarch64-manylinux2014"
+# The Lambda runtime's values of the environment markers uv.lock's dependencies carry (cffi's
+# `platform_python_implementation != 'PyPy'`, for one).
+LAMBDA_MARKER_ENVIRONMENT = {
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "python_version": LAMBDA_PYTHON_VERSION,
+    "python_full_version": f"{LAMBDA_PYTHON_VERSION}.0",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "os_name": "posix",
+    "platform_machine": "aarch64",
+}
 # Bumped when the bundling itself changes, so old cdk.out assets are not reused.
 BUNDLING_VERSION = "2"
 # An interpreter of LAMBDA_PYTHON_VERSION to precompile assets with (else python3.13 on PATH).
@@ -253,8 +266,10 @@ def locked_closure(requirements: Iterable[str], lock_file: Path = LOCK_FILE) -> 
             hashes=tuple(wheel["hash"] for wheel in entry.get("wheels", [])),
         )
         for dependency in entry.get("dependencies", []):
-            if "marker" in dependency:
-                raise ValueError(f"{name} -> {dependency['name']}: markers are not evaluated")
+            if "marker" in dependency and not Marker(dependency["marker"]).evaluate(
+                LAMBDA_MARKER_ENVIRONMENT
+            ):
+                continue
             pending.append(_normalize(dependency["name"]))
     return sorted(seen.values(), key=lambda wheel: wheel.name)
 

@@ -19,6 +19,9 @@ from aws_cdk import aws_logs as logs
 from constructs import Node
 
 from entrix import settings
+from entrix.aws.signing_keys import PROPAGATION_MARGIN_SECONDS
+from entrix.identity import LEEWAY_SECONDS
+from entrix.issuer_keys import check_jwks_url
 
 CONTEXT_PREFIX = "entrix:"
 # The results bucket is named <prefix>-<stack name>-<account>-<region>, at most 63 characters:
@@ -59,6 +62,11 @@ class ServiceConfig:
 
     region: str = "eu-west-1"
     account: str | None = None
+    # Where the authorizer's keys come from: "secret" (HS256 keys generated into Secrets Manager,
+    # `entrix token` signs with them) or "jwks" (the RS256/ES256 public keys of the company's
+    # identity provider at jwt_jwks_url, an https:// URL; the stack then holds no signing key).
+    jwt_key_source: str = _default(settings.JWT_KEY_SOURCE)
+    jwt_jwks_url: str | None = None
     # The issuer and audience every token must name, and the longest lifetime (exp - iat) the
     # authorizer accepts.
     jwt_issuer: str = _default(settings.JWT_ISSUER)
@@ -68,6 +76,9 @@ class ServiceConfig:
     # how long a warm authorizer keeps the deny list (a revocation's delay, after the flush).
     secret_cache_ttl_seconds: float = _default(settings.SECRET_CACHE_TTL_SECONDS)
     revocations_cache_ttl_seconds: float = _default(settings.REVOCATIONS_CACHE_TTL_SECONDS)
+    # Secrets Manager rotates the JWT signing key this often (1..1000 days); see the check in
+    # __post_init__ for the least interval that refuses no valid token.
+    signing_key_rotation_days: int = 30
     # API Gateway caches an Allow/Deny per Authorization header this long (max 3600).
     authorizer_cache_ttl_seconds: int = 300
     # Stage-wide throttling: steady requests per second and burst.
@@ -151,6 +162,15 @@ class ServiceConfig:
     def __post_init__(self) -> None:
         if self.log_retention_days not in _RETENTION:
             raise ValueError(f"log_retention_days must be one of {sorted(_RETENTION)}")
+        if self.jwt_key_source == "jwks":
+            if not self.jwt_jwks_url:
+                raise ValueError("jwt_key_source jwks needs jwt_jwks_url (the issuer's JWKS URL)")
+            try:
+                check_jwks_url(self.jwt_jwks_url, allow_loopback_http=False)
+            except ValueError as error:
+                raise ValueError(f"jwt_jwks_url: {error}") from error
+        elif self.jwt_jwks_url is not None:
+            raise ValueError("jwt_jwks_url is read only with jwt_key_source jwks")
         if not 0 <= self.authorizer_cache_ttl_seconds <= 3600:
             raise ValueError("authorizer_cache_ttl_seconds must be within 0..3600")
         # Every API request writes the usage table once, a POST up to three times (request,
@@ -169,6 +189,7 @@ class ServiceConfig:
                 setting.parse(setting.text(getattr(self, field)))
             except ValueError as error:
                 raise ValueError(f"{field}: {error}") from error
+        self._check_rotation_interval()
         if not 1 <= self.results_max_concurrency <= 1000:
             raise ValueError("results_max_concurrency must be within 1..1000")
         if not 1 <= self.results_batch_max_orders <= 1500:
@@ -213,6 +234,33 @@ class ServiceConfig:
                     "an SQS queue ARN nor an https:// URL"
                 )
 
+    def _check_rotation_interval(self) -> None:
+        """A token signed with a key must expire before the key is retired.
+
+        A key K becomes AWSCURRENT at rotation R1; signers use it from R1 + the verifiers' cache
+        TTL + 60 s (entrix.aws.signing_keys.PROPAGATION_MARGIN_SECONDS) and keep using it, as
+        the previous key, until the same delay after rotation R2; the last token they sign with
+        it lives max_token_lifetime_seconds more, plus the leeway the authorizer allows on
+        `exp`. Rotation R3 takes AWSPREVIOUS off K, and from then on (once the verifiers' caches
+        refresh) K's tokens are refused. So the interval R3 - R2 must be longer than
+        max_token_lifetime_seconds + secret_cache_ttl_seconds + 60 + leeway.
+        """
+        if not 1 <= self.signing_key_rotation_days <= 1000:
+            raise ValueError("signing_key_rotation_days must be within 1..1000")
+        last_token_expires = (
+            self.max_token_lifetime_seconds
+            + self.secret_cache_ttl_seconds
+            + PROPAGATION_MARGIN_SECONDS
+            + LEEWAY_SECONDS
+        )
+        if self.signing_key_rotation_days * 86400 <= last_token_expires:
+            raise ValueError(
+                f"signing_key_rotation_days ({self.signing_key_rotation_days}) must be longer "
+                f"than max_token_lifetime_seconds + secret_cache_ttl_seconds + "
+                f"{PROPAGATION_MARGIN_SECONDS:g} + {LEEWAY_SECONDS} = {last_token_expires:g} s: "
+                "a rotation would retire a key whose tokens are still valid"
+            )
+
     @property
     def log_retention(self) -> logs.RetentionDays:
         return _RETENTION[self.log_retention_days]
@@ -249,6 +297,7 @@ class ServiceConfig:
 
 # The fields that are a function's setting, checked with its parser.
 _FUNCTION_SETTINGS: dict[str, settings.Setting[Any]] = {
+    "jwt_key_source": settings.JWT_KEY_SOURCE,
     "jwt_issuer": settings.JWT_ISSUER,
     "jwt_audience": settings.JWT_AUDIENCE,
     "max_token_lifetime_seconds": settings.MAX_TOKEN_LIFETIME_SECONDS,

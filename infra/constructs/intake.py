@@ -2,8 +2,10 @@
 
 POST /orders -> ingest, GET /orders -> order_list, GET /orders/{record_id} -> order_status,
 DELETE /orders/{record_id} -> cancel, all behind a REQUEST authorizer that verifies HS256 tokens
-with a key generated into Secrets Manager at deploy time. Each function's role may make only the
-calls its handler makes, on the table (or the one index) it makes them on.
+with a key generated into Secrets Manager at deploy time, or (jwt_key_source "jwks") an identity
+provider's RS256/ES256 tokens with its public keys, when the stack has no signing key at all. Each
+function's role may make only the calls its handler makes, on the table (or the one index) it
+makes them on.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from entrix import settings
 from entrix.revocations import DenyList
 from infra.config import ServiceConfig
 from infra.constructs.client_usage import client_usage_table
+from infra.constructs.key_rotation import KeyRotation
 from infra.constructs.lambda_code import python_function
 from infra.constructs.orders_table import orders_table
 from infra.constructs.waf import ApiWebAcl
@@ -85,27 +88,22 @@ class Intake(Construct):
         self.table = orders_table(self, "Orders", config=config)
         self.usage_table = client_usage_table(self, "ClientUsage", config=config)
 
-        # The raw HS256 key is the whole SecretString; CloudFormation generates it, so it is in
-        # neither the code nor the template. Each version's id is its key's `kid`.
-        self.jwt_secret = secretsmanager.Secret(
-            self,
-            "JwtSigningKey",
-            description="HS256 signing key of the Entrix API's JWTs (SecretString is the key)",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=64, exclude_punctuation=True
-            ),
-            removal_policy=config.data_removal_policy,
-        )
-        Tags.of(self.jwt_secret).add("entrix:purpose", "jwt-signing-key")
-        acknowledge(
-            self.jwt_secret,
-            "AwsSolutions-SMG4",
-            (
-                "The HS256 key is shared with the token issuers (`entrix token --stack`) and "
-                "warm authorizers cache it for SECRET_CACHE_TTL_SECONDS; automatic rotation "
-                "would reject valid tokens mid-life, so rotation is a planned manual step."
-            ),
-        )
+        # Tokens of an identity provider need no key of ours: then there is none that could
+        # mint a token, and nothing to rotate.
+        self.jwt_secret: secretsmanager.Secret | None = None
+        self.key_rotation: KeyRotation | None = None
+        if config.jwt_key_source == "secret":
+            self.jwt_secret = self._signing_key(config)
+            # Rotated on a schedule with no refused token: verifiers accept the current and the
+            # previous key, signers switch to a new one only once every verifier has seen it
+            # (entrix.aws.signing_keys; docs/delivery.md, "Rotating the signing key").
+            self.key_rotation = KeyRotation(
+                self,
+                "JwtKeyRotation",
+                secret=self.jwt_secret,
+                rotation_days=config.signing_key_rotation_days,
+                log_retention=config.log_retention,
+            )
         # The deny list (entrix.revocations) starts empty; `entrix revoke` edits it.
         self.revocations_secret = secretsmanager.Secret(
             self,
@@ -125,15 +123,18 @@ class Intake(Construct):
         self.authorizer_function = function(
             "Authorizer",
             handler="entrix.handlers.authorizer.handler",
-            description="REQUEST authorizer: verifies the Bearer JWT (HS256) and the deny list",
+            description=(
+                "REQUEST authorizer: verifies the Bearer JWT "
+                f"({'HS256' if self.jwt_secret else 'RS256/ES256 of the identity provider'}) "
+                "and the deny list"
+            ),
             layers=[jwt_layer],
             settings={
-                settings.JWT_KEY_SOURCE: "secret",
-                settings.JWT_SECRET_ARN: self.jwt_secret.secret_arn,
+                settings.JWT_KEY_SOURCE: config.jwt_key_source,
+                **self._key_settings(config),
                 settings.JWT_ISSUER: config.jwt_issuer,
                 settings.JWT_AUDIENCE: config.jwt_audience,
                 settings.MAX_TOKEN_LIFETIME_SECONDS: config.max_token_lifetime_seconds,
-                settings.SECRET_CACHE_TTL_SECONDS: config.secret_cache_ttl_seconds,
                 settings.JWT_REVOCATIONS_SECRET_ARN: self.revocations_secret.secret_arn,
                 settings.REVOCATIONS_CACHE_TTL_SECONDS: config.revocations_cache_ttl_seconds,
             },
@@ -155,7 +156,11 @@ class Intake(Construct):
         self.authorizer_function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["secretsmanager:GetSecretValue"],
-                resources=[self.jwt_secret.secret_arn, self.revocations_secret.secret_arn],
+                resources=[
+                    secret.secret_arn
+                    for secret in (self.jwt_secret, self.revocations_secret)
+                    if secret is not None
+                ],
             )
         )
 
@@ -258,6 +263,34 @@ class Intake(Construct):
                     "without it the stage is still throttled and every method needs a JWT."
                 ),
             )
+
+    def _key_settings(self, config: ServiceConfig) -> dict[settings.Setting[Any], Any]:
+        """Where the authorizer's keys are: the signing secret (kept SECRET_CACHE_TTL_SECONDS),
+        or the identity provider's JWKS URL, https:// only in AWS."""
+        if self.jwt_secret is not None:
+            return {
+                settings.JWT_SECRET_ARN: self.jwt_secret.secret_arn,
+                settings.SECRET_CACHE_TTL_SECONDS: config.secret_cache_ttl_seconds,
+            }
+        return {
+            settings.JWT_JWKS_URL: config.jwt_jwks_url,
+            settings.JWT_JWKS_ALLOW_LOOPBACK_HTTP: False,
+        }
+
+    def _signing_key(self, config: ServiceConfig) -> secretsmanager.Secret:
+        # The raw HS256 key is the whole SecretString; CloudFormation generates it, so it is in
+        # neither the code nor the template. Each version's id is its key's `kid`.
+        secret = secretsmanager.Secret(
+            self,
+            "JwtSigningKey",
+            description="HS256 signing key of the Entrix API's JWTs (SecretString is the key)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=64, exclude_punctuation=True
+            ),
+            removal_policy=config.data_removal_policy,
+        )
+        Tags.of(secret).add("entrix:purpose", "jwt-signing-key")
+        return secret
 
     def _rest_api(self, config: ServiceConfig) -> apigw.RestApi:
         access_logs = logs.LogGroup(self, "ApiAccessLogs", retention=config.log_retention)

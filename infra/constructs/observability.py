@@ -137,6 +137,16 @@ class Observability(Construct):
             "the cancel Lambda was throttled (concurrency limit): clients get 5xx",
         )
 
+        # A failed rotation step leaves the key as it was (Secrets Manager retries the step):
+        # nothing is refused, but the key is not renewed until someone looks.
+        if intake.key_rotation is not None:
+            self._alarm(
+                "KeyRotationErrors",
+                intake.key_rotation.function.metric_errors(period=PERIOD),
+                "a step of the JWT signing key's rotation failed: the key stays as it was until "
+                "the rotation succeeds (docs/delivery.md, 'Rotating the signing key')",
+            )
+
         machine = results.state_machine
         self._alarm(
             "ExecutionsFailed",
@@ -380,6 +390,8 @@ class Observability(Construct):
             "run summary": results.summary_function,
             "history archiver": history.function,
         }
+        if intake.key_rotation is not None:
+            functions["key rotation"] = intake.key_rotation.function
         if results.slack is not None:
             functions["Slack forwarder"] = results.slack.function
         dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.hours(3))

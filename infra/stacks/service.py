@@ -25,8 +25,16 @@ class ServiceStack(Stack):
         self.config = config
 
         # Layers are shared by every function that needs them, so each is deployed once.
+        # An identity provider's RS256/ES256 keys need cryptography, which the default mode's
+        # cold request is spared.
+        jwks = config.jwt_key_source == "jwks"
         self.jwt_layer = python_layer(
-            self, "PyJwtLayer", requirements=["pyjwt"], description="PyJWT for the authorizer"
+            self,
+            "PyJwtLayer",
+            requirements=["pyjwt", "cryptography"] if jwks else ["pyjwt"],
+            description="PyJWT and cryptography for the authorizer"
+            if jwks
+            else "PyJWT for the authorizer",
         )
         self.deps_layer = python_layer(
             self,
@@ -66,7 +74,8 @@ class ServiceStack(Stack):
         )
 
         CfnOutput(self, "ApiUrl", value=self.intake.orders_url, description="POST orders here")
-        CfnOutput(self, "JwtSecretArn", value=self.intake.jwt_secret.secret_arn)
+        if self.intake.jwt_secret is not None:
+            CfnOutput(self, "JwtSecretArn", value=self.intake.jwt_secret.secret_arn)
         CfnOutput(
             self,
             "AuthorizerFunctionName",

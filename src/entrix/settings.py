@@ -96,7 +96,7 @@ def _key_source(raw: str) -> str:
     return raw
 
 
-JWT_KEY_SOURCES = ("secret",)
+JWT_KEY_SOURCES = ("secret", "jwks")
 
 
 def _client_limits(raw: str) -> str:
@@ -130,6 +130,9 @@ ORDERS_OWNER_INDEX_NAME = Setting("ORDERS_OWNER_INDEX_NAME", str, "owner-orders"
 JWT_KEY_SOURCE = Setting("JWT_KEY_SOURCE", _key_source, "secret")
 JWT_SECRET_ARN = Setting("JWT_SECRET_ARN", str)
 JWT_JWKS_URL = Setting("JWT_JWKS_URL", str)
+# Whether the JWKS URL may be plain http:// on the loopback interface (the local runtime's
+# identity provider and tests only; every deployed authorizer sets it false: https:// only).
+JWT_JWKS_ALLOW_LOOPBACK_HTTP = Setting("JWT_JWKS_ALLOW_LOOPBACK_HTTP", _flag, False)
 # The issuer and audience every token must name, and the longest lifetime (exp - iat) accepted.
 JWT_ISSUER = Setting("JWT_ISSUER", _nonempty, "https://auth.entrix.example")
 JWT_AUDIENCE = Setting("JWT_AUDIENCE", _nonempty, "entrix-auction-orders")

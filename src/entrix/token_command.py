@@ -4,15 +4,22 @@ Both cases take one path: find the authorizer function, read its environment (se
 issuer, audience, maximum lifetime, key cache TTL), fetch the secret's current and previous
 versions and sign with the one `signing_version` picks (or `--kid`). So the token matches
 whatever the authorizer is configured with, and no key is ever copied into configuration.
+
+An authorizer that verifies an identity provider's tokens (JWT_KEY_SOURCE jwks) takes tokens from
+that provider only; the one exception is the local system's provider (its JWKS URL on the
+loopback interface, which only a local deployment allows), whose key is the local secret
+`entrix-local-issuer`: the token is signed with it, under its kid.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
@@ -21,6 +28,13 @@ from entrix import settings
 from entrix.aws.secrets import CURRENT, PREVIOUS, SecretVersion, region_of_arn
 from entrix.aws.signing_keys import signing_version
 from entrix.identity import MAX_SUBJECT_CHARS, valid_subject
+from entrix.issuer_keys import LOOPBACK_HOSTS
+from entrix.local.identity_provider import (
+    ALGORITHM,
+    ISSUER_SECRET_NAME,
+    KID_FIELD,
+    PRIVATE_KEY_FIELD,
+)
 from entrix.tokens import issue_token, signing_key_from_secret
 
 AUTHORIZER_HANDLER = "entrix.handlers.authorizer.handler"
@@ -136,16 +150,15 @@ def sign_for_function(
     """Sign with a key, issuer and audience the authorizer function is configured with."""
     variables = authorizer_variables(client_factory, region, function_name)
     source = authorizer_setting(settings.JWT_KEY_SOURCE, variables)
-    if source != "secret":
-        raise TokenCommandError(
-            f"function {function_name} verifies tokens of an identity provider "
-            f"({settings.JWT_KEY_SOURCE.name}={source}): get a token from it"
-        )
     max_lifetime = authorizer_setting(settings.MAX_TOKEN_LIFETIME_SECONDS, variables)
     if expires_in > max_lifetime:
         raise TokenCommandError(
             f"--expires-in {expires_in} is over the authorizer's maximum lifetime of "
             f"{max_lifetime} s ({settings.MAX_TOKEN_LIFETIME_SECONDS.name})"
+        )
+    if source == "jwks":
+        return _sign_as_local_issuer(
+            client_factory, region, function_name, variables, subject, expires_in, audience, kid
         )
     secret_arn = authorizer_setting(settings.JWT_SECRET_ARN, variables)
     secret = client_factory("secretsmanager", region_of_arn(secret_arn) or region)
@@ -175,6 +188,50 @@ def sign_for_function(
             expires_in=expires_in,
             issuer=authorizer_setting(settings.JWT_ISSUER, variables),
             audience=audience or authorizer_setting(settings.JWT_AUDIENCE, variables),
+        )
+    except ValueError as error:
+        raise TokenCommandError(str(error)) from None
+
+
+def _sign_as_local_issuer(
+    client_factory: ClientFactory,
+    region: str | None,
+    function_name: str,
+    variables: dict[str, str],
+    subject: str,
+    expires_in: int,
+    audience: str | None,
+    kid: str | None,
+) -> str:
+    """A token of the local identity provider, signed with its current key."""
+    url = authorizer_setting(settings.JWT_JWKS_URL, variables)
+    parts = urlsplit(url)
+    local = parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
+    if not (local and authorizer_setting(settings.JWT_JWKS_ALLOW_LOOPBACK_HTTP, variables)):
+        raise TokenCommandError(
+            f"function {function_name} verifies tokens of the identity provider at {url} "
+            f"({settings.JWT_KEY_SOURCE.name}=jwks): get a token from it"
+        )
+    secret = client_factory("secretsmanager", region)
+    try:
+        document = json.loads(secret.get_secret_value(SecretId=ISSUER_SECRET_NAME)["SecretString"])
+    except ClientError as error:
+        raise TokenCommandError(
+            f"the local identity provider's key ({ISSUER_SECRET_NAME}) cannot be read: {error}"
+        ) from None
+    if kid is not None and kid != document[KID_FIELD]:
+        raise TokenCommandError(
+            f"--kid {kid} is not the local identity provider's current key ({document[KID_FIELD]})"
+        )
+    try:
+        return issue_token(
+            document[PRIVATE_KEY_FIELD],
+            kid=document[KID_FIELD],
+            subject=subject,
+            expires_in=expires_in,
+            issuer=authorizer_setting(settings.JWT_ISSUER, variables),
+            audience=audience or authorizer_setting(settings.JWT_AUDIENCE, variables),
+            algorithm=ALGORITHM,
         )
     except ValueError as error:
         raise TokenCommandError(str(error)) from None

@@ -57,6 +57,8 @@ READS: dict[str, tuple[Setting[Any], ...]] = {
         settings.EXPIRY_WARNING_SECONDS,
     ),
     "entrix.handlers.archive.handler": (settings.RESULTS_BUCKET_NAME,),
+    # The secret arrives in each event: nothing to configure.
+    "entrix.handlers.rotate_key.handler": (),
     "entrix.handlers.process.handler": (
         settings.ORDERS_TABLE_NAME,
         settings.RESULTS_BUCKET_NAME,

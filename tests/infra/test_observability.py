@@ -102,7 +102,7 @@ def test_alarms_are_not_sent_to_the_business_alert_topic(
     service_json: dict[str, Any], alarms: dict[str, dict[str, Any]], ops_topic: str
 ) -> None:
     alert_topic = _ref(service_json, "AWS::SNS::Topic", "AlertTopic")
-    assert len(alarms) == 17
+    assert len(alarms) == 18
     for props in alarms.values():
         assert props["AlarmActions"] == [{"Ref": ops_topic}]
         assert props["OKActions"] == [{"Ref": ops_topic}]
@@ -150,6 +150,7 @@ def test_api_5xx_alarm_counts_the_apis_server_errors(
         ("CancelErrors", "IntakeCancel", "Errors"),
         ("CancelThrottles", "IntakeCancel", "Throttles"),
         ("ProcessErrors", "ResultsPipelineProcessFunction", "Errors"),
+        ("KeyRotationErrors", "IntakeJwtKeyRotationFunction", "Errors"),
     ],
 )
 def test_function_alarms_watch_their_function(

@@ -281,7 +281,7 @@ def test_ensure_template_synthesizes_only_when_stale(tmp_path, monkeypatch):
     _touch(tmp_path / "app.py", 100)
     made = []
 
-    def fake_synthesize(root):
+    def fake_synthesize(root, extra_context=None):
         made.append(root)
         path = root / ".entrix" / "cdk.out" / "Entrix.template.json"
         _touch(path, 200)

@@ -25,7 +25,9 @@ S3_ACTIONS = {
     "DeleteObject": ("s3:DeleteObject", True),
     "ListObjectsV2": ("s3:ListBucket", False),
 }
-SECRETS_ACTIONS = ("GetSecretValue", "DescribeSecret")
+# The rotation function's PutSecretValue and UpdateSecretVersionStage included (its calls are
+# checked by tests/local/test_key_rotation.py).
+SECRETS_ACTIONS = ("GetSecretValue", "DescribeSecret", "PutSecretValue", "UpdateSecretVersionStage")
 
 
 class Local:

@@ -66,6 +66,16 @@ TEMPLATE_KINDS = (
     "9 services assume the roles",
     "10 Lambda async invoke -> destinations",
     "11 stream event source mappings -> stream and on-failure destination",
+    "12 secret rotation -> rotation function -> the secret",
+)
+# What a rotation function calls on its secret in Secrets Manager's four steps (AWS: "Lambda
+# rotation function execution role permissions"); GetRandomPassword only for a function that
+# asks Secrets Manager for its new value (ours draws it itself).
+ROTATION_ACTIONS = (
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:UpdateSecretVersionStage",
 )
 # What Lambda's poller calls on a DynamoDB stream with the function's execution role (AWS:
 # "Execution role permissions" for DynamoDB event sources); ListStreams names no resource.
@@ -707,6 +717,40 @@ def stream_mapping_edges(model: StackModel) -> list[Edge]:
     return edges
 
 
+# -- 12: secret rotation -> the rotation function -> the secret ------------------------------
+
+
+def rotation_edges(model: StackModel) -> list[Edge]:
+    """Secrets Manager invoking each rotation schedule's function for its secret (the
+    function's resource policy; Secrets Manager sends the secret as aws:SourceArn and the
+    account as aws:SourceAccount), and the function's role making the rotation's calls on that
+    secret (the secret has no resource policy here; under the AWS managed key, no KMS grant)."""
+    kind = TEMPLATE_KINDS[10]
+    edges = []
+    for schedule in model.of_type("AWS::SecretsManager::RotationSchedule"):
+        p = model.props(schedule.logical_id)
+        secret = p["SecretId"]
+        function_arn = p.get("RotationLambdaARN")
+        if not function_arn:
+            raise ModelError(f"{schedule.logical_id}: the model knows rotation functions only")
+        function = model.logical_id_of("AWS::Lambda::Function", function_arn)
+        if function is None:
+            raise ModelError(f"{schedule.logical_id}: its function is not in stack {model.name}")
+        invoke = service_request(
+            model,
+            "secretsmanager.amazonaws.com",
+            "lambda:InvokeFunction",
+            function_arn,
+            model.function_policy(function_arn),
+            secret,
+        )
+        edges.append(Edge(kind, f"{schedule.logical_id}: {secret} -> {function}", (invoke,)))
+        role = model.function_role(function)
+        calls = tuple(role_request(model, role, action, secret) for action in ROTATION_ACTIONS)
+        edges.append(Edge(kind, f"{function} rotates {secret}", calls))
+    return edges
+
+
 def derive(kind: str, model: StackModel, app: Sequence[StackModel]) -> list[Edge]:
     """The edges of one kind in one stack of the app."""
     if kind == TEMPLATE_KINDS[0]:
@@ -729,6 +773,8 @@ def derive(kind: str, model: StackModel, app: Sequence[StackModel]) -> list[Edge
         return async_destination_edges(model)
     if kind == TEMPLATE_KINDS[9]:
         return stream_mapping_edges(model)
+    if kind == TEMPLATE_KINDS[10]:
+        return rotation_edges(model)
     raise ValueError(kind)
 
 

@@ -185,18 +185,21 @@ def test_audience_and_lifetime_options(
 
 
 def test_an_authorizer_verifying_an_identity_providers_tokens_signs_nothing(
-    clean_local_aws: tuple[int, Any],
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    clean_local_aws: tuple[int, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     port, make_client = clean_local_aws
-    monkeypatch.setattr(settings, "JWT_KEY_SOURCES", ("secret", "jwks"))
-    deploy_authorizer(make_client, extra_env={settings.JWT_KEY_SOURCE.name: "jwks"})
+    deploy_authorizer(
+        make_client,
+        extra_env={
+            settings.JWT_KEY_SOURCE.name: "jwks",
+            settings.JWT_JWKS_URL.name: "https://idp.example.com/.well-known/jwks.json",
+        },
+    )
 
     code, out, err = run(["--aws-port", str(port)], capsys)
 
     assert (code, out) == (1, "")
-    assert "identity provider" in err
+    assert "identity provider at https://idp.example.com" in err
 
 
 def test_local_system_without_an_authorizer_is_a_clear_error(

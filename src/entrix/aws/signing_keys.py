@@ -43,6 +43,7 @@ class SigningKeys:
         self._clock = clock
         self._refresh_interval = refresh_interval
         self._last_refresh: float | None = None
+        self._current_id: str | None = None
 
     def key_for(self, kid: str) -> str:
         key = self._lookup(kid, refresh=False)
@@ -55,10 +56,16 @@ class SigningKeys:
     def _lookup(self, kid: str, *, refresh: bool) -> str | None:
         # The previous key is read only for a token that does not name the current one, so a
         # cold request with a current token costs one read.
-        for stage in (CURRENT, PREVIOUS):
-            version = self._cache.version(self._secret_id, stage, refresh=refresh)
-            if version is not None and version.version_id == kid:
-                return signing_key_from_secret(version.secret_string)
+        current = self._cache.version(self._secret_id, CURRENT, refresh=refresh)
+        if current is not None and current.version_id == kid:
+            return signing_key_from_secret(current.secret_string)
+        # A current key this cache has not seen means a rotation: the previous key it holds,
+        # read at another time, may be the one before, so it is read again with it.
+        rotated = current is not None and current.version_id != self._current_id
+        self._current_id = current.version_id if current is not None else None
+        previous = self._cache.version(self._secret_id, PREVIOUS, refresh=refresh or rotated)
+        if previous is not None and previous.version_id == kid:
+            return signing_key_from_secret(previous.secret_string)
         return None
 
     def _may_refresh(self) -> bool:

@@ -4,7 +4,9 @@ else a 401.
 It imports neither boto3 nor pydantic. In Lambda (and under `entrix local`) the signing keys and
 the deny list come from the Parameters and Secrets Extension over localhost (entrix.aws.secrets),
 so a cold request pays for PyJWT, the standard library and two local HTTP requests; without the
-extension, boto3 is imported on the first fetch.
+extension, boto3 is imported on the first fetch. With JWT_KEY_SOURCE=jwks the keys are the
+identity provider's (entrix.issuer_keys): PyJWT with cryptography and one fetch of its JWK set
+instead of the signing key's read.
 """
 
 from __future__ import annotations
@@ -16,9 +18,18 @@ from typing import Any
 from entrix import settings
 from entrix.aws.secrets import SecretCache
 from entrix.aws.signing_keys import SigningKeys
+from entrix.issuer_keys import IssuerKeys
 from entrix.revocations import DenyList, parse_deny_list
 from entrix.telemetry import api_request_id, correlated
-from entrix.tokens import KeyLookup, TokenError, TokenRules, bearer_token, verify_token
+from entrix.tokens import (
+    ISSUER_ALGORITHMS,
+    SHARED_KEY_ALGORITHM,
+    KeyLookup,
+    TokenError,
+    TokenRules,
+    bearer_token,
+    verify_token,
+)
 
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
@@ -34,7 +45,13 @@ def secret_cache() -> SecretCache:
 
 @functools.cache
 def key_lookup() -> KeyLookup:
-    """kid -> key, from the configured key source."""
+    """kid -> key, from the configured key source: the HS256 keys of the signing secret, or
+    the identity provider's public keys from its JWKS URL."""
+    if settings.JWT_KEY_SOURCE.read() == "jwks":
+        return IssuerKeys(
+            settings.JWT_JWKS_URL.read(),
+            allow_loopback_http=settings.JWT_JWKS_ALLOW_LOOPBACK_HTTP.read(),
+        ).key_for
     return SigningKeys(settings.JWT_SECRET_ARN.read(), secret_cache()).key_for
 
 
@@ -44,6 +61,12 @@ def token_rules() -> TokenRules:
         issuer=settings.JWT_ISSUER.read(),
         audience=settings.JWT_AUDIENCE.read(),
         max_lifetime_seconds=settings.MAX_TOKEN_LIFETIME_SECONDS.read(),
+        # Never HS256 with an issuer's keys: a public key is no secret.
+        algorithms=(
+            ISSUER_ALGORITHMS
+            if settings.JWT_KEY_SOURCE.read() == "jwks"
+            else (SHARED_KEY_ALGORITHM,)
+        ),
     )
 
 

@@ -244,6 +244,14 @@ def _show_banner(system: LocalSystem, args: argparse.Namespace, root: Any, secon
                 f"(Parameters and Secrets Lambda Extension of {', '.join(extension.functions)})",
             )
         )
+    if system.identity_provider is not None:
+        rows.append(
+            (
+                "identity provider",
+                f"{system.identity_provider.jwks_url}  (ES256; the authorizer verifies its "
+                "tokens, `entrix token` signs with its key)",
+            )
+        )
     if deployment.schedules:
         rows.append(("schedule", f"{deployment.schedules[0].expression} -> locally {schedule}"))
     width = max(len(label) for label, _ in rows)

@@ -24,6 +24,7 @@ from boto3.dynamodb.types import DYNAMODB_CONTEXT
 from botocore.config import Config
 
 from entrix.local.lambda_runner import moto_lambdas_in_process
+from entrix.local.rotation import moto_rotation_keeps_its_function
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 # Clients of the embedded endpoint sign with these; the endpoint accepts any credentials.
@@ -116,6 +117,7 @@ class AwsEndpoint:
         self._server: Any = None
         self._saved_environment: dict[str, str | None] = {}
         self._lambdas = moto_lambdas_in_process()
+        self._rotation = moto_rotation_keeps_its_function()
         self._patched = False
 
     def start(self) -> None:
@@ -144,6 +146,7 @@ class AwsEndpoint:
         DYNAMODB_CONTEXT.traps[decimal.Rounded] = False
 
         self._lambdas.__enter__()
+        self._rotation.__enter__()
         self._patched = True
         _serve_authorizer_cache_flushes()
         if self.on_flush is not None:
@@ -176,6 +179,7 @@ class AwsEndpoint:
             self._server = None
         _flush_listeners.pop(self.port, None)
         if self._patched:
+            self._rotation.__exit__(None, None, None)
             self._lambdas.__exit__(None, None, None)
             self._patched = False
         _set_environment(self._saved_environment)

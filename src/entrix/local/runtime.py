@@ -1,6 +1,8 @@
 """The whole system on one machine, assembled from a synthesized template.
 
-Start order: the embedded AWS endpoint, every template resource in it (functions with the
+Start order: the embedded AWS endpoint, the local identity provider when the authorizer verifies
+an issuer's tokens (JWT_KEY_SOURCE jwks; its private key goes into the local secret
+`entrix-local-issuer` for `entrix token`), every template resource in it (functions with the
 Parameters and Secrets Extension's layer get the local extension), then the API Gateway
 emulation, the TTL sweeper, the stream poller, the console's log (entrix.local.alert_log), the
 notification tap, the run watcher and the scheduler. Each notification shown and each run's
@@ -16,11 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from entrix import settings
 from entrix.local import lambda_runner
 from entrix.local.alert_log import AlertLog
 from entrix.local.apigateway import ApiGateway, ApiServer, RestApi
 from entrix.local.deploy import Deployer, Deployment
 from entrix.local.endpoint import ACCOUNT_ID, AwsEndpoint, check_port_free, client_host
+from entrix.local.identity_provider import ISSUER_SECRET_NAME, LocalIdentityProvider, SigningKey
 from entrix.local.lambda_runner import Invocation
 from entrix.local.notifications import NotificationTap
 from entrix.local.pipeline import RunWatcher, Scheduler
@@ -85,6 +89,7 @@ class LocalSystem:
         self.show_notification = show_notification
         self.show_secret_request = show_secret_request
         self.secrets_extension: LocalSecretsExtension | None = None
+        self.identity_provider: LocalIdentityProvider | None = None
         self.deployment: Deployment | None = None
         self.api_server: ApiServer | None = None
         self.alert_log: AlertLog | None = None
@@ -107,6 +112,15 @@ class LocalSystem:
             self.endpoint.client("secretsmanager"), on_request=self.show_secret_request
         )
         self._stoppables.append(self.secrets_extension)
+        if self.verifies_issuer_tokens():
+            self.identity_provider = LocalIdentityProvider()
+            self.identity_provider.start()
+            self._stoppables.append(self.identity_provider)
+            self.endpoint.client("secretsmanager").create_secret(
+                Name=ISSUER_SECRET_NAME,
+                Description="The local identity provider's signing key (entrix token reads it)",
+                SecretString=self.identity_provider.current.secret_string(),
+            )
         deployment = Deployer(
             self.template,
             self.endpoint.client,
@@ -116,6 +130,7 @@ class LocalSystem:
             asset_dir=self.template_path.parent,
             max_wait_seconds=self.options.max_wait_seconds,
             secrets_extension=self.secrets_extension,
+            jwks_url=self.identity_provider.jwks_url if self.identity_provider else None,
         ).deploy()
         self.deployment = deployment
 
@@ -201,6 +216,28 @@ class LocalSystem:
             )
             scheduler.start()
             self._stoppables.append(scheduler)
+
+    def verifies_issuer_tokens(self) -> bool:
+        """Whether a function of the template verifies an identity provider's tokens."""
+        return any(
+            resource.type == "AWS::Lambda::Function"
+            and (resource.properties.get("Environment") or {})
+            .get("Variables", {})
+            .get(settings.JWT_KEY_SOURCE.name)
+            == "jwks"
+            for resource in self.template.resources.values()
+        )
+
+    def rotate_issuer_key(self) -> SigningKey:
+        """A new key at the local identity provider, published in its JWK set and signing from
+        now on (`entrix token` too); the old key stays published."""
+        if self.identity_provider is None:
+            raise RuntimeError("this system runs no local identity provider")
+        key = self.identity_provider.rotate()
+        self.endpoint.client("secretsmanager").put_secret_value(
+            SecretId=ISSUER_SECRET_NAME, SecretString=key.secret_string()
+        )
+        return key
 
     def _notification(self, topic: str, text: str) -> None:
         """A message the Slack channel would get: shown, and kept for `entrix alerts`."""

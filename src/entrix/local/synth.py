@@ -5,20 +5,28 @@ every CDK source. Otherwise the app is synthesized as the CDK CLI would run it (
 with cdk.json's context) into `.entrix/cdk.out`, with asset bundling skipped: the local runtime
 runs handlers from the installed package, and a separate folder keeps unbundled assets away from
 the `cdk.out` that deployments upload.
+
+ENTRIX_LOCAL_CONTEXT, a JSON object, adds context on top of cdk.json's, as `cdk synth -c` would
+(`ENTRIX_LOCAL_CONTEXT='{"entrix:jwt_key_source": "jwks", ...}' entrix local`). Such a template
+is synthesized into a folder of its own, named after that context, so switching between
+contexts never runs a template made with another one.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 STACK_NAME = "Entrix"
 TEMPLATE_FILE = f"{STACK_NAME}.template.json"
 LOCAL_OUTDIR = Path(".entrix") / "cdk.out"
+LOCAL_CONTEXT_VARIABLE = "ENTRIX_LOCAL_CONTEXT"
 # What the template is made from: a change in any of these makes the template stale.
 # What the template is made from: the CDK app, and the modules of entrix it imports.
 SOURCE_GLOBS = (
@@ -52,10 +60,36 @@ def sources_mtime(root: Path) -> float:
     )
 
 
-def fresh_template(root: Path) -> Path | None:
-    """The newest existing template that is at least as new as the CDK sources."""
+def local_context(environ: Mapping[str, str] = os.environ) -> dict[str, object]:
+    """The context ENTRIX_LOCAL_CONTEXT adds (none when it is unset or empty)."""
+    raw = environ.get(LOCAL_CONTEXT_VARIABLE, "").strip()
+    if not raw:
+        return {}
+    try:
+        context = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise SynthError(f"{LOCAL_CONTEXT_VARIABLE} is not JSON: {error}") from None
+    if not isinstance(context, dict):
+        raise SynthError(f"{LOCAL_CONTEXT_VARIABLE} must be a JSON object of context values")
+    return context
+
+
+def local_outdir(extra_context: Mapping[str, object]) -> Path:
+    """`.entrix/cdk.out`, or for added context a folder named after it."""
+    if not extra_context:
+        return LOCAL_OUTDIR
+    digest = hashlib.sha256(json.dumps(extra_context, sort_keys=True).encode()).hexdigest()
+    return LOCAL_OUTDIR.with_name(f"cdk.out-{digest[:12]}")
+
+
+def fresh_template(root: Path, extra_context: Mapping[str, object] | None = None) -> Path | None:
+    """The newest existing template that is at least as new as the CDK sources (with added
+    context, only the one synthesized with it)."""
     newest = sources_mtime(root)
-    candidates = [root / "cdk.out" / TEMPLATE_FILE, root / LOCAL_OUTDIR / TEMPLATE_FILE]
+    if extra_context:
+        candidates = [root / local_outdir(extra_context) / TEMPLATE_FILE]
+    else:
+        candidates = [root / "cdk.out" / TEMPLATE_FILE, root / LOCAL_OUTDIR / TEMPLATE_FILE]
     fresh = [path for path in candidates if path.is_file() and path.stat().st_mtime >= newest]
     return max(fresh, key=lambda path: path.stat().st_mtime) if fresh else None
 
@@ -71,11 +105,11 @@ def cdk_context(root: Path) -> dict[str, object]:
     return context
 
 
-def synthesize(root: Path) -> Path:
-    """Run the CDK app into `.entrix/cdk.out` with bundling skipped; returns the template."""
-    outdir = root / LOCAL_OUTDIR
+def synthesize(root: Path, extra_context: Mapping[str, object] | None = None) -> Path:
+    """Run the CDK app into `local_outdir` with bundling skipped; returns the template."""
+    outdir = root / local_outdir(extra_context or {})
     outdir.mkdir(parents=True, exist_ok=True)
-    context = {**cdk_context(root), "aws:cdk:bundling-stacks": []}
+    context = {**cdk_context(root), **(extra_context or {}), "aws:cdk:bundling-stacks": []}
     environment = {
         **os.environ,
         "CDK_OUTDIR": str(outdir),
@@ -101,8 +135,11 @@ def synthesize(root: Path) -> Path:
     return template
 
 
-def ensure_template(root: Path) -> tuple[Path, bool]:
-    """The template to run and whether it was synthesized just now.
+def ensure_template(
+    root: Path, extra_context: Mapping[str, object] | None = None
+) -> tuple[Path, bool]:
+    """The template to run (with `extra_context`, default ENTRIX_LOCAL_CONTEXT's) and whether it
+    was synthesized just now.
 
     A lock file serializes processes started together (tests, two terminals): the second waits
     for the first one's synthesis and then finds a fresh template instead of reading a
@@ -112,7 +149,8 @@ def ensure_template(root: Path) -> tuple[Path, bool]:
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with lock_path.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        existing = fresh_template(root)
+        context = local_context() if extra_context is None else dict(extra_context)
+        existing = fresh_template(root, context)
         if existing is not None:
             return existing, False
-        return synthesize(root), True
+        return synthesize(root, context), True

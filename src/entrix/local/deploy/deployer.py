@@ -50,6 +50,7 @@ CREATORS: dict[str, Creator] = {
     "AWS::SNS::Subscription": sns.create_subscription,
     "AWS::SQS::Queue": sqs.create_queue,
     "AWS::SecretsManager::Secret": secretsmanager.create_secret,
+    "AWS::SecretsManager::RotationSchedule": secretsmanager.create_rotation_schedule,
     "AWS::Lambda::LayerVersion": lambda_.create_layer,
     "AWS::Lambda::Function": lambda_.create_function,
     "AWS::Lambda::EventSourceMapping": lambda_.create_event_source_mapping,
@@ -117,7 +118,8 @@ class Deployer:
     """Creates the template's resources through `clients(service) -> boto3 client`.
 
     The creators read what they need from it: the clients, the pseudo parameters, the options
-    of one service (`asset_dir`, `secrets_extension`, `max_wait_seconds`) and `deployment`.
+    of one service (`asset_dir`, `secrets_extension`, `jwks_url`, `max_wait_seconds`) and
+    `deployment`.
     """
 
     template: Template
@@ -127,6 +129,8 @@ class Deployer:
     asset_dir: Path | None = None
     max_wait_seconds: int | None = None
     secrets_extension: LocalSecretsExtension | None = None
+    # The local identity provider's JWKS URL, for functions that verify an issuer's tokens.
+    jwks_url: str | None = None
     resolver: Resolver = field(init=False)
     deployment: Deployment = field(init=False)
     layer_arns: set[str] = field(init=False, default_factory=set)  # the layers it published

@@ -3,7 +3,9 @@ runtime runs the handler (and polls the streams the mappings name).
 
 A function's `FunctionSpec` goes into `Deployment.functions` for the local Lambda runner, which
 imports the installed package; the only layers a function may have are this template's own and
-the AWS Parameters and Secrets Extension, which `LocalSecretsExtension` emulates.
+the AWS Parameters and Secrets Extension, which `LocalSecretsExtension` emulates. A function
+that verifies an identity provider's tokens (JWT_KEY_SOURCE jwks) gets the local identity
+provider's JWKS URL instead of the template's, which no local system can reach.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import io
 import zipfile
 from typing import TYPE_CHECKING, Any
 
+from entrix import settings
 from entrix.local.deploy.deployment import DeploymentError
 from entrix.local.lambda_runner import FunctionSpec
 from entrix.local.secrets_extension import is_extension_layer
@@ -46,6 +49,8 @@ def create_function(deployer: Deployer, resource: Resource, p: dict[str, Any]) -
     _check_asset(deployer, resource, handler)
     layers, variables = _layers(deployer, name, p.get("Layers", []))
     variables = {**p.get("Environment", {}).get("Variables", {}), **variables}
+    if variables.get(settings.JWT_KEY_SOURCE.name) == "jwks":
+        variables.update(_local_issuer(deployer, name))
     arguments: dict[str, Any] = {
         "FunctionName": name,
         "Role": p["Role"],
@@ -98,6 +103,18 @@ def _layers(
                 "and Secrets Lambda Extension: the local runtime cannot provide it"
             )
     return own, variables
+
+
+def _local_issuer(deployer: Deployer, function_name: str) -> dict[str, str]:
+    if deployer.jwks_url is None:
+        raise DeploymentError(
+            f"{function_name} verifies an identity provider's tokens and this deployment runs "
+            "no local identity provider"
+        )
+    return {
+        settings.JWT_JWKS_URL.name: deployer.jwks_url,
+        settings.JWT_JWKS_ALLOW_LOOPBACK_HTTP.name: "true",
+    }
 
 
 def _check_asset(deployer: Deployer, resource: Resource, handler: str) -> None:

@@ -1,13 +1,23 @@
-"""Secrets Manager secrets, with `GenerateSecretString` values drawn by moto's password generator.
+"""Secrets Manager secrets, with `GenerateSecretString` values drawn by moto's password generator,
+and their rotation schedules.
 
 CloudFormation generates the value from the same rules as the GetRandomPassword API; moto's
 CreateSecret has no such option, so the value comes from the generator behind moto's
 GetRandomPassword (`moto.secretsmanager.utils.random_password`) and is stored as SecretString.
+
+A rotation schedule is configured as CloudFormation configures it, with RotateSecret: moto then
+invokes the rotation function (run in process, entrix.local.lambda_runner) for every step, the
+function calling back into the same endpoint. `RotateImmediatelyOnUpdate` is mirrored: true (the
+CloudFormation default) rotates at start, so the secret starts with an AWSPREVIOUS version;
+false runs the testSecret step only, on a pending copy of the current value that is then
+removed, as Secrets Manager does. There is no schedule locally: moto never rotates by itself, a
+rotation is started by hand (`aws secretsmanager rotate-secret`, docs/local-runtime.md).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from moto.secretsmanager.utils import random_password
@@ -75,3 +85,48 @@ def generate_secret_string(spec: dict[str, Any]) -> str:
         document[spec["GenerateStringKey"]] = password
         return json.dumps(document)
     return password
+
+
+# RotationRules CloudFormation takes that the local endpoint can store: moto keeps a number of
+# days (AutomaticallyAfterDays), so a ScheduleExpression must be `rate(N days)`.
+_RATE_IN_DAYS = re.compile(r"rate\((\d+) days?\)")
+
+
+def create_rotation_schedule(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
+    secret_id = p["SecretId"]
+    if "HostedRotationLambda" in p:
+        raise DeploymentError("a hosted rotation Lambda is not emulated: give RotationLambdaARN")
+    function_arn = p.get("RotationLambdaARN")
+    if not function_arn:
+        raise DeploymentError("a rotation schedule needs RotationLambdaARN")
+    days = rotation_days(p.get("RotationRules", {}))
+    immediately = p.get("RotateImmediatelyOnUpdate", True) not in (False, "false")
+    client = deployer.clients("secretsmanager")
+    client.rotate_secret(
+        SecretId=secret_id,
+        RotationLambdaARN=function_arn,
+        RotationRules={"AutomaticallyAfterDays": days},
+        RotateImmediately=immediately,
+    )
+    if not immediately:
+        # Secrets Manager removes the pending version its testSecret run made; moto leaves it.
+        versions = client.describe_secret(SecretId=secret_id)["VersionIdsToStages"]
+        for version, stages in versions.items():
+            if "AWSPENDING" in stages and "AWSCURRENT" not in stages:
+                client.update_secret_version_stage(
+                    SecretId=secret_id, VersionStage="AWSPENDING", RemoveFromVersionId=version
+                )
+    deployer.provide(resource, secret_id)
+
+
+def rotation_days(rules: dict[str, Any]) -> int:
+    """The rotation interval in days, from AutomaticallyAfterDays or `rate(N days)`."""
+    if "AutomaticallyAfterDays" in rules:
+        return int(rules["AutomaticallyAfterDays"])
+    found = _RATE_IN_DAYS.fullmatch(str(rules.get("ScheduleExpression", "")).strip())
+    if found is None:
+        raise DeploymentError(
+            f"RotationRules {rules!r}: the local runtime takes AutomaticallyAfterDays or "
+            "a ScheduleExpression rate(N days)"
+        )
+    return int(found.group(1))

@@ -1,0 +1,306 @@
+"""The "jwks" key source: tokens of an identity provider, verified against its JWK set.
+
+The provider is the local system's (entrix.local.identity_provider) on a loopback port; the
+authorizer reads its keys as in jwks mode, and the deny list as ever.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from jwt.utils import base64url_encode
+
+from entrix import settings
+from entrix.aws import secrets
+from entrix.aws.secrets import SecretVersion
+from entrix.handlers import authorizer
+from entrix.issuer_keys import IssuerKeys, IssuerUnavailable, check_jwks_url
+from entrix.local.identity_provider import LocalIdentityProvider
+from entrix.revocations import DenyList
+from entrix.tokens import ISSUER_ALGORITHMS, TokenError, TokenRules, verify_token
+
+ISSUER = "https://idp.entrix.example"
+AUDIENCE = "entrix-auction-orders"
+REVOCATIONS_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:entrix-deny-AbCdEf"
+METHOD_ARN = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/POST/orders"
+RULES = TokenRules(ISSUER, AUDIENCE, 3600, ISSUER_ALGORITHMS)
+
+
+@pytest.fixture
+def idp() -> Iterator[LocalIdentityProvider]:
+    provider = LocalIdentityProvider()
+    provider.start()
+    yield provider
+    provider.stop()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def keys_of(idp: LocalIdentityProvider, clock: Clock | None = None) -> IssuerKeys:
+    return IssuerKeys(idp.jwks_url, allow_loopback_http=True, clock=clock or Clock())
+
+
+def signed(key: Any, kid: str, algorithm: str = "ES256", **overrides: Any) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "desk-a",
+        "iat": now,
+        "exp": now + 600,
+        "jti": "j-1",
+        **overrides,
+    }
+    return jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid})
+
+
+def hs256_forgery(secret: bytes, kid: str) -> str:
+    """An HS256 token signed by hand: PyJWT itself refuses a PEM as an HMAC secret."""
+    header = base64url_encode(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
+    payload = base64url_encode(
+        json.dumps(
+            jwt.decode(signed("x" * 32, kid, "HS256"), options={"verify_signature": False})
+        ).encode()
+    )
+    signing_input = header + b"." + payload
+    signature = base64url_encode(hmac.new(secret, signing_input, hashlib.sha256).digest())
+    return (signing_input + b"." + signature).decode()
+
+
+def of_idp(idp: LocalIdentityProvider, **overrides: Any) -> str:
+    return signed(idp.current.private_key, idp.current.kid, **overrides)
+
+
+def test_a_token_of_the_issuer_verifies(idp: LocalIdentityProvider) -> None:
+    claims = verify_token(of_idp(idp), keys_of(idp).key_for, RULES)
+    assert claims["sub"] == "desk-a"
+
+
+def test_rs256_keys_verify_rs256(idp: LocalIdentityProvider) -> None:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = {**json.loads(RSAAlgorithm.to_jwk(private.public_key())), "kid": "rsa-1"}
+    idp.keys[0].public_jwk = jwk
+    claims = verify_token(signed(private, "rsa-1", "RS256"), keys_of(idp).key_for, RULES)
+    assert claims["sub"] == "desk-a"
+
+
+def test_hs256_with_the_public_key_as_secret_is_refused(idp: LocalIdentityProvider) -> None:
+    """Algorithm confusion: the attacker knows the public key and signs HS256 with it."""
+    public_pem = idp.current.private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    for secret in (public_pem, json.dumps(idp.current.public_jwk).encode()):
+        forged = hs256_forgery(secret, idp.current.kid)
+        with pytest.raises(TokenError, match="alg"):
+            verify_token(forged, keys_of(idp).key_for, RULES)
+
+
+def test_an_algorithm_other_than_the_keys_is_refused(idp: LocalIdentityProvider) -> None:
+    """An RSA key never verifies ES256, nor an EC key RS256: the key fixes the algorithm."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = {**json.loads(RSAAlgorithm.to_jwk(private.public_key())), "kid": "rsa-1"}
+    idp.keys[0].public_jwk = jwk
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    with pytest.raises(TokenError, match="algorithm"):
+        verify_token(signed(ec_key, "rsa-1", "ES256"), keys_of(idp).key_for, RULES)
+
+
+def test_a_key_of_another_algorithm_verifies_nothing(idp: LocalIdentityProvider) -> None:
+    private = ec.generate_private_key(ec.SECP384R1())
+    jwk = {**json.loads(ECAlgorithm.to_jwk(private.public_key())), "kid": "p384", "alg": "ES384"}
+    idp.keys[0].public_jwk = jwk
+    with pytest.raises(TokenError, match="not a usable key"):
+        keys_of(idp).key_for("p384")
+
+
+def test_a_key_for_encryption_verifies_nothing(idp: LocalIdentityProvider) -> None:
+    idp.keys[0].public_jwk = {**idp.keys[0].public_jwk, "use": "enc"}
+    with pytest.raises(TokenError, match="not a usable key"):
+        keys_of(idp).key_for(idp.current.kid)
+
+
+def test_a_key_whose_curve_is_not_its_algorithms_verifies_nothing(
+    idp: LocalIdentityProvider,
+) -> None:
+    private = ec.generate_private_key(ec.SECP384R1())
+    jwk = {**json.loads(ECAlgorithm.to_jwk(private.public_key())), "kid": "p384", "alg": "ES256"}
+    idp.keys[0].public_jwk = jwk
+    with pytest.raises(TokenError, match="not a usable key"):
+        keys_of(idp).key_for("p384")
+
+
+def test_a_short_rsa_key_verifies_nothing(idp: LocalIdentityProvider) -> None:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    idp.keys[0].public_jwk = {**json.loads(RSAAlgorithm.to_jwk(private.public_key())), "kid": "k"}
+    with pytest.raises(TokenError, match="not a usable key"):
+        keys_of(idp).key_for("k")
+
+
+def test_another_key_pair_with_the_issuers_kid_is_refused(idp: LocalIdentityProvider) -> None:
+    other = ec.generate_private_key(ec.SECP256R1())
+    with pytest.raises(TokenError, match="Signature"):
+        verify_token(signed(other, idp.current.kid), keys_of(idp).key_for, RULES)
+
+
+def test_a_new_key_is_fetched_on_its_first_token(idp: LocalIdentityProvider) -> None:
+    keys = keys_of(idp)
+    verify_token(of_idp(idp), keys.key_for, RULES)
+    idp.rotate()
+    verify_token(of_idp(idp), keys.key_for, RULES)
+    assert idp.fetches == 2
+
+
+def test_unknown_kids_force_one_fetch_per_interval(idp: LocalIdentityProvider) -> None:
+    clock = Clock()
+    keys = keys_of(idp, clock)
+    keys.key_for(idp.current.kid)
+    for forged in range(50):
+        with pytest.raises(TokenError):
+            keys.key_for(f"forged-{forged}")
+    assert idp.fetches == 2  # the set, then one refresh for the first forged kid
+    clock.now += 5
+    with pytest.raises(TokenError):
+        keys.key_for("forged-again")
+    assert idp.fetches == 3
+
+
+def test_the_set_is_kept_for_its_lifespan(idp: LocalIdentityProvider) -> None:
+    keys = keys_of(idp)
+    for _ in range(20):
+        keys.key_for(idp.current.kid)
+    assert idp.fetches == 1
+
+
+def test_an_unreachable_issuer_is_a_fault_not_a_refusal(idp: LocalIdentityProvider) -> None:
+    keys = keys_of(idp)
+    idp.stop()
+    with pytest.raises(IssuerUnavailable):
+        keys.key_for("any")
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback", "accepted"),
+    [
+        ("https://idp.example/.well-known/jwks.json", False, True),
+        ("http://idp.example/.well-known/jwks.json", False, False),
+        ("http://idp.example/.well-known/jwks.json", True, False),
+        ("http://127.0.0.1:9/jwks", False, False),
+        ("http://127.0.0.1:9/jwks", True, True),
+        ("http://[::1]:9/jwks", True, True),
+        ("file:///etc/passwd", True, False),
+        ("https:///jwks", False, False),
+    ],
+)
+def test_only_https_or_allowed_loopback_http(url: str, loopback: bool, accepted: bool) -> None:
+    if accepted:
+        check_jwks_url(url, allow_loopback_http=loopback)
+    else:
+        with pytest.raises(ValueError, match="https://"):
+            check_jwks_url(url, allow_loopback_http=loopback)
+
+
+# The authorizer in jwks mode.
+
+
+@pytest.fixture
+def jwks_mode(monkeypatch: pytest.MonkeyPatch, idp: LocalIdentityProvider) -> Iterator[list[str]]:
+    """The authorizer configured for `idp`; yields the secrets it read (the deny list only)."""
+    read: list[str] = []
+
+    def fetch(secret_id: str, stage: str = "AWSCURRENT") -> SecretVersion | None:
+        read.append(secret_id)
+        assert secret_id == REVOCATIONS_ARN, f"jwks mode read {secret_id}"
+        return SecretVersion("v1", DenyList().text(), 0.0)
+
+    for setting, value in (
+        (settings.JWT_KEY_SOURCE, "jwks"),
+        (settings.JWT_JWKS_URL, idp.jwks_url),
+        (settings.JWT_JWKS_ALLOW_LOOPBACK_HTTP, "true"),
+        (settings.JWT_ISSUER, ISSUER),
+        (settings.JWT_AUDIENCE, AUDIENCE),
+        (settings.JWT_REVOCATIONS_SECRET_ARN, REVOCATIONS_ARN),
+    ):
+        monkeypatch.setenv(setting.name, value)
+    monkeypatch.delenv(settings.JWT_SECRET_ARN.name, raising=False)
+    monkeypatch.setattr(secrets, "fetch_secret_version", fetch)
+    authorizer.reset()
+    yield read
+    authorizer.reset()
+
+
+def request(token: str) -> dict[str, Any]:
+    return {
+        "type": "REQUEST",
+        "methodArn": METHOD_ARN,
+        "headers": {"Authorization": f"Bearer {token}"},
+        "multiValueHeaders": {"Authorization": [f"Bearer {token}"]},
+    }
+
+
+def test_the_authorizer_allows_the_issuers_token(
+    jwks_mode: list[str], idp: LocalIdentityProvider
+) -> None:
+    reply = authorizer.handler(request(of_idp(idp)), None)
+    assert reply["principalId"] == "desk-a"
+    assert jwks_mode == [REVOCATIONS_ARN]
+
+
+def test_the_authorizer_refuses_hs256_in_jwks_mode(
+    jwks_mode: list[str], idp: LocalIdentityProvider
+) -> None:
+    public_pem = idp.current.private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert authorizer.token_rules().algorithms == ISSUER_ALGORITHMS
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
+        authorizer.handler(request(hs256_forgery(public_pem, idp.current.kid)), None)
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": int(time.time()) - 3600, "iat": int(time.time()) - 4000},  # expired
+        {"exp": int(time.time()) + 7200},  # over the 3,600 s maximum lifetime
+        {"iss": "https://other.example"},
+        {"aud": "another-service"},
+    ],
+)
+def test_the_authorizer_refuses_what_the_rules_refuse(
+    jwks_mode: list[str],
+    idp: LocalIdentityProvider,
+    monkeypatch: pytest.MonkeyPatch,
+    claims: dict[str, Any],
+) -> None:
+    monkeypatch.setenv(settings.MAX_TOKEN_LIFETIME_SECONDS.name, "3600")
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
+        authorizer.handler(request(of_idp(idp, **claims)), None)
+
+
+def test_an_http_jwks_url_off_loopback_is_refused_at_the_first_request(
+    jwks_mode: list[str], idp: LocalIdentityProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(settings.JWT_JWKS_ALLOW_LOOPBACK_HTTP.name, "false")
+    with pytest.raises(ValueError, match="https://"):
+        authorizer.handler(request(of_idp(idp)), None)
+
+
+def test_the_private_key_never_leaves_the_provider(idp: LocalIdentityProvider) -> None:
+    assert all(
+        set(key) <= {"kty", "crv", "x", "y", "kid", "alg", "use"} for key in idp.jwks()["keys"]
+    )
