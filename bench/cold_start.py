@@ -40,7 +40,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.cold_probe import PHASE_MARKER, RESULT_MARKER
-from bench.cold_workloads import HANDLER_PREFIX, LocalAws, Workload, embedded_aws, workloads_of
+from bench.cold_workloads import (
+    HANDLER_PREFIX,
+    OFF_THE_REQUEST_PATH,
+    LocalAws,
+    Workload,
+    embedded_aws,
+    workloads_of,
+)
 from bench.report import Row, ratio, render
 from entrix.local.secrets_extension import SESSION_TOKEN_VARIABLE, is_extension_layer
 
@@ -473,6 +480,12 @@ def rows(
             section = f"cold request (python {interpreter.version})"
             for function in functions_from_template(cdk_out, interpreter):
                 workloads = workloads_of(function.name)
+                if function.name in OFF_THE_REQUEST_PATH:
+                    reason = OFF_THE_REQUEST_PATH[function.name]
+                    found.append(
+                        Row(section, f"{function.name}: not measured ({reason})", "", "", "", "")
+                    )
+                    continue
                 if not workloads:
                     found.append(
                         Row(section, f"{function.name}: no workload defined", "", "", "", "")

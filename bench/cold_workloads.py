@@ -551,6 +551,11 @@ def _status(reply: Any, status: int) -> str | None:
     return None if got == status else f"expected HTTP {status}: {reply}"
 
 
+# Functions no caller waits on, so no cold request to measure: the reason is printed instead.
+OFF_THE_REQUEST_PATH: dict[str, str] = {
+    "rotate_key": "Secrets Manager calls it once a rotation (every 30 days); no request waits",
+}
+
 # Further workloads of a handler, each with rows of its own (`--only`/`--explain` by its name).
 VARIANTS: dict[str, tuple[Workload, ...]] = {"authorizer": (JwksAuthorizer(),)}
 
