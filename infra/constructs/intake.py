@@ -14,7 +14,7 @@ import functools
 import json
 from typing import Any
 
-from aws_cdk import Duration, SecretValue, Stack, Tags
+from aws_cdk import Duration, Stack, Tags
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -23,7 +23,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from entrix import settings
-from entrix.revocations import DenyList
+from entrix.revocations import DENY_LIST_FILLER_FIELD, DenyList
 from infra.config import ServiceConfig
 from infra.constructs.client_usage import client_usage_table
 from infra.constructs.key_rotation import KeyRotation
@@ -104,12 +104,21 @@ class Intake(Construct):
                 rotation_days=config.signing_key_rotation_days,
                 log_retention=config.log_retention,
             )
-        # The deny list (entrix.revocations) starts empty; `entrix revoke` edits it.
+        # The deny list (entrix.revocations) starts empty; `entrix revoke` edits it. Generated
+        # from a template rather than given as a SecretString: CloudFormation would write a
+        # literal value back on an update that changes it, un-revoking every token, while it
+        # never generates a value again. The generated field means nothing and is dropped at
+        # the first revocation.
         self.revocations_secret = secretsmanager.Secret(
             self,
             "JwtRevocations",
             description="Revoked tokens (by jti) and subjects of the Entrix API: the deny list",
-            secret_string_value=SecretValue.unsafe_plain_text(DenyList().text()),
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template=DenyList().text(),
+                generate_string_key=DENY_LIST_FILLER_FIELD,
+                password_length=8,
+                exclude_punctuation=True,
+            ),
             removal_policy=config.data_removal_policy,
         )
         Tags.of(self.revocations_secret).add("entrix:purpose", "jwt-deny-list")
@@ -165,10 +174,14 @@ class Intake(Construct):
         )
 
         table_arn = self.table.table_arn
-        # Every API function charges each request to its caller's share (entrix.handlers.
-        # fair_share): the usage table and the limits.
+        orders_setting: dict[settings.Setting[Any], Any] = {
+            settings.ORDERS_TABLE_NAME: self.table.table_name
+        }
+        # The API functions but cancel charge each request to its caller's share
+        # (entrix.handlers.fair_share): the usage table and the limits. A cancel is never
+        # refused for the share: it is how a desk takes risk off before an auction closes.
         table_setting: dict[settings.Setting[Any], Any] = {
-            settings.ORDERS_TABLE_NAME: self.table.table_name,
+            **orders_setting,
             settings.CLIENT_USAGE_TABLE_NAME: self.usage_table.table_name,
             settings.CLIENT_RATE_LIMIT: config.client_rate_limit,
             settings.CLIENT_RATE_WINDOW_SECONDS: config.client_rate_window_seconds,
@@ -224,7 +237,7 @@ class Intake(Construct):
             "Cancel",
             handler="entrix.handlers.cancel.handler",
             description="DELETE /orders/{record_id}: cancels the caller's pending, unclaimed order",
-            settings=table_setting,
+            settings=orders_setting,
         )
         # One conditional UpdateItem: pending, unclaimed and unexpired, or already cancelled.
         self.cancel_function.add_to_role_policy(
@@ -236,7 +249,6 @@ class Intake(Construct):
             self.ingest_function,
             self.order_status_function,
             self.order_list_function,
-            self.cancel_function,
         ):
             api_function.add_to_role_policy(
                 iam.PolicyStatement(

@@ -61,6 +61,14 @@ HISTORY_LAG_ALARM_MS = 6 * 3600 * 1000
 DYNAMODB_DOLLARS_PER_WRITE_UNIT = 0.625e-6
 DYNAMODB_DOLLARS_PER_READ_UNIT = 0.125e-6
 REST_API_DOLLARS_PER_REQUEST = 3.5e-6
+
+
+def _decimal(number: float) -> str:
+    """`number` in plain decimals: CloudWatch metric math has no exponent notation (`6.25e-07`
+    parses as the identifier `e`; CDK's synth warns of it)."""
+    return f"{number:.12f}".rstrip("0")
+
+
 COST_PERIOD = Duration.hours(1)
 
 
@@ -546,9 +554,9 @@ def _api_cost_per_hour(intake: Intake) -> cloudwatch.MathExpression:
 
     return cloudwatch.MathExpression(
         expression=(
-            f"({total(writes)}) * {DYNAMODB_DOLLARS_PER_WRITE_UNIT} + "
-            f"({total(reads)}) * {DYNAMODB_DOLLARS_PER_READ_UNIT} + "
-            f"FILL(requests, 0) * {REST_API_DOLLARS_PER_REQUEST}"
+            f"({total(writes)}) * {_decimal(DYNAMODB_DOLLARS_PER_WRITE_UNIT)} + "
+            f"({total(reads)}) * {_decimal(DYNAMODB_DOLLARS_PER_READ_UNIT)} + "
+            f"FILL(requests, 0) * {_decimal(REST_API_DOLLARS_PER_REQUEST)}"
         ),
         using_metrics={**writes, **reads, "requests": requests},
         label="API path: estimated dollars per hour",

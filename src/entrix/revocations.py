@@ -18,6 +18,10 @@ import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+# The field CloudFormation fills in when it creates the list (a secret it generates needs one);
+# it means nothing and is read as absent.
+DENY_LIST_FILLER_FIELD = "created"
+
 
 class DenyListError(ValueError):
     """The stored deny list is not the document described above (a fault of the deployment)."""

@@ -48,14 +48,33 @@ def revoke(args: argparse.Namespace) -> int:
         now = time.time()
         revocation = _revocation(args, now, max_lifetime)
         secrets = factory("secretsmanager", region)
-        entries = write_revocation(secrets, secret_arn, revocation, now, max_lifetime)
         wait = authorizer_setting(settings.REVOCATIONS_CACHE_TTL_SECONDS, variables)
-        print(
-            f"entrix revoke: written; waiting {wait:g} s for warm authorizers to read it",
-            file=sys.stderr,
-        )
-        time.sleep(wait + FLUSH_MARGIN_SECONDS)
-        flushed = _flush_authorizer_cache(factory, region, args)
+        # A revocation written by someone else between another writer's read and write is lost
+        # from the list: after the wait (when every warm authorizer has read the list), the
+        # command checks its entry is still there, else writes it again and waits again.
+        for _ in range(WRITE_ATTEMPTS):
+            entries = write_revocation(secrets, secret_arn, revocation, now, max_lifetime)
+            print(
+                f"entrix revoke: written; waiting {wait:g} s for warm authorizers to read it",
+                file=sys.stderr,
+            )
+            time.sleep(wait + FLUSH_MARGIN_SECONDS)
+            if _holds(_read(secrets, secret_arn), revocation):
+                break
+            print(
+                "entrix revoke: another write replaced the entry; writing it again", file=sys.stderr
+            )
+        else:
+            raise TokenCommandError(f"the deny list {secret_arn} keeps losing the entry; try again")
+        try:
+            flushed = _flush_authorizer_cache(factory, region, args)
+        except (ClientError, BotoCoreError) as error:
+            raise TokenCommandError(
+                f"the revocation is written and every warm authorizer refuses the token, but "
+                f"API Gateway's authorizer cache was not flushed ({error}): answers it cached "
+                "before may be served until its TTL ends; flush it with `aws apigateway "
+                "flush-stage-authorizers-cache` or run the command again"
+            ) from None
     except TokenCommandError as error:
         print(f"entrix revoke: {error}", file=sys.stderr)
         return 1
@@ -89,6 +108,11 @@ def _revocation(args: argparse.Namespace, now: float, max_lifetime: int) -> dict
             raise TokenCommandError(f"--token is not a JWT: {error}") from None
         if not isinstance(claims.get("jti"), str) or not isinstance(claims.get("exp"), int):
             raise TokenCommandError("--token has no jti or exp: revoke its --subject instead")
+        if claims["exp"] + LEEWAY_SECONDS < now:
+            raise TokenCommandError(
+                f"--token expired at {claims['exp']} (with the {LEEWAY_SECONDS} s leeway): it is "
+                "refused already, nothing to revoke"
+            )
         return {"jti": claims["jti"], "keep_until": claims["exp"]}
     # A bare token id: kept as long as any token issued now could live.
     return {"jti": args.jti, "keep_until": int(now) + max_lifetime}
@@ -106,11 +130,15 @@ def write_revocation(
             secrets.put_secret_value(SecretId=secret_arn, SecretString=updated.text())
         # Another revocation written between our read and our write replaced ours: merge again.
         after = _read(secrets, secret_arn)
-        if _added(after, revocation) == after:
+        if _holds(after, revocation):
             return len(after.tokens) + len(after.subjects)
     raise TokenCommandError(
         f"the deny list {secret_arn} changed under each of {WRITE_ATTEMPTS} writes; try again"
     )
+
+
+def _holds(deny: DenyList, revocation: dict[str, Any]) -> bool:
+    return _added(deny, revocation) == deny
 
 
 def _read(secrets: Any, secret_arn: str) -> DenyList:

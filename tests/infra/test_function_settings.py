@@ -33,7 +33,7 @@ READS: dict[str, tuple[Setting[Any], ...]] = {
         settings.ORDERS_OWNER_INDEX_NAME,
         *FAIR_SHARE,
     ),
-    "entrix.handlers.cancel.handler": (settings.ORDERS_TABLE_NAME, *FAIR_SHARE),
+    "entrix.handlers.cancel.handler": (settings.ORDERS_TABLE_NAME,),
     "entrix.handlers.authorizer.handler": (
         settings.JWT_KEY_SOURCE,
         settings.JWT_SECRET_ARN,

@@ -18,7 +18,7 @@ from entrix.local.apigateway.proxy import GATEWAY_ERRORS, gateway_response
 from entrix.local.deploy import Deployer
 from entrix.local.template import PseudoParameters
 from entrix.local.template import Template as LocalTemplate
-from entrix.revocations import DenyList
+from entrix.revocations import DENY_LIST_FILLER_FIELD, DenyList, parse_deny_list
 from infra.config import ServiceConfig
 from infra.constructs.intake import ERROR_TEMPLATE
 
@@ -147,13 +147,20 @@ def test_client_usage_table_is_on_demand_with_ttl_and_the_same_ceilings(
     assert table["DeletionPolicy"] == "Delete"
 
 
+def test_cancel_is_never_charged_to_a_share(service_json: dict[str, Any]) -> None:
+    """A cancel takes risk off before an auction closes: no share can refuse it."""
+    usage_id, _ = only(service_json, "AWS::DynamoDB::Table", "IntakeClientUsage")
+    _, props = function(service_json, CANCEL)
+    assert settings.CLIENT_USAGE_TABLE_NAME.name not in props["Environment"]["Variables"]
+    assert not [s for s in role_statements(service_json, CANCEL) if usage_id in json.dumps(s)]
+
+
 @pytest.mark.parametrize(
     "handler",
     [
         "entrix.handlers.ingest.handler",
         "entrix.handlers.order_status.handler",
         "entrix.handlers.order_list.handler",
-        "entrix.handlers.cancel.handler",
     ],
 )
 def test_each_api_function_may_update_the_usage_table_and_nothing_else_there(
@@ -336,8 +343,16 @@ def test_authorizer_environment_names_the_secret_and_cache_ttl(
 
 
 def test_the_deny_list_starts_empty_and_outlives_the_stack(service_json: dict[str, Any]) -> None:
+    """Generated, never a literal: an update of a literal SecretString would write it back over
+    the revocations made since."""
     _, secret = secret_for(service_json, "jwt-deny-list")
-    assert secret["Properties"]["SecretString"] == DenyList().text()
+    generated = secret["Properties"]["GenerateSecretString"]
+    assert "SecretString" not in secret["Properties"]
+    assert parse_deny_list(generated["SecretStringTemplate"]) == DenyList()
+    assert generated["GenerateStringKey"] == DENY_LIST_FILLER_FIELD
+    assert (
+        parse_deny_list(json.dumps({"tokens": {}, "subjects": {}, "created": "x1"})) == DenyList()
+    )
     assert secret["DeletionPolicy"] == "Retain"
 
 
@@ -387,6 +402,8 @@ def test_order_handlers_get_the_tables_and_limits_and_the_listing_its_index(
         settings.CLIENT_DAILY_ORDER_QUOTA.name: str(config.client_daily_order_quota),
         settings.CLIENT_LIMITS.name: "{}",
     }
+    if handler == CANCEL:  # never charged to a share
+        expected = {settings.ORDERS_TABLE_NAME.name: {"Ref": table_id}}
     if handler == ORDER_LIST:
         expected[settings.ORDERS_OWNER_INDEX_NAME.name] = "owner-orders"
     assert props["Environment"]["Variables"] == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 import pytest
@@ -399,6 +400,8 @@ def test_the_cost_alarm_prices_both_tables_indexes_and_api_requests_per_hour(
         elif metric["MetricName"] == "Count":
             sums[name] = hour
     text = expression["Expression"]
+    # CloudWatch metric math has no exponent notation: 6.25e-07 would read `e` as an identifier.
+    assert not re.search(r"\d[eE][-+]?\d", text), text
     for name, value in sums.items():
         text = text.replace(f"FILL({name}, 0)", repr(value))
     dollars = eval(text)  # only numbers and + * ( ) are left

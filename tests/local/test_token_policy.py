@@ -5,6 +5,7 @@ already allowed."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -112,8 +113,24 @@ def test_revocation_reaches_tokens_api_gateway_had_already_allowed(local: LocalP
     for token in (leaked, sibling, compromised):
         assert status_of(local, token) == 200  # now in the gateway's authorizer cache
 
-    by_token = local.cli("revoke", "--token", leaked)
-    by_subject = local.cli("revoke", "--subject", "desk-compromised")
+    # The leaked token keeps being used while the revocations run: a flush before every warm
+    # authorizer has read the new list would let one of these requests cache a fresh Allow.
+    stop = threading.Event()
+
+    def keep_using() -> None:
+        while not stop.is_set():
+            status_of(local, leaked)
+            status_of(local, compromised)
+            time.sleep(0.2)
+
+    user = threading.Thread(target=keep_using, daemon=True)
+    user.start()
+    try:
+        by_token = local.cli("revoke", "--token", leaked)
+        by_subject = local.cli("revoke", "--subject", "desk-compromised")
+    finally:
+        stop.set()
+        user.join(timeout=120)
 
     assert by_token.returncode == 0, by_token.stderr
     assert by_subject.returncode == 0, by_subject.stderr

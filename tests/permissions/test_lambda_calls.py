@@ -84,7 +84,6 @@ INTAKE_EDGES = {
     (INGEST, "dynamodb:UpdateItem", "usage table", False),
     (ORDER_STATUS, "dynamodb:UpdateItem", "usage table", True),
     (ORDER_LIST, "dynamodb:UpdateItem", "usage table", True),
-    (CANCEL, "dynamodb:UpdateItem", "usage table", True),
 }
 
 
@@ -345,7 +344,7 @@ def test_each_intake_grant_removed_is_refused_by_name(
     assert any(on in line for line in refused), refused
 
 
-@pytest.mark.parametrize("handler", [INGEST, ORDER_STATUS, ORDER_LIST, CANCEL])
+@pytest.mark.parametrize("handler", [INGEST, ORDER_STATUS, ORDER_LIST])
 def test_each_usage_grant_removed_is_refused_by_name(recorded: Recorded, handler: str) -> None:
     """Each API function's UpdateItem on the client usage table, removed from its role alone,
     refuses that function's charges (and nothing else)."""

@@ -121,6 +121,42 @@ def test_a_failed_fetch_is_not_cached() -> None:
     assert cache.get("arn-a") == "value"
 
 
+def test_a_value_read_before_is_used_while_secrets_manager_cannot_be_read() -> None:
+    """Nobody can rotate or revoke while Secrets Manager is down: the last value stays right,
+    for a bounded time, and a failing read is retried only every few seconds."""
+    clock, attempts = Clock(), []
+    failing = False
+
+    def fetch(secret_id: str, stage: str) -> SecretVersion:
+        attempts.append(clock.now)
+        if failing:
+            raise ConnectionError("Secrets Manager is unavailable")
+        return SecretVersion("v1", "value", 0.0)
+
+    cache = SecretCache(ttl_seconds=30, fetch=fetch, clock=clock)
+    assert cache.get("arn-a") == "value"
+    failing = True
+    clock.now += 31
+    assert cache.get("arn-a") == "value"  # stale, logged
+    clock.now += 1
+    assert cache.get("arn-a") == "value"
+    assert len(attempts) == 2  # the second request did not wait for another failing read
+    clock.now += 5
+    assert cache.get("arn-a") == "value"
+    assert len(attempts) == 3
+    clock.now = 1000.0 + 30 + 15 * 60  # the grace is over: a fault again
+    with pytest.raises(ConnectionError):
+        cache.get("arn-a")
+
+
+def test_nothing_read_before_is_a_fault_at_once() -> None:
+    def fetch(secret_id: str, stage: str) -> SecretVersion:
+        raise ConnectionError("Secrets Manager is unavailable")
+
+    with pytest.raises(ConnectionError):
+        SecretCache(fetch=fetch, clock=Clock()).get("arn-a")
+
+
 @pytest.mark.parametrize(("value", "ttl"), [(None, 300.0), ("", 300.0), ("60", 60.0)])
 def test_ttl_from_environment(
     monkeypatch: pytest.MonkeyPatch, value: str | None, ttl: float

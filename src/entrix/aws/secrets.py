@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -16,10 +17,16 @@ from typing import Any, NamedTuple
 
 from entrix import settings
 
+logger = logging.getLogger(__name__)
+
 EXTENSION_PORT_VARIABLE = "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"
 EXTENSION_TOKEN_HEADER = "X-Aws-Parameters-Secrets-Token"  # noqa: S105 - a header name
 EXTENSION_TIMEOUT_SECONDS = 3.0
 
+
+# How long past its TTL a secret read before is used when it cannot be read again.
+STALE_GRACE_SECONDS = 15 * 60
+STALE_RETRY_SECONDS = 5.0
 
 CURRENT = "AWSCURRENT"
 PREVIOUS = "AWSPREVIOUS"
@@ -58,6 +65,7 @@ class SecretCache:
         self._fetch = fetch or fetch_secret_version
         self._clock = clock
         self._entries: dict[tuple[str, str], tuple[SecretVersion | None, float]] = {}
+        self._stale_until: dict[tuple[str, str], float] = {}
 
     def get(self, secret_id: str) -> str:
         """The string of the secret's current version."""
@@ -72,11 +80,26 @@ class SecretCache:
         """The version `stage` labels (None if none), from the cache unless it is older than
         the TTL or `refresh` is set."""
         now = self._clock()
-        entry = self._entries.get((secret_id, stage))
+        key = (secret_id, stage)
+        entry = self._entries.get(key)
         if entry is not None and now < entry[1] and not refresh:
             return entry[0]
-        value = self._fetch(secret_id, stage)
-        self._entries[(secret_id, stage)] = (value, now + self._ttl)
+        if entry is not None and now < self._stale_until.get(key, now):
+            return entry[0]
+        try:
+            value = self._fetch(secret_id, stage)
+        except Exception:
+            # While Secrets Manager cannot be read, nobody can rotate the key or revoke a token
+            # either: the last value read stays right, for STALE_GRACE_SECONDS past its TTL, and
+            # is read again only every STALE_RETRY_SECONDS meanwhile (a request does not wait
+            # for a read that fails).
+            if entry is None or now >= entry[1] + STALE_GRACE_SECONDS:
+                raise
+            logger.exception("secret %s (%s) not read: using the last value read", secret_id, stage)
+            self._stale_until[key] = now + STALE_RETRY_SECONDS
+            return entry[0]
+        self._entries[key] = (value, now + self._ttl)
+        self._stale_until.pop(key, None)
         return value
 
 

@@ -14,10 +14,8 @@ import time
 from typing import Any
 
 from entrix import settings
-from entrix.aws.client_usage import ClientUsage
 from entrix.aws.clients import client
 from entrix.aws.orders_table import OrdersTable
-from entrix.handlers import fair_share
 from entrix.http import (
     ORDER_CONFLICT,
     Unauthenticated,
@@ -39,28 +37,17 @@ def orders_table() -> OrdersTable:
     return OrdersTable(client("dynamodb"), settings.ORDERS_TABLE_NAME.read())
 
 
-@functools.cache
-def client_usage() -> ClientUsage:
-    """The function's client usage table, made and kept as `orders_table` is."""
-    return fair_share.client_usage()
-
-
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     with correlated(api_request_id(event)):
-        return handle(event, orders_table(), time.time(), usage=client_usage())
+        return handle(event, orders_table(), time.time())
 
 
-def handle(
-    event: dict[str, Any], table: OrdersTable, now: float, *, usage: ClientUsage
-) -> dict[str, Any]:
+def handle(event: dict[str, Any], table: OrdersTable, now: float) -> dict[str, Any]:
     """The reply to one DELETE /orders/{record_id} event at `now`."""
     try:
         owner = caller(event, now)
     except Unauthenticated as refusal:
         return unauthenticated(event, refusal)
-    refused = fair_share.charge_request(event, usage, owner, now)
-    if refused is not None:
-        return refused
     record_id = path_record_id(event)
     if record_id is None:
         return not_found(event, None)

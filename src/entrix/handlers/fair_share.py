@@ -17,11 +17,12 @@ from entrix.orders.usage import Limits, limits_by_subject
 
 # Seconds a client should wait after a 503 of the usage table (as after ORDERS_NOT_STORED).
 UNAVAILABLE_RETRY_AFTER_SECONDS = 1
-# One UpdateItem of a small item: two attempts of 1 s each bound a call to 10 s with botocore's
-# backoff (entrix.aws.clients.longest_call_seconds), so a POST's refund still fits after writes
-# that ran until ingest's deadline let no further put start (each put's bound is 12 s).
+# One UpdateItem of a small item, one attempt of 1 s: an ADD is not idempotent, and a timeout or
+# a 500 may come after DynamoDB applied it, so botocore must not replay it (a 1,000-order POST
+# would be counted twice, or refused for orders it never stored). The request answers 503 and the
+# client's retry is counted once more: at most one extra charge per failure, never silent.
 USAGE_CONFIG = Config(
-    connect_timeout=1, read_timeout=1, retries={"mode": "standard", "total_max_attempts": 2}
+    connect_timeout=1, read_timeout=1, retries={"mode": "standard", "total_max_attempts": 1}
 )
 
 

@@ -95,22 +95,13 @@ def _retry_after(description: str) -> dict[str, Any]:
     }
 
 
-def _common_refusals(*limits: str) -> dict[str, Any]:
+def _common_refusals(*limits: str, charged: bool = True) -> dict[str, Any]:
     """The refusals every operation may give, most of them by API Gateway itself; `limits` are
-    the operation's own 429 codes besides the request rate's (the daily order quota's)."""
+    the operation's own 429 codes besides the request rate's (the daily order quota's). An
+    operation not `charged` to the caller's share (cancel) is refused only by the stage's
+    throttle."""
     quota = "".join(f"; `{code}`: its orders of the UTC day" for code in limits)
-    return {
-        "401": _refusal(
-            "Missing, malformed, forged, expired, over-long or revoked bearer token (an expired "
-            f"token is refused {LEEWAY_SECONDS} s after its `exp` at the latest, even while API "
-            "Gateway still caches the authorizer's answer), or a subject that cannot own orders.",
-            "UNAUTHORIZED",
-        ),
-        "403": _refusal(
-            "The call is not allowed (by the authorizer or the web application firewall).",
-            "ACCESS_DENIED",
-            "WAF_FILTERED",
-        ),
+    share_refusals = {
         "429": {
             **_refusal(
                 f"The caller is over its share (`{RATE_LIMITED}`: its requests of the current "
@@ -133,6 +124,27 @@ def _common_refusals(*limits: str) -> dict[str, Any]:
             ),
             "headers": _retry_after("Seconds to wait before sending the request again."),
         },
+    }
+    stage_throttle = {
+        "429": _refusal(
+            "API Gateway throttled the whole stage (`THROTTLED`, no Retry-After). This "
+            "operation is never refused for the caller's own share.",
+            "THROTTLED",
+        )
+    }
+    return {
+        "401": _refusal(
+            "Missing, malformed, forged, expired, over-long or revoked bearer token (an expired "
+            f"token is refused {LEEWAY_SECONDS} s after its `exp` at the latest, even while API "
+            "Gateway still caches the authorizer's answer), or a subject that cannot own orders.",
+            "UNAUTHORIZED",
+        ),
+        "403": _refusal(
+            "The call is not allowed (by the authorizer or the web application firewall).",
+            "ACCESS_DENIED",
+            "WAF_FILTERED",
+        ),
+        **(share_refusals if charged else stage_throttle),
         "5XX": _refusal(
             "API Gateway's own reply when the function failed or timed out or the authorizer "
             "could not answer; the code is its response type.",
@@ -505,7 +517,7 @@ def _cancel_order() -> dict[str, Any]:
         "parameters": [_record_id_parameter()],
         "responses": {
             "204": {"description": "The order is cancelled."},
-            **_common_refusals(),
+            **_common_refusals(charged=False),
             "404": _refusal(
                 "The caller has no such order (never stored, expired, or another client's).",
                 NOT_FOUND,
