@@ -93,8 +93,14 @@ class ClientUsage:
         limits = self.limits_of(subject)
         counter = order_counter(subject, now)
         if not self._add(counter, "orders", orders, limits.daily_orders):
+            # A request bigger than the whole day's quota never fits: say so, not just when.
+            alone = (
+                f"; this request alone has {orders}: send it in smaller requests"
+                if orders > limits.daily_orders
+                else ""
+            )
             raise QuotaExceeded(
-                f"at most {limits.daily_orders} orders per UTC day",
+                f"at most {limits.daily_orders} orders per UTC day{alone}",
                 counter.retry_after(now),
             )
         return OrderCharge(counter, orders)
