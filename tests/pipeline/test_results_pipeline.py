@@ -26,7 +26,6 @@ from tests.pipeline.conftest import (
 )
 from tests.support.api_events import api_event
 from tests.support.moto_orders import OWNER, order_key
-from tests.support.moto_usage import unlimited_usage
 from tests.support.stored_orders import post_orders
 
 
@@ -364,6 +363,5 @@ def cancel_order(pipeline: Pipeline, record_id: str, owner: str = OWNER) -> tupl
         api_event(owner, pathParameters={"record_id": record_id}),
         table,
         now,
-        usage=unlimited_usage(pipeline.client("dynamodb")),
     )
     return reply["statusCode"], json.loads(reply["body"] or "null")

@@ -50,7 +50,6 @@ from tests.support.api_events import api_event
 from tests.support.inject import HttpFault
 from tests.support.lambda_b_aws import REGION, LambdaBAws, lambda_b_aws
 from tests.support.moto_orders import INDEX, OWNER, OWNER_INDEX, TABLE, order_key
-from tests.support.moto_usage import unlimited_usage
 from tests.support.results_once import every_result_once, stored_lines
 from tests.support.stored_orders import pending_index, post_orders, stored_items
 from tests.support.turns import Turns
@@ -233,7 +232,6 @@ def delete(record_id: str, now: float) -> tuple[int, Any]:
         api_event(OWNER, pathParameters={"record_id": record_id}),
         OrdersTable(_client("dynamodb"), TABLE),
         now,
-        usage=unlimited_usage(),
     )
     return reply["statusCode"], json.loads(reply["body"] or "null")
 
@@ -640,7 +638,6 @@ def test_two_runs_and_a_client_in_any_interleaving_keep_every_order_rule(
                         api_event(OWNER, pathParameters={"record_id": record_id}),
                         OrdersTable(client_dynamodb, TABLE),
                         at,
-                        usage=unlimited_usage(),
                     )
                     replies[record_id] = (reply["statusCode"], json.loads(reply["body"] or "null"))
 
