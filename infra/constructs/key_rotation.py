@@ -78,4 +78,4 @@ class KeyRotation(Construct):
             ),
             rotate_immediately_on_update=False,
         )
-        self.schedule.add_dependency(permission)
+        self.schedule.add_resource_dependency(permission)
