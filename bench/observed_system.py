@@ -248,13 +248,14 @@ class BenchSystem:
             invocations=self.invocations.snapshot(),
         )
 
-    def result_lines(self, execution: str) -> tuple[int, int]:
-        """(objects, JSON Lines) stored under results/ for the run named `execution`."""
+    def result_lines(self, execution: str, prefix: str = "results/") -> tuple[int, int]:
+        """(objects, JSON Lines) stored under `prefix` (results/ or rejections/) for the run
+        named `execution`."""
         s3 = self.client("s3")
         keys = [
             item["Key"]
             for page in s3.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix="results/"
+                Bucket=self.bucket, Prefix=prefix
             )
             for item in page.get("Contents", [])
             if f"/run={execution}/" in item["Key"]

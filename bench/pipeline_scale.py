@@ -39,7 +39,9 @@ class EndToEnd:
     expected: int  # RANDOM_ORDER_COUNT
     result_objects: int  # JSON Lines objects under results/.../run=<execution>/
     result_lines: int  # lines in them
-    notifications: int  # alerts the notification tap delivered
+    rejection_objects: int  # JSON Lines objects under rejections/.../run=<execution>/
+    rejection_lines: int  # lines in them
+    notifications: int  # messages the notification tap delivered to people (the digest)
     sns_messages: int  # messages in the run's SNS Publish and PublishBatch requests
 
 
@@ -122,12 +124,15 @@ def end_to_end_run(bench: BenchSystem, orders: int) -> EndToEnd:
         bench.configure(RESULTS_HANDLER, {settings.AUCTION_MODE.name: "orders"})
     progress(f"random mode, {orders:,} orders: {run.seconds:.1f} s")
     objects, lines = bench.result_lines(run.execution)
+    rejection_objects, rejection_lines = bench.result_lines(run.execution, "rejections/")
     return EndToEnd(
         run=run,
         expected=orders,
         result_objects=objects,
         result_lines=lines,
-        notifications=bench.notifications.settled(int(run.summary.get("rejected", 0))),
+        rejection_objects=rejection_objects,
+        rejection_lines=rejection_lines,
+        notifications=bench.notifications.settled(),
         sns_messages=sum(
             times * call.items
             for call, times in run.calls.items()
@@ -185,10 +190,11 @@ def rows(
 
 
 def end_to_end_rows(check: EndToEnd) -> list[Row]:
-    """One random-mode run: every made-up order stored once or alerted once."""
+    """One random-mode run: every made-up order stored once, under results/ or rejections/, and
+    people told of the rejections in one digest."""
     run = check.run
     accepted, rejected = int(run.summary["accepted"]), int(run.summary["rejected"])
-    found = check.result_lines + check.notifications
+    found = check.result_lines + check.rejection_lines
     lost = check.expected - found
     return [
         Row(
@@ -212,16 +218,25 @@ def end_to_end_rows(check: EndToEnd) -> list[Row]:
         ),
         Row(
             "end to end",
-            f"  alerts delivered by the notification tap vs rejected "
-            f"(SNS messages published: {check.sns_messages:,})",
-            f"{check.notifications:,}",
+            f"  rejection lines under rejections/.../run=<execution>/ "
+            f"({check.rejection_objects} JSON Lines objects) vs rejected",
+            f"{check.rejection_lines:,}",
             f"{rejected:,} rejected",
-            ratio(check.notifications, rejected),
+            ratio(check.rejection_lines, rejected),
             "1.00x",
         ),
         Row(
             "end to end",
-            "  found (lines + alerts) vs orders",
+            f"  messages people got (the console: the run's digest, per-order rejections "
+            f"filtered out; SNS messages published: {check.sns_messages:,})",
+            f"{check.notifications:,}",
+            "1 digest a run",
+            "",
+            "reported",
+        ),
+        Row(
+            "end to end",
+            "  found (result lines + rejection lines) vs orders",
             f"{found:,} found, {lost:,} lost",
             f"{check.expected:,} orders",
             ratio(found, check.expected),
