@@ -34,7 +34,7 @@ def port_is_free(port):
 
 @pytest.fixture(scope="module")
 def local():
-    with running_local() as system:
+    with running_local(wide_shares=True) as system:
         yield system
 
 

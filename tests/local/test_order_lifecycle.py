@@ -218,7 +218,7 @@ class System:
 @pytest.fixture(scope="module")
 def system():
     """The system every test here shares but the listing's (which wants one of its own)."""
-    with running_local(schedule_seconds=0) as local:
+    with running_local(schedule_seconds=0, wide_shares=True) as local:
         yield System(local)
 
 
@@ -670,7 +670,7 @@ def test_the_listing_shows_only_the_callers_orders_and_pages_through_2500():
     On a system of its own: its 2,455 pending orders would slow every other test's runs. Slow
     (1 to 3 minutes on 2 cores): each page takes 2 to 3 s on moto, whose index queries read the
     whole table (16 per page), so the pending filter is checked on its first page only."""
-    with running_local(schedule_seconds=0) as local:
+    with running_local(schedule_seconds=0, wide_shares=True) as local:
         system = System(local)
         desk_a, desk_b = system.token("desk-a"), system.token("desk-b")
         record_ids = fresh_ids("listed", 2500)

@@ -22,7 +22,9 @@ BATCH = 500
 
 @pytest.fixture(scope="module")
 def local():
-    with running_local(schedule_seconds=86_400) as system:  # only the run this test starts
+    with running_local(
+        schedule_seconds=86_400, wide_shares=True
+    ) as system:  # only the run this test starts
         yield system
 
 

@@ -67,8 +67,14 @@ class LocalProcess(harness.LocalProcess):
 
 
 @contextlib.contextmanager
-def running_local(schedule_seconds: float = 2) -> Iterator[LocalProcess]:
-    """A started `entrix local`, stopped afterwards if it is still running."""
+def running_local(
+    schedule_seconds: float = 2, *, wide_shares: bool = False
+) -> Iterator[LocalProcess]:
+    """A started `entrix local`, stopped afterwards if it is still running. `wide_shares`: for
+    tests about something else whose few desks together send more than a client's share
+    (100 requests in 10 s), every client gets a share they cannot reach."""
     with harness.in_subprocess(schedule_seconds, LocalProcess) as system:
         assert isinstance(system, LocalProcess)
+        if wide_shares:
+            harness.widen_client_shares(system.client("lambda"), 10**6, 10**9)
         yield system
