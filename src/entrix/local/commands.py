@@ -291,12 +291,18 @@ def _show_banner(system: LocalSystem, args: argparse.Namespace, root: Any, secon
         ]
     functions = list(deployment.functions)
     if functions:
+        # The authorizer's log is the one a user first needs: it says why a token was refused.
+        log_function = next(
+            (n for n, spec in deployment.functions.items() if spec.handler == AUTHORIZER_HANDLER),
+            functions[0],
+        )
         lines += [
             "",
-            "Lambda logs (each function's group is /aws/lambda/<function>):",
+            "Lambda logs (each function's group is /aws/lambda/<function>; the authorizer's says "
+            "why a token was refused):",
             f"  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws --endpoint-url {aws} "
             f"--region {system.region} logs filter-log-events --log-group-name "
-            f"/aws/lambda/{functions[0]} --query 'events[].message' --output text",
+            f"/aws/lambda/{log_function} --query 'events[].message' --output text",
         ]
     if deployment.state_machines:
         lines += ["", f"Run the pipeline now:  entrix pipeline run{_endpoint_flags(args)}"]
