@@ -21,7 +21,7 @@ import jwt
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from entrix import settings
-from entrix.identity import LEEWAY_SECONDS
+from entrix.identity import LEEWAY_SECONDS, valid_subject
 from entrix.revocations import DenyList, DenyListError, parse_deny_list
 from entrix.token_command import (
     ClientFactory,
@@ -100,6 +100,11 @@ def revoke(args: argparse.Namespace) -> int:
 def _revocation(args: argparse.Namespace, now: float, max_lifetime: int) -> dict[str, Any]:
     """What to add: a token id and until when to keep it, or a subject and since when."""
     if args.subject:
+        if not valid_subject(args.subject):
+            raise TokenCommandError(
+                f"--subject {args.subject!r} can be no token's subject (1 to 128 characters, "
+                "no '#' or control characters)"
+            )
         return {"subject": args.subject, "issued_until": int(now)}
     if args.token:
         try:

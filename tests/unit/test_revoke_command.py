@@ -131,3 +131,12 @@ def test_the_report_names_the_entry_and_the_flush(
         "deny_list_entries": 1,
         "authorizer_caches_flushed": ["api/prod"],
     }
+
+
+def test_a_subject_no_token_can_have_is_refused_before_any_write(
+    secret: DenyListSecret, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert revoke_command.revoke(args(subject="desk#a")) == 1
+
+    assert "can be no token's subject" in capsys.readouterr().err
+    assert secret.puts == 0
