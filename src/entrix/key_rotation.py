@@ -30,6 +30,8 @@ import string
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from entrix.signing_secret import SIGNING_KEY_FIELD, SigningKeyError, signing_key_from_secret
+
 logger = logging.getLogger(__name__)
 
 CURRENT = "AWSCURRENT"
@@ -41,9 +43,6 @@ KEY_LENGTH = 64
 KEY_ALPHABET = string.ascii_letters + string.digits
 # RFC 7518 3.2: an HS256 key is at least 256 bits.
 MIN_KEY_BYTES = 32
-# A secret stored as a JSON object keeps its key under this field (entrix.tokens reads it the
-# same way; that module is not imported here, as it needs PyJWT, which this function has not).
-SIGNING_KEY_FIELD = "signing_key"
 
 
 class RotationError(Exception):
@@ -97,18 +96,11 @@ def new_secret_string(current: str, key: str) -> str:
 
 
 def key_of(secret_string: str) -> str:
-    """The key in a secret: the raw SecretString, or its `signing_key` if it is a JSON object
-    (as entrix.tokens.signing_key_from_secret reads it); RotationError if that is missing."""
+    """The key in a secret, read as the authorizer reads it; RotationError if it has none."""
     try:
-        document = json.loads(secret_string)
-    except ValueError:
-        return secret_string
-    if not isinstance(document, dict):
-        return secret_string
-    key = document.get(SIGNING_KEY_FIELD)
-    if not isinstance(key, str) or not key:
-        raise RotationError(f"the secret is a JSON object without a {SIGNING_KEY_FIELD!r} string")
-    return key
+        return signing_key_from_secret(secret_string)
+    except SigningKeyError as error:
+        raise RotationError(str(error)) from None
 
 
 def check_key(secret_string: str) -> None:

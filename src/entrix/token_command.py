@@ -35,7 +35,8 @@ from entrix.local.identity_provider import (
     KID_FIELD,
     PRIVATE_KEY_FIELD,
 )
-from entrix.tokens import issue_token, signing_key_from_secret
+from entrix.signing_secret import signing_key_from_secret
+from entrix.tokens import issue_token
 
 AUTHORIZER_HANDLER = "entrix.handlers.authorizer.handler"
 # The stack output naming the deployed authorizer function.

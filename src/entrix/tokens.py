@@ -10,7 +10,6 @@ with `issue_token`.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import time
@@ -22,6 +21,7 @@ import jwt
 from jwt.utils import base64url_decode
 
 from entrix.identity import LEEWAY_SECONDS, MAX_SUBJECT_CHARS, valid_subject
+from entrix.signing_secret import SigningKeyError
 
 # The algorithm of tokens signed with a shared secret; an identity provider's are asymmetric.
 SHARED_KEY_ALGORITHM = "HS256"
@@ -34,8 +34,6 @@ MAX_KID_LENGTH = 256
 # issues or reads nest 1 deep (2 with a list `aud`); how deep Python's json gives up differs by
 # version (3.11 raises RecursionError near 1,000, 3.13 parses the ~3,000 that fits in a token).
 MAX_JSON_DEPTH = 16
-# A secret stored as a JSON object keeps its signing key under this field.
-SIGNING_KEY_FIELD = "signing_key"
 AUTHORIZATION_HEADER = "authorization"
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub", "jti")
 
@@ -55,10 +53,6 @@ class TokenError(Exception):
     """The request carries no acceptable token; the message says why, for logs only."""
 
 
-class SigningKeyError(ValueError):
-    """The configured signing key is unusable (a fault of the deployment, not of the caller)."""
-
-
 class TokenRules(NamedTuple):
     """What a token must name and how long it may live: the same for every key source."""
 
@@ -71,20 +65,6 @@ class TokenRules(NamedTuple):
 
 # kid -> the key that verifies tokens naming it; raises TokenError for a kid it does not know.
 KeyLookup = Callable[[str], Any]
-
-
-def signing_key_from_secret(secret_string: str) -> str:
-    """The key in a secret: the raw SecretString, or its "signing_key" if it is a JSON object."""
-    try:
-        document = json.loads(secret_string)
-    except ValueError:
-        return secret_string
-    if not isinstance(document, dict):
-        return secret_string
-    key = document.get(SIGNING_KEY_FIELD)
-    if not isinstance(key, str) or not key:
-        raise SigningKeyError(f"the secret is a JSON object without a {SIGNING_KEY_FIELD!r} string")
-    return key
 
 
 def issue_token(

@@ -9,17 +9,16 @@ from typing import Any
 import jwt
 import pytest
 
+from entrix.signing_secret import SigningKeyError, signing_key_from_secret
 from entrix.tokens import (
     LEEWAY_SECONDS,
     MAX_JSON_DEPTH,
     MAX_KID_LENGTH,
     REQUIRED_CLAIMS,
-    SigningKeyError,
     TokenError,
     TokenRules,
     bearer_token,
     issue_token,
-    signing_key_from_secret,
     verify_token,
 )
 

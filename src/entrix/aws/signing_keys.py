@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable
 
 from entrix.aws.secrets import CURRENT, PREVIOUS, SecretCache, SecretVersion
-from entrix.tokens import TokenError, signing_key_from_secret
+from entrix.signing_secret import signing_key_from_secret
+from entrix.tokens import TokenError
 
 # Least time between two refreshes forced by tokens naming a kid the cache does not hold.
 UNKNOWN_KID_REFRESH_SECONDS = 5.0
