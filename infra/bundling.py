@@ -20,6 +20,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -89,6 +90,20 @@ def imported_modules(path: Path, module: str) -> set[str]:
             # `from entrix.orders import model` may name a submodule rather than an attribute.
             found.update(f"{base}.{alias.name}" for alias in node.names)
     return found
+
+
+def _runtime_imports(node: ast.AST) -> Iterator[str]:
+    """Top-level names of the absolute imports under `node`, skipping `if TYPE_CHECKING:`
+    blocks (imports for the type checker, never run)."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+            yield from (name for other in child.orelse for name in _runtime_imports(other))
+            continue
+        if isinstance(child, ast.Import):
+            yield from (alias.name.partition(".")[0] for alias in child.names)
+        elif isinstance(child, ast.ImportFrom) and not child.level and child.module:
+            yield child.module.partition(".")[0]
+        yield from _runtime_imports(child)
 
 
 def module_closure(roots: Iterable[str], src_dir: Path = SRC_DIR) -> list[Path]:
@@ -216,6 +231,14 @@ class ModuleBundler(_LocalBundler):
         super().__init__(compiler)
         self.src_dir = src_dir
         self.files = module_closure(modules, src_dir)
+
+    def third_party_imports(self) -> set[str]:
+        """Top-level names of what the bundled code imports at run time from outside `entrix`
+        and the standard library: what its layers (or the runtime) must provide."""
+        names: set[str] = set()
+        for path in self.files:
+            names.update(_runtime_imports(ast.parse(path.read_bytes(), filename=str(path))))
+        return {name for name in names if name != PACKAGE and name not in sys.stdlib_module_names}
 
     def _content(self) -> Iterator[bytes]:
         """The copied files' relative paths and content."""

@@ -2,7 +2,8 @@
 
 Every function runs python3.13 on arm64 with X-Ray tracing, JSON logs into its own log group
 with a retention, and its own role that may write only to that log group (no
-AWSLambdaBasicExecutionRole).
+AWSLambdaBasicExecutionRole). A function whose code imports the AWS SDK gets the SDK layer: the
+boto3 and botocore the tests ran, never the runtime's.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aws_cdk import AssetHashType, BundlingOptions, Duration, RemovalPolicy
+from aws_cdk import AssetHashType, BundlingOptions, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -23,6 +24,12 @@ from infra.nag import acknowledge
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
+
+# The AWS SDK ships with the functions: the boto3 and botocore pinned in uv.lock, which every test
+# ran (and whose loader entrix.aws.clients customises), not the runtime's, which Lambda updates
+# on its own schedule without a deploy. Layers precede the runtime on the import path.
+SDK_PACKAGES = frozenset({"boto3", "botocore"})
+SDK_LAYER_ID = "SdkLayer"
 
 # Looked up once per synth: every asset is compiled by the same interpreter, or none is.
 _bytecode_compiler = functools.cache(find_bytecode_compiler)
@@ -61,6 +68,20 @@ def python_layer(
     )
 
 
+def sdk_layer(scope: Construct) -> lambda_.LayerVersion:
+    """The stack's one SDK layer, made when its first function needs it."""
+    stack = Stack.of(scope)
+    existing = stack.node.try_find_child(SDK_LAYER_ID)
+    if isinstance(existing, lambda_.LayerVersion):
+        return existing
+    return python_layer(
+        stack,
+        SDK_LAYER_ID,
+        requirements=sorted(SDK_PACKAGES),
+        description="boto3 and botocore at the versions the tests ran (uv.lock)",
+    )
+
+
 def python_function(
     scope: Construct,
     id: str,
@@ -91,13 +112,16 @@ def python_function(
         description=f"Runs {handler}",
     )
     log_group.grant_write(role)
+    bundler = ModuleBundler([handler.rpartition(".")[0]], compiler=_bytecode_compiler())
+    if bundler.third_party_imports() & SDK_PACKAGES:
+        layers = [*layers, sdk_layer(scope)]
     function = lambda_.Function(
         scope,
         id,
         runtime=RUNTIME,
         architecture=ARCHITECTURE,
         handler=handler,
-        code=_code(ModuleBundler([handler.rpartition(".")[0]], compiler=_bytecode_compiler())),
+        code=_code(bundler),
         description=description,
         layers=list(layers),
         params_and_secrets=params_and_secrets,

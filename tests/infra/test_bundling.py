@@ -82,7 +82,13 @@ def package(tmp_path: Path) -> Path:
         "entrix/handlers/helper.py": "",
         "entrix/handlers/other.py": "import entrix.unused\n",
         "entrix/domain/__init__.py": "from .shared import VALUE\n",
-        "entrix/domain/rules.py": "def check(event):\n    return event\n",
+        "entrix/domain/rules.py": (
+            "from typing import TYPE_CHECKING\n"
+            "if TYPE_CHECKING:\n"
+            "    from mypy_boto3_s3 import S3Client\n"
+            "def check(event):\n"
+            "    return event\n"
+        ),
         "entrix/domain/shared.py": "VALUE = 1\n",
         "entrix/adapters/__init__.py": "",
         "entrix/adapters/store.py": "import boto3\ndef save(x):\n    return x\n",
@@ -109,6 +115,11 @@ def test_closure_follows_absolute_relative_lazy_and_package_init_imports(package
         "entrix/adapters/__init__.py",
         "entrix/adapters/store.py",
     }
+
+
+def test_third_party_imports_count_lazy_ones_but_not_the_type_checkers(package: Path) -> None:
+    assert ModuleBundler(["entrix.handlers.one"], package).third_party_imports() == {"boto3"}
+    assert ModuleBundler(["entrix.domain.rules"], package).third_party_imports() == set()
 
 
 def test_closure_of_an_unknown_module_is_an_error(package: Path) -> None:

@@ -1,11 +1,12 @@
 """AWS clients for Lambda code, made with botocore alone.
 
-The Lambda runtime ships boto3, but importing it also loads its resource layer, which these
-functions never use: a botocore client is the same low-level client for less import time.
+The functions ship boto3 (the SDK layer: the version in uv.lock, which the tests ran), but
+importing it also loads its resource layer, which these functions never use: a botocore client
+is the same low-level client for less import time.
 
 Every client retries in botocore's standard mode and bounds each attempt's connect and read
-waits, set here rather than left to the runtime's botocore (older releases default to legacy
-mode: up to 10 attempts for DynamoDB, 60 s waits) or to the environment. The longest one call
+waits, set here rather than left to botocore's defaults (legacy mode: up to 10 attempts for
+DynamoDB, 60 s waits) or to the environment. The longest one call
 can then take is known (`longest_call_seconds`), so a caller with a deadline can tell whether a
 call still fits.
 
