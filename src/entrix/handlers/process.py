@@ -4,10 +4,10 @@ A thin shell: it reads the batch (entrix.auction.batch_item), runs the batch alg
 (entrix.auction.processing) over the orders table, results bucket and alert topic, and publishes
 the outcome counts as metrics. It logs one line per order (ORDER_LOG_MESSAGE, with `record_id`,
 `owner`, `outcome` and `reason`; the run's id as `correlation_id`, like every line it logs),
-which is how an operator traces one order (docs/runbooks.md). The reply counts the batch's outcomes and names its first
-rejected orders (entrix.auction.outcomes); the state machine adds them up for the run. The
-processor is given the invocation's remaining time, so that it stops starting calls that could
-outlast it and releases what it claimed instead.
+which is how an operator traces one order (docs/runbooks.md). The reply counts the batch's
+outcomes and names its first rejected orders (entrix.auction.outcomes); the state machine adds
+them up for the run. The processor is given the invocation's remaining time, so that it stops
+starting calls that could outlast it and releases what it claimed instead.
 """
 
 from __future__ import annotations
