@@ -36,7 +36,7 @@ less the time kept to release what the run claimed) and before the claims' lease
 never claimed stay pending untouched; orders it claimed but cannot finish are released.
 
 Every order of the batch comes to one outcome (`accepted`, `rejected`, `skipped`, `failed`) with
-a short reason code (REASONS), told to the caller's `on_order` as it is decided: Lambda B logs
+a short reason code (REASONS), told to the processor's `on_order` as it is decided: Lambda B logs
 one line per order from it, which is how an operator traces one order through a run.
 
 The stores are ports (below); `entrix.aws` implements them and the handler wires them.
@@ -170,18 +170,15 @@ class BatchProcessor:
     lease_seconds: int
     longest_call_seconds: float = 0.0
     monotonic: Callable[[], float] = time.monotonic
+    # Told each order's outcome and reason as it is decided (Lambda B logs it).
+    on_order: OrderSink | None = None
 
     def process(
-        self,
-        batch: ResultsBatch,
-        clock: float,
-        remaining_seconds: float | None = None,
-        on_order: OrderSink | None = None,
+        self, batch: ResultsBatch, clock: float, remaining_seconds: float | None = None
     ) -> dict[str, Any]:
         """Claim, store, alert, then record each order of the batch, within `remaining_seconds`
-        (None: no limit); the count of each outcome, and the first rejected orders recorded.
-        `on_order` is told each order's outcome and reason."""
-        return _BatchRun(self, batch, clock, remaining_seconds, on_order).run()
+        (None: no limit); the count of each outcome, and the first rejected orders recorded."""
+        return _BatchRun(self, batch, clock, remaining_seconds).run()
 
 
 @dataclass(frozen=True)
@@ -265,10 +262,9 @@ class _BatchRun:
         batch: ResultsBatch,
         clock: float,
         remaining_seconds: float | None,
-        on_order: OrderSink | None = None,
     ) -> None:
         self.processor = processor
-        self.on_order = on_order
+        self.on_order = processor.on_order
         self.batch = batch
         self.clock = clock
         self.now = math.floor(clock)

@@ -44,6 +44,7 @@ def processor() -> BatchProcessor:
         alerts=AlertTopic(sns, settings.ALERT_TOPIC_ARN.read()),
         lease_seconds=settings.RESULT_LEASE_SECONDS.read(),
         longest_call_seconds=max(longest_call_seconds(c) for c in (dynamodb, s3, sns)),
+        on_order=log_order,
     )
 
 
@@ -62,7 +63,7 @@ def handler(event: dict[str, Any], context: RemainingTime | None) -> dict[str, A
     batch = ResultsBatch.model_validate(event)
     remaining = None if context is None else context.get_remaining_time_in_millis() / 1000
     with correlated(batch.run_id):
-        outcome = processor().process(batch, time.time(), remaining, on_order=log_order)
+        outcome = processor().process(batch, time.time(), remaining)
         publish(
             "process",
             ResultsAccepted=outcome["accepted"],
