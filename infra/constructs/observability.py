@@ -238,7 +238,7 @@ class Observability(Construct):
         # Runs that ended in ResultsNeverReady are the trading team's (the state machine alerts
         # them); the rest are faults. A failed run's orders wait 5 minutes for the next run:
         # two failures within three periods page.
-        self.never_ready = never_ready = self._log_count(
+        self.never_ready = self._log_count(
             "NeverReadyFilter",
             results.state_machine_logs,
             logs.FilterPattern.all(
@@ -251,7 +251,7 @@ class Observability(Construct):
             expression="FILL(failed, 0) - FILL(never_ready, 0)",
             using_metrics={
                 "failed": machine.metric_failed(period=PERIOD),
-                "never_ready": never_ready,
+                "never_ready": self.never_ready,
             },
             label="Runs failed (not counting results never ready)",
             period=PERIOD,
