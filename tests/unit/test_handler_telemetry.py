@@ -223,3 +223,15 @@ def test_lambda_b_logs_why_it_released_an_order_as_a_warning(
     assert _order_lines(caplog) == [("a", OWNER, "failed", reason, "run-1")]
     (line,) = [r for r in caplog.records if r.getMessage() == "order"]
     assert line.levelno == logging.WARNING
+
+
+def test_an_order_line_names_the_owner_also_of_the_simulators_orders(
+    process: ModuleType,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Random mode's made-up orders belong to `#auction-simulator`, the one owner with a `#`."""
+    with caplog.at_level(logging.INFO, logger="entrix"):
+        process.log_order("#auction-simulator#random-1-000001", "accepted", "auction_result")
+        process.log_order("desk-a#a#b", "accepted", "auction_result")
+    owners = [(r.owner, r.record_id) for r in caplog.records]  # type: ignore[attr-defined]
+    assert owners == [("#auction-simulator", "random-1-000001"), ("desk-a", "a#b")]
