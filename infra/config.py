@@ -22,6 +22,7 @@ from entrix import settings
 from entrix.aws.signing_keys import PROPAGATION_MARGIN_SECONDS
 from entrix.identity import LEEWAY_SECONDS
 from entrix.issuer_keys import check_jwks_url
+from entrix.orders.limits import TTL_SECONDS
 
 CONTEXT_PREFIX = "entrix:"
 # The results bucket is named <prefix>-<stack name>-<account>-<region>, at most 63 characters:
@@ -145,6 +146,11 @@ class ServiceConfig:
     history_batch_size: int = 1000
     history_batching_window_seconds: int = 30
     expiry_warning_seconds: int = _default(settings.EXPIRY_WARNING_SECONDS)
+    # The operations alarms on what clients feel: an order waiting longer than this for a
+    # result (runs every 5 minutes take every pending order; well before the expiry warning
+    # and the 24 h TTL), and no run succeeding for this long (a multiple of 5 minutes).
+    oldest_pending_alarm_minutes: int = 60
+    no_successful_run_alarm_minutes: int = 60
     # Secrets Manager ARN of a Slack incoming-webhook URL; set it to forward alerts to Slack.
     slack_webhook_secret_arn: str | None = None
     # E-mail subscribers of the trading team's alert topic (rejected orders, failed batches,
@@ -203,6 +209,7 @@ class ServiceConfig:
         ):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be at least 1")
+        self._check_client_alarms()
         if self.history_retention_days < 1:
             raise ValueError("history_retention_days must be at least 1")
         if not 1 <= self.history_batch_size <= 10000:
@@ -233,6 +240,21 @@ class ServiceConfig:
                     f"client_rejection_subscriptions: {endpoint!r} (owner {owner!r}) is neither "
                     "an SQS queue ARN nor an https:// URL"
                 )
+
+    def _check_client_alarms(self) -> None:
+        """The two alarms on orders not moving must fire before the trading team's expiry alert,
+        and CloudWatch evaluates an alarm over at most a day of 5-minute periods."""
+        latest = (TTL_SECONDS - self.expiry_warning_seconds) // 60
+        if not 15 <= self.oldest_pending_alarm_minutes < latest:
+            raise ValueError(
+                f"oldest_pending_alarm_minutes must be at least 15 (three runs) and less than "
+                f"{latest} (the expiry warning, before the 24 h TTL)"
+            )
+        minutes = self.no_successful_run_alarm_minutes
+        if minutes % 5 or not 15 <= minutes <= 1440:
+            raise ValueError(
+                "no_successful_run_alarm_minutes must be a multiple of 5 within 15..1440"
+            )
 
     def _check_rotation_interval(self) -> None:
         """A token signed with a key must expire before the key is retired.

@@ -5,8 +5,15 @@ one is the trading team's business channel ("Slack": rejected orders), optionall
 webhook that formats auction messages, while alarms are for whoever runs the service and carry
 CloudWatch's alarm JSON. Both topics are KMS-encrypted and TLS-only.
 
-Every alarm treats missing data as not breaching (no traffic is not an outage) and notifies on
-ALARM and on OK, so the operator also learns when a fault has cleared.
+Two alarms watch what clients feel rather than what failed: the age of the order waiting longest
+for a result (Lambda A measures it on every poll) and runs that succeed at all. For those two,
+silence is the fault (a disabled schedule, a run that never starts), so missing data breaches;
+every other alarm counts events, where no data means no traffic, not an outage. Each alarm states
+how many of its last periods must breach (one occurrence of a self-healing fault pages nobody)
+and why. Business events (results never ready, orders close to expiry, rejections) are the
+trading team's, published on the alert topic by the pipeline itself: no alarm pages operations
+for them. Every alarm notifies on ALARM and on OK, so the operator also learns when a fault has
+cleared.
 """
 
 from __future__ import annotations
@@ -24,7 +31,6 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from entrix import settings, telemetry
-from entrix.orders.limits import TTL_SECONDS
 from infra.constructs.history_archive import HistoryArchive
 from infra.constructs.intake import Intake
 from infra.constructs.results_pipeline import ResultsPipeline
@@ -47,10 +53,16 @@ INGEST_METRICS = (
     "OrdersNotStored",
     "RequestsRefused",
 )
-PROCESS_METRICS = ("ResultsAccepted", "ResultsRejected", "ResultsSkipped")
-# Lambda A writes the age of the oldest order a run takes (entrix.handlers.results); within the
-# expiry warning of the 24 h TTL, the order is about to expire unprocessed.
+PROCESS_METRICS = ("ResultsAccepted", "ResultsRejected", "ResultsSkipped", "ResultsFailed")
+# Lambda A writes the age of the order waiting longest for a result on every poll
+# (entrix.handlers.results).
 OLDEST_PENDING_METRIC = "OldestPendingOrderAgeSeconds"
+# The state a run ends in when the auction platform was never ready (a business event the state
+# machine publishes to the trading team), and the count of such runs from its log.
+NEVER_READY_STATE = "ResultsNeverReady"
+NEVER_READY_METRIC = "RunsNeverReady"
+# Missing data of the alarms that count events: no event, no fault.
+QUIET = cloudwatch.TreatMissingData.NOT_BREACHING
 # Lambda's IteratorAge (milliseconds) at which the history archiver is paged: a quarter of the
 # stream's 24 h retention, time enough to fix it before records are lost.
 HISTORY_LAG_ALARM_MS = 6 * 3600 * 1000
@@ -83,7 +95,8 @@ class Observability(Construct):
         intake: Intake,
         results: ResultsPipeline,
         history: HistoryArchive,
-        expiry_warning_seconds: int,
+        oldest_pending_alarm_seconds: int,
+        no_successful_run_alarm_minutes: int,
         cost_alarm_dollars_per_hour: float,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         email_addresses: tuple[str, ...] = (),
@@ -92,14 +105,60 @@ class Observability(Construct):
         self.topic = self._ops_topic(removal_policy, email_addresses)
         self.alarms: dict[str, cloudwatch.Alarm] = {}
 
+        # Clients feel these two first, whatever broke: orders not moving.
+        self.oldest_pending = cloudwatch.Metric(
+            namespace=telemetry.NAMESPACE,
+            metric_name=OLDEST_PENDING_METRIC,
+            dimensions_map={
+                telemetry.FUNCTION_DIMENSION: results.results_function.function_name,
+                telemetry.SERVICE_DIMENSION: "results",
+            },
+            period=PERIOD,
+            statistic="Maximum",
+        )
+        # Lambda A writes the figure at every poll, so every 5-minute period of a working
+        # schedule has one. Silence breaches: no run started (schedule disabled, its target
+        # failing) or Lambda A cannot read the index. Two of three periods: one period without a
+        # poll (a run starting late across a period's edge) pages nobody.
+        self._alarm(
+            "OldestPendingOrder",
+            self.oldest_pending,
+            f"an order has waited more than {oldest_pending_alarm_seconds // 60} minutes for a "
+            "result, or its age stopped being measured (no run polls): orders are not moving "
+            "and expire unprocessed 24 h after receipt (docs/runbooks.md, 'An order is stuck')",
+            threshold=oldest_pending_alarm_seconds,
+            datapoints=(2, 3),
+            missing=cloudwatch.TreatMissingData.BREACHING,
+        )
+        # No run succeeded in any 5-minute period of the window: a run that never starts
+        # publishes nothing, hence missing data breaches; one success anywhere clears it.
+        periods = no_successful_run_alarm_minutes // int(PERIOD.to_minutes())
+        self._alarm(
+            "NoSuccessfulRun",
+            results.state_machine.metric_succeeded(period=PERIOD, statistic="Sum"),
+            f"no results run succeeded for {no_successful_run_alarm_minutes} minutes (failed, "
+            "timed out, never ready, or none started): no result is being recorded "
+            "(docs/runbooks.md, 'An order is stuck')",
+            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            datapoints=(periods, periods),
+            missing=cloudwatch.TreatMissingData.BREACHING,
+        )
+
         api_5xx = intake.api.metric_server_error(period=PERIOD, statistic="Sum")
-        self._alarm("ApiServerErrors", api_5xx, "the API answered 5xx (a server fault)")
+        # A lone 5xx (a cold start's timeout, one throttled write) is retried by the client.
+        self._alarm(
+            "ApiServerErrors",
+            api_5xx,
+            "the API answered 5xx (a server fault) in two of the last three 5-minute periods",
+            datapoints=(2, 3),
+            missing=QUIET,
+        )
 
         # Refused tokens, counted from the authorizer's log, tell refusals from faults.
         refusals = self._log_count(
             "AuthorizerRefusalsFilter",
-            intake.authorizer_function,
-            f'"{AUTHORIZER_REFUSAL_LOG_TEXT}"',
+            intake.authorizer_function.log_group,
+            logs.FilterPattern.literal(f'"{AUTHORIZER_REFUSAL_LOG_TEXT}"'),
             AUTHORIZER_REFUSALS_METRIC,
         )
         authorizer_faults = cloudwatch.MathExpression(
@@ -111,23 +170,34 @@ class Observability(Construct):
             label="Authorizer faults (errors that are not token refusals)",
             period=PERIOD,
         )
+        # An unreadable secret fails every request: it persists. One crash is retried.
         self._alarm(
             "AuthorizerErrors",
             authorizer_faults,
             "the authorizer failed other than by refusing a token (secret unreadable, crash, "
-            "timeout): callers get 5xx",
+            "timeout) in two of the last three 5-minute periods: callers get 5xx",
+            datapoints=(2, 3),
+            missing=QUIET,
         )
 
+        # The API functions' errors and throttles reach the client as 5xx, which it retries
+        # (every write is idempotent): two of three periods tell a lasting fault from a blip.
         ingest = intake.ingest_function
         self._alarm(
             "IngestErrors",
             ingest.metric_errors(period=PERIOD),
-            "the ingest Lambda raised or timed out: orders may not have been acknowledged",
+            "the ingest Lambda raised or timed out in two of the last three 5-minute periods: "
+            "orders may not have been acknowledged",
+            datapoints=(2, 3),
+            missing=QUIET,
         )
         self._alarm(
             "IngestThrottles",
             ingest.metric_throttles(period=PERIOD),
-            "the ingest Lambda was throttled (concurrency limit): clients get 5xx",
+            "the ingest Lambda was throttled (concurrency limit) in two of the last three "
+            "5-minute periods: clients get 5xx",
+            datapoints=(2, 3),
+            missing=QUIET,
         )
 
         # Cancel writes too: a cancel that failed leaves the order pending, to be auctioned.
@@ -136,67 +206,119 @@ class Observability(Construct):
         self._alarm(
             "CancelErrors",
             cancel.metric_errors(period=PERIOD),
-            "the cancel Lambda raised or timed out: a cancel may not have been applied "
-            "(the order stays pending until the client's retry succeeds)",
+            "the cancel Lambda raised or timed out in two of the last three 5-minute periods: a "
+            "cancel may not have been applied (the order stays pending until the client's retry "
+            "succeeds)",
+            datapoints=(2, 3),
+            missing=QUIET,
         )
         self._alarm(
             "CancelThrottles",
             cancel.metric_throttles(period=PERIOD),
-            "the cancel Lambda was throttled (concurrency limit): clients get 5xx",
+            "the cancel Lambda was throttled (concurrency limit) in two of the last three "
+            "5-minute periods: clients get 5xx",
+            datapoints=(2, 3),
+            missing=QUIET,
         )
 
         # A failed rotation step leaves the key as it was (Secrets Manager retries the step):
-        # nothing is refused, but the key is not renewed until someone looks.
+        # nothing is refused, but the key is not renewed until someone looks. Rotations are a
+        # month apart: the first failure is worth a look.
         if intake.key_rotation is not None:
             self._alarm(
                 "KeyRotationErrors",
                 intake.key_rotation.function.metric_errors(period=PERIOD),
                 "a step of the JWT signing key's rotation failed: the key stays as it was until "
-                "the rotation succeeds (docs/delivery.md, 'Rotating the signing key')",
+                "the rotation succeeds (docs/runbooks.md, 'Rotating the signing key')",
+                datapoints=(1, 1),
+                missing=QUIET,
             )
 
         machine = results.state_machine
+        # Runs that ended in ResultsNeverReady are the trading team's (the state machine alerts
+        # them); the rest are faults. A failed run's orders wait 5 minutes for the next run:
+        # two failures within three periods page.
+        self.never_ready = self._log_count(
+            "NeverReadyFilter",
+            results.state_machine_logs,
+            logs.FilterPattern.all(
+                logs.FilterPattern.string_value("$.type", "=", "FailStateEntered"),
+                logs.FilterPattern.string_value("$.details.name", "=", NEVER_READY_STATE),
+            ),
+            NEVER_READY_METRIC,
+        )
+        self.runs_failed = cloudwatch.MathExpression(
+            expression="FILL(failed, 0) - FILL(never_ready, 0)",
+            using_metrics={
+                "failed": machine.metric_failed(period=PERIOD),
+                "never_ready": self.never_ready,
+            },
+            label="Runs failed (not counting results never ready)",
+            period=PERIOD,
+        )
         self._alarm(
             "ExecutionsFailed",
-            machine.metric_failed(period=PERIOD),
-            "a results run failed (for example the auction platform was never ready)",
+            self.runs_failed,
+            "results runs failed for a reason other than the auction platform never being "
+            "ready, in two of the last three 5-minute periods (docs/runbooks.md, 'A batch "
+            "failed')",
+            datapoints=(2, 3),
+            missing=QUIET,
         )
+        # A run that hits the 30-minute timeout holds its orders' claims until the lease ends.
         self._alarm(
             "ExecutionsTimedOut",
             machine.metric_timed_out(period=PERIOD),
             "a results run hit the state machine's timeout",
+            datapoints=(1, 1),
+            missing=QUIET,
         )
+        # Only a person (or a deploy) stops a run: rare, and worth knowing at once.
         self._alarm(
             "ExecutionsAborted",
             machine.metric_aborted(period=PERIOD),
             "a results run was stopped before it finished",
+            datapoints=(1, 1),
+            missing=QUIET,
         )
+        # A crashed batch's orders are released for the next run: a crash that repeats is the
+        # fault.
         self._alarm(
             "ProcessErrors",
             results.process_function.metric_errors(period=PERIOD),
-            "Lambda B failed a whole batch (crash or timeout): its orders are released for the "
-            "next run and the alert topic was told",
+            "Lambda B failed a whole batch (crash or timeout) in two of the last three 5-minute "
+            "periods: its orders are released for the next run and the alert topic was told "
+            "(docs/runbooks.md, 'A batch failed')",
+            datapoints=(2, 3),
+            missing=QUIET,
         )
         # Lambda B logs these by name when it could not store, alert or record an order; it
-        # releases the order (counted `failed` in a run that still succeeds) for the next run.
+        # releases the order (counted `failed` in a run that still succeeds) for the next run,
+        # so one blip heals itself.
         store_faults = self._log_count(
             "StoreFaultsFilter",
-            results.process_function,
-            " ".join(f"?{error}" for error in STORE_TRANSIENT_ERRORS),
+            results.process_function.log_group,
+            logs.FilterPattern.literal(" ".join(f"?{error}" for error in STORE_TRANSIENT_ERRORS)),
             STORE_FAULTS_METRIC,
         )
         self._alarm(
             "ResultStoreFaults",
             store_faults,
             "Lambda B could not write results to S3, publish an alert or update the orders table "
-            "(the order is released, stays pending and is counted `failed` in the run's output)",
+            "in two of the last three 5-minute periods (the order is released, stays pending and "
+            "is counted `failed` in the run's output; docs/runbooks.md, 'A batch failed')",
+            datapoints=(2, 3),
+            missing=QUIET,
         )
+        # A dead letter stays until someone handles it: the level, not an event, is alarmed.
         self._alarm(
             "ScheduleDeadLetters",
             results.dead_letter_queue.metric_approximate_number_of_messages_visible(
                 period=PERIOD, statistic="Maximum"
             ),
             "EventBridge could not start a scheduled run; the event is in the dead-letter queue",
+            datapoints=(1, 1),
+            missing=QUIET,
         )
 
         self._alarm(
@@ -207,12 +329,19 @@ class Observability(Construct):
             "the history archiver gave up on stream records after its retries; their shard and "
             "sequence numbers are in the history dead-letter queue (read them again from the "
             "stream within 24 h, or the changes are missing from history/)",
+            datapoints=(1, 1),
+            missing=QUIET,
         )
+        # The stream retries a failed batch: a repeating failure is the fault.
         self._alarm(
             "HistoryErrors",
             history.function.metric_errors(period=PERIOD),
-            "the history archiver raised or timed out: the stream batch is retried",
+            "the history archiver raised or timed out in two of the last three 5-minute periods: "
+            "the stream batch is retried",
+            datapoints=(2, 3),
+            missing=QUIET,
         )
+        # Six hours behind is a level reached slowly, not a blip: the first period pages.
         self._alarm(
             "HistoryLag",
             history.function.metric("IteratorAge", period=PERIOD, statistic="Maximum"),
@@ -220,25 +349,12 @@ class Observability(Construct):
             "records older than the stream's 24 h are lost without reaching the dead-letter "
             "queue",
             threshold=HISTORY_LAG_ALARM_MS,
-        )
-        self._alarm(
-            "OldestPendingOrder",
-            cloudwatch.Metric(
-                namespace=telemetry.NAMESPACE,
-                metric_name=OLDEST_PENDING_METRIC,
-                dimensions_map={
-                    telemetry.FUNCTION_DIMENSION: results.results_function.function_name,
-                    telemetry.SERVICE_DIMENSION: "results",
-                },
-                period=PERIOD,
-                statistic="Maximum",
-            ),
-            "a results run took an order pending for longer than the expiry warning allows "
-            "(it expires unprocessed soon after): results are not being recorded",
-            threshold=TTL_SECONDS - expiry_warning_seconds,
+            datapoints=(1, 1),
+            missing=QUIET,
         )
 
         self.api_cost = _api_cost_per_hour(intake)
+        # An hour's spend is already a sum over an hour.
         self._alarm(
             "ApiCost",
             self.api_cost,
@@ -246,6 +362,8 @@ class Observability(Construct):
             f"usage tables, and API Gateway requests, at list prices) reached "
             f"{cost_alarm_dollars_per_hour} dollars in an hour",
             threshold=cost_alarm_dollars_per_hour,
+            datapoints=(1, 1),
+            missing=QUIET,
         )
 
         if results.slack is not None:
@@ -264,12 +382,16 @@ class Observability(Construct):
 
     def _slack_alarms(self, slack: SlackForwarder) -> None:
         """The optional Slack forwarder: its failed invocations, and the alerts it gave up on."""
+        # Lambda retries each alert twice: what it gives up on is SlackDeadLetters'.
         self._alarm(
             "SlackErrors",
             slack.function.metric_errors(period=PERIOD),
             "the Slack forwarder could not deliver an alert in an invocation (Slack's rate "
-            "limit outlasted it, the webhook failed or refused it); Lambda retries it twice, "
-            "then puts it in the Slack dead-letter queue",
+            "limit outlasted it, the webhook failed or refused it) in two of the last three "
+            "5-minute periods; Lambda retries it twice, then puts it in the Slack dead-letter "
+            "queue",
+            datapoints=(2, 3),
+            missing=QUIET,
         )
         self._alarm(
             "SlackDeadLetters",
@@ -278,6 +400,8 @@ class Observability(Construct):
             ),
             "alerts never reached Slack after Lambda's retries; each is in the Slack "
             "dead-letter queue with its SNS message (redrive or read them there)",
+            datapoints=(1, 1),
+            missing=QUIET,
         )
 
     def _ops_topic(
@@ -337,15 +461,31 @@ class Observability(Construct):
             topic.add_subscription(subscriptions.EmailSubscription(address))
         return topic
 
-    def _alarm(self, id: str, metric: cloudwatch.IMetric, what: str, threshold: float = 1) -> None:
+    def _alarm(
+        self,
+        id: str,
+        metric: cloudwatch.IMetric,
+        what: str,
+        *,
+        datapoints: tuple[int, int],
+        missing: cloudwatch.TreatMissingData,
+        threshold: float = 1,
+        comparison: cloudwatch.ComparisonOperator = (
+            cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+        ),
+    ) -> None:
+        """An alarm to the operations topic, in ALARM when `datapoints` (M of the last N
+        periods) breach; each caller decides M of N and what missing data means, and says why."""
+        breaching, periods = datapoints
         alarm = cloudwatch.Alarm(
             self,
             id,
             metric=metric,
             threshold=threshold,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            evaluation_periods=periods,
+            datapoints_to_alarm=breaching,
+            comparison_operator=comparison,
+            treat_missing_data=missing,
             alarm_description=f"Entrix: {what}.",
         )
         action = actions.SnsAction(self.topic)
@@ -354,9 +494,9 @@ class Observability(Construct):
         self.alarms[id] = alarm
 
     def _log_count(
-        self, id: str, function: lambda_.Function, pattern: str, metric_name: str
+        self, id: str, log_group: logs.ILogGroup, pattern: logs.IFilterPattern, metric_name: str
     ) -> cloudwatch.Metric:
-        """Log lines of `function` matching `pattern`, counted as a metric of this stack.
+        """Log events of `log_group` matching `pattern`, counted as a metric of this stack.
 
         The stack's own namespace: two deployments in one account keep separate counts (a
         metric filter's dimensions can only be fields of the log event, not constants).
@@ -365,8 +505,8 @@ class Observability(Construct):
         logs.MetricFilter(
             self,
             id,
-            log_group=function.log_group,
-            filter_pattern=logs.FilterPattern.literal(pattern),
+            log_group=log_group,
+            filter_pattern=pattern,
             metric_namespace=namespace,
             metric_name=metric_name,
             metric_value="1",
@@ -407,6 +547,23 @@ class Observability(Construct):
             cloudwatch.AlarmStatusWidget(
                 title="Alarms", alarms=list(self.alarms.values()), width=24, height=3
             )
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Oldest pending order: age in seconds (OldestPendingOrder alarm)",
+                left=[self.oldest_pending],
+                left_annotations=[self.alarms["OldestPendingOrder"].to_annotation()],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Runs succeeded, failed (not never ready), never ready",
+                left=[
+                    machine.metric_succeeded(period=PERIOD, statistic="Sum"),
+                    self.runs_failed,
+                    self.never_ready,
+                ],
+                width=12,
+            ),
         )
         dashboard.add_widgets(
             cloudwatch.GraphWidget(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from typing import cast
 
 from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
@@ -21,6 +22,7 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
@@ -197,6 +199,8 @@ class ResultsPipeline(Construct):
             bucket=self.bucket,
             config=config,
         )
+        # Its execution events: the operations alarms count the runs never ready from them.
+        self.state_machine_logs = cast(logs.ILogGroup, self.node.find_child("StateMachineLogs"))
         # The SnsPublish tasks (results never ready, a failed batch, the digest) publish to the
         # encrypted topic as the state machine's role: SNS then needs a data key from the
         # topic's key on its behalf, which CDK's SnsPublish task does not grant.

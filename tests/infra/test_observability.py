@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from entrix.auction.outcomes import OUTCOMES
 from entrix.auction.results import (
     AlertsUnavailable,
     OrderStoreUnavailable,
@@ -19,9 +20,13 @@ from infra.constructs.observability import (
     AUTHORIZER_REFUSAL_LOG_TEXT,
     AUTHORIZER_REFUSALS_METRIC,
     INGEST_METRICS,
+    NEVER_READY_METRIC,
+    NEVER_READY_STATE,
+    OLDEST_PENDING_METRIC,
     PROCESS_METRICS,
     STORE_FAULTS_METRIC,
 )
+from infra.constructs.results_workflow import NOT_READY_ERROR
 
 
 def _of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
@@ -99,35 +104,153 @@ def test_cloudwatch_alarms_may_publish_to_the_ops_topic_and_use_its_key(
     assert ":cloudwatch:eu-west-1:" in json.dumps(allow["Condition"]["ArnLike"]["aws:SourceArn"])
 
 
-def test_alarms_are_not_sent_to_the_business_alert_topic(
+def test_every_alarm_notifies_the_ops_topic_only(
     service_json: dict[str, Any], alarms: dict[str, dict[str, Any]], ops_topic: str
 ) -> None:
-    alert_topic = _ref(service_json, "AWS::SNS::Topic", "AlertTopic")
-    assert len(alarms) == 18
-    for props in alarms.values():
-        assert props["AlarmActions"] == [{"Ref": ops_topic}]
-        assert props["OKActions"] == [{"Ref": ops_topic}]
-        assert alert_topic not in props["AlarmActions"]
+    """Every alarm is a fault of the service, for operations: the business events (results
+    never ready, orders close to expiry, rejections) reach the trading team's alert topic from
+    the pipeline itself, never from an alarm."""
+    topics = set(_of_type(service_json, "AWS::SNS::Topic"))
+    assert ops_topic in topics and len(topics) > 1, "the alert topic is in the template too"
+    assert alarms
+    for logical_id, props in alarms.items():
+        assert props["AlarmActions"] == [{"Ref": ops_topic}], logical_id
+        assert props["OKActions"] == [{"Ref": ops_topic}], logical_id
+        assert "InsufficientDataActions" not in props, logical_id
+        named = re.findall(r'"Ref": "([^"]+)"', json.dumps(props))
+        assert not (set(named) & topics) - {ops_topic}, f"{logical_id} names another topic"
 
 
-def test_every_alarm_fires_on_the_first_occurrence_and_not_on_silence(
+# Each alarm's decision: (datapoints to alarm, of evaluation periods), missing data, and its
+# comparison. An alarm missing here fails: a new alarm needs its own decision.
+GTE = "GreaterThanOrEqualToThreshold"
+DECISIONS = {
+    "OldestPendingOrder": ((2, 3), "breaching", GTE),
+    "NoSuccessfulRun": ((12, 12), "breaching", "LessThanThreshold"),
+    "ApiServerErrors": ((2, 3), "notBreaching", GTE),
+    "AuthorizerErrors": ((2, 3), "notBreaching", GTE),
+    "IngestErrors": ((2, 3), "notBreaching", GTE),
+    "IngestThrottles": ((2, 3), "notBreaching", GTE),
+    "CancelErrors": ((2, 3), "notBreaching", GTE),
+    "CancelThrottles": ((2, 3), "notBreaching", GTE),
+    "KeyRotationErrors": ((1, 1), "notBreaching", GTE),
+    "ExecutionsFailed": ((2, 3), "notBreaching", GTE),
+    "ExecutionsTimedOut": ((1, 1), "notBreaching", GTE),
+    "ExecutionsAborted": ((1, 1), "notBreaching", GTE),
+    "ProcessErrors": ((2, 3), "notBreaching", GTE),
+    "ResultStoreFaults": ((2, 3), "notBreaching", GTE),
+    "ScheduleDeadLetters": ((1, 1), "notBreaching", GTE),
+    "HistoryDeadLetters": ((1, 1), "notBreaching", GTE),
+    "HistoryErrors": ((2, 3), "notBreaching", GTE),
+    "HistoryLag": ((1, 1), "notBreaching", GTE),
+    "ApiCost": ((1, 1), "notBreaching", GTE),
+    "SlackErrors": ((2, 3), "notBreaching", GTE),
+    "SlackDeadLetters": ((1, 1), "notBreaching", GTE),
+}
+
+
+def _name(logical_id: str) -> str:
+    (name,) = [name for name in DECISIONS if logical_id.startswith(f"Observability{name}")]
+    return name
+
+
+def test_each_alarm_has_its_own_datapoints_and_missing_data_decision(
     alarms: dict[str, dict[str, Any]],
 ) -> None:
+    """Only the two alarms on orders not moving treat silence as trouble; a self-healing fault
+    (a retried request, a released order) pages after two of three periods, a level or a rare
+    event (dead letters, a timed-out run, a rotation) at the first."""
     for logical_id, props in alarms.items():
-        assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
-        # The oldest pending order's age alarms at the expiry warning (2 h before the 24 h TTL).
-        # The history archiver's lag alarms at 6 h of the stream's 24 h.
-        # The API path's cost alarms at cdk.json's dollars per hour.
+        (m, n), missing, comparison = DECISIONS[_name(logical_id)]
+        assert (props["DatapointsToAlarm"], props["EvaluationPeriods"]) == (m, n), logical_id
+        assert props["TreatMissingData"] == missing, logical_id
+        assert props["ComparisonOperator"] == comparison, logical_id
+        assert props["AlarmDescription"].startswith("Entrix: ")
+        # The history archiver's lag alarms at 6 h of the stream's 24 h; the API path's cost at
+        # cdk.json's dollars per hour; the oldest pending order at cdk.json's minutes.
         thresholds = {
-            "OldestPendingOrder": 22 * 3600,
+            "OldestPendingOrder": ServiceConfig().oldest_pending_alarm_minutes * 60,
             "HistoryLag": 6 * 3600 * 1000,
             "ApiCost": ServiceConfig().cost_alarm_dollars_per_hour,
         }
-        expected = next((t for name, t in thresholds.items() if name in logical_id), 1)
-        assert props["Threshold"] == expected
-        assert props["EvaluationPeriods"] == 1
-        assert props["TreatMissingData"] == "notBreaching"
-        assert props["AlarmDescription"].startswith("Entrix: ")
+        assert props["Threshold"] == thresholds.get(_name(logical_id), 1), logical_id
+
+
+def test_the_oldest_pending_order_alarm_watches_lambda_as_measurement_well_before_the_ttl(
+    service_json: dict[str, Any], alarms: dict[str, dict[str, Any]]
+) -> None:
+    alarm = _alarm(alarms, "OldestPendingOrder")
+    results = _ref(service_json, "AWS::Lambda::Function", "ResultsPipelineResultsFunction")
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+        "Entrix",
+        OLDEST_PENDING_METRIC,
+        "Maximum",
+    )
+    assert sorted(alarm["Dimensions"], key=lambda d: d["Name"]) == [
+        {"Name": "function", "Value": results},
+        {"Name": "service", "Value": "results"},
+    ]
+    # Within the hour by default, far from the trading team's expiry alert (22 h).
+    assert alarm["Threshold"] <= 3600 < ServiceConfig().expiry_warning_seconds * 11
+    # Silence for two of three 5-minute periods (no poll) is trouble, not calm.
+    assert alarm["Period"] == 300
+    assert alarm["TreatMissingData"] == "breaching"
+
+
+def test_no_successful_run_for_the_configured_window_alarms(
+    service_json: dict[str, Any], alarms: dict[str, dict[str, Any]]
+) -> None:
+    alarm = _alarm(alarms, "NoSuccessfulRun")
+    machine = _ref(service_json, "AWS::StepFunctions::StateMachine", "ResultsPipeline")
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+        "AWS/States",
+        "ExecutionsSucceeded",
+        "Sum",
+    )
+    assert alarm["Dimensions"] == [{"Name": "StateMachineArn", "Value": machine}]
+    # Every period of the window without a success (none started: no data) breaches.
+    window = alarm["Period"] * alarm["EvaluationPeriods"]
+    assert window == ServiceConfig().no_successful_run_alarm_minutes * 60
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("LessThanThreshold", 1)
+    assert alarm["DatapointsToAlarm"] == alarm["EvaluationPeriods"]
+
+
+def test_runs_never_ready_do_not_page_operations(
+    service_json: dict[str, Any], alarms: dict[str, dict[str, Any]]
+) -> None:
+    """A run the auction platform never answered ends in NEVER_READY_STATE after the state
+    machine alerted the trading team; the failed-runs alarm subtracts those runs, counted from
+    the state machine's own log."""
+    (machine,) = _of_type(service_json, "AWS::StepFunctions::StateMachine").values()
+    definition = "".join(
+        part if isinstance(part, str) else json.dumps(part)
+        for part in machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    )
+    fail_state = f'"{NEVER_READY_STATE}":{{"Type":"Fail","Error":"{NOT_READY_ERROR}"'
+    assert fail_state in definition
+    _, metric_filter = _one(service_json, "AWS::Logs::MetricFilter", "NeverReady")
+    log_config = machine["Properties"]["LoggingConfiguration"]
+    (destination,) = log_config["Destinations"]
+    assert metric_filter["LogGroupName"] == {
+        "Ref": destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    }
+    assert log_config["Level"] == "ALL", "FailStateEntered events are logged"
+    assert metric_filter["FilterPattern"] == (
+        f'{{ ($.type = "FailStateEntered") && ($.details.name = "{NEVER_READY_STATE}") }}'
+    )
+    (transformation,) = metric_filter["MetricTransformations"]
+    assert transformation["MetricName"] == NEVER_READY_METRIC
+
+    alarm = _alarm(alarms, "ExecutionsFailed")
+    (expression,) = [q for q in alarm["Metrics"] if "Expression" in q]
+    assert expression["Expression"] == "FILL(failed, 0) - FILL(never_ready, 0)"
+    metrics = {q["Id"]: q["MetricStat"]["Metric"] for q in alarm["Metrics"] if "MetricStat" in q}
+    assert (metrics["failed"]["Namespace"], metrics["failed"]["MetricName"]) == (
+        "AWS/States",
+        "ExecutionsFailed",
+    )
+    assert metrics["never_ready"]["MetricName"] == NEVER_READY_METRIC
+    assert metrics["never_ready"]["Namespace"] == transformation["MetricNamespace"]
 
 
 def test_api_5xx_alarm_counts_the_apis_server_errors(
@@ -174,7 +297,6 @@ def test_function_alarms_watch_their_function(
 @pytest.mark.parametrize(
     ("alarm_name", "metric"),
     [
-        ("ExecutionsFailed", "ExecutionsFailed"),
         ("ExecutionsTimedOut", "ExecutionsTimedOut"),
         ("ExecutionsAborted", "ExecutionsAborted"),
     ],
@@ -299,11 +421,17 @@ def test_one_dashboard_shows_every_alarm_and_the_services_metrics(
         '"ApproximateNumberOfMessagesVisible"',
         f'"{AUTHORIZER_REFUSALS_METRIC}"',
         f'"{STORE_FAULTS_METRIC}"',
+        f'"{NEVER_READY_METRIC}"',
+        f'"{OLDEST_PENDING_METRIC}"',
         *(f'"{name}"' for name in (*INGEST_METRICS, *PROCESS_METRICS)),
     ):
         assert metric in text, metric
     for function_id in _of_type(service_json, "AWS::Lambda::Function"):
         assert json.dumps({"Ref": function_id}) in text, f"{function_id} not on the dashboard"
+
+
+def test_the_dashboard_graphs_every_outcome_lambda_b_counts() -> None:
+    assert tuple(f"Results{outcome.capitalize()}" for outcome in OUTCOMES) == PROCESS_METRICS
 
 
 def test_the_dashboard_graphs_the_metrics_the_ingest_handler_writes(

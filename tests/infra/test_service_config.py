@@ -26,6 +26,8 @@ CLI_CONTEXT = {
     "entrix:log_retention_days": "7",
     "entrix:authorizer_cache_ttl_seconds": "60",
     "entrix:region": "eu-central-1",
+    "entrix:oldest_pending_alarm_minutes": "30",
+    "entrix:no_successful_run_alarm_minutes": "120",
 }
 
 
@@ -90,6 +92,13 @@ def test_cdk_json_sets_exactly_the_defaults() -> None:
         ("entrix:table_max_write_request_units", "299", "3 x api_burst_limit"),
         ("entrix:table_max_read_request_units", "0", "table_max_read_request_units"),
         ("entrix:cost_alarm_dollars_per_hour", "0", "cost_alarm_dollars_per_hour"),
+        # The orders-not-moving alarms fire before the trading team's expiry alert (22 h), and
+        # CloudWatch evaluates at most a day of 5-minute periods.
+        ("entrix:oldest_pending_alarm_minutes", "10", "oldest_pending_alarm_minutes"),
+        ("entrix:oldest_pending_alarm_minutes", "1320", "less than 1320"),
+        ("entrix:no_successful_run_alarm_minutes", "62", "multiple of 5"),
+        ("entrix:no_successful_run_alarm_minutes", "10", "within 15..1440"),
+        ("entrix:no_successful_run_alarm_minutes", "1445", "within 15..1440"),
         ("entrix:client_limits", "[]", "client_limits: must be a JSON object"),
         ("entrix:client_limits", '{"desk-a": {"rate": 5}}', "rate_limit and/or daily_orders"),
         ("entrix:client_limits", '{"desk-a": {"rate_limit": 0}}', "at least 1"),
@@ -157,3 +166,16 @@ def test_client_limits_come_as_a_json_object_from_cdk_json_or_as_text() -> None:
     for raw in (overrides, json.dumps(overrides)):
         config = ServiceConfig.from_context(App(context={"entrix:client_limits": raw}).node)
         assert json.loads(config.client_limits) == overrides
+
+
+def test_the_orders_not_moving_alarms_follow_their_settings(configured: dict[str, Any]) -> None:
+    alarms = {
+        name: alarm["Properties"]
+        for name in ("OldestPendingOrder", "NoSuccessfulRun")
+        for logical_id, alarm in configured["Resources"].items()
+        if logical_id.startswith(f"Observability{name}") and alarm["Type"].endswith("Alarm")
+    }
+    assert alarms["OldestPendingOrder"]["Threshold"] == 30 * 60
+    no_success = alarms["NoSuccessfulRun"]
+    assert no_success["Period"] * no_success["EvaluationPeriods"] == 120 * 60
+    assert no_success["DatapointsToAlarm"] == no_success["EvaluationPeriods"] == 24

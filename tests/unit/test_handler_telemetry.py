@@ -17,7 +17,7 @@ from entrix.handlers import ingest as ingest_handler
 from tests.support.api_events import api_event
 from tests.support.inject import Fault
 from tests.support.lambda_context import lambda_context
-from tests.support.moto_orders import create_orders_table, put_order
+from tests.support.moto_orders import OWNER, create_orders_table, put_order
 from tests.support.moto_usage import USAGE_TABLE, create_usage_table
 from tests.unit.test_process_handler import aws, counts, event, process  # noqa: F401 (fixtures)
 
@@ -166,3 +166,72 @@ def test_lambda_b_counts_each_outcome_and_logs_with_the_run_id(
     run_2_lines = [r for r in caplog.records if r.name == "entrix.auction.processing"]
     assert len(run_2_lines) >= 2, "the skipped order and the failed store are both logged"
     assert {getattr(r, "correlation_id", None) for r in run_2_lines} == {"run-2"}
+
+
+def _order_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str, str, str, str]]:
+    """Lambda B's per-order lines: (record_id, owner, outcome, reason, run id), in order."""
+    return [
+        (r.record_id, r.owner, r.outcome, r.reason, r.correlation_id)  # type: ignore[attr-defined]
+        for r in caplog.records
+        if r.name == "entrix.handlers.process" and r.getMessage() == "order"
+    ]
+
+
+def test_lambda_b_logs_one_line_per_order_with_its_outcome_reason_and_run(
+    process: ModuleType,  # noqa: F811
+    aws: dict[str, Any],  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for record_id in "abc":
+        put_order(aws["dynamodb"], record_id)
+    first = event(("a", "accepted"), ("b", "rejected"), ("c", "accepted"), ("ghost", "accepted"))
+    with caplog.at_level(logging.INFO, logger="entrix"):
+        process.handler(first, None)
+        process.handler(event(("a", "rejected"), run_id="run-2"), None)
+    assert sorted(_order_lines(caplog)) == [
+        ("a", OWNER, "accepted", "auction_result", "run-1"),
+        ("a", OWNER, "skipped", "processed", "run-2"),
+        ("b", OWNER, "rejected", "auction_result", "run-1"),
+        ("c", OWNER, "accepted", "auction_result", "run-1"),
+        ("ghost", OWNER, "skipped", "not_found", "run-1"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("store", "operation", "code", "status", "result", "reason"),
+    [
+        ("alerts", "PublishBatch", "AuthorizationError", 403, "rejected", "alerts_unavailable"),
+        ("results", "PutObject", "SlowDown", 503, "accepted", "result_store_unavailable"),
+        ("orders", "UpdateItem", "InternalServerError", 500, "accepted", "order_store_unavailable"),
+    ],
+)
+def test_lambda_b_logs_why_it_released_an_order_as_a_warning(
+    process: ModuleType,  # noqa: F811
+    aws: dict[str, Any],  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+    store: str,
+    operation: str,
+    code: str,
+    status: int,
+    result: str,
+    reason: str,
+) -> None:
+    put_order(aws["dynamodb"], "a")
+    Fault(getattr(process.processor(), store)._client, operation, code, status)
+    with caplog.at_level(logging.INFO, logger="entrix"):
+        assert process.handler(event(("a", result)), None)["failed"] == 1
+    assert _order_lines(caplog) == [("a", OWNER, "failed", reason, "run-1")]
+    (line,) = [r for r in caplog.records if r.getMessage() == "order"]
+    assert line.levelno == logging.WARNING
+
+
+def test_an_order_line_names_the_owner_also_of_the_simulators_orders(
+    process: ModuleType,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Random mode's made-up orders belong to `#auction-simulator`, the one owner with a `#`."""
+    with caplog.at_level(logging.INFO, logger="entrix"):
+        process.log_order("#auction-simulator#random-1-000001", "accepted", "auction_result")
+        process.log_order("desk-a#a#b", "accepted", "auction_result")
+    owners = [(r.owner, r.record_id) for r in caplog.records]  # type: ignore[attr-defined]
+    assert owners == [("#auction-simulator", "random-1-000001"), ("desk-a", "a#b")]

@@ -19,6 +19,7 @@ from entrix.auction.batch_item import OrderResult
 from entrix.orders.lifecycle import SHARDS as PENDING_SHARDS
 from entrix.orders.limits import TTL_SECONDS
 from entrix.timestamps import iso_milliseconds
+from tests.support.inject import Fault
 from tests.support.moto_orders import INDEX, TABLE, create_orders_table, put_order
 
 BUCKET = "results-handler-test"
@@ -364,3 +365,57 @@ def test_an_alert_sns_refused_is_logged_and_the_run_goes_on(
     put_order(aws["dynamodb"], "a", received_at=iso_milliseconds(time.time() - 23.5 * 3600))
 
     assert results.handler({"run_id": "run-1"}, None)["order_count"] == 1
+
+
+def _ages(output: str) -> list[float]:
+    return [
+        json.loads(line)["OldestPendingOrderAgeSeconds"][0]
+        for line in output.splitlines()
+        if "OldestPendingOrderAgeSeconds" in line
+    ]
+
+
+def test_every_poll_ready_or_not_writes_the_oldest_pending_orders_age(
+    results: ModuleType,
+    aws: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Measured from the index itself (the oldest of every shard), not from a run's orders: a
+    platform that is never ready, or a run that takes nothing, still shows the age growing."""
+    now = time.time()
+    for hours, record_id in [(1, "a"), (5, "b"), (3, "c"), (2, "d")]:
+        put_order(aws["dynamodb"], record_id, received_at=iso_milliseconds(now - hours * 3600))
+    monkeypatch.setenv(settings.RESULTS_READY_PROBABILITY.name, "0")
+
+    assert results.handler({"run_id": "run-1"}, None) == {"results": False}
+
+    (age,) = _ages(capsys.readouterr().out)
+    assert 5 * 3600 - 60 <= age <= 5 * 3600 + 60
+
+
+def test_no_pending_order_is_an_age_of_zero(
+    results: ModuleType,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    results.handler({"run_id": "run-1"}, None)
+    assert _ages(capsys.readouterr().out) == [0]
+
+
+def test_an_unreadable_index_writes_no_age_and_the_poll_goes_on(
+    results: ModuleType,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No figure: the alarm treats the missing data as breaching. The error names the run."""
+    monkeypatch.setenv(settings.RESULTS_READY_PROBABILITY.name, "0")
+    Fault(results.stores().order_results._client, "Query", "InternalServerError", 500)
+
+    assert results.handler({"run_id": "run-1"}, None) == {"results": False}
+
+    assert _ages(capsys.readouterr().out) == []
+    (error,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "oldest pending" in error.getMessage()
+    assert {getattr(r, "correlation_id", None) for r in caplog.records} == {"run-1"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 
@@ -124,3 +125,15 @@ def test_it_imports_only_the_standard_library() -> None:
 
     assert "entrix" in loaded
     assert set(loaded) - {"entrix", "__main__"} <= set(sys.stdlib_module_names)
+
+
+def test_the_run_logs_its_totals_in_one_line_with_its_id(caplog: pytest.LogCaptureFixture) -> None:
+    event = {"orders": 3, "batches": [{"accepted": 2, "failed": 1}], "run": "run-7"}
+    with caplog.at_level(logging.INFO, logger="entrix"):
+        handler(event, None)
+    (line,) = caplog.records
+    assert line.getMessage() == "run summary"
+    expected = {"orders": 3, "accepted": 2, "rejected": 0, "skipped": 0, "failed": 1}
+    logged = {name: getattr(line, name, None) for name in (*expected, "batches")}
+    assert logged == {**expected, "batches": 1}
+    assert getattr(line, "correlation_id", None) == "run-7"

@@ -35,11 +35,16 @@ starts only when the longest it can take still ends before the deadline (the inv
 less the time kept to release what the run claimed) and before the claims' lease ends. Orders it
 never claimed stay pending untouched; orders it claimed but cannot finish are released.
 
+Every order of the batch comes to one outcome (`accepted`, `rejected`, `skipped`, `failed`) with
+a short reason code (REASONS), told to the processor's `on_order` as it is decided: Lambda B logs
+one line per order from it, which is how an operator traces one order through a run.
+
 The stores are ports (below); `entrix.aws` implements them and the handler wires them.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import threading
@@ -80,6 +85,28 @@ REPLY_MARGIN_SECONDS = 2.0
 # Writes of one object, each refused because another invocation of the batch wrote it since it
 # was read, before its orders are given up (each refusal means the other invocation stored lines).
 STORE_ATTEMPTS = 5
+
+# Why an order came to its outcome: short, stable codes, one log line per order carries one
+# (docs/runbooks.md explains each to whoever traces an order).
+REASONS = {
+    # accepted / rejected: the auction platform's result is stored and recorded.
+    "auction_result": "the auction platform's result, stored and recorded",
+    # skipped: the order is not this run's to process.
+    "not_found": "the order is gone (expired or deleted) since the run read it",
+    "changed": "amended or cancelled since the run took it",
+    "processed": "already recorded by another run",
+    "claimed_elsewhere": "another run holds its claim",
+    "claim_refused": "amended, cancelled or taken by another run before this run's claim",
+    "taken_over": "its result is stored but another run took it over before it was recorded",
+    # failed: released (or left pending) for the next run.
+    "no_time": "the invocation's time or the claim's lease ran out before its next step",
+    "order_store_unavailable": "the orders table did not answer",
+    "result_store_unavailable": "S3 did not answer (results or rejections object)",
+    "object_contended": "its object changed under every write (another invocation of the batch)",
+    "alerts_unavailable": "its rejection alert was not published",
+}
+# Told each order's key, outcome and reason.
+OrderSink = Callable[[str, str, str], None]
 
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")
@@ -143,6 +170,8 @@ class BatchProcessor:
     lease_seconds: int
     longest_call_seconds: float = 0.0
     monotonic: Callable[[], float] = time.monotonic
+    # Told each order's outcome and reason as it is decided (Lambda B logs it).
+    on_order: OrderSink | None = None
 
     def process(
         self, batch: ResultsBatch, clock: float, remaining_seconds: float | None = None
@@ -198,12 +227,19 @@ class _Object:
 
 def _parallel(call: Callable[[_In], _Out], items: Sequence[_In]) -> list[_Out]:
     """`call` on each item, up to PARALLEL_CALLS at once, results in order. The pool's threads
-    are named after the caller's, so the logs (and tests) tell the batches' calls apart."""
+    are named after the caller's, so the logs (and tests) tell the batches' calls apart, and
+    each call runs in a copy of the caller's context, so its log lines carry the run's
+    correlation id (entrix.telemetry.correlated) as the caller's do."""
     if len(items) <= 1:
         return [call(item) for item in items]
     prefix = threading.current_thread().name
+    caller = contextvars.copy_context()
+
+    def in_caller_context(item: _In) -> _Out:
+        return caller.copy().run(call, item)
+
     with ThreadPoolExecutor(min(PARALLEL_CALLS, len(items)), thread_name_prefix=prefix) as pool:
-        return list(pool.map(call, items))
+        return list(pool.map(in_caller_context, items))
 
 
 def _plain_number(value: int | Decimal) -> int | float:
@@ -228,6 +264,7 @@ class _BatchRun:
         remaining_seconds: float | None,
     ) -> None:
         self.processor = processor
+        self.on_order = processor.on_order
         self.batch = batch
         self.clock = clock
         self.now = math.floor(clock)
@@ -246,6 +283,7 @@ class _BatchRun:
             Status.REJECTED.value: batch_rejections_key(batch.results_key),
         }
         self.counts: Counter[str] = Counter(no_outcomes())
+        self.order_lock = threading.Lock()
         self.left_pending = 0
         # Orders skipped because another run has (or had) them, or they changed: logged once.
         self.left_alone = 0
@@ -295,22 +333,33 @@ class _BatchRun:
         wanted = []
         for position, order in orders:
             item = current.get(order.order_key)
-            if item is None or self._taken(item, order):
-                self._skip(order)
+            reason = "not_found" if item is None else self._taken(item, order)
+            if reason is not None:
+                self._skip(order, reason)
             else:
                 wanted.append((position, order))
         return wanted
 
-    def _taken(self, item: Mapping[str, Any], order: OrderResult) -> bool:
+    def _taken(self, item: Mapping[str, Any], order: OrderResult) -> str | None:
+        """Why another run has (or had) the order, or it changed since; None: it is this run's."""
         run_id = self.batch.run_id
         if item.get("version") != order.version:
-            return True
+            return "changed"
         if item.get("result_status") != "pending":
-            return item.get("result_run_id") != run_id
+            return "processed" if item.get("result_run_id") != run_id else None
         claimed_by = item.get("claimed_by")
-        return claimed_by not in (None, run_id) and item.get("claim_expires_at", 0) >= self.now
+        if claimed_by not in (None, run_id) and item.get("claim_expires_at", 0) >= self.now:
+            return "claimed_elsewhere"
+        return None
 
-    def _skip(self, order: OrderResult) -> None:
+    def _note(self, order: OrderResult, outcome: str, reason: str) -> None:
+        """Tell the caller the order's outcome (from any of the batch's threads)."""
+        if self.on_order is not None:
+            with self.order_lock:
+                self.on_order(order.order_key, outcome, reason)
+
+    def _skip(self, order: OrderResult, reason: str) -> None:
+        self._note(order, "skipped", reason)
         self.left_alone += 1
         if len(self.left_alone_examples) < SKIPPED_LOGGED:
             self.left_alone_examples.append(order.order_key)
@@ -332,7 +381,7 @@ class _BatchRun:
         def claim(entry: tuple[int, OrderResult]) -> tuple[Mapping[str, Any], bool] | str:
             _, order = entry
             if not self.fits():
-                return "not claimed"
+                return "no_time"
             try:
                 item = self.processor.orders.claim(
                     order.order_key,
@@ -344,15 +393,17 @@ class _BatchRun:
                 )
             except OrderStoreUnavailable as error:
                 logger.error("OrderStoreUnavailable: %s", error)
-                return "not claimed"
-            return "skipped" if item is None else item
+                return "order_store_unavailable"
+            return "claim_refused" if item is None else item
 
         claimed = []
         for (position, order), item in zip(orders, _parallel(claim, orders), strict=True):
-            if item == "not claimed":
+            if item in ("no_time", "order_store_unavailable"):
+                assert isinstance(item, str)
+                self._note(order, "failed", item)
                 self.left_pending += 1
-            elif item == "skipped":
-                self._skip(order)
+            elif item == "claim_refused":
+                self._skip(order, item)
             else:
                 assert not isinstance(item, str)
                 taken, named_now = item
@@ -381,7 +432,7 @@ class _BatchRun:
         if not elsewhere:
             return claimed
         if not self.fits():
-            self._give_up(claimed)
+            self._give_up(claimed, "no_time")
             return []
         keys = sorted({str(c.item["stored_in"]) for c in elsewhere})
         read: dict[str, _Object | None] = {}
@@ -391,7 +442,7 @@ class _BatchRun:
         for order in elsewhere:
             earlier = read[str(order.item["stored_in"])]
             if earlier is None:
-                self._give_up([order])
+                self._give_up([order], "result_store_unavailable")
             elif (line := earlier.by_order.get(order.identity)) is not None:
                 logger.warning(
                     "order %r: run %s stored its line in %s; run %s records that result",
@@ -417,9 +468,9 @@ class _BatchRun:
     def _move(self, orders: list[_Claimed]) -> list[_Claimed]:
         """Name this run's object on each order; the orders moved."""
 
-        def move(order: _Claimed) -> bool | None:
+        def move(order: _Claimed) -> bool | str:
             if not self.fits():
-                return None
+                return "no_time"
             try:
                 return self.processor.orders.move_stored_in(
                     order.order.order_key,
@@ -429,17 +480,17 @@ class _BatchRun:
                 )
             except OrderStoreUnavailable as error:
                 logger.error("OrderStoreUnavailable: %s", error)
-                return None
+                return "order_store_unavailable"
 
         moved = []
         for order, outcome in zip(orders, _parallel(move, orders), strict=True):
-            if outcome is None:
-                self._give_up([order])
+            if isinstance(outcome, str):
+                self._give_up([order], outcome)
             elif outcome:
                 order.nothing_written = True  # no invocation wrote it here before the move
                 moved.append(order)
             else:
-                self._skip(order.order)
+                self._skip(order.order, "claimed_elsewhere")
         return moved
 
     # --- store, alert, record ----------------------------------------------------------------
@@ -453,7 +504,7 @@ class _BatchRun:
         if not by_key:
             return claimed
         if not self.fits():
-            self._give_up(claimed)
+            self._give_up(claimed, "no_time")
             return []
         _parallel(self._store_object, list(by_key.items()))
         return [order for order in claimed if order.result is not None]
@@ -467,13 +518,13 @@ class _BatchRun:
                 existing = self._object(key, again=attempt > 0)
             except ResultStoreUnavailable as error:
                 logger.error("ResultStoreUnavailable: %s", error)
-                self._give_up(new)
+                self._give_up(new, "result_store_unavailable")
                 return
             new = self._not_stored_in(existing, new)
             if not new:
                 return
             if not self.fits():
-                self._give_up(new)
+                self._give_up(new, "no_time")
                 return
             status, run_id = new[0].order.status.value, self.batch.run_id
             lines = [
@@ -492,6 +543,8 @@ class _BatchRun:
             except ResultStoreUnavailable as error:
                 logger.error("ResultStoreUnavailable: %s", error)
                 written_nowhere = None if error.maybe_written else key
+                for order in new:
+                    self._note(order.order, "failed", "result_store_unavailable")
                 with self.objects_lock:
                     self.unfinished.extend((order, written_nowhere) for order in new)
                 return
@@ -501,7 +554,7 @@ class _BatchRun:
         logger.error(
             "%s changed under each of run %s's %d writes", key, self.batch.run_id, attempt + 1
         )
-        self._give_up(new)
+        self._give_up(new, "object_contended")
 
     @staticmethod
     def _not_stored_in(existing: _Object, orders: list[_Claimed]) -> list[_Claimed]:
@@ -523,7 +576,7 @@ class _BatchRun:
         if not rejected:
             return ready
         if not self.fits():
-            self._give_up(rejected)
+            self._give_up(rejected, "no_time")
             return [order for order in ready if order not in rejected]
         alerts = []
         for order in rejected:
@@ -533,7 +586,7 @@ class _BatchRun:
         not_published = {rejected[position] for position in self.processor.alerts.publish(alerts)}
         if not_published:
             logger.error("AlertsUnavailable: %d rejection alerts not published", len(not_published))
-            self._give_up(not_published)
+            self._give_up(not_published, "alerts_unavailable")
         return [order for order in ready if order not in not_published]
 
     def _record(self, ready: list[_Claimed]) -> None:
@@ -541,7 +594,7 @@ class _BatchRun:
             result = order.result
             assert result is not None
             if not self.fits():
-                return "not recorded"
+                return "no_time"
             try:
                 return self.processor.orders.record(
                     order.order.order_key,
@@ -554,12 +607,12 @@ class _BatchRun:
                 )
             except OrderStoreUnavailable as error:
                 logger.error("OrderStoreUnavailable: %s", error)
-                return "not recorded"
+                return "order_store_unavailable"
 
         for order, recorded in zip(ready, _parallel(record, ready), strict=True):
             assert order.result is not None
-            if recorded == "not recorded":
-                self._give_up([order])
+            if isinstance(recorded, str):
+                self._give_up([order], recorded)
             elif recorded is None:
                 logger.error(
                     "order %r: its %s result is stored, but run %s no longer holds version %s, "
@@ -569,8 +622,10 @@ class _BatchRun:
                     self.batch.run_id,
                     order.order.version,
                 )
+                self._note(order.order, "skipped", "taken_over")
                 self.counts["skipped"] += 1
             else:
+                self._note(order.order, order.result.status, "auction_result")
                 self.counts[order.result.status] += 1
                 if order.result.status == "rejected":
                     example = {
@@ -582,9 +637,13 @@ class _BatchRun:
 
     # --- what the run could not finish --------------------------------------------------------
 
-    def _give_up(self, orders: Iterable[_Claimed]) -> None:
-        """Release these orders at the end; `stored_in` stays unless no line of the order can
-        be stored (none was written, or the object was read without it and no put followed)."""
+    def _give_up(self, orders: Iterable[_Claimed], reason: str) -> None:
+        """Release these orders at the end (`failed`, for `reason`); `stored_in` stays unless no
+        line of the order can be stored (none was written, or the object was read without it
+        and no put followed)."""
+        orders = list(orders)
+        for order in orders:
+            self._note(order.order, "failed", reason)
         with self.objects_lock:
             self.unfinished.extend(
                 (order, order.key if order.nothing_written and order.result is None else None)

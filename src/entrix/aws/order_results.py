@@ -83,6 +83,27 @@ class OrderResults:
         for _, order in heapq.merge(*shards, key=lambda entry: entry[0]):
             yield order
 
+    def oldest_pending(self, index_name: str) -> PendingOrder | None:
+        """The order waiting longest for a result (None: none waits): one item from each
+        shard's query, a read of a few units whatever the backlog."""
+        oldest: PendingOrder | None = None
+        for shard in pending_shards():
+            try:
+                items = self._client.query(
+                    TableName=self._table_name,
+                    IndexName=index_name,
+                    KeyConditionExpression="pending_shard = :shard",
+                    ExpressionAttributeValues={":shard": {"S": shard}},
+                    Limit=1,
+                )["Items"]
+            except (ClientError, BotoCoreError) as error:
+                raise OrderStoreUnavailable(f"reading pending orders failed: {error}") from error
+            for keys in items:
+                order = PendingOrder(order_key=keys["order_key"]["S"], version=keys["version"]["S"])
+                if oldest is None or order.version < oldest.version:
+                    oldest = order
+        return oldest
+
     def _pending_in(self, index_name: str, shard: str) -> Iterator[tuple[str, PendingOrder]]:
         """One shard's waiting orders with their version, oldest first. The index projects the
         keys only: the order's key and version are all a run needs."""

@@ -14,8 +14,13 @@ payload:
 
 (`order_count` 0 and no `batches_key` when no order is waiting.) A run takes at most
 MAX_ORDERS_PER_RUN orders, the oldest first; the rest wait for the next run. A run that takes
-orders within EXPIRY_WARNING_SECONDS of their expiry publishes one `expiring` alert, and every
-ready run writes the oldest taken order's age as a metric (entrix.auction.expiry).
+orders within EXPIRY_WARNING_SECONDS of their expiry publishes one `expiring` alert.
+
+Every poll, ready or not, first writes the age of the order waiting longest for a result as a
+metric (OldestPendingOrderAgeSeconds, from its own one-item read of each index shard, not from
+the run's orders): the operations alarm on it sees orders stop moving whatever the run does, and
+sees the measurement stop when no run starts. Every line it logs carries the run's id
+(`correlation_id`).
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from entrix.aws.orders_table import OrdersTable
 from entrix.aws.results_store import ResultsStore
 from entrix.orders import lifecycle
 from entrix.orders.intake import Receipt
-from entrix.telemetry import publish
+from entrix.telemetry import correlated, publish
 
 logger = logging.getLogger(__name__)
 
@@ -113,12 +118,23 @@ def _pending(platform: AuctionPlatform, run_id: str, max_orders: int) -> Iterabl
     return itertools.islice(stores().order_results.pending_orders(index_name), max_orders)
 
 
+def _publish_oldest_pending() -> None:
+    """The age of the order waiting longest for a result, as a metric. A failed read is logged,
+    not raised: the poll goes on, and the alarm treats the missing figure as breaching."""
+    try:
+        oldest = stores().order_results.oldest_pending(settings.ORDERS_PENDING_INDEX_NAME.read())
+    except OrderStoreUnavailable as error:
+        logger.error("the oldest pending order's age is not measured: %s", error)
+        return
+    age = expiry.oldest_age_seconds([] if oldest is None else [oldest], time.time())
+    publish("results", OldestPendingOrderAgeSeconds=age)
+
+
 def _warn_of_expiring(pending: list[PendingOrder], run_id: str) -> None:
-    """The oldest taken order's age as a metric, and one alert to the trading team when the run
-    takes orders within EXPIRY_WARNING_SECONDS of their expiry (they waited almost a day). A
-    failed publish is logged, not raised: the run goes on and the next one alerts again."""
+    """One alert to the trading team when the run takes orders within EXPIRY_WARNING_SECONDS of
+    their expiry (they waited almost a day). A failed publish is logged, not raised: the run
+    goes on and the next one alerts again."""
     now = time.time()
-    publish("results", OldestPendingOrderAgeSeconds=expiry.oldest_age_seconds(pending, now))
     alert = expiry.expiring_alert(pending, run_id, now, settings.EXPIRY_WARNING_SECONDS.read())
     if alert is None:
         return
@@ -128,6 +144,14 @@ def _warn_of_expiring(pending: list[PendingOrder], run_id: str) -> None:
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    run_id = str((event or {}).get("run_id") or time.time_ns())
+    with correlated(run_id):
+        _publish_oldest_pending()
+        return _poll(run_id)
+
+
+def _poll(run_id: str) -> dict[str, Any]:
+    """Not ready, or the run's results written in batches (the module's docstring)."""
     platform = AuctionPlatform(
         random_source, ready_probability=settings.RESULTS_READY_PROBABILITY.read()
     )
@@ -135,7 +159,6 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         logger.info("auction results not ready yet")
         return {"results": False}
 
-    run_id = str((event or {}).get("run_id") or time.time_ns())
     max_orders = settings.MAX_ORDERS_PER_RUN.read()
     pending = list(_pending(platform, run_id, max_orders))
     _warn_of_expiring(pending, run_id)

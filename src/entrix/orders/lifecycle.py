@@ -54,6 +54,13 @@ def order_key(owner: str, record_id: str) -> str:
     return f"{owner}{_KEY_SEPARATOR}{record_id}"
 
 
+def owner_and_record_id(key: str) -> tuple[str, str]:
+    """The owner and record id of table key `key` (the simulator's owner starts with `#`, no
+    other owner holds one: the first `#` after the first character ends the owner)."""
+    cut = key.index(_KEY_SEPARATOR, 1)
+    return key[:cut], key[cut + 1 :]
+
+
 def _shard(text: str) -> str:
     digest = hashlib.sha256(text.encode("utf-8")).digest()
     return f"{int.from_bytes(digest[:4], 'big') % SHARDS:02d}"
