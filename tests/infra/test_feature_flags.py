@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import tarfile
-from importlib import metadata
+from pathlib import Path
 from typing import Any
 
+import aws_cdk
 import pytest
 from aws_cdk import App, Environment
 from aws_cdk.assertions import Template
@@ -35,10 +36,8 @@ EXCEPTIONS: dict[str, str] = {}
 def recommended_flags() -> dict[str, Any]:
     """The flags and values the installed aws-cdk-lib recommends (what `cdk init` writes): read
     from the jsii assembly the Python package ships, so they follow the version uv.lock pins."""
-    (assembly,) = [
-        path for path in metadata.files("aws-cdk-lib") or [] if path.name.endswith(".jsii.tgz")
-    ]
-    with tarfile.open(assembly.locate()) as archive:
+    (assembly,) = (Path(aws_cdk.__file__).parent / "_jsii").glob("aws-cdk-lib@*.jsii.tgz")
+    with tarfile.open(assembly) as archive:
         member = archive.extractfile(RECOMMENDED_FLAGS)
         assert member is not None, f"{assembly.name} has no {RECOMMENDED_FLAGS}"
         flags: dict[str, Any] = json.load(member)
