@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, App, CfnElement, Stack, Validations
+from aws_cdk import Acknowledgment, App, CfnElement, Stack, Token, Validations
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
@@ -29,3 +29,11 @@ def logical_id(construct: IConstruct) -> str:
     if not isinstance(resource, CfnElement):
         raise TypeError(f"{construct.node.path} has no CloudFormation resource of its own")
     return Stack.of(construct).get_logical_id(resource)
+
+
+def partition(scope: IConstruct) -> str:
+    """The partition of an ARN CDK builds from the stack's, as a finding names it: `aws` when
+    CDK writes it literally (@aws-cdk/core:enablePartitionLiterals, stack in a known region),
+    else the placeholder."""
+    value = Stack.of(scope).partition
+    return "<AWS::Partition>" if Token.is_unresolved(value) else value

@@ -36,7 +36,7 @@ from entrix.auction.outcomes import no_outcomes
 from entrix.auction.results import CRASHED_BATCH_TEXT, NOT_READY_TEXT
 from entrix.aws.alerts import ATTRIBUTES
 from infra.config import ServiceConfig
-from infra.nag import acknowledge, logical_id
+from infra.nag import acknowledge, logical_id, partition
 
 # The Lambda service's own transient errors: the only ones retried for Lambda B and the summary
 # (Lambda B handles its store faults order by order); Lambda A also retries its store errors.
@@ -359,7 +359,7 @@ def _acknowledge_findings(
         {"Fn::Select": [6, {"Fn::Split": [":", {"Ref": logical_id(machine)}]}]},
         separators=(",", ":"),
     )
-    executions = f"arn:<AWS::Partition>:states:{region}:{account}:execution:{machine_name}"
+    executions = f"arn:{partition(machine)}:states:{region}:{account}:execution:{machine_name}"
     for resource in (f"{executions}:*", f"{executions}/{BATCHES_LABEL}:*"):
         acknowledge(
             machine.node.find_child("DistributedMapPolicy"),

@@ -33,7 +33,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct, IConstruct
 
 from infra.config import DeliveryConfig, ServiceConfig
-from infra.nag import acknowledge, logical_id
+from infra.nag import acknowledge, logical_id, partition
 from infra.stacks.account_settings import AccountSettingsStack
 from infra.stacks.service import ServiceStack
 
@@ -393,8 +393,8 @@ class DeliveryStack(Stack):
 
         # cdk-nag prints a configured account as digits, an env-agnostic one as a placeholder.
         account = "<AWS::AccountId>" if Token.is_unresolved(self.account) else self.account
-        logs_arn = f"<AWS::Partition>:logs:{self.region}:{account}"
-        reports_arn = f"<AWS::Partition>:codebuild:{self.region}:{account}"
+        logs_arn = f"{partition(self)}:logs:{self.region}:{account}"
+        reports_arn = f"{partition(self)}:codebuild:{self.region}:{account}"
         unused_logs = (
             "CodeBuild's default grant on its default log group /aws/codebuild/<project>; the "
             "projects log to BuildLogs (with a retention) instead, so the grant is never used, "
@@ -535,16 +535,18 @@ class DeliveryStack(Stack):
             name = self.resolve(bucket.bucket_name)
             self._acknowledge(
                 pipeline.role,
-                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{name}/*]",
+                f"AwsSolutions-IAM5[Resource::arn:{partition(self)}:s3:::{name}/*]",
                 name,
                 "The pipeline copies artifacts into its replication bucket in the stage's "
                 "region; object keys change with every execution.",
             )
         if pipeline.cross_region_support:
+            # Not `"Resource": "*"`: @aws-cdk/aws-iam:minimizePolicies merges this statement
+            # with the artifact key's (same actions), so "*" is one of its resources.
             self._acknowledge(
                 pipeline.role,
                 "AwsSolutions-IAM5[Resource::*]",
-                '"Resource": "*"',
+                '"*"',
                 "KMS use of the replication buckets' keys: they live in support stacks of other "
                 "regions and are referenced by alias, so their ARNs are unknown to this stack.",
             )
