@@ -25,6 +25,13 @@ DELIVERY_STACK = "EntrixDelivery"
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 
 
+def cdk_json_context() -> dict[str, Any]:
+    """cdk.json's context: the `entrix:*` settings and CDK's feature flags, which every synth
+    (tests included) starts from, so that no test synthesizes a template that would not deploy."""
+    context: dict[str, Any] = json.loads(CDK_JSON.read_text()).get("context", {})
+    return context
+
+
 def build_app(
     context: Mapping[str, Any] | None = None, outdir: str | None = None, *, nag: bool = True
 ) -> App:
@@ -34,9 +41,8 @@ def build_app(
     CDK CLI (which still overrides them with its own context and `-c` values); `context` is
     applied on top.
     """
-    defaults = json.loads(CDK_JSON.read_text()).get("context", {})
     app = App(
-        context={**defaults, **(context or {})},
+        context={**cdk_json_context(), **(context or {})},
         outdir=outdir or os.environ.get("CDK_OUTDIR", "cdk.out"),
     )
     config = ServiceConfig.from_context(app.node)

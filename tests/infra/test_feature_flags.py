@@ -21,7 +21,7 @@ import pytest
 from aws_cdk import App, Environment
 from aws_cdk.assertions import Template
 
-from infra.app import CDK_JSON, SERVICE_STACK
+from infra.app import SERVICE_STACK, cdk_json_context
 from infra.config import ServiceConfig
 from infra.stacks.service import ServiceStack
 from tests.infra.conftest import NO_BUNDLING
@@ -47,11 +47,6 @@ def recommended_flags() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def recommended() -> dict[str, Any]:
     return recommended_flags()
-
-
-def cdk_json_context() -> dict[str, Any]:
-    context: dict[str, Any] = json.loads(CDK_JSON.read_text())["context"]
-    return context
 
 
 def test_cdk_json_sets_every_recommended_flag(recommended: dict[str, Any]) -> None:

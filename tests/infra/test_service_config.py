@@ -11,7 +11,7 @@ from aws_cdk import App
 from aws_cdk.assertions import Template
 
 from entrix import settings
-from infra.app import CDK_JSON
+from infra.app import CDK_JSON, cdk_json_context
 from infra.config import CONTEXT_PREFIX, ServiceConfig
 from infra.stacks.service import ServiceStack
 
@@ -33,7 +33,7 @@ CLI_CONTEXT = {
 
 @pytest.fixture(scope="module")
 def configured() -> dict[str, Any]:
-    app = App(context={**CLI_CONTEXT, "aws:cdk:bundling-stacks": []})
+    app = App(context={**cdk_json_context(), **CLI_CONTEXT, "aws:cdk:bundling-stacks": []})
     stack = ServiceStack(app, "Configured", config=ServiceConfig.from_context(app.node))
     return Template.from_stack(stack).to_json()
 

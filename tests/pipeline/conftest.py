@@ -44,13 +44,14 @@ BATCH_MAX_ORDERS = 2
 def pipeline_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from aws_cdk import App, Environment, Stack
 
+    from infra.app import cdk_json_context
     from infra.config import ServiceConfig
     from infra.constructs.lambda_code import python_layer
     from infra.constructs.orders_table import orders_table
     from infra.constructs.results_pipeline import ResultsPipeline
 
     app = App(
-        context={"aws:cdk:bundling-stacks": []},
+        context={**cdk_json_context(), "aws:cdk:bundling-stacks": []},
         outdir=str(tmp_path_factory.mktemp("cdk.out")),
     )
     stack = Stack(app, STACK, env=Environment(region=REGION))
