@@ -35,6 +35,7 @@ from constructs import Construct, IConstruct
 from infra.config import DeliveryConfig, ServiceConfig
 from infra.nag import acknowledge, logical_id
 from infra.stacks.account_settings import AccountSettingsStack
+from infra.constructs.verification_probe import PROBE_ALARM
 from infra.stacks.service import ServiceStack
 
 # CodeBuild's Ubuntu 22.04 standard image. The synth step picks Python 3.11 (the project's
@@ -53,6 +54,18 @@ BUILD_CACHE_PATHS = ["/root/.cache/uv/**/*", "/root/.npm/**/*"]
 CDK_CLI_VERSION: str = json.loads(
     (Path(__file__).resolve().parents[2] / "package.json").read_text()
 )["devDependencies"]["aws-cdk"]
+
+# `entrix verify`'s mode per stage: Dev runs the end-to-end checks (an order through the
+# auction, alerts published, runs started); Prod only what changes nothing a trader or the
+# on-call engineer sees (entrix.verify_command).
+VERIFY_MODES = {"Dev": "full", "Prod": "quiet"}
+# The verify step installs entrix and its runtime dependencies only, from uv.lock (`--frozen`:
+# the lock as committed, never re-resolved), with the uv the Makefile pins.
+VERIFY_INSTALL_COMMANDS = [
+    "make .tools/bin/uv",
+    "UV_PYTHON_DOWNLOADS=never .tools/bin/uv sync --frozen --no-default-groups --python python3",
+]
+VERIFY_ENTRIX = ".venv/bin/entrix"
 
 PIPELINE_NAME = "entrix-delivery"
 # Build logs are for diagnosing a failed run; older runs are rebuilt from git, not from logs.
@@ -215,61 +228,75 @@ class DeliveryStack(Stack):
         self, stage: ServiceStage, config: ServiceConfig, source: pipelines.IFileSetProducer
     ) -> list[pipelines.Step]:
         """The smoke test, then, for a stage in the pipeline's own account (where its CodeBuild
-        role can reach the stage's resources), `entrix verify`: alarms, alerts, the API and the
-        pipeline, driven for real. A stage in another account gets the smoke test only; run
-        `entrix verify` there with that account's credentials (docs/delivery.md)."""
+        role can reach the stage's resources), `entrix verify` in the stage's mode (VERIFY_MODES).
+        A stage in another account gets the smoke test only; run `entrix verify` there with that
+        account's credentials (docs/delivery.md)."""
         smoke = self._smoke_test(stage)
         if config.account not in (None, self.config.account):
             return [smoke]
-        verify = self._verify_step(stage.service, source)
+        verify = self._verify_step(stage.service, VERIFY_MODES[stage.node.id], source)
         self.verified_stacks.append((stage.node.id, stage.service.stack_name, stage.service.region))
         verify.add_step_dependency(smoke)
         return [smoke, verify]
 
     def _verify_step(
-        self, service: ServiceStack, source: pipelines.IFileSetProducer
+        self, service: ServiceStack, mode: str, source: pipelines.IFileSetProducer
     ) -> pipelines.CodeBuildStep:
-        """`entrix verify --stack <stage stack>` with just the permissions its checks use."""
+        """`entrix verify --stack <stage stack> --mode <mode>`, installed from uv.lock, with just
+        the permissions that mode's checks use, on that one stack's resources."""
         name, region = service.stack_name, service.region
 
         def arn(service: str, resource: str) -> str:
             return f"arn:{Aws.PARTITION}:{service}:{region}:{self.account}:{resource}"
 
-        return pipelines.CodeBuildStep(
-            "VerifyDeploy",
-            input=source,
-            install_commands=["pip install --quiet ."],
-            commands=[f"entrix verify --stack {name} --region {region}"],
-            partial_build_spec=codebuild.BuildSpec.from_object(
-                {"phases": {"install": {"runtime-versions": {"python": BUILD_RUNTIMES["python"]}}}}
+        # CloudFormation tags every resource that takes tags with its stack's name: the state
+        # machine's generated name does not start with the stack's.
+        this_stack = {"StringEquals": {"aws:ResourceTag/aws:cloudformation:stack-name": name}}
+        statements = [
+            iam.PolicyStatement(
+                actions=["cloudformation:DescribeStacks"],
+                resources=[arn(service="cloudformation", resource=f"stack/{name}/*")],
             ),
-            # A run polls for up to 5 minutes before results are ready; allow for two.
-            timeout=Duration.minutes(30),
-            role_policy_statements=[
+            # The authorizer's settings name the signing key, which signs the token of the
+            # verify's own subject (the `order-read` check needs an authorized request).
+            iam.PolicyStatement(
+                actions=["lambda:GetFunctionConfiguration"],
+                resources=[arn(service="lambda", resource=f"function:{name}-*")],
+            ),
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[arn(service="secretsmanager", resource="secret:*")],
+                conditions={
+                    "StringEquals": {
+                        "secretsmanager:ResourceTag/aws:cloudformation:stack-name": name
+                    }
+                },
+            ),
+            iam.PolicyStatement(
+                actions=["cloudwatch:DescribeAlarms"],
+                resources=[arn(service="cloudwatch", resource=f"alarm:{name}-*")],
+            ),
+            # Only the probe alarm, whose topic pages nobody, is ever set.
+            iam.PolicyStatement(
+                actions=["cloudwatch:SetAlarmState", "cloudwatch:DescribeAlarmHistory"],
+                resources=[arn(service="cloudwatch", resource=f"alarm:{name}-{PROBE_ALARM}")],
+            ),
+            iam.PolicyStatement(
+                actions=["sns:GetTopicAttributes"],
+                resources=[arn(service="sns", resource=f"{name}-*")],
+            ),
+            iam.PolicyStatement(
+                actions=["states:DescribeStateMachine"],
+                resources=[arn(service="states", resource="stateMachine:*")],
+                conditions=this_stack,
+            ),
+        ]
+        if mode == "full":
+            statements += [
                 iam.PolicyStatement(
-                    actions=["cloudformation:DescribeStacks"],
-                    resources=[arn(service="cloudformation", resource=f"stack/{name}/*")],
-                ),
-                iam.PolicyStatement(
-                    actions=["lambda:GetFunctionConfiguration"],
-                    resources=[arn(service="lambda", resource=f"function:{name}-*")],
-                ),
-                iam.PolicyStatement(
-                    actions=["secretsmanager:GetSecretValue"],
-                    resources=[arn(service="secretsmanager", resource="secret:*")],
-                    conditions={
-                        "StringEquals": {
-                            "secretsmanager:ResourceTag/aws:cloudformation:stack-name": name
-                        }
-                    },
-                ),
-                iam.PolicyStatement(
-                    actions=["cloudwatch:SetAlarmState", "cloudwatch:DescribeAlarmHistory"],
-                    resources=[arn(service="cloudwatch", resource=f"alarm:{name}-*")],
-                ),
-                iam.PolicyStatement(
-                    actions=["states:DescribeStateMachine", "states:StartExecution"],
+                    actions=["states:StartExecution"],
                     resources=[arn(service="states", resource="stateMachine:*")],
+                    conditions=this_stack,
                 ),
                 iam.PolicyStatement(
                     actions=["states:DescribeExecution"],
@@ -281,7 +308,18 @@ class DeliveryStack(Stack):
                     resources=[f"arn:{Aws.PARTITION}:iam::{self.account}:role/{name}-*"],
                     conditions={"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}},
                 ),
-            ],
+            ]
+        return pipelines.CodeBuildStep(
+            "VerifyDeploy",
+            input=source,
+            install_commands=VERIFY_INSTALL_COMMANDS,
+            commands=[f"{VERIFY_ENTRIX} verify --stack {name} --region {region} --mode {mode}"],
+            partial_build_spec=codebuild.BuildSpec.from_object(
+                {"phases": {"install": {"runtime-versions": {"python": BUILD_RUNTIMES["python"]}}}}
+            ),
+            # A run polls for up to 5 minutes before results are ready; allow for two.
+            timeout=Duration.minutes(30),
+            role_policy_statements=statements,
         )
 
     @staticmethod
@@ -472,9 +510,8 @@ class DeliveryStack(Stack):
             ]
             where = f"arn:<AWS::Partition>:{{}}:{region}:{account}:{{}}"
             named = (
-                f"entrix verify drives the resources of stack {stack_name}, whose names "
-                "CloudFormation generates with the stack's name as prefix; PassRole is limited "
-                "to Step Functions."
+                f"entrix verify reads the resources of stack {stack_name}, whose names "
+                "CloudFormation generates with the stack's name as prefix."
             )
             findings = {
                 where.format("cloudformation", f"stack/{stack_name}/*"): (
@@ -487,12 +524,9 @@ class DeliveryStack(Stack):
                 ),
                 where.format("cloudwatch", f"alarm:{stack_name}-*"): (
                     f":alarm:{stack_name}-*",
-                    named,
+                    named + " DescribeAlarms only; SetAlarmState names the probe alarm.",
                 ),
-                f"arn:<AWS::Partition>:iam::{account}:role/{stack_name}-*": (
-                    f":role/{stack_name}-*",
-                    named,
-                ),
+                where.format("sns", f"{stack_name}-*"): (f":sns:{region}:", named),
                 where.format("secretsmanager", "secret:*"): (
                     ":secret:*",
                     "GetSecretValue only on secrets CloudFormation tagged with the stage's "
@@ -500,20 +534,29 @@ class DeliveryStack(Stack):
                 ),
                 where.format("states", "stateMachine:*"): (
                     ":stateMachine:*",
-                    "Describe and start the stage's results state machine, whose name "
-                    "CloudFormation generates without the stack's name.",
-                ),
-                where.format("states", "execution:*"): (
-                    ":execution:*",
-                    "DescribeExecution of the runs entrix verify starts; execution names are "
-                    "made at run time.",
-                ),
-                "*": (
-                    '"Resource": "*"',
-                    "states:TestState has no resource-level permissions; the role a test runs "
-                    "with is limited by the PassRole statement to the stage's own roles.",
+                    "Only the state machine CloudFormation tagged with the stage's stack name "
+                    "(condition on aws:cloudformation:stack-name); its generated name does not "
+                    "start with the stack's.",
                 ),
             }
+            if VERIFY_MODES[stage_id] == "full":
+                findings |= {
+                    f"arn:<AWS::Partition>:iam::{account}:role/{stack_name}-*": (
+                        f":role/{stack_name}-*",
+                        named + " PassRole is limited to Step Functions.",
+                    ),
+                    where.format("states", "execution:*"): (
+                        ":execution:*",
+                        "DescribeExecution of the runs entrix verify starts; execution names "
+                        "are made at run time.",
+                    ),
+                    "*": (
+                        '"Resource": "*"',
+                        "states:TestState has no resource-level permissions; the role a test "
+                        "runs with is limited by the PassRole statement to the stage's own "
+                        "roles.",
+                    ),
+                }
             for resource, (marker, reason) in findings.items():
                 self._acknowledge(
                     project, f"AwsSolutions-IAM5[Resource::{resource}]", marker, reason

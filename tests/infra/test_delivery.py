@@ -223,55 +223,106 @@ def test_dev_deploys_on_every_push_and_prod_waits_for_approval(shipped: Built) -
     assert stack_names == {"Prod-Entrix"}
 
 
-@pytest.mark.parametrize("stage", ["Dev", "Prod"])
-def test_entrix_verify_runs_after_the_smoke_test_with_just_the_permissions_it_uses(
-    shipped: Built, stage: str
-) -> None:
-    smoke, verify = list(_actions(shipped.stage(stage)))[-2:]
-    assert verify["RunOrder"] > smoke["RunOrder"]
-    project = shipped.template["Resources"][verify["Configuration"]["ProjectName"]["Ref"]]
-    spec = json.loads(project["Properties"]["Source"]["BuildSpec"])
-    assert spec["phases"]["build"]["commands"] == [
-        f"entrix verify --stack {stage}-Entrix --region eu-west-1"
-    ]
-    assert project["Properties"]["TimeoutInMinutes"] == 30
+def _verify_project(built: Built, stage: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The VerifyDeploy action of a stage and its CodeBuild project."""
+    (verify,) = [a for a in built.stage(stage)["Actions"] if a["Name"] == "VerifyDeploy"]
+    return verify, built.template["Resources"][verify["Configuration"]["ProjectName"]["Ref"]]
+
+
+def _role_statements(built: Built, project: dict[str, Any]) -> list[dict[str, Any]]:
     role = project["Properties"]["ServiceRole"]["Fn::GetAtt"][0]
-    statements = [
+    return [
         statement
-        for policy in shipped.resources("AWS::IAM::Policy").values()
+        for policy in built.resources("AWS::IAM::Policy").values()
         if {"Ref": role} in policy["Properties"]["Roles"]
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
     ]
-    actions = {
-        action
-        for statement in statements
-        for action in (
-            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
-        )
-    }
-    assert {
-        "cloudformation:DescribeStacks",
-        "lambda:GetFunctionConfiguration",
-        "secretsmanager:GetSecretValue",
-        "cloudwatch:SetAlarmState",
-        "cloudwatch:DescribeAlarmHistory",
-        "states:DescribeStateMachine",
-        "states:StartExecution",
-        "states:DescribeExecution",
-        "states:TestState",
-        "iam:PassRole",
-    } <= actions
-    (secret,) = [s for s in statements if s["Action"] == "secretsmanager:GetSecretValue"]
+
+
+def _granted(statements: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Each action the statements allow, with the statements that allow it."""
+    granted: dict[str, list[dict[str, Any]]] = {}
+    for statement in statements:
+        actions = statement["Action"]
+        for action in [actions] if isinstance(actions, str) else actions:
+            granted.setdefault(action, []).append(statement)
+    return granted
+
+
+READ_ONLY_VERIFY = {
+    "cloudformation:DescribeStacks",
+    "lambda:GetFunctionConfiguration",
+    "secretsmanager:GetSecretValue",
+    "cloudwatch:DescribeAlarms",
+    "cloudwatch:DescribeAlarmHistory",
+    "cloudwatch:SetAlarmState",
+    "sns:GetTopicAttributes",
+    "states:DescribeStateMachine",
+}
+END_TO_END_VERIFY = {
+    "states:StartExecution",
+    "states:DescribeExecution",
+    "states:TestState",
+    "iam:PassRole",
+}
+
+
+@pytest.mark.parametrize(("stage", "mode"), [("Dev", "full"), ("Prod", "quiet")])
+def test_entrix_verify_runs_after_the_smoke_test_in_its_stages_mode_installed_from_the_lock(
+    shipped: Built, stage: str, mode: str
+) -> None:
+    smoke, verify = list(_actions(shipped.stage(stage)))[-2:]
+    assert verify["Name"] == "VerifyDeploy" and verify["RunOrder"] > smoke["RunOrder"]
+    _, project = _verify_project(shipped, stage)
+    spec = json.loads(project["Properties"]["Source"]["BuildSpec"])
+    assert spec["phases"]["build"]["commands"] == [
+        f".venv/bin/entrix verify --stack {stage}-Entrix --region eu-west-1 --mode {mode}"
+    ]
+    install = spec["phases"]["install"]["commands"]
+    assert install[0] == "make .tools/bin/uv"  # the uv version the Makefile pins
+    assert "uv sync --frozen --no-default-groups" in install[1]
+    assert not any("pip install" in command for command in install)
+    assert project["Properties"]["TimeoutInMinutes"] == 30
+
+
+@pytest.mark.parametrize("stage", ["Dev", "Prod"])
+def test_the_verify_role_reaches_only_its_own_stages_stack(shipped: Built, stage: str) -> None:
+    _, project = _verify_project(shipped, stage)
+    granted = _granted(_role_statements(shipped, project))
+    own = f"{stage}-Entrix"
+    other = "Prod-Entrix" if stage == "Dev" else "Dev-Entrix"
+    for action in READ_ONLY_VERIFY | END_TO_END_VERIFY:
+        for statement in granted.get(action, []):
+            text = json.dumps(statement)
+            assert other not in text, (action, statement)
+            # Each grant names this stack, in the resource or in a condition on its tag; only
+            # TestState (no resource-level permissions) and executions of the state machine,
+            # read-only, are on "*".
+            assert own in text or action in {"states:TestState", "states:DescribeExecution"}, (
+                action,
+                statement,
+            )
+    (secret,) = granted["secretsmanager:GetSecretValue"]
     assert secret["Condition"] == {
-        "StringEquals": {
-            "secretsmanager:ResourceTag/aws:cloudformation:stack-name": f"{stage}-Entrix"
-        }
+        "StringEquals": {"secretsmanager:ResourceTag/aws:cloudformation:stack-name": own}
     }
-    (pass_role,) = [s for s in statements if s["Action"] == "iam:PassRole"]
+    (set_state,) = granted["cloudwatch:SetAlarmState"]
+    assert json.dumps(set_state["Resource"]).endswith(f':alarm:{own}-VerificationProbe"]]}}')
+
+
+def test_prods_verify_role_can_start_nothing_and_publish_nothing(shipped: Built) -> None:
+    _, dev = _verify_project(shipped, "Dev")
+    _, prod = _verify_project(shipped, "Prod")
+    dev_granted = set(_granted(_role_statements(shipped, dev)))
+    prod_granted = set(_granted(_role_statements(shipped, prod)))
+    assert READ_ONLY_VERIFY | END_TO_END_VERIFY <= dev_granted
+    assert READ_ONLY_VERIFY <= prod_granted
+    assert not prod_granted & END_TO_END_VERIFY
+    assert not {a for a in prod_granted if a.startswith(("sns:Publish", "dynamodb:", "states:St"))}
+    (pass_role,) = _granted(_role_statements(shipped, dev))["iam:PassRole"]
     assert pass_role["Condition"] == {
         "StringEquals": {"iam:PassedToService": "states.amazonaws.com"}
     }
-    assert f":role/{stage}-Entrix-*" in json.dumps(pass_role["Resource"])
 
 
 def test_a_stage_in_another_account_gets_the_smoke_test_only(variant: Built) -> None:
