@@ -33,9 +33,9 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct, IConstruct
 
 from infra.config import DeliveryConfig, ServiceConfig
+from infra.constructs.verification_probe import PROBE_ALARM
 from infra.nag import acknowledge, logical_id
 from infra.stacks.account_settings import AccountSettingsStack
-from infra.constructs.verification_probe import PROBE_ALARM
 from infra.stacks.service import ServiceStack
 
 # CodeBuild's Ubuntu 22.04 standard image. The synth step picks Python 3.11 (the project's

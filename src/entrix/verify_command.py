@@ -225,8 +225,10 @@ def _encrypted(target: Target, topic_arn: str) -> None:
 def check_alarms_configured(target: Target) -> None:
     """Every alarm of the stack notifies the operations topic on ALARM and on OK; the probe
     alarm notifies only topics that are not the operations topic (so setting it pages nobody)."""
-    pages = target.clients("cloudwatch").get_paginator("describe_alarms").paginate(
-        AlarmNamePrefix=f"{target.stack_name}-"
+    pages = (
+        target.clients("cloudwatch")
+        .get_paginator("describe_alarms")
+        .paginate(AlarmNamePrefix=f"{target.stack_name}-")
     )
     alarms = [alarm for page in pages for alarm in page["MetricAlarms"]]
     probe = [alarm for alarm in alarms if alarm["AlarmName"] == target.probe_alarm]
