@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from aws_cdk import (
+    Annotations,
     Aws,
     CfnOutput,
     Duration,
@@ -102,6 +103,14 @@ def _account_environments(stages: dict[str, ServiceConfig]) -> dict[str, Environ
             named[where] = "AccountSettings" + (f"-{stage}" if named else "")
             environments[named[where]] = Environment(account=config.account, region=config.region)
     return environments
+
+
+def _prod_shares_an_account(
+    config: DeliveryConfig, dev: ServiceConfig, prod: ServiceConfig
+) -> bool:
+    """Whether Prod deploys into Dev's account or the pipeline's (an account of None is that of
+    the credentials the pipeline is deployed with, so two Nones are one account)."""
+    return prod.account in (None, config.account, dev.account)
 
 
 class DeliveryStack(Stack):
@@ -197,6 +206,13 @@ class DeliveryStack(Stack):
             pre=[approval] if config.prod_approval else [],
             post=self._post_deploy_checks(self.prod_stage, prod, source),
         )
+        if _prod_shares_an_account(config, dev, prod):
+            Annotations.of(self).add_warning_v2(
+                "entrix:prod-shares-an-account",
+                "Prod deploys into the account of Dev or of the pipeline: their roles and "
+                "people can reach Prod's resources, and they share its account-wide quotas. Set "
+                "entrix:stages Dev and Prod accounts of their own (docs/delivery.md, Accounts).",
+            )
         # Built now rather than at synth time, so the CodePipeline exists for the failure rule.
         self.pipeline.build_pipeline()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk.cx_api import CloudAssembly
+from aws_cdk.cx_api import CloudAssembly, SynthesisMessageLevel
 from ruamel.yaml import YAML
 
 from infra.app import DELIVERY_STACK, build_app
@@ -40,6 +40,10 @@ class Built:
         self.environments = {s.stack_name: s.environment for s in stacks}
         self.templates = {name: json.loads(path.read_text()) for name, path in self.paths.items()}
         self.template = self.templates[DELIVERY_STACK]
+        delivery = CloudAssembly(str(outdir)).get_stack_by_name(DELIVERY_STACK)
+        self.warnings = [
+            str(m.entry.data) for m in delivery.messages if m.level == SynthesisMessageLevel.WARNING
+        ]
 
     def resources(self, kind: str) -> dict[str, dict[str, Any]]:
         return {k: r for k, r in self.template["Resources"].items() if r["Type"] == kind}
@@ -346,6 +350,16 @@ def test_a_smoke_test_checks_the_deployed_api_refuses_anonymous_orders(
     project = shipped.template["Resources"][smoke["Configuration"]["ProjectName"]["Ref"]]
     commands = json.loads(project["Properties"]["Source"]["BuildSpec"])["phases"]["build"]
     assert 'test "$code" = 401' in commands["commands"]
+
+
+def test_prod_in_the_account_of_dev_or_the_pipeline_is_warned_about_at_synth(
+    shipped: Built, variant: Built
+) -> None:
+    # cdk.json names the accounts' keys, unset: every stack in the deploying credentials' account.
+    assert CDK_CONTEXT[STAGES_CONTEXT_KEY] == {"Dev": {"account": None}, "Prod": {"account": None}}
+    (warning,) = [w for w in shipped.warnings if "Prod deploys into the account of Dev" in w]
+    assert "docs/delivery.md" in warning
+    assert not [w for w in variant.warnings if "Prod deploys into the account of Dev" in w]
 
 
 def test_prod_approval_can_be_switched_off(variant: Built) -> None:
