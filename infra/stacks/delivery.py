@@ -282,11 +282,7 @@ class DeliveryStack(Stack):
             iam.PolicyStatement(
                 actions=["secretsmanager:GetSecretValue"],
                 resources=[arn(service="secretsmanager", resource="secret:*")],
-                conditions={
-                    "StringEquals": {
-                        "secretsmanager:ResourceTag/aws:cloudformation:stack-name": name
-                    }
-                },
+                conditions=this_stack,
             ),
             iam.PolicyStatement(
                 actions=["cloudwatch:DescribeAlarms"],

@@ -308,7 +308,7 @@ def test_the_verify_role_reaches_only_its_own_stages_stack(shipped: Built, stage
             )
     (secret,) = granted["secretsmanager:GetSecretValue"]
     assert secret["Condition"] == {
-        "StringEquals": {"secretsmanager:ResourceTag/aws:cloudformation:stack-name": own}
+        "StringEquals": {"aws:ResourceTag/aws:cloudformation:stack-name": own}
     }
     (set_state,) = granted["cloudwatch:SetAlarmState"]
     assert json.dumps(set_state["Resource"]).endswith(f':alarm:{own}-VerificationProbe"]]}}')
