@@ -234,7 +234,7 @@ def check_alarms_configured(target: Target) -> None:
     probe = [alarm for alarm in alarms if alarm["AlarmName"] == target.probe_alarm]
     if not probe:
         raise CheckFailed(f"no alarm {target.probe_alarm} among the stack's alarms")
-    probe_topics = set(probe[0]["AlarmActions"])
+    probe_topics = {*probe[0]["AlarmActions"], *probe[0]["OKActions"]}
     if not probe_topics or target.ops_topic_arn in probe_topics:
         raise CheckFailed(
             f"the probe alarm notifies {sorted(probe_topics)}: not a probe topic of its own"

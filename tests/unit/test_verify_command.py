@@ -263,6 +263,14 @@ def test_a_probe_alarm_on_the_operations_topic_fails_it_would_page_on_call(confi
         check_alarms_configured(configured["target"])
 
 
+def test_a_probe_alarm_back_to_ok_on_the_operations_topic_fails_too(configured) -> None:
+    topics = configured["topics"]
+    _alarm(configured["cloudwatch"], "Dev-Entrix-VerificationProbe", topics["Probe"], topics["Ops"])
+
+    with pytest.raises(CheckFailed, match="not a probe topic of its own"):
+        check_alarms_configured(configured["target"])
+
+
 def test_an_alarm_whose_ok_action_misses_the_operations_topic_fails(configured) -> None:
     topics = configured["topics"]
     _alarm(configured["cloudwatch"], "Dev-Entrix-ApiCost", topics["Ops"], topics["Probe"])
