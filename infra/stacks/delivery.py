@@ -113,6 +113,117 @@ def _prod_shares_an_account(
     return prod.account in (None, config.account, dev.account)
 
 
+def verify_statements(name: str, region: str, account: str, mode: str) -> list[iam.PolicyStatement]:
+    """What `entrix verify --mode <mode>` calls, on the resources of stack `name` only."""
+
+    def arn(service: str, resource: str) -> str:
+        return f"arn:{Aws.PARTITION}:{service}:{region}:{account}:{resource}"
+
+    # CloudFormation tags every resource that takes tags with its stack's name: the state
+    # machine's generated name does not start with the stack's.
+    this_stack = {"StringEquals": {"aws:ResourceTag/aws:cloudformation:stack-name": name}}
+    statements = [
+        iam.PolicyStatement(
+            actions=["cloudformation:DescribeStacks"],
+            resources=[arn(service="cloudformation", resource=f"stack/{name}/*")],
+        ),
+        # The authorizer's settings name the signing key, which signs the token of the
+        # verify's own subject (the `order-read` check needs an authorized request).
+        iam.PolicyStatement(
+            actions=["lambda:GetFunctionConfiguration"],
+            resources=[arn(service="lambda", resource=f"function:{name}-*")],
+        ),
+        iam.PolicyStatement(
+            actions=["secretsmanager:GetSecretValue"],
+            resources=[arn(service="secretsmanager", resource="secret:*")],
+            conditions=this_stack,
+        ),
+        iam.PolicyStatement(
+            actions=["cloudwatch:DescribeAlarms"],
+            resources=[arn(service="cloudwatch", resource=f"alarm:{name}-*")],
+        ),
+        # Only the probe alarm, whose topic pages nobody, is ever set.
+        iam.PolicyStatement(
+            actions=["cloudwatch:SetAlarmState", "cloudwatch:DescribeAlarmHistory"],
+            resources=[arn(service="cloudwatch", resource=f"alarm:{name}-{PROBE_ALARM}")],
+        ),
+        iam.PolicyStatement(
+            actions=["sns:GetTopicAttributes"],
+            resources=[arn(service="sns", resource=f"{name}-*")],
+        ),
+        iam.PolicyStatement(
+            actions=["states:DescribeStateMachine"],
+            resources=[arn(service="states", resource="stateMachine:*")],
+            conditions=this_stack,
+        ),
+    ]
+    if mode == "full":
+        statements += [
+            iam.PolicyStatement(
+                actions=["states:StartExecution"],
+                resources=[arn(service="states", resource="stateMachine:*")],
+                conditions=this_stack,
+            ),
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution"],
+                resources=[arn(service="states", resource="execution:*")],
+            ),
+            iam.PolicyStatement(actions=["states:TestState"], resources=["*"]),
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[f"arn:{Aws.PARTITION}:iam::{account}:role/{name}-*"],
+                conditions={"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}},
+            ),
+        ]
+    return statements
+
+
+class VerifierStack(Stack):
+    """For a stage in another account than the pipeline: the role `entrix verify` runs as there
+    (CodeBuild's own role reaches no other account's resources). Only roles of the delivery
+    stack in the pipeline's account may assume it; the pipeline's VerifyDeploy step does."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        service: ServiceStack,
+        mode: str,
+        pipeline_account: str,
+        pipeline_stack: str,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description=f"Entrix: the role entrix verify runs as in {service.stack_name}",
+        )
+        self.role = iam.Role(
+            self,
+            "VerifyRole",
+            role_name=verify_role_name(service.stack_name),
+            assumed_by=iam.AccountPrincipal(pipeline_account).with_conditions(
+                {
+                    "ArnLike": {
+                        "aws:PrincipalArn": f"arn:{Aws.PARTITION}:iam::{pipeline_account}:"
+                        f"role/{pipeline_stack}-*"
+                    }
+                }
+            ),
+            max_session_duration=Duration.hours(1),
+        )
+        for statement in verify_statements(
+            service.stack_name, service.region, service.account, mode
+        ):
+            self.role.add_to_policy(statement)
+
+
+def verify_role_name(stack_name: str) -> str:
+    """The verify role's name in a stage's account: known to the pipeline before it exists, and
+    outside the `<stack>-*` roles that Dev's verify may pass to Step Functions."""
+    return f"EntrixVerify-{stack_name}"
+
+
 class DeliveryStack(Stack):
     """The CodePipeline (V2) that tests and deploys the service, and redeploys itself first."""
 
@@ -191,8 +302,8 @@ class DeliveryStack(Stack):
         ]
         for stage in self.account_stages:
             self.pipeline.add_stage(stage)
-        # (stage, stack name, region) of each stage `entrix verify` checks after deploying it.
-        self.verified_stacks: list[tuple[str, str, str]] = []
+        # (stage, stack name, region, its VerifierStack or None) of each stage verified.
+        self.verified_stacks: list[tuple[str, str, str, VerifierStack | None]] = []
         self.dev_stage = ServiceStage(self, "Dev", config=dev)
         self.pipeline.add_stage(
             self.dev_stage, post=self._post_deploy_checks(self.dev_stage, dev, source)
@@ -243,89 +354,58 @@ class DeliveryStack(Stack):
     def _post_deploy_checks(
         self, stage: ServiceStage, config: ServiceConfig, source: pipelines.IFileSetProducer
     ) -> list[pipelines.Step]:
-        """The smoke test, then, for a stage in the pipeline's own account (where its CodeBuild
-        role can reach the stage's resources), `entrix verify` in the stage's mode (VERIFY_MODES).
-        A stage in another account gets the smoke test only; run `entrix verify` there with that
-        account's credentials (docs/delivery.md)."""
+        """The smoke test, then `entrix verify` in the stage's mode (VERIFY_MODES): from
+        CodeBuild's own role for a stage in the pipeline's account, else through the stage's
+        VerifierStack role (which needs the pipeline's account named in
+        `entrix:delivery:account`; without it the stage gets the smoke test only)."""
         smoke = self._smoke_test(stage)
+        mode = VERIFY_MODES[stage.node.id]
+        service = stage.service
+        verifier = None
         if config.account not in (None, self.config.account):
-            return [smoke]
-        verify = self._verify_step(stage.service, VERIFY_MODES[stage.node.id], source)
-        self.verified_stacks.append((stage.node.id, stage.service.stack_name, stage.service.region))
+            if self.config.account is None:
+                return [smoke]
+            verifier = VerifierStack(
+                stage,
+                "EntrixVerifier",
+                service=service,
+                mode=mode,
+                pipeline_account=self.config.account,
+                pipeline_stack=self.stack_name,
+            )
+        role_arn = (
+            None
+            if verifier is None
+            else f"arn:{Aws.PARTITION}:iam::{config.account}:role/"
+            f"{verify_role_name(service.stack_name)}"
+        )
+        verify = self._verify_step(service, mode, source, role_arn)
+        self.verified_stacks.append((stage.node.id, service.stack_name, service.region, verifier))
         verify.add_step_dependency(smoke)
         return [smoke, verify]
 
     def _verify_step(
-        self, service: ServiceStack, mode: str, source: pipelines.IFileSetProducer
+        self,
+        service: ServiceStack,
+        mode: str,
+        source: pipelines.IFileSetProducer,
+        role_arn: str | None,
     ) -> pipelines.CodeBuildStep:
-        """`entrix verify --stack <stage stack> --mode <mode>`, installed from uv.lock, with just
-        the permissions that mode's checks use, on that one stack's resources."""
-        name, region = service.stack_name, service.region
-
-        def arn(service: str, resource: str) -> str:
-            return f"arn:{Aws.PARTITION}:{service}:{region}:{self.account}:{resource}"
-
-        # CloudFormation tags every resource that takes tags with its stack's name: the state
-        # machine's generated name does not start with the stack's.
-        this_stack = {"StringEquals": {"aws:ResourceTag/aws:cloudformation:stack-name": name}}
-        statements = [
-            iam.PolicyStatement(
-                actions=["cloudformation:DescribeStacks"],
-                resources=[arn(service="cloudformation", resource=f"stack/{name}/*")],
-            ),
-            # The authorizer's settings name the signing key, which signs the token of the
-            # verify's own subject (the `order-read` check needs an authorized request).
-            iam.PolicyStatement(
-                actions=["lambda:GetFunctionConfiguration"],
-                resources=[arn(service="lambda", resource=f"function:{name}-*")],
-            ),
-            iam.PolicyStatement(
-                actions=["secretsmanager:GetSecretValue"],
-                resources=[arn(service="secretsmanager", resource="secret:*")],
-                conditions=this_stack,
-            ),
-            iam.PolicyStatement(
-                actions=["cloudwatch:DescribeAlarms"],
-                resources=[arn(service="cloudwatch", resource=f"alarm:{name}-*")],
-            ),
-            # Only the probe alarm, whose topic pages nobody, is ever set.
-            iam.PolicyStatement(
-                actions=["cloudwatch:SetAlarmState", "cloudwatch:DescribeAlarmHistory"],
-                resources=[arn(service="cloudwatch", resource=f"alarm:{name}-{PROBE_ALARM}")],
-            ),
-            iam.PolicyStatement(
-                actions=["sns:GetTopicAttributes"],
-                resources=[arn(service="sns", resource=f"{name}-*")],
-            ),
-            iam.PolicyStatement(
-                actions=["states:DescribeStateMachine"],
-                resources=[arn(service="states", resource="stateMachine:*")],
-                conditions=this_stack,
-            ),
-        ]
-        if mode == "full":
-            statements += [
-                iam.PolicyStatement(
-                    actions=["states:StartExecution"],
-                    resources=[arn(service="states", resource="stateMachine:*")],
-                    conditions=this_stack,
-                ),
-                iam.PolicyStatement(
-                    actions=["states:DescribeExecution"],
-                    resources=[arn(service="states", resource="execution:*")],
-                ),
-                iam.PolicyStatement(actions=["states:TestState"], resources=["*"]),
-                iam.PolicyStatement(
-                    actions=["iam:PassRole"],
-                    resources=[f"arn:{Aws.PARTITION}:iam::{self.account}:role/{name}-*"],
-                    conditions={"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}},
-                ),
-            ]
+        """`entrix verify --stack <stage stack> --mode <mode>`, installed from uv.lock: with
+        `verify_statements` on CodeBuild's own role, or, for a stage in another account, as the
+        role `role_arn` there, which is all CodeBuild's role may assume."""
+        command = f"{VERIFY_ENTRIX} verify --stack {service.stack_name} --region {service.region}"
+        command += f" --mode {mode}"
+        if role_arn is None:
+            statements = verify_statements(service.stack_name, service.region, self.account, mode)
+        else:
+            command += f" --role-arn {role_arn}"
+            statements = [iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[role_arn])]
         return pipelines.CodeBuildStep(
             "VerifyDeploy",
             input=source,
             install_commands=VERIFY_INSTALL_COMMANDS,
-            commands=[f"{VERIFY_ENTRIX} verify --stack {name} --region {region} --mode {mode}"],
+            commands=[command],
             partial_build_spec=codebuild.BuildSpec.from_object(
                 {"phases": {"install": {"runtime-versions": {"python": BUILD_RUNTIMES["python"]}}}}
             ),
@@ -514,13 +594,18 @@ class DeliveryStack(Stack):
     def _acknowledge_verify_findings(self, account: str) -> None:
         """The wildcards of each `entrix verify` step's role: resources of its stage's stack,
         whose physical names CloudFormation generates at deploy time (unknown to this stack)."""
-        for stage_id, stack_name, region in self.verified_stacks:
-            (project,) = [
-                node
-                for node in self.pipeline.node.find_all()
-                if node.node.path.endswith(f"/{stage_id}/VerifyDeploy")
-            ]
-            where = f"arn:<AWS::Partition>:{{}}:{region}:{account}:{{}}"
+        for stage_id, stack_name, region, verifier in self.verified_stacks:
+            scope: IConstruct
+            if verifier is None:
+                (scope,) = [
+                    node
+                    for node in self.pipeline.node.find_all()
+                    if node.node.path.endswith(f"/{stage_id}/VerifyDeploy")
+                ]
+                owner = account
+            else:
+                scope, owner = verifier.role, verifier.account
+            where = f"arn:<AWS::Partition>:{{}}:{region}:{owner}:{{}}"
             named = (
                 f"entrix verify reads the resources of stack {stack_name}, whose names "
                 "CloudFormation generates with the stack's name as prefix."
@@ -553,7 +638,7 @@ class DeliveryStack(Stack):
             }
             if VERIFY_MODES[stage_id] == "full":
                 findings |= {
-                    f"arn:<AWS::Partition>:iam::{account}:role/{stack_name}-*": (
+                    f"arn:<AWS::Partition>:iam::{owner}:role/{stack_name}-*": (
                         f":role/{stack_name}-*",
                         named + " PassRole is limited to Step Functions.",
                     ),
@@ -570,9 +655,7 @@ class DeliveryStack(Stack):
                     ),
                 }
             for resource, (marker, reason) in findings.items():
-                self._acknowledge(
-                    project, f"AwsSolutions-IAM5[Resource::{resource}]", marker, reason
-                )
+                self._acknowledge(scope, f"AwsSolutions-IAM5[Resource::{resource}]", marker, reason)
 
     def _acknowledge_cross_region_findings(self) -> None:
         """A stage in another region than the pipeline gets a replication bucket there, in a

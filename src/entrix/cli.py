@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--region", help="its AWS region (default: your AWS configuration)")
     verify.add_argument(
+        "--role-arn", help="run as this role (e.g. the stage's EntrixVerify-<stack> role)"
+    )
+    verify.add_argument(
         "--check", action="append", help="run only this check (repeatable; default: all)"
     )
     verify.set_defaults(run="entrix.verify_command:verify")

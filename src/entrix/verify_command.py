@@ -115,7 +115,7 @@ def verify(args: argparse.Namespace) -> int:
         print(f"entrix verify: no check {', '.join(unknown)} in mode {args.mode}", file=sys.stderr)
         return 2
     try:
-        target = target_of_stack(args.stack, args.region)
+        target = target_of_stack(args.stack, args.region, args.role_arn)
     except (TokenCommandError, CheckFailed) as error:
         print(f"entrix verify: {error}", file=sys.stderr)
         return 1
@@ -126,11 +126,13 @@ def verify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def target_of_stack(stack_name: str, region: str | None) -> Target:
-    """The target described by a deployed stack's outputs."""
+def target_of_stack(stack_name: str, region: str | None, role_arn: str | None = None) -> Target:
+    """The target described by a deployed stack's outputs, reached with your credentials or, with
+    `role_arn`, as that role (the pipeline's way into a stage in another account)."""
+    session = session_for(region, role_arn)
 
     def clients(service: str) -> Any:
-        return boto3.client(service, region_name=region)  # type: ignore[call-overload]
+        return session.client(service)  # type: ignore[call-overload]
 
     stacks = clients("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
@@ -156,6 +158,22 @@ def target_of_stack(stack_name: str, region: str | None) -> Target:
         stack_name=stack_name,
         alert_topic_arn=outputs["AlertTopicArn"],
         ops_topic_arn=ops_topic[0],
+    )
+
+
+def session_for(region: str | None, role_arn: str | None) -> boto3.Session:
+    """Your credentials' session, or, with `role_arn`, one as that role."""
+    session = boto3.Session(region_name=region)
+    if role_arn is None:
+        return session
+    credentials = session.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=SUBJECT)[
+        "Credentials"
+    ]
+    return boto3.Session(
+        region_name=region,
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
     )
 
 

@@ -329,10 +329,73 @@ def test_prods_verify_role_can_start_nothing_and_publish_nothing(shipped: Built)
     }
 
 
-def test_a_stage_in_another_account_gets_the_smoke_test_only(variant: Built) -> None:
-    for stage in ("Dev", "Prod"):
-        names = [action["Name"] for action in variant.stage(stage)["Actions"]]
-        assert "SmokeTest" in names and "VerifyDeploy" not in names
+@pytest.mark.parametrize(
+    ("stage", "account", "mode"),
+    [("Dev", "222222222222", "full"), ("Prod", "333333333333", "quiet")],
+)
+def test_a_stage_in_another_account_is_verified_as_a_role_of_its_own_there(
+    variant: Built, stage: str, account: str, mode: str
+) -> None:
+    role_name = f"EntrixVerify-{stage}-Entrix"
+    _, project = _verify_project(variant, stage)
+    # The command names the role's ARN, partition and all (a Fn::Join in the template).
+    spec = json.dumps(project["Properties"]["Source"]["BuildSpec"])
+    assert f"--mode {mode} --role-arn arn:" in spec
+    assert f":iam::{account}:role/{role_name}" in spec
+    # CodeBuild's own role may only assume that role; the checks' permissions are the role's.
+    (assume,) = [
+        s
+        for s in _role_statements(variant, project)
+        if "sts:" in json.dumps(s["Action"]) or "VerifyRole" in json.dumps(s)
+    ]
+    assert assume["Action"] == "sts:AssumeRole"
+    assert role_name in json.dumps(assume["Resource"]) and account in json.dumps(assume["Resource"])
+
+    verifier = variant.templates[f"{stage}-EntrixVerifier"]
+    assert variant.environments[f"{stage}-EntrixVerifier"].account == account
+    ((_, role),) = [
+        (k, r) for k, r in verifier["Resources"].items() if r["Type"] == "AWS::IAM::Role"
+    ]
+    assert role["Properties"]["RoleName"] == role_name
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert "111111111111" in json.dumps(trust["Principal"])  # the pipeline's account only
+    assert json.dumps(trust["Condition"]["ArnLike"]["aws:PrincipalArn"]).endswith(
+        ':role/EntrixDelivery-*"]]}'
+    )
+    granted = _granted(
+        [
+            statement
+            for r in verifier["Resources"].values()
+            if r["Type"] == "AWS::IAM::Policy"
+            for statement in r["Properties"]["PolicyDocument"]["Statement"]
+        ]
+    )
+    assert set(granted) >= READ_ONLY_VERIFY
+    assert set(granted) & END_TO_END_VERIFY == (END_TO_END_VERIFY if mode == "full" else set())
+    for action, statements in granted.items():
+        for statement in statements:
+            # Its own stage's stack, in the resource or a condition on its tag; TestState has no
+            # resource-level permissions, DescribeExecution reads runs named at run time.
+            assert f"{stage}-Entrix" in json.dumps(statement) or action in {
+                "states:TestState",
+                "states:DescribeExecution",
+            }, statement
+
+
+def test_a_stage_in_another_account_is_not_verified_when_the_pipelines_account_is_unknown(
+    tmp_path: Path,
+) -> None:
+    context = {
+        **NO_BUNDLING,
+        DELIVERY_PREFIX + "connection_arn": CONNECTION_ARN,
+        STAGES_CONTEXT_KEY: {"Prod": {"account": "333333333333"}},
+    }
+    build_app(context, str(tmp_path), nag=False).synth()
+    built = Built(tmp_path)
+    names = [action["Name"] for action in built.stage("Prod")["Actions"]]
+    assert "SmokeTest" in names and "VerifyDeploy" not in names
+    assert "Prod-EntrixVerifier" not in built.templates
+    assert "VerifyDeploy" in [action["Name"] for action in built.stage("Dev")["Actions"]]
 
 
 @pytest.mark.parametrize("stage", ["Dev", "Prod"])

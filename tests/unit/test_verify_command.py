@@ -312,3 +312,18 @@ def test_a_check_outside_the_mode_is_refused_before_any_aws_call(monkeypatch, ca
 
     assert verify_command.verify(args) == 2
     assert "no check order-stored in mode quiet" in capsys.readouterr().err
+
+
+def test_with_a_role_arn_every_call_is_made_as_that_role() -> None:
+    role = "arn:aws:iam::123456789012:role/EntrixVerify-Prod-Entrix"
+    with mock_aws():
+        iam = boto3.client("iam", region_name="eu-west-1")
+        iam.create_role(RoleName="EntrixVerify-Prod-Entrix", AssumeRolePolicyDocument="{}")
+
+        caller = verify_command.session_for("eu-west-1", role).client("sts").get_caller_identity()
+        own = verify_command.session_for("eu-west-1", None).client("sts").get_caller_identity()
+
+    assert caller["Arn"].startswith(
+        "arn:aws:sts::123456789012:assumed-role/EntrixVerify-Prod-Entrix/entrix-verify"
+    )
+    assert "assumed-role" not in own["Arn"]
