@@ -74,7 +74,8 @@ BUILD_LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 
 class ServiceStage(Stage):
-    """One deployment target (Dev or Prod): the service stack built with that stage's config."""
+    """One deployment target (Dev or Prod): the service stack built with that stage's config
+    (and, in another account than the pipeline's, the VerifierStack the pipeline adds)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: ServiceConfig) -> None:
         super().__init__(
