@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from aws_cdk import (
+    Annotations,
     Aws,
     CfnOutput,
     Duration,
@@ -33,6 +34,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct, IConstruct
 
 from infra.config import DeliveryConfig, ServiceConfig
+from infra.constructs.verification_probe import PROBE_ALARM
 from infra.nag import acknowledge, logical_id, partition
 from infra.stacks.account_settings import AccountSettingsStack
 from infra.stacks.service import ServiceStack
@@ -54,13 +56,26 @@ CDK_CLI_VERSION: str = json.loads(
     (Path(__file__).resolve().parents[2] / "package.json").read_text()
 )["devDependencies"]["aws-cdk"]
 
+# `entrix verify`'s mode per stage: Dev runs the end-to-end checks (an order through the
+# auction, alerts published, runs started); Prod only what changes nothing a trader or the
+# on-call engineer sees (entrix.verify_command).
+VERIFY_MODES = {"Dev": "full", "Prod": "quiet"}
+# The verify step installs entrix and its runtime dependencies only, from uv.lock (`--frozen`:
+# the lock as committed, never re-resolved), with the uv the Makefile pins.
+VERIFY_INSTALL_COMMANDS = [
+    "make .tools/bin/uv",
+    "UV_PYTHON_DOWNLOADS=never .tools/bin/uv sync --frozen --no-default-groups --python python3",
+]
+VERIFY_ENTRIX = ".venv/bin/entrix"
+
 PIPELINE_NAME = "entrix-delivery"
 # Build logs are for diagnosing a failed run; older runs are rebuilt from git, not from logs.
 BUILD_LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 
 class ServiceStage(Stage):
-    """One deployment target (Dev or Prod): the service stack built with that stage's config."""
+    """One deployment target (Dev or Prod): the service stack built with that stage's config
+    (and, in another account than the pipeline's, the VerifierStack the pipeline adds)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: ServiceConfig) -> None:
         super().__init__(
@@ -89,6 +104,125 @@ def _account_environments(stages: dict[str, ServiceConfig]) -> dict[str, Environ
             named[where] = "AccountSettings" + (f"-{stage}" if named else "")
             environments[named[where]] = Environment(account=config.account, region=config.region)
     return environments
+
+
+def _prod_shares_an_account(
+    config: DeliveryConfig, dev: ServiceConfig, prod: ServiceConfig
+) -> bool:
+    """Whether Prod deploys into Dev's account or the pipeline's (an account of None is that of
+    the credentials the pipeline is deployed with, so two Nones are one account)."""
+    return prod.account in (None, config.account, dev.account)
+
+
+def verify_statements(name: str, region: str, account: str, mode: str) -> list[iam.PolicyStatement]:
+    """What `entrix verify --mode <mode>` calls, on the resources of stack `name` only."""
+
+    def arn(service: str, resource: str) -> str:
+        return f"arn:{Aws.PARTITION}:{service}:{region}:{account}:{resource}"
+
+    # CloudFormation tags every resource that takes tags with its stack's name: the state
+    # machine's generated name does not start with the stack's.
+    this_stack = {"StringEquals": {"aws:ResourceTag/aws:cloudformation:stack-name": name}}
+    statements = [
+        iam.PolicyStatement(
+            actions=["cloudformation:DescribeStacks"],
+            resources=[arn(service="cloudformation", resource=f"stack/{name}/*")],
+        ),
+        # The authorizer's settings name the signing key, which signs the token of the
+        # verify's own subject (the `order-read` check needs an authorized request).
+        iam.PolicyStatement(
+            actions=["lambda:GetFunctionConfiguration"],
+            resources=[arn(service="lambda", resource=f"function:{name}-*")],
+        ),
+        iam.PolicyStatement(
+            actions=["secretsmanager:GetSecretValue"],
+            resources=[arn(service="secretsmanager", resource="secret:*")],
+            conditions=this_stack,
+        ),
+        iam.PolicyStatement(
+            actions=["cloudwatch:DescribeAlarms"],
+            resources=[arn(service="cloudwatch", resource=f"alarm:{name}-*")],
+        ),
+        # Only the probe alarm, whose topic pages nobody, is ever set.
+        iam.PolicyStatement(
+            actions=["cloudwatch:SetAlarmState", "cloudwatch:DescribeAlarmHistory"],
+            resources=[arn(service="cloudwatch", resource=f"alarm:{name}-{PROBE_ALARM}")],
+        ),
+        iam.PolicyStatement(
+            actions=["sns:GetTopicAttributes"],
+            resources=[arn(service="sns", resource=f"{name}-*")],
+        ),
+        iam.PolicyStatement(
+            actions=["states:DescribeStateMachine"],
+            resources=[arn(service="states", resource="stateMachine:*")],
+            conditions=this_stack,
+        ),
+    ]
+    if mode == "full":
+        statements += [
+            iam.PolicyStatement(
+                actions=["states:StartExecution"],
+                resources=[arn(service="states", resource="stateMachine:*")],
+                conditions=this_stack,
+            ),
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution"],
+                resources=[arn(service="states", resource="execution:*")],
+            ),
+            iam.PolicyStatement(actions=["states:TestState"], resources=["*"]),
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[f"arn:{Aws.PARTITION}:iam::{account}:role/{name}-*"],
+                conditions={"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}},
+            ),
+        ]
+    return statements
+
+
+class VerifierStack(Stack):
+    """For a stage in another account than the pipeline: the role `entrix verify` runs as there
+    (CodeBuild's own role reaches no other account's resources). Only roles of the delivery
+    stack in the pipeline's account may assume it; the pipeline's VerifyDeploy step does."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        service: ServiceStack,
+        mode: str,
+        pipeline_account: str,
+        pipeline_stack: str,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description=f"Entrix: the role entrix verify runs as in {service.stack_name}",
+        )
+        self.role = iam.Role(
+            self,
+            "VerifyRole",
+            role_name=verify_role_name(service.stack_name),
+            assumed_by=iam.AccountPrincipal(pipeline_account).with_conditions(
+                {
+                    "ArnLike": {
+                        "aws:PrincipalArn": f"arn:{Aws.PARTITION}:iam::{pipeline_account}:"
+                        f"role/{pipeline_stack}-*"
+                    }
+                }
+            ),
+            max_session_duration=Duration.hours(1),
+        )
+        for statement in verify_statements(
+            service.stack_name, service.region, service.account, mode
+        ):
+            self.role.add_to_policy(statement)
+
+
+def verify_role_name(stack_name: str) -> str:
+    """The verify role's name in a stage's account: known to the pipeline before it exists, and
+    outside the `<stack>-*` roles that Dev's verify may pass to Step Functions."""
+    return f"EntrixVerify-{stack_name}"
 
 
 class DeliveryStack(Stack):
@@ -169,8 +303,8 @@ class DeliveryStack(Stack):
         ]
         for stage in self.account_stages:
             self.pipeline.add_stage(stage)
-        # (stage, stack name, region) of each stage `entrix verify` checks after deploying it.
-        self.verified_stacks: list[tuple[str, str, str]] = []
+        # (stage, stack name, region, its VerifierStack or None) of each stage verified.
+        self.verified_stacks: list[tuple[str, str, str, VerifierStack | None]] = []
         self.dev_stage = ServiceStage(self, "Dev", config=dev)
         self.pipeline.add_stage(
             self.dev_stage, post=self._post_deploy_checks(self.dev_stage, dev, source)
@@ -184,6 +318,13 @@ class DeliveryStack(Stack):
             pre=[approval] if config.prod_approval else [],
             post=self._post_deploy_checks(self.prod_stage, prod, source),
         )
+        if _prod_shares_an_account(config, dev, prod):
+            Annotations.of(self).add_warning_v2(
+                "entrix:prod-shares-an-account",
+                "Prod deploys into the account of Dev or of the pipeline: their roles and "
+                "people can reach Prod's resources, and they share its account-wide quotas. Set "
+                "entrix:stages Dev and Prod accounts of their own (docs/delivery.md, Accounts).",
+            )
         # Built now rather than at synth time, so the CodePipeline exists for the failure rule.
         self.pipeline.build_pipeline()
 
@@ -214,74 +355,64 @@ class DeliveryStack(Stack):
     def _post_deploy_checks(
         self, stage: ServiceStage, config: ServiceConfig, source: pipelines.IFileSetProducer
     ) -> list[pipelines.Step]:
-        """The smoke test, then, for a stage in the pipeline's own account (where its CodeBuild
-        role can reach the stage's resources), `entrix verify`: alarms, alerts, the API and the
-        pipeline, driven for real. A stage in another account gets the smoke test only; run
-        `entrix verify` there with that account's credentials (docs/delivery.md)."""
+        """The smoke test, then `entrix verify` in the stage's mode (VERIFY_MODES): from
+        CodeBuild's own role for a stage in the pipeline's account, else through the stage's
+        VerifierStack role (which needs the pipeline's account named in
+        `entrix:delivery:account`; without it the stage gets the smoke test only)."""
         smoke = self._smoke_test(stage)
+        mode = VERIFY_MODES[stage.node.id]
+        service = stage.service
+        verifier = None
         if config.account not in (None, self.config.account):
-            return [smoke]
-        verify = self._verify_step(stage.service, source)
-        self.verified_stacks.append((stage.node.id, stage.service.stack_name, stage.service.region))
+            if self.config.account is None:
+                return [smoke]
+            verifier = VerifierStack(
+                stage,
+                "EntrixVerifier",
+                service=service,
+                mode=mode,
+                pipeline_account=self.config.account,
+                pipeline_stack=self.stack_name,
+            )
+        role_arn = (
+            None
+            if verifier is None
+            else f"arn:{Aws.PARTITION}:iam::{config.account}:role/"
+            f"{verify_role_name(service.stack_name)}"
+        )
+        verify = self._verify_step(service, mode, source, role_arn)
+        self.verified_stacks.append((stage.node.id, service.stack_name, service.region, verifier))
         verify.add_step_dependency(smoke)
         return [smoke, verify]
 
     def _verify_step(
-        self, service: ServiceStack, source: pipelines.IFileSetProducer
+        self,
+        service: ServiceStack,
+        mode: str,
+        source: pipelines.IFileSetProducer,
+        role_arn: str | None,
     ) -> pipelines.CodeBuildStep:
-        """`entrix verify --stack <stage stack>` with just the permissions its checks use."""
-        name, region = service.stack_name, service.region
-
-        def arn(service: str, resource: str) -> str:
-            return f"arn:{Aws.PARTITION}:{service}:{region}:{self.account}:{resource}"
-
+        """`entrix verify --stack <stage stack> --mode <mode>`, installed from uv.lock: with
+        `verify_statements` on CodeBuild's own role, or, for a stage in another account, as the
+        role `role_arn` there, which is all CodeBuild's role may assume."""
+        command = f"{VERIFY_ENTRIX} verify --stack {service.stack_name} --region {service.region}"
+        command += f" --mode {mode}"
+        if role_arn is None:
+            statements = verify_statements(service.stack_name, service.region, self.account, mode)
+        else:
+            command += f" --role-arn {role_arn}"
+            statements = [iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[role_arn])]
         return pipelines.CodeBuildStep(
             "VerifyDeploy",
             input=source,
-            install_commands=["pip install --quiet ."],
-            commands=[f"entrix verify --stack {name} --region {region}"],
+            install_commands=VERIFY_INSTALL_COMMANDS,
+            commands=[command],
             partial_build_spec=codebuild.BuildSpec.from_object(
                 {"phases": {"install": {"runtime-versions": {"python": BUILD_RUNTIMES["python"]}}}}
             ),
             # A run polls for up to 5 minutes before results are ready; allow for two.
             timeout=Duration.minutes(30),
-            role_policy_statements=[
-                iam.PolicyStatement(
-                    actions=["cloudformation:DescribeStacks"],
-                    resources=[arn(service="cloudformation", resource=f"stack/{name}/*")],
-                ),
-                iam.PolicyStatement(
-                    actions=["lambda:GetFunctionConfiguration"],
-                    resources=[arn(service="lambda", resource=f"function:{name}-*")],
-                ),
-                iam.PolicyStatement(
-                    actions=["secretsmanager:GetSecretValue"],
-                    resources=[arn(service="secretsmanager", resource="secret:*")],
-                    conditions={
-                        "StringEquals": {
-                            "secretsmanager:ResourceTag/aws:cloudformation:stack-name": name
-                        }
-                    },
-                ),
-                iam.PolicyStatement(
-                    actions=["cloudwatch:SetAlarmState", "cloudwatch:DescribeAlarmHistory"],
-                    resources=[arn(service="cloudwatch", resource=f"alarm:{name}-*")],
-                ),
-                iam.PolicyStatement(
-                    actions=["states:DescribeStateMachine", "states:StartExecution"],
-                    resources=[arn(service="states", resource="stateMachine:*")],
-                ),
-                iam.PolicyStatement(
-                    actions=["states:DescribeExecution"],
-                    resources=[arn(service="states", resource="execution:*")],
-                ),
-                iam.PolicyStatement(actions=["states:TestState"], resources=["*"]),
-                iam.PolicyStatement(
-                    actions=["iam:PassRole"],
-                    resources=[f"arn:{Aws.PARTITION}:iam::{self.account}:role/{name}-*"],
-                    conditions={"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}},
-                ),
-            ],
+            role_policy_statements=statements,
         )
 
     @staticmethod
@@ -464,17 +595,21 @@ class DeliveryStack(Stack):
     def _acknowledge_verify_findings(self, account: str) -> None:
         """The wildcards of each `entrix verify` step's role: resources of its stage's stack,
         whose physical names CloudFormation generates at deploy time (unknown to this stack)."""
-        for stage_id, stack_name, region in self.verified_stacks:
-            (project,) = [
-                node
-                for node in self.pipeline.node.find_all()
-                if node.node.path.endswith(f"/{stage_id}/VerifyDeploy")
-            ]
-            where = f"arn:<AWS::Partition>:{{}}:{region}:{account}:{{}}"
+        for stage_id, stack_name, region, verifier in self.verified_stacks:
+            scope: IConstruct
+            if verifier is None:
+                (scope,) = [
+                    node
+                    for node in self.pipeline.node.find_all()
+                    if node.node.path.endswith(f"/{stage_id}/VerifyDeploy")
+                ]
+                owner = account
+            else:
+                scope, owner = verifier.role, verifier.account
+            where = f"arn:<AWS::Partition>:{{}}:{region}:{owner}:{{}}"
             named = (
-                f"entrix verify drives the resources of stack {stack_name}, whose names "
-                "CloudFormation generates with the stack's name as prefix; PassRole is limited "
-                "to Step Functions."
+                f"entrix verify reads the resources of stack {stack_name}, whose names "
+                "CloudFormation generates with the stack's name as prefix."
             )
             findings = {
                 where.format("cloudformation", f"stack/{stack_name}/*"): (
@@ -487,12 +622,9 @@ class DeliveryStack(Stack):
                 ),
                 where.format("cloudwatch", f"alarm:{stack_name}-*"): (
                     f":alarm:{stack_name}-*",
-                    named,
+                    named + " DescribeAlarms only; SetAlarmState names the probe alarm.",
                 ),
-                f"arn:<AWS::Partition>:iam::{account}:role/{stack_name}-*": (
-                    f":role/{stack_name}-*",
-                    named,
-                ),
+                where.format("sns", f"{stack_name}-*"): (f":sns:{region}:", named),
                 where.format("secretsmanager", "secret:*"): (
                     ":secret:*",
                     "GetSecretValue only on secrets CloudFormation tagged with the stage's "
@@ -500,24 +632,31 @@ class DeliveryStack(Stack):
                 ),
                 where.format("states", "stateMachine:*"): (
                     ":stateMachine:*",
-                    "Describe and start the stage's results state machine, whose name "
-                    "CloudFormation generates without the stack's name.",
-                ),
-                where.format("states", "execution:*"): (
-                    ":execution:*",
-                    "DescribeExecution of the runs entrix verify starts; execution names are "
-                    "made at run time.",
-                ),
-                "*": (
-                    '"Resource": "*"',
-                    "states:TestState has no resource-level permissions; the role a test runs "
-                    "with is limited by the PassRole statement to the stage's own roles.",
+                    "Only the state machine CloudFormation tagged with the stage's stack name "
+                    "(condition on aws:cloudformation:stack-name); its generated name does not "
+                    "start with the stack's.",
                 ),
             }
+            if VERIFY_MODES[stage_id] == "full":
+                findings |= {
+                    f"arn:<AWS::Partition>:iam::{owner}:role/{stack_name}-*": (
+                        f":role/{stack_name}-*",
+                        named + " PassRole is limited to Step Functions.",
+                    ),
+                    where.format("states", "execution:*"): (
+                        ":execution:*",
+                        "DescribeExecution of the runs entrix verify starts; execution names "
+                        "are made at run time.",
+                    ),
+                    "*": (
+                        '"Resource": "*"',
+                        "states:TestState has no resource-level permissions; the role a test "
+                        "runs with is limited by the PassRole statement to the stage's own "
+                        "roles.",
+                    ),
+                }
             for resource, (marker, reason) in findings.items():
-                self._acknowledge(
-                    project, f"AwsSolutions-IAM5[Resource::{resource}]", marker, reason
-                )
+                self._acknowledge(scope, f"AwsSolutions-IAM5[Resource::{resource}]", marker, reason)
 
     def _acknowledge_cross_region_findings(self) -> None:
         """A stage in another region than the pipeline gets a replication bucket there, in a

@@ -13,6 +13,7 @@ from infra.constructs.intake import Intake
 from infra.constructs.lambda_code import python_layer
 from infra.constructs.observability import Observability
 from infra.constructs.results_pipeline import ResultsPipeline
+from infra.constructs.verification_probe import VerificationProbe
 
 
 class ServiceStack(Stack):
@@ -73,6 +74,9 @@ class ServiceStack(Stack):
             removal_policy=config.data_removal_policy,
             email_addresses=config.ops_email_addresses,
         )
+        self.probe = VerificationProbe(
+            self, "VerificationProbe", removal_policy=config.data_removal_policy
+        )
 
         CfnOutput(self, "ApiUrl", value=self.intake.orders_url, description="POST orders here")
         if self.intake.jwt_secret is not None:
@@ -101,6 +105,7 @@ class ServiceStack(Stack):
         CfnOutput(
             self,
             "ProbeAlarmName",
-            value=self.observability.alarms["ScheduleDeadLetters"].alarm_name,
-            description="`entrix verify` sets this alarm to ALARM and back to prove alarms notify",
+            value=self.probe.alarm.alarm_name,
+            description="`entrix verify` sets this alarm to ALARM and back to prove alarms notify "
+            "(its own topic, no subscriber)",
         )

@@ -98,9 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", help="after a deploy: prove in AWS that alarms, alerts, API and pipeline work"
     )
     verify.add_argument(
+        "--mode",
+        choices=("quiet", "full"),
+        default="quiet",
+        help="quiet (Prod): nothing a trader or on-call sees; full (Dev): also stores an order, "
+        "starts runs and publishes alerts (default: quiet)",
+    )
+    verify.add_argument(
         "--stack", required=True, help="the deployed service stack, e.g. Dev-Entrix"
     )
     verify.add_argument("--region", help="its AWS region (default: your AWS configuration)")
+    verify.add_argument(
+        "--role-arn", help="run as this role (e.g. the stage's EntrixVerify-<stack> role)"
+    )
     verify.add_argument(
         "--check", action="append", help="run only this check (repeatable; default: all)"
     )

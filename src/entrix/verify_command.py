@@ -1,21 +1,35 @@
-"""`entrix verify --stack NAME`: after a deploy, prove in AWS what no offline test can.
+"""`entrix verify --stack NAME [--mode full|quiet]`: after a deploy, prove in AWS what no offline
+test can.
 
 The permission model in `make test` proves, from the synthesized templates, that every edge's
 identity, resource and key policies allow it; only the deployed account shows that AWS agrees.
-Each check drives one such edge for real and reads AWS's own verdict:
+Each check drives one such edge for real and reads AWS's own verdict. Two modes, chosen per stage
+by the pipeline:
+
+`quiet` (Prod; the default) changes nothing a trader or the on-call engineer sees:
 
 - `anonymous-refused`: POST /orders without a token answers 401 (API and authorizer are up).
+- `order-read`: GET of an order no one stored, with a token of the verify's own subject, answers
+  404: the authorizer read the signing key, the function read the orders table. It charges only
+  the `entrix-verify` subject's fair-share counter.
+- `alarms-configured`: every alarm of the stack has its ALARM and OK actions on the encrypted
+  operations topic; the probe alarm has its actions on the probe topic only.
+- `alerts-configured`: the state machine is active and its SnsPublish states publish to the
+  stack's encrypted alert topic.
+- `alarm-notifies`: the probe alarm set to ALARM (then back to OK) publishes to the probe topic,
+  which has the operations topic's key and topic policy and no subscriber: the alarm's history
+  says "Successfully executed action" (or why not: topic or key policy).
+
+`full` (Dev) adds what stores an order, starts runs and publishes alerts:
+
 - `order-stored`: one order POSTed with a token signed by the stack's key is stored (201, then
   GET 200).
-- `alarm-notifies`: one alarm set to ALARM (then back to OK) publishes to the operations topic:
-  the alarm's history says "Successfully executed action" (or why not: topic or key policy).
 - `not-ready-alert`, `failed-batch-alert`: the state machine's SnsPublish states, run alone with
   the state machine's own role through Step Functions' TestState API, publish to the encrypted
   alert topic (the role's sns:Publish and its use of the topic's key).
 - `order-through-pipeline`: a run started now gives the order a result (accepted or rejected).
 
-The messages these checks publish say they come from a verification (record_id and run names
-start with `verify-`). The pipeline runs this after deploying a stage into its own account.
+The messages and names these checks make start with `verify-`.
 """
 
 from __future__ import annotations
@@ -36,8 +50,38 @@ import boto3
 from entrix.token_command import TokenCommandError, sign_for_function
 
 # Stack outputs the checks read (infra/stacks/service.py writes them).
-OUTPUTS = ("ApiUrl", "AuthorizerFunctionName", "ResultsStateMachineArn", "ProbeAlarmName")
-ALARM_REASON = "entrix verify: proving that this alarm reaches the operations topic"
+OUTPUTS = (
+    "ApiUrl",
+    "AuthorizerFunctionName",
+    "ResultsStateMachineArn",
+    "AlertTopicArn",
+    "ProbeAlarmName",
+)
+# The operations topic's output, named by its construct: CDK appends a hash to it.
+OPS_TOPIC_OUTPUT = "ObservabilityOpsTopicArn"
+ALARM_REASON = "entrix verify: proving that an alarm reaches its topic"
+# The token's subject: its own fair-share counter and orders, no client's. A token lives as long
+# as the slowest check may take, no longer.
+SUBJECT = "entrix-verify"
+TOKEN_SECONDS = 1800
+ALERT_STATES = ("AlertNotReady", "AlertFailedBatch")
+QUIET_CHECKS = (
+    "anonymous-refused",
+    "order-read",
+    "alarms-configured",
+    "alerts-configured",
+    "alarm-notifies",
+)
+MODES = {
+    "quiet": QUIET_CHECKS,
+    "full": (
+        *QUIET_CHECKS,
+        "order-stored",
+        "not-ready-alert",
+        "failed-batch-alert",
+        "order-through-pipeline",
+    ),
+}
 
 
 class CheckFailed(Exception):
@@ -46,49 +90,64 @@ class CheckFailed(Exception):
 
 @dataclass(frozen=True)
 class Target:
-    """What the checks talk to: the deployed API, a token for it, and AWS clients."""
+    """What the checks talk to: the deployed API, a token for it, the stack's resources and AWS
+    clients."""
 
     api_url: str
     token: str
     state_machine_arn: str
     probe_alarm: str
     clients: Callable[[str], Any]
+    # The stack's name (its alarms' names start with it) and its topics.
+    stack_name: str = ""
+    alert_topic_arn: str = ""
+    ops_topic_arn: str = ""
     # Seconds to wait for an alarm action, a pipeline run, an order's result.
     patience: float = 900.0
     poll_seconds: float = 5.0
 
 
 def verify(args: argparse.Namespace) -> int:
-    """Run every check (or those named by --check), print one line each; 1 if any failed."""
+    """Run the mode's checks (or those of them named by --check), print one line each; 1 if any
+    failed."""
+    unknown = sorted(set(args.check or ()) - set(MODES[args.mode]))
+    if unknown:
+        print(f"entrix verify: no check {', '.join(unknown)} in mode {args.mode}", file=sys.stderr)
+        return 2
     try:
-        target = target_of_stack(args.stack, args.region)
+        target = target_of_stack(args.stack, args.region, args.role_arn)
     except (TokenCommandError, CheckFailed) as error:
         print(f"entrix verify: {error}", file=sys.stderr)
         return 1
     failed = 0
-    for name, outcome in run_checks(target, args.check or None):
+    for name, outcome in run_checks(target, args.mode, args.check or None):
         print(f"ok   {name}" if outcome is None else f"FAIL {name}: {outcome}")
         failed += outcome is not None
     return 1 if failed else 0
 
 
-def target_of_stack(stack_name: str, region: str | None) -> Target:
-    """The target described by a deployed stack's outputs."""
+def target_of_stack(stack_name: str, region: str | None, role_arn: str | None = None) -> Target:
+    """The target described by a deployed stack's outputs, reached with your credentials or, with
+    `role_arn`, as that role (the pipeline's way into a stage in another account)."""
+    session = session_for(region, role_arn)
 
     def clients(service: str) -> Any:
-        return boto3.client(service, region_name=region)  # type: ignore[call-overload]
+        return session.client(service)  # type: ignore[call-overload]
 
     stacks = clients("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-    missing = [key for key in OUTPUTS if key not in outputs]
+    ops_topic = [value for key, value in outputs.items() if key.startswith(OPS_TOPIC_OUTPUT)]
+    missing = [key for key in OUTPUTS if key not in outputs] + [OPS_TOPIC_OUTPUT] * (
+        len(ops_topic) != 1
+    )
     if missing:
         raise CheckFailed(f"stack {stack_name} lacks the output(s) {', '.join(missing)}")
     token = sign_for_function(
         lambda service, where: clients(service),
         region,
         outputs["AuthorizerFunctionName"],
-        "entrix-verify",
-        3600,
+        SUBJECT,
+        TOKEN_SECONDS,
     )
     return Target(
         api_url=outputs["ApiUrl"],
@@ -96,25 +155,49 @@ def target_of_stack(stack_name: str, region: str | None) -> Target:
         state_machine_arn=outputs["ResultsStateMachineArn"],
         probe_alarm=outputs["ProbeAlarmName"],
         clients=clients,
+        stack_name=stack_name,
+        alert_topic_arn=outputs["AlertTopicArn"],
+        ops_topic_arn=ops_topic[0],
     )
 
 
-def run_checks(target: Target, only: list[str] | None = None) -> Iterator[tuple[str, str | None]]:
-    """(check name, None or why it failed) for each check, in order."""
+def session_for(region: str | None, role_arn: str | None) -> boto3.Session:
+    """Your credentials' session, or, with `role_arn`, one as that role."""
+    session = boto3.Session(region_name=region)
+    if role_arn is None:
+        return session
+    credentials = session.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=SUBJECT)[
+        "Credentials"
+    ]
+    return boto3.Session(
+        region_name=region,
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+
+
+def run_checks(
+    target: Target, mode: str, only: list[str] | None = None
+) -> Iterator[tuple[str, str | None]]:
+    """(check name, None or why it failed) for each check of `mode`, in order."""
     record_id = f"verify-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     checks: dict[str, Callable[[], None]] = {
         "anonymous-refused": lambda: check_anonymous_refused(target),
-        "order-stored": lambda: check_order_stored(target, record_id),
+        "order-read": lambda: check_order_read(target, record_id),
+        "alarms-configured": lambda: check_alarms_configured(target),
+        "alerts-configured": lambda: check_alerts_configured(target),
         "alarm-notifies": lambda: check_alarm_notifies(target),
+        "order-stored": lambda: check_order_stored(target, record_id),
         "not-ready-alert": lambda: check_alert_state(target, "AlertNotReady", record_id),
         "failed-batch-alert": lambda: check_alert_state(target, "AlertFailedBatch", record_id),
         "order-through-pipeline": lambda: check_order_through_pipeline(target, record_id),
     }
-    for name, check in checks.items():
+    for name in MODES[mode]:
         if only and name not in only:
             continue
         try:
-            check()
+            checks[name]()
         except CheckFailed as error:
             yield name, str(error)
         else:
@@ -143,6 +226,70 @@ def check_anonymous_refused(target: Target) -> None:
         raise CheckFailed(f"POST /orders without a token answered {status}, not 401")
 
 
+def check_order_read(target: Target, record_id: str) -> None:
+    """GET an order nobody stored: 404 needs the authorizer's Allow (it read the signing key) and
+    the function's read of the orders table; nothing is written but the subject's counter."""
+    status, reply = _request(target, "GET", f"/orders/{record_id}-unknown")
+    if status != 404:
+        raise CheckFailed(f"GET /orders/{record_id}-unknown answered {status}, not 404: {reply}")
+
+
+def _encrypted(target: Target, topic_arn: str) -> None:
+    attributes = target.clients("sns").get_topic_attributes(TopicArn=topic_arn)["Attributes"]
+    if not attributes.get("KmsMasterKeyId"):
+        raise CheckFailed(f"topic {topic_arn} is not encrypted")
+
+
+def check_alarms_configured(target: Target) -> None:
+    """Every alarm of the stack notifies the operations topic on ALARM and on OK; the probe
+    alarm notifies only topics that are not the operations topic (so setting it pages nobody)."""
+    pages = (
+        target.clients("cloudwatch")
+        .get_paginator("describe_alarms")
+        .paginate(AlarmNamePrefix=f"{target.stack_name}-")
+    )
+    alarms = [alarm for page in pages for alarm in page["MetricAlarms"]]
+    probe = [alarm for alarm in alarms if alarm["AlarmName"] == target.probe_alarm]
+    if not probe:
+        raise CheckFailed(f"no alarm {target.probe_alarm} among the stack's alarms")
+    probe_topics = {*probe[0]["AlarmActions"], *probe[0]["OKActions"]}
+    if not probe_topics or target.ops_topic_arn in probe_topics:
+        raise CheckFailed(
+            f"the probe alarm notifies {sorted(probe_topics)}: not a probe topic of its own"
+        )
+    service_alarms = [alarm for alarm in alarms if alarm is not probe[0]]
+    if not service_alarms:
+        raise CheckFailed(f"no alarm named {target.stack_name}-* but the probe")
+    for alarm in service_alarms:
+        for actions in ("AlarmActions", "OKActions"):
+            if not alarm["ActionsEnabled"] or target.ops_topic_arn not in alarm[actions]:
+                raise CheckFailed(
+                    f"alarm {alarm['AlarmName']}: {actions} {alarm[actions]} lack the "
+                    f"operations topic (actions enabled: {alarm['ActionsEnabled']})"
+                )
+    for topic_arn in sorted({target.ops_topic_arn, *probe_topics}):
+        _encrypted(target, topic_arn)
+
+
+def check_alerts_configured(target: Target) -> None:
+    """The state machine is active, and its alert states publish to the stack's encrypted
+    alert topic."""
+    machine = target.clients("stepfunctions").describe_state_machine(
+        stateMachineArn=target.state_machine_arn
+    )
+    if machine.get("status", "ACTIVE") != "ACTIVE":
+        raise CheckFailed(f"the state machine is {machine['status']}")
+    states = dict(_states(json.loads(machine["definition"])))
+    for name in ALERT_STATES:
+        state = states.get(name)
+        if state is None:
+            raise CheckFailed(f"the state machine has no state {name}")
+        topic = {**state.get("Parameters", {}), **state.get("Arguments", {})}.get("TopicArn")
+        if topic != target.alert_topic_arn:
+            raise CheckFailed(f"{name} publishes to {topic}, not {target.alert_topic_arn}")
+    _encrypted(target, target.alert_topic_arn)
+
+
 def check_order_stored(target: Target, record_id: str) -> None:
     order = {"record_id": record_id, "parameter_1": "entrix verify", "parameter_2": 1}
     status, reply = _request(target, "POST", "/orders", [order])
@@ -166,7 +313,8 @@ def _wait(target: Target, what: str, probe: Callable[[], Any]) -> Any:
 
 
 def check_alarm_notifies(target: Target) -> None:
-    """Set the probe alarm to ALARM and read whether its action reached the topic."""
+    """Set the probe alarm to ALARM and read whether its action reached its topic (the probe
+    topic: the operations topic's key and topic policy, and no subscriber)."""
     cloudwatch = target.clients("cloudwatch")
     since = datetime.now(UTC)
     cloudwatch.set_alarm_state(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk.cx_api import CloudAssembly
+from aws_cdk.cx_api import CloudAssembly, SynthesisMessageLevel
 from ruamel.yaml import YAML
 
 from infra.app import DELIVERY_STACK, build_app
@@ -40,6 +40,10 @@ class Built:
         self.environments = {s.stack_name: s.environment for s in stacks}
         self.templates = {name: json.loads(path.read_text()) for name, path in self.paths.items()}
         self.template = self.templates[DELIVERY_STACK]
+        delivery = CloudAssembly(str(outdir)).get_stack_by_name(DELIVERY_STACK)
+        self.warnings = [
+            str(m.entry.data) for m in delivery.messages if m.level == SynthesisMessageLevel.WARNING
+        ]
 
     def resources(self, kind: str) -> dict[str, dict[str, Any]]:
         return {k: r for k, r in self.template["Resources"].items() if r["Type"] == kind}
@@ -223,61 +227,175 @@ def test_dev_deploys_on_every_push_and_prod_waits_for_approval(shipped: Built) -
     assert stack_names == {"Prod-Entrix"}
 
 
-@pytest.mark.parametrize("stage", ["Dev", "Prod"])
-def test_entrix_verify_runs_after_the_smoke_test_with_just_the_permissions_it_uses(
-    shipped: Built, stage: str
-) -> None:
-    smoke, verify = list(_actions(shipped.stage(stage)))[-2:]
-    assert verify["RunOrder"] > smoke["RunOrder"]
-    project = shipped.template["Resources"][verify["Configuration"]["ProjectName"]["Ref"]]
-    spec = json.loads(project["Properties"]["Source"]["BuildSpec"])
-    assert spec["phases"]["build"]["commands"] == [
-        f"entrix verify --stack {stage}-Entrix --region eu-west-1"
-    ]
-    assert project["Properties"]["TimeoutInMinutes"] == 30
+def _verify_project(built: Built, stage: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The VerifyDeploy action of a stage and its CodeBuild project."""
+    (verify,) = [a for a in built.stage(stage)["Actions"] if a["Name"] == "VerifyDeploy"]
+    return verify, built.template["Resources"][verify["Configuration"]["ProjectName"]["Ref"]]
+
+
+def _role_statements(built: Built, project: dict[str, Any]) -> list[dict[str, Any]]:
     role = project["Properties"]["ServiceRole"]["Fn::GetAtt"][0]
-    statements = [
+    return [
         statement
-        for policy in shipped.resources("AWS::IAM::Policy").values()
+        for policy in built.resources("AWS::IAM::Policy").values()
         if {"Ref": role} in policy["Properties"]["Roles"]
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
     ]
-    actions = {
-        action
-        for statement in statements
-        for action in (
-            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
-        )
-    }
-    assert {
-        "cloudformation:DescribeStacks",
-        "lambda:GetFunctionConfiguration",
-        "secretsmanager:GetSecretValue",
-        "cloudwatch:SetAlarmState",
-        "cloudwatch:DescribeAlarmHistory",
-        "states:DescribeStateMachine",
-        "states:StartExecution",
-        "states:DescribeExecution",
-        "states:TestState",
-        "iam:PassRole",
-    } <= actions
-    (secret,) = [s for s in statements if s["Action"] == "secretsmanager:GetSecretValue"]
+
+
+def _granted(statements: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Each action the statements allow, with the statements that allow it."""
+    granted: dict[str, list[dict[str, Any]]] = {}
+    for statement in statements:
+        actions = statement["Action"]
+        for action in [actions] if isinstance(actions, str) else actions:
+            granted.setdefault(action, []).append(statement)
+    return granted
+
+
+READ_ONLY_VERIFY = {
+    "cloudformation:DescribeStacks",
+    "lambda:GetFunctionConfiguration",
+    "secretsmanager:GetSecretValue",
+    "cloudwatch:DescribeAlarms",
+    "cloudwatch:DescribeAlarmHistory",
+    "cloudwatch:SetAlarmState",
+    "sns:GetTopicAttributes",
+    "states:DescribeStateMachine",
+}
+END_TO_END_VERIFY = {
+    "states:StartExecution",
+    "states:DescribeExecution",
+    "states:TestState",
+    "iam:PassRole",
+}
+
+
+@pytest.mark.parametrize(("stage", "mode"), [("Dev", "full"), ("Prod", "quiet")])
+def test_entrix_verify_runs_after_the_smoke_test_in_its_stages_mode_installed_from_the_lock(
+    shipped: Built, stage: str, mode: str
+) -> None:
+    smoke, verify = list(_actions(shipped.stage(stage)))[-2:]
+    assert verify["Name"] == "VerifyDeploy" and verify["RunOrder"] > smoke["RunOrder"]
+    _, project = _verify_project(shipped, stage)
+    spec = json.loads(project["Properties"]["Source"]["BuildSpec"])
+    assert spec["phases"]["build"]["commands"] == [
+        f".venv/bin/entrix verify --stack {stage}-Entrix --region eu-west-1 --mode {mode}"
+    ]
+    install = spec["phases"]["install"]["commands"]
+    assert install[0] == "make .tools/bin/uv"  # the uv version the Makefile pins
+    assert "uv sync --frozen --no-default-groups" in install[1]
+    assert not any("pip install" in command for command in install)
+    assert project["Properties"]["TimeoutInMinutes"] == 30
+
+
+@pytest.mark.parametrize("stage", ["Dev", "Prod"])
+def test_the_verify_role_reaches_only_its_own_stages_stack(shipped: Built, stage: str) -> None:
+    _, project = _verify_project(shipped, stage)
+    granted = _granted(_role_statements(shipped, project))
+    own = f"{stage}-Entrix"
+    other = "Prod-Entrix" if stage == "Dev" else "Dev-Entrix"
+    for action in READ_ONLY_VERIFY | END_TO_END_VERIFY:
+        for statement in granted.get(action, []):
+            text = json.dumps(statement)
+            assert other not in text, (action, statement)
+            # Each grant names this stack, in the resource or in a condition on its tag; only
+            # TestState (no resource-level permissions) and executions of the state machine,
+            # read-only, are on "*".
+            assert own in text or action in {"states:TestState", "states:DescribeExecution"}, (
+                action,
+                statement,
+            )
+    (secret,) = granted["secretsmanager:GetSecretValue"]
     assert secret["Condition"] == {
-        "StringEquals": {
-            "secretsmanager:ResourceTag/aws:cloudformation:stack-name": f"{stage}-Entrix"
-        }
+        "StringEquals": {"aws:ResourceTag/aws:cloudformation:stack-name": own}
     }
-    (pass_role,) = [s for s in statements if s["Action"] == "iam:PassRole"]
+    (set_state,) = granted["cloudwatch:SetAlarmState"]
+    assert json.dumps(set_state["Resource"]).endswith(f':alarm:{own}-VerificationProbe"]]}}')
+
+
+def test_prods_verify_role_can_start_nothing_and_publish_nothing(shipped: Built) -> None:
+    _, dev = _verify_project(shipped, "Dev")
+    _, prod = _verify_project(shipped, "Prod")
+    dev_granted = set(_granted(_role_statements(shipped, dev)))
+    prod_granted = set(_granted(_role_statements(shipped, prod)))
+    assert dev_granted >= READ_ONLY_VERIFY | END_TO_END_VERIFY
+    assert prod_granted >= READ_ONLY_VERIFY
+    assert not prod_granted & END_TO_END_VERIFY
+    assert not {a for a in prod_granted if a.startswith(("sns:Publish", "dynamodb:", "states:St"))}
+    (pass_role,) = _granted(_role_statements(shipped, dev))["iam:PassRole"]
     assert pass_role["Condition"] == {
         "StringEquals": {"iam:PassedToService": "states.amazonaws.com"}
     }
-    assert f":role/{stage}-Entrix-*" in json.dumps(pass_role["Resource"])
 
 
-def test_a_stage_in_another_account_gets_the_smoke_test_only(variant: Built) -> None:
-    for stage in ("Dev", "Prod"):
-        names = [action["Name"] for action in variant.stage(stage)["Actions"]]
-        assert "SmokeTest" in names and "VerifyDeploy" not in names
+@pytest.mark.parametrize(
+    ("stage", "account", "mode"),
+    [("Dev", "222222222222", "full"), ("Prod", "333333333333", "quiet")],
+)
+def test_a_stage_in_another_account_is_verified_as_a_role_of_its_own_there(
+    variant: Built, stage: str, account: str, mode: str
+) -> None:
+    role_name = f"EntrixVerify-{stage}-Entrix"
+    _, project = _verify_project(variant, stage)
+    # The command names the role's ARN, partition and all (a Fn::Join in the template).
+    spec = json.dumps(project["Properties"]["Source"]["BuildSpec"])
+    assert f"--mode {mode} --role-arn arn:" in spec
+    assert f":iam::{account}:role/{role_name}" in spec
+    # CodeBuild's own role may only assume that role; the checks' permissions are the role's.
+    (assume,) = [
+        s
+        for s in _role_statements(variant, project)
+        if "sts:" in json.dumps(s["Action"]) or "VerifyRole" in json.dumps(s)
+    ]
+    assert assume["Action"] == "sts:AssumeRole"
+    assert role_name in json.dumps(assume["Resource"]) and account in json.dumps(assume["Resource"])
+
+    verifier = variant.templates[f"{stage}-EntrixVerifier"]
+    assert variant.environments[f"{stage}-EntrixVerifier"].account == account
+    ((_, role),) = [
+        (k, r) for k, r in verifier["Resources"].items() if r["Type"] == "AWS::IAM::Role"
+    ]
+    assert role["Properties"]["RoleName"] == role_name
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert "111111111111" in json.dumps(trust["Principal"])  # the pipeline's account only
+    assert json.dumps(trust["Condition"]["ArnLike"]["aws:PrincipalArn"]).endswith(
+        ':role/EntrixDelivery-*"]]}'
+    )
+    granted = _granted(
+        [
+            statement
+            for r in verifier["Resources"].values()
+            if r["Type"] == "AWS::IAM::Policy"
+            for statement in r["Properties"]["PolicyDocument"]["Statement"]
+        ]
+    )
+    assert set(granted) >= READ_ONLY_VERIFY
+    assert set(granted) & END_TO_END_VERIFY == (END_TO_END_VERIFY if mode == "full" else set())
+    for action, statements in granted.items():
+        for statement in statements:
+            # Its own stage's stack, in the resource or a condition on its tag; TestState has no
+            # resource-level permissions, DescribeExecution reads runs named at run time.
+            assert f"{stage}-Entrix" in json.dumps(statement) or action in {
+                "states:TestState",
+                "states:DescribeExecution",
+            }, statement
+
+
+def test_a_stage_in_another_account_is_not_verified_when_the_pipelines_account_is_unknown(
+    tmp_path: Path,
+) -> None:
+    context = {
+        **NO_BUNDLING,
+        DELIVERY_PREFIX + "connection_arn": CONNECTION_ARN,
+        STAGES_CONTEXT_KEY: {"Prod": {"account": "333333333333"}},
+    }
+    build_app(context, str(tmp_path), nag=False).synth()
+    built = Built(tmp_path)
+    names = [action["Name"] for action in built.stage("Prod")["Actions"]]
+    assert "SmokeTest" in names and "VerifyDeploy" not in names
+    assert "Prod-EntrixVerifier" not in built.templates
+    assert "VerifyDeploy" in [action["Name"] for action in built.stage("Dev")["Actions"]]
 
 
 @pytest.mark.parametrize("stage", ["Dev", "Prod"])
@@ -295,6 +413,16 @@ def test_a_smoke_test_checks_the_deployed_api_refuses_anonymous_orders(
     project = shipped.template["Resources"][smoke["Configuration"]["ProjectName"]["Ref"]]
     commands = json.loads(project["Properties"]["Source"]["BuildSpec"])["phases"]["build"]
     assert 'test "$code" = 401' in commands["commands"]
+
+
+def test_prod_in_the_account_of_dev_or_the_pipeline_is_warned_about_at_synth(
+    shipped: Built, variant: Built
+) -> None:
+    # cdk.json names the accounts' keys, unset: every stack in the deploying credentials' account.
+    assert CDK_CONTEXT[STAGES_CONTEXT_KEY] == {"Dev": {"account": None}, "Prod": {"account": None}}
+    (warning,) = [w for w in shipped.warnings if "Prod deploys into the account of Dev" in w]
+    assert "docs/delivery.md" in warning
+    assert not [w for w in variant.warnings if "Prod deploys into the account of Dev" in w]
 
 
 def test_prod_approval_can_be_switched_off(variant: Built) -> None:

@@ -51,6 +51,7 @@ def alarms(service_json: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {
         logical_id: resource["Properties"]
         for logical_id, resource in _of_type(service_json, "AWS::CloudWatch::Alarm").items()
+        if logical_id.startswith("Observability")  # not the verification probe's
     }
 
 

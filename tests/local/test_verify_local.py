@@ -1,4 +1,5 @@
-"""`entrix verify`'s API and pipeline checks, against the whole local system over HTTP.
+"""`entrix verify`'s end-to-end API and pipeline checks (mode `full`, Dev's), against the whole
+local system over HTTP.
 
 The same functions run after each deploy (`entrix verify --stack`); here the target is `entrix
 local`: the anonymous request is refused, an order is stored, and a run gives it a result.
@@ -39,7 +40,7 @@ def test_an_order_goes_through_the_api_and_a_pipeline_run(local: Any) -> None:
     token = local.cli("token").stdout.strip()
     checks = ["anonymous-refused", "order-stored", "order-through-pipeline"]
 
-    outcomes = dict(run_checks(_target(local, token), checks))
+    outcomes = dict(run_checks(_target(local, token), "full", checks))
 
     assert outcomes == dict.fromkeys(checks)
 
@@ -48,7 +49,7 @@ def test_a_forged_token_fails_the_order_check_with_the_apis_answer(local: Any) -
     token = local.cli("token").stdout.strip()
     forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
 
-    outcomes = dict(run_checks(_target(local, forged), ["order-stored"]))
+    outcomes = dict(run_checks(_target(local, forged), "full", ["order-stored"]))
 
     assert outcomes["order-stored"] is not None
     assert outcomes["order-stored"].startswith("POST /orders answered 401")

@@ -2,12 +2,14 @@
 
 The alarm and TestState checks read verdicts only a real account gives (an alarm's action history,
 a state run alone with the machine's role); here botocore's Stubber answers as AWS documents,
-so what is tested is how each answer is read. The API and pipeline checks run against the local
-system in tests/local/test_verify_local.py.
+so what is tested is how each answer is read. The quiet mode's configuration checks run on
+moto, each with the misconfiguration it exists to catch. The API and pipeline checks run against
+the local system in tests/local/test_verify_local.py (full) and test_verify_quiet.py (quiet).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -16,8 +18,17 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
+from moto import mock_aws
 
-from entrix.verify_command import CheckFailed, Target, check_alarm_notifies, check_alert_state
+from entrix import verify_command
+from entrix.verify_command import (
+    CheckFailed,
+    Target,
+    check_alarm_notifies,
+    check_alarms_configured,
+    check_alert_state,
+    check_alerts_configured,
+)
 
 MACHINE_ARN = "arn:aws:states:eu-west-1:123456789012:stateMachine:Results"
 ROLE_ARN = "arn:aws:iam::123456789012:role/Dev-Entrix-StateMachineRole"
@@ -188,3 +199,131 @@ def test_a_failed_batch_alert_refused_by_kms_fails_with_the_error(stubbed) -> No
 
     with pytest.raises(CheckFailed, match=r"SNS\.KMSAccessDeniedException: kms denied"):
         check_alert_state(_target(stubbed), "AlertFailedBatch", "verify-1")
+
+
+# --- the quiet mode's configuration checks, on moto ---------------------------------------------
+
+
+@pytest.fixture
+def configured() -> Iterator[dict[str, Any]]:
+    """A stack's topics and alarms as the template makes them: each alarm on the operations
+    topic, the probe alarm on the probe topic, every topic encrypted."""
+    with mock_aws():
+        sns = boto3.client("sns", region_name="eu-west-1")
+        cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
+        topics = {
+            name: sns.create_topic(
+                Name=f"Dev-Entrix-{name}", Attributes={"KmsMasterKeyId": f"key-{name}"}
+            )["TopicArn"]
+            for name in ("Ops", "Probe", "Alert")
+        }
+        for name, topic in (("ScheduleDeadLetters", "Ops"), ("VerificationProbe", "Probe")):
+            _alarm(cloudwatch, f"Dev-Entrix-{name}", topics[topic], topics[topic])
+        clients = {"sns": sns, "cloudwatch": cloudwatch}
+        yield {
+            "topics": topics,
+            "cloudwatch": cloudwatch,
+            "target": Target(
+                api_url="https://api.invalid/prod/orders",
+                token="t",
+                state_machine_arn=MACHINE_ARN,
+                probe_alarm="Dev-Entrix-VerificationProbe",
+                clients=clients.__getitem__,
+                stack_name="Dev-Entrix",
+                alert_topic_arn=topics["Alert"],
+                ops_topic_arn=topics["Ops"],
+            ),
+        }
+
+
+def _alarm(cloudwatch: Any, name: str, on_alarm: str, on_ok: str) -> None:
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        AlarmActions=[on_alarm],
+        OKActions=[on_ok],
+        Namespace="N",
+        MetricName=name,
+        Statistic="Sum",
+        Period=300,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+
+
+def test_alarms_on_the_operations_topic_and_the_probe_on_its_own_pass(configured) -> None:
+    check_alarms_configured(configured["target"])
+
+
+def test_a_probe_alarm_on_the_operations_topic_fails_it_would_page_on_call(configured) -> None:
+    ops = configured["topics"]["Ops"]
+    _alarm(configured["cloudwatch"], "Dev-Entrix-VerificationProbe", ops, ops)
+
+    with pytest.raises(CheckFailed, match="not a probe topic of its own"):
+        check_alarms_configured(configured["target"])
+
+
+def test_a_probe_alarm_back_to_ok_on_the_operations_topic_fails_too(configured) -> None:
+    topics = configured["topics"]
+    _alarm(configured["cloudwatch"], "Dev-Entrix-VerificationProbe", topics["Probe"], topics["Ops"])
+
+    with pytest.raises(CheckFailed, match="not a probe topic of its own"):
+        check_alarms_configured(configured["target"])
+
+
+def test_an_alarm_whose_ok_action_misses_the_operations_topic_fails(configured) -> None:
+    topics = configured["topics"]
+    _alarm(configured["cloudwatch"], "Dev-Entrix-ApiCost", topics["Ops"], topics["Probe"])
+
+    with pytest.raises(CheckFailed, match="Dev-Entrix-ApiCost: OKActions"):
+        check_alarms_configured(configured["target"])
+
+
+def test_an_alert_state_publishing_elsewhere_fails_the_alerts_check(configured) -> None:
+    sfn = boto3.client("stepfunctions", region_name="eu-west-1")
+    definition = json.dumps(DEFINITION).replace(
+        '"arn:t"', json.dumps(configured["topics"]["Alert"])
+    )
+    machine = sfn.create_state_machine(name="Results", definition=definition, roleArn=ROLE_ARN)
+    target = configured["target"]
+    clients = {"stepfunctions": sfn, "sns": target.clients("sns")}
+    target = Target(
+        **{**target.__dict__, "state_machine_arn": machine["stateMachineArn"]}
+        | {"clients": clients.__getitem__}
+    )
+    check_alerts_configured(target)
+
+    sfn.update_state_machine(
+        stateMachineArn=machine["stateMachineArn"],
+        definition=definition.replace("Dev-Entrix-Alert", "Dev-Entrix-Ops", 1),
+    )
+    with pytest.raises(CheckFailed, match=r"AlertNotReady publishes to .*Dev-Entrix-Ops"):
+        check_alerts_configured(target)
+
+
+def test_a_check_outside_the_mode_is_refused_before_any_aws_call(monkeypatch, capsys) -> None:
+    def no_aws(*_: Any) -> None:
+        raise AssertionError("no AWS call expected")
+
+    monkeypatch.setattr(verify_command, "target_of_stack", no_aws)
+    args = argparse.Namespace(
+        stack="Prod-Entrix", region=None, mode="quiet", check=["order-stored"]
+    )
+
+    assert verify_command.verify(args) == 2
+    assert "no check order-stored in mode quiet" in capsys.readouterr().err
+
+
+def test_with_a_role_arn_every_call_is_made_as_that_role() -> None:
+    role = "arn:aws:iam::123456789012:role/EntrixVerify-Prod-Entrix"
+    with mock_aws():
+        iam = boto3.client("iam", region_name="eu-west-1")
+        iam.create_role(RoleName="EntrixVerify-Prod-Entrix", AssumeRolePolicyDocument="{}")
+
+        caller = verify_command.session_for("eu-west-1", role).client("sts").get_caller_identity()
+        own = verify_command.session_for("eu-west-1", None).client("sts").get_caller_identity()
+
+    assert caller["Arn"].startswith(
+        "arn:aws:sts::123456789012:assumed-role/EntrixVerify-Prod-Entrix/entrix-verify"
+    )
+    assert "assumed-role" not in own["Arn"]
