@@ -2,7 +2,9 @@
 
 Every function runs python3.13 on arm64 with X-Ray tracing, JSON logs into its own log group
 with a retention, and its own role that may write only to that log group (no
-AWSLambdaBasicExecutionRole).
+AWSLambdaBasicExecutionRole). Every function has the alias `live` on its current version, and
+every caller invokes that alias, never $LATEST: a deploy moves the alias gradually to the new
+version (infra/constructs/gradual_deploy.py), and a rollback moves it back (`entrix rollback`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from infra.bundling import SRC_DIR, LayerBundler, ModuleBundler, find_bytecode_c
 from infra.nag import acknowledge
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
+# The alias every caller invokes; `entrix rollback` and the local runtime know it by this name.
+LIVE_ALIAS = "live"
 ARCHITECTURE = lambda_.Architecture.ARM_64
 
 # Looked up once per synth: every asset is compiled by the same interpreter, or none is.
@@ -115,8 +119,17 @@ def python_function(
         system_log_level_v2=lambda_.SystemLogLevel.WARN,
         role=role,
     )
+    # current_version: a new version whenever the code or the configuration changes.
+    function.add_alias(LIVE_ALIAS, description="What every caller invokes; moved by CodeDeploy")
     acknowledge(function.node.find_child("Resource"), "AwsSolutions-L1", L1_REASON)
     # Tracing added the role's default policy; a test keeps '*' there to the X-Ray actions.
     policy = role.node.find_child("DefaultPolicy")
     acknowledge(policy, "AwsSolutions-IAM5[Resource::*]", XRAY_REASON)
     return function
+
+
+def live_alias(function: lambda_.IFunction) -> lambda_.Alias:
+    """The `live` alias of a function made by `python_function`: the one name callers use."""
+    alias = function.node.find_child(f"Alias{LIVE_ALIAS}")
+    assert isinstance(alias, lambda_.Alias)
+    return alias
