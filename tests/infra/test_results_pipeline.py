@@ -72,7 +72,8 @@ def asl(template: dict[str, Any]) -> dict[str, Any]:
     for resource in parsed.of_type("AWS::Lambda::Alias"):
         function, alias = resource.properties["FunctionName"]["Ref"], resource.properties["Name"]
         resolver.set_ref(
-            resource.logical_id, f"arn:aws:lambda:eu-west-1:123456789012:function:{function}:{alias}"
+            resource.logical_id,
+            f"arn:aws:lambda:eu-west-1:123456789012:function:{function}:{alias}",
         )
     for resource in parsed.of_type("AWS::SNS::Topic"):
         resolver.set_ref(
