@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_codedeploy as codedeploy
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
@@ -52,6 +53,27 @@ class GradualDeploy(Construct):
     ) -> None:
         super().__init__(scope, id)
         self.application = codedeploy.LambdaApplication(self, "Application")
+        # One service role for every group: CodeDeploy's managed policy for Lambda.
+        self.role = iam.Role(
+            self,
+            "ServiceRole",
+            assumed_by=iam.ServicePrincipal("codedeploy.amazonaws.com"),
+            description="CodeDeploy shifts the live aliases of this stack's functions",
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name(
+                    "service-role/AWSCodeDeployRoleForLambdaLimited"
+                )
+            ],
+        )
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AWSCodeDeployRoleForLambdaLimited]",
+            "CodeDeploy's own managed policy for Lambda deployments: it reads functions, updates "
+            "aliases and publishes to SNS topics named CodeDeployTopic*; no customer policy "
+            "could name the aliases more tightly without listing each one, and only CodeDeploy "
+            "assumes the role.",
+        )
         self.groups: dict[str, codedeploy.LambdaDeploymentGroup] = {}
         self.alarms: dict[str, cloudwatch.Alarm] = {}
 
@@ -138,19 +160,12 @@ class GradualDeploy(Construct):
             id,
             application=self.application,
             alias=live_alias(function),
+            role=self.role,
             deployment_config=getattr(codedeploy.LambdaDeploymentConfig, config),
             alarms=list(alarms),
             auto_rollback=codedeploy.AutoRollbackConfig(
                 failed_deployment=True, stopped_deployment=True, deployment_in_alarm=True
             ),
-        )
-        acknowledge(
-            group,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AWSCodeDeployRoleForLambdaLimited]",
-            "The AWS managed policy of CodeDeploy for Lambda: it may read the alias's function "
-            "and update aliases, and publish to SNS topics named CodeDeployTopic*; the role is "
-            "assumed only by CodeDeploy for this deployment group.",
         )
         self.groups[id] = group
         return group
