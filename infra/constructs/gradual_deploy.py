@@ -112,12 +112,12 @@ class GradualDeploy(Construct):
             background["Slack"] = results.slack.function
         if intake.key_rotation is not None:
             background["KeyRotation"] = intake.key_rotation.function
-        for name, function in background.items():
+        for name, background_function in background.items():
             self.deploy(
                 name,
-                function,
+                background_function,
                 config=config.pipeline_deployment_config,
-                alarms=[self.errors_alarm(name, function)],
+                alarms=[self.errors_alarm(name, background_function)],
             )
 
     def alarm(self, id: str, metric: cloudwatch.IMetric, description: str) -> cloudwatch.Alarm:

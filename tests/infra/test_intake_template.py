@@ -20,8 +20,8 @@ from entrix.local.template import PseudoParameters
 from entrix.local.template import Template as LocalTemplate
 from entrix.revocations import DENY_LIST_FILLER_FIELD, DenyList, parse_deny_list
 from infra.config import ServiceConfig
-from tests.support.aliases import live_alias
 from infra.constructs.intake import ERROR_TEMPLATE
+from tests.support.aliases import live_alias
 
 AUTHORIZER = "entrix.handlers.authorizer.handler"
 INGEST = "entrix.handlers.ingest.handler"
