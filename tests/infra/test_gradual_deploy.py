@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App
+from aws_cdk import App, Stack
+from aws_cdk import aws_logs as logs
 
 from infra.app import CDK_JSON
 from infra.config import ServiceConfig
-from infra.constructs.lambda_code import LIVE_ALIAS
+from infra.constructs.lambda_code import LIVE_ALIAS, python_function, python_layer
 from infra.stacks.service import ServiceStack
 
 AUTHORIZER = "entrix.handlers.authorizer.handler"
@@ -255,3 +256,31 @@ def test_a_deployment_config_that_codedeploy_does_not_predefine_is_refused() -> 
     with pytest.raises(ValueError, match="api_deployment_config must be one of"):
         ServiceConfig(api_deployment_config="CANARY_50_PERCENT_1_MINUTE")
     assert ServiceConfig(pipeline_deployment_config="ALL_AT_ONCE")
+
+
+def _version_with_layer(requirement: str) -> str:
+    """The logical id of the version a function with a layer of `requirement` publishes, under
+    cdk.json's settings."""
+    context = json.loads(CDK_JSON.read_text())["context"] | {"aws:cdk:bundling-stacks": []}
+    app = App(context=context)
+    stack = Stack(app, "LayerChange")
+    layer = python_layer(stack, "Layer", requirements=[requirement], description="a layer")
+    python_function(
+        stack,
+        "Function",
+        handler="entrix.handlers.cancel.handler",
+        description="a function",
+        log_retention=logs.RetentionDays.ONE_WEEK,
+        layers=[layer],
+    )
+    template = app.synth().get_stack_by_name("LayerChange").template
+    (version,) = [
+        k for k, r in template["Resources"].items() if r["Type"] == "AWS::Lambda::Version"
+    ]
+    return str(version)
+
+
+def test_a_new_layer_publishes_a_new_version_for_the_alias_to_move_to() -> None:
+    """Without cdk.json's @aws-cdk/aws-lambda:recognizeLayerVersion the version stays, and the
+    alias keeps running the old layer while $LATEST has the new one."""
+    assert _version_with_layer("pyjwt") != _version_with_layer("pydantic")
