@@ -174,15 +174,23 @@ def deployment_versions(
     codedeploy: Any, deployment_id: str, alias: AliasDeployment
 ) -> tuple[str, str]:
     """(CurrentVersion, TargetVersion) of the alias in the deployment's AppSpec, which
-    CloudFormation writes as JSON for each alias it has CodeDeploy move."""
-    info = codedeploy.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
-    revision = info.get("revision", {})
-    content = (revision.get("appSpecContent") or revision.get("string") or {}).get("content")
+    CloudFormation writes (as JSON) for each alias it has CodeDeploy move."""
+    location = codedeploy.get_deployment(deploymentId=deployment_id)["deploymentInfo"]["revision"]
+    # GetDeployment gives the AppSpec's sha256 but never its content: GetApplicationRevision does.
+    kind = "appSpecContent" if "appSpecContent" in location else "string"
+    revision = codedeploy.get_application_revision(
+        applicationName=alias.application,
+        revision={
+            "revisionType": location["revisionType"],
+            kind: {"sha256": location.get(kind, {}).get("sha256", "")},
+        },
+    )["revision"]
+    content = revision.get(kind, {}).get("content")
     try:
         appspec = json.loads(content or "")
     except json.JSONDecodeError:
         raise RollbackError(
-            f"deployment {deployment_id}: its AppSpec is not the JSON CloudFormation writes"
+            f"deployment {deployment_id}: its AppSpec is not JSON (is it CloudFormation's?)"
         ) from None
     for resource in appspec.get("Resources", []):
         for spec in resource.values():

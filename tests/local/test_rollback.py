@@ -5,18 +5,16 @@ emulated: its record of the last deployment answers through botocore's Stubber."
 
 from __future__ import annotations
 
-import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
-import boto3
 import pytest
-from botocore.stub import Stubber
 
 from entrix.local import harness
-from entrix.rollback_command import ACTIVE_STATUSES, AliasDeployment, roll_back
+from entrix.rollback_command import AliasDeployment, roll_back
 from infra.constructs.lambda_code import LIVE_ALIAS
+from tests.support.codedeploy_stub import appspec, stub_codedeploy
 from tests.support.local_system import Running, local_system
 
 pytestmark = pytest.mark.e2e
@@ -42,57 +40,6 @@ def _list_orders(running: Running) -> int:
         return error.code
 
 
-def _codedeploy(deployment: AliasDeployment, before: str, after: str) -> boto3.client:
-    """CodeDeploy as it answers after a deployment that moved the alias from `before` to
-    `after` and succeeded (the canary's alarms saw nothing)."""
-    client = boto3.client("codedeploy", region_name="eu-west-1")
-    stubber = Stubber(client)
-    group = {
-        "applicationName": deployment.application,
-        "deploymentGroupName": deployment.deployment_group,
-    }
-    appspec = {
-        "version": 0.0,
-        "Resources": [
-            {
-                "OrderListAlias": {
-                    "Type": "AWS::Lambda::Function",
-                    "Properties": {
-                        "Name": deployment.function_name,
-                        "Alias": LIVE_ALIAS,
-                        "CurrentVersion": before,
-                        "TargetVersion": after,
-                    },
-                }
-            }
-        ],
-    }
-    stubber.add_response(
-        "list_deployments",
-        {"deployments": []},
-        {**group, "includeOnlyStatuses": list(ACTIVE_STATUSES)},
-    )
-    stubber.add_response(
-        "get_deployment_group",
-        {"deploymentGroupInfo": {"lastSuccessfulDeployment": {"deploymentId": "d-LOCAL"}}},
-        group,
-    )
-    stubber.add_response(
-        "get_deployment",
-        {
-            "deploymentInfo": {
-                "revision": {
-                    "revisionType": "AppSpecContent",
-                    "appSpecContent": {"content": json.dumps(appspec)},
-                }
-            }
-        },
-        {"deploymentId": "d-LOCAL"},
-    )
-    stubber.activate()
-    return client
-
-
 def test_a_broken_version_behind_the_alias_is_rolled_back_and_the_api_answers_again(
     running: Running,
 ) -> None:
@@ -116,7 +63,14 @@ def test_a_broken_version_behind_the_alias_is_rolled_back_and_the_api_answers_ag
         application="Entrix-GradualDeployApplication",
         deployment_group="Entrix-GradualDeployOrderList",
     )
-    outcome = roll_back(deployment, lambda_, _codedeploy(deployment, good, bad))
+    codedeploy, _ = stub_codedeploy(
+        deployment.application,
+        deployment.deployment_group,
+        running=[],
+        last_success="d-LOCAL",
+        content=appspec(function, LIVE_ALIAS, good, bad),
+    )
+    outcome = roll_back(deployment, lambda_, codedeploy)
     assert outcome.ok and outcome.text.startswith(f"live {bad} -> {good}")
     assert lambda_.get_alias(FunctionName=function, Name=LIVE_ALIAS)["FunctionVersion"] == good
     assert _list_orders(running) == 200

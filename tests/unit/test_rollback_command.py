@@ -1,7 +1,7 @@
-"""`entrix rollback`: Lambda's aliases and versions are moto's; moto has no StopDeployment and
-no deployment group's lastSuccessfulDeployment, so CodeDeploy (and CloudFormation's template
-and resource list) answer through botocore's Stubber, at the client, with the shapes of the
-AWS API."""
+"""`entrix rollback`: Lambda's aliases and versions are moto's; moto's CodeDeploy lacks
+StopDeployment, a group's lastSuccessfulDeployment and Lambda AppSpec revisions, so CodeDeploy
+(and CloudFormation's template and resource list) answer through botocore's Stubber, at the
+client, with the shapes of the AWS API (tests/support/codedeploy_stub.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from moto import mock_aws
 
 from entrix import cli, rollback_command
 from entrix.rollback_command import AliasDeployment, aliased_functions, roll_back
+from tests.support.codedeploy_stub import appspec, stub_codedeploy
 
 REGION = "eu-west-1"
 FUNCTION = "Prod-Entrix-Ingest"
@@ -64,66 +65,16 @@ def alias(lambda_: Any) -> AliasDeployment:
     return AliasDeployment(alias_arn=arn, application=APPLICATION, deployment_group=GROUP)
 
 
-def _appspec(current: str, target: str) -> str:
-    """The AppSpec CloudFormation gives CodeDeploy for an alias update."""
-    return json.dumps(
-        {
-            "version": 0.0,
-            "Resources": [
-                {
-                    "IntakeIngestAliaslive": {
-                        "Type": "AWS::Lambda::Function",
-                        "Properties": {
-                            "Name": FUNCTION,
-                            "Alias": "live",
-                            "CurrentVersion": current,
-                            "TargetVersion": target,
-                        },
-                    }
-                }
-            ],
-        }
-    )
-
-
 def _codedeploy(
-    *, running: list[str], last_success: str | None = DEPLOYMENT, appspec: str | None = None
+    *, running: list[str], last_success: str | None = DEPLOYMENT, content: str | None = None
 ) -> tuple[Any, Stubber]:
-    client = boto3.client("codedeploy", region_name=REGION)
-    stubber = Stubber(client)
-    group = {"applicationName": APPLICATION, "deploymentGroupName": GROUP}
-    stubber.add_response(
-        "list_deployments",
-        {"deployments": running},
-        {**group, "includeOnlyStatuses": list(rollback_command.ACTIVE_STATUSES)},
+    return stub_codedeploy(
+        APPLICATION,
+        GROUP,
+        running=running,
+        last_success=last_success,
+        content=content or appspec(FUNCTION, "live", "1", "2"),
     )
-    for deployment_id in running:
-        stubber.add_response(
-            "stop_deployment",
-            {"status": "Pending", "statusMessage": "stopping"},
-            {"deploymentId": deployment_id, "autoRollbackEnabled": True},
-        )
-    if not running:
-        info: dict[str, Any] = {"deploymentGroupName": GROUP}
-        if last_success is not None:
-            info["lastSuccessfulDeployment"] = {"deploymentId": last_success, "status": "Succeeded"}
-        stubber.add_response("get_deployment_group", {"deploymentGroupInfo": info}, group)
-        if last_success is not None:
-            stubber.add_response(
-                "get_deployment",
-                {
-                    "deploymentInfo": {
-                        "deploymentId": last_success,
-                        "revision": {
-                            "revisionType": "AppSpecContent",
-                            "appSpecContent": {"content": appspec or _appspec("1", "2")},
-                        },
-                    }
-                },
-                {"deploymentId": last_success},
-            )
-    stubber.activate()
-    return client, stubber
 
 
 def _live(lambda_: Any) -> tuple[str, dict[str, float]]:
@@ -196,8 +147,8 @@ def test_an_alias_never_deployed_by_codedeploy_stays_where_it_is(
 def test_an_appspec_that_does_not_name_the_alias_is_an_error(
     lambda_: Any, alias: AliasDeployment
 ) -> None:
-    other = _appspec("1", "2").replace(FUNCTION, "Prod-Entrix-Cancel")
-    codedeploy, _ = _codedeploy(running=[], appspec=other)
+    other = appspec("Prod-Entrix-Cancel", "live", "1", "2")
+    codedeploy, _ = _codedeploy(running=[], content=other)
     with pytest.raises(rollback_command.RollbackError, match="does not name"):
         roll_back(alias, lambda_, codedeploy)
     assert _live(lambda_) == ("2", {})
