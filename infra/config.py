@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, get_type_hints
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_codedeploy as codedeploy
 from aws_cdk import aws_logs as logs
 from constructs import Node
 
@@ -36,6 +37,13 @@ _Config = TypeVar("_Config", "ServiceConfig", "DeliveryConfig")
 T = TypeVar("T")
 
 # CloudWatch Logs accepts only these retention periods (days).
+# The predefined Lambda deployment configurations, as aws_codedeploy.LambdaDeploymentConfig
+# names them.
+DEPLOYMENT_CONFIGS = tuple(
+    name
+    for name in dir(codedeploy.LambdaDeploymentConfig)
+    if name.startswith(("ALL_AT_ONCE", "CANARY_", "LINEAR_"))
+)
 _RETENTION = {
     1: logs.RetentionDays.ONE_DAY,
     3: logs.RetentionDays.THREE_DAYS,
@@ -109,6 +117,11 @@ class ServiceConfig:
     waf_enabled: bool = False
     # Requests one client IP may send in any 5 minutes before WAF blocks it (WAF minimum: 10).
     waf_rate_limit: int = 1000
+    # How CodeDeploy moves each function's `live` alias to a new version (a predefined
+    # LambdaDeploymentConfig, by name; infra/constructs/gradual_deploy.py): the API functions
+    # take a share of the requests, the pipeline and background functions a share per step.
+    api_deployment_config: str = "CANARY_10_PERCENT_5_MINUTES"
+    pipeline_deployment_config: str = "LINEAR_10_PERCENT_EVERY_3_MINUTES"
     # Results pipeline. The bucket is named <prefix>-<stack name>-<account>-<region> (bucket
     # names are global).
     results_bucket_prefix: str = "order-results"
@@ -189,6 +202,9 @@ class ServiceConfig:
             raise ValueError("cost_alarm_dollars_per_hour must be more than 0")
         if self.waf_rate_limit < 10:
             raise ValueError("waf_rate_limit must be at least 10 (the AWS WAF minimum)")
+        for field in ("api_deployment_config", "pipeline_deployment_config"):
+            if getattr(self, field) not in DEPLOYMENT_CONFIGS:
+                raise ValueError(f"{field} must be one of {', '.join(DEPLOYMENT_CONFIGS)}")
         # What a function would refuse at run time is refused here, by the setting's own rule.
         for field, setting in _FUNCTION_SETTINGS.items():
             try:

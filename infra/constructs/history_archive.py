@@ -28,7 +28,7 @@ from entrix import settings
 from entrix.orders.history import HISTORY_PREFIX
 from infra.config import ServiceConfig
 from infra.constructs.dead_letters import dead_letter_queue
-from infra.constructs.lambda_code import python_function
+from infra.constructs.lambda_code import live_alias, python_function
 from infra.nag import acknowledge, logical_id
 
 # Tries of a failing batch (halves included) before its records go to the dead-letter queue.
@@ -68,7 +68,8 @@ class HistoryArchive(Construct):
             "ArchiveDeadLetters",
             of="the on-failure destination of the history stream mapping",
         )
-        self.function.add_event_source(
+        # The mapping invokes the live alias; grants still go to the function's role.
+        live_alias(self.function).add_event_source(
             sources.DynamoEventSource(
                 table,
                 starting_position=lambda_.StartingPosition.TRIM_HORIZON,

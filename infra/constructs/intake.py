@@ -27,7 +27,7 @@ from entrix.revocations import DENY_LIST_FILLER_FIELD, DenyList
 from infra.config import ServiceConfig
 from infra.constructs.client_usage import client_usage_table
 from infra.constructs.key_rotation import KeyRotation
-from infra.constructs.lambda_code import python_function
+from infra.constructs.lambda_code import live_alias, python_function
 from infra.constructs.orders_table import orders_table
 from infra.constructs.waf import ApiWebAcl
 from infra.nag import acknowledge
@@ -347,7 +347,7 @@ class Intake(Construct):
         authorizer = apigw.RequestAuthorizer(
             self,
             "JwtAuthorizer",
-            handler=self.authorizer_function,
+            handler=live_alias(self.authorizer_function),
             identity_sources=[apigw.IdentitySource.header(AUTHORIZATION_HEADER)],
             results_cache_ttl=Duration.seconds(config.authorizer_cache_ttl_seconds),
         )
@@ -380,7 +380,7 @@ class Intake(Construct):
         for resource, http_method, handler, parameters in routes:
             method = resource.add_method(
                 http_method,
-                apigw.LambdaIntegration(handler, allow_test_invoke=False),
+                apigw.LambdaIntegration(live_alias(handler), allow_test_invoke=False),
                 authorizer=authorizer,
                 request_validator=validator,
                 request_parameters=parameters,

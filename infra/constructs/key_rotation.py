@@ -23,7 +23,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infra.constructs.lambda_code import python_function
+from infra.constructs.lambda_code import live_alias, python_function
 
 ROTATION_HANDLER = "entrix.handlers.rotate_key.handler"
 # What the rotation steps call (entrix.aws.rotation_store), and nothing else.
@@ -60,11 +60,13 @@ class KeyRotation(Construct):
         self.function.add_to_role_policy(
             iam.PolicyStatement(actions=list(ROTATION_ACTIONS), resources=[secret.secret_arn])
         )
+        # Secrets Manager invokes the live alias, as every caller does.
+        alias_arn = live_alias(self.function).function_arn
         permission = lambda_.CfnPermission(
             self,
             "SecretsManagerInvokes",
             action="lambda:InvokeFunction",
-            function_name=self.function.function_arn,
+            function_name=alias_arn,
             principal=SECRETS_MANAGER,
             source_account=Stack.of(self).account,
         )
@@ -72,7 +74,7 @@ class KeyRotation(Construct):
             self,
             "Schedule",
             secret_id=secret.secret_arn,
-            rotation_lambda_arn=self.function.function_arn,
+            rotation_lambda_arn=alias_arn,
             rotation_rules=secretsmanager.CfnRotationSchedule.RotationRulesProperty(
                 schedule_expression=f"rate({rotation_days} days)"
             ),

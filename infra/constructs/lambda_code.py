@@ -3,7 +3,10 @@
 Every function runs python3.13 on arm64 with X-Ray tracing, JSON logs into its own log group
 with a retention, and its own role that may write only to that log group (no
 AWSLambdaBasicExecutionRole). A function whose code imports the AWS SDK gets the SDK layer: the
-boto3 and botocore the tests ran, never the runtime's.
+boto3 and botocore the tests ran, never the runtime's. Every function has the alias `live` on
+its current version, and every caller invokes that alias, never $LATEST: a deploy moves the alias
+gradually to the new version (infra/constructs/gradual_deploy.py), and a rollback moves it back
+(`entrix rollback`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from infra.bundling import SRC_DIR, LayerBundler, ModuleBundler, find_bytecode_c
 from infra.nag import acknowledge
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
+# The alias every caller invokes; `entrix rollback` and the local runtime know it by this name.
+LIVE_ALIAS = "live"
 ARCHITECTURE = lambda_.Architecture.ARM_64
 
 # The AWS SDK ships with the functions: the boto3 and botocore pinned in uv.lock, which every test
@@ -139,8 +144,17 @@ def python_function(
         system_log_level_v2=lambda_.SystemLogLevel.WARN,
         role=role,
     )
+    # current_version: a new version whenever the code or the configuration changes.
+    function.add_alias(LIVE_ALIAS, description="What every caller invokes; moved by CodeDeploy")
     acknowledge(function.node.find_child("Resource"), "AwsSolutions-L1", L1_REASON)
     # Tracing added the role's default policy; a test keeps '*' there to the X-Ray actions.
     policy = role.node.find_child("DefaultPolicy")
     acknowledge(policy, "AwsSolutions-IAM5[Resource::*]", XRAY_REASON)
     return function
+
+
+def live_alias(function: lambda_.IFunction) -> lambda_.Alias:
+    """The `live` alias of a function made by `python_function`: the one name callers use."""
+    alias = function.node.find_child(f"Alias{LIVE_ALIAS}")
+    assert isinstance(alias, lambda_.Alias)
+    return alias

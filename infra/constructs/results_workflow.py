@@ -36,6 +36,7 @@ from entrix.auction.outcomes import no_outcomes
 from entrix.auction.results import CRASHED_BATCH_TEXT, NOT_READY_TEXT
 from entrix.aws.alerts import ATTRIBUTES
 from infra.config import ServiceConfig
+from infra.constructs.lambda_code import live_alias
 from infra.nag import acknowledge, logical_id, partition
 
 # The Lambda service's own transient errors: the only ones retried for Lambda B and the summary
@@ -70,8 +71,11 @@ def results_state_machine(
     config: ServiceConfig,
 ) -> sfn.StateMachine:
     """The state machine ("StateMachine" in `scope`) and its log group, with the cdk-nag
-    findings on its role acknowledged."""
+    findings on its role acknowledged. Its tasks invoke each function's `live` alias."""
     definition = _Definition(scope, topic, config)
+    results_function, process_function, summary_function = (
+        live_alias(f) for f in (results_function, process_function, summary_function)
+    )
     machine = sfn.StateMachine(
         scope,
         "StateMachine",
@@ -93,7 +97,7 @@ def results_state_machine(
         ),
         comment="Auction results: poll Lambda A until ready, then Lambda B for each batch",
     )
-    _acknowledge_findings(machine, [results_function, process_function, summary_function], bucket)
+    _acknowledge_findings(machine, bucket)
     return machine
 
 
@@ -326,17 +330,9 @@ class _Definition:
         return start.next(poll).next(ready)
 
 
-def _acknowledge_findings(
-    machine: sfn.StateMachine, functions: list[lambda_.IFunction], bucket: s3.IBucket
-) -> None:
-    for function in functions:
-        acknowledge(
-            machine.role,
-            f"AwsSolutions-IAM5[Resource::<{logical_id(function)}.Arn>:*]",
-            "CDK grants lambda:InvokeFunction on the function and its versions and aliases "
-            "(ARN:*), so the task keeps working when a version is published; the function "
-            "is this pipeline's own.",
-        )
+def _acknowledge_findings(machine: sfn.StateMachine, bucket: s3.IBucket) -> None:
+    # The tasks invoke the functions' aliases, on which CDK grants lambda:InvokeFunction by
+    # their exact ARN: no function-wide `<ARN>:*` to acknowledge.
     acknowledge(
         machine.role,
         "AwsSolutions-IAM5[Resource::*]",

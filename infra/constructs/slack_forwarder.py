@@ -32,7 +32,8 @@ from entrix import settings
 from entrix.aws.alerts import PEOPLE_FILTER_POLICY
 from infra.config import ServiceConfig
 from infra.constructs.dead_letters import dead_letter_queue
-from infra.constructs.lambda_code import python_function
+from infra.constructs.lambda_code import live_alias, python_function
+from infra.nag import acknowledge
 
 # Time for a message to wait out a few of Slack's Retry-After answers within one invocation.
 TIMEOUT = Duration.seconds(60)
@@ -71,18 +72,26 @@ def slack_forwarder(
     dead_letters = dead_letter_queue(
         scope, "SlackDeadLetters", of="the on-failure destination of the Slack forwarder"
     )
-    # The destination sends as the function's role: SqsDestination grants it sqs:SendMessage
-    # (SSE-SQS needs no key grant).
-    function.configure_async_invoke(
+    # SNS invokes the live alias, and Lambda reads the retries and the destination of the
+    # qualifier invoked: so they are the alias's. The destination sends as the function's role:
+    # SqsDestination grants it sqs:SendMessage (SSE-SQS needs no key grant).
+    alias = live_alias(function)
+    alias.configure_async_invoke(
         on_failure=destinations.SqsDestination(dead_letters),
         retry_attempts=RETRY_ATTEMPTS,
         max_event_age=MAX_EVENT_AGE,
     )
-    function.add_event_source(
+    alias.add_event_source(
         event_sources.SnsEventSource(
             topic,
             filter_policy=people_filter(),
         )
+    )
+    acknowledge(
+        alias,
+        "CloudFormation-Validate::W3694",
+        "SNS delivers to a qualified function ARN (the alias), as Lambda documents for SNS "
+        "triggers; the alias's own permission lets the topic invoke it.",
     )
     return SlackForwarder(function, dead_letters)
 

@@ -8,6 +8,7 @@ from aws_cdk import CfnOutput, Environment, Stack
 from constructs import Construct
 
 from infra.config import ServiceConfig
+from infra.constructs.gradual_deploy import GradualDeploy
 from infra.constructs.history_archive import HistoryArchive
 from infra.constructs.intake import Intake
 from infra.constructs.lambda_code import python_layer
@@ -60,6 +61,16 @@ class ServiceStack(Stack):
             config=config,
             table=self.intake.table,
             bucket=self.results.bucket,
+        )
+
+        # Every function's `live` alias moves to a new version gradually, and back on an alarm.
+        self.gradual_deploy = GradualDeploy(
+            self,
+            "GradualDeploy",
+            config=config,
+            intake=self.intake,
+            results=self.results,
+            history=self.history,
         )
 
         self.observability = Observability(

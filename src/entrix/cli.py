@@ -1,5 +1,5 @@
-"""The `entrix` command: the local system, tokens and their revocation, pipeline runs, alerts
-and post-deploy verification."""
+"""The `entrix` command: the local system, tokens and their revocation, pipeline runs, alerts,
+post-deploy verification and rollback."""
 
 from __future__ import annotations
 
@@ -115,6 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--check", action="append", help="run only this check (repeatable; default: all)"
     )
     verify.set_defaults(run="entrix.verify_command:verify")
+
+    rollback = commands.add_parser(
+        "rollback",
+        help="put every function of a deployed stack back on its version before the last deploy",
+    )
+    rollback.add_argument(
+        "--stack", required=True, help="the deployed service stack, e.g. Prod-Entrix"
+    )
+    rollback.add_argument("--region", help="its AWS region (default: your AWS configuration)")
+    rollback.set_defaults(run="entrix.rollback_command:rollback")
     return parser
 
 

@@ -22,6 +22,7 @@ from entrix.revocations import DENY_LIST_FILLER_FIELD, DenyList, parse_deny_list
 from infra.config import ServiceConfig
 from infra.constructs.intake import ERROR_TEMPLATE
 from infra.constructs.lambda_code import SDK_LAYER_ID
+from tests.support.aliases import live_alias
 
 AUTHORIZER = "entrix.handlers.authorizer.handler"
 INGEST = "entrix.handlers.ingest.handler"
@@ -539,7 +540,9 @@ def test_authorizer_reads_the_authorization_header_and_caches_for_300_s(
     assert props["IdentitySource"] == "method.request.header.Authorization"
     assert props["AuthorizerResultTtlInSeconds"] == 300
     authorizer_fn, _ = function(service_json, AUTHORIZER)
-    assert {"Fn::GetAtt": [authorizer_fn, "Arn"]} in props["AuthorizerUri"]["Fn::Join"][1]
+    alias = {"Ref": live_alias(service_json, authorizer_fn)}
+    assert alias in props["AuthorizerUri"]["Fn::Join"][1]
+    assert "Fn::GetAtt" not in json.dumps(props["AuthorizerUri"])
 
 
 def _method_routes(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -574,9 +577,8 @@ def test_routes_are_exactly_the_four_and_each_reaches_its_function(
     for route, handler in ROUTES.items():
         integration = routes[route]["Integration"]
         assert integration["Type"] == "AWS_PROXY", route
-        assert {"Fn::GetAtt": [function(service_json, handler)[0], "Arn"]} in integration["Uri"][
-            "Fn::Join"
-        ][1], route
+        alias = live_alias(service_json, function(service_json, handler)[0])
+        assert {"Ref": alias} in integration["Uri"]["Fn::Join"][1], route
 
 
 def test_request_parameters_the_gateway_requires(service_json: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ from entrix.aws.signing_keys import PROPAGATION_MARGIN_SECONDS
 from entrix.identity import LEEWAY_SECONDS
 from infra.config import ServiceConfig
 from infra.constructs.key_rotation import ROTATION_ACTIONS, ROTATION_HANDLER
+from tests.support.aliases import live_alias
 
 
 def _of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
@@ -42,7 +43,7 @@ def test_the_signing_key_rotates_on_the_configured_schedule(service_json: dict[s
     function, _ = _rotation_function(service_json)
     p = schedule["Properties"]
     assert p["SecretId"] == {"Ref": _signing_key(service_json)}
-    assert p["RotationLambdaARN"] == {"Fn::GetAtt": [function, "Arn"]}
+    assert p["RotationLambdaARN"] == {"Ref": live_alias(service_json, function)}
     assert p["RotationRules"] == {"ScheduleExpression": "rate(30 days)"}
     # On a change of the schedule CloudFormation does not rotate: only the schedule, or a person.
     assert p["RotateImmediatelyOnUpdate"] is False
@@ -54,15 +55,16 @@ def test_only_secrets_manager_of_this_account_may_invoke_the_rotation_function(
     service_json: dict[str, Any],
 ) -> None:
     function, _ = _rotation_function(service_json)
+    alias = {"Ref": live_alias(service_json, function)}
     permissions = [
         r["Properties"]
         for r in _of_type(service_json, "AWS::Lambda::Permission").values()
-        if r["Properties"]["FunctionName"] == {"Fn::GetAtt": [function, "Arn"]}
+        if r["Properties"]["FunctionName"] in (alias, {"Fn::GetAtt": [function, "Arn"]})
     ]
     assert permissions == [
         {
             "Action": "lambda:InvokeFunction",
-            "FunctionName": {"Fn::GetAtt": [function, "Arn"]},
+            "FunctionName": alias,
             "Principal": "secretsmanager.amazonaws.com",
             "SourceAccount": {"Ref": "AWS::AccountId"},
         }

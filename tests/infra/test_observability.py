@@ -48,10 +48,14 @@ def _one(template: dict[str, Any], resource_type: str, contains: str) -> tuple[s
 
 @pytest.fixture(scope="module")
 def alarms(service_json: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The operations alarms; CodeDeploy's rollback alarms (GradualDeploy) notify no one and
+    are tested in test_gradual_deploy.py."""
     return {
         logical_id: resource["Properties"]
         for logical_id, resource in _of_type(service_json, "AWS::CloudWatch::Alarm").items()
-        if logical_id.startswith("Observability")  # not the verification probe's
+        if logical_id.startswith(
+            "Observability"
+        )  # not the verification probe's, nor the rollback alarms
     }
 
 

@@ -38,6 +38,8 @@ NAME_PROPERTIES = (
     "AliasName",
     "Name",
 )
+# Names unique only within another resource, whose own name is checked: a function's alias.
+SCOPED_NAMES = frozenset({("AWS::Lambda::Alias", "Name")})
 # Resource types of which an account holds one per region: a second owner overwrites the first.
 ACCOUNT_SINGLETONS = frozenset(
     {
@@ -81,8 +83,12 @@ class _StackResolver(Resolver):
         pseudo = PseudoParameters(account_id=ACCOUNT, stack_name=stack_name)
         super().__init__(Template.from_dict(template), pseudo)
         self.stack_name = stack_name
-        for logical_id in template["Resources"]:
-            self.set_ref(logical_id, f"<{stack_name}/{logical_id}>")
+        for logical_id, resource in template["Resources"].items():
+            ref = f"<{stack_name}/{logical_id}>"
+            if resource["Type"] == "AWS::Lambda::Alias":
+                # An alias's Ref is its ARN, which CDK splits for the qualified function name.
+                ref = f"arn:aws:lambda:{pseudo.region}:{ACCOUNT}:function:{ref}:alias"
+            self.set_ref(logical_id, ref)
 
     def get_att(self, logical_id: str, attribute: str) -> Any:
         return f"<{self.stack_name}/{logical_id}.{attribute}>"
@@ -98,7 +104,7 @@ def _physical_names(stack_name: str, template: dict[str, Any]) -> Iterator[tuple
     for logical_id, resource in template["Resources"].items():
         for prop in NAME_PROPERTIES:
             value = resource.get("Properties", {}).get(prop)
-            if value is None:
+            if value is None or (resource["Type"], prop) in SCOPED_NAMES:
                 continue
             name = resolver.resolve(value)
             yield resource["Type"], str(name), f"{stack_name}/{logical_id}"

@@ -642,7 +642,7 @@ def async_destination_edges(model: StackModel) -> list[Edge]:
     targets: list[tuple[str, str, str]] = []
     for config in model.of_type("AWS::Lambda::EventInvokeConfig"):
         p = model.props(config.logical_id)
-        function = model.logical_id_of("AWS::Lambda::Function", p["FunctionName"])
+        function = model.function_of(p["FunctionName"])
         if function is None:
             raise ModelError(f"{config.logical_id}: its function is not in stack {model.name}")
         for outcome in ("OnSuccess", "OnFailure"):
@@ -699,7 +699,7 @@ def stream_mapping_edges(model: StackModel) -> list[Edge]:
     edges = []
     for mapping in model.of_type("AWS::Lambda::EventSourceMapping"):
         p = model.props(mapping.logical_id)
-        function = model.logical_id_of("AWS::Lambda::Function", p["FunctionName"])
+        function = model.function_of(p["FunctionName"])
         if function is None:
             raise ModelError(f"{mapping.logical_id}: its function is not in stack {model.name}")
         role = model.function_role(function)
@@ -733,7 +733,7 @@ def rotation_edges(model: StackModel) -> list[Edge]:
         function_arn = p.get("RotationLambdaARN")
         if not function_arn:
             raise ModelError(f"{schedule.logical_id}: the model knows rotation functions only")
-        function = model.logical_id_of("AWS::Lambda::Function", function_arn)
+        function = model.function_of(function_arn)
         if function is None:
             raise ModelError(f"{schedule.logical_id}: its function is not in stack {model.name}")
         invoke = service_request(

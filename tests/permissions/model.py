@@ -87,7 +87,13 @@ _NAME_PROPERTIES = {
 
 # Types whose Ref is their ARN.
 _REF_IS_ARN = frozenset(
-    {"AWS::SNS::Topic", "AWS::SecretsManager::Secret", "AWS::StepFunctions::StateMachine"}
+    {
+        "AWS::SNS::Topic",
+        "AWS::SecretsManager::Secret",
+        "AWS::StepFunctions::StateMachine",
+        "AWS::Lambda::Version",
+        "AWS::Lambda::Alias",
+    }
 )
 
 
@@ -183,6 +189,13 @@ class StackModel:
             attributes["Arn"] = ref
         elif t == "AWS::ApiGateway::Stage" and isinstance(r.properties.get("StageName"), str):
             ref = r.properties["StageName"]
+        elif t in ("AWS::Lambda::Version", "AWS::Lambda::Alias"):
+            # A qualified ARN: the function's, then the version's number or the alias's name.
+            function = self.resolver.resolve(r.properties["FunctionName"])
+            qualifier = r.properties.get("Name", "1")
+            ref = f"arn:aws:lambda:{region}:{account}:function:{function}:{qualifier}"
+            if t == "AWS::Lambda::Version":
+                attributes |= {"Version": qualifier, "FunctionArn": ref}
         elif t == "AWS::Lambda::LayerVersion":
             ref = f"arn:aws:lambda:{region}:{account}:layer:{name}:1"
         else:
@@ -214,6 +227,18 @@ class StackModel:
             if arn_or_ref in (self.arn(resource.logical_id), self.ref(resource.logical_id)):
                 return resource.logical_id
         return None
+
+    def function_of(self, name_or_arn: str) -> str | None:
+        """The function a caller names by its name or ARN, either of them possibly qualified
+        (`:live`, `:3`): the logical id of the AWS::Lambda::Function, if in the template."""
+        if not name_or_arn.startswith("arn:"):
+            name_or_arn = f"arn:aws:lambda:{self.region}:{self.account}:function:{name_or_arn}"
+        unqualified = ":".join(name_or_arn.split(":")[:7])
+        return self.logical_id_of("AWS::Lambda::Function", unqualified)
+
+    def alias_arns(self) -> set[str]:
+        """The ARN of every Lambda alias of the template."""
+        return {self.ref(alias.logical_id) for alias in self.of_type("AWS::Lambda::Alias")}
 
     # -- roles ---------------------------------------------------------------------------------
 

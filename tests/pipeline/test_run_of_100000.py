@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from entrix.auction.processing import BatchProcessor
+from entrix.local import harness
 from tests.pipeline.conftest import Pipeline
 
 pytestmark = pytest.mark.slow
@@ -33,10 +34,7 @@ def _configure_lambda_a(pipeline: Pipeline, variables: dict[str, str]) -> None:
         for name, spec in pipeline.deployment.functions.items()
         if spec.handler == "entrix.handlers.results.handler"
     ]
-    current = lambda_client.get_function_configuration(FunctionName=name)["Environment"]
-    lambda_client.update_function_configuration(
-        FunctionName=name, Environment={"Variables": {**current["Variables"], **variables}}
-    )
+    harness.reconfigure(lambda_client, name, variables)
 
 
 def test_one_run_takes_100000_orders_in_100_child_executions(pipeline: Pipeline) -> None:

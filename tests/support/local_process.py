@@ -53,17 +53,14 @@ class LocalProcess(harness.LocalProcess):
         )
 
     def configure_lambda_a(self, variables: dict[str, str]) -> None:
-        """Change Lambda A's environment through the Lambda API, as an operator would."""
+        """Change Lambda A's environment through the Lambda API, as a deploy would."""
         lambda_client = self.client("lambda")
         (name,) = [
             f["FunctionName"]
             for f in lambda_client.list_functions()["Functions"]
             if f["Handler"] == RESULTS_HANDLER
         ]
-        current = lambda_client.get_function_configuration(FunctionName=name)["Environment"]
-        lambda_client.update_function_configuration(
-            FunctionName=name, Environment={"Variables": {**current["Variables"], **variables}}
-        )
+        harness.reconfigure(lambda_client, name, variables)
 
 
 @contextlib.contextmanager

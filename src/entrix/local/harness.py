@@ -106,23 +106,36 @@ def orders_table(system: LocalSystem) -> str:
 
 def widen_client_shares(lambda_client: Any, rate_limit: int, daily_orders: int) -> None:
     """Give every client the share of `rate_limit` requests per window and `daily_orders`
-    orders per day, through the Lambda API as an operator would: for a load that stands for
-    many clients but signs as one (the benchmarks, Schemathesis). Call it before the first API
-    request: a function reads its limits once."""
+    orders per day, through the Lambda API as a deploy would (`reconfigure`): for a load that
+    stands for many clients but signs as one (the benchmarks, Schemathesis). Call it before the
+    first API request: a function reads its limits once."""
     for function in lambda_client.list_functions()["Functions"]:
         variables = function.get("Environment", {}).get("Variables", {})
         if settings.CLIENT_RATE_LIMIT.name not in variables:
             continue
-        lambda_client.update_function_configuration(
-            FunctionName=function["FunctionName"],
-            Environment={
-                "Variables": {
-                    **variables,
-                    settings.CLIENT_RATE_LIMIT.name: str(rate_limit),
-                    settings.CLIENT_DAILY_ORDER_QUOTA.name: str(daily_orders),
-                }
+        reconfigure(
+            lambda_client,
+            function["FunctionName"],
+            {
+                settings.CLIENT_RATE_LIMIT.name: str(rate_limit),
+                settings.CLIENT_DAILY_ORDER_QUOTA.name: str(daily_orders),
             },
         )
+
+
+def reconfigure(lambda_client: Any, name: str, variables: dict[str, str]) -> None:
+    """Set `variables` in the function's environment as a deploy would: on a new version that
+    every alias of the function then points at, since callers invoke an alias, not $LATEST."""
+    current = lambda_client.get_function_configuration(FunctionName=name)
+    lambda_client.update_function_configuration(
+        FunctionName=name,
+        Environment={
+            "Variables": {**current.get("Environment", {}).get("Variables", {}), **variables}
+        },
+    )
+    version = lambda_client.publish_version(FunctionName=name)["Version"]
+    for alias in lambda_client.list_aliases(FunctionName=name)["Aliases"]:
+        lambda_client.update_alias(FunctionName=name, Name=alias["Name"], FunctionVersion=version)
 
 
 def function_with_handler(system: LocalSystem, handler: str) -> str:

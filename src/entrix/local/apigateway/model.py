@@ -228,4 +228,5 @@ def _function_name(logical_id: str, uri: str) -> str:
     match = _FUNCTION_IN_URI.search(uri)
     if not match:
         raise ApiConfigurationError(f"{logical_id}: not a Lambda integration URI: {uri}")
-    return match.group(1).split(":")[6]
+    # arn:aws:lambda:<region>:<account>:function:<name>[:<alias or version>]
+    return ":".join(match.group(1).split(":")[6:8])

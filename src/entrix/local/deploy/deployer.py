@@ -53,6 +53,8 @@ CREATORS: dict[str, Creator] = {
     "AWS::SecretsManager::RotationSchedule": secretsmanager.create_rotation_schedule,
     "AWS::Lambda::LayerVersion": lambda_.create_layer,
     "AWS::Lambda::Function": lambda_.create_function,
+    "AWS::Lambda::Version": lambda_.create_version,
+    "AWS::Lambda::Alias": lambda_.create_alias,
     "AWS::Lambda::EventSourceMapping": lambda_.create_event_source_mapping,
     "AWS::StepFunctions::StateMachine": stepfunctions.create_state_machine,
     "AWS::Events::Rule": events.create_rule,
@@ -81,6 +83,9 @@ IGNORED_TYPES = frozenset(
         "AWS::WAFv2::WebACL",
         "AWS::WAFv2::WebACLAssociation",
         "AWS::ApiGateway::Account",
+        # CodeDeploy shifts an alias gradually in AWS; locally a deployment is all at once.
+        "AWS::CodeDeploy::Application",
+        "AWS::CodeDeploy::DeploymentGroup",
     }
 )
 # Custom resources run deploy-time code (log retention, bucket auto-delete): nothing to do here.

@@ -1,5 +1,9 @@
-"""Lambda layers, functions and stream mappings: moto stores functions with empty code, the
-runtime runs the handler (and polls the streams the mappings name).
+"""Lambda layers, functions, versions, aliases and stream mappings: moto stores functions with
+empty code, the runtime runs the handler (and polls the streams the mappings name).
+
+Versions and aliases are moto's own, so a caller that names `<function>:live` (as every caller
+of the template does) runs the version the alias points at, with that version's configuration;
+pointing the alias elsewhere (`entrix rollback`) changes what the callers run.
 
 A function's `FunctionSpec` goes into `Deployment.functions` for the local Lambda runner, which
 imports the installed package; the only layers a function may have are this template's own and
@@ -128,6 +132,37 @@ def _check_asset(deployer: Deployer, resource: Resource, handler: str) -> None:
     module = handler.rpartition(".")[0].replace(".", "/")
     if not (asset_path / f"{module}.py").is_file():
         raise DeploymentError(f"code asset {asset_path} does not contain {module}.py")
+
+
+def create_version(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
+    """A published version: Ref is its ARN, `Version` its number."""
+    arguments = {"FunctionName": p["FunctionName"]}
+    if "Description" in p:
+        arguments["Description"] = p["Description"]
+    published = deployer.clients("lambda").publish_version(**arguments)
+    deployer.provide(
+        resource,
+        published["FunctionArn"],
+        Version=published["Version"],
+        FunctionArn=published["FunctionArn"],
+    )
+
+
+def create_alias(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
+    """An alias on one version (a weighted RoutingConfig is CodeDeploy's, mid-deployment, and
+    not in a template): Ref is its ARN."""
+    if "RoutingConfig" in p:
+        raise DeploymentError("an alias with a RoutingConfig (weighted versions) is not emulated")
+    arguments = {
+        "FunctionName": p["FunctionName"],
+        "Name": p["Name"],
+        "FunctionVersion": str(p["FunctionVersion"]),
+    }
+    if "Description" in p:
+        arguments["Description"] = p["Description"]
+    created = deployer.clients("lambda").create_alias(**arguments)
+    deployer.deployment.names[resource.logical_id] = created["AliasArn"]
+    deployer.provide(resource, created["AliasArn"], AliasArn=created["AliasArn"])
 
 
 def create_event_source_mapping(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
