@@ -64,7 +64,7 @@ def test_the_probe_alarm_notifies_only_the_probe_topic_which_has_no_subscriber(
     # And no other alarm is on the probe topic, nor the probe alarm on the operations topic.
     for logical_id, resource in service_json["Resources"].items():
         if resource["Type"] == "AWS::CloudWatch::Alarm" and "VerificationProbe" not in logical_id:
-            assert {"Ref": probe_topic} not in resource["Properties"]["AlarmActions"]
+            assert {"Ref": probe_topic} not in resource["Properties"].get("AlarmActions", [])
     assert {"Ref": ops_topic} not in alarm["AlarmActions"]
 
 
