@@ -28,6 +28,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from entrix.rollback_command import ROLLBACK_ALARM_PREFIX
 from infra.config import ServiceConfig
 from infra.constructs.history_archive import HistoryArchive
 from infra.constructs.intake import Intake
@@ -131,7 +132,7 @@ class GradualDeploy(Construct):
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description=f"Rolls back a deployment: {description}",
+            alarm_description=f"{ROLLBACK_ALARM_PREFIX}{description}",
         )
         return self.alarms[id]
 

@@ -26,6 +26,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 # Deployments CodeDeploy may still shift traffic in (a Lambda deployment never "Baking"s, but a
 # stop is right for any deployment not finished).
+# How a rollback alarm's description starts: CodeDeploy watches these alarms during a deployment,
+# and they notify no one (an error outside a deployment is the operations alarms' to report).
+ROLLBACK_ALARM_PREFIX = "Rolls back a deployment: "
 ACTIVE_STATUSES = ("Created", "Queued", "InProgress", "Baking", "Ready")
 
 # service name -> boto3 client (of the stack's region)

@@ -47,6 +47,7 @@ from typing import Any
 
 import boto3
 
+from entrix.rollback_command import ROLLBACK_ALARM_PREFIX
 from entrix.token_command import TokenCommandError, sign_for_function
 
 # Stack outputs the checks read (infra/stacks/service.py writes them).
@@ -241,8 +242,9 @@ def _encrypted(target: Target, topic_arn: str) -> None:
 
 
 def check_alarms_configured(target: Target) -> None:
-    """Every alarm of the stack notifies the operations topic on ALARM and on OK; the probe
-    alarm notifies only topics that are not the operations topic (so setting it pages nobody)."""
+    """Every alarm of the stack notifies the operations topic on ALARM and on OK, but the
+    rollback alarms, which CodeDeploy reads and which notify no one; the probe alarm notifies
+    only topics that are not the operations topic (so setting it pages nobody)."""
     pages = (
         target.clients("cloudwatch")
         .get_paginator("describe_alarms")
@@ -257,7 +259,20 @@ def check_alarms_configured(target: Target) -> None:
         raise CheckFailed(
             f"the probe alarm notifies {sorted(probe_topics)}: not a probe topic of its own"
         )
-    service_alarms = [alarm for alarm in alarms if alarm is not probe[0]]
+    rollback_alarms = [
+        alarm
+        for alarm in alarms
+        if alarm.get("AlarmDescription", "").startswith(ROLLBACK_ALARM_PREFIX)
+    ]
+    for alarm in rollback_alarms:
+        if alarm["AlarmActions"] or alarm["OKActions"]:
+            raise CheckFailed(
+                f"rollback alarm {alarm['AlarmName']} notifies "
+                f"{[*alarm['AlarmActions'], *alarm['OKActions']]}: it would page on any error"
+            )
+    service_alarms = [
+        alarm for alarm in alarms if alarm is not probe[0] and alarm not in rollback_alarms
+    ]
     if not service_alarms:
         raise CheckFailed(f"no alarm named {target.stack_name}-* but the probe")
     for alarm in service_alarms:

@@ -45,6 +45,7 @@ def deploy_alarms(system: LocalSystem) -> dict[str, str]:
         name = properties.get("AlarmName", f"{system.stack_name}-{logical_id}")
         cloudwatch.put_metric_alarm(
             AlarmName=name,
+            AlarmDescription=properties.get("AlarmDescription", ""),
             AlarmActions=_topic_arns(system, properties.get("AlarmActions", [])),
             OKActions=_topic_arns(system, properties.get("OKActions", [])),
             ActionsEnabled=properties.get("ActionsEnabled", True),
