@@ -260,6 +260,17 @@ def in_subprocess(
     try:
         system.wait_ready()
         yield system
-    finally:
-        if system.process.poll() is None:
+    except BaseException as error:
+        _stop_if_running(system, cause=error)
+        raise
+    _stop_if_running(system)
+
+
+def _stop_if_running(system: LocalProcess, cause: BaseException | None = None) -> None:
+    """Stop `system` if it still runs; a failure to stop names `cause`, the error that ended
+    the block, rather than hiding it."""
+    if system.process.poll() is None:
+        try:
             system.stop()
+        except RuntimeError as error:
+            raise error from cause
