@@ -300,6 +300,43 @@ def test_pipeline_run_prints_a_summary(unscheduled):
     assert summary["failed"] == summary["skipped"] == 0
 
 
+def function_log_lines(system, logical_id_part):
+    """Every line in the log group of the function whose template id contains the part."""
+    logs = system.client("logs")
+    (group,) = [
+        g["logGroupName"]
+        for g in logs.describe_log_groups()["logGroups"]
+        if f"{logical_id_part}Logs" in g["logGroupName"]
+    ]
+    return [e["message"] for e in logs.filter_log_events(logGroupName=group)["events"]]
+
+
+def test_lambda_b_logs_one_json_line_per_order_with_the_run_in_its_own_group(unscheduled):
+    """As the template's LoggingConfig asks: JSON at INFO, into the function's own log group,
+    so the runbooks' queries (docs/runbooks.md) find the same fields locally as in AWS."""
+    token = unscheduled.cli("token").stdout.strip()
+    orders = [{"record_id": f"log-{i}", "parameter_1": "p", "parameter_2": i} for i in range(2)]
+    assert call(unscheduled, "POST", "/orders", token, orders)[0] == 201
+    run = json.loads(unscheduled.cli("pipeline", "run").stdout)["execution"]
+
+    lines = [
+        json.loads(line)
+        for line in function_log_lines(unscheduled, "ProcessFunction")
+        if line.startswith("{")
+    ]
+    # (The other JSON lines are the metrics' EMF objects.)
+    per_order = [
+        line
+        for line in lines
+        if line.get("message") == "order" and line["record_id"].startswith("log-")
+    ]
+    assert sorted(line["record_id"] for line in per_order) == ["log-0", "log-1"], lines[-5:]
+    for line in per_order:
+        assert line["correlation_id"] == run
+        assert line["outcome"] in ("accepted", "rejected")
+        assert line["level"] == "INFO" and line["requestId"]
+
+
 def test_sigint_stops_cleanly_and_frees_the_ports():
     """Stops a system of its own: the other tests' system must outlive them all."""
     with running_local() as system:

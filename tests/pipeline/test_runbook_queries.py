@@ -20,6 +20,7 @@ import pytest
 from entrix.auction.outcomes import OUTCOMES
 from entrix.auction.processing import REASONS
 from entrix.handlers.process import ORDER_LOG_MESSAGE
+from entrix.local.lambda_runner import lambda_json
 from tests.pipeline.conftest import ACCEPT, READY, REJECT, Pipeline
 from tests.support.moto_orders import OWNER
 
@@ -29,22 +30,9 @@ QUERY = re.compile(r"```logs-insights\n(.*?)```", re.DOTALL)
 FIELD = re.compile(r"(?<![\w@.])([A-Za-z_][\w.]*)")
 COMPARED = re.compile(r"([A-Za-z_][\w.]*)\s*!?=\s*\"([^\"]*)\"")
 KEYWORDS = {"and", "or", "not", "in", "like", "as", "by", "asc", "desc"}
-# Lambda's JSON log format: these keys, then every attribute a handler adds to its record.
-_RECORD_ATTRIBUTES = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 # A line of an order per run this size at most: 100,000 orders log at most 40 MB a run.
 MAX_ORDER_LINE_BYTES = 400
-
-
-def lambda_json(record: logging.LogRecord) -> dict[str, Any]:
-    """The JSON object Lambda writes for `record` (logging format JSON)."""
-    return {
-        "timestamp": "2026-12-01T10:05:02.123Z",
-        "level": record.levelname,
-        "message": record.getMessage(),
-        "logger": record.name,
-        "requestId": "8f5b1a58-5e57-4f1c-9a4e-0a1b2c3d4e5f",
-        **{k: v for k, v in record.__dict__.items() if k not in _RECORD_ATTRIBUTES},
-    }
+REQUEST_ID = "8f5b1a58-5e57-4f1c-9a4e-0a1b2c3d4e5f"
 
 
 def runbook_queries() -> list[str]:
@@ -97,7 +85,7 @@ def run_lines(
     capsys.readouterr()
     with caplog.at_level(logging.INFO, logger="entrix"):
         assert pipeline.summary("run-runbook")["orders"] == 3
-    lines = [lambda_json(r) for r in caplog.records if r.name.startswith("entrix.")]
+    lines = [lambda_json(r, REQUEST_ID) for r in caplog.records if r.name.startswith("entrix.")]
     return lines, capsys.readouterr().out
 
 

@@ -296,13 +296,14 @@ def _show_banner(system: LocalSystem, args: argparse.Namespace, root: Any, secon
             (n for n, spec in deployment.functions.items() if spec.handler == AUTHORIZER_HANDLER),
             functions[0],
         )
+        log_group = deployment.functions[log_function].log_group_name
         lines += [
             "",
-            "Lambda logs (each function's group is /aws/lambda/<function>; the authorizer's says "
-            "why a token was refused):",
+            "Lambda logs (each function logs JSON lines to its own group, as deployed; the "
+            "authorizer's says why a token was refused):",
             f"  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws --endpoint-url {aws} "
             f"--region {system.region} logs filter-log-events --log-group-name "
-            f"/aws/lambda/{log_function} --query 'events[].message' --output text",
+            f"{log_group} --query 'events[].message' --output text",
         ]
     if deployment.state_machines:
         lines += ["", f"Run the pipeline now:  entrix pipeline run{_endpoint_flags(args)}"]

@@ -40,6 +40,7 @@ Usage in a test with `mock_aws` (the state machine's Lambda calls are then inter
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import decimal
 import importlib
 import io
@@ -62,6 +63,20 @@ _INVOCATION_LOCK = threading.RLock()
 # `log` is the list collecting a thread's output while it runs a handler, else None;
 # `environ` the variables a thread sees inside `applied_environment()`, else None.
 _invocation = threading.local()
+# The running invocation's log records' destination, for the threads a handler starts with a copy
+# of its context (Lambda B's calls): in Lambda every thread of the process logs to the function.
+_invocation_sink: contextvars.ContextVar[_LogSink | None] = contextvars.ContextVar(
+    "invocation_sink", default=None
+)
+# Where the deployer keeps a function's LoggingConfig on moto's function object (moto drops it);
+# versions copy it with the function.
+LOGGING_CONFIG_ATTRIBUTE = "entrix_logging_config"
+# Lambda's JSON log lines carry these keys, then every attribute a handler added to its record.
+_RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",  # a record attribute from python 3.12
+}
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,15 @@ class FunctionSpec:
     timeout: int = 3
     version: str = "$LATEST"
     runtime: str = "python3.13"
+    # LoggingConfig: "Text" or "JSON", the application log level (JSON: INFO unless set), the
+    # log group (Lambda's default: /aws/lambda/<function>).
+    log_format: str = "Text"
+    log_level: str = ""
+    log_group: str = ""
+
+    @property
+    def log_group_name(self) -> str:
+        return self.log_group or f"/aws/lambda/{self.function_name}"
 
 
 @dataclass(frozen=True)
@@ -162,17 +186,53 @@ class _LambdaLogHandler(logging.Handler):
         self.console = console
 
     def emit(self, record: logging.LogRecord) -> None:
-        log = getattr(_invocation, "log", None)
-        if log is None:
+        sink = getattr(_invocation, "sink", None) or _invocation_sink.get()
+        if sink is None:
             if record.levelno >= logging.WARNING:
                 self.console.write(self.format(record) + "\n")
             return
-        moment = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+        if sink.log_format == "JSON":
+            sink.lines.append(json.dumps(lambda_json(record, sink.request_id), default=str) + "\n")
+            return
         text = record.getMessage()
         if record.exc_info:
             text += "\n" + "".join(traceback.format_exception(*record.exc_info))
-        request_id = getattr(_invocation, "request_id", "")
-        log.append(f"[{record.levelname}]\t{moment[:-3]}Z\t{request_id}\t{text}\n")
+        moment = _timestamp(record)
+        sink.lines.append(f"[{record.levelname}]\t{moment}\t{sink.request_id}\t{text}\n")
+
+
+@dataclass(frozen=True)
+class _LogSink:
+    """Where one invocation's log records go, and in which of Lambda's formats."""
+
+    lines: list[str]
+    request_id: str
+    log_format: str
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    moment = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return f"{moment[:-3]}Z"
+
+
+def lambda_json(record: logging.LogRecord, request_id: str) -> dict[str, Any]:
+    """The object Lambda's Python runtime writes for `record` when the function's log format is
+    JSON: timestamp, level, message, logger, requestId, then every attribute the handler added
+    (`extra=`), and the exception's type, message and stack when there is one."""
+    line: dict[str, Any] = {
+        "timestamp": _timestamp(record),
+        "level": record.levelname,
+        "message": record.getMessage(),
+        "logger": record.name,
+        "requestId": request_id,
+    }
+    line.update({k: v for k, v in record.__dict__.items() if k not in _RECORD_ATTRIBUTES})
+    if record.exc_info and record.exc_info[1] is not None:
+        error = record.exc_info[1]
+        line["errorType"] = type(error).__name__
+        line["errorMessage"] = str(error)
+        line["stackTrace"] = traceback.format_tb(error.__traceback__)
+    return line
 
 
 @contextlib.contextmanager
@@ -209,10 +269,13 @@ def runtime_environment(spec: FunctionSpec) -> dict[str, str]:
         "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_size),
         "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
-        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.function_name}",
+        "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group_name,
+        "AWS_LAMBDA_LOG_FORMAT": spec.log_format,
         "AWS_REGION": spec.region,
         "AWS_DEFAULT_REGION": spec.region,
     }
+    if spec.log_level:
+        variables["AWS_LAMBDA_LOG_LEVEL"] = spec.log_level
     variables.update({k: str(v) for k, v in spec.environment.items()})
     return variables
 
@@ -278,7 +341,7 @@ def invoke(spec: FunctionSpec, event: Any) -> Invocation:
         invoked_function_arn=spec.function_arn,
         memory_limit_in_mb=spec.memory_size,
         aws_request_id=request_id,
-        log_group_name=f"/aws/lambda/{spec.function_name}",
+        log_group_name=spec.log_group_name,
         log_stream_name=f"local/[{spec.version}]{request_id.replace('-', '')}",
         deadline=time.monotonic() + spec.timeout,
     )
@@ -289,14 +352,22 @@ def invoke(spec: FunctionSpec, event: Any) -> Invocation:
         applied_environment(runtime_environment(spec)),
         call_log.running(spec.function_name),
     ):
-        _invocation.log, _invocation.request_id = captured, request_id
+        sink = _LogSink(captured, request_id, spec.log_format)
+        _invocation.log, _invocation.sink = captured, sink
+        sink_token = _invocation_sink.set(sink)
+        root = logging.getLogger()
+        root_level = root.level
+        if spec.log_level:
+            root.setLevel(spec.log_level)
         try:
             result = load_handler(spec.handler)(event, context)
             outcome = _result(request_id, result)
         except Exception as error:  # noqa: BLE001 - Lambda reports every exception as a payload
             outcome = _error(request_id, type(error).__name__, str(error), error)
         finally:
-            _invocation.log = None
+            _invocation.log = _invocation.sink = None
+            _invocation_sink.reset(sink_token)
+            root.setLevel(root_level)
     if outcome.errored:
         captured.append(outcome.logs)
     milliseconds = (time.monotonic() - started) * 1000
@@ -340,18 +411,29 @@ def spec_of(moto_function: Any) -> FunctionSpec:
         timeout=int(moto_function.timeout),
         version=str(moto_function.version),
         runtime=moto_function.run_time or "python3.13",
+        **logging_fields(getattr(moto_function, LOGGING_CONFIG_ATTRIBUTE, {})),
     )
 
 
+def logging_fields(config: Mapping[str, Any]) -> dict[str, str]:
+    """FunctionSpec's log fields from a function's LoggingConfig, with Lambda's defaults: Text,
+    or JSON with the application log level INFO unless one is set."""
+    log_format = str(config.get("LogFormat", "Text"))
+    level = str(config.get("ApplicationLogLevel", "INFO")) if log_format == "JSON" else ""
+    return {"log_format": log_format, "log_level": level, "log_group": config.get("LogGroup", "")}
+
+
 def invoke_moto_function(moto_function: Any, event: Any) -> Invocation:
-    """Invoke a function moto holds, and save its logs in moto's CloudWatch Logs
-    (`/aws/lambda/<name>`), as Lambda does.
+    """Invoke a function moto holds, and save its logs in moto's CloudWatch Logs (its
+    LoggingConfig's group, else `/aws/lambda/<name>`), as Lambda does.
 
     The logs are saved under the invocation lock too: moto creates a missing log group with an
     unlocked check-then-set, so two first invocations at once could each create it, and the
     stream of the one replaced would be gone when its events arrive."""
     with _INVOCATION_LOCK:
-        invocation = invoke(spec_of(moto_function), event)
+        spec = spec_of(moto_function)
+        invocation = invoke(spec, event)
+        moto_function.logs_group_name = spec.log_group_name
         moto_function.logs_backend.ensure_log_group(moto_function.logs_group_name)
         moto_function.save_logs(invocation.logs)
     return invocation

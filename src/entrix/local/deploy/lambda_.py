@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from entrix import settings
 from entrix.local.deploy.deployment import DeploymentError
-from entrix.local.lambda_runner import FunctionSpec
+from entrix.local.lambda_runner import LOGGING_CONFIG_ATTRIBUTE, FunctionSpec, logging_fields
 from entrix.local.secrets_extension import is_extension_layer
 from entrix.local.streams import StreamMapping
 from entrix.local.template import Resource
@@ -72,6 +72,8 @@ def create_function(deployer: Deployer, resource: Resource, p: dict[str, Any]) -
     if variables:
         arguments["Environment"] = {"Variables": variables}
     created = deployer.clients("lambda").create_function(**arguments)
+    logging_config = p.get("LoggingConfig", {})
+    _keep_logging_config(deployer, name, logging_config)
     deployer.deployment.functions[name] = FunctionSpec(
         function_name=name,
         handler=handler,
@@ -81,8 +83,18 @@ def create_function(deployer: Deployer, resource: Resource, p: dict[str, Any]) -
         memory_size=arguments["MemorySize"],
         timeout=arguments["Timeout"],
         runtime=arguments["Runtime"],
+        **logging_fields(logging_config),
     )
     deployer.provide(resource, name, Arn=created["FunctionArn"])
+
+
+def _keep_logging_config(deployer: Deployer, name: str, config: dict[str, Any]) -> None:
+    """moto drops a function's LoggingConfig; the runner needs it (format, level, log group),
+    so it is kept on moto's function object, which each published version copies."""
+    from moto.awslambda import lambda_backends
+
+    backend = lambda_backends[deployer.pseudo.account_id][deployer.pseudo.region]
+    setattr(backend.get_function(name), LOGGING_CONFIG_ATTRIBUTE, dict(config))
 
 
 def _layers(
