@@ -8,8 +8,12 @@ would see about one run, and with 10% of the traffic most often none; ten steps 
 give the new version a growing share of about six runs, and each retry of a failed task is routed
 afresh (often to the old version).
 
-Rollback alarms watch the alias (CloudWatch's `Resource=<function>:live`), not the function, so
-the errors counted are those of the traffic being shifted. The authorizer has no errors alarm:
+A function's rollback alarm counts the errors of its new version only: Lambda publishes an
+alias's metrics per version that ran (`FunctionName`, `Resource=<function>:live`,
+`ExecutedVersion`), and the alarm names the version being deployed, so errors the old version
+keeps making while the traffic shifts roll nothing back. An alarm goes off on 2 of 3 one-minute
+datapoints with an error (or the API's 5xx), not on one stray error; a minute with no data
+counts as fine (a canary may get no traffic). The authorizer has no errors alarm:
 it refuses a token by raising "Unauthorized", which Lambda counts as an error, and a client with
 an expired token would roll a good version back. A crashing or timing-out authorizer makes API
 Gateway answer 500, which the API's 5xx alarm counts; every API function is rolled back on that
@@ -81,7 +85,7 @@ class GradualDeploy(Construct):
         api_5xx = self.alarm(
             "Api5xx",
             intake.api.metric_server_error(period=PERIOD, statistic="Sum"),
-            "the API answered 5xx (a failed handler or authorizer)",
+            "the API answered 5xx (a failed handler or authorizer) in 2 of 3 minutes",
         )
         self.deploy(
             "Authorizer",
@@ -122,14 +126,15 @@ class GradualDeploy(Construct):
             )
 
     def alarm(self, id: str, metric: cloudwatch.IMetric, description: str) -> cloudwatch.Alarm:
-        """An alarm in ALARM from the first minute with any of `metric` (a Sum); a minute with
-        no data is fine (a canary may get no traffic)."""
+        """An alarm in ALARM when 2 of the last 3 minutes had any of `metric` (a Sum); a minute
+        with no data is fine (a canary may get no traffic)."""
         self.alarms[id] = cloudwatch.Alarm(
             self,
             id,
             metric=metric,
             threshold=1,
-            evaluation_periods=1,
+            evaluation_periods=3,
+            datapoints_to_alarm=2,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             alarm_description=f"{ROLLBACK_ALARM_PREFIX}{description}",
@@ -137,12 +142,23 @@ class GradualDeploy(Construct):
         return self.alarms[id]
 
     def errors_alarm(self, id: str, function: lambda_.IFunction) -> cloudwatch.Alarm:
-        """Any error of an invocation through the function's live alias."""
+        """Errors of the version being deployed, invoked through the function's live alias."""
         alias = live_alias(function)
+        errors = cloudwatch.Metric(
+            namespace="AWS/Lambda",
+            metric_name="Errors",
+            dimensions_map={
+                "FunctionName": function.function_name,
+                "Resource": f"{function.function_name}:{alias.alias_name}",
+                "ExecutedVersion": alias.version.version,
+            },
+            period=PERIOD,
+            statistic="Sum",
+        )
         return self.alarm(
             f"{id}AliasErrors",
-            alias.metric_errors(period=PERIOD, statistic="Sum"),
-            f"an invocation of {id} through its {alias.alias_name} alias failed",
+            errors,
+            f"invocations of {id}'s new version through its {alias.alias_name} alias failed",
         )
 
     def deploy(

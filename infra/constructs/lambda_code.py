@@ -143,6 +143,9 @@ def python_function(
         application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
         system_log_level_v2=lambda_.SystemLogLevel.WARN,
         role=role,
+        # Kept when a deploy replaces it (each change gives the version a new logical id): the
+        # version before a deploy is the one `entrix rollback` puts the alias back on.
+        current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.RETAIN),
     )
     # current_version: a new version whenever the code or the configuration changes.
     function.add_alias(LIVE_ALIAS, description="What every caller invokes; moved by CodeDeploy")

@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import jwt
@@ -164,21 +165,29 @@ def _flush_authorizer_cache(
     serves); the `<api id>/<stage>` flushed."""
     apigateway = factory("apigateway", region)
     if args.stack:
-        outputs = {
-            output["OutputKey"]: output["OutputValue"]
-            for output in factory("cloudformation", region)
-            .describe_stacks(StackName=args.stack)["Stacks"][0]
-            .get("Outputs", [])
-        }
-        if "RestApiId" not in outputs or "ApiStageName" not in outputs:
-            raise TokenCommandError(f"stack {args.stack} has no RestApiId and ApiStageName outputs")
-        stages = [(outputs["RestApiId"], outputs["ApiStageName"])]
-    else:
-        stages = [
-            (api["id"], stage["stageName"])
-            for api in apigateway.get_rest_apis()["items"]
-            for stage in apigateway.get_stages(restApiId=api["id"])["item"]
-        ]
+        (stack,) = factory("cloudformation", region).describe_stacks(StackName=args.stack)["Stacks"]
+        try:
+            return [flush_stack_authorizer_cache(apigateway, stack)]
+        except LookupError as error:
+            raise TokenCommandError(str(error)) from None
+    stages = [
+        (api["id"], stage["stageName"])
+        for api in apigateway.get_rest_apis()["items"]
+        for stage in apigateway.get_stages(restApiId=api["id"])["item"]
+    ]
     for api_id, stage in stages:
         apigateway.flush_stage_authorizers_cache(restApiId=api_id, stageName=stage)
     return [f"{api_id}/{stage}" for api_id, stage in stages]
+
+
+def flush_stack_authorizer_cache(apigateway: Any, stack: Mapping[str, Any]) -> str:
+    """Flush the authorizer cache of the API stage named by `stack`'s outputs RestApiId and
+    ApiStageName (`stack` as DescribeStacks gives it); the `<api id>/<stage>` flushed. Also used
+    by `entrix rollback` after it moved the authorizer back."""
+    outputs = {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+    if "RestApiId" not in outputs or "ApiStageName" not in outputs:
+        raise LookupError(f"stack {stack['StackName']} has no RestApiId and ApiStageName outputs")
+    apigateway.flush_stage_authorizers_cache(
+        restApiId=outputs["RestApiId"], stageName=outputs["ApiStageName"]
+    )
+    return f"{outputs['RestApiId']}/{outputs['ApiStageName']}"

@@ -1,15 +1,22 @@
-"""`entrix rollback --stack NAME`: put every function of a deployed stack back on the version it
-ran before the last deployment, in seconds and without the pipeline.
+"""`entrix rollback --stack NAME`: undo the stack's last update for its functions, in seconds
+and without the pipeline.
 
 Each function's callers invoke its `live` alias, which a CodeDeploy deployment group moves to a
-new version (infra/constructs/gradual_deploy.py). For each alias the command either stops the
-group's running deployment with rollback (CodeDeploy shifts the traffic back itself), or, when
-none runs, points the alias at the version it was on before the group's last successful
-deployment (CodeDeploy records both versions in the deployment's AppSpec). An alias already
-there is left as it is, so the command is safe to run again; an alias on a version that
-deployment did not name is left alone and reported. It changes aliases only: tables, buckets,
-the state machine definition and every other resource stay as the last deployment left them
-(docs/delivery.md, "Rolling back").
+new version (infra/constructs/gradual_deploy.py). The command anchors on the stack's last
+update: it refuses a stack whose last update was rolled back already (or is in a state it cannot
+handle), since undoing deployments then would take the functions one release further back. For
+each alias it either stops the group's running deployment with rollback (CodeDeploy shifts the
+traffic back itself; the stack update then fails and CloudFormation rolls the whole stack back),
+or, when none runs, points the alias at the version it was on before the group's last
+successful deployment (CodeDeploy records both versions in the deployment's AppSpec), but only
+if that deployment was made by the stack's last update and the alias is still on its versions.
+An alias already back, or not deployed by the last update, is left as it is, so the command is
+safe to run again; an alias on a version that deployment did not name is left alone and
+reported, as is one whose calls failed (the others are still rolled back). When it moved or
+stopped the authorizer's alias it flushes the API stage's authorizer cache, which would serve
+the bad version's decisions for up to its TTL. It updates aliases and stops deployments only;
+a stop also makes CloudFormation roll back the stack update in progress (docs/delivery.md,
+"Rolling back").
 """
 
 from __future__ import annotations
@@ -19,24 +26,36 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-# Deployments CodeDeploy may still shift traffic in (a Lambda deployment never "Baking"s, but a
-# stop is right for any deployment not finished).
+from entrix.revoke_command import flush_stack_authorizer_cache
+
 # How a rollback alarm's description starts: CodeDeploy watches these alarms during a deployment,
 # and they notify no one (an error outside a deployment is the operations alarms' to report).
 ROLLBACK_ALARM_PREFIX = "Rolls back a deployment: "
+# Deployments CodeDeploy may still shift traffic in (a Lambda deployment never "Baking"s, but a
+# stop is right for any deployment not finished).
 ACTIVE_STATUSES = ("Created", "Queued", "InProgress", "Baking", "Ready")
+# Stack states whose last update the command can undo: finished, or still shifting traffic (its
+# running deployments are stopped). Any other state is refused.
+UNDOABLE_STACK_STATUSES = (
+    "UPDATE_COMPLETE",
+    "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
+    "UPDATE_IN_PROGRESS",
+)
+# The AWS SDK's errors: reported for the alias whose calls failed, the others still rolled back.
+CALL_ERRORS = (ClientError, BotoCoreError)
 
 # service name -> boto3 client (of the stack's region)
 Clients = Callable[[str], Any]
 
 
 class RollbackError(Exception):
-    """A problem the user can act on; printed to stderr as is."""
+    """A problem the user can act on; printed as is."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +65,8 @@ class AliasDeployment:
     alias_arn: str  # arn:aws:lambda:<region>:<account>:function:<name>:<alias>
     application: str
     deployment_group: str
+    # API Gateway invokes it as the authorizer and caches its decisions.
+    authorizer: bool = False
 
     @property
     def function_name(self) -> str:
@@ -58,11 +79,13 @@ class AliasDeployment:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the command did for one alias; `ok` False when it had to leave it alone."""
+    """What the command did for one alias; `ok` False when it had to leave it alone, `changed`
+    when it moved the alias or stopped its deployment."""
 
     alias: AliasDeployment
     text: str
     ok: bool = True
+    changed: bool = False
 
 
 def rollback(args: argparse.Namespace) -> int:
@@ -72,26 +95,69 @@ def rollback(args: argparse.Namespace) -> int:
         return boto3.client(service, region_name=args.region)  # type: ignore[call-overload]
 
     try:
-        aliases = aliased_functions(clients("cloudformation"), args.stack)
-        failed = 0
-        for alias in aliases:
-            outcome = roll_back(alias, clients("lambda"), clients("codedeploy"))
-            print(f"{'ok  ' if outcome.ok else 'LEFT'} {alias.function_name}: {outcome.text}")
-            failed += not outcome.ok
-    except (RollbackError, ClientError, BotoCoreError) as error:
+        cloudformation = clients("cloudformation")
+        stack = last_update(cloudformation, args.stack)
+        aliases = aliased_functions(cloudformation, args.stack)
+    except (RollbackError, *CALL_ERRORS) as error:
         print(f"entrix rollback: {error}", file=sys.stderr)
         return 1
-    return 1 if failed else 0
+    lambda_, codedeploy = clients("lambda"), clients("codedeploy")
+    outcomes = []
+    for alias in aliases:
+        try:
+            outcome = roll_back(alias, lambda_, codedeploy, since=stack["LastUpdatedTime"])
+        except (RollbackError, *CALL_ERRORS) as error:
+            outcome = Outcome(alias, f"{alias.alias_name} not rolled back: {error}", ok=False)
+        print(f"{'ok  ' if outcome.ok else 'LEFT'} {alias.function_name}: {outcome.text}")
+        outcomes.append(outcome)
+    flushed = True
+    if any(outcome.changed and outcome.alias.authorizer for outcome in outcomes):
+        try:
+            stage = flush_stack_authorizer_cache(clients("apigateway"), stack)
+            print(f"ok   authorizer cache of {stage} flushed")
+        except (LookupError, *CALL_ERRORS) as error:
+            print(
+                f"LEFT authorizer cache not flushed ({error}): run `aws apigateway "
+                "flush-stage-authorizers-cache`, or its cached answers last up to their TTL"
+            )
+            flushed = False
+    return 0 if flushed and all(outcome.ok for outcome in outcomes) else 1
+
+
+def last_update(cloudformation: Any, stack: str) -> dict[str, Any]:
+    """The stack as DescribeStacks gives it, if its last update is one the command can undo."""
+    (description,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    status = description["StackStatus"]
+    if status.startswith("UPDATE_ROLLBACK"):
+        raise RollbackError(
+            f"stack {stack} is {status}: its last update failed and CloudFormation rolls it back "
+            "(or did), aliases included; undoing deployments now would take the functions one "
+            "release further back"
+        )
+    if status not in UNDOABLE_STACK_STATUSES or "LastUpdatedTime" not in description:
+        raise RollbackError(
+            f"stack {stack} is {status}: the command undoes only an update that finished "
+            f"or is in progress ({', '.join(UNDOABLE_STACK_STATUSES)})"
+        )
+    return dict(description)
 
 
 def aliased_functions(cloudformation: Any, stack: str) -> list[AliasDeployment]:
     """Every alias of the stack that a deployment group moves, from the stack's template (each
-    alias's UpdatePolicy names its group) and the physical ids of its resources."""
+    alias's UpdatePolicy names its group; an API Gateway authorizer's URI names its alias) and
+    the physical ids of its resources."""
     body = cloudformation.get_template(StackName=stack)["TemplateBody"]
     template = json.loads(body) if isinstance(body, str) else body
     physical = dict(_physical_ids(cloudformation, stack))
+    resources = template.get("Resources", {})
+    authorizers = {
+        ref
+        for resource in resources.values()
+        if resource.get("Type") == "AWS::ApiGateway::Authorizer"
+        for ref in _refs(resource.get("Properties", {}).get("AuthorizerUri"))
+    }
     found = []
-    for logical_id, resource in template.get("Resources", {}).items():
+    for logical_id, resource in resources.items():
         update = resource.get("UpdatePolicy", {}).get("CodeDeployLambdaAliasUpdate")
         if resource.get("Type") != "AWS::Lambda::Alias" or update is None:
             continue
@@ -101,6 +167,7 @@ def aliased_functions(cloudformation: Any, stack: str) -> list[AliasDeployment]:
                     alias_arn=physical[logical_id],
                     application=physical[update["ApplicationName"]["Ref"]],
                     deployment_group=physical[update["DeploymentGroupName"]["Ref"]],
+                    authorizer=logical_id in authorizers,
                 )
             )
         except (KeyError, TypeError):
@@ -112,6 +179,18 @@ def aliased_functions(cloudformation: Any, stack: str) -> list[AliasDeployment]:
     return found
 
 
+def _refs(value: Any) -> Iterator[str]:
+    """The logical ids `value` (a template property) names with Ref."""
+    if isinstance(value, dict):
+        if isinstance(value.get("Ref"), str):
+            yield value["Ref"]
+        for item in value.values():
+            yield from _refs(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _refs(item)
+
+
 def _physical_ids(cloudformation: Any, stack: str) -> Iterator[tuple[str, str]]:
     for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack):
         for summary in page["StackResourceSummaries"]:
@@ -119,9 +198,10 @@ def _physical_ids(cloudformation: Any, stack: str) -> Iterator[tuple[str, str]]:
                 yield summary["LogicalResourceId"], summary["PhysicalResourceId"]
 
 
-def roll_back(alias: AliasDeployment, lambda_: Any, codedeploy: Any) -> Outcome:
+def roll_back(alias: AliasDeployment, lambda_: Any, codedeploy: Any, *, since: datetime) -> Outcome:
     """Stop the alias's running deployment with rollback, or point the alias back at the version
-    before its group's last successful deployment; nothing if it is already there."""
+    before its group's last successful deployment if the stack update that began at `since` made
+    that deployment; nothing if the alias is already there."""
     running = codedeploy.list_deployments(
         applicationName=alias.application,
         deploymentGroupName=alias.deployment_group,
@@ -134,17 +214,21 @@ def roll_back(alias: AliasDeployment, lambda_: Any, codedeploy: Any) -> Outcome:
             alias,
             f"stopped deployment {', '.join(running)} with rollback: CodeDeploy moves "
             f"{alias.alias_name} back to the version it was on",
+            changed=True,
         )
     group = codedeploy.get_deployment_group(
         applicationName=alias.application, deploymentGroupName=alias.deployment_group
     )["deploymentGroupInfo"]
-    deployment_id = group.get("lastSuccessfulDeployment", {}).get("deploymentId")
+    last = group.get("lastSuccessfulDeployment", {})
+    deployment_id = last.get("deploymentId")
     current = lambda_.get_alias(FunctionName=alias.function_name, Name=alias.alias_name)
     version = current["FunctionVersion"]
     weights = current.get("RoutingConfig", {}).get("AdditionalVersionWeights") or {}
-    if deployment_id is None:
+    # A deployment older than the last update moved the alias a release before: undoing it would
+    # go too far back (the last update did not change this function).
+    if deployment_id is None or "createTime" not in last or last["createTime"] < since:
         return Outcome(
-            alias, f"{alias.alias_name} stays on version {version}: no deployment to undo"
+            alias, f"{alias.alias_name} stays on version {version}: not deployed by the last update"
         )
     before, after = deployment_versions(codedeploy, deployment_id, alias)
     if version == before and not weights:
@@ -170,6 +254,7 @@ def roll_back(alias: AliasDeployment, lambda_: Any, codedeploy: Any) -> Outcome:
     return Outcome(
         alias,
         f"{alias.alias_name} {shown} -> {before}, the version before deployment {deployment_id}",
+        changed=True,
     )
 
 

@@ -140,6 +140,16 @@ def test_each_alias_points_at_its_functions_current_version(template: dict[str, 
         assert versions[version]["Properties"]["FunctionName"] == {"Ref": function}
 
 
+def test_every_version_outlives_the_deploy_that_replaces_it(template: dict[str, Any]) -> None:
+    """A code change gives the version a new logical id: without Retain, CloudFormation deletes
+    the old version at the end of the update, the one `entrix rollback` moves the alias back to."""
+    versions = _of_type(template, "AWS::Lambda::Version")
+    assert versions
+    for logical_id, version in versions.items():
+        assert version.get("DeletionPolicy") == "Retain", logical_id
+        assert version.get("UpdateReplacePolicy") == "Retain", logical_id
+
+
 def test_every_alias_is_moved_by_a_deployment_group_that_rolls_back_on_its_alarms(
     template: dict[str, Any],
 ) -> None:
@@ -200,17 +210,19 @@ def test_a_function_is_rolled_back_on_errors_through_its_alias_and_the_api_on_it
             # error: only the 5xx API Gateway answers when it crashes may roll it back.
             assert errors == [] and len(server_errors) == 1, handler
             continue
-        # The alias's own errors: the dimension Resource is "<function>:live".
-        assert errors == [
-            [
-                {"Name": "FunctionName", "Value": {"Ref": function}},
-                {"Name": "Resource", "Value": {"Fn::Join": ["", [{"Ref": function}, ":live"]]}},
-            ]
-        ], handler
+        # The new version's errors through the alias, as Lambda publishes them: Resource is
+        # "<function>:live", ExecutedVersion the version the alias is being moved to.
+        (dimensions,) = errors
+        alias = service_json["Resources"][_aliases(service_json)[function]]
+        assert {d["Name"]: d["Value"] for d in dimensions} == {
+            "FunctionName": {"Ref": function},
+            "Resource": {"Fn::Join": ["", [{"Ref": function}, ":live"]]},
+            "ExecutedVersion": alias["Properties"]["FunctionVersion"],
+        }, handler
         assert len(server_errors) == (1 if handler in API_HANDLERS else 0), handler
 
 
-def test_rollback_alarms_fire_on_the_first_error_and_not_on_silence(
+def test_rollback_alarms_fire_on_errors_in_2_of_3_minutes_and_not_on_silence(
     service_json: dict[str, Any],
 ) -> None:
     rollback_alarms = {
@@ -221,6 +233,8 @@ def test_rollback_alarms_fire_on_the_first_error_and_not_on_silence(
     assert len(rollback_alarms) == 10  # the API's 5xx and nine functions' alias errors
     for props in rollback_alarms.values():
         assert (props["Statistic"], props["Period"], props["Threshold"]) == ("Sum", 60, 1)
+        # One stray error (or 5xx) in one minute does not roll a healthy version back.
+        assert (props["EvaluationPeriods"], props["DatapointsToAlarm"]) == (3, 2)
         assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
         # A canary may get no traffic at all: no data is not a failure.
         assert props["TreatMissingData"] == "notBreaching"

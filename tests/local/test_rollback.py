@@ -8,6 +8,7 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -21,6 +22,9 @@ pytestmark = pytest.mark.e2e
 
 ORDER_LIST = "entrix.handlers.order_list.handler"
 BROKEN_HANDLER = "entrix.handlers.no_such_module.handler"
+# When the stack update began, and when it deployed the broken version.
+UPDATE_BEGAN = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
+DEPLOYED = datetime(2026, 12, 7, 1, 4, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +72,10 @@ def test_a_broken_version_behind_the_alias_is_rolled_back_and_the_api_answers_ag
         deployment.deployment_group,
         running=[],
         last_success="d-LOCAL",
+        created=DEPLOYED,
         content=appspec(function, LIVE_ALIAS, good, bad),
     )
-    outcome = roll_back(deployment, lambda_, codedeploy)
+    outcome = roll_back(deployment, lambda_, codedeploy, since=UPDATE_BEGAN)
     assert outcome.ok and outcome.text.startswith(f"live {bad} -> {good}")
     assert lambda_.get_alias(FunctionName=function, Name=LIVE_ALIAS)["FunctionVersion"] == good
     assert _list_orders(running) == 200

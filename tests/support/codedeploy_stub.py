@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -36,14 +37,40 @@ def stub_codedeploy(
     *,
     running: list[str],
     last_success: str | None = None,
+    created: datetime | None = None,
     content: str = "",
 ) -> tuple[Any, Stubber]:
-    """A client answering the command's calls, in its order: the group's running deployments
-    (each then stopped with rollback); if none, the group's last successful deployment, its
-    revision location (GetDeployment: sha256, never the content) and the revision's AppSpec
-    `content` (GetApplicationRevision)."""
+    """A client answering the command's calls for one deployment group (`add_group`)."""
     client = boto3.client("codedeploy", region_name="eu-west-1")
     stubber = Stubber(client)
+    add_group(
+        stubber,
+        application,
+        group,
+        running=running,
+        last_success=last_success,
+        created=created,
+        content=content,
+    )
+    stubber.activate()
+    return client, stubber
+
+
+def add_group(
+    stubber: Stubber,
+    application: str,
+    group: str,
+    *,
+    running: list[str],
+    last_success: str | None = None,
+    created: datetime | None = None,
+    content: str = "",
+) -> None:
+    """The answers to the command's calls for one group, in its order: the group's running
+    deployments (each then stopped with rollback); if none, the group's last successful
+    deployment (made at `created`), and when the command undoes it (`content` given), its
+    revision location (GetDeployment: sha256, never the content) and the revision's AppSpec
+    `content` (GetApplicationRevision)."""
     names = {"applicationName": application, "deploymentGroupName": group}
     stubber.add_response(
         "list_deployments",
@@ -57,38 +84,38 @@ def stub_codedeploy(
             {"deploymentId": deployment_id, "autoRollbackEnabled": True},
         )
     if running:
-        stubber.activate()
-        return client, stubber
+        return
     info: dict[str, Any] = {"deploymentGroupName": group}
     if last_success is not None:
         info["lastSuccessfulDeployment"] = {"deploymentId": last_success, "status": "Succeeded"}
+        if created is not None:
+            info["lastSuccessfulDeployment"]["createTime"] = created
     stubber.add_response("get_deployment_group", {"deploymentGroupInfo": info}, names)
-    if last_success is not None:
-        sha256 = hashlib.sha256(content.encode()).hexdigest()
-        stubber.add_response(
-            "get_deployment",
-            {
-                "deploymentInfo": {
-                    "deploymentId": last_success,
-                    "revision": {
-                        "revisionType": "AppSpecContent",
-                        "appSpecContent": {"sha256": sha256},
-                    },
-                }
-            },
-            {"deploymentId": last_success},
-        )
-        location = {"revisionType": "AppSpecContent", "appSpecContent": {"sha256": sha256}}
-        stubber.add_response(
-            "get_application_revision",
-            {
-                "applicationName": application,
+    if last_success is None or not content:
+        return
+    sha256 = hashlib.sha256(content.encode()).hexdigest()
+    stubber.add_response(
+        "get_deployment",
+        {
+            "deploymentInfo": {
+                "deploymentId": last_success,
                 "revision": {
                     "revisionType": "AppSpecContent",
-                    "appSpecContent": {"content": content, "sha256": sha256},
+                    "appSpecContent": {"sha256": sha256},
                 },
+            }
+        },
+        {"deploymentId": last_success},
+    )
+    location = {"revisionType": "AppSpecContent", "appSpecContent": {"sha256": sha256}}
+    stubber.add_response(
+        "get_application_revision",
+        {
+            "applicationName": application,
+            "revision": {
+                "revisionType": "AppSpecContent",
+                "appSpecContent": {"content": content, "sha256": sha256},
             },
-            {"applicationName": application, "revision": location},
-        )
-    stubber.activate()
-    return client, stubber
+        },
+        {"applicationName": application, "revision": location},
+    )
