@@ -16,7 +16,7 @@ records an order where two matter).
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Names
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -68,19 +68,28 @@ class HistoryArchive(Construct):
             "ArchiveDeadLetters",
             of="the on-failure destination of the history stream mapping",
         )
-        # The mapping invokes the live alias; grants still go to the function's role.
-        live_alias(self.function).add_event_source(
-            sources.DynamoEventSource(
-                table,
-                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
-                batch_size=config.history_batch_size,
-                max_batching_window=Duration.seconds(config.history_batching_window_seconds),
-                bisect_batch_on_error=True,
-                retry_attempts=RETRY_ATTEMPTS,
-                report_batch_item_failures=True,
-                on_failure=sources.SqsDlq(self.dead_letter_queue),
-            )
+        # The mapping invokes the live alias, but stays where DynamoEventSource put it on the
+        # function before the alias existed (the same construct id under the function): its
+        # logical id is unchanged, so a deploy updates FunctionName in place. A new logical id
+        # would make CloudFormation create a new mapping at TRIM_HORIZON, which re-reads the
+        # stream's last 24 h (duplicate history objects) and trips HistoryLag mid-deploy.
+        # (override_logical_id would pin one stack's id; the id holds the stage's path.)
+        alias = live_alias(self.function)
+        lambda_.EventSourceMapping(
+            self.function,
+            f"DynamoDBEventSource:{Names.node_unique_id(table.node)}",
+            target=alias,
+            event_source_arn=table.table_stream_arn,
+            starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+            batch_size=config.history_batch_size,
+            max_batching_window=Duration.seconds(config.history_batching_window_seconds),
+            bisect_batch_on_error=True,
+            retry_attempts=RETRY_ATTEMPTS,
+            report_batch_item_failures=True,
+            on_failure=sources.SqsDlq(self.dead_letter_queue),
         )
+        # What DynamoEventSource grants; alias grants go to the function's role.
+        table.grant_stream_read(alias)
         acknowledge(
             self.function.role,  # type: ignore[arg-type]
             f"AwsSolutions-IAM5[Resource::<{logical_id(bucket)}.Arn>/{HISTORY_PREFIX}*]",

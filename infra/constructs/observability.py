@@ -5,8 +5,9 @@ one is the trading team's business channel ("Slack": rejected orders), optionall
 webhook that formats auction messages, while alarms are for whoever runs the service and carry
 CloudWatch's alarm JSON. Both topics are KMS-encrypted and TLS-only.
 
-Two alarms watch what clients feel rather than what failed: the age of the order waiting longest
-for a result (Lambda A measures it on every poll) and runs that succeed at all. For those two,
+Two alarms watch what clients feel rather than what failed: the age of the unexpired order
+waiting longest for a result (Lambda A measures it on every poll) and runs that succeed or end
+never ready (the trading team's business event, not a fault). For those two,
 silence is the fault (a disabled schedule, a run that never starts), so missing data breaches;
 every other alarm counts events, where no data means no traffic, not an outage. Each alarm states
 how many of its last periods must breach (one occurrence of a self-healing fault pages nobody)
@@ -130,15 +131,40 @@ class Observability(Construct):
             datapoints=(2, 3),
             missing=cloudwatch.TreatMissingData.BREACHING,
         )
-        # No run succeeded in any 5-minute period of the window: a run that never starts
-        # publishes nothing, hence missing data breaches; one success anywhere clears it.
+        # Runs that ended in ResultsNeverReady are the trading team's (the state machine alerts
+        # them), counted from the state machine's log. The filter writes 0 for every period in
+        # which the state machine logged anything (default value; every run logs, level ALL),
+        # so the count is missing only when no run ran at all.
+        self.never_ready = self._log_count(
+            "NeverReadyFilter",
+            results.state_machine_logs,
+            logs.FilterPattern.all(
+                logs.FilterPattern.string_value("$.type", "=", "FailStateEntered"),
+                logs.FilterPattern.string_value("$.details.name", "=", NEVER_READY_STATE),
+            ),
+            NEVER_READY_METRIC,
+        )
+        # No run succeeded or ended never ready in any 5-minute period of the window. A period
+        # without a success is 0 succeeded (FILL); the never-ready count is left unfilled, so a
+        # period in which no run logged anything (none started) stays missing, which breaches.
+        # One success or one never-ready run anywhere clears it.
         periods = no_successful_run_alarm_minutes // int(PERIOD.to_minutes())
         self._alarm(
             "NoSuccessfulRun",
-            results.state_machine.metric_succeeded(period=PERIOD, statistic="Sum"),
+            cloudwatch.MathExpression(
+                expression="FILL(succeeded, 0) + never_ready",
+                using_metrics={
+                    "succeeded": results.state_machine.metric_succeeded(
+                        period=PERIOD, statistic="Sum"
+                    ),
+                    "never_ready": self.never_ready,
+                },
+                label="Runs that succeeded or ended never ready",
+                period=PERIOD,
+            ),
             f"no results run succeeded for {no_successful_run_alarm_minutes} minutes (failed, "
-            "timed out, never ready, or none started): no result is being recorded "
-            "(docs/runbooks.md, 'An order is stuck')",
+            "timed out, or none started; runs that ended never ready are the trading team's and "
+            "do not count): no result is being recorded (docs/runbooks.md, 'An order is stuck')",
             comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
             datapoints=(periods, periods),
             missing=cloudwatch.TreatMissingData.BREACHING,
@@ -235,18 +261,8 @@ class Observability(Construct):
             )
 
         machine = results.state_machine
-        # Runs that ended in ResultsNeverReady are the trading team's (the state machine alerts
-        # them); the rest are faults. A failed run's orders wait 5 minutes for the next run:
-        # two failures within three periods page.
-        self.never_ready = self._log_count(
-            "NeverReadyFilter",
-            results.state_machine_logs,
-            logs.FilterPattern.all(
-                logs.FilterPattern.string_value("$.type", "=", "FailStateEntered"),
-                logs.FilterPattern.string_value("$.details.name", "=", NEVER_READY_STATE),
-            ),
-            NEVER_READY_METRIC,
-        )
+        # A failed run's orders wait 5 minutes for the next run: two failures within three
+        # periods page.
         self.runs_failed = cloudwatch.MathExpression(
             expression="FILL(failed, 0) - FILL(never_ready, 0)",
             using_metrics={
@@ -545,7 +561,7 @@ class Observability(Construct):
         dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.hours(3))
         dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(
-                title="Alarms", alarms=list(self.alarms.values()), width=24, height=3
+                title="Alarms", alarms=every_alarm(Stack.of(self)), width=24, height=6
             )
         )
         dashboard.add_widgets(
@@ -675,6 +691,12 @@ class Observability(Construct):
             ),
         )
         return dashboard
+
+
+def every_alarm(stack: Stack) -> list[cloudwatch.Alarm]:
+    """Every alarm of `stack` that exists so far: the operations alarms, CodeDeploy's rollback
+    alarms and the verification probe's (the stack builds Observability after them)."""
+    return [node for node in stack.node.find_all() if isinstance(node, cloudwatch.Alarm)]
 
 
 def _api_cost_per_hour(intake: Intake) -> cloudwatch.MathExpression:

@@ -73,6 +73,11 @@ class ServiceStack(Stack):
             history=self.history,
         )
 
+        self.probe = VerificationProbe(
+            self, "VerificationProbe", removal_policy=config.data_removal_policy
+        )
+
+        # Last: the dashboard shows every alarm of the stack that exists when it is built.
         self.observability = Observability(
             self,
             "Observability",
@@ -84,9 +89,6 @@ class ServiceStack(Stack):
             cost_alarm_dollars_per_hour=config.cost_alarm_dollars_per_hour,
             removal_policy=config.data_removal_policy,
             email_addresses=config.ops_email_addresses,
-        )
-        self.probe = VerificationProbe(
-            self, "VerificationProbe", removal_policy=config.data_removal_policy
         )
 
         CfnOutput(self, "ApiUrl", value=self.intake.orders_url, description="POST orders here")

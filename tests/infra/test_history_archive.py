@@ -36,6 +36,29 @@ def test_the_mapping_retries_splits_reports_item_failures_and_keeps_what_fails(
     assert "ArchiveDeadLetters" in json.dumps(alarm["Dimensions"])
 
 
+# The mapping's logical id in each stack before the `live` alias (5f33655): a new id makes
+# CloudFormation replace the mapping, and the new one re-reads the stream's last 24 h.
+_MAPPING_IDS = {
+    "Entrix": "HistoryArchiveFunctionDynamoDBEventSourceEntrixIntakeOrdersB6580EEFEF32D9DC",
+    "EntrixDeliveryDevEntrix9FDEC090": "HistoryArchiveFunctionDynamoDBEventSource"
+    "EntrixDeliveryDevEntrixIntakeOrdersF67A5CDD0B31991A",
+    "EntrixDeliveryProdEntrix330FB209": "HistoryArchiveFunctionDynamoDBEventSource"
+    "EntrixDeliveryProdEntrixIntakeOrders6E2E43592320F0B4",
+}
+
+
+def test_the_mapping_keeps_its_logical_id_and_invokes_the_live_alias(
+    nag_templates: dict[str, dict[str, Any]],
+) -> None:
+    """Moving the mapping onto the alias is an in-place FunctionName update, so the stream
+    position is kept: no replacement, no re-read of the last 24 h, no HistoryLag page."""
+    for stack, logical_id in _MAPPING_IDS.items():
+        mappings = resources(nag_templates[stack], "AWS::Lambda::EventSourceMapping")
+        assert list(mappings) == [logical_id], stack
+        function_name = json.dumps(mappings[logical_id]["Properties"]["FunctionName"])
+        assert "HistoryArchiveFunctionAliaslive" in function_name, stack
+
+
 def test_the_archiver_may_only_read_the_stream_and_put_history(
     service_json: dict[str, Any],
 ) -> None:

@@ -202,22 +202,42 @@ def test_the_oldest_pending_order_alarm_watches_lambda_as_measurement_well_befor
     assert alarm["TreatMissingData"] == "breaching"
 
 
-def test_no_successful_run_for_the_configured_window_alarms(
+def test_no_run_succeeded_or_ended_never_ready_for_the_configured_window_alarms(
     service_json: dict[str, Any], alarms: dict[str, dict[str, Any]]
 ) -> None:
+    """Runs that end never ready are the trading team's business event: they count like a
+    success. A period without a success is 0 succeeded; a period in which no run logged
+    anything has no never-ready count (the filter's 0 needs a log event), so the sum is
+    missing and breaches: none started is still trouble."""
     alarm = _alarm(alarms, "NoSuccessfulRun")
     machine = _ref(service_json, "AWS::StepFunctions::StateMachine", "ResultsPipeline")
-    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+    (expression,) = [q for q in alarm["Metrics"] if "Expression" in q]
+    assert expression["Expression"] == "FILL(succeeded, 0) + never_ready"
+    assert expression["ReturnData"] is not False
+    queries = {q["Id"]: q["MetricStat"] for q in alarm["Metrics"] if "MetricStat" in q}
+    assert set(queries) == {"succeeded", "never_ready"}
+    succeeded = queries["succeeded"]
+    assert (succeeded["Metric"]["Namespace"], succeeded["Metric"]["MetricName"]) == (
         "AWS/States",
         "ExecutionsSucceeded",
-        "Sum",
     )
-    assert alarm["Dimensions"] == [{"Name": "StateMachineArn", "Value": machine}]
-    # Every period of the window without a success (none started: no data) breaches.
-    window = alarm["Period"] * alarm["EvaluationPeriods"]
-    assert window == ServiceConfig().no_successful_run_alarm_minutes * 60
+    assert succeeded["Metric"]["Dimensions"] == [{"Name": "StateMachineArn", "Value": machine}]
+    assert succeeded["Stat"] == "Sum"
+    _, metric_filter = _one(service_json, "AWS::Logs::MetricFilter", "NeverReady")
+    (transformation,) = metric_filter["MetricTransformations"]
+    assert transformation["DefaultValue"] == 0
+    assert queries["never_ready"]["Metric"] == {
+        "Namespace": transformation["MetricNamespace"],
+        "MetricName": NEVER_READY_METRIC,
+    }
+    assert queries["never_ready"]["Stat"] == "Sum"
+    # Every period of the window without either (none started: no data) breaches.
+    periods = {q["Period"] for q in queries.values()}
+    assert periods == {300}
+    assert 300 * alarm["EvaluationPeriods"] == ServiceConfig().no_successful_run_alarm_minutes * 60
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("LessThanThreshold", 1)
     assert alarm["DatapointsToAlarm"] == alarm["EvaluationPeriods"]
+    assert alarm["TreatMissingData"] == "breaching"
 
 
 def test_runs_never_ready_do_not_page_operations(
@@ -407,13 +427,17 @@ def test_lambda_b_store_faults_are_counted_from_its_log_and_alarmed(
 
 
 def test_one_dashboard_shows_every_alarm_and_the_services_metrics(
-    service_json: dict[str, Any], alarms: dict[str, dict[str, Any]]
+    service_json: dict[str, Any],
 ) -> None:
+    """Every alarm of the stack, the rollback alarms and the verification probe's included."""
     (dashboard,) = _of_type(service_json, "AWS::CloudWatch::Dashboard").values()
     parts = dashboard["Properties"]["DashboardBody"]["Fn::Join"][1]
     text = "".join(part if isinstance(part, str) else json.dumps(part) for part in parts)
-    for logical_id in alarms:
-        assert json.dumps({"Fn::GetAtt": [logical_id, "Arn"]}) in text
+    every_alarm = _of_type(service_json, "AWS::CloudWatch::Alarm")
+    assert any(logical_id.startswith("GradualDeploy") for logical_id in every_alarm)
+    assert any(logical_id.startswith("VerificationProbe") for logical_id in every_alarm)
+    for logical_id in every_alarm:
+        assert json.dumps({"Fn::GetAtt": [logical_id, "Arn"]}) in text, logical_id
     for metric in (
         '"5XXError"',
         '"4XXError"',

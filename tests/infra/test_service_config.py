@@ -177,5 +177,9 @@ def test_the_orders_not_moving_alarms_follow_their_settings(configured: dict[str
     }
     assert alarms["OldestPendingOrder"]["Threshold"] == 30 * 60
     no_success = alarms["NoSuccessfulRun"]
-    assert no_success["Period"] * no_success["EvaluationPeriods"] == 120 * 60
+    periods = {
+        query["MetricStat"]["Period"] for query in no_success["Metrics"] if "MetricStat" in query
+    }
+    assert periods == {300}
+    assert 300 * no_success["EvaluationPeriods"] == 120 * 60
     assert no_success["DatapointsToAlarm"] == no_success["EvaluationPeriods"] == 24

@@ -394,6 +394,45 @@ def test_every_poll_ready_or_not_writes_the_oldest_pending_orders_age(
     assert 5 * 3600 - 60 <= age <= 5 * 3600 + 60
 
 
+def test_an_order_that_expired_unprocessed_does_not_count_as_the_oldest(
+    results: ModuleType,
+    aws: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An expired order keeps its pending_shard until the TTL deletes it (days later) and no run
+    claims it: counted, it would hold the alarm in ALARM all that time. Several expired orders
+    share the fresh order's shard (one item a query would find only an expired one)."""
+    now = time.time()
+    for position in range(40):
+        put_order(
+            aws["dynamodb"],
+            f"expired-{position}",
+            received_at=iso_milliseconds(now - TTL_SECONDS - 6 * 3600 - position),
+        )
+    put_order(aws["dynamodb"], "fresh", received_at=iso_milliseconds(now - 3600))
+    monkeypatch.setenv(settings.RESULTS_READY_PROBABILITY.name, "0")
+
+    results.handler({"run_id": "run-1"}, None)
+
+    (age,) = _ages(capsys.readouterr().out)
+    assert 3600 - 60 <= age <= 3600 + 60
+
+
+def test_only_expired_orders_pending_is_an_age_of_zero(
+    results: ModuleType,
+    aws: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    put_order(aws["dynamodb"], "a", received_at=iso_milliseconds(time.time() - 30 * 3600))
+    monkeypatch.setenv(settings.RESULTS_READY_PROBABILITY.name, "0")
+
+    results.handler({"run_id": "run-1"}, None)
+
+    assert _ages(capsys.readouterr().out) == [0]
+
+
 def test_no_pending_order_is_an_age_of_zero(
     results: ModuleType,
     capsys: pytest.CaptureFixture[str],

@@ -43,7 +43,9 @@ from entrix.auction.platform import PendingOrder
 from entrix.auction.results import OrderStoreUnavailable
 from entrix.aws.orders_table import BATCH_GET_SIZE, plain_item
 from entrix.orders.lifecycle import PENDING, pending_shards
+from entrix.orders.limits import TTL_SECONDS
 from entrix.orders.numbers import number_text
+from entrix.timestamps import iso_milliseconds
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -83,17 +85,26 @@ class OrderResults:
         for _, order in heapq.merge(*shards, key=lambda entry: entry[0]):
             yield order
 
-    def oldest_pending(self, index_name: str) -> PendingOrder | None:
-        """The order waiting longest for a result (None: none waits): one item from each
-        shard's query, a read of a few units whatever the backlog."""
+    def oldest_pending(self, index_name: str, now: float) -> PendingOrder | None:
+        """The unexpired order waiting longest for a result (None: none waits): one item from
+        each shard's query, a read of a few units whatever the backlog.
+
+        An order that expired unprocessed keeps its `pending_shard` until the TTL deletes it
+        (days later) and no run claims it: it is left out in the key condition, since its
+        version begins with its receipt time and it expires TTL_SECONDS after that (a filter
+        would not do: Limit applies before it, and the index holds no `expires_at`)."""
+        received_since = iso_milliseconds(now - TTL_SECONDS)
         oldest: PendingOrder | None = None
         for shard in pending_shards():
             try:
                 items = self._client.query(
                     TableName=self._table_name,
                     IndexName=index_name,
-                    KeyConditionExpression="pending_shard = :shard",
-                    ExpressionAttributeValues={":shard": {"S": shard}},
+                    KeyConditionExpression="pending_shard = :shard AND version >= :since",
+                    ExpressionAttributeValues={
+                        ":shard": {"S": shard},
+                        ":since": {"S": received_since},
+                    },
                     Limit=1,
                 )["Items"]
             except (ClientError, BotoCoreError) as error:

@@ -121,12 +121,14 @@ def _pending(platform: AuctionPlatform, run_id: str, max_orders: int) -> Iterabl
 def _publish_oldest_pending() -> None:
     """The age of the order waiting longest for a result, as a metric. A failed read is logged,
     not raised: the poll goes on, and the alarm treats the missing figure as breaching."""
+    now = time.time()
+    index_name = settings.ORDERS_PENDING_INDEX_NAME.read()
     try:
-        oldest = stores().order_results.oldest_pending(settings.ORDERS_PENDING_INDEX_NAME.read())
+        oldest = stores().order_results.oldest_pending(index_name, now)
     except OrderStoreUnavailable as error:
         logger.error("the oldest pending order's age is not measured: %s", error)
         return
-    age = expiry.oldest_age_seconds([] if oldest is None else [oldest], time.time())
+    age = expiry.oldest_age_seconds([] if oldest is None else [oldest], now)
     publish("results", OldestPendingOrderAgeSeconds=age)
 
 
