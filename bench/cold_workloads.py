@@ -156,7 +156,9 @@ class LocalAws:
             headers.append(("Content-Type", "application/json"))
         reply = gateway.handle(ApiRequest(method, path, headers, body))
         authorizer = self.function(AUTHORIZER_HANDLER).function_name
-        if reply.status != 200 or [name for name, _ in invoked][:1] != [authorizer]:
+        # API Gateway invokes the functions' aliases (`<function>:live`).
+        called = [name.partition(":")[0] for name, _ in invoked]
+        if reply.status != 200 or called[:1] != [authorizer]:
             raise RuntimeError(f"{method} {path}: {reply.status} {reply.body!r}, {invoked}")
         return invoked[0][1], invoked[-1][1]
 

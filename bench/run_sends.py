@@ -92,11 +92,18 @@ def slack_filter_of(template: dict[str, Any]) -> SlackFilter:
         if resource.get("Type") == "AWS::Lambda::Function"
         and resource["Properties"].get("Handler") == SLACK_HANDLER
     ]
+    # SNS delivers to the function's `live` alias (whose Ref is its ARN).
+    aliases = [
+        {"Ref": logical_id}
+        for logical_id, resource in resources.items()
+        if resource.get("Type") == "AWS::Lambda::Alias"
+        and resource["Properties"].get("FunctionName") == {"Ref": function_id}
+    ]
     (subscription,) = [
         resource["Properties"]
         for resource in resources.values()
         if resource.get("Type") == "AWS::SNS::Subscription"
-        and resource["Properties"].get("Endpoint") == {"Fn::GetAtt": [function_id, "Arn"]}
+        and resource["Properties"].get("Endpoint") in aliases
     ]
     return SlackFilter(subscription.get("FilterPolicy"), subscription.get("FilterPolicyScope"))
 
