@@ -464,9 +464,7 @@ def check_order_through_pipeline(target: Target, record_id: str) -> None:
     sfn = target.clients("stepfunctions")
 
     def result_status() -> str | None:
-        status, reply = _request(
-            target, "GET", f"/orders/{record_id}", token=_signed_token(target)
-        )
+        status, reply = _request(target, "GET", f"/orders/{record_id}", token=_signed_token(target))
         if status != 200:
             raise CheckFailed(f"GET /orders/{record_id} answered {status}: {reply}")
         found = reply.get("result_status")

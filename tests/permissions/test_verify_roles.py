@@ -172,7 +172,8 @@ def _allowed(requests: dict[str, Request]) -> set[str]:
 def test_a_verify_role_reaches_its_own_stage_and_changes_nothing_there_but_the_probe(
     models: dict[str, StackModel], verifier: str, target: str, allowed: set[str]
 ) -> None:
-    principal = f"arn:aws:iam::{ACCOUNT}:role/{verify_project_role_name('EntrixDelivery', verifier)}"
+    role_name = verify_project_role_name("EntrixDelivery", verifier)
+    principal = f"arn:aws:iam::{ACCOUNT}:role/{role_name}"
     policies = _verify_policies(models["EntrixDelivery"], verifier)
 
     assert _allowed(_requests(principal, policies, models[target])) == allowed
