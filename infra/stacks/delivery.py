@@ -446,6 +446,7 @@ class DeliveryStack(Stack):
         )
 
     def _verify_project(self, stage_id: str) -> codebuild.Project:
+        """The CodeBuild project CDK Pipelines made for a stage's VerifyDeploy step."""
         (project,) = [
             node
             for node in self.pipeline.node.find_all()

@@ -269,7 +269,8 @@ def random_key_token(target: Target) -> str:
             secrets.token_bytes(32),
             kid=str(uuid.uuid4()),
             subject=SUBJECT,
-            expires_in=300,
+            # Within the authorizer's maximum lifetime, so that only the key is wrong.
+            expires_in=min(300, authorizer_setting(settings.MAX_TOKEN_LIFETIME_SECONDS, variables)),
             issuer=authorizer_setting(settings.JWT_ISSUER, variables),
             audience=authorizer_setting(settings.JWT_AUDIENCE, variables),
         )
