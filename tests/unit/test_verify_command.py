@@ -418,7 +418,7 @@ def test_the_random_key_token_has_the_shape_of_a_real_one_and_needs_no_secret() 
 
 
 @pytest.fixture
-def authorizer_keys(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+def authorizer_keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]:
     """The real authorizer, its key and deny list served from memory; each read recorded."""
     read: list[tuple[str, str]] = []
     versions = {
