@@ -128,16 +128,10 @@ def verify_statements(name: str, region: str, account: str, mode: str) -> list[i
             actions=["cloudformation:DescribeStacks"],
             resources=[arn(service="cloudformation", resource=f"stack/{name}/*")],
         ),
-        # The authorizer's settings name the signing key, which signs the token of the
-        # verify's own subject (the `order-read` check needs an authorized request).
+        # The authorizer's settings: the issuer and audience of the tokens the checks send.
         iam.PolicyStatement(
             actions=["lambda:GetFunctionConfiguration"],
             resources=[arn(service="lambda", resource=f"function:{name}-*")],
-        ),
-        iam.PolicyStatement(
-            actions=["secretsmanager:GetSecretValue"],
-            resources=[arn(service="secretsmanager", resource="secret:*")],
-            conditions=this_stack,
         ),
         iam.PolicyStatement(
             actions=["cloudwatch:DescribeAlarms"],
@@ -160,6 +154,14 @@ def verify_statements(name: str, region: str, account: str, mode: str) -> list[i
     ]
     if mode == "full":
         statements += [
+            # The signing key, which signs the verify subject's token (orders stored and read).
+            # Never in `quiet` mode: the key is shared, so whoever reads it can sign a token for
+            # any trader's subject.
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[arn(service="secretsmanager", resource="secret:*")],
+                conditions=this_stack,
+            ),
             iam.PolicyStatement(
                 actions=["states:StartExecution"],
                 resources=[arn(service="states", resource="stateMachine:*")],
@@ -181,8 +183,9 @@ def verify_statements(name: str, region: str, account: str, mode: str) -> list[i
 
 class VerifierStack(Stack):
     """For a stage in another account than the pipeline: the role `entrix verify` runs as there
-    (CodeBuild's own role reaches no other account's resources). Only roles of the delivery
-    stack in the pipeline's account may assume it; the pipeline's VerifyDeploy step does."""
+    (CodeBuild's own role reaches no other account's resources). Only the role of this stage's
+    VerifyDeploy project in the pipeline's account, named by its fixed name, may assume it: not
+    the synth or self-mutation roles, which run the repository's and third parties' code."""
 
     def __init__(
         self,
@@ -192,7 +195,7 @@ class VerifierStack(Stack):
         service: ServiceStack,
         mode: str,
         pipeline_account: str,
-        pipeline_stack: str,
+        verify_project_role: str,
     ) -> None:
         super().__init__(
             scope,
@@ -203,11 +206,13 @@ class VerifierStack(Stack):
             self,
             "VerifyRole",
             role_name=verify_role_name(service.stack_name),
+            # A condition rather than the role as principal: IAM would pin a principal to the
+            # role's unique id, and a VerifyDeploy role replaced by a redeploy would be locked out.
             assumed_by=iam.AccountPrincipal(pipeline_account).with_conditions(
                 {
-                    "ArnLike": {
+                    "ArnEquals": {
                         "aws:PrincipalArn": f"arn:{Aws.PARTITION}:iam::{pipeline_account}:"
-                        f"role/{pipeline_stack}-*"
+                        f"role/{verify_project_role}"
                     }
                 }
             ),
@@ -223,6 +228,12 @@ def verify_role_name(stack_name: str) -> str:
     """The verify role's name in a stage's account: known to the pipeline before it exists, and
     outside the `<stack>-*` roles that Dev's verify may pass to Step Functions."""
     return f"EntrixVerify-{stack_name}"
+
+
+def verify_project_role_name(pipeline_stack: str, stage: str) -> str:
+    """The fixed name of a stage's VerifyDeploy CodeBuild role in the pipeline's account: the one
+    principal its VerifierStack role trusts."""
+    return f"{pipeline_stack}-VerifyDeploy-{stage}"
 
 
 class DeliveryStack(Stack):
@@ -327,6 +338,7 @@ class DeliveryStack(Stack):
             )
         # Built now rather than at synth time, so the CodePipeline exists for the failure rule.
         self.pipeline.build_pipeline()
+        self._name_verify_roles()
 
         self.alerts = self._alerts_topic()
         self.pipeline.pipeline.notify_on(
@@ -372,7 +384,7 @@ class DeliveryStack(Stack):
                 service=service,
                 mode=mode,
                 pipeline_account=self.config.account,
-                pipeline_stack=self.stack_name,
+                verify_project_role=verify_project_role_name(self.stack_name, stage.node.id),
             )
         role_arn = (
             None
@@ -432,6 +444,27 @@ class DeliveryStack(Stack):
                 'test "$code" = 401',
             ],
         )
+
+    def _verify_project(self, stage_id: str) -> codebuild.Project:
+        """The CodeBuild project CDK Pipelines made for a stage's VerifyDeploy step."""
+        (project,) = [
+            node
+            for node in self.pipeline.node.find_all()
+            if isinstance(node, codebuild.Project)
+            and node.node.path.endswith(f"/{stage_id}/VerifyDeploy/VerifyDeploy")
+        ]
+        return project
+
+    def _name_verify_roles(self) -> None:
+        """Give each VerifyDeploy project's role its fixed name (`verify_project_role_name`), so
+        a VerifierStack can trust that one role. CDK Pipelines makes the role: its name is set on
+        the generated resource."""
+        for stage_id, _, _, _ in self.verified_stacks:
+            role = self._verify_project(stage_id).role
+            assert isinstance(role, iam.Role)
+            cfn_role = role.node.default_child
+            assert isinstance(cfn_role, iam.CfnRole)
+            cfn_role.role_name = verify_project_role_name(self.stack_name, stage_id)
 
     def _connection_arn(self) -> str:
         """The CodeStar connection ARN from context, else read from SSM when CloudFormation deploys
@@ -625,11 +658,6 @@ class DeliveryStack(Stack):
                     named + " DescribeAlarms only; SetAlarmState names the probe alarm.",
                 ),
                 where.format("sns", f"{stack_name}-*"): (f":sns:{region}:", named),
-                where.format("secretsmanager", "secret:*"): (
-                    ":secret:*",
-                    "GetSecretValue only on secrets CloudFormation tagged with the stage's "
-                    "stack name (condition on aws:cloudformation:stack-name): its JWT key.",
-                ),
                 where.format("states", "stateMachine:*"): (
                     ":stateMachine:*",
                     "Only the state machine CloudFormation tagged with the stage's stack name "
@@ -639,6 +667,11 @@ class DeliveryStack(Stack):
             }
             if VERIFY_MODES[stage_id] == "full":
                 findings |= {
+                    where.format("secretsmanager", "secret:*"): (
+                        ":secret:*",
+                        "GetSecretValue only on secrets CloudFormation tagged with the stage's "
+                        "stack name (condition on aws:cloudformation:stack-name): its JWT key.",
+                    ),
                     f"arn:<AWS::Partition>:iam::{owner}:role/{stack_name}-*": (
                         f":role/{stack_name}-*",
                         named + " PassRole is limited to Step Functions.",

@@ -9,9 +9,12 @@ by the pipeline:
 `quiet` (Prod; the default) changes nothing a trader or the on-call engineer sees:
 
 - `anonymous-refused`: POST /orders without a token answers 401 (API and authorizer are up).
-- `order-read`: GET of an order no one stored, with a token of the verify's own subject, answers
-  404: the authorizer read the signing key, the function read the orders table. It charges only
-  the `entrix-verify` subject's fair-share counter.
+- `random-key-refused`: GET /orders/<id> with a token of the right shape (a kid of a secret
+  version's form, the authorizer's iss and aud, exp, iat, sub, jti) signed with a random key
+  answers 401. The authorizer looks the kid up in its signing secret before anything else, so
+  the 401 shows it read its key; one that cannot read it raises, and API Gateway answers 500.
+  No secret is read for it: Prod's verification can sign no token a trader's request would
+  pass with. The GET handler is never reached: Dev's `order-stored` proves its table reads.
 - `alarms-configured`: every alarm of the stack has its ALARM and OK actions on the encrypted
   operations topic; the probe alarm has its actions on the probe topic only.
 - `alerts-configured`: the state machine is active and its SnsPublish states publish to the
@@ -20,8 +23,11 @@ by the pipeline:
   which has the operations topic's key and topic policy and no subscriber: the alarm's history
   says "Successfully executed action" (or why not: topic or key policy).
 
-`full` (Dev) adds what stores an order, starts runs and publishes alerts:
+`full` (Dev) adds what signs a token with the stack's key, stores an order, starts runs and
+publishes alerts:
 
+- `order-read`: GET of an order no one stored, with a token of the verify's own subject signed
+  by the stack's key, answers 404: the authorizer let it through, the function read the table.
 - `order-stored`: one order POSTed with a token signed by the stack's key is stored (201, then
   GET 200).
 - `not-ready-alert`, `failed-batch-alert`: the state machine's SnsPublish states, run alone with
@@ -36,10 +42,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,8 +55,15 @@ from typing import Any
 
 import boto3
 
+from entrix import settings
 from entrix.rollback_command import ROLLBACK_ALARM_PREFIX
-from entrix.token_command import TokenCommandError, sign_for_function
+from entrix.token_command import (
+    TokenCommandError,
+    authorizer_setting,
+    authorizer_variables,
+    sign_for_function,
+)
+from entrix.tokens import issue_token
 
 # Stack outputs the checks read (infra/stacks/service.py writes them).
 OUTPUTS = (
@@ -68,7 +83,7 @@ TOKEN_SECONDS = 1800
 ALERT_STATES = ("AlertNotReady", "AlertFailedBatch")
 QUIET_CHECKS = (
     "anonymous-refused",
-    "order-read",
+    "random-key-refused",
     "alarms-configured",
     "alerts-configured",
     "alarm-notifies",
@@ -77,6 +92,7 @@ MODES = {
     "quiet": QUIET_CHECKS,
     "full": (
         *QUIET_CHECKS,
+        "order-read",
         "order-stored",
         "not-ready-alert",
         "failed-batch-alert",
@@ -91,11 +107,11 @@ class CheckFailed(Exception):
 
 @dataclass(frozen=True)
 class Target:
-    """What the checks talk to: the deployed API, a token for it, the stack's resources and AWS
-    clients."""
+    """What the checks talk to: the deployed API, a token signed with the stack's key (`full`
+    mode only; None in `quiet`, which reads no secret), the stack's resources and AWS clients."""
 
     api_url: str
-    token: str
+    token: str | None
     state_machine_arn: str
     probe_alarm: str
     clients: Callable[[str], Any]
@@ -103,6 +119,8 @@ class Target:
     stack_name: str = ""
     alert_topic_arn: str = ""
     ops_topic_arn: str = ""
+    # The authorizer function, whose issuer and audience the random-key token carries.
+    authorizer_function: str = ""
     # Seconds to wait for an alarm action, a pipeline run, an order's result.
     patience: float = 900.0
     poll_seconds: float = 5.0
@@ -116,7 +134,7 @@ def verify(args: argparse.Namespace) -> int:
         print(f"entrix verify: no check {', '.join(unknown)} in mode {args.mode}", file=sys.stderr)
         return 2
     try:
-        target = target_of_stack(args.stack, args.region, args.role_arn)
+        target = target_of_stack(args.stack, args.region, args.role_arn, args.mode)
     except (TokenCommandError, CheckFailed) as error:
         print(f"entrix verify: {error}", file=sys.stderr)
         return 1
@@ -127,9 +145,12 @@ def verify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def target_of_stack(stack_name: str, region: str | None, role_arn: str | None = None) -> Target:
+def target_of_stack(
+    stack_name: str, region: str | None, role_arn: str | None = None, mode: str = "quiet"
+) -> Target:
     """The target described by a deployed stack's outputs, reached with your credentials or, with
-    `role_arn`, as that role (the pipeline's way into a stage in another account)."""
+    `role_arn`, as that role (the pipeline's way into a stage in another account). Only `full`
+    mode reads the signing key, to sign the verify subject's token."""
     session = session_for(region, role_arn)
 
     def clients(service: str) -> Any:
@@ -143,13 +164,15 @@ def target_of_stack(stack_name: str, region: str | None, role_arn: str | None = 
     )
     if missing:
         raise CheckFailed(f"stack {stack_name} lacks the output(s) {', '.join(missing)}")
-    token = sign_for_function(
-        lambda service, where: clients(service),
-        region,
-        outputs["AuthorizerFunctionName"],
-        SUBJECT,
-        TOKEN_SECONDS,
-    )
+    token = None
+    if mode == "full":
+        token = sign_for_function(
+            lambda service, where: clients(service),
+            region,
+            outputs["AuthorizerFunctionName"],
+            SUBJECT,
+            TOKEN_SECONDS,
+        )
     return Target(
         api_url=outputs["ApiUrl"],
         token=token,
@@ -159,6 +182,7 @@ def target_of_stack(stack_name: str, region: str | None, role_arn: str | None = 
         stack_name=stack_name,
         alert_topic_arn=outputs["AlertTopicArn"],
         ops_topic_arn=ops_topic[0],
+        authorizer_function=outputs["AuthorizerFunctionName"],
     )
 
 
@@ -185,6 +209,7 @@ def run_checks(
     record_id = f"verify-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     checks: dict[str, Callable[[], None]] = {
         "anonymous-refused": lambda: check_anonymous_refused(target),
+        "random-key-refused": lambda: check_random_key_refused(target, record_id),
         "order-read": lambda: check_order_read(target, record_id),
         "alarms-configured": lambda: check_alarms_configured(target),
         "alerts-configured": lambda: check_alerts_configured(target),
@@ -206,12 +231,12 @@ def run_checks(
 
 
 def _request(
-    target: Target, method: str, path: str, body: Any = None, token: bool = True
+    target: Target, method: str, path: str, body: Any = None, token: str | None = None
 ) -> tuple[int, Any]:
     url = target.api_url.rstrip("/").removesuffix("/orders") + path
     headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {target.token}"
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
     try:
@@ -222,15 +247,61 @@ def _request(
 
 
 def check_anonymous_refused(target: Target) -> None:
-    status, _ = _request(target, "POST", "/orders", [], token=False)
+    status, _ = _request(target, "POST", "/orders", [])
     if status != 401:
         raise CheckFailed(f"POST /orders without a token answered {status}, not 401")
 
 
+def _signed_token(target: Target) -> str:
+    if target.token is None:
+        raise CheckFailed("no token signed with the stack's key (only mode full signs one)")
+    return target.token
+
+
+def random_key_token(target: Target) -> str:
+    """A token the authorizer refuses only for its key: its issuer and audience, a kid of a
+    Secrets Manager version id's form (a UUID) that names no version, a random HS256 key."""
+    variables = authorizer_variables(
+        lambda service, where: target.clients(service), None, target.authorizer_function
+    )
+    try:
+        return issue_token(
+            secrets.token_bytes(32),
+            kid=str(uuid.uuid4()),
+            subject=SUBJECT,
+            # Within the authorizer's maximum lifetime, so that only the key is wrong.
+            expires_in=min(300, authorizer_setting(settings.MAX_TOKEN_LIFETIME_SECONDS, variables)),
+            issuer=authorizer_setting(settings.JWT_ISSUER, variables),
+            audience=authorizer_setting(settings.JWT_AUDIENCE, variables),
+        )
+    except TokenCommandError as error:
+        raise CheckFailed(str(error)) from None
+
+
+def check_random_key_refused(target: Target, record_id: str) -> None:
+    """A well-formed token signed with a random key is refused with 401: the authorizer ran and
+    read its signing key to look the kid up (an unreadable key makes it raise: 500)."""
+    path = f"/orders/{record_id}-unknown"
+    status, reply = _request(target, "GET", path, token=random_key_token(target))
+    if status == 500:
+        raise CheckFailed(
+            f"GET {path} with a random-key token answered 500, not 401: the authorizer "
+            "failed, which it does when it cannot read its signing key (GetSecretValue or the "
+            f"key's kms:Decrypt refused, the secret gone); its log says why: {reply}"
+        )
+    if status != 401:
+        raise CheckFailed(
+            f"GET {path} with a token signed by a random key answered {status}, not 401: {reply}"
+        )
+
+
 def check_order_read(target: Target, record_id: str) -> None:
-    """GET an order nobody stored: 404 needs the authorizer's Allow (it read the signing key) and
-    the function's read of the orders table; nothing is written but the subject's counter."""
-    status, reply = _request(target, "GET", f"/orders/{record_id}-unknown")
+    """GET an order nobody stored: 404 needs the authorizer's Allow (the token's key is the
+    stack's) and the function's read of the orders table; nothing is written but the subject's
+    counter."""
+    status, reply = _request(
+        target, "GET", f"/orders/{record_id}-unknown", token=_signed_token(target)
+    )
     if status != 404:
         raise CheckFailed(f"GET /orders/{record_id}-unknown answered {status}, not 404: {reply}")
 
@@ -307,10 +378,10 @@ def check_alerts_configured(target: Target) -> None:
 
 def check_order_stored(target: Target, record_id: str) -> None:
     order = {"record_id": record_id, "parameter_1": "entrix verify", "parameter_2": 1}
-    status, reply = _request(target, "POST", "/orders", [order])
+    status, reply = _request(target, "POST", "/orders", [order], token=_signed_token(target))
     if status != 201:
         raise CheckFailed(f"POST /orders answered {status}: {reply}")
-    status, reply = _request(target, "GET", f"/orders/{record_id}")
+    status, reply = _request(target, "GET", f"/orders/{record_id}", token=_signed_token(target))
     if status != 200:
         raise CheckFailed(f"GET /orders/{record_id} answered {status}: {reply}")
 
@@ -394,7 +465,7 @@ def check_order_through_pipeline(target: Target, record_id: str) -> None:
     sfn = target.clients("stepfunctions")
 
     def result_status() -> str | None:
-        status, reply = _request(target, "GET", f"/orders/{record_id}")
+        status, reply = _request(target, "GET", f"/orders/{record_id}", token=_signed_token(target))
         if status != 200:
             raise CheckFailed(f"GET /orders/{record_id} answered {status}: {reply}")
         found = reply.get("result_status")

@@ -256,14 +256,16 @@ def _granted(statements: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]
 READ_ONLY_VERIFY = {
     "cloudformation:DescribeStacks",
     "lambda:GetFunctionConfiguration",
-    "secretsmanager:GetSecretValue",
     "cloudwatch:DescribeAlarms",
     "cloudwatch:DescribeAlarmHistory",
     "cloudwatch:SetAlarmState",
     "sns:GetTopicAttributes",
     "states:DescribeStateMachine",
 }
+# Dev's alone: the signing key signs a token for any subject, so Prod's verification never reads
+# it.
 END_TO_END_VERIFY = {
+    "secretsmanager:GetSecretValue",
     "states:StartExecution",
     "states:DescribeExecution",
     "states:TestState",
@@ -306,10 +308,11 @@ def test_the_verify_role_reaches_only_its_own_stages_stack(shipped: Built, stage
                 action,
                 statement,
             )
-    (secret,) = granted["secretsmanager:GetSecretValue"]
-    assert secret["Condition"] == {
-        "StringEquals": {"aws:ResourceTag/aws:cloudformation:stack-name": own}
-    }
+    if stage == "Dev":
+        (secret,) = granted["secretsmanager:GetSecretValue"]
+        assert secret["Condition"] == {
+            "StringEquals": {"aws:ResourceTag/aws:cloudformation:stack-name": own}
+        }
     (set_state,) = granted["cloudwatch:SetAlarmState"]
     assert json.dumps(set_state["Resource"]).endswith(f':alarm:{own}-VerificationProbe"]]}}')
 
@@ -322,7 +325,11 @@ def test_prods_verify_role_can_start_nothing_and_publish_nothing(shipped: Built)
     assert dev_granted >= READ_ONLY_VERIFY | END_TO_END_VERIFY
     assert prod_granted >= READ_ONLY_VERIFY
     assert not prod_granted & END_TO_END_VERIFY
-    assert not {a for a in prod_granted if a.startswith(("sns:Publish", "dynamodb:", "states:St"))}
+    assert not {
+        a
+        for a in prod_granted
+        if a.startswith(("sns:Publish", "dynamodb:", "states:St", "secretsmanager:"))
+    }
     (pass_role,) = _granted(_role_statements(shipped, dev))["iam:PassRole"]
     assert pass_role["Condition"] == {
         "StringEquals": {"iam:PassedToService": "states.amazonaws.com"}
@@ -359,9 +366,21 @@ def test_a_stage_in_another_account_is_verified_as_a_role_of_its_own_there(
     assert role["Properties"]["RoleName"] == role_name
     (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert "111111111111" in json.dumps(trust["Principal"])  # the pipeline's account only
-    assert json.dumps(trust["Condition"]["ArnLike"]["aws:PrincipalArn"]).endswith(
-        ':role/EntrixDelivery-*"]]}'
-    )
+    # Only this stage's VerifyDeploy project role, by its exact ARN: no other delivery role
+    # (Synth and self-mutation run the repository's and third parties' code).
+    project_role = f"EntrixDelivery-VerifyDeploy-{stage}"
+    assert trust["Condition"] == {
+        "ArnEquals": {
+            "aws:PrincipalArn": {
+                "Fn::Join": [
+                    "",
+                    ["arn:", {"Ref": "AWS::Partition"}, f":iam::111111111111:role/{project_role}"],
+                ]
+            }
+        }
+    }
+    role_id = project["Properties"]["ServiceRole"]["Fn::GetAtt"][0]
+    assert variant.template["Resources"][role_id]["Properties"]["RoleName"] == project_role
     granted = _granted(
         [
             statement

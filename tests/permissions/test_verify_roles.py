@@ -1,6 +1,8 @@
 """The `entrix verify` steps' roles, decided as AWS would against the stages' own resources:
-each reaches its own stage's stack and no other, and Prod's can start, publish and write
-nothing (only set the probe alarm off).
+each reaches its own stage's stack and no other; Prod's can start, publish and write nothing
+(only set the probe alarm off) and cannot read the signing key, both as the pipeline's CodeBuild
+role (Prod in the pipeline's account, cdk.json's default) and as the EntrixVerify role of a Prod
+account of its own, which only Prod's VerifyDeploy project role may assume.
 
 The resources carry the tag CloudFormation puts on each resource it creates
 (`aws:cloudformation:stack-name`), which the role's conditions name.
@@ -14,11 +16,17 @@ from pathlib import Path
 import pytest
 from aws_cdk.cx_api import CloudAssembly
 
+from infra.app import build_app
+from infra.config import DELIVERY_PREFIX, STAGES_CONTEXT_KEY
+from infra.stacks.delivery import verify_project_role_name, verify_role_name
+from tests.infra.conftest import NO_BUNDLING
 from tests.permissions.conftest import count
 from tests.permissions.evaluate import Request, decide
 from tests.permissions.model import ACCOUNT, StackModel
 
 STACK_TAG = "aws:cloudformation:stack-name"
+PIPELINE_ACCOUNT = "111111111111"
+STAGE_ACCOUNTS = {"Dev": "222222222222", "Prod": "333333333333"}
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +44,30 @@ def models(nag_assembly: Path) -> dict[str, StackModel]:
     }
 
 
+@pytest.fixture(scope="module")
+def accounts_of_their_own(tmp_path_factory: pytest.TempPathFactory) -> dict[str, StackModel]:
+    """The pipeline, Dev and Prod each in an account of its own: the delivery stack and each
+    stage's VerifierStack and service stack."""
+    context = {
+        **NO_BUNDLING,
+        DELIVERY_PREFIX + "connection_arn": (
+            f"arn:aws:codeconnections:eu-west-1:{PIPELINE_ACCOUNT}:connection/0a1b2c3d"
+        ),
+        DELIVERY_PREFIX + "account": PIPELINE_ACCOUNT,
+        STAGES_CONTEXT_KEY: {stage: {"account": a} for stage, a in STAGE_ACCOUNTS.items()},
+    }
+    outdir = tmp_path_factory.mktemp("accounts-of-their-own")
+    build_app(context, str(outdir), nag=False).synth()
+    return {
+        stack.stack_name: StackModel(
+            stack.stack_name,
+            json.loads(Path(stack.template_full_path).read_text()),
+            stack.environment.region,
+        )
+        for stack in CloudAssembly(str(outdir)).stacks_recursively
+    }
+
+
 def _verify_policies(delivery: StackModel, stage: str) -> list[dict]:
     (project,) = [
         p
@@ -46,15 +78,17 @@ def _verify_policies(delivery: StackModel, stage: str) -> list[dict]:
     return list(delivery.role(role).policies)
 
 
-def _one_arn(model: StackModel, resource_type: str, contains: str) -> str:
-    (found,) = [r for r in model.of_type(resource_type) if contains in r.logical_id]
-    return model.arn(found.logical_id)
-
-
-def _requests(verifier: str, delivery: StackModel, target: StackModel) -> dict[str, Request]:
-    """What each check calls, on the resources of `target`, as the `verifier` stage's role."""
-    policies = _verify_policies(delivery, verifier)
+def _requests(
+    principal: str, policies: list[dict], target: StackModel, account: str = ACCOUNT
+) -> dict[str, Request]:
+    """What each check calls, on the resources of `target` (in `account`), as `principal` with
+    its identity `policies`."""
     tagged = {f"aws:ResourceTag/{STACK_TAG}": target.name}
+
+    def _one_arn(model: StackModel, resource_type: str, contains: str) -> str:
+        (found,) = [r for r in model.of_type(resource_type) if contains in r.logical_id]
+        return model.arn(found.logical_id).replace(ACCOUNT, account)
+
     machine = _one_arn(target, "AWS::StepFunctions::StateMachine", "StateMachine")
     calls = {
         "DescribeAlarms a service alarm": (
@@ -97,10 +131,10 @@ def _requests(verifier: str, delivery: StackModel, target: StackModel) -> dict[s
     }
     return {
         name: Request(
-            principal=f"arn:aws:iam::{ACCOUNT}:role/{verifier}-verify",
+            principal=principal,
             action=action,
             resource=resource,
-            account=ACCOUNT,
+            account=account,
             context=context,
             identity_policies=policies,
         )
@@ -111,17 +145,26 @@ def _requests(verifier: str, delivery: StackModel, target: StackModel) -> dict[s
 READS = {
     "DescribeAlarms a service alarm",
     "SetAlarmState the probe",
-    "GetSecretValue the signing key",
     "GetTopicAttributes the operations topic",
     "DescribeStateMachine",
 }
+# Dev's alone: the key signs a token for any trader's subject.
+FULL = READS | {"GetSecretValue the signing key", "StartExecution"}
+
+
+def _allowed(requests: dict[str, Request]) -> set[str]:
+    decisions = dict(zip(requests, decide(list(requests.values())), strict=True))
+    count("verify roles", len(requests), len(requests))
+    errors = {name: d.errors for name, d in decisions.items() if d.errors}
+    assert not errors, errors
+    return {name for name, d in decisions.items() if d.allowed}
 
 
 @pytest.mark.parametrize(
     ("verifier", "target", "allowed"),
     [
         ("Prod", "Prod-Entrix", READS),
-        ("Dev", "Dev-Entrix", READS | {"StartExecution"}),
+        ("Dev", "Dev-Entrix", FULL),
         ("Dev", "Prod-Entrix", set()),
         ("Prod", "Dev-Entrix", set()),
     ],
@@ -129,11 +172,61 @@ READS = {
 def test_a_verify_role_reaches_its_own_stage_and_changes_nothing_there_but_the_probe(
     models: dict[str, StackModel], verifier: str, target: str, allowed: set[str]
 ) -> None:
-    requests = _requests(verifier, models["EntrixDelivery"], models[target])
-    decisions = dict(zip(requests, decide(list(requests.values())), strict=True))
-    count("verify roles", len(requests), len(requests))
-    errors = {name: d.errors for name, d in decisions.items() if d.errors}
-    assert not errors, errors
-    assert {name for name, d in decisions.items() if d.allowed} == allowed, {
-        name: d.explain() for name, d in decisions.items()
+    role_name = verify_project_role_name("EntrixDelivery", verifier)
+    principal = f"arn:aws:iam::{ACCOUNT}:role/{role_name}"
+    policies = _verify_policies(models["EntrixDelivery"], verifier)
+
+    assert _allowed(_requests(principal, policies, models[target])) == allowed
+
+
+@pytest.mark.parametrize(("stage", "allowed"), [("Prod", READS), ("Dev", FULL)])
+def test_a_stage_in_an_account_of_its_own_is_verified_with_the_same_reach(
+    accounts_of_their_own: dict[str, StackModel], stage: str, allowed: set[str]
+) -> None:
+    """The EntrixVerify role there: Prod's reads no secret either."""
+    verifier = accounts_of_their_own[f"{stage}-EntrixVerifier"]
+    (role,) = verifier.of_type("AWS::IAM::Role")
+    account = STAGE_ACCOUNTS[stage]
+    principal = f"arn:aws:iam::{account}:role/{verify_role_name(f'{stage}-Entrix')}"
+    policies = list(verifier.role(verifier.arn(role.logical_id)).policies)
+    target = accounts_of_their_own[f"{stage}-Entrix"]
+
+    assert _allowed(_requests(principal, policies, target, account)) == allowed
+
+
+@pytest.mark.parametrize("stage", ["Dev", "Prod"])
+def test_only_the_stages_verify_project_role_may_assume_its_verify_role(
+    accounts_of_their_own: dict[str, StackModel], stage: str
+) -> None:
+    """Every role of the delivery stack (Synth and self-mutation run the repository's and
+    third parties' code), each with an identity policy that lets it assume any role, so that
+    the verify role's trust policy alone decides; and the right name in another account."""
+    delivery = accounts_of_their_own["EntrixDelivery"]
+    verifier = accounts_of_their_own[f"{stage}-EntrixVerifier"]
+    (role,) = verifier.of_type("AWS::IAM::Role")
+    trust = verifier.role(verifier.arn(role.logical_id)).trust_policy
+    account = STAGE_ACCOUNTS[stage]
+    anything = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}],
     }
+    names = [str(delivery.ref(r.logical_id)) for r in delivery.of_type("AWS::IAM::Role")]
+    own = verify_project_role_name("EntrixDelivery", stage)
+    assert own in names and len(names) > 5
+    principals = [f"arn:aws:iam::{PIPELINE_ACCOUNT}:role/{name}" for name in names]
+    principals.append(f"arn:aws:iam::444444444444:role/{own}")
+    requests = {
+        principal: Request(
+            principal=principal,
+            action="sts:AssumeRole",
+            resource=f"arn:aws:iam::{account}:role/{verify_role_name(f'{stage}-Entrix')}",
+            account=account,
+            # AWS sets it to the caller's role ARN on every request; the simulator needs it told.
+            context={"aws:PrincipalArn": principal},
+            identity_policies=[anything],
+            resource_policy=trust,
+        )
+        for principal in principals
+    }
+
+    assert _allowed(requests) == {f"arn:aws:iam::{PIPELINE_ACCOUNT}:role/{own}"}

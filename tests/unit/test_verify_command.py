@@ -3,7 +3,9 @@
 The alarm and TestState checks read verdicts only a real account gives (an alarm's action history,
 a state run alone with the machine's role); here botocore's Stubber answers as AWS documents,
 so what is tested is how each answer is read. The quiet mode's configuration checks run on
-moto, each with the misconfiguration it exists to catch. The API and pipeline checks run against
+moto, each with the misconfiguration it exists to catch. Quiet mode reads no secret, and its
+random-key token is refused by the real authorizer only after it read its key (and makes it
+fail, API Gateway's 500, when it cannot). The API and pipeline checks run against
 the local system in tests/local/test_verify_local.py (full) and test_verify_quiet.py (quiet).
 """
 
@@ -11,16 +13,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import jwt
 import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from entrix import verify_command
+from entrix.aws import secrets
+from entrix.aws.secrets import CURRENT, SecretVersion
+from entrix.handlers import authorizer
+from entrix.revocations import DenyList
 from entrix.verify_command import (
     CheckFailed,
     Target,
@@ -327,3 +335,177 @@ def test_with_a_role_arn_every_call_is_made_as_that_role() -> None:
         "arn:aws:sts::123456789012:assumed-role/EntrixVerify-Prod-Entrix/entrix-verify"
     )
     assert "assumed-role" not in own["Arn"]
+
+
+# --- what quiet mode reads, and the random-key token --------------------------------------------
+
+AUTHORIZER = "Prod-Entrix-Authorizer"
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:Prod-Entrix-JwtSigningKey-AbCdEf"
+DENY_LIST_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:Prod-Entrix-Deny-GhIjKl"
+AUTHORIZER_VARIABLES = {
+    "JWT_SECRET_ARN": SECRET_ARN,
+    "JWT_REVOCATIONS_SECRET_ARN": DENY_LIST_ARN,
+    "JWT_ISSUER": "https://issuer.example",
+    "JWT_AUDIENCE": "entrix-orders",
+}
+
+
+class Deployed:
+    """A deployed stack's clients: its outputs and its authorizer's settings; Secrets Manager
+    refuses to be asked (Prod's quiet verification has no GetSecretValue)."""
+
+    def __init__(self) -> None:
+        self.services: list[str] = []
+
+    def client(self, service: str) -> Any:
+        self.services.append(service)
+        if service == "secretsmanager":
+            raise AssertionError("the verification asked for Secrets Manager")
+        return self
+
+    def describe_stacks(self, StackName: str) -> dict[str, Any]:
+        keys = [*verify_command.OUTPUTS, f"{verify_command.OPS_TOPIC_OUTPUT}A1B2"]
+        return {"Stacks": [{"Outputs": [{"OutputKey": k, "OutputValue": k} for k in keys]}]}
+
+    def get_function_configuration(self, FunctionName: str) -> dict[str, Any]:
+        assert FunctionName == AUTHORIZER
+        return {"Environment": {"Variables": AUTHORIZER_VARIABLES}}
+
+
+def test_quiet_mode_signs_no_token_and_reads_no_secret(monkeypatch) -> None:
+    deployed = Deployed()
+    monkeypatch.setattr(verify_command, "session_for", lambda region, role: deployed)
+    signed: list[str] = []
+
+    def sign(*args: Any) -> str:
+        signed.append(args[2])
+        return "signed"
+
+    monkeypatch.setattr(verify_command, "sign_for_function", sign)
+
+    quiet = verify_command.target_of_stack("Prod-Entrix", "eu-west-1", None, "quiet")
+    assert quiet.token is None and not signed
+    assert "secretsmanager" not in deployed.services
+    full = verify_command.target_of_stack("Dev-Entrix", "eu-west-1", None, "full")
+    assert full.token == "signed" and signed == ["AuthorizerFunctionName"]
+
+
+def _quiet_target(clients: Any) -> Target:
+    return Target(
+        api_url="https://api.invalid/prod/orders",
+        token=None,
+        state_machine_arn=MACHINE_ARN,
+        probe_alarm=ALARM,
+        clients=clients,
+        authorizer_function=AUTHORIZER,
+    )
+
+
+def test_the_random_key_token_has_the_shape_of_a_real_one_and_needs_no_secret() -> None:
+    deployed = Deployed()
+
+    token = verify_command.random_key_token(_quiet_target(deployed.client))
+
+    header = jwt.get_unverified_header(token)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert header["alg"] == "HS256"
+    assert str(uuid.UUID(header["kid"])) == header["kid"]  # a secret version id's form
+    assert claims["iss"] == AUTHORIZER_VARIABLES["JWT_ISSUER"]
+    assert claims["aud"] == AUTHORIZER_VARIABLES["JWT_AUDIENCE"]
+    assert claims["sub"] == verify_command.SUBJECT and claims["jti"]
+    assert 0 < claims["exp"] - claims["iat"] <= 300
+    assert deployed.services == ["lambda"]
+
+
+@pytest.fixture
+def authorizer_keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]:
+    """The real authorizer, its key and deny list served from memory; each read recorded."""
+    read: list[tuple[str, str]] = []
+    versions = {
+        SECRET_ARN: SecretVersion(str(uuid.uuid4()), "s3cr3t-" * 10, 0.0),
+        DENY_LIST_ARN: SecretVersion("deny-1", DenyList().text(), 0.0),
+    }
+
+    def fetch(secret_id: str, stage: str) -> SecretVersion | None:
+        read.append((secret_id, stage))
+        return versions[secret_id] if stage == CURRENT else None
+
+    for name, value in AUTHORIZER_VARIABLES.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(secrets, "fetch_secret_version", fetch)
+    authorizer.reset()
+    yield read
+    authorizer.reset()
+
+
+def _authorize(token: str) -> dict[str, Any]:
+    return authorizer.handler(
+        {
+            "type": "REQUEST",
+            "methodArn": "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3/prod/GET/orders/x",
+            "headers": {"Authorization": f"Bearer {token}"},
+            "requestContext": {"stage": "prod"},
+        },
+        None,
+    )
+
+
+def test_the_authorizer_refuses_the_random_key_token_only_after_reading_its_key(
+    authorizer_keys: list[tuple[str, str]],
+) -> None:
+    token = verify_command.random_key_token(_quiet_target(Deployed().client))
+
+    # "Unauthorized" is what API Gateway answers with 401.
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
+        _authorize(token)
+    assert (SECRET_ARN, CURRENT) in authorizer_keys
+
+
+def test_an_authorizer_that_cannot_read_its_key_fails_which_api_gateway_answers_500(
+    authorizer_keys: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(secret_id: str, stage: str) -> SecretVersion:
+        raise OSError("the secrets extension answered 400 Bad Request: AccessDeniedException")
+
+    monkeypatch.setattr(secrets, "fetch_secret_version", refused)
+    token = verify_command.random_key_token(_quiet_target(Deployed().client))
+
+    with pytest.raises(OSError, match="AccessDenied"):
+        _authorize(token)
+
+
+@pytest.mark.parametrize(
+    ("status", "failure"),
+    [
+        (401, None),
+        (500, "answered 500, not 401: the authorizer failed, which it does when it cannot read"),
+        (404, "answered 404, not 401"),
+        (403, "answered 403, not 401"),
+    ],
+)
+def test_the_random_key_check_passes_on_401_only_and_explains_a_500(
+    monkeypatch: pytest.MonkeyPatch, status: int, failure: str | None
+) -> None:
+    sent: list[str | None] = []
+
+    def answer(target: Target, method: str, path: str, body: Any = None, token: Any = None):
+        sent.append(token)
+        return status, {"message": None}
+
+    monkeypatch.setattr(verify_command, "_request", answer)
+    target = _quiet_target(Deployed().client)
+
+    if failure is None:
+        verify_command.check_random_key_refused(target, "verify-1")
+    else:
+        with pytest.raises(CheckFailed, match=failure):
+            verify_command.check_random_key_refused(target, "verify-1")
+    (token,) = sent
+    assert token is not None and jwt.get_unverified_header(token)["kid"]
+
+
+def test_the_checks_that_need_a_signed_token_are_not_quiet_ones() -> None:
+    assert "order-read" not in verify_command.QUIET_CHECKS
+    assert {"order-read", "order-stored"} <= set(verify_command.MODES["full"])
+    with pytest.raises(CheckFailed, match="only mode full signs one"):
+        verify_command.check_order_read(_quiet_target(Deployed().client), "verify-1")
