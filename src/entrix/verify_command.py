@@ -54,6 +54,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from entrix import settings
 from entrix.rollback_command import ROLLBACK_ALARM_PREFIX
@@ -135,7 +136,8 @@ def verify(args: argparse.Namespace) -> int:
         return 2
     try:
         target = target_of_stack(args.stack, args.region, args.role_arn, args.mode)
-    except (TokenCommandError, CheckFailed) as error:
+    except (TokenCommandError, CheckFailed, ClientError, BotoCoreError) as error:
+        # A stack that is not there, no region, no credentials: said in one line, not a trace.
         print(f"entrix verify: {error}", file=sys.stderr)
         return 1
     failed = 0

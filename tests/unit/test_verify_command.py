@@ -29,6 +29,7 @@ from entrix.aws import secrets
 from entrix.aws.secrets import CURRENT, SecretVersion
 from entrix.handlers import authorizer
 from entrix.revocations import DenyList
+from entrix.rollback_command import ROLLBACK_ALARM_PREFIX
 from entrix.verify_command import (
     CheckFailed,
     Target,
@@ -307,6 +308,40 @@ def test_an_alert_state_publishing_elsewhere_fails_the_alerts_check(configured) 
     )
     with pytest.raises(CheckFailed, match=r"AlertNotReady publishes to .*Dev-Entrix-Ops"):
         check_alerts_configured(target)
+
+
+def test_a_rollback_alarm_is_exempt_unless_it_would_page(configured) -> None:
+    """CodeDeploy reads the rollback alarms; they notify no one, and one that did would page on
+    any error of a function, deploy or not."""
+    cloudwatch, ops = configured["cloudwatch"], configured["topics"]["Ops"]
+    quiet = {
+        "AlarmName": "Dev-Entrix-GradualDeployIngestAliasErrors",
+        "AlarmDescription": f"{ROLLBACK_ALARM_PREFIX}the new version of ingest fails",
+        "Namespace": "N",
+        "MetricName": "Errors",
+        "Statistic": "Sum",
+        "Period": 60,
+        "EvaluationPeriods": 3,
+        "Threshold": 1,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+    }
+    cloudwatch.put_metric_alarm(**quiet)
+    check_alarms_configured(configured["target"])
+
+    cloudwatch.put_metric_alarm(**quiet, AlarmActions=[ops])
+    with pytest.raises(CheckFailed, match=r"rollback alarm .* would page on any error"):
+        check_alarms_configured(configured["target"])
+
+
+def test_a_stack_that_is_not_there_is_said_in_one_line(capsys) -> None:
+    args = argparse.Namespace(
+        stack="No-Such-Stack", region="eu-west-1", mode="quiet", check=None, role_arn=None
+    )
+    with mock_aws():
+        assert verify_command.verify(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("entrix verify: ") and "No-Such-Stack" in err
+    assert "Traceback" not in err
 
 
 def test_a_check_outside_the_mode_is_refused_before_any_aws_call(monkeypatch, capsys) -> None:
