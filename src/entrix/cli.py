@@ -31,7 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="entrix", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    local = commands.add_parser("local", help="run the whole system on this machine")
+    local = commands.add_parser(
+        "local",
+        help="run the whole system on this machine",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     _add_endpoint_options(local)
     local.add_argument("--port", type=int, default=DEFAULT_API_PORT, help="port of the API")
     local.add_argument(
@@ -119,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = commands.add_parser(
         "rollback",
         help="put every function of a deployed stack back on its version before the last deploy",
+        description="Stops a running CodeDeploy deployment (CloudFormation then rolls the whole "
+        "stack update back), or points each function's live alias back at its version before "
+        "the stack's last update; flushes the API's authorizer cache when the authorizer moved. "
+        "Tables, buckets, the state machine, routes and policies stay as deployed: revert "
+        "through the pipeline for those (docs/delivery.md, Rolling back).",
     )
     rollback.add_argument(
         "--stack", required=True, help="the deployed service stack, e.g. Prod-Entrix"

@@ -132,7 +132,11 @@ def verify(args: argparse.Namespace) -> int:
     failed."""
     unknown = sorted(set(args.check or ()) - set(MODES[args.mode]))
     if unknown:
-        print(f"entrix verify: no check {', '.join(unknown)} in mode {args.mode}", file=sys.stderr)
+        print(
+            f"entrix verify: no check {', '.join(unknown)} in mode {args.mode} "
+            f"(its checks: {', '.join(MODES[args.mode])})",
+            file=sys.stderr,
+        )
         return 2
     try:
         target = target_of_stack(args.stack, args.region, args.role_arn, args.mode)
