@@ -137,12 +137,14 @@ def _slack_template(subscription: dict[str, Any]) -> dict[str, Any]:
                 "Type": "AWS::SNS::Subscription",
                 "Properties": {"Endpoint": "arn:aws:sqs:x", "FilterPolicy": {"owner": ["b"]}},
             },
+            "SlackFunctionLiveAlias": {
+                "Type": "AWS::Lambda::Alias",
+                "Properties": {"FunctionName": {"Ref": "SlackFunction1"}, "Name": "live"},
+            },
+            # SNS delivers to the forwarder's alias, as every caller invokes one.
             "SlackSubscription": {
                 "Type": "AWS::SNS::Subscription",
-                "Properties": {
-                    "Endpoint": {"Fn::GetAtt": ["SlackFunction1", "Arn"]},
-                    **subscription,
-                },
+                "Properties": {"Endpoint": {"Ref": "SlackFunctionLiveAlias"}, **subscription},
             },
         }
     }
