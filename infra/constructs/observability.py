@@ -19,12 +19,10 @@ cleared.
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
@@ -32,6 +30,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from entrix import settings, telemetry
+from infra.constructs.alarm_topic import alarm_topic
 from infra.constructs.history_archive import HistoryArchive
 from infra.constructs.intake import Intake
 from infra.constructs.results_pipeline import ResultsPipeline
@@ -424,54 +423,13 @@ class Observability(Construct):
         self, removal_policy: RemovalPolicy, email_addresses: tuple[str, ...]
     ) -> sns.Topic:
         """KMS-encrypted, TLS-only topic that CloudWatch alarms may publish to."""
-        key = kms.Key(
+        topic = alarm_topic(
             self,
-            "OpsKey",
-            description="Encrypts the Entrix operations (alarm) topic",
-            enable_key_rotation=True,
-            removal_policy=removal_policy,
-        )
-        cloudwatch_principal = iam.ServicePrincipal("cloudwatch.amazonaws.com")
-        # An alarm action publishes as CloudWatch's service principal, which has no identity
-        # policy: the key policy itself must let it use the key. This is the statement AWS's
-        # guidance for encrypted alarm topics gives, with no kms:ViaService condition (nothing
-        # documents that condition holding for a service principal's publish).
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[cloudwatch_principal],
-                actions=["kms:GenerateDataKey*", "kms:Decrypt"],
-                resources=["*"],
-            )
-        )
-        topic = sns.Topic(
-            self,
-            "OpsTopic",
+            key_id="OpsKey",
+            topic_id="OpsTopic",
+            key_description="Encrypts the Entrix operations (alarm) topic",
             display_name="Entrix operations alarms",
-            master_key=key,
-            enforce_ssl=True,
-        )
-        # enforce_ssl writes a topic policy holding only the TLS Deny, which replaces SNS's
-        # default policy: without this statement no alarm could publish. Only this account's
-        # alarms may.
-        stack = Stack.of(self)
-        topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowThisAccountsAlarms",
-                principals=[cloudwatch_principal],
-                actions=["sns:Publish"],
-                resources=[topic.topic_arn],
-                conditions={
-                    "ArnLike": {
-                        "aws:SourceArn": stack.format_arn(
-                            service="cloudwatch",
-                            resource="alarm",
-                            resource_name="*",
-                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                        )
-                    },
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                },
-            )
+            removal_policy=removal_policy,
         )
         for address in email_addresses:
             topic.add_subscription(subscriptions.EmailSubscription(address))

@@ -2,22 +2,22 @@
 
 The probe alarm watches a metric nothing publishes, so only `entrix verify` (SetAlarmState) ever
 moves it; its ALARM and OK actions go to the probe topic, which has no subscriber. The topic's
-key policy and topic policy are the operations topic's, statement for statement
-(tests/infra/test_verification_probe.py holds them equal), so a successful action here shows
-that CloudWatch may use such a key and such a topic in this account. It does not show that the
-operations topic itself, or its subscribers' delivery, works: the describe calls of
-`alarms-configured` cover the operations topic's wiring, the permission model its policies.
+key policy and topic policy are the operations topic's, made by the same function
+(infra/constructs/alarm_topic.py; tests/infra/test_verification_probe.py holds them equal), so
+a successful action here shows that CloudWatch may use such a key and such a topic in this
+account. It does not show that the operations topic itself, or its subscribers' delivery,
+works: the describe calls of `alarms-configured` cover the operations topic's wiring, the
+permission model its policies.
 """
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_sns as sns
 from constructs import Construct
+
+from infra.constructs.alarm_topic import alarm_topic
 
 NAMESPACE = "Entrix/Verification"
 METRIC = "Probe"
@@ -34,46 +34,13 @@ class VerificationProbe(Construct):
     ) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
-        cloudwatch_principal = iam.ServicePrincipal("cloudwatch.amazonaws.com")
-        key = kms.Key(
+        self.topic = alarm_topic(
             self,
-            "Key",
-            description="Encrypts the Entrix verification probe topic",
-            enable_key_rotation=True,
-            removal_policy=removal_policy,
-        )
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[cloudwatch_principal],
-                actions=["kms:GenerateDataKey*", "kms:Decrypt"],
-                resources=["*"],
-            )
-        )
-        self.topic = sns.Topic(
-            self,
-            "Topic",
+            key_id="Key",
+            topic_id="Topic",
+            key_description="Encrypts the Entrix verification probe topic",
             display_name="Entrix verification probe (no subscribers)",
-            master_key=key,
-            enforce_ssl=True,
-        )
-        self.topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowThisAccountsAlarms",
-                principals=[cloudwatch_principal],
-                actions=["sns:Publish"],
-                resources=[self.topic.topic_arn],
-                conditions={
-                    "ArnLike": {
-                        "aws:SourceArn": stack.format_arn(
-                            service="cloudwatch",
-                            resource="alarm",
-                            resource_name="*",
-                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                        )
-                    },
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                },
-            )
+            removal_policy=removal_policy,
         )
         self.alarm = cloudwatch.Alarm(
             self,
