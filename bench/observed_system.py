@@ -185,14 +185,9 @@ class BenchSystem:
         )
 
     def configure(self, handler: str, variables: dict[str, str]) -> None:
-        """Change a function's environment through the Lambda API (moto applies it per invoke)."""
-        lambda_client = self.client("lambda")
-        name = self.functions[handler]
-        current = lambda_client.get_function_configuration(FunctionName=name)
-        merged = {**current.get("Environment", {}).get("Variables", {}), **variables}
-        lambda_client.update_function_configuration(
-            FunctionName=name, Environment={"Variables": merged}
-        )
+        """Change a function's environment through the Lambda API as a deploy would: on a new
+        version its `live` alias points at, since the state machine invokes the alias."""
+        harness.reconfigure(self.client("lambda"), self.functions[handler], variables)
 
     def token(self) -> str:
         """Signed with the observer's clients, so signing adds no counted request."""

@@ -125,6 +125,12 @@ def end_to_end_run(bench: BenchSystem, orders: int) -> EndToEnd:
     progress(f"random mode, {orders:,} orders: {run.seconds:.1f} s")
     objects, lines = bench.result_lines(run.execution)
     rejection_objects, rejection_lines = bench.result_lines(run.execution, "rejections/")
+    if lines + rejection_lines != orders:
+        # Every made-up order gets a result line: fewer is a lost order, not a figure.
+        raise RuntimeError(
+            f"random mode, {orders:,} orders: {lines:,} result and {rejection_lines:,} "
+            f"rejection lines stored (run {run.execution})"
+        )
     return EndToEnd(
         run=run,
         expected=orders,
