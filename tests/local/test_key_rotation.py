@@ -41,14 +41,13 @@ from aws_cdk import App
 
 from entrix.aws import signing_keys
 from entrix.local import call_log, harness
+from entrix.local.iam.model import StackModel
 from entrix.local.runtime import LocalSystem
 from entrix.local.synth import STACK_NAME, cdk_context, project_root
 from entrix.token_command import AUTHORIZER_HANDLER, sign_for_function
 from infra.config import ServiceConfig
 from infra.stacks.service import ServiceStack
-from tests.permissions.calls import call_edges
-from tests.permissions.edges import denied
-from tests.permissions.model import StackModel
+from tests.permissions.edges import call_edges, denied
 
 SECRET_TTL = 2
 AUTHORIZER_TTL = 1

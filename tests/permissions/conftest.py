@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from aws_cdk import App
 
+from entrix.local.iam.model import StackModel
 from infra.app import CDK_JSON
 from infra.config import ServiceConfig
 from infra.stacks.service import ServiceStack
 from tests.infra.conftest import nag_assembly
-from tests.permissions.model import StackModel
 
 __all__ = ["nag_assembly"]
 

@@ -17,16 +17,22 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from entrix.auction.results import BATCHES_PREFIX
-from tests.permissions.evaluate import Request, decide
-from tests.permissions.model import ModelError, Role, StackModel
-
-TLS = {"aws:SecureTransport": "true"}
-KMS_DATA_KEY_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
+from entrix.local.call_log import Call
+from entrix.local.deploy import Deployment
+from entrix.local.iam.calls import Local, call_requests
+from entrix.local.iam.evaluate import Request, decide
+from entrix.local.iam.model import ModelError, Role, StackModel
+from entrix.local.iam.requests import (
+    KMS_DATA_KEY_ACTIONS,
+    TLS,
+    role_publishes,
+    role_request,
+)
 
 # What a service principal's data-key request carries when it publishes to an encrypted topic
 # (or sends to an encrypted queue), per AWS's guidance for that service: CloudWatch alarms send
@@ -84,38 +90,6 @@ STREAM_READ_ACTIONS = (
     "dynamodb:GetRecords",
     "dynamodb:GetShardIterator",
 )
-
-
-def role_request(
-    model: StackModel,
-    role: Role,
-    action: str,
-    resource: str,
-    resource_policy: dict[str, Any] | None = None,
-    context: dict[str, str] | None = None,
-) -> Request:
-    return Request(
-        principal=role.arn,
-        action=action,
-        resource=resource,
-        account=model.account,
-        context={**TLS, **(context or {})},
-        identity_policies=role.policies,
-        resource_policy=resource_policy,
-    )
-
-
-def role_publishes(model: StackModel, role: Role, topic_arn: str) -> list[Request]:
-    """sns:Publish by a role, plus the data key SNS asks KMS for with the role's permissions."""
-    requests = [role_request(model, role, "sns:Publish", topic_arn, model.topic_policy(topic_arn))]
-    key = model.topic_key(topic_arn)
-    if key is not None:
-        via_sns = {"kms:ViaService": f"sns.{model.region}.amazonaws.com"}
-        requests += [
-            role_request(model, role, action, key, model.key_policy(key), via_sns)
-            for action in KMS_DATA_KEY_ACTIONS
-        ]
-    return requests
 
 
 def service_request(
@@ -787,3 +761,23 @@ def denied(edges: Sequence[Edge]) -> list[str]:
             if not decision.allowed:
                 lines.append(f"[{edge.name}] {decision.explain()}")
     return lines
+
+
+def call_edges(model: StackModel, deployment: Deployment, calls: Iterable[Call]) -> list[Edge]:
+    """One edge per function, action and resource (S3 objects: per first key segment, as
+    every object of a run has its own key)."""
+    local = Local(model, deployment)
+    edges: dict[tuple[str, ...], Edge] = {}
+    for call in calls:
+        function = local.logical_id("AWS::Lambda::Function", call.function)
+        role = model.function_role(function)
+        for requests in call_requests(local, role, call):
+            first = requests[0]
+            shape = first.resource.split("/", 1)[0] if first.action.startswith("s3:") else ""
+            key = (function, first.action, shape or first.resource)
+            if key not in edges:
+                kind = f"1 Lambda calls -> {call.service}"
+                conditional = " (conditional)" if call.parameters.get("conditional") else ""
+                name = f"{function} {call.operation}{conditional} -> {first.resource}"
+                edges[key] = Edge(kind, name, tuple(requests))
+    return list(edges.values())

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import copy
 
+from entrix.local.iam.model import StackModel
 from tests.permissions.edges import TEMPLATE_KINDS, Edge, denied, derive
-from tests.permissions.model import StackModel
 
 
 def _invoke_edges(model: StackModel, app: list[StackModel]) -> list[Edge]:

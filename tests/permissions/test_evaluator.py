@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.permissions.evaluate import Decision, Request, decide
+from entrix.local.iam.evaluate import Decision, Request, decide
 
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/caller"

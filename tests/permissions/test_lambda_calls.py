@@ -35,14 +35,13 @@ from entrix import settings
 from entrix.aws.results_store import ResultsStore
 from entrix.local import call_log, harness
 from entrix.local.call_log import Call
+from entrix.local.iam.model import StackModel
 from entrix.local.lambda_runner import applied_environment, runtime_environment
 from entrix.local.pipeline import wait_for_execution
 from entrix.orders import lifecycle
 from entrix.orders.intake import Receipt
-from tests.permissions.calls import call_edges
 from tests.permissions.conftest import count
-from tests.permissions.edges import denied
-from tests.permissions.model import StackModel
+from tests.permissions.edges import call_edges, denied
 from tests.pipeline.conftest import ACCEPT, READY, REJECT, ScriptedRandom
 from tests.support.inject import Fault
 from tests.support.local_system import Running, local_system

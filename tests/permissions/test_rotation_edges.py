@@ -8,8 +8,8 @@ import copy
 import json
 from typing import Any
 
+from entrix.local.iam.model import StackModel
 from tests.permissions.edges import TEMPLATE_KINDS, denied, derive
-from tests.permissions.model import StackModel
 
 KIND = TEMPLATE_KINDS[10]
 

@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import pytest
 
+from entrix.local.iam.model import StackModel
 from tests.permissions.conftest import count
 from tests.permissions.edges import TEMPLATE_KINDS, denied, derive, subscription_edges
-from tests.permissions.model import StackModel
 
 
 @pytest.mark.parametrize("kind", TEMPLATE_KINDS)

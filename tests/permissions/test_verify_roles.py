@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from aws_cdk.cx_api import CloudAssembly
 
+from entrix.local.iam.evaluate import Request, decide
+from entrix.local.iam.model import ACCOUNT, StackModel
 from infra.app import build_app
 from infra.config import DELIVERY_PREFIX, STAGES_CONTEXT_KEY
 from infra.stacks.delivery import verify_project_role_name, verify_role_name
 from tests.infra.conftest import NO_BUNDLING
 from tests.permissions.conftest import count
-from tests.permissions.evaluate import Request, decide
-from tests.permissions.model import ACCOUNT, StackModel
 
 STACK_TAG = "aws:cloudformation:stack-name"
 PIPELINE_ACCOUNT = "111111111111"

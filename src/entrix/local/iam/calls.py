@@ -8,14 +8,14 @@ resource policy, and the topic's key for a publish to an encrypted topic.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from entrix.local.call_log import Call
 from entrix.local.deploy import Deployment
-from tests.permissions.edges import Edge, role_publishes, role_request
-from tests.permissions.evaluate import Request
-from tests.permissions.model import ModelError, Role, StackModel
+from entrix.local.iam.evaluate import Request
+from entrix.local.iam.model import ModelError, Role, StackModel
+from entrix.local.iam.requests import role_publishes, role_request
 
 # S3 operation -> IAM action, and whether it acts on an object (else on the bucket).
 S3_ACTIONS = {
@@ -53,27 +53,7 @@ class Local:
         return self.model.arn(self.logical_id(resource_type, name))
 
 
-def call_edges(model: StackModel, deployment: Deployment, calls: Iterable[Call]) -> list[Edge]:
-    """One edge per function, action and resource (S3 objects: per first key segment, as
-    every object of a run has its own key)."""
-    local = Local(model, deployment)
-    edges: dict[tuple[str, ...], Edge] = {}
-    for call in calls:
-        function = local.logical_id("AWS::Lambda::Function", call.function)
-        role = model.function_role(function)
-        for requests in _requests(local, role, call):
-            first = requests[0]
-            shape = first.resource.split("/", 1)[0] if first.action.startswith("s3:") else ""
-            key = (function, first.action, shape or first.resource)
-            if key not in edges:
-                kind = f"1 Lambda calls -> {call.service}"
-                conditional = " (conditional)" if call.parameters.get("conditional") else ""
-                name = f"{function} {call.operation}{conditional} -> {first.resource}"
-                edges[key] = Edge(kind, name, tuple(requests))
-    return list(edges.values())
-
-
-def _requests(local: Local, role: Role, call: Call) -> list[list[Request]]:
+def call_requests(local: Local, role: Role, call: Call) -> list[list[Request]]:
     """The requests of one call (a batch call makes one per table)."""
     model, p = local.model, call.parameters
     where = f"{call.function} {call.service}.{call.operation}"

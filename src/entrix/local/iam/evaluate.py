@@ -15,6 +15,7 @@ This module only builds the requests and reads the answers.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -78,8 +79,11 @@ def decide(requests: Sequence[Request]) -> list[Decision]:
         }
         for r in requests
     ]
-    completed = subprocess.run(
-        ["node", str(SIMULATOR)],
+    node = shutil.which("node")
+    if node is None:
+        raise RuntimeError("node is not on PATH: run `make install`")
+    completed = subprocess.run(  # noqa: S603 - our own script, input passed as data on stdin
+        [node, str(SIMULATOR)],
         input=json.dumps(batch),
         capture_output=True,
         text=True,
