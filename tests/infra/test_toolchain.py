@@ -8,8 +8,12 @@ import sys
 from pathlib import Path
 
 import aws_cdk
+import pytest
 
 from entrix.local.node import PROJECT_NODE, project_node
+
+# The pinned builds are Linux's (the npm registry has no current macOS one), and /proc is read.
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the pinned Node is Linux's")
 
 ROOT = Path(__file__).resolve().parents[2]
 # jsii's support policy (the banner names the releases it supports): 22 and 24.
@@ -23,6 +27,19 @@ def _version(node: str) -> str:
     return subprocess.run(
         [node, "--version"], capture_output=True, text=True, check=True
     ).stdout.strip()
+
+
+def _children() -> set[int]:
+    """The processes this one started (the parent pid is the 2nd field after the name)."""
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # ended while listed
+            continue
+        if int(fields[1]) == os.getpid():
+            children.add(int(stat.parent.name))
+    return children
 
 
 def _make(recipe: str) -> subprocess.CompletedProcess[str]:
@@ -50,12 +67,7 @@ def test_the_pinned_node_is_installed_and_supported() -> None:
 
 def test_jsii_in_this_process_runs_on_the_projects_node() -> None:
     assert aws_cdk.App  # the import above started jsii's node
-    children = {
-        int(pid)
-        for task in Path("/proc/self/task").iterdir()
-        for pid in (task / "children").read_text().split()
-    }
-    executables = {os.path.realpath(f"/proc/{pid}/exe") for pid in children}
+    executables = {os.path.realpath(f"/proc/{pid}/exe") for pid in _children()}
     assert os.path.realpath(PROJECT_NODE) in executables
 
 
