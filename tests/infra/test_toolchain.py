@@ -1,5 +1,6 @@
 """Every node the project starts is the one package.json pins, a Node jsii supports: in make's
-recipes (the CDK CLI, `python app.py`, pytest), in this pytest process, and in the simulator."""
+recipes (the CDK CLI, `python app.py`, pytest), under this pytest process's jsii, and the one
+`project_node()` gives the policy simulator and `entrix local`'s synth."""
 
 import json
 import os
