@@ -66,7 +66,7 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-install: $(VENV)/.synced node_modules/.installed ## create .venv from uv.lock and install the pinned CDK CLI
+install: $(VENV)/.synced node_modules/.installed ## create .venv from uv.lock, install the pinned Node and CDK CLI
 
 run: install ## start the whole system locally (entrix local)
 	$(BIN)/entrix local
