@@ -26,5 +26,6 @@ def project_node() -> str:
 
 
 def jsii_environment() -> dict[str, str]:
-    """The variables under which jsii (imported with aws_cdk) starts the project's node."""
-    return {"JSII_NODE": project_node()}
+    """The variables under which jsii (imported with aws_cdk) starts the pinned node; none when it
+    is not installed, and jsii starts the node on PATH (the unit tests need no node at all)."""
+    return {"JSII_NODE": str(PROJECT_NODE)} if PROJECT_NODE.is_file() else {}
