@@ -11,8 +11,9 @@ UV_VERSION := 0.13.9
 
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
-export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+# The Node that package.json pins (`make install` puts it in node_modules) runs every recipe's
+# node: the CDK CLI, jsii under every Python process that imports aws_cdk, the policy simulator.
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
 # python3.13, the Lambda runtime's, for the unit tests and the cold requests on it (make py313, make
@@ -65,7 +66,7 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-install: $(VENV)/.synced node_modules/.installed ## create .venv from uv.lock and install the pinned CDK CLI
+install: $(VENV)/.synced node_modules/.installed ## create .venv from uv.lock, install the pinned Node and CDK CLI
 
 run: install ## start the whole system locally (entrix local)
 	$(BIN)/entrix local

@@ -24,6 +24,7 @@ from bench import (
     ttl_sweep,
 )
 from bench.report import render
+from entrix.local.node import jsii_environment
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         help="every workload once, one sample, smallest sizes; exit 1 if any fails",
     )
     args = parser.parse_args(argv)
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    os.environ.update(jsii_environment())
     if args.smoke:
         return smoke.main(args.cdk_out, args.python or [sys.executable])
     args.cdk_out = args.cdk_out or Path("cdk.out")

@@ -33,6 +33,7 @@ from bench.aws_requests import SNS_PUBLISHES, not_observer, tally
 from bench.observed_system import PROCESS_HANDLER, BenchSystem, Run, bench_system, unique_prefix
 from bench.report import Row
 from entrix import settings
+from entrix.local.node import jsii_environment
 from entrix.local.synth import cdk_context
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,8 +125,7 @@ def slack_template(root: Path = ROOT) -> dict[str, Any]:
                 **os.environ,
                 "CDK_OUTDIR": outdir,
                 "CDK_CONTEXT_JSON": json.dumps(context),
-                "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-                "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1",
+                **jsii_environment(),
             },
             capture_output=True,
             text=True,

@@ -42,6 +42,7 @@ from bench import (
 )
 from bench.cold_workloads import OFF_THE_REQUEST_PATH, WORKLOADS
 from bench.report import Row, render
+from entrix.local.node import jsii_environment
 from entrix.local.synth import STACK_NAME, TEMPLATE_FILE, cdk_context
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,8 +86,7 @@ def bundled_cdk_out(root: Path = ROOT, outdir: Path = SMOKE_CDK_OUT) -> Path:
                 **os.environ,
                 "CDK_OUTDIR": str(outdir),
                 "CDK_CONTEXT_JSON": json.dumps(context),
-                "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-                "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1",
+                **jsii_environment(),
             },
             capture_output=True,
             text=True,

@@ -1,5 +1,5 @@
-"""Every test runs offline (fake credentials, a fixed region, never a real AWS account), and
-every test is in one tier, by its directory."""
+"""Every test runs offline (fake credentials, a fixed region, never a real AWS account), jsii
+runs on the project's Node, and every test is in one tier, by its directory."""
 
 import decimal
 import os
@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
+
+from entrix.local.node import jsii_environment
 
 # moto's index queries (KEYS_ONLY projection) deserialize every item through boto3's 38-digit
 # context, which raises Rounded on numbers DynamoDB holds, such as -3.4028234660E+38 returned as
@@ -22,7 +24,7 @@ os.environ.update(
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": "eu-west-1",
         "AWS_REGION": "eu-west-1",
-        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+        **jsii_environment(),
     }
 )
 os.environ.pop("AWS_PROFILE", None)

@@ -40,11 +40,14 @@ from infra.stacks.account_settings import AccountSettingsStack
 from infra.stacks.service import ServiceStack
 
 # CodeBuild's Ubuntu 22.04 standard image. The synth step picks Python 3.11 (the project's
-# interpreter, as in GitHub Actions) and Node 20 (the CDK CLI's) in its install phase. Lambda
-# assets are bundled locally for python3.13 through platform flags, never in Docker, so the build
-# interpreter need not be the Lambda runtime and the build needs no privileged mode.
+# interpreter, as in GitHub Actions) and the major of the Node that package.json pins (in
+# .node-version; the image offers 18 to 24) in its install phase; `make install` then puts that
+# exact build in node_modules. Lambda assets are bundled locally for python3.13 through platform
+# flags, never in Docker, so the build interpreter need not be the Lambda runtime and the build
+# needs no privileged mode.
 BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
-BUILD_RUNTIMES = {"python": "3.11", "nodejs": "20"}
+NODE_VERSION = (Path(__file__).resolve().parents[2] / ".node-version").read_text().strip()
+BUILD_RUNTIMES = {"python": "3.11", "nodejs": NODE_VERSION.split(".")[0]}
 INSTALL_COMMANDS = ["make install"]
 BUILD_COMMANDS = ["make test", "make synth"]
 # Download caches of uv (wheels for the venv and the Lambda layers) and npm (the CDK CLI).

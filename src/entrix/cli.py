@@ -12,6 +12,16 @@ DEFAULT_API_PORT = 8000
 DEFAULT_AWS_PORT = 4566
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in its help, except an option that has none (None, a flag's
+    False), whose help says in words what happens without it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _add_endpoint_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=DEFAULT_HOST, help="host of the local system")
     parser.add_argument(
@@ -27,14 +37,30 @@ def _count(text: str) -> int:
     return value
 
 
+def _command(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help: str,
+    description: str,
+) -> argparse.ArgumentParser:
+    """A (sub)command whose --help shows its description and its options' defaults."""
+    return subparsers.add_parser(
+        name, help=help, description=description, formatter_class=_HelpFormatter
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="entrix", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    local = commands.add_parser(
+    local = _command(
+        commands,
         "local",
         help="run the whole system on this machine",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Runs the whole system on this machine from the synthesized CDK template: the "
+        "API, an embedded AWS endpoint, every function and the results pipeline on its schedule. "
+        "Prints where everything is and a ready token; Ctrl-C stops it, and nothing survives a "
+        "restart.",
     )
     _add_endpoint_options(local)
     local.add_argument("--port", type=int, default=DEFAULT_API_PORT, help="port of the API")
@@ -46,7 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     local.set_defaults(run="entrix.local.commands:local")
 
-    token = commands.add_parser("token", help="print a JWT the API accepts")
+    token = _command(
+        commands,
+        "token",
+        help="print a JWT the API accepts",
+        description="Prints a JWT the API accepts, signed with the local system's key, or with "
+        "--stack a deployed stack's secret.",
+    )
     _add_endpoint_options(token)
     token.add_argument("--subject", default="entrix-cli", help="the token's sub claim")
     token.add_argument(
@@ -69,8 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--region", help="AWS region of --stack (default: your AWS configuration)")
     token.set_defaults(run="entrix.token_command:token")
 
-    revoke = commands.add_parser(
-        "revoke", help="withdraw a leaked token, or every token a subject holds now"
+    revoke = _command(
+        commands,
+        "revoke",
+        help="withdraw a leaked token, or every token a subject holds now",
+        description="Withdraws tokens before their exp: one token (itself or its jti), or every "
+        "token a subject holds now. Written to the deny list every authorizer reads; API "
+        "Gateway's authorizer cache is flushed.",
     )
     _add_endpoint_options(revoke)
     what = revoke.add_mutually_exclusive_group(required=True)
@@ -81,16 +118,29 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("--region", help="AWS region of --stack (default: your AWS configuration)")
     revoke.set_defaults(run="entrix.revoke_command:revoke")
 
-    pipeline = commands.add_parser("pipeline", help="the auction results pipeline")
+    pipeline = _command(
+        commands,
+        "pipeline",
+        help="the auction results pipeline",
+        description="The local system's auction results pipeline.",
+    )
     pipeline_commands = pipeline.add_subparsers(dest="pipeline_command", required=True)
-    pipeline_run = pipeline_commands.add_parser(
-        "run", help="start one execution now and print its summary as JSON"
+    pipeline_run = _command(
+        pipeline_commands,
+        "run",
+        help="start one execution now and print its summary as JSON",
+        description="Starts one execution of the local results pipeline now, waits for it and "
+        "prints its summary as JSON.",
     )
     _add_endpoint_options(pipeline_run)
     pipeline_run.set_defaults(run="entrix.local.commands:pipeline_run")
 
-    alerts = commands.add_parser(
-        "alerts", help="the recent alerts and run summaries of the local system"
+    alerts = _command(
+        commands,
+        "alerts",
+        help="the recent alerts and run summaries of the local system",
+        description="Prints the newest notifications and run summaries the local system's "
+        "console showed, oldest first, each with its time.",
     )
     _add_endpoint_options(alerts)
     alerts.add_argument(
@@ -98,15 +148,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     alerts.set_defaults(run="entrix.local.commands:alerts")
 
-    verify = commands.add_parser(
-        "verify", help="after a deploy: prove in AWS that alarms, alerts, API and pipeline work"
+    verify = _command(
+        commands,
+        "verify",
+        help="after a deploy: prove in AWS that alarms, alerts, API and pipeline work",
+        description="After a deploy, proves in AWS, from the stack's outputs, that its alarms, "
+        "alerts, API and pipeline work: one line per check, exit 1 if any failed. Needs AWS "
+        "credentials and a region.",
     )
     verify.add_argument(
         "--mode",
         choices=("quiet", "full"),
         default="quiet",
         help="quiet (Prod): nothing a trader or on-call sees; full (Dev): also stores an order, "
-        "starts runs and publishes alerts (default: quiet)",
+        "starts runs and publishes alerts",
     )
     verify.add_argument(
         "--stack", required=True, help="the deployed service stack, e.g. Dev-Entrix"
@@ -120,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.set_defaults(run="entrix.verify_command:verify")
 
-    rollback = commands.add_parser(
+    rollback = _command(
+        commands,
         "rollback",
         help="put every function of a deployed stack back on its version before the last deploy",
         description="Stops a running CodeDeploy deployment (CloudFormation then rolls the whole "

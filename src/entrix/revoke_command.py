@@ -22,6 +22,7 @@ import jwt
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from entrix import settings
+from entrix.command_errors import describe
 from entrix.identity import LEEWAY_SECONDS, valid_subject
 from entrix.revocations import DenyList, DenyListError, parse_deny_list
 from entrix.token_command import (
@@ -84,7 +85,7 @@ def revoke(args: argparse.Namespace) -> int:
         print(f"entrix revoke: cannot reach {where} ({error})", file=sys.stderr)
         return 1
     except (ClientError, BotoCoreError, DenyListError) as error:
-        print(f"entrix revoke: {error}", file=sys.stderr)
+        print(f"entrix revoke: {describe(error)}", file=sys.stderr)
         return 1
     print(
         json.dumps(

@@ -32,6 +32,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from entrix.command_errors import describe
 from entrix.revoke_command import flush_stack_authorizer_cache
 
 # How a rollback alarm's description starts: CodeDeploy watches these alarms during a deployment,
@@ -99,7 +100,7 @@ def rollback(args: argparse.Namespace) -> int:
         stack = last_update(cloudformation, args.stack)
         aliases = aliased_functions(cloudformation, args.stack)
     except (RollbackError, *CALL_ERRORS) as error:
-        print(f"entrix rollback: {error}", file=sys.stderr)
+        print(f"entrix rollback: {describe(error)}", file=sys.stderr)
         return 1
     lambda_, codedeploy = clients("lambda"), clients("codedeploy")
     outcomes = []

@@ -27,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from entrix import settings
 from entrix.aws.secrets import CURRENT, PREVIOUS, SecretVersion, region_of_arn
 from entrix.aws.signing_keys import signing_version
+from entrix.command_errors import describe
 from entrix.identity import MAX_SUBJECT_CHARS, valid_subject
 from entrix.issuer_keys import LOOPBACK_HOSTS
 from entrix.local.identity_provider import (
@@ -87,7 +88,7 @@ def token(args: argparse.Namespace) -> int:
             print("start it with `entrix local` (or pass --host/--aws-port)", file=sys.stderr)
         return 1
     except (ClientError, BotoCoreError) as error:
-        print(f"entrix token: {error}", file=sys.stderr)
+        print(f"entrix token: {describe(error)}", file=sys.stderr)
         return 1
     return 0
 

@@ -57,6 +57,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from entrix import settings
+from entrix.command_errors import describe
 from entrix.rollback_command import ROLLBACK_ALARM_PREFIX
 from entrix.token_command import (
     TokenCommandError,
@@ -142,7 +143,7 @@ def verify(args: argparse.Namespace) -> int:
         target = target_of_stack(args.stack, args.region, args.role_arn, args.mode)
     except (TokenCommandError, CheckFailed, ClientError, BotoCoreError) as error:
         # A stack that is not there, no region, no credentials: said in one line, not a trace.
-        print(f"entrix verify: {error}", file=sys.stderr)
+        print(f"entrix verify: {describe(error)}", file=sys.stderr)
         return 1
     failed = 0
     for name, outcome in run_checks(target, args.mode, args.check or None):

@@ -188,7 +188,7 @@ def test_synth_step_installs_from_the_lock_runs_the_tests_then_synthesizes(
     project_id = build["Configuration"]["ProjectName"]["Ref"]
     project = shipped.template["Resources"][project_id]["Properties"]
     spec = json.loads(project["Source"]["BuildSpec"])
-    assert spec["phases"]["install"]["runtime-versions"] == {"python": "3.11", "nodejs": "20"}
+    assert spec["phases"]["install"]["runtime-versions"] == {"python": "3.11", "nodejs": "24"}
     assert spec["phases"]["install"]["commands"] == ["make install"]
     assert spec["phases"]["build"]["commands"] == ["make test", "make synth"]
     assert spec["artifacts"]["base-directory"] == "cdk.out"
@@ -212,7 +212,9 @@ def test_codebuild_runs_the_makefile_with_the_toolchain_ci_uses() -> None:
     # The workflow lists 3.13 too (unit tests on Lambda's runtime); the last listed is the default.
     assert {
         "python": setup["actions/setup-python"]["python-version"].split()[-1],
-        "nodejs": setup["actions/setup-node"]["node-version"],
+        "nodejs": (ROOT / setup["actions/setup-node"]["node-version-file"])
+        .read_text()
+        .split(".")[0],
     } == BUILD_RUNTIMES
 
 

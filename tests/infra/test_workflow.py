@@ -67,7 +67,7 @@ def test_steps_set_up_toolchains_with_cache_then_test_synth_and_upload(
     # 3.11 last: the default interpreter; 3.13 for the unit tests on Lambda's runtime.
     assert uses["actions/setup-python"]["python-version"].split() == ["3.13", "3.11"]
     assert uses["actions/setup-python"]["cache"]
-    assert uses["actions/setup-node"]["node-version"] == "20"
+    assert uses["actions/setup-node"]["node-version-file"] == ".node-version"
     assert uses["actions/setup-node"]["cache"] == "npm"
     assert uses["actions/upload-artifact"]["path"] == "cdk.out"
 

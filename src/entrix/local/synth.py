@@ -23,6 +23,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from entrix.local.node import jsii_environment
+
 STACK_NAME = "Entrix"
 TEMPLATE_FILE = f"{STACK_NAME}.template.json"
 LOCAL_OUTDIR = Path(".entrix") / "cdk.out"
@@ -114,8 +116,7 @@ def synthesize(root: Path, extra_context: Mapping[str, object] | None = None) ->
         **os.environ,
         "CDK_OUTDIR": str(outdir),
         "CDK_CONTEXT_JSON": json.dumps(context),
-        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-        "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1",
+        **jsii_environment(),
     }
     completed = subprocess.run(
         [sys.executable, "app.py"],

@@ -11,12 +11,10 @@ Lambda proxies.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from entrix.local.deploy.registry import DeployContext, creates
 from entrix.local.template import Resource
-
-if TYPE_CHECKING:
-    from entrix.local.deploy.deployer import Deployer
 
 TYPES = frozenset(
     {
@@ -33,7 +31,8 @@ TYPES = frozenset(
 )
 
 
-def record_part(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
+@creates(*TYPES)
+def record_part(deployer: DeployContext, resource: Resource, p: dict[str, Any]) -> None:
     """Assign the id API Gateway would, and keep the resolved part for the emulation."""
     stack_name, deployment = deployer.pseudo.stack_name, deployer.deployment
     api_id = api_id_of(stack_name, resource.logical_id)

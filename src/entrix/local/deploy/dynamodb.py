@@ -6,15 +6,14 @@ which attribute to sweep on.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from entrix.local.deploy.registry import DeployContext, creates
 from entrix.local.template import Resource
 
-if TYPE_CHECKING:
-    from entrix.local.deploy.deployer import Deployer
 
-
-def create_table(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
+@creates("AWS::DynamoDB::Table")
+def create_table(deployer: DeployContext, resource: Resource, p: dict[str, Any]) -> None:
     name = deployer.name(resource, p.get("TableName"), 255)
     arguments: dict[str, Any] = {
         "TableName": name,

@@ -7,16 +7,15 @@ deployment, naming the state machines it starts.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from entrix.local.deploy.deployment import Schedule
+from entrix.local.deploy.registry import DeployContext, creates
 from entrix.local.template import Resource
 
-if TYPE_CHECKING:
-    from entrix.local.deploy.deployer import Deployer
 
-
-def create_rule(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
+@creates("AWS::Events::Rule")
+def create_rule(deployer: DeployContext, resource: Resource, p: dict[str, Any]) -> None:
     name = deployer.name(resource, p.get("Name"))
     arguments: dict[str, Any] = {"Name": name, "State": p.get("State", "ENABLED")}
     for key in ("ScheduleExpression", "Description"):

@@ -6,15 +6,14 @@ Policies are not enforced by the local endpoint, so only the role itself is crea
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from entrix.local.deploy.registry import DeployContext, creates
 from entrix.local.template import Resource
 
-if TYPE_CHECKING:
-    from entrix.local.deploy.deployer import Deployer
 
-
-def create_role(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
+@creates("AWS::IAM::Role")
+def create_role(deployer: DeployContext, resource: Resource, p: dict[str, Any]) -> None:
     name = deployer.name(resource, p.get("RoleName"))
     role = deployer.clients("iam").create_role(
         RoleName=name,

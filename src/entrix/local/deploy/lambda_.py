@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import io
 import zipfile
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from entrix import settings
 from entrix.local.deploy.deployment import DeploymentError
+from entrix.local.deploy.registry import DeployContext, creates
 from entrix.local.lambda_runner import LOGGING_CONFIG_ATTRIBUTE, FunctionSpec, logging_fields
 from entrix.local.secrets_extension import is_extension_layer
 from entrix.local.streams import StreamMapping
 from entrix.local.template import Resource
-
-if TYPE_CHECKING:
-    from entrix.local.deploy.deployer import Deployer
 
 # A valid but empty zip: moto stores function code, the runtime imports the installed package.
 _EMPTY_ZIP = io.BytesIO()
@@ -36,7 +34,8 @@ EMPTY_ZIP = _EMPTY_ZIP.getvalue()
 ENTRIX_HANDLER_PREFIX = "entrix."
 
 
-def create_layer(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
+@creates("AWS::Lambda::LayerVersion")
+def create_layer(deployer: DeployContext, resource: Resource, p: dict[str, Any]) -> None:
     name = deployer.name(resource, p.get("LayerName"), 140)
     arguments: dict[str, Any] = {"LayerName": name, "Content": {"ZipFile": EMPTY_ZIP}}
     for key in ("Description", "CompatibleRuntimes", "CompatibleArchitectures"):
@@ -47,7 +46,8 @@ def create_layer(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> N
     deployer.provide(resource, arn)
 
 
-def create_function(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
+@creates("AWS::Lambda::Function")
+def create_function(deployer: DeployContext, resource: Resource, p: dict[str, Any]) -> None:
     name = deployer.name(resource, p.get("FunctionName"))
     handler = p.get("Handler", "")
     _check_asset(deployer, resource, handler)
@@ -88,7 +88,7 @@ def create_function(deployer: Deployer, resource: Resource, p: dict[str, Any]) -
     deployer.provide(resource, name, Arn=created["FunctionArn"])
 
 
-def _keep_logging_config(deployer: Deployer, name: str, config: dict[str, Any]) -> None:
+def _keep_logging_config(deployer: DeployContext, name: str, config: dict[str, Any]) -> None:
     """moto drops a function's LoggingConfig; the runner needs it (format, level, log group),
     so it is kept on moto's function object, which each published version copies."""
     from moto.awslambda import lambda_backends
@@ -98,7 +98,7 @@ def _keep_logging_config(deployer: Deployer, name: str, config: dict[str, Any]) 
 
 
 def _layers(
-    deployer: Deployer, function_name: str, layers: list[str]
+    deployer: DeployContext, function_name: str, layers: list[str]
 ) -> tuple[list[str], dict[str, str]]:
     """The layers moto is given (this deployment's own), and the variables the function
     gets from the emulated Parameters and Secrets Extension when its layer is attached."""
@@ -121,7 +121,7 @@ def _layers(
     return own, variables
 
 
-def _local_issuer(deployer: Deployer, function_name: str) -> dict[str, str]:
+def _local_issuer(deployer: DeployContext, function_name: str) -> dict[str, str]:
     if deployer.jwks_url is None:
         raise DeploymentError(
             f"{function_name} verifies an identity provider's tokens and this deployment runs "
@@ -133,7 +133,7 @@ def _local_issuer(deployer: Deployer, function_name: str) -> dict[str, str]:
     }
 
 
-def _check_asset(deployer: Deployer, resource: Resource, handler: str) -> None:
+def _check_asset(deployer: DeployContext, resource: Resource, handler: str) -> None:
     """The function's code asset, when synthesized, must hold the module the handler names."""
     asset = resource.metadata.get("aws:asset:path")
     if not (handler.startswith(ENTRIX_HANDLER_PREFIX) and asset and deployer.asset_dir):
@@ -146,7 +146,8 @@ def _check_asset(deployer: Deployer, resource: Resource, handler: str) -> None:
         raise DeploymentError(f"code asset {asset_path} does not contain {module}.py")
 
 
-def create_version(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
+@creates("AWS::Lambda::Version")
+def create_version(deployer: DeployContext, resource: Resource, p: dict[str, Any]) -> None:
     """A published version: Ref is its ARN, `Version` its number."""
     arguments = {"FunctionName": p["FunctionName"]}
     if "Description" in p:
@@ -160,7 +161,8 @@ def create_version(deployer: Deployer, resource: Resource, p: dict[str, Any]) ->
     )
 
 
-def create_alias(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
+@creates("AWS::Lambda::Alias")
+def create_alias(deployer: DeployContext, resource: Resource, p: dict[str, Any]) -> None:
     """An alias on one version (a weighted RoutingConfig is CodeDeploy's, mid-deployment, and
     not in a template): Ref is its ARN."""
     if "RoutingConfig" in p:
@@ -177,7 +179,10 @@ def create_alias(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> N
     deployer.provide(resource, created["AliasArn"], AliasArn=created["AliasArn"])
 
 
-def create_event_source_mapping(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
+@creates("AWS::Lambda::EventSourceMapping")
+def create_event_source_mapping(
+    deployer: DeployContext, resource: Resource, p: dict[str, Any]
+) -> None:
     """Recorded for the runtime's stream poller (entrix.local.streams), not created in moto:
     moto's own mapping would invoke the function in Docker on every write."""
     source = p["EventSourceArn"]

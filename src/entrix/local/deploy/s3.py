@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from entrix.local.deploy.deployment import physical_name
+from entrix.local.deploy.registry import DeployContext, creates
 from entrix.local.template import Resource
 
-if TYPE_CHECKING:
-    from entrix.local.deploy.deployer import Deployer
 
-
-def create_bucket(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
+@creates("AWS::S3::Bucket")
+def create_bucket(deployer: DeployContext, resource: Resource, p: dict[str, Any]) -> None:
     pseudo = deployer.pseudo
     given = p.get("BucketName")
     name = given or bucket_name(physical_name(pseudo.stack_name, resource.logical_id))

@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from moto.secretsmanager.utils import random_password
 
 from entrix.local.deploy.deployment import DeploymentError
+from entrix.local.deploy.registry import DeployContext, creates
 from entrix.local.template import Resource
-
-if TYPE_CHECKING:
-    from entrix.local.deploy.deployer import Deployer
 
 # GetRandomPassword's parameters, which `GenerateSecretString` shares, with their defaults.
 PASSWORD_RULES: dict[str, Any] = {
@@ -41,7 +39,8 @@ PASSWORD_RULES: dict[str, Any] = {
 }
 
 
-def create_secret(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
+@creates("AWS::SecretsManager::Secret")
+def create_secret(deployer: DeployContext, resource: Resource, p: dict[str, Any]) -> None:
     name = deployer.name(resource, p.get("Name"), 512)
     if "SecretString" in p:
         value = p["SecretString"]
@@ -92,7 +91,10 @@ def generate_secret_string(spec: dict[str, Any]) -> str:
 _RATE_IN_DAYS = re.compile(r"rate\((\d+) days?\)")
 
 
-def create_rotation_schedule(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
+@creates("AWS::SecretsManager::RotationSchedule")
+def create_rotation_schedule(
+    deployer: DeployContext, resource: Resource, p: dict[str, Any]
+) -> None:
     secret_id = p["SecretId"]
     if "HostedRotationLambda" in p:
         raise DeploymentError("a hosted rotation Lambda is not emulated: give RotationLambdaARN")

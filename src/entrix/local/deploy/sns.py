@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from entrix.local.deploy.registry import DeployContext, creates
 from entrix.local.template import Resource
 
-if TYPE_CHECKING:
-    from entrix.local.deploy.deployer import Deployer
 
-
-def create_topic(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
+@creates("AWS::SNS::Topic")
+def create_topic(deployer: DeployContext, resource: Resource, p: dict[str, Any]) -> None:
     name = deployer.name(resource, p.get("TopicName"), 256)
     attributes = {}
     if p.get("FifoTopic"):
@@ -28,7 +27,8 @@ def create_topic(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> N
     deployer.provide(resource, arn, TopicArn=arn, TopicName=name)
 
 
-def create_subscription(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
+@creates("AWS::SNS::Subscription")
+def create_subscription(deployer: DeployContext, resource: Resource, p: dict[str, Any]) -> None:
     arguments: dict[str, Any] = {
         "TopicArn": p["TopicArn"],
         "Protocol": p["Protocol"],

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from entrix.local.deploy.deployment import physical_name
+from entrix.local.deploy.registry import DeployContext, creates
 from entrix.local.template import Resource
-
-if TYPE_CHECKING:
-    from entrix.local.deploy.deployer import Deployer
 
 # Queue properties that are SQS queue attributes of the same name (KMS is not emulated).
 QUEUE_ATTRIBUTES = frozenset(
@@ -30,7 +28,8 @@ QUEUE_ATTRIBUTES = frozenset(
 )
 
 
-def create_queue(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
+@creates("AWS::SQS::Queue")
+def create_queue(deployer: DeployContext, resource: Resource, p: dict[str, Any]) -> None:
     name = p.get("QueueName") or physical_name(deployer.pseudo.stack_name, resource.logical_id, 80)
     if p.get("FifoQueue") and not name.endswith(".fifo"):
         name = name[:75] + ".fifo"

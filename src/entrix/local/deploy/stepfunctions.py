@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from entrix.local.deploy import asl
 from entrix.local.deploy.deployment import DeploymentError
+from entrix.local.deploy.registry import DeployContext, creates
 from entrix.local.template import Resource
 
-if TYPE_CHECKING:
-    from entrix.local.deploy.deployer import Deployer
 
-
-def create_state_machine(deployer: Deployer, resource: Resource, p: dict[str, Any]) -> None:
+@creates("AWS::StepFunctions::StateMachine")
+def create_state_machine(deployer: DeployContext, resource: Resource, p: dict[str, Any]) -> None:
     name = deployer.name(resource, p.get("StateMachineName"), 80)
     if "DefinitionString" in p:
         definition = json.loads(p["DefinitionString"])

@@ -15,12 +15,13 @@ This module only builds the requests and reads the answers.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from entrix.local.node import project_node
 
 SIMULATOR = Path(__file__).with_name("simulate.mjs")
 ALLOWED = "Allowed"
@@ -79,11 +80,8 @@ def decide(requests: Sequence[Request]) -> list[Decision]:
         }
         for r in requests
     ]
-    node = shutil.which("node")
-    if node is None:
-        raise RuntimeError("node is not on PATH: run `make install`")
     completed = subprocess.run(  # noqa: S603 - our own script, input passed as data on stdin
-        [node, str(SIMULATOR)],
+        [project_node(), str(SIMULATOR)],
         input=json.dumps(batch),
         capture_output=True,
         text=True,
