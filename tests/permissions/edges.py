@@ -6,11 +6,12 @@ policy and the target's resource policy) and, where the target is encrypted with
 managed key, the data-key requests the target's service makes with the caller's permissions
 (the key policy, and the identity policy when the key policy delegates to the account).
 
-The request context is what AWS sends with that kind of request, no more: TLS
-(aws:SecureTransport) everywhere; aws:SourceArn and aws:SourceAccount where a service principal
-acts for one of the account's resources; kms:ViaService where a service uses a key on a
-caller's behalf. A policy that relies on a key AWS does not document for that request is not
-proven, so it fails here (see SERVICE_KMS_CONTEXT).
+The request context is what AWS sends with that kind of request, no more, built by
+entrix.local.iam.requests: the global keys of every request and of the caller (a role's session
+or a service principal); aws:SourceArn and aws:SourceAccount where a service principal acts for
+one of the account's resources; kms:ViaService where a service uses a key on a caller's behalf.
+A policy that relies on a key AWS does not document for that request is not proven, so it fails
+here (see SERVICE_KMS_CONTEXT).
 """
 
 from __future__ import annotations

@@ -67,7 +67,9 @@ _EXPRESSION_WORDS = frozenset(
 @dataclass(frozen=True)
 class Call:
     """One AWS API call a function made: e.g. ("Entrix-IntakeIngest...", "dynamodb",
-    "PutItem", {"TableName": "Entrix-IntakeOrders...", "conditional": True})."""
+    "PutItem", {"TableName": "Entrix-IntakeOrders...", "ReturnValues": "ALL_OLD",
+    "conditional": True, "attributes": [...], "keys": [{...}]}): the parameters that name its
+    resource and those its IAM condition keys are made of, not the data it carries."""
 
     function: str
     service: str
@@ -111,7 +113,7 @@ def _note(params: Mapping[str, Any], model: Any, **_: Any) -> None:
     parameters: dict[str, Any] = {
         k: params[k] for k in (*RESOURCE_PARAMETERS, *CONTEXT_PARAMETERS) if k in params
     }
-    if "RequestItems" in params:  # BatchWriteItem, BatchGetItem: the tables, their keys
+    if "RequestItems" in params:  # BatchWriteItem, BatchGetItem: the tables (keys below)
         parameters["RequestItems"] = sorted(params["RequestItems"])
     if "ConditionExpression" in params:  # a conditional write: no other IAM action, but named
         parameters["conditional"] = True
