@@ -394,6 +394,45 @@ def test_the_listing_may_not_query_the_pending_index(recorded: Recorded) -> None
     assert f"{function} Query" in refused and "dynamodb:Query on" in refused
 
 
+def test_each_request_carries_the_keys_aws_sends_for_its_call(recorded: Recorded) -> None:
+    """The principal's keys (its role, its session named after the function, the function's
+    ARN) and the call's own: ingest's put names its order's key and every attribute it writes
+    and asks ALL_OLD; the listing's query names an owner shard of the index; cancel's update
+    names the attributes it sets and removes; Lambda B's writes name the bucket's account."""
+    deployment = recorded.running.system.deployment
+    assert deployment is not None
+    model = recorded.model
+    by_name = {edge.name: edge for edge in call_edges(model, deployment, recorded.calls)}
+
+    def contexts(handler: str, operation: str) -> list[dict[str, Any]]:
+        function = _function_id(model.body, handler)
+        return [
+            dict(r.context)
+            for name, edge in by_name.items()
+            if name.startswith(f"{function} {operation}")
+            for r in edge.requests
+        ]
+
+    (put, *_) = contexts(INGEST, "PutItem")
+    ingest_role = model.function_role(_function_id(model.body, INGEST))
+    assert put["aws:PrincipalArn"] == ingest_role.arn
+    assert put["aws:PrincipalType"] == "AssumedRole"
+    assert put["aws:userid"].endswith(":" + put["lambda:SourceFunctionArn"].rsplit(":", 1)[1])
+    assert put["dynamodb:ReturnValues"] == "ALL_OLD"
+    assert {"order_key", "record_id", "result_status"} <= set(put["dynamodb:Attributes"])
+    (order_key,) = put["dynamodb:LeadingKeys"]
+    assert order_key.startswith("desk-")  # one order's key: its owner, then its record id
+    queries = contexts(ORDER_LIST, "Query")
+    assert queries and all(len(q["dynamodb:LeadingKeys"]) == 1 for q in queries)
+    assert {q["dynamodb:Select"] for q in queries} == {"ALL_PROJECTED_ATTRIBUTES"}
+    (cancel, *_) = contexts(CANCEL, "UpdateItem (conditional)")
+    assert {"result_status", "cancelled_at", "pending_shard", "claimed_by"} <= set(
+        cancel["dynamodb:Attributes"]
+    )
+    writes = contexts(PROCESS, "PutObject")
+    assert writes and all(w["s3:ResourceAccount"] == model.account for w in writes)
+
+
 def test_a_bucket_policy_deny_naming_lambda_bs_role_refuses_its_writes(recorded: Recorded) -> None:
     """The common way to keep one role out of a bucket: a Deny for every principal whose
     aws:PrincipalArn is that role. AWS sends the role's ARN with each of its session's requests,

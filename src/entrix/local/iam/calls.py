@@ -3,7 +3,9 @@
 A recorded call names local resources (the deployment's physical names); each is mapped back
 to its logical id through the deployment, then to the ARN the template gives it, so the
 request is checked against the template's own policies: the function's role, the target's
-resource policy, and the topic's key for a publish to an encrypted topic.
+resource policy, and the topic's key for a publish to an encrypted topic. Each request carries
+the condition keys AWS sends for it (entrix.local.iam.requests), the service's own made of the
+call's parameters as `entrix.local.call_log` recorded them.
 """
 
 from __future__ import annotations
