@@ -10,6 +10,7 @@ call's parameters as `entrix.local.call_log` recorded them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,10 +44,13 @@ SECRETS_ACTIONS = ("GetSecretValue", "DescribeSecret", "PutSecretValue", "Update
 
 
 class Local:
-    """Local physical names back to the template's logical ids, through the deployment."""
+    """Local physical names back to the template's logical ids, through the deployment; and
+    the time its requests are made at (one for all, so that the same call makes the same
+    request)."""
 
-    def __init__(self, model: StackModel, deployment: Deployment) -> None:
+    def __init__(self, model: StackModel, deployment: Deployment, at: float | None = None) -> None:
         self.model = model
+        self.at = time.time() if at is None else at
         self.by_name = {
             (deployment.types[logical_id], name): logical_id
             for logical_id, name in deployment.names.items()
@@ -84,7 +88,9 @@ def call_requests(local: Local, role: Role, call: Call) -> list[list[Request]]:
             if "IndexName" in p:
                 arn = f"{arn}/index/{p['IndexName']}"
             context = _dynamodb_context(model, logical_id, call)
-            requests.append([role_request(model, role, action, arn, None, context, function)])
+            requests.append(
+                [role_request(model, role, action, arn, None, context, function, local.at)]
+            )
         return requests
     if call.service == "s3" and call.operation in S3_ACTIONS:
         action, on_object = S3_ACTIONS[call.operation]
@@ -108,18 +114,18 @@ def call_requests(local: Local, role: Role, call: Call) -> list[list[Request]]:
                 key: str(p[parameter]) for parameter, key in S3_LIST_KEYS.items() if parameter in p
             }
         policy = model.bucket_policy(bucket)
-        return [[role_request(model, role, action, resource, policy, context, function)]]
+        return [[role_request(model, role, action, resource, policy, context, function, local.at)]]
     if call.service == "sns" and call.operation in ("Publish", "PublishBatch"):
         # PublishBatch is authorized as sns:Publish (IAM has no action of its own for it).
         topic = p.get("TopicArn") or p["TargetArn"]
         arn = local.arn("AWS::SNS::Topic", topic.rsplit(":")[-1])
-        return [role_publishes(model, role, arn, function)]
+        return [role_publishes(model, role, arn, function, local.at)]
     if call.service == "secretsmanager" and call.operation in SECRETS_ACTIONS:
         context = {"secretsmanager:SecretId": p["SecretId"]}
         context |= {key: p[parameter] for parameter, key in SECRETS_KEYS.items() if parameter in p}
         action = f"secretsmanager:{call.operation}"
         secret = _secret(local, p)
-        return [[role_request(model, role, action, secret, None, context, function)]]
+        return [[role_request(model, role, action, secret, None, context, function, local.at)]]
     raise ModelError(f"{where}: the model does not map this call")
 
 

@@ -104,15 +104,16 @@ def role_request(
     resource_policy: dict[str, Any] | None = None,
     context: Mapping[str, str | list[str]] | None = None,
     function: str | None = None,
+    at: float | None = None,
 ) -> Request:
-    """`role` calling `action` on `resource` (from `function`'s code when given), with the
-    action's own context keys in `context`."""
+    """`role` calling `action` on `resource` (from `function`'s code when given) at the time
+    `at` (now when not given), with the action's own context keys in `context`."""
     return Request(
         principal=role.arn,
         action=action,
         resource=resource,
         account=model.account,
-        context={**role_context(model, role, function), **(context or {})},
+        context={**role_context(model, role, function, at), **(context or {})},
         identity_policies=role.policies,
         resource_policy=resource_policy,
     )
@@ -131,27 +132,32 @@ def key_context(model: StackModel, via: str | None) -> dict[str, str]:
 
 
 def role_uses_key(
-    model: StackModel, role: Role, key: str, via: str, function: str | None = None
+    model: StackModel,
+    role: Role,
+    key: str,
+    via: str,
+    function: str | None = None,
+    at: float | None = None,
 ) -> list[Request]:
     """The data-key requests `via`'s service makes to KMS with the role's permissions."""
+    context = key_context(model, via)
     return [
-        role_request(
-            model, role, action, key, model.key_policy(key), key_context(model, via), function
-        )
+        role_request(model, role, action, key, model.key_policy(key), context, function, at)
         for action in KMS_DATA_KEY_ACTIONS
     ]
 
 
 def role_publishes(
-    model: StackModel, role: Role, topic_arn: str, function: str | None = None
+    model: StackModel,
+    role: Role,
+    topic_arn: str,
+    function: str | None = None,
+    at: float | None = None,
 ) -> list[Request]:
     """sns:Publish by a role, plus the data key SNS asks KMS for with the role's permissions."""
-    requests = [
-        role_request(
-            model, role, "sns:Publish", topic_arn, model.topic_policy(topic_arn), None, function
-        )
-    ]
+    policy = model.topic_policy(topic_arn)
+    requests = [role_request(model, role, "sns:Publish", topic_arn, policy, None, function, at)]
     key = model.topic_key(topic_arn)
     if key is not None:
-        requests += role_uses_key(model, role, key, "sns", function)
+        requests += role_uses_key(model, role, key, "sns", function, at)
     return requests
