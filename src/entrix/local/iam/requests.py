@@ -11,14 +11,15 @@ key's Availability), and nothing it does not:
 - a role's session: aws:PrincipalArn (the role, not the session), aws:PrincipalAccount,
   aws:PrincipalType (AssumedRole), aws:userid (role id:session name),
   aws:MultiFactorAuthPresent (false: temporary credentials without MFA), aws:TokenIssueTime,
-  aws:SourceIp; and lambda:SourceFunctionArn when a function's code calls with it;
+  aws:SourceIp, aws:PrincipalTag/<key> for each tag of the role; and lambda:SourceFunctionArn
+  when a function's code calls with it;
 - a service principal: aws:PrincipalServiceName, and aws:SourceArn and aws:SourceAccount when it
   acts for one of the account's resources;
 - a service calling on a role's behalf (SNS asking KMS for a data key): aws:ViaAWSService true
   and kms:ViaService.
 
 Left out, because AWS does not send them here: aws:PrincipalOrgID and aws:PrincipalOrgPaths (no
-organization in the model), aws:PrincipalTag (the roles have no tags), aws:username (roles),
+organization in the model), aws:username (roles),
 aws:SourceVpc/aws:SourceVpce/aws:VpcSourceIp (no function runs in a VPC), aws:CalledVia (only for
 calls through Athena, CloudFormation, DynamoDB or KMS). aws:UserAgent is the client's own string
 and is not sent: a policy relying on it is not proven.
@@ -60,8 +61,8 @@ def request_context(model: StackModel, at: float | None = None) -> dict[str, str
 def role_context(
     model: StackModel, role: Role, function: str | None = None, at: float | None = None
 ) -> dict[str, str]:
-    """A role session's request: the role, its id and session name (Lambda names the session
-    after the function), and the function's ARN when its code makes the call."""
+    """A role session's request: the role, its id, session name (Lambda names the session
+    after the function) and tags, and the function's ARN when its code makes the call."""
     role_id = model.resolve({"Fn::GetAtt": [role.logical_id, "RoleId"]})
     session = function.rsplit(":", 1)[-1] if function else SERVICE_SESSION
     base = request_context(model, at)
@@ -77,6 +78,8 @@ def role_context(
         "aws:TokenIssueTime": base["aws:CurrentTime"],
         "aws:SourceIp": LAMBDA_SOURCE_IP,
     }
+    for tag in model.props(role.logical_id).get("Tags", []):
+        context[f"aws:PrincipalTag/{tag['Key']}"] = tag["Value"]
     if function:
         context["lambda:SourceFunctionArn"] = function
     return context
