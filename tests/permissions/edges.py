@@ -425,12 +425,13 @@ def log_edges(model: StackModel, app: Sequence[StackModel]) -> list[Edge]:
         ).removesuffix(":*")
         owner, role = api_gateway_account_role(model, app)
         requests = [assumes(owner, "apigateway.amazonaws.com", role, None)]
+        # The role's requests, built with its own stack (same account and region).
         requests += [
-            role_request(model, role, action, _log_stream(model, group))
+            role_request(owner, role, action, _log_stream(model, group))
             for action in API_GATEWAY_LOG_ACTIONS
         ]
         # DescribeLogGroups lists the account's groups: it has no resource of its own.
-        requests.append(role_request(model, role, "logs:DescribeLogGroups", "*"))
+        requests.append(role_request(owner, role, "logs:DescribeLogGroups", "*"))
         edges.append(Edge(kind, f"{stage.logical_id} access logs -> {group}", tuple(requests)))
     return edges
 

@@ -58,9 +58,9 @@ CONTEXT_PARAMETERS = (
 )
 # A name in a DynamoDB expression: a placeholder (#n) or a plain name, not a value (:v).
 _NAME = re.compile(r"(?<![:#\w.])(#?[A-Za-z_]\w*)")
-# The words and functions of update and projection expressions, which are not attribute names.
+# The words and functions of update and key expressions (in any case), not attribute names.
 _EXPRESSION_WORDS = frozenset(
-    {"SET", "REMOVE", "ADD", "DELETE", "if_not_exists", "list_append", "AND", "OR", "NOT"}
+    {"SET", "REMOVE", "ADD", "DELETE", "IF_NOT_EXISTS", "LIST_APPEND", "AND", "OR", "NOT"}
 )
 
 
@@ -69,7 +69,8 @@ class Call:
     """One AWS API call a function made: e.g. ("Entrix-IntakeIngest...", "dynamodb",
     "PutItem", {"TableName": "Entrix-IntakeOrders...", "ReturnValues": "ALL_OLD",
     "conditional": True, "attributes": [...], "keys": [{...}]}): the parameters that name its
-    resource and those its IAM condition keys are made of, not the data it carries."""
+    resource and those its IAM condition keys are made of (of a put's item: its attribute
+    names, and its string and number values, among which its key), not the rest of the data."""
 
     function: str
     service: str
@@ -170,7 +171,9 @@ def _dynamodb_access(params: Mapping[str, Any]) -> dict[str, Any]:
 def _names(expression: str, names: Mapping[str, str]) -> set[str]:
     """The top-level attribute names an update or projection expression names."""
     return {
-        names.get(name, name) for name in _NAME.findall(expression) if name not in _EXPRESSION_WORDS
+        names.get(name, name)
+        for name in _NAME.findall(expression)
+        if name.upper() not in _EXPRESSION_WORDS
     }
 
 

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from entrix.local.iam.evaluate import Request
-from entrix.local.iam.model import Role, StackModel
+from entrix.local.iam.model import ModelError, Role, StackModel
 
 TLS = {"aws:SecureTransport": "true"}
 KMS_DATA_KEY_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
@@ -63,6 +63,8 @@ def role_context(
 ) -> dict[str, str]:
     """A role session's request: the role, its id, session name (Lambda names the session
     after the function) and tags, and the function's ARN when its code makes the call."""
+    if role.logical_id not in model.body.get("Resources", {}):
+        raise ModelError(f"role {role.arn} is not in stack {model.name}: use its own stack's")
     role_id = model.resolve({"Fn::GetAtt": [role.logical_id, "RoleId"]})
     session = function.rsplit(":", 1)[-1] if function else SERVICE_SESSION
     base = request_context(model, at)
