@@ -139,7 +139,8 @@ def test_the_call_is_recorded_as_the_functions_own(secretsmanager, extension):
             "fn-a",
             "secretsmanager",
             "GetSecretValue",
-            {"SecretId": "jwt-key"},
+            # The extension asks for the current version: secretsmanager:VersionStage.
+            {"SecretId": "jwt-key", "VersionStage": "AWSCURRENT"},
         )
     ]
 

@@ -6,11 +6,12 @@ policy and the target's resource policy) and, where the target is encrypted with
 managed key, the data-key requests the target's service makes with the caller's permissions
 (the key policy, and the identity policy when the key policy delegates to the account).
 
-The request context is what AWS sends with that kind of request, no more: TLS
-(aws:SecureTransport) everywhere; aws:SourceArn and aws:SourceAccount where a service principal
-acts for one of the account's resources; kms:ViaService where a service uses a key on a
-caller's behalf. A policy that relies on a key AWS does not document for that request is not
-proven, so it fails here (see SERVICE_KMS_CONTEXT).
+The request context is what AWS sends with that kind of request, no more, built by
+entrix.local.iam.requests: the global keys of every request and of the caller (a role's session
+or a service principal); aws:SourceArn and aws:SourceAccount where a service principal acts for
+one of the account's resources; kms:ViaService where a service uses a key on a caller's behalf.
+A policy that relies on a key AWS does not document for that request is not proven, so it fails
+here (see SERVICE_KMS_CONTEXT).
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ from entrix.local.iam.evaluate import Request, decide
 from entrix.local.iam.model import ModelError, Role, StackModel
 from entrix.local.iam.requests import (
     KMS_DATA_KEY_ACTIONS,
-    TLS,
+    key_context,
     role_publishes,
     role_request,
+    role_uses_key,
+    service_context,
 )
 
 # What a service principal's data-key request carries when it publishes to an encrypted topic
@@ -44,9 +47,7 @@ SERVICE_KMS_CONTEXT: dict[str, Callable[[StackModel, str], dict[str, str]]] = {
         "aws:SourceArn": source,
         "aws:SourceAccount": m.account,
     },
-    "codestar-notifications.amazonaws.com": lambda m, _: {
-        "kms:ViaService": f"sns.{m.region}.amazonaws.com"
-    },
+    "codestar-notifications.amazonaws.com": lambda m, _: key_context(m, "sns"),
     "events.amazonaws.com": lambda m, _: {},
     "sns.amazonaws.com": lambda m, _: {},
 }
@@ -100,9 +101,7 @@ def service_request(
     resource_policy: dict[str, Any] | None,
     source_arn: str | None,
 ) -> Request:
-    context = dict(TLS)
-    if source_arn is not None:
-        context |= {"aws:SourceArn": source_arn, "aws:SourceAccount": model.account}
+    context = service_context(model, service, source_arn)
     return Request(service, action, resource, model.account, context, (), resource_policy)
 
 
@@ -111,7 +110,11 @@ def service_key_requests(
 ) -> list[Request]:
     if key is None:
         return []
-    context = SERVICE_KMS_CONTEXT[service](model, source_arn)
+    context = {
+        **service_context(model, service, None),
+        **key_context(model, None),
+        **SERVICE_KMS_CONTEXT[service](model, source_arn),
+    }
     return [
         Request(service, action, key, model.account, context, (), model.key_policy(key))
         for action in KMS_DATA_KEY_ACTIONS
@@ -422,12 +425,13 @@ def log_edges(model: StackModel, app: Sequence[StackModel]) -> list[Edge]:
         ).removesuffix(":*")
         owner, role = api_gateway_account_role(model, app)
         requests = [assumes(owner, "apigateway.amazonaws.com", role, None)]
+        # The role's requests, built with its own stack (same account and region).
         requests += [
-            role_request(model, role, action, _log_stream(model, group))
+            role_request(owner, role, action, _log_stream(model, group))
             for action in API_GATEWAY_LOG_ACTIONS
         ]
         # DescribeLogGroups lists the account's groups: it has no resource of its own.
-        requests.append(role_request(model, role, "logs:DescribeLogGroups", "*"))
+        requests.append(role_request(owner, role, "logs:DescribeLogGroups", "*"))
         edges.append(Edge(kind, f"{stage.logical_id} access logs -> {group}", tuple(requests)))
     return edges
 
@@ -644,11 +648,7 @@ def _destination_requests(model: StackModel, role: Role, what: str, target: str)
         ]
         key = model.queue_key(target)
         if key is not None:
-            via_sqs = {"kms:ViaService": f"sqs.{model.region}.amazonaws.com"}
-            requests += [
-                role_request(model, role, action, key, model.key_policy(key), via_sqs)
-                for action in KMS_DATA_KEY_ACTIONS
-            ]
+            requests += role_uses_key(model, role, key, "sqs")
     elif ":sns:" in target:
         requests = role_publishes(model, role, target)
     elif ":lambda:" in target:
@@ -764,20 +764,44 @@ def denied(edges: Sequence[Edge]) -> list[str]:
 
 
 def call_edges(model: StackModel, deployment: Deployment, calls: Iterable[Call]) -> list[Edge]:
-    """One edge per function, action and resource (S3 objects: per first key segment, as
-    every object of a run has its own key)."""
+    """Every recorded call's requests, identical ones once, as one edge per function, action
+    and resource; an S3 object per bucket and first key segment (`results/`, `history/`), as
+    every object of a run has its own key and a role may be granted one prefix and not another.
+    """
     local = Local(model, deployment)
-    edges: dict[tuple[str, ...], Edge] = {}
+    grouped: dict[tuple[str, str, str], tuple[str, str, dict[str, tuple[Request, ...]]]] = {}
     for call in calls:
         function = local.logical_id("AWS::Lambda::Function", call.function)
         role = model.function_role(function)
         for requests in call_requests(local, role, call):
             first = requests[0]
-            shape = first.resource.split("/", 1)[0] if first.action.startswith("s3:") else ""
-            key = (function, first.action, shape or first.resource)
-            if key not in edges:
+            where = _s3_prefix(first.resource) if first.action.startswith("s3:") else ""
+            key = (function, first.action, where or first.resource)
+            if key not in grouped:
                 kind = f"1 Lambda calls -> {call.service}"
                 conditional = " (conditional)" if call.parameters.get("conditional") else ""
-                name = f"{function} {call.operation}{conditional} -> {first.resource}"
-                edges[key] = Edge(kind, name, tuple(requests))
-    return list(edges.values())
+                name = f"{function} {call.operation}{conditional} -> {where or first.resource}"
+                grouped[key] = (kind, name, {})
+            grouped[key][2].setdefault(_identity(requests), tuple(requests))
+    return [
+        Edge(kind, name, tuple(r for requests in seen.values() for r in requests))
+        for kind, name, seen in grouped.values()
+    ]
+
+
+def _s3_prefix(resource: str) -> str:
+    """An S3 object's bucket and first key segment (`arn:aws:s3:::bucket/history/*`); a
+    bucket's ARN as it is."""
+    bucket, _, key = resource.removeprefix("arn:aws:s3:::").partition("/")
+    if not key:
+        return resource
+    segment, slash, _ = key.partition("/")
+    return f"arn:aws:s3:::{bucket}/{segment}{slash and '/*'}"
+
+
+def _identity(requests: Sequence[Request]) -> str:
+    """What makes requests the same request: principal, action, resource and context (the
+    policies follow from the first three)."""
+    return json.dumps(
+        [[r.principal, r.action, r.resource, r.context] for r in requests], sort_keys=True
+    )

@@ -172,3 +172,20 @@ def test_an_unknown_action_is_refused_not_allowed() -> None:
         [Request(ROLE, "sns:PublishBatch", TOPIC, ACCOUNT, TLS, [policy(allow("*"))])]
     )
     assert decision.errors and not decision.allowed
+
+
+def test_a_context_key_the_simulator_does_not_know_for_the_action_is_not_allowed() -> None:
+    """A key it ignores would not count in its decision, so the request is refused, naming the
+    key: sending a key that the simulator does not know can never pass silently."""
+    attributes = {"dynamodb:Attributes": ["order_key"]}
+    grant = [policy(allow("sns:Publish", TOPIC))]
+    (ignored, known) = decide(
+        [
+            Request(ROLE, "sns:Publish", TOPIC, ACCOUNT, {**TLS, **attributes}, grant),
+            Request(ROLE, "sns:Publish", TOPIC, ACCOUNT, TLS, grant),
+        ]
+    )
+    assert ignored.result == "Allowed" and not ignored.allowed
+    assert list(ignored.ignored) == ["dynamodb:Attributes"]
+    assert "ignored the context keys ['dynamodb:Attributes']" in ignored.explain()
+    assert known.allowed and not known.ignored

@@ -394,6 +394,131 @@ def test_the_listing_may_not_query_the_pending_index(recorded: Recorded) -> None
     assert f"{function} Query" in refused and "dynamodb:Query on" in refused
 
 
+def test_each_request_carries_the_keys_aws_sends_for_its_call(recorded: Recorded) -> None:
+    """The principal's keys (its role, its session named after the function, the function's
+    ARN) and the call's own: ingest's put names its order's key and every attribute it writes
+    and asks ALL_OLD; the listing's query names an owner shard of the index; cancel's update
+    names the attributes it sets and removes; Lambda B's writes name the bucket's account."""
+    deployment = recorded.running.system.deployment
+    assert deployment is not None
+    model = recorded.model
+    by_name = {edge.name: edge for edge in call_edges(model, deployment, recorded.calls)}
+
+    def contexts(handler: str, operation: str) -> list[dict[str, Any]]:
+        function = _function_id(model.body, handler)
+        return [
+            dict(r.context)
+            for name, edge in by_name.items()
+            if name.startswith(f"{function} {operation}")
+            for r in edge.requests
+        ]
+
+    (put, *_) = contexts(INGEST, "PutItem")
+    ingest_role = model.function_role(_function_id(model.body, INGEST))
+    assert put["aws:PrincipalArn"] == ingest_role.arn
+    assert put["aws:PrincipalType"] == "AssumedRole"
+    assert put["aws:userid"].endswith(":" + put["lambda:SourceFunctionArn"].rsplit(":", 1)[1])
+    assert put["dynamodb:ReturnValues"] == "ALL_OLD"
+    assert {"order_key", "record_id", "result_status"} <= set(put["dynamodb:Attributes"])
+    (order_key,) = put["dynamodb:LeadingKeys"]
+    assert order_key.startswith("desk-")  # one order's key: its owner, then its record id
+    queries = contexts(ORDER_LIST, "Query")
+    assert queries and all(len(q["dynamodb:LeadingKeys"]) == 1 for q in queries)
+    assert {q["dynamodb:Select"] for q in queries} == {"ALL_PROJECTED_ATTRIBUTES"}
+    (cancel, *_) = contexts(CANCEL, "UpdateItem (conditional)")
+    assert {"result_status", "cancelled_at", "pending_shard", "claimed_by"} <= set(
+        cancel["dynamodb:Attributes"]
+    )
+    writes = contexts(PROCESS, "PutObject")
+    assert writes and all(w["s3:ResourceAccount"] == model.account for w in writes)
+
+
+def test_a_bucket_policy_deny_naming_lambda_bs_role_refuses_its_writes(recorded: Recorded) -> None:
+    """The common way to keep one role out of a bucket: a Deny for every principal whose
+    aws:PrincipalArn is that role. AWS sends the role's ARN with each of its session's requests,
+    so Lambda B's writes are refused, and only Lambda B's."""
+    process = _function_id(recorded.model.body, PROCESS)
+    body = _with_results_bucket_statement(
+        recorded.model.body, "ArnLike", _role_arn(recorded.model.body, PROCESS)
+    )
+    refused = [line for line in _refused(recorded, body).splitlines() if line]
+    assert refused, "a Deny naming Lambda B's role by aws:PrincipalArn refused nothing"
+    assert all(process in line and "s3:PutObject on" in line for line in refused), refused
+    assert any("ExplicitlyDenied" in line for line in refused), refused
+
+
+def test_a_bucket_policy_deny_for_all_but_lambda_b_refuses_the_other_writers(
+    recorded: Recorded,
+) -> None:
+    """The same Deny the other way round (ArnNotLike: every role but Lambda B's): Lambda B
+    still writes its results, while Lambda A's batches and the archiver's history are refused."""
+    process = _function_id(recorded.model.body, PROCESS)
+    writers = {_function_id(recorded.model.body, handler) for handler in (RESULTS, ARCHIVE)}
+    body = _with_results_bucket_statement(
+        recorded.model.body, "ArnNotLike", _role_arn(recorded.model.body, PROCESS)
+    )
+    refused = [line for line in _refused(recorded, body).splitlines() if line]
+    assert not any(process in line for line in refused), refused
+    assert {w for w in writers if any(w in line for line in refused)} == writers, refused
+    assert all("s3:PutObject on" in line for line in refused), refused
+
+
+def test_a_grant_on_some_attributes_refuses_a_write_of_others(recorded: Recorded) -> None:
+    """An attribute-level grant (dynamodb:Attributes, ForAllValues:StringEquals): cancel may
+    set the status and the cancel time, but its update also removes the claim and the pending
+    shard, so it is refused; granted those as well, it is allowed."""
+    cancel = _function_id(recorded.model.body, CANCEL)
+    written = ["order_key", "result_status", "cancelled_at"]
+    removed = ["pending_shard", "claimed_by", "claim_expires_at"]
+
+    def only(attributes: list[str]) -> dict[str, Any]:
+        return _with_condition(
+            recorded.model.body,
+            CANCEL,
+            "dynamodb:UpdateItem",
+            {"ForAllValues:StringEquals": {"dynamodb:Attributes": attributes}},
+        )
+
+    refused = [line for line in _refused(recorded, only(written)).splitlines() if line]
+    assert refused, "a grant on three attributes let cancel write six"
+    assert all(cancel in line and "dynamodb:UpdateItem on" in line for line in refused), refused
+    assert not _refused(recorded, only([*written, *removed]))
+
+
+def test_a_grant_that_returns_no_old_items_refuses_ingests_put(recorded: Recorded) -> None:
+    """AWS's example condition against reading whole items back through writes
+    (dynamodb:ReturnValues NONE or the updated attributes only): ingest's PutItem asks for
+    ALL_OLD (to tell an amend from a create), so it is refused."""
+    ingest = _function_id(recorded.model.body, INGEST)
+    body = _with_condition(
+        recorded.model.body,
+        INGEST,
+        "dynamodb:PutItem",
+        {"StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE", "UPDATED_OLD", "UPDATED_NEW"]}},
+    )
+    refused = [line for line in _refused(recorded, body).splitlines() if line]
+    assert refused, "a grant without ALL_OLD let ingest's PutItem ask for it"
+    assert all(ingest in line and "dynamodb:PutItem on" in line for line in refused), refused
+
+
+def test_each_prefix_lambda_b_writes_is_checked(recorded: Recorded) -> None:
+    """Lambda B writes results/ and then rejections/: with its grant on results/* only, its
+    writes and reads under rejections/ are refused, though a granted prefix came first."""
+    process = _function_id(recorded.model.body, PROCESS)
+    body = copy.deepcopy(recorded.model.body)
+    dropped = 0
+    for statement in _statements(body, PROCESS):
+        if "s3:PutObject" in _actions(statement) and isinstance(statement["Resource"], list):
+            kept = [r for r in statement["Resource"] if "rejections/" not in json.dumps(r)]
+            dropped += len(statement["Resource"]) - len(kept)
+            statement["Resource"] = kept
+    assert dropped == 1, "Lambda B's grant no longer names rejections/* apart"
+    refused = [line for line in _refused(recorded, body).splitlines() if line]
+    assert refused, "Lambda B's writes under rejections/ were not checked"
+    assert all(process in line and "/rejections/" in line for line in refused), refused
+    assert any("s3:PutObject on" in line for line in refused), refused
+
+
 # --- helpers ---------------------------------------------------------------------------------
 
 
@@ -447,6 +572,73 @@ def _function_id(body: dict[str, Any], handler: str) -> str:
 def _actions(statement: dict[str, Any]) -> set[str]:
     action = statement["Action"]
     return {action} if isinstance(action, str) else set(action)
+
+
+def _role_arn(body: dict[str, Any], handler: str) -> dict[str, Any]:
+    """The template's expression for the ARN of `handler`'s role."""
+    role = body["Resources"][_function_id(body, handler)]["Properties"]["Role"]["Fn::GetAtt"][0]
+    return {"Fn::GetAtt": [role, "Arn"]}
+
+
+def _statements(body: dict[str, Any], handler: str) -> list[dict[str, Any]]:
+    """The statements of the policies attached to `handler`'s role (in `body`, to change)."""
+    role = _role_arn(body, handler)["Fn::GetAtt"][0]
+    return [
+        statement
+        for resource in body["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Policy"
+        and {"Ref": role} in resource["Properties"]["Roles"]
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _with_condition(
+    body: dict[str, Any], handler: str, action: str, condition: dict[str, Any]
+) -> dict[str, Any]:
+    """A copy of the template whose statements granting `handler`'s role `action` on the
+    orders table hold `condition`."""
+    body = copy.deepcopy(body)
+    (orders,) = [
+        logical_id
+        for logical_id, r in body["Resources"].items()
+        if r["Type"] == "AWS::DynamoDB::Table"
+        and "owner-orders" in json.dumps(r["Properties"].get("GlobalSecondaryIndexes", []))
+    ]
+    changed = 0
+    for statement in _statements(body, handler):
+        on_orders = f'"{orders}"' in json.dumps(statement["Resource"])
+        if action in _actions(statement) and on_orders:
+            statement["Condition"] = condition
+            changed += 1
+    assert changed, f"no statement grants {handler} {action} on the orders table"
+    return body
+
+
+def _with_results_bucket_statement(
+    body: dict[str, Any], operator: str, role_arn: dict[str, Any]
+) -> dict[str, Any]:
+    """A copy of the template whose results bucket policy denies s3:PutObject to every
+    principal whose aws:PrincipalArn matches `role_arn` under `operator` (ArnLike: that role;
+    ArnNotLike: every other)."""
+    body = copy.deepcopy(body)
+    process = body["Resources"][_function_id(body, PROCESS)]["Properties"]
+    bucket_setting = process["Environment"]["Variables"][settings.RESULTS_BUCKET_NAME.name]
+    (policy,) = [
+        r["Properties"]
+        for r in body["Resources"].values()
+        if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == bucket_setting
+    ]
+    bucket = bucket_setting["Ref"]
+    policy["PolicyDocument"]["Statement"].append(
+        {
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": {"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/*"]]},
+            "Condition": {operator: {"aws:PrincipalArn": role_arn}},
+        }
+    )
+    return body
 
 
 def _without_statements(

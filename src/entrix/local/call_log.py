@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -44,12 +45,32 @@ RESOURCE_PARAMETERS = (
     "FunctionName",
     "StateMachineArn",
 )
+# Request parameters that AWS turns into condition keys of the request (s3:prefix,
+# secretsmanager:VersionStage, dynamodb:ReturnValues and dynamodb:Select).
+CONTEXT_PARAMETERS = (
+    "Delimiter",
+    "MaxKeys",
+    "VersionStage",
+    "VersionId",
+    "ReturnValues",
+    "Select",
+    "ReturnConsumedCapacity",
+)
+# A name in a DynamoDB expression: a placeholder (#n) or a plain name, not a value (:v).
+_NAME = re.compile(r"(?<![:#\w.])(#?[A-Za-z_]\w*)")
+# The words and functions of update and key expressions (in any case), not attribute names.
+_EXPRESSION_WORDS = frozenset(
+    {"SET", "REMOVE", "ADD", "DELETE", "IF_NOT_EXISTS", "LIST_APPEND", "AND", "OR", "NOT"}
+)
 
 
 @dataclass(frozen=True)
 class Call:
     """One AWS API call a function made: e.g. ("Entrix-IntakeIngest...", "dynamodb",
-    "PutItem", {"TableName": "Entrix-IntakeOrders...", "conditional": True})."""
+    "PutItem", {"TableName": "Entrix-IntakeOrders...", "ReturnValues": "ALL_OLD",
+    "conditional": True, "attributes": [...], "keys": [{...}]}): the parameters that name its
+    resource and those its IAM condition keys are made of (of a put's item: its attribute
+    names, and its string and number values, among which its key), not the rest of the data."""
 
     function: str
     service: str
@@ -90,15 +111,79 @@ def _note(params: Mapping[str, Any], model: Any, **_: Any) -> None:
     function = getattr(_thread, "function", None)
     if function is None or not _logs:
         return
-    parameters: dict[str, Any] = {k: params[k] for k in RESOURCE_PARAMETERS if k in params}
-    if "RequestItems" in params:  # BatchWriteItem, BatchGetItem: only the tables matter
+    parameters: dict[str, Any] = {
+        k: params[k] for k in (*RESOURCE_PARAMETERS, *CONTEXT_PARAMETERS) if k in params
+    }
+    if "RequestItems" in params:  # BatchWriteItem, BatchGetItem: the tables (keys below)
         parameters["RequestItems"] = sorted(params["RequestItems"])
     if "ConditionExpression" in params:  # a conditional write: no other IAM action, but named
         parameters["conditional"] = True
-    call = Call(function, model.service_model.service_name, model.name, parameters)
+    service = model.service_model.service_name
+    if service == "dynamodb":
+        parameters |= _dynamodb_access(params)
+    call = Call(function, service, model.name, parameters)
     with _lock:
         for calls in _logs:
             calls.append(call)
+
+
+def _dynamodb_access(params: Mapping[str, Any]) -> dict[str, Any]:
+    """What DynamoDB's condition keys are made of: the top-level attributes a call writes or
+    projects ("attributes"), whether it projects ("projected"), and the key values it names
+    ("keys": each key's or item's string and number values; the partition key's value of each
+    is dynamodb:LeadingKeys)."""
+    keys: list[dict[str, str]] = []
+    attributes: set[str] = set()
+    projected = False
+    entries: list[Mapping[str, Any]] = [params]
+    for wanted in params.get("RequestItems", {}).values():
+        # BatchGetItem: {Keys, ProjectionExpression}; BatchWriteItem: [{PutRequest|DeleteRequest}]
+        entries += wanted if isinstance(wanted, list) else [wanted]
+    for entry in entries:
+        names = entry.get("ExpressionAttributeNames", {})
+        writes = [
+            entry.get("PutRequest", {}).get("Item"),
+            entry.get("DeleteRequest", {}).get("Key"),
+        ]
+        for typed in (entry.get("Key"), entry.get("Item"), *writes, *entry.get("Keys", [])):
+            if typed:
+                keys.append(_scalars(typed))
+                attributes |= set(typed)
+        attributes |= _names(entry.get("UpdateExpression", ""), names)
+        if entry.get("ProjectionExpression"):
+            projected = True
+            attributes |= _names(entry["ProjectionExpression"], names)
+        values = entry.get("ExpressionAttributeValues", {})
+        for name, placeholder in re.findall(
+            r"(#?[A-Za-z_]\w*)\s*=\s*(:\w+)", entry.get("KeyConditionExpression", "")
+        ):
+            keys.append(_scalars({names.get(name, name): values.get(placeholder, {})}))
+    found: dict[str, Any] = {}
+    if attributes:
+        found["attributes"] = sorted(attributes)
+    if keys:
+        found["keys"] = keys
+    if projected:
+        found["projected"] = True
+    return found
+
+
+def _names(expression: str, names: Mapping[str, str]) -> set[str]:
+    """The top-level attribute names an update or projection expression names."""
+    return {
+        names.get(name, name)
+        for name in _NAME.findall(expression)
+        if name.upper() not in _EXPRESSION_WORDS
+    }
+
+
+def _scalars(typed: Mapping[str, Any]) -> dict[str, str]:
+    """An item's or key's string and number values, by name."""
+    return {
+        name: str(next(iter(value.values())))
+        for name, value in typed.items()
+        if isinstance(value, dict) and next(iter(value), None) in ("S", "N")
+    }
 
 
 # The original, also when this module is imported again (the patched one keeps it as __wrapped__).

@@ -3,11 +3,14 @@
 A recorded call names local resources (the deployment's physical names); each is mapped back
 to its logical id through the deployment, then to the ARN the template gives it, so the
 request is checked against the template's own policies: the function's role, the target's
-resource policy, and the topic's key for a publish to an encrypted topic.
+resource policy, and the topic's key for a publish to an encrypted topic. Each request carries
+the condition keys AWS sends for it (entrix.local.iam.requests), the service's own made of the
+call's parameters as `entrix.local.call_log` recorded them.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,16 +28,29 @@ S3_ACTIONS = {
     "DeleteObject": ("s3:DeleteObject", True),
     "ListObjectsV2": ("s3:ListBucket", False),
 }
+# The condition keys of S3's ListBucket, from ListObjectsV2's parameters.
+S3_LIST_KEYS = {"Prefix": "s3:prefix", "Delimiter": "s3:delimiter", "MaxKeys": "s3:max-keys"}
+DYNAMODB_WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem")
+DYNAMODB_READS = ("GetItem", "BatchGetItem", "Query", "Scan")
+DYNAMODB_OPERATIONS = (*DYNAMODB_WRITES, *DYNAMODB_READS)
+# Secrets Manager's condition keys from the request's parameters (SecretId always).
+SECRETS_KEYS = {
+    "VersionStage": "secretsmanager:VersionStage",
+    "VersionId": "secretsmanager:VersionId",
+}
 # The rotation function's PutSecretValue and UpdateSecretVersionStage included (its calls are
 # checked by tests/local/test_key_rotation.py).
 SECRETS_ACTIONS = ("GetSecretValue", "DescribeSecret", "PutSecretValue", "UpdateSecretVersionStage")
 
 
 class Local:
-    """Local physical names back to the template's logical ids, through the deployment."""
+    """Local physical names back to the template's logical ids, through the deployment; and
+    the time its requests are made at (one for all, so that the same call makes the same
+    request)."""
 
-    def __init__(self, model: StackModel, deployment: Deployment) -> None:
+    def __init__(self, model: StackModel, deployment: Deployment, at: float | None = None) -> None:
         self.model = model
+        self.at = time.time() if at is None else at
         self.by_name = {
             (deployment.types[logical_id], name): logical_id
             for logical_id, name in deployment.names.items()
@@ -54,16 +70,15 @@ class Local:
 
 
 def call_requests(local: Local, role: Role, call: Call) -> list[list[Request]]:
-    """The requests of one call (a batch call makes one per table)."""
+    """The requests of one call (a batch call makes one per table), each with the condition
+    keys the service sends for it, made of the call's own parameters."""
     model, p = local.model, call.parameters
+    function = local.arn("AWS::Lambda::Function", call.function)
     where = f"{call.function} {call.service}.{call.operation}"
     if call.service == "dynamodb":
         tables = p.get("RequestItems") or [p["TableName"]]
         action = f"dynamodb:{call.operation}"
-        if call.operation not in (
-            "BatchWriteItem", "BatchGetItem", "GetItem", "PutItem", "UpdateItem", "DeleteItem",
-            "Query", "Scan",
-        ):  # fmt: skip
+        if call.operation not in DYNAMODB_OPERATIONS:
             raise ModelError(f"{where}: the model does not map this operation")
         requests = []
         for table in tables:
@@ -72,7 +87,10 @@ def call_requests(local: Local, role: Role, call: Call) -> list[list[Request]]:
             arn = model.arn(logical_id)
             if "IndexName" in p:
                 arn = f"{arn}/index/{p['IndexName']}"
-            requests.append([role_request(model, role, action, arn)])
+            context = _dynamodb_context(model, logical_id, call)
+            requests.append(
+                [role_request(model, role, action, arn, None, context, function, local.at)]
+            )
         return requests
     if call.service == "s3" and call.operation in S3_ACTIONS:
         action, on_object = S3_ACTIONS[call.operation]
@@ -85,14 +103,71 @@ def call_requests(local: Local, role: Role, call: Call) -> list[list[Request]]:
             _no_customer_key(model, logical_id, rule.get("ServerSideEncryptionByDefault"))
         bucket = model.ref(logical_id)
         resource = f"arn:aws:s3:::{bucket}" + (f"/{p['Key']}" if on_object else "")
-        return [[role_request(model, role, action, resource, model.bucket_policy(bucket))]]
+        # Signed in the Authorization header with SigV4, as every SDK call is.
+        context = {
+            "s3:authType": "REST-HEADER",
+            "s3:signatureversion": "AWS4-HMAC-SHA256",
+            "s3:ResourceAccount": model.account,
+        }
+        if not on_object:
+            context |= {
+                key: str(p[parameter]) for parameter, key in S3_LIST_KEYS.items() if parameter in p
+            }
+        policy = model.bucket_policy(bucket)
+        return [[role_request(model, role, action, resource, policy, context, function, local.at)]]
     if call.service == "sns" and call.operation in ("Publish", "PublishBatch"):
         # PublishBatch is authorized as sns:Publish (IAM has no action of its own for it).
         topic = p.get("TopicArn") or p["TargetArn"]
-        return [role_publishes(model, role, local.arn("AWS::SNS::Topic", topic.rsplit(":")[-1]))]
+        arn = local.arn("AWS::SNS::Topic", topic.rsplit(":")[-1])
+        return [role_publishes(model, role, arn, function, local.at)]
     if call.service == "secretsmanager" and call.operation in SECRETS_ACTIONS:
-        return [[role_request(model, role, f"secretsmanager:{call.operation}", _secret(local, p))]]
+        context = {"secretsmanager:SecretId": p["SecretId"]}
+        context |= {key: p[parameter] for parameter, key in SECRETS_KEYS.items() if parameter in p}
+        action = f"secretsmanager:{call.operation}"
+        secret = _secret(local, p)
+        return [[role_request(model, role, action, secret, None, context, function, local.at)]]
     raise ModelError(f"{where}: the model does not map this call")
+
+
+def _dynamodb_context(model: StackModel, table: str, call: Call) -> dict[str, str | list[str]]:
+    """DynamoDB's condition keys of a call on `table` (IAM's "Using IAM policy conditions for
+    fine-grained access control"): the partition key values it names (dynamodb:LeadingKeys;
+    for a query on an index, the index's), the top-level attributes it writes or projects
+    (dynamodb:Attributes), what it returns (dynamodb:ReturnValues, when asked) and selects
+    (dynamodb:Select, DynamoDB's default when not asked)."""
+    p, operation = call.parameters, call.operation
+    index = p.get("IndexName")
+    partition = _partition_key(model, table, index)
+    leading = sorted({keys[partition] for keys in p.get("keys", []) if partition in keys})
+    context: dict[str, str | list[str]] = {}
+    if leading:
+        context["dynamodb:LeadingKeys"] = leading
+    if operation in DYNAMODB_WRITES or p.get("projected"):
+        context["dynamodb:Attributes"] = list(p.get("attributes", []))
+    if operation in DYNAMODB_WRITES and "ReturnValues" in p:
+        context["dynamodb:ReturnValues"] = p["ReturnValues"]
+    if operation in DYNAMODB_READS:
+        default = "ALL_PROJECTED_ATTRIBUTES" if index else "ALL_ATTRIBUTES"
+        context["dynamodb:Select"] = p.get(
+            "Select", "SPECIFIC_ATTRIBUTES" if p.get("projected") else default
+        )
+    if "ReturnConsumedCapacity" in p:
+        context["dynamodb:ReturnConsumedCapacity"] = p["ReturnConsumedCapacity"]
+    return context
+
+
+def _partition_key(model: StackModel, table: str, index: str | None) -> str:
+    """The partition (HASH) key's name of the table, or of its index `index`."""
+    props = model.props(table)
+    schema = props["KeySchema"]
+    if index is not None:
+        indexes = [
+            *props.get("GlobalSecondaryIndexes", []),
+            *props.get("LocalSecondaryIndexes", []),
+        ]
+        (schema,) = [i["KeySchema"] for i in indexes if i["IndexName"] == index]
+    (name,) = [key["AttributeName"] for key in schema if key["KeyType"] == "HASH"]
+    return str(name)
 
 
 def _secret(local: Local, parameters: Mapping[str, Any]) -> str:

@@ -50,14 +50,22 @@ class Decision:
     errors: Any
     identity: str | None
     resource_policy: str | None
+    # Context keys the simulator does not know for the action and so left out of the decision:
+    # a key AWS sends must count, so a decision that ignored one is not an answer.
+    ignored: Sequence[str] = ()
 
     @property
     def allowed(self) -> bool:
-        return self.result == ALLOWED and not self.errors
+        return self.result == ALLOWED and not self.errors and not self.ignored
 
     def explain(self) -> str:
         if self.errors:
             return f"{self.request.describe()}: the simulator refused the request: {self.errors}"
+        if self.ignored:
+            return (
+                f"{self.request.describe()}: the simulator ignored the context keys "
+                f"{sorted(self.ignored)}, which it does not know for {self.request.action}"
+            )
         return (
             f"{self.request.describe()}: {self.result} (identity policies: {self.identity}, "
             f"resource policy: {self.resource_policy}, context: {dict(self.request.context)})"
@@ -92,6 +100,6 @@ def decide(requests: Sequence[Request]) -> list[Decision]:
         raise RuntimeError(f"{SIMULATOR.name} failed: {completed.stderr[-4000:]}")
     answers = json.loads(completed.stdout)
     return [
-        Decision(r, a["result"], a["errors"], a["identity"], a["resourcePolicy"])
+        Decision(r, a["result"], a["errors"], a["identity"], a["resourcePolicy"], a["ignored"])
         for r, a in zip(requests, answers, strict=True)
     ]

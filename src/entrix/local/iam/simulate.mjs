@@ -3,10 +3,10 @@
 // KMS key policies that must allow or delegate to the account, every condition operator).
 //
 // stdin: a JSON list of {principal, action, resource, account, context, identityPolicies,
-// resourcePolicy}; stdout: a JSON list of {result, errors, identity, resourcePolicy}, one per
-// request, in order. `result` is Allowed, ImplicitlyDenied or ExplicitlyDenied; `errors` lists
-// what the simulator refused as input (an unknown action, a resource ARN of the wrong type, a
-// context key the action does not have).
+// resourcePolicy}; stdout: a JSON list of {result, errors, identity, resourcePolicy, ignored},
+// one per request, in order. `result` is Allowed, ImplicitlyDenied or ExplicitlyDenied; `errors`
+// lists what the simulator refused as input (an unknown action, a resource ARN of the wrong
+// type); `ignored` the context keys it dropped because it does not know them for the action.
 import { runSimulation } from '@cloud-copilot/iam-simulate'
 
 const chunks = []
@@ -38,7 +38,12 @@ for (const request of requests) {
     result: response.overallResult ?? null,
     errors: response.errors ?? null,
     identity: analysis?.identityAnalysis?.result ?? null,
-    resourcePolicy: analysis?.resourceAnalysis?.result ?? null
+    resourcePolicy: analysis?.resourceAnalysis?.result ?? null,
+    ignored: [
+      ...new Set(
+        [response.result, ...(response.results ?? [])].flatMap((r) => r?.ignoredContextKeys ?? [])
+      )
+    ]
   })
 }
 process.stdout.write(JSON.stringify(answers))
