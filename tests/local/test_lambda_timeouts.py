@@ -17,8 +17,8 @@ from moto import mock_aws
 from entrix.local.apigateway import ApiGateway, RestApi
 from entrix.local.lambda_runner import FunctionSpec, invoke, moto_lambdas_in_process
 from entrix.local.pipeline import wait_for_execution
-from tests.local.test_apigateway import deploy, request
 from tests.local.templates import api_template
+from tests.local.test_apigateway import deploy, request
 
 MODULE = "tests.local.fake_slow_handlers"
 BUCKET = "late-writes"
