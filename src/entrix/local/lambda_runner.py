@@ -87,8 +87,8 @@ from entrix.local import call_log
 _INVOCATION_LOCK = threading.RLock()
 # How long a stopped handler may take to end before the lock is released without it.
 STOP_GRACE_SECONDS = 0.2
-# Lambda's errorType for an invocation past its function's timeout (python3.13, as every runtime
-# on Amazon Linux 2023); Step Functions names the task's error by it.
+# Lambda's errorType for an invocation past its function's timeout on current runtimes (python3.13
+# included; docs/local-runtime.md, "Lambda timeouts"); Step Functions names the task's error by it.
 TIMEOUT_ERROR_TYPE = "Sandbox.Timedout"
 # `log` is the list collecting a thread's output while it runs a handler, else None;
 # `environ` the variables a thread sees inside `applied_environment()`, else None.
