@@ -402,9 +402,7 @@ class _Run:
                     if not self.stopped:
                         self.outcome = outcome
         except HandlerTimedOut:
-            pass  # the invoking thread has reported the timeout
-        finally:
-            _invocation.log = _invocation.sink = None
+            pass  # the invoking thread has reported the timeout; this thread ends here
 
     def finish(self, worker: threading.Thread) -> Invocation | None:
         """The handler's outcome; None when it was still running, and has now been stopped."""
