@@ -26,7 +26,8 @@ Modules are imported once per process, on first use and inside that function's e
 a warm Lambda container kept for every function: a handler module that reads variables at import
 time sees its own function's (each function has its own handler module), but a module shared by
 two functions keeps what the first one imported it with. A handler that makes moto invoke
-another function synchronously waits for this lock until its own deadline; none does.
+another function synchronously waits for this lock until its own deadline, and is stopped
+then; none does.
 
 The function's Timeout is enforced as Lambda enforces it. Each handler runs in a worker thread of
 its own while the invoking thread waits, under the lock, until the deadline. A handler still
