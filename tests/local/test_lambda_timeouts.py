@@ -37,6 +37,10 @@ def slow():
     module.RELEASE.set()  # let any handler still blocked end
 
 
+# The timeout of the handlers that must finish: generous, as the machine may be loaded.
+AMPLE = 30
+
+
 def spec(handler: str, name: str = "slow", timeout: int = 1) -> FunctionSpec:
     return FunctionSpec(function_name=name, handler=f"{MODULE}.{handler}", timeout=timeout)
 
@@ -68,16 +72,16 @@ def test_timed_out_invocation_reports_lambdas_payload_and_report_line(slow):
 
 
 def test_a_handler_within_its_timeout_is_not_stopped(slow):
-    result = invoke(spec("init", timeout=3), {})
+    result = invoke(spec("init", timeout=AMPLE), {})
     assert not result.errored
     assert "Status:" not in result.logs
 
 
 def test_next_invocation_after_a_timeout_runs_the_module_again(slow):
-    first = invoke(spec("init"), {}).json()["init"]
-    assert invoke(spec("init"), {}).json()["init"] == first  # warm: the module stays
+    first = invoke(spec("init", timeout=AMPLE), {}).json()["init"]
+    assert invoke(spec("init", timeout=AMPLE), {}).json()["init"] == first  # warm: it stays
     assert invoke(spec("nap"), {}).errored
-    assert invoke(spec("init"), {}).json()["init"] != first
+    assert invoke(spec("init", timeout=AMPLE), {}).json()["init"] != first
 
 
 @mock_aws
@@ -87,7 +91,7 @@ def test_a_stuck_handler_does_not_hold_the_lock_and_its_late_write_never_happens
     stuck = invoke(spec("blocked_then_write"), {"bucket": BUCKET})
     assert stuck.json()["errorType"] == "Sandbox.Timedout"
     # The handler is still blocked (nothing has released it), and the next invocation runs.
-    assert not invoke(spec("init", name="other"), {}).errored
+    assert not invoke(spec("init", name="other", timeout=AMPLE), {}).errored
     stopped = worker(stuck)
     slow.RELEASE.set()
     stopped.join(THREAD_END_SECONDS)
