@@ -26,9 +26,31 @@ Modules are imported once per process, on first use and inside that function's e
 a warm Lambda container kept for every function: a handler module that reads variables at import
 time sees its own function's (each function has its own handler module), but a module shared by
 two functions keeps what the first one imported it with. A handler that makes moto invoke
-another function synchronously would wait for this lock forever; none does.
-The function's Timeout is not enforced (a thread cannot be stopped); the context's
-`get_remaining_time_in_millis()` counts down from it as in Lambda.
+another function synchronously waits for this lock until its own deadline, and is stopped
+then; none does.
+
+The function's Timeout is enforced as Lambda enforces it. Each handler runs in a worker thread of
+its own while the invoking thread waits, under the lock, until the deadline. A handler still
+running then is stopped: `HandlerTimedOut` is raised in its thread
+(`ctypes.pythonapi.PyThreadState_SetAsyncExc`, a BaseException, so that `except Exception` does
+not swallow it), the invocation reports what Lambda reports (the payload `{"errorType":
+"Sandbox.Timedout", "errorMessage": "RequestId: ... Error: Task timed out after N.00 seconds"}`,
+`Status: timeout` on the REPORT line), and the handler's module is dropped from `sys.modules`, so
+the next invocation imports it again and its module-level code runs again, as Lambda resets the
+execution environment after a timeout and initializes it again on the next invocation. A thread
+cannot be killed, hence this design; a subprocess per function would be, but would lose the
+in-process speed and moto's in-process backends. What differs from AWS:
+- an exception is raised in a thread only when it runs Python code: a handler blocked in a C call
+  (`time.sleep`, a socket read) is stopped when the call returns. The lock is released after a
+  short grace (`STOP_GRACE_SECONDS`) whether or not the handler has ended, so a stuck handler
+  never holds it for long; a call it had in flight at the deadline may still complete;
+- any AWS call the stopped handler, or a thread running in a copy of its context, starts after
+  the deadline is refused before it is sent (a botocore `before-call` hook raises
+  `HandlerTimedOut`), also when the handler catches the exception and carries on; work it handed
+  to a `ThreadPoolExecutor` (which passes no context) is not stopped and finishes its tasks;
+- only the handler's own module is imported again: modules it shares with other functions
+  (`entrix.aws`, `entrix.settings`, boto3) keep their state, where Lambda starts a new process.
+The context's `get_remaining_time_in_millis()` counts down from the Timeout as in Lambda.
 
 Usage in a test with `mock_aws` (the state machine's Lambda calls are then intercepted in process)::
 
@@ -41,6 +63,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import ctypes
 import decimal
 import importlib
 import io
@@ -57,9 +80,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+import boto3
+import botocore.handlers
+
 from entrix.local import call_log
 
 _INVOCATION_LOCK = threading.RLock()
+# How long a stopped handler may take to end before the lock is released without it.
+STOP_GRACE_SECONDS = 0.2
+# Lambda's errorType for an invocation past its function's timeout on current runtimes (python3.13
+# included; docs/local-runtime.md, "Lambda timeouts"); Step Functions names the task's error by it.
+TIMEOUT_ERROR_TYPE = "Sandbox.Timedout"
 # `log` is the list collecting a thread's output while it runs a handler, else None;
 # `environ` the variables a thread sees inside `applied_environment()`, else None.
 _invocation = threading.local()
@@ -67,6 +98,11 @@ _invocation = threading.local()
 # of its context (Lambda B's calls): in Lambda every thread of the process logs to the function.
 _invocation_sink: contextvars.ContextVar[_LogSink | None] = contextvars.ContextVar(
     "invocation_sink", default=None
+)
+# The invocation whose handler runs in this context: its worker thread, and the threads it starts
+# with a copy of its context.
+_current_run: contextvars.ContextVar[_Run | None] = contextvars.ContextVar(
+    "current_run", default=None
 )
 # Where the deployer keeps a function's LoggingConfig on moto's function object (moto drops it);
 # versions copy it with the function.
@@ -328,8 +364,65 @@ def applied_environment(variables: Mapping[str, str]) -> Iterator[None]:
         _invocation.environ = outer
 
 
+class HandlerTimedOut(BaseException):
+    """Raised in a handler's thread at its function's deadline, and by every AWS call it starts
+    after it: a BaseException, so that the handler's `except Exception` does not swallow it."""
+
+
+@dataclass
+class _Run:
+    """One invocation's handler call, made in its worker thread; `outcome` is set when the
+    handler returned or raised before the invoking thread stopped it (`stopped`)."""
+
+    spec: FunctionSpec
+    event: Any
+    context: LambdaContext
+    environment: Mapping[str, str]
+    captured: list[str]
+    outcome: Invocation | None = None
+    stopped: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self) -> None:
+        """The worker thread's body, in a copy of the invoking thread's context."""
+        request_id = self.context.aws_request_id
+        sink = _LogSink(self.captured, request_id, self.spec.log_format)
+        _current_run.set(self)
+        _invocation_sink.set(sink)
+        _invocation.log, _invocation.sink = self.captured, sink
+        try:
+            with applied_environment(self.environment), call_log.running(self.spec.function_name):
+                try:
+                    result = load_handler(self.spec.handler)(self.event, self.context)
+                    outcome = _result(request_id, result)
+                except HandlerTimedOut:
+                    raise
+                except BaseException as error:  # noqa: BLE001 - Lambda reports each as a payload
+                    outcome = _error(request_id, type(error).__name__, str(error), error)
+                with self.lock:
+                    if not self.stopped:
+                        self.outcome = outcome
+        except HandlerTimedOut:
+            pass  # the invoking thread has reported the timeout; this thread ends here
+
+    def finish(self, worker: threading.Thread) -> Invocation | None:
+        """The handler's outcome; None when it was still running, and has now been stopped."""
+        with self.lock:
+            if self.outcome is not None:
+                return self.outcome
+            self.stopped = True
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(worker.ident or 0), ctypes.py_object(HandlerTimedOut)
+        )
+        worker.join(STOP_GRACE_SECONDS)
+        # Lambda resets the execution environment: the next invocation runs the module again.
+        sys.modules.pop(self.spec.handler.rpartition(".")[0], None)
+        return None
+
+
 def invoke(spec: FunctionSpec, event: Any) -> Invocation:
-    """Call the function's handler with `event`, as the Lambda Python runtime would.
+    """Call the function's handler with `event`, as the Lambda Python runtime would, and stop it
+    at the function's timeout (see the module's docstring).
 
     `logs` holds what the handler printed or logged through an output installed by
     `handler_output_captured()`, between Lambda's START and END/REPORT lines.
@@ -347,36 +440,52 @@ def invoke(spec: FunctionSpec, event: Any) -> Invocation:
     )
     captured: list[str] = [f"START RequestId: {request_id} Version: {spec.version}\n"]
     started = time.monotonic()
-    with (
-        _INVOCATION_LOCK,
-        applied_environment(runtime_environment(spec)),
-        call_log.running(spec.function_name),
-    ):
-        sink = _LogSink(captured, request_id, spec.log_format)
-        _invocation.log, _invocation.sink = captured, sink
-        sink_token = _invocation_sink.set(sink)
+    with _INVOCATION_LOCK:
+        # The invoking thread's variables plus the function's, as the worker's own view.
+        run = _Run(spec, event, context, {**os.environ, **runtime_environment(spec)}, captured)
+        worker = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(run,),
+            name=f"{spec.function_name} {request_id}",
+            daemon=True,
+        )
         root = logging.getLogger()
         root_level = root.level
         if spec.log_level:
             root.setLevel(spec.log_level)
         try:
-            result = load_handler(spec.handler)(event, context)
-            outcome = _result(request_id, result)
-        except Exception as error:  # noqa: BLE001 - Lambda reports every exception as a payload
-            outcome = _error(request_id, type(error).__name__, str(error), error)
+            worker.start()
+            worker.join(max(0.0, context.deadline - time.monotonic()))
+            outcome = run.finish(worker)
         finally:
-            _invocation.log = _invocation.sink = None
-            _invocation_sink.reset(sink_token)
             root.setLevel(root_level)
+    milliseconds = (time.monotonic() - started) * 1000
+    status = ""
+    if outcome is None:
+        outcome = _timed_out(request_id, spec.timeout)
+        milliseconds, status = spec.timeout * 1000.0, "\tStatus: timeout"
     if outcome.errored:
         captured.append(outcome.logs)
-    milliseconds = (time.monotonic() - started) * 1000
     captured.append(f"END RequestId: {request_id}\n")
     captured.append(
         f"REPORT RequestId: {request_id}\tDuration: {milliseconds:.2f} ms\t"
-        f"Memory Size: {spec.memory_size} MB\n"
+        f"Memory Size: {spec.memory_size} MB{status}\n"
     )
     return Invocation(outcome.payload, outcome.errored, "".join(captured))
+
+
+def _timed_out(request_id: str, timeout: int) -> Invocation:
+    """What Lambda answers for an invocation past its function's timeout."""
+    message = f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds"
+    payload = {"errorType": TIMEOUT_ERROR_TYPE, "errorMessage": message}
+    return Invocation(json.dumps(payload), errored=True, logs=message + "\n")
+
+
+def _refuse_after_deadline(**_: Any) -> None:
+    """botocore `before-call` hook: a stopped handler starts no AWS call."""
+    run = _current_run.get()
+    if run is not None and run.stopped:
+        raise HandlerTimedOut(f"{run.spec.function_name} is past its timeout")
 
 
 def _result(request_id: str, result: Any) -> Invocation:
@@ -387,7 +496,7 @@ def _result(request_id: str, result: Any) -> Invocation:
         return _error(request_id, "Runtime.MarshalError", message, error)
 
 
-def _error(request_id: str, error_type: str, message: str, error: Exception) -> Invocation:
+def _error(request_id: str, error_type: str, message: str, error: BaseException) -> Invocation:
     stack = traceback.format_tb(error.__traceback__)
     payload = {
         "errorMessage": message,
@@ -459,3 +568,13 @@ def moto_lambdas_in_process() -> Iterator[None]:
         yield
     finally:
         LambdaFunction._invoke_lambda = original  # type: ignore[method-assign]
+
+
+# Every session made from now on copies botocore's built-in handlers; boto3's default one may
+# exist already. Clients made earlier from another session are not guarded (handlers make theirs
+# at import, after the runtime has imported this module).
+_GUARD_EVENT = "before-call"
+if (_GUARD_EVENT, _refuse_after_deadline) not in botocore.handlers.BUILTIN_HANDLERS:
+    botocore.handlers.BUILTIN_HANDLERS.append((_GUARD_EVENT, _refuse_after_deadline))
+    if boto3.DEFAULT_SESSION is not None:
+        boto3.DEFAULT_SESSION.events.register(_GUARD_EVENT, _refuse_after_deadline)

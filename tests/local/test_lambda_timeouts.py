@@ -1,0 +1,226 @@
+"""A handler past its function's Timeout is stopped and reported as Lambda reports it; the next
+invocation runs the module again; Step Functions and API Gateway see what they see in AWS; nothing
+the stopped handler would do after its deadline reaches AWS.
+
+Time passes for real (timeouts of 1 s); waits are bounded generously and nothing asserts speed.
+"""
+
+import dataclasses
+import importlib
+import json
+import threading
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from entrix.local.apigateway import ApiGateway, RestApi
+from entrix.local.lambda_runner import FunctionSpec, invoke, moto_lambdas_in_process
+from entrix.local.pipeline import wait_for_execution
+from tests.local.templates import api_template
+from tests.local.test_apigateway import deploy, request
+
+MODULE = "tests.local.fake_slow_handlers"
+BUCKET = "late-writes"
+# Generous bound on waiting for a stopped handler's thread to end once released.
+THREAD_END_SECONDS = 30
+
+
+@pytest.fixture
+def slow():
+    """The fake handlers' module as the tests release them through (it survives the drop from
+    sys.modules that a timeout makes)."""
+    module = importlib.import_module(MODULE)
+    module.RELEASE.clear()
+    module.REACHED.clear()
+    yield module
+    module.RELEASE.set()  # let any handler still blocked end
+
+
+# The timeout of the handlers that must finish: generous, as the machine may be loaded.
+AMPLE = 30
+
+
+def spec(handler: str, name: str = "slow", timeout: int = 1) -> FunctionSpec:
+    return FunctionSpec(function_name=name, handler=f"{MODULE}.{handler}", timeout=timeout)
+
+
+def request_id(result) -> str:
+    return result.logs.split("START RequestId: ", 1)[1].split(" ", 1)[0]
+
+
+def worker(result) -> threading.Thread:
+    """The thread that ran the invocation's handler."""
+    rid = request_id(result)
+    return next(t for t in threading.enumerate() if t.name.endswith(rid))
+
+
+def test_timed_out_invocation_reports_lambdas_payload_and_report_line(slow):
+    result = invoke(spec("nap"), {})
+    rid = request_id(result)
+    assert result.errored
+    assert result.json() == {
+        "errorType": "Sandbox.Timedout",
+        "errorMessage": f"RequestId: {rid} Error: Task timed out after 1.00 seconds",
+    }
+    lines = result.logs.splitlines()
+    assert lines[-3] == f"RequestId: {rid} Error: Task timed out after 1.00 seconds"
+    assert lines[-2] == f"END RequestId: {rid}"
+    assert lines[-1] == (
+        f"REPORT RequestId: {rid}\tDuration: 1000.00 ms\tMemory Size: 128 MB\tStatus: timeout"
+    )
+
+
+def test_a_handler_within_its_timeout_is_not_stopped(slow):
+    result = invoke(spec("init", timeout=AMPLE), {})
+    assert not result.errored
+    assert "Status:" not in result.logs
+
+
+def test_next_invocation_after_a_timeout_runs_the_module_again(slow):
+    first = invoke(spec("init", timeout=AMPLE), {}).json()["init"]
+    assert invoke(spec("init", timeout=AMPLE), {}).json()["init"] == first  # warm: it stays
+    assert invoke(spec("nap"), {}).errored
+    assert invoke(spec("init", timeout=AMPLE), {}).json()["init"] != first
+
+
+@mock_aws
+def test_a_stuck_handler_does_not_hold_the_lock_and_its_late_write_never_happens(slow):
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    stuck = invoke(spec("blocked_then_write"), {"bucket": BUCKET})
+    assert stuck.json()["errorType"] == "Sandbox.Timedout"
+    # The handler is still blocked (nothing has released it), and the next invocation runs.
+    assert not invoke(spec("init", name="other", timeout=AMPLE), {}).errored
+    stopped = worker(stuck)
+    slow.RELEASE.set()
+    stopped.join(THREAD_END_SECONDS)
+    assert not stopped.is_alive()
+    assert slow.REACHED == []  # stopped as the blocking call returned, before its next line
+    assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
+
+
+@mock_aws
+def test_a_handler_that_swallows_the_timeout_cannot_call_aws_after_it(slow):
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    stuck = invoke(spec("swallow_then_write"), {"bucket": BUCKET})
+    assert stuck.errored
+    stopped = worker(stuck)
+    slow.RELEASE.set()
+    stopped.join(THREAD_END_SECONDS)
+    assert not stopped.is_alive()
+    assert slow.REACHED == ["caught", "writing"]  # it did try
+    assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
+
+
+ROLE = "arn:aws:iam::123456789012:role/sfn"
+
+
+def _create_function(handler: str) -> str:
+    iam = boto3.client("iam")
+    role = iam.create_role(
+        RoleName="slow-role",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )
+    return boto3.client("lambda").create_function(
+        FunctionName="slow",
+        Runtime="python3.13",
+        Role=role["Role"]["Arn"],
+        Handler=f"{MODULE}.{handler}",
+        Code={"ZipFile": b"not used: the handler runs from the installed package"},
+        Timeout=1,
+    )["FunctionArn"]
+
+
+def test_state_machine_task_fails_with_step_functions_error_name_and_retry_and_catch_match(slow):
+    """As the Lambda task of the results workflow is defined (`lambda:invoke`): the timed-out
+    task's error is `Sandbox.Timedout`, which its Retry retries and its Catch catches; a Catch
+    on `Lambda.Unknown` (the name for a runtime that reports no errorType) does not fire."""
+    with (
+        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
+        moto_lambdas_in_process(),
+    ):
+        arn = _create_function("nap")
+        definition = {
+            "StartAt": "Process",
+            "States": {
+                "Process": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::lambda:invoke",
+                    "Parameters": {"FunctionName": arn, "Payload.$": "$"},
+                    "Retry": [
+                        {
+                            "ErrorEquals": ["Sandbox.Timedout"],
+                            "IntervalSeconds": 1,
+                            "MaxAttempts": 1,
+                            "BackoffRate": 1,
+                        }
+                    ],
+                    "Catch": [
+                        {"ErrorEquals": ["Lambda.Unknown"], "Next": "WrongName"},
+                        {
+                            "ErrorEquals": ["Sandbox.Timedout"],
+                            "Next": "TimedOut",
+                            "ResultPath": "$.error",
+                        },
+                    ],
+                    "End": True,
+                },
+                "WrongName": {"Type": "Fail", "Error": "WrongName"},
+                "TimedOut": {"Type": "Pass", "End": True},
+            },
+        }
+        sfn = boto3.client("stepfunctions")
+        machine = sfn.create_state_machine(
+            name="m", definition=json.dumps(definition), roleArn=ROLE
+        )["stateMachineArn"]
+        started = sfn.start_execution(stateMachineArn=machine, name="run-1", input="{}")
+        described = wait_for_execution(sfn, started["executionArn"], timeout_seconds=60)
+        history = sfn.get_execution_history(executionArn=started["executionArn"])["events"]
+    assert described["status"] == "SUCCEEDED", described
+    error = json.loads(described["output"])["error"]
+    assert error["Error"] == "Sandbox.Timedout"
+    assert json.loads(error["Cause"])["errorMessage"].endswith("Task timed out after 1.00 seconds")
+    attempts = [e for e in history if e["type"] == "TaskScheduled"]
+    assert len(attempts) == 2  # the first try and one retry
+
+
+def _gateway_with(**handlers: str) -> ApiGateway:
+    """The test API, with the named template functions' handlers replaced by slow ones
+    (timeout 1 s)."""
+    deployment = deploy(api_template())
+    functions = dict(deployment.functions)
+    for name, function in functions.items():
+        for original, replacement in handlers.items():
+            if function.handler.endswith(f".{original}"):
+                functions[name] = dataclasses.replace(
+                    function, handler=f"{MODULE}.{replacement}", timeout=1
+                )
+    api = RestApi.from_parts(deployment.api, deployment.api_ids)
+    return ApiGateway(api, lambda name, event: invoke(functions[name], event))
+
+
+def test_a_timed_out_integration_is_api_gateways_502(slow):
+    gateway = _gateway_with(proxy_echo="nap")
+    response = gateway.handle(request("POST", "/orders"))
+    assert response.status == 502
+    assert response.json()["message"] == "Internal server error"
+
+
+def test_a_timed_out_authorizer_is_api_gateways_500(slow):
+    gateway = _gateway_with(authorize="nap")
+    response = gateway.handle(request("POST", "/orders"))
+    assert response.status == 500
+    assert response.header("x-amzn-ErrorType") == "AuthorizerConfigurationException"
