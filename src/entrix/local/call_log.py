@@ -43,6 +43,14 @@ RESOURCE_PARAMETERS = (
     "QueueUrl",
     "FunctionName",
     "StateMachineArn",
+    # What `entrix verify` names (tests/permissions/test_verify_calls.py).
+    "StackName",
+    "AlarmName",
+    "AlarmNames",
+    "AlarmNamePrefix",
+    "stateMachineArn",
+    "executionArn",
+    "roleArn",
 )
 
 
