@@ -14,12 +14,16 @@ from pathlib import Path
 import pytest
 from aws_cdk.cx_api import CloudAssembly
 
-from entrix.local.iam.calls import verify_call_requests
 from entrix.local.iam.evaluate import Request, decide
-from entrix.local.iam.model import Role, StackModel
+from entrix.local.iam.model import StackModel
 from infra.stacks.delivery import VERIFY_MODES
 from tests.permissions.conftest import count
-from tests.permissions.verify_calls import observed_modes, verify_actions
+from tests.permissions.verify_calls import (
+    observed_modes,
+    observed_requests,
+    verify_actions,
+    verify_role,
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,27 +38,6 @@ def models(nag_assembly: Path) -> dict[str, StackModel]:
         for stack in CloudAssembly(str(nag_assembly)).stacks_recursively
         if stack.stack_name in {"EntrixDelivery", "Dev-Entrix", "Prod-Entrix"}
     }
-
-
-def verify_role(delivery: StackModel, stage: str) -> Role:
-    """The role of the stage's VerifyDeploy CodeBuild project (the one running its command)."""
-    (project,) = [
-        p
-        for p in delivery.of_type("AWS::CodeBuild::Project")
-        if f"verify --stack {stage}-Entrix " in json.dumps(p.properties)
-    ]
-    return delivery.role(delivery.props(project.logical_id)["ServiceRole"])
-
-
-def observed_requests(stage: str, role: Role, target: StackModel) -> list[Request]:
-    observed = observed_modes()[VERIFY_MODES[stage]]
-    assert observed.local is not None
-    return [
-        request
-        for call in observed.calls
-        for requests in verify_call_requests(observed.local, target, role, call)
-        for request in requests
-    ]
 
 
 def refused(requests: list[Request]) -> list[str]:

@@ -29,12 +29,14 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from entrix.local import call_log, harness
 from entrix.local.call_log import Call
-from entrix.local.iam.calls import Local
+from entrix.local.iam.calls import Local, verify_call_requests
+from entrix.local.iam.evaluate import Request
 from entrix.local.iam.model import Role, StackModel
 from entrix.local.runtime import LocalSystem
 from entrix.token_command import AUTHORIZER_HANDLER
 from entrix.verify_command import MODES, OPS_TOPIC_OUTPUT, run_checks, target_of_stack
 from infra.constructs.verification_probe import PROBE_ALARM
+from infra.stacks.delivery import VERIFY_MODES
 from tests.support.alarm_actions import deploy_alarms
 
 VERIFIER = "entrix-verify"
@@ -202,3 +204,24 @@ def verify_actions(delivery: StackModel, role: Role) -> set[str]:
             granted = statement["Action"]
             actions.update(granted if isinstance(granted, list) else [granted])
     return actions
+
+
+def verify_role(delivery: StackModel, stage: str) -> Role:
+    """The role of the stage's VerifyDeploy CodeBuild project (the one running its command)."""
+    (project,) = [
+        p
+        for p in delivery.of_type("AWS::CodeBuild::Project")
+        if f"verify --stack {stage}-Entrix " in json.dumps(p.properties)
+    ]
+    return delivery.role(delivery.props(project.logical_id)["ServiceRole"])
+
+
+def observed_requests(stage: str, role: Role, target: StackModel) -> list[Request]:
+    observed = observed_modes()[VERIFY_MODES[stage]]
+    assert observed.local is not None
+    return [
+        request
+        for call in observed.calls
+        for requests in verify_call_requests(observed.local, target, role, call)
+        for request in requests
+    ]
