@@ -17,9 +17,9 @@ import pytest
 from aws_cdk.cx_api import CloudAssembly, SynthesisMessageLevel
 from ruamel.yaml import YAML
 
+from entrix.local.iam.model import StackModel
 from infra.app import DELIVERY_STACK, build_app
 from infra.config import DELIVERY_PREFIX, STAGES_CONTEXT_KEY
-from entrix.local.iam.model import StackModel
 from infra.stacks.delivery import BUILD_COMMANDS, BUILD_RUNTIMES, INSTALL_COMMANDS, VERIFY_MODES
 from tests.infra.conftest import NO_BUNDLING
 from tests.permissions.verify_calls import observed_requests, verify_actions, verify_role
