@@ -821,13 +821,15 @@ def _artifact_requests(
 PIPELINE_ARTIFACT_KEY = "entrix-delivery/an-artifact/a1b2c3"
 
 
-def pipeline_edges(model: StackModel) -> list[Edge]:
+def pipeline_edges(model: StackModel, app: Sequence[StackModel] = ()) -> list[Edge]:
     """CodePipeline assuming its role; its role assuming each action's role (a bootstrap deploy
     role, maybe in a stage's account, trusts the pipeline's account); each action's role doing
     the action (starting a CodeBuild build, using the source connection, writing the source
     artifact); CodeBuild assuming each project's role, which writes the project's build log and
     reads (and, for a step with output, writes) the artifacts under the pipeline's key; a
-    bootstrap deploy role reading the artifacts (the bucket and key policies decide)."""
+    bootstrap deploy role reading the artifacts (the bucket and key policies decide); a
+    project's role assuming a role another stack of the app defines (a VerifyDeploy step's
+    EntrixVerify role in a stage's account)."""
     kind = TEMPLATE_KINDS[11]
     edges = []
     projects = {
@@ -901,7 +903,40 @@ def pipeline_edges(model: StackModel) -> list[Edge]:
             project_key = project.get("EncryptionKey", key)
             requests += _artifact_requests(model, project_role, bucket, project_key, actions)
             edges.append(Edge(kind, f"CodeBuild project {logical_id}", tuple(requests)))
+            edges += _assumed_elsewhere(model, project_role, app)
     return edges
+
+
+def _assumed_elsewhere(model: StackModel, role: Role, app: Sequence[StackModel]) -> list[Edge]:
+    """The role assuming a role of another stack of the app that its policy names (in any
+    account): its identity policy and that role's trust policy, in the policy's account."""
+    named = {
+        resource
+        for policy in role.policies
+        for statement in policy["Statement"]
+        if "sts:AssumeRole" in json.dumps(statement.get("Action"))
+        for resource in _listed(statement.get("Resource", []))
+        if ":role/" in resource and "*" not in resource
+    }
+    edges = []
+    for other in app:
+        if other is model:
+            continue
+        for target in other.of_type("AWS::IAM::Role"):
+            name = other.arn(target.logical_id).split(":role/", 1)[1]
+            for arn in sorted(a for a in named if a.endswith(f":role/{name}")):
+                account = arn.split(":")[4]
+                trust = other.role(other.arn(target.logical_id)).trust_policy
+                context = {**TLS, "aws:PrincipalArn": role.arn}
+                assume = Request(
+                    role.arn, "sts:AssumeRole", arn, account, context, role.policies, trust
+                )
+                edges.append(Edge(TEMPLATE_KINDS[11], f"{role.logical_id} -> {arn}", (assume,)))
+    return edges
+
+
+def _listed(value: Any) -> list[str]:
+    return [str(v) for v in (value if isinstance(value, list) else [value])]
 
 
 def _action_requests(
@@ -1004,7 +1039,7 @@ def derive(kind: str, model: StackModel, app: Sequence[StackModel]) -> list[Edge
     if kind == TEMPLATE_KINDS[10]:
         return rotation_edges(model)
     if kind == TEMPLATE_KINDS[11]:
-        return pipeline_edges(model)
+        return pipeline_edges(model, app)
     if kind == TEMPLATE_KINDS[12]:
         return deployment_group_edges(model)
     raise ValueError(kind)
@@ -1054,8 +1089,10 @@ def uncovered(app: Sequence[StackModel], edges: Sequence[Edge]) -> list[str]:
     uses: a role no request is made by or assumes, a policy no request is decided by, a type
     carrying a policy that no kind reads (IAM users and groups too). Empty when none."""
     requests = [r for edge in edges for r in edge.requests]
-    principals = {r.principal for r in requests}
-    principals |= {r.resource for r in requests if r.action == "sts:AssumeRole"}
+    # Roles by name: the model places every stack in one account, a request may name a role's
+    # real account (a stage's EntrixVerify role, assumed from the pipeline's).
+    principals = {r.principal.split(":role/")[-1] for r in requests}
+    principals |= {r.resource.split(":role/")[-1] for r in requests if r.action == "sts:AssumeRole"}
     resources = {r.resource for r in requests}
     missing = []
     for model in app:
@@ -1064,7 +1101,7 @@ def uncovered(app: Sequence[StackModel], edges: Sequence[Edge]) -> list[str]:
                 continue
             where = f"{model.name}/{resource.logical_id} ({resource.type})"
             if resource.type == "AWS::IAM::Role":
-                if model.arn(resource.logical_id) not in principals:
+                if model.arn(resource.logical_id).split(":role/")[-1] not in principals:
                     missing.append(f"{where}: no edge is made by or assumes this role")
             elif resource.type in ("AWS::IAM::User", "AWS::IAM::Group"):
                 missing.append(f"{where}: the model knows no edge of IAM users or groups")
