@@ -1,6 +1,8 @@
 """Every edge the templates define, authorized as AWS would: state machine tasks, alarm actions,
 the schedule's target and dead-letter queue, S3 access logging, log and trace delivery, SNS
-subscriptions, API Gateway's Lambda integrations and the pipeline's notifications.
+subscriptions, API Gateway's Lambda integrations and the pipeline's notifications, the pipeline's
+roles, actions and CodeBuild projects, CodeDeploy's deployment groups; and that every role and
+resource policy of the templates is in some edge.
 
 Each test fails naming every request AWS would refuse, and fails when it found no edge at all.
 """
