@@ -444,7 +444,8 @@ def api_gateway_account_role(
 
     def nearness(other: StackModel) -> tuple[bool, int]:
         pairs = zip(model.name, other.name, strict=False)
-        shared = next((i for i, (a, b) in enumerate(pairs) if a != b), len(other.name))
+        shortest = min(len(model.name), len(other.name))
+        shared = next((i for i, (a, b) in enumerate(pairs) if a != b), shortest)
         return other is not model, -shared
 
     for other in sorted(app, key=nearness):
@@ -1079,8 +1080,10 @@ def _carries_a_policy(resource: Any) -> bool:
     if resource.type in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role"):
         return False
     text = json.dumps(resource.properties)
-    return resource.type.endswith(("Policy", "Permission")) or any(
-        f'"{key}"' in text for key in ("PolicyDocument", "KeyPolicy", "ResourcePolicy")
+    return (
+        resource.type.endswith(("Policy", "Permission"))
+        or "Policy" in resource.properties  # an API Gateway RestApi's resource policy
+        or any(f'"{key}"' in text for key in ("PolicyDocument", "KeyPolicy", "ResourcePolicy"))
     )
 
 
