@@ -17,10 +17,12 @@ import pytest
 from aws_cdk.cx_api import CloudAssembly, SynthesisMessageLevel
 from ruamel.yaml import YAML
 
+from entrix.local.iam.model import StackModel
 from infra.app import DELIVERY_STACK, build_app
 from infra.config import DELIVERY_PREFIX, STAGES_CONTEXT_KEY
-from infra.stacks.delivery import BUILD_COMMANDS, BUILD_RUNTIMES, INSTALL_COMMANDS
+from infra.stacks.delivery import BUILD_COMMANDS, BUILD_RUNTIMES, INSTALL_COMMANDS, VERIFY_MODES
 from tests.infra.conftest import NO_BUNDLING
+from tests.permissions.verify_calls import observed_requests, verify_actions, verify_role
 
 ROOT = Path(__file__).resolve().parents[2]
 CDK_CONTEXT = json.loads((ROOT / "cdk.json").read_text())["context"]
@@ -255,24 +257,24 @@ def _granted(statements: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]
     return granted
 
 
-READ_ONLY_VERIFY = {
-    "cloudformation:DescribeStacks",
-    "lambda:GetFunctionConfiguration",
-    "cloudwatch:DescribeAlarms",
-    "cloudwatch:DescribeAlarmHistory",
-    "cloudwatch:SetAlarmState",
-    "sns:GetTopicAttributes",
-    "states:DescribeStateMachine",
-}
-# Dev's alone: the signing key signs a token for any subject, so Prod's verification never reads
-# it.
-END_TO_END_VERIFY = {
-    "secretsmanager:GetSecretValue",
-    "states:StartExecution",
-    "states:DescribeExecution",
-    "states:TestState",
-    "iam:PassRole",
-}
+@pytest.fixture(scope="module")
+def observed(shipped: Built) -> dict[str, set[str]]:
+    """The actions `entrix verify` calls in each mode, observed against the local system
+    (tests/permissions/verify_calls.py): what its role must grant, no more, no less."""
+
+    def model(name: str) -> StackModel:
+        return StackModel(name, shipped.templates[name], shipped.environments[name].region)
+
+    delivery = model(DELIVERY_STACK)
+    return {
+        mode: {
+            request.action
+            for request in observed_requests(
+                stage, verify_role(delivery, stage), model(f"{stage}-Entrix")
+            )
+        }
+        for stage, mode in VERIFY_MODES.items()
+    }
 
 
 @pytest.mark.parametrize(("stage", "mode"), [("Dev", "full"), ("Prod", "quiet")])
@@ -294,12 +296,14 @@ def test_entrix_verify_runs_after_the_smoke_test_in_its_stages_mode_installed_fr
 
 
 @pytest.mark.parametrize("stage", ["Dev", "Prod"])
-def test_the_verify_role_reaches_only_its_own_stages_stack(shipped: Built, stage: str) -> None:
+def test_the_verify_role_reaches_only_its_own_stages_stack(
+    shipped: Built, observed: dict[str, set[str]], stage: str
+) -> None:
     _, project = _verify_project(shipped, stage)
     granted = _granted(_role_statements(shipped, project))
     own = f"{stage}-Entrix"
     other = "Prod-Entrix" if stage == "Dev" else "Dev-Entrix"
-    for action in READ_ONLY_VERIFY | END_TO_END_VERIFY:
+    for action in observed["full"]:
         for statement in granted.get(action, []):
             text = json.dumps(statement)
             assert other not in text, (action, statement)
@@ -319,14 +323,22 @@ def test_the_verify_role_reaches_only_its_own_stages_stack(shipped: Built, stage
     assert json.dumps(set_state["Resource"]).endswith(f':alarm:{own}-VerificationProbe"]]}}')
 
 
-def test_prods_verify_role_can_start_nothing_and_publish_nothing(shipped: Built) -> None:
+def test_each_verify_role_holds_just_the_permissions_its_mode_uses(
+    shipped: Built, observed: dict[str, set[str]]
+) -> None:
+    """Each VerifyDeploy role's actions (CodeBuild's own grants on the project's logs, reports,
+    artifacts and key apart) are exactly those its mode was seen calling: none unused, none
+    missing. Prod's quiet mode starts, publishes, writes and reads no secret."""
+    delivery = StackModel(
+        DELIVERY_STACK, shipped.template, shipped.environments[DELIVERY_STACK].region
+    )
+    for stage, mode in VERIFY_MODES.items():
+        assert verify_actions(delivery, verify_role(delivery, stage)) == observed[mode], stage
+    assert observed["full"] > observed["quiet"]
     _, dev = _verify_project(shipped, "Dev")
     _, prod = _verify_project(shipped, "Prod")
-    dev_granted = set(_granted(_role_statements(shipped, dev)))
     prod_granted = set(_granted(_role_statements(shipped, prod)))
-    assert dev_granted >= READ_ONLY_VERIFY | END_TO_END_VERIFY
-    assert prod_granted >= READ_ONLY_VERIFY
-    assert not prod_granted & END_TO_END_VERIFY
+    assert not prod_granted & (observed["full"] - observed["quiet"])
     assert not {
         a
         for a in prod_granted
@@ -343,7 +355,7 @@ def test_prods_verify_role_can_start_nothing_and_publish_nothing(shipped: Built)
     [("Dev", "222222222222", "full"), ("Prod", "333333333333", "quiet")],
 )
 def test_a_stage_in_another_account_is_verified_as_a_role_of_its_own_there(
-    variant: Built, stage: str, account: str, mode: str
+    variant: Built, observed: dict[str, set[str]], stage: str, account: str, mode: str
 ) -> None:
     role_name = f"EntrixVerify-{stage}-Entrix"
     _, project = _verify_project(variant, stage)
@@ -391,8 +403,8 @@ def test_a_stage_in_another_account_is_verified_as_a_role_of_its_own_there(
             for statement in r["Properties"]["PolicyDocument"]["Statement"]
         ]
     )
-    assert set(granted) >= READ_ONLY_VERIFY
-    assert set(granted) & END_TO_END_VERIFY == (END_TO_END_VERIFY if mode == "full" else set())
+    # The role there holds nothing but the checks' permissions: exactly what the mode calls.
+    assert set(granted) == observed[mode]
     for action, statements in granted.items():
         for statement in statements:
             # Its own stage's stack, in the resource or a condition on its tag; TestState has no

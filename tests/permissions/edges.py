@@ -74,6 +74,8 @@ TEMPLATE_KINDS = (
     "10 Lambda async invoke -> destinations",
     "11 stream event source mappings -> stream and on-failure destination",
     "12 secret rotation -> rotation function -> the secret",
+    "13 CodePipeline and CodeBuild: roles, actions, artifacts, logs",
+    "14 CodeDeploy deployment groups -> their role and aliases",
 )
 # What a rotation function calls on its secret in Secrets Manager's four steps (AWS: "Lambda
 # rotation function execution role permissions"); GetRandomPassword only for a function that
@@ -440,8 +442,17 @@ def api_gateway_account_role(
     model: StackModel, app: Sequence[StackModel]
 ) -> tuple[StackModel, Role]:
     """API Gateway's CloudWatch role for the model's account and region, and the stack that
-    sets it (AWS::ApiGateway::Account: in the model's own stack, else in another of the app)."""
-    for other in sorted(app, key=lambda other: other is not model):
+    sets it (AWS::ApiGateway::Account: in the model's own stack, else in another of the app,
+    the one deployed beside it first: a pipeline stage's service stack and the pipeline's
+    account-settings stage share their assembly's name prefix)."""
+
+    def nearness(other: StackModel) -> tuple[bool, int]:
+        pairs = zip(model.name, other.name, strict=False)
+        shortest = min(len(model.name), len(other.name))
+        shared = next((i for i, (a, b) in enumerate(pairs) if a != b), shortest)
+        return other is not model, -shared
+
+    for other in sorted(app, key=nearness):
         if (other.account, other.region) != (model.account, model.region):
             continue
         for account in other.of_type("AWS::ApiGateway::Account"):
@@ -725,6 +736,285 @@ def rotation_edges(model: StackModel) -> list[Edge]:
     return edges
 
 
+# -- 13: CodePipeline, its actions and CodeBuild projects -------------------------------------
+
+ARTIFACT_READ = ("s3:GetObject",)
+ARTIFACT_WRITE = ("s3:PutObject",)
+BUILD_LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
+START_BUILD_ACTIONS = ("codebuild:StartBuild", "codebuild:BatchGetBuilds")
+# What a role CDK bootstrap made (`cdk bootstrap --trust <pipeline account>`) holds, as far as
+# this app's templates cannot show it: it trusts the pipeline's account, and its own identity
+# policy is taken to allow, so that this app's bucket and key policies alone decide.
+_ANYTHING = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
+
+
+def _bootstrap_trust(account: str) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+
+
+def _artifact_requests(
+    model: StackModel,
+    principal: Role | str,
+    bucket: str,
+    key: str | None,
+    actions: Sequence[str],
+    account: str | None = None,
+) -> list[Request]:
+    """Reading or writing a pipeline artifact (an object of the artifacts bucket) and the data
+    key S3 asks KMS for with the caller's permissions (kms:ViaService s3)."""
+    obj = f"arn:aws:s3:::{bucket}/{PIPELINE_ARTIFACT_KEY}"
+    via_s3 = {"kms:ViaService": f"s3.{model.region}.amazonaws.com"}
+    data_key = ("kms:GenerateDataKey",) if "s3:PutObject" in actions else ()
+    kms = [*data_key, "kms:Decrypt"]
+    if isinstance(principal, Role):
+        requests = [
+            role_request(model, principal, action, obj, model.bucket_policy(bucket))
+            for action in actions
+        ]
+        if key:
+            requests += [
+                role_request(model, principal, action, key, model.key_policy(key), via_s3)
+                for action in kms
+            ]
+        return requests
+    # A role of another template (a bootstrap role, possibly in a stage's account).
+    context = {**TLS, "aws:PrincipalArn": principal}
+    requests = [
+        Request(
+            principal,
+            action,
+            obj,
+            model.account,
+            context,
+            (_ANYTHING,),
+            model.bucket_policy(bucket),
+        )
+        for action in actions
+    ]
+    if key:
+        requests += [
+            Request(
+                principal,
+                action,
+                key,
+                model.account,
+                {**context, **via_s3},
+                (_ANYTHING,),
+                model.key_policy(key),
+            )
+            for action in kms
+        ]
+    return requests
+
+
+PIPELINE_ARTIFACT_KEY = "entrix-delivery/an-artifact/a1b2c3"
+
+
+def pipeline_edges(model: StackModel, app: Sequence[StackModel] = ()) -> list[Edge]:
+    """CodePipeline assuming its role; its role assuming each action's role (a bootstrap deploy
+    role, maybe in a stage's account, trusts the pipeline's account); each action's role doing
+    the action (starting a CodeBuild build, using the source connection, writing the source
+    artifact); CodeBuild assuming each project's role, which writes the project's build log and
+    reads (and, for a step with output, writes) the artifacts under the pipeline's key; a
+    bootstrap deploy role reading the artifacts (the bucket and key policies decide); a
+    project's role assuming a role another stack of the app defines (a VerifyDeploy step's
+    EntrixVerify role in a stage's account)."""
+    kind = TEMPLATE_KINDS[11]
+    edges = []
+    projects = {
+        model.ref(p.logical_id): p.logical_id for p in model.of_type("AWS::CodeBuild::Project")
+    }
+    writes: set[str] = set()
+    for pipeline in model.of_type("AWS::CodePipeline::Pipeline"):
+        p = model.props(pipeline.logical_id)
+        role = model.role(p["RoleArn"])
+        stores = [p["ArtifactStore"]] if "ArtifactStore" in p else p["ArtifactStores"]
+        # The pipeline's own region's store (a stage in another region reads its replica).
+        store = next(
+            s.get("ArtifactStore", s)
+            for s in stores
+            if s.get("Region", model.region) == model.region
+        )
+        bucket = store["Location"]
+        key = store.get("EncryptionKey", {}).get("Id")
+        edges.append(
+            Edge(
+                kind,
+                f"CodePipeline -> role of {pipeline.logical_id}",
+                (assumes(model, "codepipeline.amazonaws.com", role, None),),
+            )
+        )
+        for stage in p["Stages"]:
+            for action in stage["Actions"]:
+                where = f"{pipeline.logical_id}.{stage['Name']}.{action['Name']}"
+                provider = action["ActionTypeId"]["Provider"]
+                config = action.get("Configuration", {})
+                if action.get("OutputArtifacts") and provider == "CodeBuild":
+                    writes.add(config["ProjectName"])
+                arn = action.get("RoleArn")
+                if arn is None:
+                    raise ModelError(f"{where}: an action without a role of its own")
+                account = arn.split(":")[4]
+                own = model.logical_id_of("AWS::IAM::Role", arn)
+                trust = model.role(arn).trust_policy if own else _bootstrap_trust(model.account)
+                assume = Request(
+                    role.arn,
+                    "sts:AssumeRole",
+                    arn,
+                    account,
+                    {**TLS, "aws:PrincipalArn": role.arn},
+                    role.policies,
+                    trust,
+                )
+                requests: list[Request] = [assume]
+                if own:
+                    action_role = model.role(arn)
+                    requests += _action_requests(
+                        model, action_role, provider, config, bucket, key, action, where, projects
+                    )
+                elif provider == "CloudFormation":
+                    requests += _artifact_requests(model, arn, bucket, key, ARTIFACT_READ)
+                else:
+                    raise ModelError(f"{where}: a {provider} action with a role of no template")
+                edges.append(Edge(kind, f"{where} ({provider})", tuple(requests)))
+        for name, logical_id in projects.items():
+            project = model.props(logical_id)
+            project_role = model.role(project["ServiceRole"])
+            requests = [assumes(model, "codebuild.amazonaws.com", project_role, None)]
+            logs = project.get("LogsConfig", {}).get("CloudWatchLogs", {})
+            group = logs.get("GroupName") if logs.get("Status") == "ENABLED" else None
+            group = group or f"/aws/codebuild/{name}"
+            requests += [
+                role_request(model, project_role, action, _log_stream(model, group))
+                for action in BUILD_LOG_ACTIONS
+            ]
+            actions = ARTIFACT_READ + (ARTIFACT_WRITE if name in writes else ())
+            project_key = project.get("EncryptionKey", key)
+            requests += _artifact_requests(model, project_role, bucket, project_key, actions)
+            edges.append(Edge(kind, f"CodeBuild project {logical_id}", tuple(requests)))
+            edges += _assumed_elsewhere(model, project_role, app)
+    return edges
+
+
+def _assumed_elsewhere(model: StackModel, role: Role, app: Sequence[StackModel]) -> list[Edge]:
+    """The role assuming a role of another stack of the app that its policy names (in any
+    account): its identity policy and that role's trust policy, in the policy's account."""
+    named = {
+        resource
+        for policy in role.policies
+        for statement in policy["Statement"]
+        if "sts:AssumeRole" in json.dumps(statement.get("Action"))
+        for resource in _listed(statement.get("Resource", []))
+        if ":role/" in resource and "*" not in resource
+    }
+    edges = []
+    for other in app:
+        if other is model:
+            continue
+        for target in other.of_type("AWS::IAM::Role"):
+            name = other.arn(target.logical_id).split(":role/", 1)[1]
+            for arn in sorted(a for a in named if a.endswith(f":role/{name}")):
+                account = arn.split(":")[4]
+                trust = other.role(other.arn(target.logical_id)).trust_policy
+                context = {**TLS, "aws:PrincipalArn": role.arn}
+                assume = Request(
+                    role.arn, "sts:AssumeRole", arn, account, context, role.policies, trust
+                )
+                edges.append(Edge(TEMPLATE_KINDS[11], f"{role.logical_id} -> {arn}", (assume,)))
+    return edges
+
+
+def _listed(value: Any) -> list[str]:
+    return [str(v) for v in (value if isinstance(value, list) else [value])]
+
+
+def _action_requests(
+    model: StackModel,
+    role: Role,
+    provider: str,
+    config: dict[str, Any],
+    bucket: str,
+    key: str | None,
+    action: dict[str, Any],
+    where: str,
+    projects: dict[str, str],
+) -> list[Request]:
+    """What an action's own role does for the action."""
+    if provider == "CodeBuild":
+        project = model.arn(projects[config["ProjectName"]])
+        return [role_request(model, role, name, project) for name in START_BUILD_ACTIONS]
+    if provider == "CodeStarSourceConnection":
+        connection = config["ConnectionArn"]
+        # IAM knows connections under the codestar-connections prefix; codeconnections ARNs
+        # name the same resources. An SSM parameter is resolved by CloudFormation at deploy
+        # time: the policy names the same parameter, so both take the value it will hold.
+        stand_in = connection.replace(":codeconnections:", ":codestar-connections:")
+        if not connection.startswith("arn:"):
+            stand_in = (
+                f"arn:aws:codestar-connections:{model.region}:{model.account}:connection/from-ssm"
+            )
+        policies = tuple(
+            json.loads(json.dumps(p).replace(f'"{connection}"', f'"{stand_in}"'))
+            for p in role.policies
+        )
+        connection = stand_in
+        role = Role(role.logical_id, role.arn, role.trust_policy, policies)
+        return [
+            role_request(model, role, "codestar-connections:UseConnection", connection),
+            *_artifact_requests(model, role, bucket, key, ARTIFACT_WRITE),
+        ]
+    if provider == "Manual":
+        return []
+    raise ModelError(f"{where}: the model does not know the {provider} action")
+
+
+# -- 14: CodeDeploy deployment groups -> their role, the aliases they shift -------------------
+
+
+def deployment_group_edges(model: StackModel) -> list[Edge]:
+    """CodeDeploy assuming each deployment group's role, which reads the group's alarms and
+    shifts the alias whose UpdatePolicy names the group."""
+    kind = TEMPLATE_KINDS[12]
+    edges = []
+    aliases: dict[str, list[str]] = {}
+    for alias in model.of_type("AWS::Lambda::Alias"):
+        update = model.resolve(model.body["Resources"][alias.logical_id].get("UpdatePolicy", {}))
+        group = update.get("CodeDeployLambdaAliasUpdate", {}).get("DeploymentGroupName")
+        if group:
+            aliases.setdefault(group, []).append(model.ref(alias.logical_id))
+    for group in model.of_type("AWS::CodeDeploy::DeploymentGroup"):
+        p = model.props(group.logical_id)
+        role = model.role(p["ServiceRoleArn"])
+        requests = [assumes(model, "codedeploy.amazonaws.com", role, None)]
+        for alarm in p.get("AlarmConfiguration", {}).get("Alarms", []):
+            arn = f"arn:aws:cloudwatch:{model.region}:{model.account}:alarm:{alarm['Name']}"
+            requests.append(role_request(model, role, "cloudwatch:DescribeAlarms", arn))
+        shifted = aliases.get(model.ref(group.logical_id), [])
+        if not shifted:
+            raise ModelError(f"{group.logical_id}: no alias names this deployment group")
+        for alias in shifted:
+            requests += [
+                role_request(model, role, action, alias)
+                for action in ("lambda:GetAlias", "lambda:UpdateAlias")
+            ]
+        edges.append(
+            Edge(kind, f"CodeDeploy {group.logical_id} -> {', '.join(shifted)}", tuple(requests))
+        )
+    return edges
+
+
 def derive(kind: str, model: StackModel, app: Sequence[StackModel]) -> list[Edge]:
     """The edges of one kind in one stack of the app."""
     if kind == TEMPLATE_KINDS[0]:
@@ -749,7 +1039,86 @@ def derive(kind: str, model: StackModel, app: Sequence[StackModel]) -> list[Edge
         return stream_mapping_edges(model)
     if kind == TEMPLATE_KINDS[10]:
         return rotation_edges(model)
+    if kind == TEMPLATE_KINDS[11]:
+        return pipeline_edges(model, app)
+    if kind == TEMPLATE_KINDS[12]:
+        return deployment_group_edges(model)
     raise ValueError(kind)
+
+
+# Resource types whose policy the edge kinds read (an IAM role's trust policy is checked with
+# the role), and how to name the resource each one governs.
+POLICY_CARRIERS = (
+    "AWS::KMS::Key",
+    "AWS::S3::BucketPolicy",
+    "AWS::SNS::TopicPolicy",
+    "AWS::SQS::QueuePolicy",
+    "AWS::Lambda::Permission",
+)
+
+
+def _governed(model: StackModel, resource: Any) -> list[str]:
+    """The ARNs whose requests a policy-carrying resource decides."""
+    p = model.props(resource.logical_id)
+    if resource.type == "AWS::KMS::Key":
+        return [model.arn(resource.logical_id)]
+    if resource.type == "AWS::S3::BucketPolicy":
+        return [f"arn:aws:s3:::{p['Bucket']}"]
+    if resource.type == "AWS::SNS::TopicPolicy":
+        return list(p["Topics"])
+    if resource.type == "AWS::SQS::QueuePolicy":
+        queues = [model.logical_id_of("AWS::SQS::Queue", url) for url in p["Queues"]]
+        return [model.arn(q) if q else url for q, url in zip(queues, p["Queues"], strict=True)]
+    function = p["FunctionName"]
+    if not function.startswith("arn:"):
+        function = f"arn:aws:lambda:{model.region}:{model.account}:function:{function}"
+    return [function]
+
+
+def _carries_a_policy(resource: Any) -> bool:
+    """Whether a resource holds a policy document of its own (not an identity policy)."""
+    if resource.type in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role"):
+        return False
+    text = json.dumps(resource.properties)
+    return (
+        resource.type.endswith(("Policy", "Permission"))
+        or "Policy" in resource.properties  # an API Gateway RestApi's resource policy
+        or any(f'"{key}"' in text for key in ("PolicyDocument", "KeyPolicy", "ResourcePolicy"))
+    )
+
+
+def uncovered(app: Sequence[StackModel], edges: Sequence[Edge]) -> list[str]:
+    """Every IAM role and every policy-carrying resource of the app's templates that no edge
+    uses: a role no request is made by or assumes, a policy no request is decided by, a type
+    carrying a policy that no kind reads (IAM users and groups too). Empty when none."""
+    requests = [r for edge in edges for r in edge.requests]
+    # Roles by name: the model places every stack in one account, a request may name a role's
+    # real account (a stage's EntrixVerify role, assumed from the pipeline's).
+    principals = {r.principal.split(":role/")[-1] for r in requests}
+    principals |= {r.resource.split(":role/")[-1] for r in requests if r.action == "sts:AssumeRole"}
+    resources = {r.resource for r in requests}
+    missing = []
+    for model in app:
+        for resource in model.template.resources.values():
+            if not model.resolver.is_enabled(resource):
+                continue
+            where = f"{model.name}/{resource.logical_id} ({resource.type})"
+            if resource.type == "AWS::IAM::Role":
+                if model.arn(resource.logical_id).split(":role/")[-1] not in principals:
+                    missing.append(f"{where}: no edge is made by or assumes this role")
+            elif resource.type in ("AWS::IAM::User", "AWS::IAM::Group"):
+                missing.append(f"{where}: the model knows no edge of IAM users or groups")
+            elif resource.type in POLICY_CARRIERS:
+                governed = _governed(model, resource)
+                if not any(
+                    r == arn or r.startswith((f"{arn}/", f"{arn}:"))
+                    for arn in governed
+                    for r in resources
+                ):
+                    missing.append(f"{where}: no edge's request is decided by its policy")
+            elif _carries_a_policy(resource):
+                missing.append(f"{where}: a policy of a type no edge kind reads")
+    return missing
 
 
 def denied(edges: Sequence[Edge]) -> list[str]:

@@ -10,6 +10,7 @@ The resources carry the tag CloudFormation puts on each resource it creates
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from infra.config import DELIVERY_PREFIX, STAGES_CONTEXT_KEY
 from infra.stacks.delivery import verify_project_role_name, verify_role_name
 from tests.infra.conftest import NO_BUNDLING
 from tests.permissions.conftest import count
+from tests.permissions.edges import TEMPLATE_KINDS, denied, derive, uncovered
 
 STACK_TAG = "aws:cloudformation:stack-name"
 PIPELINE_ACCOUNT = "111111111111"
@@ -230,3 +232,70 @@ def test_only_the_stages_verify_project_role_may_assume_its_verify_role(
     }
 
     assert _allowed(requests) == {f"arn:aws:iam::{PIPELINE_ACCOUNT}:role/{own}"}
+
+
+@pytest.fixture(scope="module")
+def pipeline_account_modelled(
+    accounts_of_their_own: dict[str, StackModel],
+) -> dict[str, StackModel]:
+    """The same stacks with the pipeline's account as the model's (every StackModel lives in
+    ACCOUNT): the stages' accounts stay other accounts."""
+    return {
+        name: StackModel(
+            model.name,
+            json.loads(json.dumps(model.body).replace(PIPELINE_ACCOUNT, ACCOUNT)),
+            model.region,
+        )
+        for name, model in accounts_of_their_own.items()
+    }
+
+
+def test_the_pipeline_reaches_stages_in_accounts_of_their_own(
+    pipeline_account_modelled: dict[str, StackModel],
+) -> None:
+    """Kind 13 on the pipeline, Dev and Prod each in an account of its own: the pipeline role
+    assumes each stage's bootstrap deploy role there (which trusts the pipeline's account), the
+    deploy roles read the artifacts (the artifacts key grants their accounts), and each
+    VerifyDeploy role assumes its stage's EntrixVerify role; every role of every stack is in
+    an edge."""
+    app = list(pipeline_account_modelled.values())
+    delivery = pipeline_account_modelled["EntrixDelivery"]
+    edges = derive(TEMPLATE_KINDS[11], delivery, app)
+    requests = [r for edge in edges for r in edge.requests]
+    count(TEMPLATE_KINDS[11] + " (accounts of their own)", len(edges), len(requests))
+    assumed = {r.resource.split(":")[4] for r in requests if r.action == "sts:AssumeRole"}
+    assert set(STAGE_ACCOUNTS.values()) <= assumed
+    verify_roles = {f"{stage}-Entrix" for stage in STAGE_ACCOUNTS}
+    assert {
+        r.resource.rsplit("EntrixVerify-", 1)[1] for r in requests if "EntrixVerify-" in r.resource
+    } == verify_roles
+
+    assert not denied(edges), "\n".join(denied(edges))
+    # The pipeline's and the verifiers' roles (the model places every stack in one account, so
+    # it cannot tell which account-settings stack serves which stage's API Gateway).
+    pipeline_stacks = [delivery, *(m for m in app if m.name.endswith("-EntrixVerifier"))]
+    every_kind = [e for kind in TEMPLATE_KINDS for m in app for e in derive(kind, m, app)]
+    missing = uncovered(pipeline_stacks, every_kind)
+    assert len(pipeline_stacks) == 3 and not missing, "\n".join(missing)
+
+
+def test_a_stage_account_the_artifacts_key_does_not_grant_is_refused(
+    pipeline_account_modelled: dict[str, StackModel],
+) -> None:
+    """The artifacts key's policy without Prod's account: Prod's deploy role cannot read the
+    artifacts it deploys, and only that is refused."""
+    delivery = pipeline_account_modelled["EntrixDelivery"]
+    body = copy.deepcopy(delivery.body)
+    for resource in body["Resources"].values():
+        if resource["Type"] == "AWS::KMS::Key":
+            policy = json.dumps(resource["Properties"]["KeyPolicy"])
+            prod = STAGE_ACCOUNTS["Prod"]
+            resource["Properties"]["KeyPolicy"] = json.loads(policy.replace(prod, "999999999999"))
+    mutated = StackModel(delivery.name, body, delivery.region)
+    app = [mutated if m is delivery else m for m in pipeline_account_modelled.values()]
+
+    refusals = denied(derive(TEMPLATE_KINDS[11], mutated, app))
+
+    assert refusals
+    assert all(f":iam::{STAGE_ACCOUNTS['Prod']}:role/cdk-" in refusal for refusal in refusals)
+    assert all("kms:Decrypt" in refusal for refusal in refusals)

@@ -44,6 +44,14 @@ RESOURCE_PARAMETERS = (
     "QueueUrl",
     "FunctionName",
     "StateMachineArn",
+    # What `entrix verify` names (tests/permissions/test_verify_calls.py).
+    "StackName",
+    "AlarmName",
+    "AlarmNames",
+    "AlarmNamePrefix",
+    "stateMachineArn",
+    "executionArn",
+    "roleArn",
 )
 # Request parameters that AWS turns into condition keys of the request (s3:prefix,
 # secretsmanager:VersionStage, dynamodb:ReturnValues and dynamodb:Select).

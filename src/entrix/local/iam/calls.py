@@ -195,3 +195,97 @@ def _no_customer_key(
     settings = settings or {}
     if any(settings.get(key) for key in ("KMSMasterKeyId", "KMSMasterKeyID", "KmsKeyId")):
         raise ModelError(f"{logical_id} uses a customer managed key: add its KMS requests")
+
+
+# -- the calls of `entrix verify`, on the resources of a stage's service stack ----------------
+
+# CloudFormation tags every resource it creates with its stack's name; a verify role's grants on
+# resources whose generated names do not start with the stack's are conditioned on it.
+STACK_TAG = "aws:ResourceTag/aws:cloudformation:stack-name"
+# (service, operation) -> IAM action, for what `entrix verify` calls (boto3 names the Step
+# Functions service "stepfunctions", IAM "states").
+VERIFY_ACTIONS = {
+    ("cloudformation", "DescribeStacks"): "cloudformation:DescribeStacks",
+    ("lambda", "GetFunctionConfiguration"): "lambda:GetFunctionConfiguration",
+    ("cloudwatch", "DescribeAlarms"): "cloudwatch:DescribeAlarms",
+    ("cloudwatch", "SetAlarmState"): "cloudwatch:SetAlarmState",
+    ("cloudwatch", "DescribeAlarmHistory"): "cloudwatch:DescribeAlarmHistory",
+    ("sns", "GetTopicAttributes"): "sns:GetTopicAttributes",
+    ("stepfunctions", "DescribeStateMachine"): "states:DescribeStateMachine",
+    ("stepfunctions", "StartExecution"): "states:StartExecution",
+    ("stepfunctions", "DescribeExecution"): "states:DescribeExecution",
+    ("stepfunctions", "TestState"): "states:TestState",
+    ("secretsmanager", "GetSecretValue"): "secretsmanager:GetSecretValue",
+}
+
+
+def verify_call_requests(
+    local: Local, target: StackModel, role: Role, call: Call
+) -> list[list[Request]]:
+    """The requests of one call `entrix verify` made against the local system, as `role` makes
+    them against the deployed stack `target` (a stage's copy of the local template: the same
+    logical ids, its own names and ARNs). Each carries the stack tag CloudFormation puts on the
+    resource; TestState also passes the state machine's role to Step Functions (iam:PassRole)."""
+    p = call.parameters
+    action = VERIFY_ACTIONS.get((call.service, call.operation))
+    if action is None:
+        raise ModelError(f"entrix verify {call.service}.{call.operation}: not mapped")
+    tagged = {STACK_TAG: target.name}
+
+    def on(resource_type: str, local_name: str) -> str:
+        return target.arn(local.logical_id(resource_type, local_name))
+
+    if call.service == "cloudformation":
+        stack = f"arn:aws:cloudformation:{target.region}:{target.account}:stack/{target.name}/1"
+        return [[role_request(target, role, action, stack)]]
+    if call.service == "lambda":
+        function = on("AWS::Lambda::Function", p["FunctionName"])
+        return [[role_request(target, role, action, function, context=tagged)]]
+    if call.service == "cloudwatch":
+        names = p.get("AlarmNames") or ([p["AlarmName"]] if "AlarmName" in p else None)
+        alarms = (
+            [on("AWS::CloudWatch::Alarm", name) for name in names]
+            if names is not None
+            else _alarms_named(local, target, p.get("AlarmNamePrefix", ""))
+        )
+        return [[role_request(target, role, action, alarm, context=tagged)] for alarm in alarms]
+    if call.service == "sns":
+        topic = on("AWS::SNS::Topic", p["TopicArn"].rsplit(":", 1)[-1])
+        policy = target.topic_policy(topic)
+        return [[role_request(target, role, action, topic, policy, tagged)]]
+    if call.service == "secretsmanager":
+        secret = target.arn(local.logical_id("AWS::SecretsManager::Secret", _secret_name(p)))
+        return [[role_request(target, role, action, secret, context=tagged)]]
+    if call.operation == "TestState":
+        passed = on("AWS::IAM::Role", p["roleArn"].rsplit("/", 1)[-1])
+        to_states = {"iam:PassedToService": "states.amazonaws.com"}
+        return [
+            [role_request(target, role, action, "*")],
+            [role_request(target, role, "iam:PassRole", passed, context=to_states)],
+        ]
+    if call.operation == "DescribeExecution":
+        machine, run = p["executionArn"].split(":execution:", 1)[1].split(":", 1)
+        machine_arn = on("AWS::StepFunctions::StateMachine", machine)
+        execution = machine_arn.replace(":stateMachine:", ":execution:") + f":{run}"
+        return [[role_request(target, role, action, execution)]]
+    machine = on("AWS::StepFunctions::StateMachine", p["stateMachineArn"].rsplit(":", 1)[-1])
+    return [[role_request(target, role, action, machine, context=tagged)]]
+
+
+def _alarms_named(local: Local, target: StackModel, prefix: str) -> list[str]:
+    """The template ARN of each local alarm whose name starts with `prefix`."""
+    alarms = [
+        target.arn(logical_id)
+        for (resource_type, name), logical_id in local.by_name.items()
+        if resource_type == "AWS::CloudWatch::Alarm" and name.startswith(prefix)
+    ]
+    if not alarms:
+        raise ModelError(f"no alarm of the template is named {prefix}*")
+    return alarms
+
+
+def _secret_name(parameters: Mapping[str, Any]) -> str:
+    secret_id: str = parameters["SecretId"]
+    if secret_id.startswith("arn:"):
+        return secret_id.split(":secret:", 1)[1].rsplit("-", 1)[0]
+    return secret_id

@@ -40,6 +40,39 @@ AWS_MANAGED_POLICIES: dict[str, dict[str, Any]] = {
             }
         ],
     },
+    # CodeDeploy's role for Lambda deployments (the gradual deploys' aliases).
+    "service-role/AWSCodeDeployRoleForLambdaLimited": {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "cloudwatch:DescribeAlarms",
+                    "lambda:UpdateAlias",
+                    "lambda:GetAlias",
+                    "lambda:GetProvisionedConcurrencyConfig",
+                    "sns:Publish",
+                ],
+                "Resource": "*",
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                "Resource": "arn:aws:s3:::*/CodeDeploy/*",
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"s3:ExistingObjectTag/UseWithCodeDeploy": "true"}},
+            },
+            {
+                "Effect": "Allow",
+                "Action": "lambda:InvokeFunction",
+                "Resource": "arn:aws:lambda:*:*:function:CodeDeployHook_*",
+            },
+        ],
+    },
     "service-role/AWSLambdaBasicExecutionRole": {
         "Version": "2012-10-17",
         "Statement": [
@@ -184,6 +217,8 @@ class StackModel:
             attributes["Arn"] = f"arn:aws:logs:{region}:{account}:log-group:{name}:*"
         elif t == "AWS::CloudWatch::Alarm":
             attributes["Arn"] = f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}"
+        elif t == "AWS::CodeBuild::Project":
+            attributes["Arn"] = f"arn:aws:codebuild:{region}:{account}:project/{name}"
         elif t == "AWS::CodeStarNotifications::NotificationRule":
             ref = f"arn:aws:codestar-notifications:{region}:{account}:notificationrule/{name}"
             attributes["Arn"] = ref
