@@ -31,6 +31,8 @@ from entrix.local.iam.model import ModelError, Role, StackModel
 from entrix.local.iam.requests import (
     KMS_DATA_KEY_ACTIONS,
     key_context,
+    request_context,
+    role_context,
     role_publishes,
     role_request,
     role_uses_key,
@@ -790,7 +792,13 @@ def _artifact_requests(
             ]
         return requests
     # A role of another template (a bootstrap role, possibly in a stage's account).
-    context = {**TLS, "aws:PrincipalArn": principal}
+    context = {
+        **request_context(model),
+        "aws:PrincipalArn": principal,
+        "aws:PrincipalAccount": principal.split(":")[4],
+        "aws:PrincipalType": "AssumedRole",
+        "aws:PrincipalIsAWSService": "false",
+    }
     requests = [
         Request(
             principal,
@@ -874,7 +882,7 @@ def pipeline_edges(model: StackModel, app: Sequence[StackModel] = ()) -> list[Ed
                     "sts:AssumeRole",
                     arn,
                     account,
-                    {**TLS, "aws:PrincipalArn": role.arn},
+                    role_context(model, role),
                     role.policies,
                     trust,
                 )
@@ -928,7 +936,7 @@ def _assumed_elsewhere(model: StackModel, role: Role, app: Sequence[StackModel])
             for arn in sorted(a for a in named if a.endswith(f":role/{name}")):
                 account = arn.split(":")[4]
                 trust = other.role(other.arn(target.logical_id)).trust_policy
-                context = {**TLS, "aws:PrincipalArn": role.arn}
+                context = role_context(model, role)
                 assume = Request(
                     role.arn, "sts:AssumeRole", arn, account, context, role.policies, trust
                 )
