@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
@@ -195,6 +196,34 @@ def test_an_unreachable_issuer_is_a_fault_not_a_refusal(idp: LocalIdentityProvid
     idp.stop()
     with pytest.raises(IssuerUnavailable):
         keys.key_for("any")
+
+
+def test_a_redirect_is_not_followed(idp: LocalIdentityProvider) -> None:
+    """The keys come from the configured URL only, never from where a reply points."""
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", idp.jwks_url)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        keys = IssuerKeys(
+            f"http://127.0.0.1:{server.server_address[1]}/jwks", allow_loopback_http=True
+        )
+        with pytest.raises(IssuerUnavailable, match="302"):
+            keys.key_for(idp.current.kid)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert idp.fetches == 0
 
 
 # The prefetch: the set fetched in a thread from the authorizer's init, taken by the first lookup.
