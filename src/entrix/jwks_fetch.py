@@ -2,8 +2,9 @@
 
 Only the standard library, so that the authorizer's init can start the fetch (`JwksPrefetch`)
 before it imports PyJWT and cryptography (entrix.issuer_keys, which uses `fetch_jwk_set` for
-every later fetch too): loading the TLS trust store and waiting on the network release the GIL,
-so they overlap that import, the largest part of a cold request in jwks mode.
+every later fetch too): waiting on the network and loading the TLS trust store release the GIL,
+so they run beside that import. The wait is hidden wherever it is; the trust store's parsing
+only where the process has CPU to spare (docs/cold-start.md, "The authorizer in jwks mode").
 """
 
 from __future__ import annotations
@@ -121,7 +122,11 @@ class JwksPrefetch:
             document = fetch_jwk_set(self.url, context, self._timeout)
             self._result = Prefetched(context, document, self._clock())
         except Exception as error:  # noqa: BLE001 - any failure: the taker fetches itself
-            logger.warning("the JWK set's prefetch failed, the first request fetches it: %s", error)
+            logger.warning(
+                "the JWK set's prefetch failed, the first request fetches it: %s: %s",
+                type(error).__name__,
+                error,
+            )
             self._result = Prefetched(context, None, self._clock())
 
     def take(self) -> Prefetched | None:
