@@ -304,13 +304,13 @@ def test_a_prefetched_set_past_its_lifespan_is_fetched_again(idp: LocalIdentityP
 def test_a_prefetch_of_another_url_is_not_used(idp: LocalIdentityProvider) -> None:
     other = LocalIdentityProvider()
     other.start()
+    prefetch = prefetch_of(other)
     try:
-        keys = IssuerKeys(
-            idp.jwks_url, allow_loopback_http=True, prefetch=prefetch_of(other), clock=Clock()
-        )
+        keys = IssuerKeys(idp.jwks_url, allow_loopback_http=True, prefetch=prefetch, clock=Clock())
         with pytest.raises(TokenError):
             keys.key_for(other.current.kid)
         assert idp.fetches == 2  # the set, then a refresh for the other provider's kid
+        assert prefetch.take() is not None  # left untaken (and waited for here)
     finally:
         other.stop()
 
