@@ -9,8 +9,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
@@ -25,6 +28,7 @@ from entrix.aws import secrets
 from entrix.aws.secrets import SecretVersion
 from entrix.handlers import authorizer
 from entrix.issuer_keys import IssuerKeys, IssuerUnavailable, check_jwks_url
+from entrix.jwks_fetch import JwksPrefetch
 from entrix.local.identity_provider import LocalIdentityProvider
 from entrix.revocations import DenyList
 from entrix.tokens import ISSUER_ALGORITHMS, TokenError, TokenRules, verify_token
@@ -194,6 +198,152 @@ def test_an_unreachable_issuer_is_a_fault_not_a_refusal(idp: LocalIdentityProvid
         keys.key_for("any")
 
 
+def test_a_redirect_is_not_followed(idp: LocalIdentityProvider) -> None:
+    """The keys come from the configured URL only, never from where a reply points."""
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", idp.jwks_url)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        keys = IssuerKeys(
+            f"http://127.0.0.1:{server.server_address[1]}/jwks", allow_loopback_http=True
+        )
+        with pytest.raises(IssuerUnavailable, match="302"):
+            keys.key_for(idp.current.kid)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert idp.fetches == 0
+
+
+# The prefetch: the set fetched in a thread from the authorizer's init, taken by the first lookup.
+
+
+def prefetch_of(idp: LocalIdentityProvider, clock: Clock | None = None) -> JwksPrefetch:
+    return JwksPrefetch(idp.jwks_url, allow_loopback_http=True, timeout=2.0, clock=clock or Clock())
+
+
+def prefetching_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "jwks-prefetch"]
+
+
+def test_the_first_lookup_takes_the_prefetched_set(idp: LocalIdentityProvider) -> None:
+    clock = Clock()
+    prefetch = prefetch_of(idp, clock)
+    keys = IssuerKeys(idp.jwks_url, allow_loopback_http=True, prefetch=prefetch, clock=clock)
+    claims = verify_token(of_idp(idp), keys.key_for, RULES)
+    assert claims["sub"] == "desk-a"
+    assert idp.fetches == 1  # the prefetch's: the lookup fetched nothing
+    assert prefetching_threads() == []
+    assert prefetch.take() is None  # handed over once
+
+
+def test_a_failed_prefetch_is_logged_and_leaves_the_lookup_to_fetch(
+    idp: LocalIdentityProvider, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    served, replies = idp.served, []
+
+    def error_page_first() -> bytes:
+        replies.append("error page" if not replies else "set")
+        return b"<html>a proxy's error page</html>" if len(replies) == 1 else served()
+
+    monkeypatch.setattr(idp, "served", error_page_first)
+    with caplog.at_level(logging.WARNING):
+        keys = IssuerKeys(
+            idp.jwks_url, allow_loopback_http=True, prefetch=prefetch_of(idp), clock=Clock()
+        )
+        assert keys.key_for(idp.current.kid).key_id == idp.current.kid
+    assert replies == ["error page", "set"]
+    assert "prefetch failed" in caplog.text
+
+
+def test_an_issuer_unreachable_at_init_and_at_the_request_is_a_fault(
+    idp: LocalIdentityProvider,
+) -> None:
+    url = idp.jwks_url
+    idp.stop()
+    prefetch = JwksPrefetch(url, allow_loopback_http=True, timeout=2.0)
+    keys = IssuerKeys(url, allow_loopback_http=True, prefetch=prefetch)
+    with pytest.raises(IssuerUnavailable):
+        keys.key_for("any")
+
+
+def test_an_unknown_kid_still_refreshes_a_prefetched_set(idp: LocalIdentityProvider) -> None:
+    clock = Clock()
+    keys = IssuerKeys(
+        idp.jwks_url, allow_loopback_http=True, prefetch=prefetch_of(idp, clock), clock=clock
+    )
+    keys.key_for(idp.current.kid)
+    idp.rotate()
+    assert keys.key_for(idp.current.kid).key_id == idp.current.kid
+    assert idp.fetches == 2
+
+
+def test_a_prefetched_set_past_its_lifespan_is_fetched_again(idp: LocalIdentityProvider) -> None:
+    """As where the init runs long before the first request (provisioned concurrency)."""
+    fetched, first_request = Clock(), Clock()
+    first_request.now = fetched.now + 300
+    prefetch = prefetch_of(idp, fetched)
+    keys = IssuerKeys(
+        idp.jwks_url, allow_loopback_http=True, prefetch=prefetch, clock=first_request
+    )
+    keys.key_for(idp.current.kid)
+    assert idp.fetches == 2
+
+
+def test_a_prefetch_of_another_url_is_not_used(idp: LocalIdentityProvider) -> None:
+    other = LocalIdentityProvider()
+    other.start()
+    prefetch = prefetch_of(other)
+    try:
+        keys = IssuerKeys(idp.jwks_url, allow_loopback_http=True, prefetch=prefetch, clock=Clock())
+        with pytest.raises(TokenError):
+            keys.key_for(other.current.kid)
+        assert idp.fetches == 2  # the set, then a refresh for the other provider's kid
+        assert prefetch.take() is not None  # left untaken (and waited for here)
+    finally:
+        other.stop()
+
+
+def test_a_prefetch_fetches_only_an_allowed_url() -> None:
+    with pytest.raises(ValueError, match="https://"):
+        JwksPrefetch("http://idp.example/jwks", allow_loopback_http=True, timeout=2.0)
+    assert prefetching_threads() == []
+
+
+@pytest.mark.parametrize("prefetched", [False, True], ids=["fetched", "prefetched"])
+def test_concurrent_first_lookups_share_one_fetch(
+    idp: LocalIdentityProvider, prefetched: bool
+) -> None:
+    clock = Clock()
+    prefetch = prefetch_of(idp, clock) if prefetched else None
+    keys = IssuerKeys(idp.jwks_url, allow_loopback_http=True, prefetch=prefetch, clock=clock)
+    start = threading.Barrier(8)
+    found: list[str | None] = []
+
+    def look_up() -> None:
+        start.wait()
+        found.append(keys.key_for(idp.current.kid).key_id)
+
+    threads = [threading.Thread(target=look_up) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert found == [idp.current.kid] * 8
+    assert idp.fetches == 1
+
+
 @pytest.mark.parametrize(
     ("url", "loopback", "accepted"),
     [
@@ -304,3 +454,30 @@ def test_the_private_key_never_leaves_the_provider(idp: LocalIdentityProvider) -
     assert all(
         set(key) <= {"kty", "crv", "x", "y", "kid", "alg", "use"} for key in idp.jwks()["keys"]
     )
+
+
+def test_the_default_mode_starts_no_prefetch() -> None:
+    assert authorizer.start_jwks_prefetch() is None
+    assert prefetching_threads() == []
+
+
+def test_a_refused_jwks_url_starts_no_prefetch(
+    jwks_mode: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(settings.JWT_JWKS_URL.name, "http://idp.example/jwks")
+    assert authorizer.start_jwks_prefetch() is None
+    assert prefetching_threads() == []
+
+
+def test_the_first_request_takes_the_set_the_init_prefetched(
+    jwks_mode: list[str], idp: LocalIdentityProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a Lambda's init (the module's import, `JWKS_PREFETCH`) and first request run it."""
+    prefetch = authorizer.start_jwks_prefetch()
+    assert prefetch is not None
+    monkeypatch.setattr(authorizer, "JWKS_PREFETCH", prefetch)
+    reply = authorizer.handler(request(of_idp(idp)), None)
+    assert reply["principalId"] == "desk-a"
+    assert prefetch.take() is None  # taken by the request (which waited for it)
+    assert idp.fetches == 1
+    assert prefetching_threads() == []

@@ -6,7 +6,7 @@ the deny list come from the Parameters and Secrets Extension over localhost (ent
 so a cold request pays for PyJWT, the standard library and two local HTTP requests; without the
 extension, boto3 is imported on the first fetch. With JWT_KEY_SOURCE=jwks the keys are the
 identity provider's (entrix.issuer_keys): PyJWT with cryptography and one fetch of its JWK set
-instead of the signing key's read.
+instead of the signing key's read, a fetch this module's import starts (`JWKS_PREFETCH`).
 """
 
 from __future__ import annotations
@@ -16,12 +16,35 @@ import logging
 from typing import Any
 
 from entrix import settings
-from entrix.aws.secrets import SecretCache
-from entrix.aws.signing_keys import SigningKeys
-from entrix.issuer_keys import IssuerKeys
-from entrix.revocations import DenyList, parse_deny_list
-from entrix.telemetry import api_request_id, correlated
-from entrix.tokens import (
+from entrix.jwks_fetch import FETCH_TIMEOUT_SECONDS, JwksPrefetch
+
+
+def start_jwks_prefetch() -> JwksPrefetch | None:
+    """In jwks mode, the JWK set's fetch started in a thread (entrix.jwks_fetch), for the first
+    request to take; None in the default mode, or where the settings are wrong (the first
+    request then fails on them, as it would without a prefetch)."""
+    try:
+        if settings.JWT_KEY_SOURCE.read() != "jwks":
+            return None
+        return JwksPrefetch(
+            settings.JWT_JWKS_URL.read(),
+            allow_loopback_http=settings.JWT_JWKS_ALLOW_LOOPBACK_HTTP.read(),
+            timeout=FETCH_TIMEOUT_SECONDS,
+        )
+    except (settings.SettingError, ValueError):
+        return None
+
+
+# Started by this module's import, Lambda's init, before the imports below: the fetch's trust
+# store load and network wait overlap PyJWT's and cryptography's import (docs/cold-start.md).
+JWKS_PREFETCH = start_jwks_prefetch()
+
+from entrix.aws.secrets import SecretCache  # noqa: E402
+from entrix.aws.signing_keys import SigningKeys  # noqa: E402
+from entrix.issuer_keys import IssuerKeys  # noqa: E402
+from entrix.revocations import DenyList, parse_deny_list  # noqa: E402
+from entrix.telemetry import api_request_id, correlated  # noqa: E402
+from entrix.tokens import (  # noqa: E402
     ISSUER_ALGORITHMS,
     SHARED_KEY_ALGORITHM,
     KeyLookup,
@@ -51,6 +74,7 @@ def key_lookup() -> KeyLookup:
         return IssuerKeys(
             settings.JWT_JWKS_URL.read(),
             allow_loopback_http=settings.JWT_JWKS_ALLOW_LOOPBACK_HTTP.read(),
+            prefetch=JWKS_PREFETCH,
         ).key_for
     return SigningKeys(settings.JWT_SECRET_ARN.read(), secret_cache()).key_for
 
