@@ -32,7 +32,6 @@ CONTROL_RULES = {
     "CT.LAMBDA.PR.3": "lambda_inside_vpc_check",
     "CT.S3.PR.2": "s3_bucket_logging_enabled_check",
     "CT.S3.PR.4": "s3_event_notifications_enabled_check",
-    "CT.S3.PR.6": "s3_lifecycle_policy_check",
     "CT.S3.PR.9": "s3_bucket_object_lock_enabled_check",
     "CT.S3.PR.10": "s3_bucket_default_encryption_kms_check",
     "CT.S3.PR.11": "s3_bucket_versioning_enabled_check",

@@ -143,8 +143,8 @@ class GradualDeploy(Construct):
             self.alarms[id],
             "CT.CLOUDWATCH.PR.1",
             "A rollback alarm's reader is CodeDeploy, which stops and rolls back a deployment "
-            "while it is in ALARM; it notifies no one on purpose, since the operations alarms "
-            "already page for the same errors and a canary's rollback needs no one.",
+            "while it is in ALARM; it notifies no one on purpose: a rollback needs no one, and "
+            "people are paged by the operations alarms (infra/constructs/observability.py).",
         )
         return self.alarms[id]
 
