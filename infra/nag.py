@@ -50,8 +50,10 @@ def add_checks(app: App) -> None:
 
 
 def add_control_tower_checks(app: App) -> None:
-    """Run the Control Tower proactive controls (Guard rules) on every stack at synth; an open
-    finding makes synth fail. Tests add it (about 18 CPU-seconds on this app), not every synth."""
+    """Run the Control Tower proactive controls (Guard rules) on every stack at synth, into
+    validation-report.json, which the guardrail tests read: once anything is acknowledged, an
+    open finding no longer fails synth (the plugin sets no severity, which aws-cdk-lib then
+    counts as no error). Tests add it (about 18 CPU-seconds on this app), not every synth."""
     # It implements the interface's Beta1 spelling, which the jsii runtime accepts as the same.
     Validations.of(app).add_plugins(cast(IPolicyValidationPlugin, CfnGuardValidator()))
 
@@ -64,7 +66,8 @@ def acknowledge(scope: IConstruct, finding: str, reason: str) -> None:
 def acknowledge_control(scope: IConstruct, control: str, reason: str) -> None:
     """Accept one Control Tower control's finding (e.g. `CT.LAMBDA.PR.3`) on `scope` and its
     children. The controls' Guard rules read no suppression from the template, so the
-    acknowledgement lives in the construct tree (and in validation-report.json)."""
+    acknowledgement lives in the construct tree; validation-report.json lists it with its
+    reason, and cdk-nag copies it into the resource's `cdk_nag` template metadata."""
     finding = f"{CONTROL_TOWER_PLUGIN}::{CONTROL_RULES[control]}"
     Validations.of(scope).acknowledge(Acknowledgment(id=finding, reason=f"{control}: {reason}"))
 
@@ -76,7 +79,7 @@ SCOPED_PERMISSION_REASON = (
     "The permission is scoped to this account's resource by {scope}, which CDK writes with "
     "Fn::Join or Ref AWS::AccountId; the Guard rule reads only a literal or a local Ref/GetAtt "
     "at synth. A Control Tower hook checks the resource just before CloudFormation creates it, "
-    "when the value is a resolved string."
+    "with its properties resolved (not proven here without an account)."
 )
 
 
