@@ -15,7 +15,6 @@ from aws_cdk import (
     Validations,
 )
 from cdk_nag import AwsSolutionsChecks
-from cdklabs.cdk_validator_cfnguard import CfnGuardValidator
 from constructs import IConstruct
 
 # The validator's name in the validation report, which namespaces its acknowledgements.
@@ -54,6 +53,10 @@ def add_control_tower_checks(app: App) -> None:
     validation-report.json, which the guardrail tests read: once anything is acknowledged, an
     open finding no longer fails synth (the plugin sets no severity, which aws-cdk-lib then
     counts as no error). Tests add it (about 18 CPU-seconds on this app), not every synth."""
+    # Imported here, so a synth without the checks never loads its jsii assembly (12 MB, the
+    # Guard binaries of four platforms).
+    from cdklabs.cdk_validator_cfnguard import CfnGuardValidator
+
     # It implements the interface's Beta1 spelling, which the jsii runtime accepts as the same.
     Validations.of(app).add_plugins(cast(IPolicyValidationPlugin, CfnGuardValidator()))
 
