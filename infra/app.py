@@ -14,7 +14,7 @@ from typing import Any
 from aws_cdk import App, Environment
 
 from infra.config import DeliveryConfig, ServiceConfig, stage_config
-from infra.nag import add_checks
+from infra.nag import add_checks, add_control_tower_checks
 from infra.stacks.account_settings import AccountSettingsStack
 from infra.stacks.delivery import DeliveryStack
 from infra.stacks.service import ServiceStack
@@ -33,9 +33,14 @@ def cdk_json_context() -> dict[str, Any]:
 
 
 def build_app(
-    context: Mapping[str, Any] | None = None, outdir: str | None = None, *, nag: bool = True
+    context: Mapping[str, Any] | None = None,
+    outdir: str | None = None,
+    *,
+    nag: bool = True,
+    control_tower: bool = False,
 ) -> App:
-    """The app with its stacks; `nag=False` skips the AwsSolutions checks (template tests).
+    """The app with its stacks; `nag=False` skips the AwsSolutions checks (template tests),
+    `control_tower=True` adds the Control Tower proactive controls (the guardrail tests).
 
     cdk.json's context is the base, so `python app.py` and tests see the same settings as the
     CDK CLI (which still overrides them with its own context and `-c` values); `context` is
@@ -60,4 +65,6 @@ def build_app(
     )
     if nag:
         add_checks(app)
+    if control_tower:
+        add_control_tower_checks(app)
     return app

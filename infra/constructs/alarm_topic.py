@@ -12,6 +12,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from infra.constructs.key_policy import deny_grants_but_for_aws_resources
+
 
 def alarm_topic(
     scope: Construct,
@@ -30,6 +32,7 @@ def alarm_topic(
         enable_key_rotation=True,
         removal_policy=removal_policy,
     )
+    deny_grants_but_for_aws_resources(key)
     cloudwatch_principal = iam.ServicePrincipal("cloudwatch.amazonaws.com")
     # An alarm action publishes as CloudWatch's service principal, which has no identity
     # policy: the key policy itself must let it use the key. This is the statement AWS's

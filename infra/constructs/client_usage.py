@@ -12,7 +12,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
 from infra.config import ServiceConfig
-from infra.nag import acknowledge
+from infra.nag import acknowledge, acknowledge_control
 
 
 def client_usage_table(scope: Construct, id: str, *, config: ServiceConfig) -> dynamodb.Table:
@@ -37,5 +37,11 @@ def client_usage_table(scope: Construct, id: str, *, config: ServiceConfig) -> d
         "Counters of the current window and UTC day only, expired by TTL: a point-in-time "
         "restore would bring back stale counts, and losing them only resets clients' shares "
         "to zero for the rest of the day.",
+    )
+    acknowledge_control(
+        table,
+        "CT.DYNAMODB.PR.1",
+        "Counters of the current window and UTC day only, expired by TTL: a point-in-time "
+        "restore would bring back stale counts (the same reason as AwsSolutions-DDB3).",
     )
     return table

@@ -1,5 +1,9 @@
 """The one shape of a dead-letter queue: what an AWS service could not deliver waits here 14 days
-(encrypted, TLS only) for an alarm to page someone and a person to replay it."""
+(encrypted, TLS only) for an alarm to page someone and a person to replay it.
+
+Each says it is a dead-letter queue (`RedriveAllowPolicy` allowAll: SQS's default, written out),
+which is what Control Tower's CT.SQS.PR.1 accepts from a queue that has no dead-letter queue of
+its own."""
 
 from __future__ import annotations
 
@@ -20,6 +24,9 @@ def dead_letter_queue(scope: Construct, id: str, *, of: str) -> sqs.Queue:
         encryption=sqs.QueueEncryption.SQS_MANAGED,
         enforce_ssl=True,
         retention_period=Duration.days(14),
+        redrive_allow_policy=sqs.RedriveAllowPolicy(
+            redrive_permission=sqs.RedrivePermission.ALLOW_ALL
+        ),
     )
     acknowledge(queue, "AwsSolutions-SQS3", f"This queue is itself {of}.")
     return queue

@@ -38,7 +38,7 @@ from infra.constructs.history_archive import HistoryArchive
 from infra.constructs.intake import Intake
 from infra.constructs.lambda_code import live_alias
 from infra.constructs.results_pipeline import ResultsPipeline
-from infra.nag import acknowledge
+from infra.nag import acknowledge, acknowledge_control
 
 PERIOD = Duration.minutes(1)
 
@@ -138,6 +138,13 @@ class GradualDeploy(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             alarm_description=f"{ROLLBACK_ALARM_PREFIX}{description}",
+        )
+        acknowledge_control(
+            self.alarms[id],
+            "CT.CLOUDWATCH.PR.1",
+            "A rollback alarm's reader is CodeDeploy, which stops and rolls back a deployment "
+            "while it is in ALARM; it notifies no one on purpose: a rollback needs no one, and "
+            "people are paged by the operations alarms (infra/constructs/observability.py).",
         )
         return self.alarms[id]
 

@@ -28,9 +28,10 @@ from infra.config import ServiceConfig
 from infra.constructs.client_usage import client_usage_table
 from infra.constructs.key_rotation import KeyRotation
 from infra.constructs.lambda_code import live_alias, python_function
+from infra.constructs.log_groups import acknowledge_log_controls
 from infra.constructs.orders_table import orders_table
 from infra.constructs.waf import ApiWebAcl
-from infra.nag import acknowledge
+from infra.nag import SCOPED_PERMISSION_REASON, acknowledge, acknowledge_control
 
 AUTHORIZATION_HEADER = "Authorization"
 STAGE_NAME = "prod"
@@ -306,6 +307,7 @@ class Intake(Construct):
 
     def _rest_api(self, config: ServiceConfig) -> apigw.RestApi:
         access_logs = logs.LogGroup(self, "ApiAccessLogs", retention=config.log_retention)
+        acknowledge_log_controls(access_logs)
         api = apigw.RestApi(
             self,
             "Api",
@@ -351,6 +353,12 @@ class Intake(Construct):
             identity_sources=[apigw.IdentitySource.header(AUTHORIZATION_HEADER)],
             results_cache_ttl=Duration.seconds(config.authorizer_cache_ttl_seconds),
         )
+        # The alias's one permission: API Gateway invoking it for this API's authorizer.
+        acknowledge_control(
+            live_alias(self.authorizer_function),
+            "CT.LAMBDA.PR.2",
+            SCOPED_PERMISSION_REASON.format(scope="SourceArn (this API's authorizer ARN)"),
+        )
         validator = api.add_request_validator(
             "ParameterValidator", validate_request_parameters=True, validate_request_body=False
         )
@@ -390,5 +398,12 @@ class Intake(Construct):
                 "AwsSolutions-COG4",
                 "Clients are trading systems holding HS256 JWTs, verified by the REQUEST Lambda "
                 "authorizer the product specifies; there are no Cognito users.",
+            )
+            acknowledge_control(
+                method,
+                "CT.LAMBDA.PR.2",
+                SCOPED_PERMISSION_REASON.format(
+                    scope="SourceArn (this API's stage, method and path)"
+                ),
             )
         return api

@@ -24,6 +24,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.constructs.lambda_code import live_alias, python_function
+from infra.nag import SCOPED_PERMISSION_REASON, acknowledge_control
 
 ROTATION_HANDLER = "entrix.handlers.rotate_key.handler"
 # What the rotation steps call (entrix.aws.rotation_store), and nothing else.
@@ -69,6 +70,11 @@ class KeyRotation(Construct):
             function_name=alias_arn,
             principal=SECRETS_MANAGER,
             source_account=Stack.of(self).account,
+        )
+        acknowledge_control(
+            permission,
+            "CT.LAMBDA.PR.2",
+            SCOPED_PERMISSION_REASON.format(scope="SourceAccount (AWS's advice for rotation)"),
         )
         self.schedule = secretsmanager.CfnRotationSchedule(
             self,

@@ -23,7 +23,8 @@ from constructs import Construct
 
 from entrix.settings import Setting
 from infra.bundling import SRC_DIR, LayerBundler, ModuleBundler, find_bytecode_compiler
-from infra.nag import acknowledge
+from infra.constructs.log_groups import acknowledge_log_controls
+from infra.nag import acknowledge, acknowledge_control
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 # The alias every caller invokes; `entrix rollback` and the local runtime know it by this name.
@@ -46,6 +47,12 @@ L1_REASON = (
 XRAY_REASON = (
     "Active tracing adds xray:PutTraceSegments and xray:PutTelemetryRecords, which support no "
     "resource-level permissions (AWS service authorization reference), so Resource is '*'."
+)
+VPC_REASON = (
+    "Every function reaches only AWS APIs (DynamoDB, S3, SNS, Step Functions, Secrets Manager, "
+    "X-Ray) and, for the Slack forwarder, Slack over HTTPS: nothing lives in a VPC. In one, each "
+    "would need NAT (about $33 a month per AZ) or an interface endpoint per service (about $7 a "
+    "month per AZ each) and ENIs, for no resource it could then reach that it cannot now."
 )
 
 
@@ -110,6 +117,7 @@ def python_function(
     log_group = logs.LogGroup(
         scope, f"{id}Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
     )
+    acknowledge_log_controls(log_group)
     role = iam.Role(
         scope,
         f"{id}Role",
@@ -150,6 +158,7 @@ def python_function(
     # current_version: a new version whenever the code or the configuration changes.
     function.add_alias(LIVE_ALIAS, description="What every caller invokes; moved by CodeDeploy")
     acknowledge(function.node.find_child("Resource"), "AwsSolutions-L1", L1_REASON)
+    acknowledge_control(function, "CT.LAMBDA.PR.3", VPC_REASON)
     # Tracing added the role's default policy; a test keeps '*' there to the X-Ray actions.
     policy = role.node.find_child("DefaultPolicy")
     acknowledge(policy, "AwsSolutions-IAM5[Resource::*]", XRAY_REASON)

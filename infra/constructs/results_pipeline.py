@@ -32,6 +32,7 @@ from entrix.auction.platform import Status
 from entrix.auction.results import BATCHES_PREFIX, REJECTIONS_PREFIX, RESULTS_PREFIX
 from infra.config import ServiceConfig
 from infra.constructs.dead_letters import dead_letter_queue
+from infra.constructs.key_policy import deny_grants_but_for_aws_resources
 from infra.constructs.lambda_code import python_function
 from infra.constructs.results_storage import results_bucket
 from infra.constructs.results_workflow import results_state_machine
@@ -77,6 +78,7 @@ class ResultsPipeline(Construct):
             enable_key_rotation=True,
             removal_policy=config.data_removal_policy,
         )
+        deny_grants_but_for_aws_resources(self.topic_key)
         self.topic = sns.Topic(
             self,
             "AlertTopic",

@@ -16,7 +16,7 @@ from constructs import Construct
 from entrix.auction.results import BATCHES_PREFIX, REJECTIONS_PREFIX, RESULTS_PREFIX
 from entrix.orders.history import HISTORY_PREFIX
 from infra.config import ServiceConfig
-from infra.nag import acknowledge
+from infra.nag import acknowledge, acknowledge_control
 
 # Longest account id and region name a bucket name must make room for (e.g. ap-southeast-2).
 _ACCOUNT_CHARS = 12
@@ -55,7 +55,20 @@ def results_bucket(scope: Construct, *, config: ServiceConfig) -> s3.Bucket:
         "This is the server access log bucket of the results bucket; logging its own "
         "access would recurse.",
     )
-    return s3.Bucket(
+    for control, reason in {
+        "CT.S3.PR.2": "This is the server access log bucket of the results bucket; logging its "
+        "own access would recurse.",
+        "CT.S3.PR.4": "Nothing reacts to a log object being written; people read the logs when "
+        "they investigate.",
+        "CT.S3.PR.9": "The logs expire after 90 days by lifecycle; S3 writes each log object "
+        "once under a new key, and nothing of this app deletes one earlier.",
+        "CT.S3.PR.10": "S3 server access logging delivers only to a bucket encrypted with "
+        "SSE-S3 (SSE-KMS is not supported as the target's default encryption).",
+        "CT.S3.PR.11": "S3 writes each log object once under a new key and the lifecycle "
+        "expires it after 90 days; versions would only keep expired logs.",
+    }.items():
+        acknowledge_control(access_logs, control, reason)
+    bucket = s3.Bucket(
         scope,
         "Results",
         bucket_name=_bucket_name(config.results_bucket_prefix, Stack.of(scope).stack_name),
@@ -99,3 +112,16 @@ def results_bucket(scope: Construct, *, config: ServiceConfig) -> s3.Bucket:
         ],
         removal_policy=config.data_removal_policy,
     )
+    for control, reason in {
+        "CT.S3.PR.4": "The pipeline runs on its schedule and reads what it wrote itself; "
+        "nothing reacts to an object being written, so a notification would have no consumer.",
+        "CT.S3.PR.9": "Objects are rewritten by design (a batch's object grows, a retried "
+        "history batch overwrites its object) and versioning keeps the previous ones; the "
+        "lifecycle rules are the retention. A default Object Lock retention would hold every "
+        "overwritten version until it ends and keep the lifecycle from deleting them.",
+        "CT.S3.PR.10": "Encrypted at rest with SSE-S3. Only this stack's roles read or write "
+        "it; a customer managed key would add a key-policy grant to each of them (Lambda A "
+        "and B, the archiver, the verify roles) for data the API already serves its owners.",
+    }.items():
+        acknowledge_control(bucket, control, reason)
+    return bucket

@@ -37,6 +37,7 @@ from entrix.auction.results import CRASHED_BATCH_TEXT, NOT_READY_TEXT
 from entrix.aws.alerts import ATTRIBUTES
 from infra.config import ServiceConfig
 from infra.constructs.lambda_code import live_alias
+from infra.constructs.log_groups import acknowledge_log_controls
 from infra.nag import acknowledge, logical_id, partition
 
 # The Lambda service's own transient errors: the only ones retried for Lambda B and the summary
@@ -98,6 +99,7 @@ def results_state_machine(
         comment="Auction results: poll Lambda A until ready, then Lambda B for each batch",
     )
     _acknowledge_findings(machine, bucket)
+    acknowledge_log_controls(scope.node.find_child("StateMachineLogs"))
     return machine
 
 

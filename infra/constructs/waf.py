@@ -14,6 +14,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
+from infra.constructs.log_groups import acknowledge_log_controls
+
 # WAF only delivers logs to log groups whose name starts with this.
 LOG_GROUP_PREFIX = "aws-waf-logs-"
 RATE_WINDOW_SECONDS = 300
@@ -103,6 +105,7 @@ class ApiWebAcl(Construct):
             retention=log_retention,
             removal_policy=RemovalPolicy.DESTROY,  # request logs expire anyway
         )
+        acknowledge_log_controls(self.log_group)
         # WAF wants the log group's ARN without the ":*" that its GetAtt Arn carries.
         log_group_arn = stack.format_arn(
             service="logs",

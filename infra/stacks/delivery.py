@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 from aws_cdk import (
     Annotations,
@@ -29,13 +30,15 @@ from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct, IConstruct
 
 from infra.config import DeliveryConfig, ServiceConfig
+from infra.constructs.key_policy import deny_grants_but_for_aws_resources
 from infra.constructs.verification_probe import PROBE_ALARM
-from infra.nag import acknowledge, logical_id, partition
+from infra.nag import acknowledge, acknowledge_control, logical_id, partition
 from infra.stacks.account_settings import AccountSettingsStack
 from infra.stacks.service import ServiceStack
 
@@ -74,6 +77,9 @@ VERIFY_ENTRIX = ".venv/bin/entrix"
 PIPELINE_NAME = "entrix-delivery"
 # Build logs are for diagnosing a failed run; older runs are rebuilt from git, not from logs.
 BUILD_LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+# Pipeline artifacts (source zips, cdk.out) serve their own execution: a Prod approval waits at
+# most 7 days (CodePipeline's limit), so a month covers every execution still running.
+ARTIFACT_RETENTION = Duration.days(30)
 
 
 class ServiceStage(Stage):
@@ -270,6 +276,20 @@ class DeliveryStack(Stack):
             "BuildLogs",
             retention=BUILD_LOG_RETENTION,
             removal_policy=RemovalPolicy.DESTROY,
+        )
+        acknowledge_control(
+            build_logs,
+            "CT.CLOUDWATCH.PR.2",
+            "Build logs diagnose a failed pipeline run and are kept a month: any commit is built "
+            "again from git, and what was deployed is in CloudFormation's and CodePipeline's "
+            "own history.",
+        )
+        acknowledge_control(
+            build_logs,
+            "CT.CLOUDWATCH.PR.3",
+            "Build logs are encrypted at rest by CloudWatch Logs with an AWS owned key; they "
+            "hold test output and command lines, never a secret (the tests' guardrails keep "
+            "secrets out of templates and code).",
         )
         self.pipeline = pipelines.CodePipeline(
             self,
@@ -486,6 +506,7 @@ class DeliveryStack(Stack):
             enable_key_rotation=True,
             description="Encrypts the Entrix delivery alerts topic",
         )
+        deny_grants_but_for_aws_resources(key)
         # CodeStar Notifications encrypts each message for the topic with this key, through SNS.
         key.add_to_resource_policy(
             iam.PolicyStatement(
@@ -518,6 +539,33 @@ class DeliveryStack(Stack):
         for policy in policies:
             acknowledge(policy, finding, reason)
 
+    def _harden_artifacts(self, bucket: s3.IBucket) -> None:
+        """The artifacts bucket and key CDK Pipelines makes: a lifetime for the artifacts, no
+        grants on the key, and the Control Tower controls it does not meet, with the reasons."""
+        cast(s3.Bucket, bucket).add_lifecycle_rule(
+            id="ExpireArtifacts",
+            expiration=ARTIFACT_RETENTION,
+            abort_incomplete_multipart_upload_after=Duration.days(1),
+        )
+        if bucket.encryption_key is not None:
+            deny_grants_but_for_aws_resources(bucket.encryption_key)
+        transient = (
+            "The artifacts bucket holds only transient pipeline artifacts (source zips, "
+            "cdk.out), new keys for every execution, expired after "
+            f"{ARTIFACT_RETENTION.to_days()} days; any of them is built again from git."
+        )
+        for control, reason in {
+            "CT.S3.PR.2": "Access logs would need a second bucket that could not log itself; "
+            "only this pipeline's roles can reach the bucket (CloudTrail records them).",
+            "CT.S3.PR.4": "Nothing reacts to an artifact being written: CodePipeline hands "
+            "each artifact to the next action itself.",
+            "CT.S3.PR.9": "Object Lock would keep every artifact past its expiry, and must be "
+            "set when CDK Pipelines creates the bucket.",
+            "CT.S3.PR.11": "Artifacts are written once under new keys and never overwritten, "
+            "so versions would only keep expired artifacts.",
+        }.items():
+            acknowledge_control(bucket, control, f"{transient} {reason}")
+
     def _acknowledge_pipeline_findings(self) -> None:
         """The AwsSolutions findings on the roles CDK Pipelines generates, each with its reason."""
         pipeline = self.pipeline
@@ -549,6 +597,7 @@ class DeliveryStack(Stack):
                 "the statement names that one key's ARN, the wildcard only spans the KMS "
                 "GenerateDataKey/ReEncrypt variants the S3 client uses.",
             )
+        self._harden_artifacts(pipeline.pipeline.artifact_bucket)
         acknowledge(
             pipeline.pipeline.artifact_bucket,
             "AwsSolutions-S1",

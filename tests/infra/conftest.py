@@ -21,14 +21,16 @@ NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
 
 @pytest.fixture(scope="session")
 def nag_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The whole app (cdk.json's settings) synthesized with the cdk-nag plugin.
+    """The whole app (cdk.json's settings) synthesized with the cdk-nag plugin and the Control
+    Tower proactive controls.
 
-    Synth raises on an open finding, after writing the templates and validation-report.json;
-    the nag test reads the report so that it names each finding.
+    Synth raises on an open cdk-nag finding, after writing the templates and
+    validation-report.json; the guardrail tests read the report so that they name each finding
+    (an open Control Tower finding does not make synth raise: infra.nag.add_control_tower_checks).
     """
     outdir = tmp_path_factory.mktemp("cdk.out")
     try:
-        build_app(NO_BUNDLING, str(outdir), nag=True).synth()
+        build_app(NO_BUNDLING, str(outdir), nag=True, control_tower=True).synth()
     except RuntimeError as error:
         if "ValidationFailed" not in str(error):
             raise

@@ -1,4 +1,5 @@
-"""Guardrails over every synthesized template: cdk-nag, cfn-lint, secrets, log retention, IAM.
+"""Guardrails over every synthesized template: cdk-nag, the Control Tower proactive controls,
+cfn-lint, secrets, log retention, IAM.
 
 A new resource that breaks one of these rules fails here, not in a review or in production.
 """
@@ -15,10 +16,18 @@ from typing import Any
 
 import pytest
 from aws_cdk import App, Stack
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 
 from entrix import settings
-from infra.nag import acknowledge, add_checks
+from infra.nag import (
+    CONTROL_RULES,
+    CONTROL_TOWER_PLUGIN,
+    acknowledge,
+    acknowledge_control,
+    add_checks,
+    add_control_tower_checks,
+)
 from tests.permissions.edges import (
     STATE_MACHINE_LOG_DELIVERY_ACTIONS,
     XRAY_ACTIONS,
@@ -116,7 +125,7 @@ def test_cdk_nag_finds_nothing_unacknowledged(nag_assembly: Path) -> None:
     open_findings = [
         f"{violation['ruleName']} at {construct['constructPath']}"
         for plugin in report["pluginReports"]
-        if plugin["pluginName"] != ANNOTATIONS_PLUGIN
+        if plugin["pluginName"] not in {ANNOTATIONS_PLUGIN, CONTROL_TOWER_PLUGIN}
         for violation in plugin["violations"]
         for construct in violation["violatingConstructs"]
     ]
@@ -169,6 +178,103 @@ def test_every_acknowledgement_gives_a_specific_reason(
     assert reasons, "the audit trail of acknowledgements is written into the templates"
     for finding, reason in reasons.items():
         assert len(reason.split()) >= 10, f"{finding}: reason too thin: {reason!r}"
+
+
+# --- Control Tower proactive controls -------------------------------------------------------
+
+
+def _control(violation: dict[str, Any]) -> str:
+    """The control a Guard finding is for, from its description ("[CT.SQS.PR.1]: Require ...")."""
+    match = re.match(r"\[(CT\.[A-Z0-9]+\.PR\.\d+)\]", violation["description"])
+    assert match, violation["description"]
+    return match.group(1)
+
+
+def _control_tower_report(assembly: Path) -> dict[str, Any]:
+    report = json.loads((assembly / "validation-report.json").read_text())
+    plugins = [p for p in report["pluginReports"] if p["pluginName"] == CONTROL_TOWER_PLUGIN]
+    assert len(plugins) == 1, "the Control Tower validator did not run"
+    plugin: dict[str, Any] = plugins[0]
+    return plugin
+
+
+def test_control_tower_controls_find_nothing_unacknowledged(nag_assembly: Path) -> None:
+    """Every template of the app (the service stack, its Dev and Prod copies, the delivery and
+    account-settings stacks) meets each control, or the resource acknowledges it."""
+    plugin = _control_tower_report(nag_assembly)
+    open_findings = [
+        f"{_control(violation)} at {construct['constructPath']}"
+        for violation in plugin["violations"]
+        for construct in violation["violatingConstructs"]
+        if construct["constructPath"]
+    ]
+    assert open_findings == []
+    assert plugin["conclusion"] == "success"
+    templates = {
+        construct["cloudFormationResource"]["templatePath"].rpartition("/")[2]
+        for violation in plugin["suppressedViolations"]
+        for construct in violation["violatingConstructs"]
+        if "cloudFormationResource" in construct
+    }
+    assert {"Entrix.template.json", "EntrixDelivery.template.json"} <= templates
+    assert any("Dev" in t for t in templates) and any("Prod" in t for t in templates)
+
+
+def test_every_control_tower_acknowledgement_names_its_control_and_a_reason(
+    nag_assembly: Path,
+) -> None:
+    """The reason starts with the control the finding is for (so CONTROL_RULES maps each
+    control to its own rule), and every control CONTROL_RULES lists is acknowledged somewhere."""
+    plugin = _control_tower_report(nag_assembly)
+    acknowledged = set()
+    for violation in plugin["suppressedViolations"]:
+        control = _control(violation)
+        acknowledged.add(control)
+        assert violation["reason"].startswith(f"{control}: "), violation["reason"]
+        assert len(violation["reason"].split()) >= 15, f"{control}: {violation['reason']!r}"
+    assert acknowledged == set(CONTROL_RULES)
+
+
+def test_the_controls_this_app_meets_are_not_acknowledged(nag_assembly: Path) -> None:
+    """Met by the resources themselves, not acknowledged: a key policy denying grants but for
+    AWS resources, dead-letter queues that say so, and the pipeline artifacts' expiry."""
+    plugin = _control_tower_report(nag_assembly)
+    acknowledged = {_control(violation) for violation in plugin["suppressedViolations"]}
+    assert not acknowledged & {"CT.KMS.PR.3", "CT.SQS.PR.1", "CT.S3.PR.6"}
+
+
+def test_a_control_tower_finding_stays_open_and_an_acknowledged_one_does_not(
+    tmp_path: Path,
+) -> None:
+    """An acknowledgement covers its control on its construct only. The open finding is what
+    fails the test above: synth itself does not fail once any finding is acknowledged, because
+    aws-cdk-lib then counts a violation as an error only when its plugin set a severity, and
+    the validator sets none."""
+    app = App(outdir=str(tmp_path), context={"aws:cdk:bundling-stacks": []})
+    stack = Stack(app, "Probe")
+    week = logs.RetentionDays.ONE_WEEK
+    accepted = logs.LogGroup(stack, "Accepted", retention=week)
+    acknowledge_control(accepted, "CT.CLOUDWATCH.PR.2", "probe: on this log group only")
+    logs.LogGroup(stack, "Unreviewed", retention=week)
+    add_control_tower_checks(app)
+    app.synth()
+
+    plugin = _control_tower_report(tmp_path)
+    open_paths = {
+        (_control(violation), construct["constructPath"])
+        for violation in plugin["violations"]
+        for construct in violation["violatingConstructs"]
+    }
+    acknowledged_paths = {
+        (_control(violation), construct["constructPath"])
+        for violation in plugin["suppressedViolations"]
+        for construct in violation["violatingConstructs"]
+    }
+    assert ("CT.CLOUDWATCH.PR.2", "Probe/Unreviewed/Resource") in open_paths
+    assert ("CT.CLOUDWATCH.PR.2", "Probe/Accepted/Resource") in acknowledged_paths
+    assert ("CT.CLOUDWATCH.PR.2", "Probe/Accepted/Resource") not in open_paths
+    # Acknowledged for one control, not for the others.
+    assert ("CT.CLOUDWATCH.PR.3", "Probe/Accepted/Resource") in open_paths
 
 
 # --- cfn-lint ------------------------------------------------------------------------------
