@@ -272,7 +272,7 @@ def observed(shipped: Built) -> dict[str, set[str]]:
         mode: {
             request.action
             for request in observed_requests(
-                stage, verify_role(delivery, stage), model(f"{stage}-Entrix")
+                stage, verify_role(delivery, stage), model(f"{stage}-Entrix"), delivery
             )
         }
         for stage, mode in VERIFY_MODES.items()

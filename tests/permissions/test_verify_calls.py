@@ -58,7 +58,7 @@ def test_every_call_entrix_verify_makes_is_allowed_to_its_stages_verify_role(
     models: dict[str, StackModel], stage: str
 ) -> None:
     role = verify_role(models["EntrixDelivery"], stage)
-    requests = observed_requests(stage, role, models[f"{stage}-Entrix"])
+    requests = observed_requests(stage, role, models[f"{stage}-Entrix"], models["EntrixDelivery"])
     count(f"verify calls ({stage}, {VERIFY_MODES[stage]})", len(requests), len(requests))
 
     assert not refused(requests), "\n".join(refused(requests))
@@ -70,7 +70,10 @@ def test_the_verify_role_grants_exactly_the_actions_entrix_verify_calls(
 ) -> None:
     delivery = models["EntrixDelivery"]
     role = verify_role(delivery, stage)
-    observed = {r.action for r in observed_requests(stage, role, models[f"{stage}-Entrix"])}
+    observed = {
+        r.action
+        for r in observed_requests(stage, role, models[f"{stage}-Entrix"], models["EntrixDelivery"])
+    }
 
     granted = verify_actions(delivery, role)
 
@@ -98,8 +101,8 @@ def test_the_verify_role_without_set_alarm_state_fails_by_name(
     stripped = mutated.role(role.arn)
     assert stripped.policies != role.policies
 
-    refusals = refused(observed_requests("Dev", stripped, models["Dev-Entrix"]))
+    refusals = refused(observed_requests("Dev", stripped, models["Dev-Entrix"], mutated))
     assert len(refusals) == 2  # ALARM, then back to OK
     assert all("cloudwatch:SetAlarmState" in refusal for refusal in refusals)
-    called = {r.action for r in observed_requests("Dev", stripped, models["Dev-Entrix"])}
+    called = {r.action for r in observed_requests("Dev", stripped, models["Dev-Entrix"], mutated)}
     assert called - verify_actions(mutated, stripped) == {"cloudwatch:SetAlarmState"}

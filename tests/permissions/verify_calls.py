@@ -216,12 +216,15 @@ def verify_role(delivery: StackModel, stage: str) -> Role:
     return delivery.role(delivery.props(project.logical_id)["ServiceRole"])
 
 
-def observed_requests(stage: str, role: Role, target: StackModel) -> list[Request]:
+def observed_requests(
+    stage: str, role: Role, target: StackModel, owner: StackModel
+) -> list[Request]:
+    """The requests of `entrix verify`'s observed calls in the stage's mode, by `owner`'s `role`."""
     observed = observed_modes()[VERIFY_MODES[stage]]
     assert observed.local is not None
     return [
         request
         for call in observed.calls
-        for requests in verify_call_requests(observed.local, target, role, call)
+        for requests in verify_call_requests(observed.local, target, owner, role, call)
         for request in requests
     ]

@@ -220,12 +220,13 @@ VERIFY_ACTIONS = {
 
 
 def verify_call_requests(
-    local: Local, target: StackModel, role: Role, call: Call
+    local: Local, target: StackModel, owner: StackModel, role: Role, call: Call
 ) -> list[list[Request]]:
-    """The requests of one call `entrix verify` made against the local system, as `role` makes
-    them against the deployed stack `target` (a stage's copy of the local template: the same
-    logical ids, its own names and ARNs). Each carries the stack tag CloudFormation puts on the
-    resource; TestState also passes the state machine's role to Step Functions (iam:PassRole)."""
+    """The requests of one call `entrix verify` made against the local system, as `role` (of the
+    stack `owner`) makes them against the deployed stack `target` (a stage's copy of the local
+    template: the same logical ids, its own names and ARNs). Each carries the stack tag
+    CloudFormation puts on the resource; TestState also passes the state machine's role to Step
+    Functions (iam:PassRole)."""
     p = call.parameters
     action = VERIFY_ACTIONS.get((call.service, call.operation))
     if action is None:
@@ -237,10 +238,10 @@ def verify_call_requests(
 
     if call.service == "cloudformation":
         stack = f"arn:aws:cloudformation:{target.region}:{target.account}:stack/{target.name}/1"
-        return [[role_request(target, role, action, stack)]]
+        return [[role_request(target, role, action, stack, owner=owner)]]
     if call.service == "lambda":
         function = on("AWS::Lambda::Function", p["FunctionName"])
-        return [[role_request(target, role, action, function, context=tagged)]]
+        return [[role_request(target, role, action, function, context=tagged, owner=owner)]]
     if call.service == "cloudwatch":
         names = p.get("AlarmNames") or ([p["AlarmName"]] if "AlarmName" in p else None)
         alarms = (
@@ -248,28 +249,31 @@ def verify_call_requests(
             if names is not None
             else _alarms_named(local, target, p.get("AlarmNamePrefix", ""))
         )
-        return [[role_request(target, role, action, alarm, context=tagged)] for alarm in alarms]
+        return [
+            [role_request(target, role, action, alarm, context=tagged, owner=owner)]
+            for alarm in alarms
+        ]
     if call.service == "sns":
         topic = on("AWS::SNS::Topic", p["TopicArn"].rsplit(":", 1)[-1])
         policy = target.topic_policy(topic)
-        return [[role_request(target, role, action, topic, policy, tagged)]]
+        return [[role_request(target, role, action, topic, policy, tagged, owner=owner)]]
     if call.service == "secretsmanager":
         secret = target.arn(local.logical_id("AWS::SecretsManager::Secret", _secret_name(p)))
-        return [[role_request(target, role, action, secret, context=tagged)]]
+        return [[role_request(target, role, action, secret, context=tagged, owner=owner)]]
     if call.operation == "TestState":
         passed = on("AWS::IAM::Role", p["roleArn"].rsplit("/", 1)[-1])
         to_states = {"iam:PassedToService": "states.amazonaws.com"}
         return [
-            [role_request(target, role, action, "*")],
-            [role_request(target, role, "iam:PassRole", passed, context=to_states)],
+            [role_request(target, role, action, "*", owner=owner)],
+            [role_request(target, role, "iam:PassRole", passed, context=to_states, owner=owner)],
         ]
     if call.operation == "DescribeExecution":
         machine, run = p["executionArn"].split(":execution:", 1)[1].split(":", 1)
         machine_arn = on("AWS::StepFunctions::StateMachine", machine)
         execution = machine_arn.replace(":stateMachine:", ":execution:") + f":{run}"
-        return [[role_request(target, role, action, execution)]]
+        return [[role_request(target, role, action, execution, owner=owner)]]
     machine = on("AWS::StepFunctions::StateMachine", p["stateMachineArn"].rsplit(":", 1)[-1])
-    return [[role_request(target, role, action, machine, context=tagged)]]
+    return [[role_request(target, role, action, machine, context=tagged, owner=owner)]]
 
 
 def _alarms_named(local: Local, target: StackModel, prefix: str) -> list[str]:

@@ -110,15 +110,17 @@ def role_request(
     context: Mapping[str, str | list[str]] | None = None,
     function: str | None = None,
     at: float | None = None,
+    owner: StackModel | None = None,
 ) -> Request:
-    """`role` calling `action` on `resource` (from `function`'s code when given) at the time
-    `at` (now when not given), with the action's own context keys in `context`."""
+    """`role` calling `action` on `resource` of `model` (from `function`'s code when given) at
+    the time `at` (now when not given), with the action's own context keys in `context`; the
+    role is `owner`'s when it is another stack's (a pipeline's role acting on a stage)."""
     return Request(
         principal=role.arn,
         action=action,
         resource=resource,
         account=model.account,
-        context={**role_context(model, role, function, at), **(context or {})},
+        context={**role_context(owner or model, role, function, at), **(context or {})},
         identity_policies=role.policies,
         resource_policy=resource_policy,
     )
