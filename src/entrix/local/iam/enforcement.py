@@ -142,7 +142,7 @@ class Enforcer:
     def start(self) -> None:
         global _active
         with _active_lock:
-            if _active is not None:
+            if _active not in (None, self):
                 raise RuntimeError("another local system's enforcement is running in this process")
             _active = self
 
