@@ -128,7 +128,7 @@ class LocalSystem:
             jwks_url=self.identity_provider.jwks_url if self.identity_provider else None,
         )
         if self.options.enforce_permissions:
-            # Before the deploy, which runs functions itself (a secret's first rotation).
+            # Before the deploy, which can run functions itself (a secret's first rotation).
             model = StackModel(
                 self.stack_name, json.loads(self.template_path.read_text()), self.region
             )

@@ -122,8 +122,8 @@ def refusal(call: Call, role: Role, decision: Decision) -> Refusal:
 class Enforcer:
     """Authorizes the calls of one local system's functions, from the template it deployed.
 
-    `deployment` may still be filling: a deploy runs functions itself (the rotation schedule
-    rotates its secret at creation), and those calls are checked too. Verdicts are kept per
+    `deployment` may still be filling: a deploy can run functions itself (a rotation schedule
+    that rotates its secret at creation), and those calls are checked too. Verdicts are kept per
     request, with every policy it was decided under in the key, so a changed policy is decided
     anew.
     """
@@ -135,6 +135,7 @@ class Enforcer:
         self.deployment = deployment
         self.simulator = simulator or Simulator()
         self._local = Local(model, deployment)
+        self._local_names = len(deployment.names)  # how many names `_local` knows
         self._roles: dict[str, Role] = {}
         self._verdicts: dict[str, Decision] = {}
         self._lock = threading.Lock()
@@ -173,7 +174,8 @@ class Enforcer:
 
     def _current_local(self) -> Local:
         with self._lock:
-            if len(self._local.by_name) != len(self.deployment.names):
+            if self._local_names != len(self.deployment.names):
+                self._local_names = len(self.deployment.names)
                 self._local = Local(self.model, self.deployment)
             return self._local
 
