@@ -48,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-enforce-permissions",
         dest="enforce_permissions",
         action="store_false",
-        help="for a debugging session only: let functions make AWS calls their roles do not allow"
-        " (by default every call is checked against the template, as AWS does)",
+        help="for a debugging session only: let functions make AWS calls their roles do not allow;"
+        " without it every call is checked against the template, as AWS does (checks on:"
+        " %(default)s)",
     )
     local.set_defaults(run="entrix.local.commands:local")
 
