@@ -68,11 +68,11 @@ def run_seconds(bench: BenchSystem, orders: int) -> tuple[float, float]:
     return statistics.mean(seconds[True]), statistics.mean(seconds[False])
 
 
-def rows(samples: int = 200, orders: int = ORDERS) -> list[Row]:
+def rows(samples: int = 200, orders: int = ORDERS, warmup: int = 20) -> list[Row]:
     with bench_system(random_mode_template()) as bench:
         # One token stands for every client here: the per-client share would refuse the run.
         harness.widen_client_shares(bench.client("lambda"), 10**6, 10**9)
-        on_ms, off_ms = post_p50(bench, samples, warmup=20)
+        on_ms, off_ms = post_p50(bench, samples, warmup)
         on_s, off_s = run_seconds(bench, orders)
         enforcer = bench.system.enforcer
         assert enforcer is not None

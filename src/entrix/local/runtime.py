@@ -2,7 +2,8 @@
 
 Start order: the embedded AWS endpoint, the local identity provider when the authorizer verifies
 an issuer's tokens (JWT_KEY_SOURCE jwks; its private key goes into the local secret
-`entrix-local-issuer` for `entrix token`), every template resource in it (functions with the
+`entrix-local-issuer` for `entrix token`), the permission enforcement (before the deploy, which
+can run functions), every template resource in it (functions with the
 Parameters and Secrets Extension's layer get the local extension), then the API Gateway
 emulation, the TTL sweeper, the stream poller, the console's log (entrix.local.alert_log), the
 notification tap, the run watcher and the scheduler. Each notification shown and each run's
