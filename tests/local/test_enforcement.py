@@ -13,6 +13,7 @@ import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,27 @@ def test_an_allowed_call_passes_and_its_verdict_is_decided_once(system: LocalSys
             assert "Item" not in dynamodb.get_item(TableName=table, Key=key)
 
     assert enforcer.simulator.requests == asked + 1
+
+
+def test_a_verdict_is_not_reused_once_a_policy_changes(system: LocalSystem) -> None:
+    """A redeploy with other policies must not meet the verdicts of the old ones."""
+    enforcer = system.enforcer
+    assert enforcer is not None
+    table = f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/enforce-changed"
+    granted = Request(
+        principal=f"arn:aws:iam::{ACCOUNT}:role/enforce-changed",
+        action="dynamodb:GetItem",
+        resource=table,
+        account=ACCOUNT,
+        identity_policies=(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": table}],
+            },
+        ),
+    )
+    assert enforcer._decide([granted])[0].allowed
+    assert not enforcer._decide([replace(granted, identity_policies=())])[0].allowed
 
 
 def test_a_call_the_model_does_not_map_is_refused_loudly_naming_it(system: LocalSystem) -> None:
