@@ -15,6 +15,7 @@ from pathlib import Path
 from bench import (
     api_latency,
     cold_start,
+    enforcement,
     ingest_writes,
     lambda_b_latency,
     load,
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     rows += pipeline_scale.rows(template_path, ingest=ingest.cost_inputs())
     rows += lambda_b_latency.rows(lambda_b_latency.measure(template_path))
     rows += run_sends.rows(*run_sends.measure(template_path))
+    rows += enforcement.rows(args.samples)
     print(render(rows))
     print(pipeline_scale.NOTE)
     return 0

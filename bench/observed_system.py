@@ -34,6 +34,7 @@ from entrix import settings
 from entrix.local import harness, lambda_runner
 from entrix.local.pipeline import scheduled_event, start_run, summarize, wait_for_execution
 from entrix.local.runtime import LocalSystem
+from entrix.local.synth import ensure_template, project_root
 
 RESULTS_HANDLER = "entrix.handlers.results.handler"
 PROCESS_HANDLER = "entrix.handlers.process.handler"
@@ -290,6 +291,13 @@ def bench_system(template_path: Path) -> Iterator[BenchSystem]:
         bench = BenchSystem(system, counter, invocations, notifications)
         bench.configure(RESULTS_HANDLER, {settings.RESULTS_READY_PROBABILITY.name: "1"})
         yield bench
+
+
+def random_mode_template() -> Path:
+    """The service synthesized with Lambda A in random mode (`entrix:auction_mode`), so its role
+    may write the orders it makes up: switching a function's mode alone is refused under
+    enforcement, as AWS would refuse it."""
+    return ensure_template(project_root(), {"entrix:auction_mode": "random"})[0]
 
 
 def unique_prefix(label: str) -> str:

@@ -19,6 +19,7 @@ from bench.observed_system import (
     BenchSystem,
     Run,
     bench_system,
+    random_mode_template,
     unique_prefix,
 )
 from bench.report import Row, ratio
@@ -70,7 +71,7 @@ def measure(
 ) -> ScaleFigures:
     """Run the pipeline once per repeat of each size with that many orders pending, POSTed
     through the local API first (sizes interleaved); then, with `random_orders`, one run in
-    random mode."""
+    random mode, on the service synthesized for it."""
     repeats = REPEATS if repeats is None else repeats
     with bench_system(template_path) as bench:
         runs: dict[int, list[Run]] = {size: [] for size in repeats}
@@ -79,8 +80,11 @@ def measure(
                 bench.ingest(size, unique_prefix(f"run{size}"))
                 runs[size].append(bench.run())
                 progress(f"run with {size:,} pending: {runs[size][-1].seconds:.1f} s")
-        end_to_end = end_to_end_run(bench, random_orders) if random_orders else None
         functions = bench.deployment.functions
+    end_to_end = None
+    if random_orders:
+        with bench_system(random_mode_template()) as random_bench:
+            end_to_end = end_to_end_run(random_bench, random_orders)
     return ScaleFigures(
         runs=runs,
         end_to_end=end_to_end,

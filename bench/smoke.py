@@ -32,6 +32,7 @@ from pathlib import Path
 from bench import (
     api_latency,
     cold_start,
+    enforcement,
     ingest_writes,
     lambda_b_latency,
     load,
@@ -180,6 +181,7 @@ def parts(cdk_out: Path, executables: list[str]) -> list[tuple[str, Callable[[],
             ),
         ),
         ("run sends", lambda: run_sends.rows(*run_sends.measure(template, SENDS_SIZES))),
+        ("enforcement", lambda: enforcement.rows(samples=1, orders=RANDOM_ORDERS, warmup=0)),
     ]
 
 

@@ -70,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=300.0,
         help="seconds between scheduled pipeline runs (the deployed rule is rate(5 minutes))",
     )
+    local.add_argument(
+        "--no-enforce-permissions",
+        dest="enforce_permissions",
+        action="store_false",
+        help="for a debugging session only: let functions make AWS calls their roles do not allow;"
+        " without it every call is checked against the template, as AWS does (checks on:"
+        " %(default)s)",
+    )
     local.set_defaults(run="entrix.local.commands:local")
 
     token = _command(

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from entrix.handlers.results import SIMULATOR_OWNER
+from entrix.local import synth
 from tests.support.local_process import running_local
 
 pytestmark = pytest.mark.e2e
@@ -22,10 +23,14 @@ BATCH = 500
 
 @pytest.fixture(scope="module")
 def local():
-    with running_local(
-        schedule_seconds=86_400, wide_shares=True
-    ) as system:  # only the run this test starts
-        yield system
+    """The service synthesized in random mode: its Lambda A may write the orders it makes up
+    (switching the mode on the function alone is refused, as in AWS)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(synth.LOCAL_CONTEXT_VARIABLE, json.dumps({"entrix:auction_mode": "random"}))
+        with running_local(
+            schedule_seconds=86_400, wide_shares=True
+        ) as system:  # only the run this test starts
+            yield system
 
 
 def _stored_lines(local, execution, prefix="results/"):

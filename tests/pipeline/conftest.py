@@ -4,7 +4,8 @@ The ResultsPipeline construct is synthesized once per session in a small stack o
 intake's orders table, plus the pipeline) with short waits, so the tests exercise
 the exact state machine definition CDK writes, not a hand-written copy. Each test gets a fresh
 moto backend: the template is deployed by the local runtime's deployer, moto executes the state
-machine, and every Lambda task runs the project's handler in this process.
+machine, and every Lambda task runs the project's handler in this process, each AWS call it makes
+authorized against the template as AWS would (entrix.local.iam.enforcement).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -23,6 +25,8 @@ from moto import mock_aws
 
 from entrix.auction.digest import DIGEST_STATUS
 from entrix.local.deploy import Deployer, Deployment
+from entrix.local.iam.enforcement import Enforcer
+from entrix.local.iam.model import StackModel
 from entrix.local.lambda_runner import (
     applied_environment,
     moto_lambdas_in_process,
@@ -42,6 +46,11 @@ BATCH_MAX_ORDERS = 2
 
 @pytest.fixture(scope="session")
 def pipeline_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return synthesize_pipeline(tmp_path_factory.mktemp("cdk.out"))
+
+
+def synthesize_pipeline(outdir: Path, **config: Any) -> dict[str, Any]:
+    """The pipeline's stack; `config`: ServiceConfig settings over the tests' own."""
     from aws_cdk import App, Environment, Stack
 
     from infra.app import cdk_json_context
@@ -52,7 +61,7 @@ def pipeline_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any
 
     app = App(
         context={**cdk_json_context(), "aws:cdk:bundling-stacks": []},
-        outdir=str(tmp_path_factory.mktemp("cdk.out")),
+        outdir=str(outdir),
     )
     stack = Stack(app, STACK, env=Environment(region=REGION))
     config = ServiceConfig(
@@ -64,6 +73,7 @@ def pipeline_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any
         results_batch_max_orders=BATCH_MAX_ORDERS,
         results_retry_interval_seconds=1,
         results_retry_attempts=2,
+        **config,
     )
     ResultsPipeline(
         stack,
@@ -273,29 +283,41 @@ def pipeline(
         mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
         moto_lambdas_in_process(),
     ):
-        deployment = Deployer(
+        deployer = Deployer(
             template,
             lambda service: boto3.client(service, region_name=REGION),
             pseudo=PseudoParameters(region=REGION, stack_name=STACK),
-        ).deploy()
-        names = deployment.names
-        (topic_arn,) = deployment.topics
-        sqs = boto3.client("sqs", region_name=REGION)
-        queue_url = sqs.create_queue(QueueName="alerts")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        boto3.client("sns", region_name=REGION).subscribe(
-            TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn
         )
-        deployed = Pipeline(
-            deployment=deployment,
-            table=names[_logical_id(template, "AWS::DynamoDB::Table", "Orders")],
-            bucket=names[_logical_id(template, "AWS::S3::Bucket", "PipelineResults")],
-            topic_arn=topic_arn,
-            state_machine_arn=next(iter(deployment.state_machines.values())),
-            alerts_queue_url=queue_url,
-            monkeypatch=monkeypatch,
-        )
-        deployed.reload_handlers()
-        yield deployed
+        enforcer = Enforcer(StackModel(STACK, pipeline_template, REGION), deployer.deployment)
+        enforcer.start()
+        try:
+            yield _deployed(template, deployer.deploy(), monkeypatch)
+        finally:
+            enforcer.stop()
+
+
+def _deployed(
+    template: Template, deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> Pipeline:
+    """The deployed pipeline, with a queue subscribed to its alert topic."""
+    names = deployment.names
+    (topic_arn,) = deployment.topics
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue_url = sqs.create_queue(QueueName="alerts")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    boto3.client("sns", region_name=REGION).subscribe(
+        TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn
+    )
+    deployed = Pipeline(
+        deployment=deployment,
+        table=names[_logical_id(template, "AWS::DynamoDB::Table", "Orders")],
+        bucket=names[_logical_id(template, "AWS::S3::Bucket", "PipelineResults")],
+        topic_arn=topic_arn,
+        state_machine_arn=next(iter(deployment.state_machines.values())),
+        alerts_queue_url=queue_url,
+        monkeypatch=monkeypatch,
+    )
+    deployed.reload_handlers()
+    return deployed

@@ -19,12 +19,19 @@ import pytest
 
 from entrix.auction.processing import BatchProcessor
 from entrix.local import harness
-from tests.pipeline.conftest import Pipeline
+from tests.pipeline.conftest import Pipeline, synthesize_pipeline
 
 pytestmark = pytest.mark.slow
 
 ORDERS = 100_000
 BATCH = 1_000
+
+
+@pytest.fixture(scope="module")
+def pipeline_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Synthesized in random mode: Lambda A's role may write the orders it makes up (switching
+    the mode on the function alone is refused, as AWS would refuse it)."""
+    return synthesize_pipeline(tmp_path_factory.mktemp("cdk.out-random"), auction_mode="random")
 
 
 def _configure_lambda_a(pipeline: Pipeline, variables: dict[str, str]) -> None:

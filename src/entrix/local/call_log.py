@@ -14,6 +14,9 @@ from now on (through botocore's built-in handler list, which each new session co
 boto3's default session if it already exists. A client made earlier from another session is not
 seen; the handlers make theirs at import, after the runtime has imported this module.
 
+Each call of a marked thread is also kept in botocore's request context under `CALL`, where
+the local runtime's enforcement (entrix.local.iam.enforcement) reads it to authorize the call.
+
 Importing this module installs the hook. Lambda code never imports it.
 """
 
@@ -72,6 +75,10 @@ _EXPRESSION_WORDS = frozenset(
 )
 
 
+# The key of a marked thread's `Call` in botocore's request context.
+CALL = "entrix_call"
+
+
 @dataclass(frozen=True)
 class Call:
     """One AWS API call a function made: e.g. ("Entrix-IntakeIngest...", "dynamodb",
@@ -115,9 +122,9 @@ def recording() -> Iterator[list[Call]]:
             _logs.remove(calls)
 
 
-def _note(params: Mapping[str, Any], model: Any, **_: Any) -> None:
+def _note(params: Mapping[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
     function = getattr(_thread, "function", None)
-    if function is None or not _logs:
+    if function is None:
         return
     parameters: dict[str, Any] = {
         k: params[k] for k in (*RESOURCE_PARAMETERS, *CONTEXT_PARAMETERS) if k in params
@@ -130,6 +137,7 @@ def _note(params: Mapping[str, Any], model: Any, **_: Any) -> None:
     if service == "dynamodb":
         parameters |= _dynamodb_access(params)
     call = Call(function, service, model.name, parameters)
+    context[CALL] = call
     with _lock:
         for calls in _logs:
             calls.append(call)

@@ -68,6 +68,7 @@ def _run_local(args: argparse.Namespace) -> int:
                 port=args.port,
                 aws_port=args.aws_port,
                 schedule_seconds=args.schedule_seconds,
+                enforce_permissions=args.enforce_permissions,
             ),
             show_run=_show_run,
             show_notification=_show_notification,
@@ -234,6 +235,14 @@ def _show_banner(system: LocalSystem, args: argparse.Namespace, root: Any, secon
         f"every {args.schedule_seconds:g} s"
         if args.schedule_seconds
         else "off (--schedule-seconds)"
+    )
+    rows.append(
+        (
+            "permissions",
+            "enforced: each AWS call of a function is checked against the template's policies"
+            if system.enforcer
+            else "NOT enforced (--no-enforce-permissions): calls AWS would refuse succeed here",
+        )
     )
     extension = system.secrets_extension
     if extension is not None and extension.functions:

@@ -2,7 +2,8 @@
 
 Start order: the embedded AWS endpoint, the local identity provider when the authorizer verifies
 an issuer's tokens (JWT_KEY_SOURCE jwks; its private key goes into the local secret
-`entrix-local-issuer` for `entrix token`), every template resource in it (functions with the
+`entrix-local-issuer` for `entrix token`), the permission enforcement (before the deploy, which
+can run functions), every template resource in it (functions with the
 Parameters and Secrets Extension's layer get the local extension), then the API Gateway
 emulation, the TTL sweeper, the stream poller, the console's log (entrix.local.alert_log), the
 notification tap, the run watcher and the scheduler. Each notification shown and each run's
@@ -24,12 +25,15 @@ from entrix.local.alert_log import AlertLog
 from entrix.local.apigateway import ApiGateway, ApiServer, RestApi
 from entrix.local.deploy import Deployer, Deployment
 from entrix.local.endpoint import ACCOUNT_ID, AwsEndpoint, check_port_free, client_host
+from entrix.local.iam.enforcement import Enforcer
+from entrix.local.iam.model import StackModel
 from entrix.local.identity_provider import ISSUER_SECRET_NAME, LocalIdentityProvider, SigningKey
 from entrix.local.lambda_runner import Invocation
 from entrix.local.notifications import NotificationTap
 from entrix.local.pipeline import RunWatcher, Scheduler
 from entrix.local.secrets_extension import LocalSecretsExtension, RequestListener
 from entrix.local.streams import StreamPoller, TtlDeletions
+from entrix.local.synth import stack_region
 from entrix.local.template import PseudoParameters, Template
 from entrix.local.ttl import TtlSweeper
 
@@ -48,18 +52,9 @@ class LocalOptions:
     max_wait_seconds: int | None = LOCAL_MAX_WAIT_SECONDS
     ttl_sweep_seconds: float = TTL_SWEEP_SECONDS
     stream_poll_seconds: float = STREAM_POLL_SECONDS
-
-
-def stack_region(template_path: Path, stack_name: str, default: str = "eu-west-1") -> str:
-    """The region the stack is synthesized for, from the cloud assembly's manifest."""
-    manifest = template_path.parent / "manifest.json"
-    if manifest.is_file():
-        artifact = json.loads(manifest.read_text(encoding="utf-8"))["artifacts"].get(stack_name)
-        environment = (artifact or {}).get("environment", "")  # aws://account/region
-        region = environment.rsplit("/", 1)[-1]
-        if region and region != "unknown-region":
-            return region
-    return default
+    # Every AWS call of every function authorized against the template, as AWS would
+    # (entrix.local.iam.enforcement); off only for a debugging session, never in tests.
+    enforce_permissions: bool = True
 
 
 class LocalSystem:
@@ -93,6 +88,7 @@ class LocalSystem:
         self.deployment: Deployment | None = None
         self.api_server: ApiServer | None = None
         self.alert_log: AlertLog | None = None
+        self.enforcer: Enforcer | None = None
         self._stoppables: list[Any] = []
 
     @property
@@ -121,7 +117,7 @@ class LocalSystem:
                 Description="The local identity provider's signing key (entrix token reads it)",
                 SecretString=self.identity_provider.current.secret_string(),
             )
-        deployment = Deployer(
+        deployer = Deployer(
             self.template,
             self.endpoint.client,
             pseudo=PseudoParameters(
@@ -131,7 +127,16 @@ class LocalSystem:
             max_wait_seconds=self.options.max_wait_seconds,
             secrets_extension=self.secrets_extension,
             jwks_url=self.identity_provider.jwks_url if self.identity_provider else None,
-        ).deploy()
+        )
+        if self.options.enforce_permissions:
+            # Before the deploy, which can run functions itself (a secret's first rotation).
+            model = StackModel(
+                self.stack_name, json.loads(self.template_path.read_text()), self.region
+            )
+            self.enforcer = Enforcer(model, deployer.deployment)
+            self.enforcer.start()
+            self._stoppables.append(self.enforcer)
+        deployment = deployer.deploy()
         self.deployment = deployment
 
         if deployment.api:

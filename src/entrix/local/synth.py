@@ -155,3 +155,15 @@ def ensure_template(
         if existing is not None:
             return existing, False
         return synthesize(root, context), True
+
+
+def stack_region(template_path: Path, stack_name: str, default: str = "eu-west-1") -> str:
+    """The region the stack is synthesized for, from the cloud assembly's manifest."""
+    manifest = template_path.parent / "manifest.json"
+    if manifest.is_file():
+        artifact = json.loads(manifest.read_text(encoding="utf-8"))["artifacts"].get(stack_name)
+        environment = (artifact or {}).get("environment", "")  # aws://account/region
+        region = environment.rsplit("/", 1)[-1]
+        if region and region != "unknown-region":
+            return region
+    return default

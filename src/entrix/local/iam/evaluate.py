@@ -1,11 +1,12 @@
 """Decide AWS requests the way AWS does, with the policies a template gives them.
 
-The evaluation itself is @cloud-copilot/iam-simulate (npm, pinned in package.json), run once per
-batch through `simulate.mjs`: it implements AWS's documented evaluation logic (explicit Deny wins;
-in one account an identity-policy Allow or a resource-policy Allow suffices; a service principal
-has no identity policy, so only the resource policy can allow it; a KMS key policy must allow
-the caller itself or delegate to IAM through the account principal, and then the identity policy
-must allow too; every condition operator against the request's context keys). It also refuses
+The evaluation itself is @cloud-copilot/iam-simulate (npm, pinned in package.json), run through
+`simulate.mjs` once per batch, or kept running as a `Simulator` (the local runtime's
+enforcement): it implements AWS's documented evaluation logic (explicit Deny wins; in one
+account an identity-policy Allow or a resource-policy Allow suffices; a service principal has no
+identity policy, so only the resource policy can allow it; a KMS key policy must allow the caller
+itself or delegate to IAM through the account principal, and then the identity policy must allow
+too; every condition operator against the request's context keys). It also refuses
 unknown actions and resource ARNs of the wrong type for the action, so a wrong mapping from an
 API call to an IAM action cannot pass silently.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,8 +74,9 @@ class Decision:
         )
 
 
-def decide(requests: Sequence[Request]) -> list[Decision]:
-    """Every request's decision, in order (one node process for the whole batch)."""
+def decide(requests: Sequence[Request], simulator: Simulator | None = None) -> list[Decision]:
+    """Every request's decision, in order: from `simulator` when given, else from one node
+    process for the whole batch."""
     if not requests:
         return []
     batch = [
@@ -88,6 +91,15 @@ def decide(requests: Sequence[Request]) -> list[Decision]:
         }
         for r in requests
     ]
+    answers = simulator.answer(batch) if simulator else _answer_once(batch)
+    return [
+        Decision(r, a["result"], a["errors"], a["identity"], a["resourcePolicy"], a["ignored"])
+        for r, a in zip(requests, answers, strict=True)
+    ]
+
+
+
+def _answer_once(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
     completed = subprocess.run(  # noqa: S603 - our own script, input passed as data on stdin
         [project_node(), str(SIMULATOR)],
         input=json.dumps(batch),
@@ -98,8 +110,46 @@ def decide(requests: Sequence[Request]) -> list[Decision]:
     )
     if completed.returncode != 0:
         raise RuntimeError(f"{SIMULATOR.name} failed: {completed.stderr[-4000:]}")
-    answers = json.loads(completed.stdout)
-    return [
-        Decision(r, a["result"], a["errors"], a["identity"], a["resourcePolicy"], a["ignored"])
-        for r, a in zip(requests, answers, strict=True)
-    ]
+    answers: list[dict[str, Any]] = json.loads(completed.stdout)
+    return answers
+
+
+class Simulator:
+    """One `simulate.mjs --serve` process answering request after request (JSON lines), so a
+    decision costs a line each way, not a node start. Started on the first request; callers
+    from several threads take turns."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[str] | None = None
+        self._lock = threading.Lock()
+        self.requests = 0  # how many requests it answered
+
+    def answer(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        with self._lock:
+            process = self._process
+            if process is None or process.poll() is not None:
+                process = self._process = subprocess.Popen(  # noqa: S603 - our own script
+                    [project_node(), str(SIMULATOR), "--serve"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+            assert process.stdin is not None and process.stdout is not None
+            answers = []
+            for request in batch:  # one at a time: neither pipe can fill up while we wait
+                process.stdin.write(json.dumps(request) + "\n")
+                process.stdin.flush()
+                line = process.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"{SIMULATOR.name} --serve ended (exit {process.wait()})")
+                answers.append(json.loads(line))
+            self.requests += len(batch)
+            return answers
+
+    def stop(self) -> None:
+        with self._lock:
+            process, self._process = self._process, None
+        if process is not None:
+            assert process.stdin is not None
+            process.stdin.close()
+            process.wait(timeout=10)

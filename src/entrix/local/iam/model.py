@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from entrix.local.runtime import stack_region
+from entrix.local.synth import stack_region
 from entrix.local.template import PseudoParameters, Resolver, Resource, Template, TemplateError
 
 ACCOUNT = "123456789012"

@@ -7,14 +7,29 @@
 // one per request, in order. `result` is Allowed, ImplicitlyDenied or ExplicitlyDenied; `errors`
 // lists what the simulator refused as input (an unknown action, a resource ARN of the wrong
 // type); `ignored` the context keys it dropped because it does not know them for the action.
+import { createInterface } from 'node:readline'
 import { runSimulation } from '@cloud-copilot/iam-simulate'
 
-const chunks = []
-for await (const chunk of process.stdin) chunks.push(chunk)
-const requests = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+// With --serve, the same answers one line at a time, for as long as stdin stays open: one
+// request per line in, its answer as one line out (the local runtime's enforcement keeps one
+// such process for the life of the local system, so a decision costs no node start).
+const serving = process.argv.includes('--serve')
 
-const answers = []
-for (const request of requests) {
+async function * batch () {
+  const chunks = []
+  for await (const chunk of process.stdin) chunks.push(chunk)
+  yield * JSON.parse(Buffer.concat(chunks).toString('utf8'))
+}
+
+async function * lines () {
+  for await (const line of createInterface({ input: process.stdin })) yield JSON.parse(line)
+}
+
+const requests = serving ? lines() : batch()
+const answers = serving
+  ? { push: (answer) => process.stdout.write(JSON.stringify(answer) + '\n') }
+  : []
+for await (const request of requests) {
   const response = await runSimulation(
     {
       request: {
@@ -46,4 +61,4 @@ for (const request of requests) {
     ]
   })
 }
-process.stdout.write(JSON.stringify(answers))
+if (!serving) process.stdout.write(JSON.stringify(answers))
