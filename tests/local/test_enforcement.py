@@ -279,3 +279,29 @@ def test_no_test_turns_enforcement_off() -> None:
         if switch in path.read_text()
     ]
     assert not found, found
+
+
+def test_a_verdict_is_shared_by_context_values_no_policy_reads() -> None:
+    """Every request carries the time and its item's keys; only values a policy reads (in a
+    condition, or as a policy variable) may make a request a new one for the verdict cache."""
+    from entrix.local.iam.enforcement import _key
+    from entrix.local.iam.evaluate import Request
+
+    def request(policy: dict[str, object], **context: str) -> Request:
+        return Request(
+            "arn:aws:iam::123456789012:role/r", "dynamodb:PutItem",
+            "arn:aws:dynamodb:eu-west-1:123456789012:table/t", "123456789012",
+            context, ({"Version": "2012-10-17", "Statement": [policy]},),
+        )  # fmt: skip
+
+    plain = {"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": "*"}
+    timed = {**plain, "Condition": {"DateLessThan": {"aws:CurrentTime": "2030-01-01T00:00:00Z"}}}
+    by_variable = {**plain, "Resource": "arn:aws:dynamodb:*:*:table/${aws:PrincipalTag/team}"}
+    early = {"aws:CurrentTime": "2026-12-07T06:00:00Z", "aws:PrincipalTag/team": "a"}
+    late = {"aws:CurrentTime": "2026-12-07T07:00:00Z", "aws:PrincipalTag/team": "b"}
+
+    assert _key(request(plain, **early)) == _key(request(plain, **late))
+    assert _key(request(timed, **early)) != _key(request(timed, **late))
+    assert _key(request(by_variable, **early)) != _key(request(by_variable, **late))
+    # A key's presence always counts: the simulator refuses one it does not know.
+    assert _key(request(plain, **early)) != _key(request(plain, **early, extra="x"))

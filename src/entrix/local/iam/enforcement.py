@@ -17,7 +17,9 @@ Importing this module installs the hook; Lambda code never imports it.
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import threading
 import uuid
 from collections.abc import Mapping
@@ -204,19 +206,41 @@ class Enforcer:
 
 
 def _key(request: Request) -> str:
-    """The whole request: who, what, on what, in which context, under which policies."""
+    """Who, what, on what, under which policies, and of the context the names of its keys (the
+    simulator refuses a key it does not know for the action) with the values of those the
+    policies can read: in a condition or as a policy variable. A value no policy reads cannot
+    change the decision, and leaving it out keeps the time and each item's keys, which every
+    request carries, from making every request a new one."""
+    policies = json.dumps([request.identity_policies, request.resource_policy], sort_keys=True)
+    read = _read_keys(policies)
     return json.dumps(
         [
             request.principal,
             request.action,
             request.resource,
             request.account,
-            request.context,
-            request.identity_policies,
-            request.resource_policy,
+            sorted(request.context),
+            {k: v for k, v in request.context.items() if k.lower() in read},
+            policies,
         ],
         sort_keys=True,
     )
+
+
+_POLICY_VARIABLE = re.compile(r"\$\{([^}]+)\}")
+
+
+@functools.lru_cache(maxsize=256)
+def _read_keys(policies: str) -> frozenset[str]:
+    """Every context key (lower case, as IAM compares them) the policies read."""
+    read = {name.lower() for name in _POLICY_VARIABLE.findall(policies)}
+    identity, resource = json.loads(policies)
+    for document in [*identity, resource]:
+        statements = (document or {}).get("Statement", [])
+        for statement in statements if isinstance(statements, list) else [statements]:
+            for keys in statement.get("Condition", {}).values():
+                read.update(key.lower() for key in keys)
+    return frozenset(read)
 
 
 _active: Enforcer | None = None

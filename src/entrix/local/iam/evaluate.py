@@ -98,7 +98,6 @@ def decide(requests: Sequence[Request], simulator: Simulator | None = None) -> l
     ]
 
 
-
 def _answer_once(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
     completed = subprocess.run(  # noqa: S603 - our own script, input passed as data on stdin
         [project_node(), str(SIMULATOR)],
