@@ -49,3 +49,9 @@ def _write(event, key):
     boto3.client("s3", region_name="eu-west-1").put_object(
         Bucket=event["bucket"], Key=key, Body=b"written after the deadline"
     )
+
+
+def short_nap(event, context):
+    """Sleeps for `event["seconds"]`, well within its timeout when run alone."""
+    time.sleep(event["seconds"])
+    return {"slept": event["seconds"]}

@@ -224,3 +224,21 @@ def test_a_timed_out_authorizer_is_api_gateways_500(slow):
     response = gateway.handle(request("POST", "/orders"))
     assert response.status == 500
     assert response.header("x-amzn-ErrorType") == "AuthorizerConfigurationException"
+
+
+def test_waiting_for_another_invocation_does_not_count_against_the_timeout(slow):
+    """Invocations here take turns (Lambda runs them side by side): four handlers of 0.6 s
+    with a 2 s timeout, started together, each finish although the last waits 1.8 s or more."""
+    results = []
+
+    def call() -> None:
+        results.append(invoke(spec("short_nap", timeout=2), {"seconds": 0.6}))
+
+    callers = [threading.Thread(target=call) for _ in range(4)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(THREAD_END_SECONDS)
+    assert len(results) == 4
+    assert [r.json() for r in results] == [{"slept": 0.6}] * 4
+    assert all("Status: timeout" not in r.logs for r in results)

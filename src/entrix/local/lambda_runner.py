@@ -411,9 +411,11 @@ class _Run:
             if self.outcome is not None:
                 return self.outcome
             self.stopped = True
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(worker.ident or 0), ctypes.py_object(HandlerTimedOut)
-        )
+        # Only a thread still running is signalled: a finished one's id may be another's by now.
+        if worker.is_alive() and worker.ident is not None:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(worker.ident), ctypes.py_object(HandlerTimedOut)
+            )
         worker.join(STOP_GRACE_SECONDS)
         # Lambda resets the execution environment: the next invocation runs the module again.
         sys.modules.pop(self.spec.handler.rpartition(".")[0], None)
@@ -428,19 +430,21 @@ def invoke(spec: FunctionSpec, event: Any) -> Invocation:
     `handler_output_captured()`, between Lambda's START and END/REPORT lines.
     """
     request_id = str(uuid.uuid4())
-    context = LambdaContext(
-        function_name=spec.function_name,
-        function_version=spec.version,
-        invoked_function_arn=spec.function_arn,
-        memory_limit_in_mb=spec.memory_size,
-        aws_request_id=request_id,
-        log_group_name=spec.log_group_name,
-        log_stream_name=f"local/[{spec.version}]{request_id.replace('-', '')}",
-        deadline=time.monotonic() + spec.timeout,
-    )
-    captured: list[str] = [f"START RequestId: {request_id} Version: {spec.version}\n"]
-    started = time.monotonic()
+    # Lambda runs concurrent invocations side by side; here they take turns, and the turn's wait
+    # counts neither against the timeout nor in the reported duration.
     with _INVOCATION_LOCK:
+        context = LambdaContext(
+            function_name=spec.function_name,
+            function_version=spec.version,
+            invoked_function_arn=spec.function_arn,
+            memory_limit_in_mb=spec.memory_size,
+            aws_request_id=request_id,
+            log_group_name=spec.log_group_name,
+            log_stream_name=f"local/[{spec.version}]{request_id.replace('-', '')}",
+            deadline=time.monotonic() + spec.timeout,
+        )
+        captured: list[str] = [f"START RequestId: {request_id} Version: {spec.version}\n"]
+        started = time.monotonic()
         # The invoking thread's variables plus the function's, as the worker's own view.
         run = _Run(spec, event, context, {**os.environ, **runtime_environment(spec)}, captured)
         worker = threading.Thread(
