@@ -297,11 +297,48 @@ def test_a_verdict_is_shared_by_context_values_no_policy_reads() -> None:
     plain = {"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": "*"}
     timed = {**plain, "Condition": {"DateLessThan": {"aws:CurrentTime": "2030-01-01T00:00:00Z"}}}
     by_variable = {**plain, "Resource": "arn:aws:dynamodb:*:*:table/${aws:PrincipalTag/team}"}
+    by_default = {**plain, "Resource": "arn:aws:dynamodb:*:*:table/${aws:PrincipalTag/team, 'x'}"}
     early = {"aws:CurrentTime": "2026-12-07T06:00:00Z", "aws:PrincipalTag/team": "a"}
     late = {"aws:CurrentTime": "2026-12-07T07:00:00Z", "aws:PrincipalTag/team": "b"}
 
     assert _key(request(plain, **early)) == _key(request(plain, **late))
     assert _key(request(timed, **early)) != _key(request(timed, **late))
     assert _key(request(by_variable, **early)) != _key(request(by_variable, **late))
+    assert _key(request(by_default, **early)) != _key(request(by_default, **late))
     # A key's presence always counts: the simulator refuses one it does not know.
     assert _key(request(plain, **early)) != _key(request(plain, **early, extra="x"))
+
+
+def test_an_exchange_interrupted_mid_way_leaves_no_answer_for_the_next_request() -> None:
+    """A handler stopped at its timeout can be interrupted between sending a request to the
+    simulator and reading its answer; the next request must get its own answer, not that one."""
+    from entrix.local.iam.evaluate import Request, Simulator, decide
+
+    table = "arn:aws:dynamodb:eu-west-1:123456789012:table/t"
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": table},
+    ]}  # fmt: skip
+
+    def request(action: str) -> Request:
+        role = "arn:aws:iam::123456789012:role/r"
+        return Request(role, action, table, "123456789012", {}, (policy,))
+
+    simulator = Simulator()
+    try:
+        assert decide([request("dynamodb:GetItem")], simulator)[0].allowed
+        process = simulator._process
+        assert process is not None and process.stdout is not None
+        original = process.stdout.readline
+
+        def interrupted() -> str:
+            process.stdout.readline = original  # type: ignore[method-assign]
+            raise KeyboardInterrupt  # as an asynchronous exception arrives
+
+        process.stdout.readline = interrupted  # type: ignore[method-assign]
+        with pytest.raises(KeyboardInterrupt):
+            decide([request("dynamodb:GetItem")], simulator)
+
+        assert not decide([request("dynamodb:PutItem")], simulator)[0].allowed
+        assert decide([request("dynamodb:GetItem")], simulator)[0].allowed
+    finally:
+        simulator.stop()

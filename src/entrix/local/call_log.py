@@ -66,6 +66,9 @@ CONTEXT_PARAMETERS = (
     "ReturnValues",
     "Select",
     "ReturnConsumedCapacity",
+    # Not condition keys: they change what AWS authorizes (iam.calls refuses them, unmapped).
+    "ServerSideEncryption",
+    "SSEKMSKeyId",
 )
 # A name in a DynamoDB expression: a placeholder (#n) or a plain name, not a value (:v).
 _NAME = re.compile(r"(?<![:#\w.])(#?[A-Za-z_]\w*)")

@@ -21,6 +21,7 @@ import functools
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -160,7 +161,7 @@ class Enforcer:
         """None when AWS would let the call through, else how the service refuses it."""
         try:
             role = self._role(call.function)
-            groups = call_requests(self._current_local(), role, call)
+            groups = call_requests(self._current_local(), role, call, at=time.time())
         except ModelError as error:
             raise UnmappedCall(
                 f"{call.function} called {call.service}.{call.operation} "
@@ -168,7 +169,7 @@ class Enforcer:
             ) from None
         for requests in groups:
             for decision in self._decide(requests):
-                if decision.errors:
+                if decision.errors or decision.ignored:
                     raise UnmappedCall(f"{call.function}: {decision.explain()}")
                 if not decision.allowed:
                     return refusal(call, role, decision)
@@ -233,7 +234,8 @@ _POLICY_VARIABLE = re.compile(r"\$\{([^}]+)\}")
 @functools.lru_cache(maxsize=256)
 def _read_keys(policies: str) -> frozenset[str]:
     """Every context key (lower case, as IAM compares them) the policies read."""
-    read = {name.lower() for name in _POLICY_VARIABLE.findall(policies)}
+    # A variable may carry a default: ${aws:PrincipalTag/team, 'none'}.
+    read = {name.split(",", 1)[0].strip().lower() for name in _POLICY_VARIABLE.findall(policies)}
     identity, resource = json.loads(policies)
     for document in [*identity, resource]:
         statements = (document or {}).get("Statement", [])

@@ -122,6 +122,7 @@ class Simulator:
         self._process: subprocess.Popen[str] | None = None
         self._lock = threading.Lock()
         self.requests = 0  # how many requests it answered
+        self._sent = 0  # the id of the last request sent, echoed in its answer
 
     def answer(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         with self._lock:
@@ -135,13 +136,24 @@ class Simulator:
                 )
             assert process.stdin is not None and process.stdout is not None
             answers = []
-            for request in batch:  # one at a time: neither pipe can fill up while we wait
-                process.stdin.write(json.dumps(request) + "\n")
-                process.stdin.flush()
-                line = process.stdout.readline()
-                if not line:
-                    raise RuntimeError(f"{SIMULATOR.name} --serve ended (exit {process.wait()})")
-                answers.append(json.loads(line))
+            try:
+                for request in batch:  # one at a time: neither pipe can fill up while we wait
+                    self._sent += 1
+                    process.stdin.write(json.dumps({**request, "id": self._sent}) + "\n")
+                    process.stdin.flush()
+                    line = process.stdout.readline()
+                    if not line:
+                        raise RuntimeError(f"{SIMULATOR.name} --serve ended ({process.wait()})")
+                    answer = json.loads(line)
+                    if answer.get("id") != self._sent:
+                        raise RuntimeError(f"{SIMULATOR.name} --serve answered out of turn")
+                    answers.append(answer)
+            except BaseException:
+                # Interrupted mid-exchange (a handler stopped at its timeout), its answer may
+                # still be in the pipe for the next caller to read: the process goes.
+                process.kill()
+                self._process = None
+                raise
             self.requests += len(batch)
             return answers
 
@@ -151,4 +163,7 @@ class Simulator:
         if process is not None:
             assert process.stdin is not None
             process.stdin.close()
-            process.wait(timeout=10)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()

@@ -50,6 +50,7 @@ for await (const request of requests) {
   )
   const analysis = response.result?.analysis
   answers.push({
+    id: request.id,
     result: response.overallResult ?? null,
     errors: response.errors ?? null,
     identity: analysis?.identityAnalysis?.result ?? null,
