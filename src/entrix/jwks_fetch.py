@@ -92,9 +92,10 @@ class Prefetched(NamedTuple):
 class JwksPrefetch:
     """The JWK set fetched in a thread of its own from construction on, for the first request.
 
-    `take()` waits for the thread and hands its result over once (None afterwards), so no thread
-    outlives the first request and no two requests use one prefetch. A failure is logged there
-    and leaves the taker to fetch as it would have without a prefetch.
+    `take()` waits for the thread (up to the fetch's timeout) and hands its result over once
+    (None afterwards), so no two requests use one prefetch. A failure, or a fetch still running
+    after the timeout, is logged there and leaves the taker to fetch as it would have without a
+    prefetch.
     """
 
     def __init__(
@@ -135,5 +136,10 @@ class JwksPrefetch:
             if self._taken:
                 return None
             self._taken = True
-            self._thread.join()
+            # The timeout bounds each socket operation, not a name lookup or a body that drips:
+            # past it, the taker fetches itself and the daemon thread's result is dropped.
+            self._thread.join(self._timeout)
+            if self._thread.is_alive():
+                logger.warning("the JWK set's prefetch is still running, the request fetches it")
+                return None
             return self._result

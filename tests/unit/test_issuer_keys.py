@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from jwt.utils import base64url_encode
 
-from entrix import settings
+from entrix import jwks_fetch, settings
 from entrix.aws import secrets
 from entrix.aws.secrets import SecretVersion
 from entrix.handlers import authorizer
@@ -265,6 +265,27 @@ def test_a_failed_prefetch_is_logged_and_leaves_the_lookup_to_fetch(
         assert keys.key_for(idp.current.kid).key_id == idp.current.kid
     assert replies == ["error page", "set"]
     assert "prefetch failed" in caplog.text
+
+
+def test_a_prefetch_still_running_after_its_timeout_leaves_the_lookup_to_fetch(
+    idp: LocalIdentityProvider, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The timeout bounds each socket operation, not a fetch that never ends (a name lookup, a
+    dripping body): the first request waits for the prefetch no longer than the timeout."""
+    release = threading.Event()
+
+    def stuck(url: str, context: object, timeout: float) -> object:
+        release.wait(30)
+        raise OSError("released")
+
+    monkeypatch.setattr(jwks_fetch, "fetch_jwk_set", stuck)
+    prefetch = JwksPrefetch(idp.jwks_url, allow_loopback_http=True, timeout=0.2, clock=Clock())
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert prefetch.take() is None
+        assert "still running" in caplog.text
+    finally:
+        release.set()
 
 
 def test_an_issuer_unreachable_at_init_and_at_the_request_is_a_fault(

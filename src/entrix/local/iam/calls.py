@@ -89,6 +89,7 @@ def call_requests(
         for table in tables:
             logical_id = local.logical_id("AWS::DynamoDB::Table", table.rsplit("/", 1)[-1])
             _no_customer_key(model, logical_id, model.props(logical_id).get("SSESpecification"))
+            _no_resource_policy(model, logical_id, "ResourcePolicy")
             arn = model.arn(logical_id)
             if "IndexName" in p:
                 arn = f"{arn}/index/{p['IndexName']}"
@@ -196,10 +197,23 @@ def _secret(local: Local, parameters: Mapping[str, Any]) -> str:
     if ("AWS::SecretsManager::Secret", name) in local.by_name:
         logical_id = local.logical_id("AWS::SecretsManager::Secret", name)
         _no_customer_key(local.model, logical_id, local.model.props(logical_id))
-        return local.model.arn(logical_id)
+        arn = local.model.arn(logical_id)
+        if any(
+            local.model.props(policy.logical_id).get("SecretId") in (arn, name)
+            for policy in local.model.of_type("AWS::SecretsManager::ResourcePolicy")
+        ):
+            raise ModelError(f"{logical_id} has a resource policy: pass it with its requests")
+        return arn
     if secret_id.startswith("arn:"):
         return secret_id
     raise ModelError(f"secret {secret_id!r} is not a resource of the template")
+
+
+def _no_resource_policy(model: StackModel, logical_id: str, attribute: str) -> None:
+    """A table with a resource policy would need it in its requests, which this model does not
+    pass: refuse it rather than decide without it."""
+    if model.props(logical_id).get(attribute):
+        raise ModelError(f"{logical_id} has a resource policy: pass it with its requests")
 
 
 def _no_customer_key(

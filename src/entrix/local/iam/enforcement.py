@@ -43,8 +43,6 @@ from entrix.local.iam.model import ModelError, Role, StackModel
 REFUSALS: Mapping[str, tuple[str, int]] = {
     "dynamodb": ("AccessDeniedException", 400),
     "secretsmanager": ("AccessDeniedException", 400),
-    "stepfunctions": ("AccessDeniedException", 400),
-    "lambda": ("AccessDeniedException", 403),
     "s3": ("AccessDenied", 403),
     "sns": ("AuthorizationError", 403),
 }
