@@ -18,8 +18,9 @@ key's Availability), and nothing it does not:
 - a service calling on a role's behalf (SNS asking KMS for a data key): aws:ViaAWSService true
   and kms:ViaService.
 
-Left out, because AWS does not send them here: aws:PrincipalOrgID and aws:PrincipalOrgPaths (no
-organization in the model), aws:username (roles),
+Left out: aws:PrincipalOrgID, aws:PrincipalOrgPaths and aws:ResourceOrgID (AWS sends them in an
+organization; the model knows no organization id, so no policy of ours may rely on them);
+because AWS does not send them here: aws:username (roles),
 aws:SourceVpc/aws:SourceVpce/aws:VpcSourceIp (no function runs in a VPC), aws:CalledVia (only for
 calls through Athena, CloudFormation, DynamoDB or KMS). aws:UserAgent is the client's own string
 and is not sent: a policy relying on it is not proven.
@@ -55,6 +56,9 @@ def request_context(model: StackModel, at: float | None = None) -> dict[str, str
         "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "aws:EpochTime": str(int(now.timestamp())),
         "aws:ViaAWSService": "false",
+        # The resource's account: this model's stacks are in one account (a role of another
+        # stack acting on the model's resources gets the model's, in role_request).
+        "aws:ResourceAccount": model.account,
     }
 
 
@@ -120,7 +124,11 @@ def role_request(
         action=action,
         resource=resource,
         account=model.account,
-        context={**role_context(owner or model, role, function, at), **(context or {})},
+        context={
+            **role_context(owner or model, role, function, at),
+            "aws:ResourceAccount": model.account,
+            **(context or {}),
+        },
         identity_policies=role.policies,
         resource_policy=resource_policy,
     )
