@@ -13,11 +13,11 @@ DEFAULT_AWS_PORT = 4566
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Every option's default in its help, except an option that has none (None, a flag's
-    False), whose help says in words what happens without it."""
+    """Every option's default in its help, except an option that has none (None) and a flag
+    (its default is not giving it), whose help says in words what happens without it."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None or action.default is False:
+        if action.default is None or action.nargs == 0:
             return action.help
         return super()._get_help_string(action)
 
@@ -75,8 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="enforce_permissions",
         action="store_false",
         help="for a debugging session only: let functions make AWS calls their roles do not allow;"
-        " without it every call is checked against the template, as AWS does (checks on:"
-        " %(default)s)",
+        " without it every call is checked against the template, as AWS does",
     )
     local.set_defaults(run="entrix.local.commands:local")
 

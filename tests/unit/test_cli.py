@@ -56,13 +56,15 @@ def test_help_has_a_description_and_shows_every_default(
         action
         for action in parser._actions
         if action.option_strings
-        and action.default not in (None, False, argparse.SUPPRESS)
+        and action.default not in (None, argparse.SUPPRESS)
+        and action.nargs != 0  # a flag: its default is not giving it, said in its help
         and not isinstance(action, argparse._HelpAction)
     ]
     for action in defaults:
         assert f"(default: {action.default})" in shown, action.option_strings
-    # Options without a default do not print one.
+    # Options without a default, and flags, do not print one.
     assert "(default: None)" not in shown
+    assert "(default: True)" not in shown and "(default: False)" not in shown
 
 
 def test_local_shows_its_ports_and_schedule(capsys: pytest.CaptureFixture[str]) -> None:
