@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 8000
+# The client `entrix token` signs for by default, and so the one of `entrix local`'s banner token.
+DEFAULT_TOKEN_SUBJECT = "entrix-cli"  # noqa: S105 - a subject, not a secret
 DEFAULT_AWS_PORT = 4566
 
 
@@ -87,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--stack a deployed stack's secret.",
     )
     _add_endpoint_options(token)
-    token.add_argument("--subject", default="entrix-cli", help="the token's sub claim")
+    token.add_argument("--subject", default=DEFAULT_TOKEN_SUBJECT, help="the token's sub claim")
     token.add_argument(
         "--expires-in",
         type=int,

@@ -16,6 +16,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from entrix import settings
+from entrix.cli import DEFAULT_TOKEN_SUBJECT
 from entrix.local.alert_log import recent_entries
 from entrix.local.apigateway import ApiConfigurationError
 from entrix.local.deploy import DeploymentError
@@ -27,7 +28,6 @@ from entrix.local.synth import STACK_NAME, SynthError, ensure_template, project_
 from entrix.local.template import TemplateError
 
 AUTHORIZER_HANDLER = "entrix.handlers.authorizer.handler"
-CONSOLE_TOKEN_SUBJECT = "entrix-local"  # noqa: S105 - a subject, not a secret
 CONSOLE_TOKEN_SECONDS = 3600
 LOCAL_REGION = "eu-west-1"
 
@@ -202,7 +202,7 @@ def _console_token(system: LocalSystem) -> str | None:
             lambda service, _region: system.endpoint.client(service),
             system.region,
             names[0],
-            CONSOLE_TOKEN_SUBJECT,
+            DEFAULT_TOKEN_SUBJECT,
             CONSOLE_TOKEN_SECONDS,
         )
     except TokenCommandError as error:
@@ -276,8 +276,8 @@ def _show_banner(system: LocalSystem, args: argparse.Namespace, root: Any, secon
         sample = json.dumps([{"record_id": "order-1", "parameter_1": "a", "parameter_2": 2.1}])
         lines += [
             "",
-            f"A token (valid {CONSOLE_TOKEN_SECONDS // 60} min; "
-            f"`entrix token{_endpoint_flags(args)}` prints a fresh one):",
+            f"A token for client {DEFAULT_TOKEN_SUBJECT} (valid {CONSOLE_TOKEN_SECONDS // 60} min;"
+            f" `entrix token{_endpoint_flags(args)}` prints a fresh one for the same client):",
             f"  export TOKEN={token}",
             "",
             "Post orders:",
