@@ -4,6 +4,8 @@ what people see of it: one digest on the console and in `entrix alerts`.
 Lambda A's random mode makes up the orders (as the seed's did) and stores them as pending first;
 small batches make the Distributed Map run several child executions. The 10,000-order version of
 this run is a row of `make bench` (about a minute there); this one keeps `make test` quick.
+The last test runs Lambda A's random mode in process, enforcement on, with and without the
+`dynamodb:BatchWriteItem` that only the random-mode template grants it.
 """
 
 import json
@@ -12,13 +14,16 @@ import time
 import pytest
 
 from entrix.handlers.results import SIMULATOR_OWNER
-from entrix.local import synth
+from entrix.local import harness, synth
+from tests.local.test_enforcement import without_action
+from tests.support.enforced import record_checks
 from tests.support.local_process import running_local
 
 pytestmark = pytest.mark.e2e
 
 ORDERS = 2_000
 BATCH = 500
+RESULTS = "entrix.handlers.results.handler"
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +147,50 @@ def test_one_run_processes_thousands_of_random_orders_each_stored_or_alerted_onc
     assert listed.returncode == 0, listed.stderr
     assert sum(digest in line for line in listed.stdout.splitlines()) == 1, listed.stdout
     assert f'[pipeline] {{"execution": "{run}"' in listed.stdout
+
+
+@pytest.mark.parametrize("granted", [True, False], ids=["granted", "grant-removed"])
+def test_random_mode_writes_its_orders_only_with_lambda_as_batch_write_grant(
+    granted, tmp_path, monkeypatch
+):
+    """Under enforcement, in the random-mode template: Lambda A's made-up orders are stored with
+    its `dynamodb:BatchWriteItem`, and refused by name without it (nothing stored, the poll
+    fails)."""
+    source, _ = synth.ensure_template(synth.project_root(), {"entrix:auction_mode": "random"})
+    template = json.loads(source.read_text())
+    if not granted:
+        without_action(template, RESULTS, "dynamodb:BatchWriteItem")
+    path = tmp_path / f"{synth.STACK_NAME}.template.json"
+    path.write_text(json.dumps(template))
+    with harness.in_process(path) as system:
+        checks = record_checks(monkeypatch, system)
+        lambda_a = harness.function_with_handler(system, RESULTS)
+        harness.reconfigure(
+            system.endpoint.client("lambda"),
+            lambda_a,
+            {"RESULTS_READY_PROBABILITY": "1", "RANDOM_ORDER_COUNT": "30"},
+        )
+        invocation = system.invoke(lambda_a, {"run_id": "random-enforced"})
+        table = harness.orders_table(system)
+        stored = system.endpoint.client("dynamodb").scan(TableName=table)["Items"]
+
+    writes = [
+        (call, refusal) for call, refusal in checks.decided if call.operation == "BatchWriteItem"
+    ]
+    assert writes, checks.decided
+    assert {call.function for call, _ in writes} == {lambda_a}
+    if granted:
+        assert not invocation.errored, invocation.payload
+        assert invocation.json()["order_count"] == 30
+        assert len(stored) == 30
+        assert checks.refused == []
+    else:
+        assert invocation.errored
+        assert "30 synthetic orders were not stored" in invocation.json()["errorMessage"]
+        assert stored == []
+        ((_, refusal),) = writes  # a refusal is not retried
+        assert refusal is not None and refusal.code == "AccessDeniedException"
+        assert "not authorized to perform: dynamodb:BatchWriteItem on resource: " in (
+            refusal.message
+        )
+        assert f"table/{table} because no identity-based policy allows" in refusal.message

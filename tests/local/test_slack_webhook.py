@@ -1,6 +1,10 @@
 """The Slack forwarder against a local stand-in for the webhook: a real HTTP server on 127.0.0.1
 that answers 429 with Retry-After before it accepts, with time passing for real.
 
+The last test deploys the forwarder: the service synthesized with a webhook secret (the
+subscribers variant) in the local system, enforcement on, invoked directly and through its
+topic subscription, with and without its role's `secretsmanager:GetSecretValue`.
+
 Nothing here asserts how long anything took: only which posts arrived, how many, and that none
 came earlier than the Retry-After before it allowed (with a little slack for clock reads).
 """
@@ -14,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -22,6 +27,10 @@ import pytest
 from moto import mock_aws
 
 from entrix import settings
+from entrix.local import harness
+from entrix.local.synth import STACK_NAME, ensure_template, project_root
+from tests.local.test_enforcement import without_action
+from tests.support.enforced import record_checks
 from tests.unit.test_auction_slack import HOSTILE_ID, sns_event
 
 CLOCK_SLACK_SECONDS = 0.05
@@ -141,3 +150,86 @@ def test_without_the_setting_a_loopback_http_webhook_is_refused(
     with pytest.raises(ValueError, match="https"):
         forwarder.handler(sns_event("x"), Invocation(seconds=60))
     assert stand_in.posts == []
+
+
+# --- the forwarder deployed: the subscribers template in the local system, enforcement on ---
+
+SLACK_WEBHOOK_SECRET_ARN = (
+    "arn:aws:secretsmanager:eu-west-1:123456789012:secret:entrix/slack-webhook-AbCdEf"
+)
+FORWARDER = "entrix.handlers.slack.handler"
+
+
+def subscribers_template(folder: Path, *, granted: bool) -> Path:
+    """The service synthesized with a Slack webhook secret (so with the forwarder), its
+    forwarder allowed the stand-in's loopback http URL, and without its
+    `secretsmanager:GetSecretValue` grant unless `granted`."""
+    source, _ = ensure_template(
+        project_root(), {"entrix:slack_webhook_secret_arn": SLACK_WEBHOOK_SECRET_ARN}
+    )
+    template = json.loads(source.read_text())
+    (forwarder,) = [
+        r for r in template["Resources"].values() if r["Properties"].get("Handler") == FORWARDER
+    ]
+    forwarder["Properties"]["Environment"]["Variables"][
+        settings.SLACK_WEBHOOK_ALLOW_LOOPBACK_HTTP.name
+    ] = "true"
+    if not granted:
+        without_action(template, FORWARDER, "secretsmanager:GetSecretValue")
+    path = folder / f"{STACK_NAME}.template.json"
+    path.write_text(json.dumps(template))
+    return path
+
+
+@pytest.mark.parametrize("granted", [True, False], ids=["granted", "grant-removed"])
+def test_the_deployed_forwarder_reads_its_secret_only_with_its_grant(
+    granted: bool, stand_in: StandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The webhook secret is read by the forwarder's role under enforcement: without the grant
+    the invocation fails with AWS's refusal and nothing reaches Slack."""
+    with harness.in_process(subscribers_template(tmp_path, granted=granted)) as system:
+        checks = record_checks(monkeypatch, system)
+        system.endpoint.client("secretsmanager").create_secret(
+            Name=SLACK_WEBHOOK_SECRET_ARN.rpartition(":")[2], SecretString=stand_in.url
+        )
+        forwarder = harness.function_with_handler(system, FORWARDER)
+        alert = {"text": "1 of 2 orders were rejected in auction run r-1.", "status": "digest"}
+        invocation = system.invoke(forwarder, sns_event(json.dumps(alert)))
+        # And as SNS delivers it: the digest published to the topic the forwarder subscribes to.
+        sns = system.endpoint.client("sns")
+        (topic,) = [
+            subscription["TopicArn"]
+            for subscription in sns.list_subscriptions()["Subscriptions"]
+            if subscription["Protocol"] == "lambda" and forwarder in subscription["Endpoint"]
+        ]
+        sns.publish(
+            TopicArn=topic,
+            Message=json.dumps(alert),
+            MessageAttributes={"status": {"DataType": "String", "StringValue": alert["status"]}},
+        )
+
+    reads = [
+        (call, refusal)
+        for call, refusal in checks.decided
+        if call.function == forwarder and call.operation == "GetSecretValue"
+    ]
+    assert reads, checks.decided
+    if granted:
+        assert not invocation.errored, invocation.payload
+        assert checks.refused == []
+        assert len(reads) == 1  # the second invocation reads the secret from its cache
+        assert len(stand_in.posts) == 2, stand_in.posts
+        assert all("1 of 2 orders were rejected" in body.decode() for _, body in stand_in.posts)
+    else:
+        assert invocation.errored
+        # Secrets Manager's model has no AccessDeniedException shape: boto3 raises ClientError.
+        error = invocation.json()
+        assert error["errorType"] == "ClientError", error
+        assert "(AccessDeniedException) when calling the GetSecretValue" in error["errorMessage"]
+        assert (
+            f"perform: secretsmanager:GetSecretValue on resource: {SLACK_WEBHOOK_SECRET_ARN}"
+            in (error["errorMessage"])
+        )
+        codes = [refusal and refusal.code for _, refusal in reads]
+        assert codes == ["AccessDeniedException"] * 2, codes
+        assert stand_in.posts == []

@@ -50,11 +50,13 @@ STOP_LIMIT_SECONDS = 30
 def in_process(
     template_path: Path | None = None,
     *,
+    stack_name: str = STACK_NAME,
     show_notification: Callable[[str, str], None] = lambda _topic, _text: None,
     ttl_sweep_seconds: float = TTL_SWEEP_SECONDS,
 ) -> Iterator[LocalSystem]:
-    """The system from `template_path` (default: the project's, synthesized when stale) on two
-    free ports of 127.0.0.1, with no schedule (the caller starts each run); stopped afterwards."""
+    """The system from `template_path` (default: the project's, synthesized when stale),
+    deployed as `stack_name` (a stage's copy is named `Dev-Entrix`), on two free ports of
+    127.0.0.1, with no schedule (the caller starts each run); stopped afterwards."""
     saved_environment = dict(os.environ)
     moto_api_backend.reset()
     secrets._client.cache_clear()
@@ -72,7 +74,7 @@ def in_process(
         options,
         show_run=lambda _summary: None,
         show_notification=show_notification,
-        stack_name=STACK_NAME,
+        stack_name=stack_name,
     )
     try:
         system.start()

@@ -59,6 +59,7 @@ IGNORED_TYPES = frozenset(
         "AWS::SQS::QueuePolicy",
         "AWS::WAFv2::WebACL",
         "AWS::WAFv2::WebACLAssociation",
+        "AWS::WAFv2::LoggingConfiguration",
         "AWS::ApiGateway::Account",
         # CodeDeploy shifts an alias gradually in AWS; locally a deployment is all at once.
         "AWS::CodeDeploy::Application",

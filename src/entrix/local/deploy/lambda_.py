@@ -179,6 +179,25 @@ def create_alias(deployer: DeployContext, resource: Resource, p: dict[str, Any])
     deployer.provide(resource, created["AliasArn"], AliasArn=created["AliasArn"])
 
 
+@creates("AWS::Lambda::EventInvokeConfig")
+def create_event_invoke_config(
+    deployer: DeployContext, resource: Resource, p: dict[str, Any]
+) -> None:
+    """Stored through the Lambda API, so `get-function-event-invoke-config` answers as in AWS.
+    Locally a failed asynchronous invocation (SNS delivering to the Slack forwarder) is neither
+    retried nor sent to the on-failure destination: moto keeps the setting and runs neither."""
+    fields = (
+        "FunctionName",
+        "Qualifier",
+        "MaximumRetryAttempts",
+        "MaximumEventAgeInSeconds",
+        "DestinationConfig",
+    )
+    arguments = {name: p[name] for name in fields if name in p}
+    deployer.clients("lambda").put_function_event_invoke_config(**arguments)
+    deployer.provide(resource, deployer.name(resource, None))
+
+
 @creates("AWS::Lambda::EventSourceMapping")
 def create_event_source_mapping(
     deployer: DeployContext, resource: Resource, p: dict[str, Any]
