@@ -38,8 +38,9 @@ from entrix.local.template import Resource, Template, TemplateError
 # The service modules: importing each registers its creators in CREATORS.
 SERVICES = (apigateway, dynamodb, events, iam, lambda_, s3, secretsmanager, sns, sqs, stepfunctions)
 
-# Types with no local effect: the endpoint does not enforce IAM, and nothing reads logs, alarms,
-# dashboards, WAF rules or API Gateway's account settings locally. References to them still
+# Types not created in the endpoint: policies, permissions and keys are read from the template by
+# the local enforcement (entrix.local.iam), and nothing reads logs, alarms, dashboards, WAF rules
+# or API Gateway's account settings locally. References to them still
 # resolve (to a local name and a made-up ARN) so resources that mention them can be created.
 IGNORED_TYPES = frozenset(
     {
