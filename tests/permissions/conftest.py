@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from aws_cdk import App
+from aws_cdk.cx_api import CloudAssembly
 
 from entrix.local.iam.model import StackModel
 from infra.app import CDK_JSON
@@ -65,6 +66,21 @@ def app_models(nag_assembly: Path, subscribers_template: Path) -> list[StackMode
     """Every stack of the app (the stages' copies of the service stack included)."""
     paths = [*sorted(nag_assembly.rglob("*.template.json")), subscribers_template]
     return [StackModel.load(path) for path in paths]
+
+
+@pytest.fixture(scope="session")
+def models(nag_assembly: Path) -> dict[str, StackModel]:
+    """The delivery stack and the stages' service stacks, each under its deployed name (what
+    CloudFormation prefixes its generated names with)."""
+    return {
+        stack.stack_name: StackModel(
+            stack.stack_name,
+            json.loads(Path(stack.template_full_path).read_text()),
+            stack.environment.region,
+        )
+        for stack in CloudAssembly(str(nag_assembly)).stacks_recursively
+        if stack.stack_name in {"EntrixDelivery", "Dev-Entrix", "Prod-Entrix"}
+    }
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -8,11 +8,8 @@ actions are the same set, compared both ways.
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
 
 import pytest
-from aws_cdk.cx_api import CloudAssembly
 
 from entrix.local.iam.evaluate import Request, decide
 from entrix.local.iam.model import StackModel
@@ -24,20 +21,6 @@ from tests.permissions.verify_calls import (
     verify_actions,
     verify_role,
 )
-
-
-@pytest.fixture(scope="module")
-def models(nag_assembly: Path) -> dict[str, StackModel]:
-    """The delivery stack and the stages' service stacks, under their deployed names."""
-    return {
-        stack.stack_name: StackModel(
-            stack.stack_name,
-            json.loads(Path(stack.template_full_path).read_text()),
-            stack.environment.region,
-        )
-        for stack in CloudAssembly(str(nag_assembly)).stacks_recursively
-        if stack.stack_name in {"EntrixDelivery", "Dev-Entrix", "Prod-Entrix"}
-    }
 
 
 def refused(requests: list[Request]) -> list[str]:

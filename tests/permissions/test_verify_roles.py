@@ -32,21 +32,6 @@ STAGE_ACCOUNTS = {"Dev": "222222222222", "Prod": "333333333333"}
 
 
 @pytest.fixture(scope="module")
-def models(nag_assembly: Path) -> dict[str, StackModel]:
-    """The delivery stack and the stages' service stacks, each under its deployed name (what
-    CloudFormation prefixes its generated names with)."""
-    return {
-        stack.stack_name: StackModel(
-            stack.stack_name,
-            json.loads(Path(stack.template_full_path).read_text()),
-            stack.environment.region,
-        )
-        for stack in CloudAssembly(str(nag_assembly)).stacks_recursively
-        if stack.stack_name in {"EntrixDelivery", "Dev-Entrix", "Prod-Entrix"}
-    }
-
-
-@pytest.fixture(scope="module")
 def accounts_of_their_own(tmp_path_factory: pytest.TempPathFactory) -> dict[str, StackModel]:
     """The pipeline, Dev and Prod each in an account of its own: the delivery stack and each
     stage's VerifierStack and service stack."""

@@ -138,7 +138,7 @@ def observe(system: LocalSystem, mode: str) -> Observed:
     saved = {key: os.environ.get(key) for key in endpoint}
     os.environ.update(endpoint)
     try:
-        with call_log.running(VERIFIER), call_log.recording() as calls:
+        with call_log.running(VERIFIER, with_its_role=False), call_log.recording() as calls:
             target = target_of_stack(system.stack_name, system.region, None, mode)
             # The pipeline's patience is for AWS; the local system answers within seconds.
             target = dataclasses.replace(

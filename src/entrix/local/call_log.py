@@ -102,14 +102,17 @@ _logs: list[list[Call]] = []
 
 
 @contextlib.contextmanager
-def running(function_name: str) -> Iterator[None]:
-    """Calls this thread makes inside the block are the function's."""
-    outer = getattr(_thread, "function", None)
-    _thread.function = function_name
+def running(function_name: str, *, with_its_role: bool = True) -> Iterator[None]:
+    """Calls this thread makes inside the block are the function's. `with_its_role=False`
+    marks a caller the template does not define (`entrix verify`, whose role is the delivery
+    stack's): its calls are recorded but not handed to the local enforcement, which knows only
+    the deployed template's functions."""
+    outer = getattr(_thread, "function", None), getattr(_thread, "with_its_role", True)
+    _thread.function, _thread.with_its_role = function_name, with_its_role
     try:
         yield
     finally:
-        _thread.function = outer
+        _thread.function, _thread.with_its_role = outer
 
 
 @contextlib.contextmanager
@@ -140,7 +143,8 @@ def _note(params: Mapping[str, Any], model: Any, context: dict[str, Any], **_: A
     if service == "dynamodb":
         parameters |= _dynamodb_access(params)
     call = Call(function, service, model.name, parameters)
-    context[CALL] = call
+    if getattr(_thread, "with_its_role", True):
+        context[CALL] = call
     with _lock:
         for calls in _logs:
             calls.append(call)
@@ -219,9 +223,10 @@ def _submit_marked(
     function = getattr(_thread, "function", None)
     if function is None:
         return _submit(self, fn, *args, **kwargs)
+    with_its_role = getattr(_thread, "with_its_role", True)
 
     def marked(*args: Any, **kwargs: Any) -> Any:
-        with running(function):
+        with running(function, with_its_role=with_its_role):
             return fn(*args, **kwargs)
 
     return _submit(self, marked, *args, **kwargs)
