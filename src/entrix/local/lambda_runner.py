@@ -26,28 +26,28 @@ Modules are imported once per process, on first use and inside that function's e
 a warm Lambda container kept for every function: a handler module that reads variables at import
 time sees its own function's (each function has its own handler module), but a module shared by
 two functions keeps what the first one imported it with. A handler that makes moto invoke
-another function synchronously waits for this lock until its own deadline, and is stopped
+another function synchronously waits for this lock until its own deadline, and is abandoned
 then; none does.
 
-The function's Timeout is enforced as Lambda enforces it. Each handler runs in a worker thread of
+The function's Timeout is enforced as Lambda reports it. Each handler runs in a worker thread of
 its own while the invoking thread waits, under the lock, until the deadline. A handler still
-running then is stopped: `HandlerTimedOut` is raised in its thread
-(`ctypes.pythonapi.PyThreadState_SetAsyncExc`, a BaseException, so that `except Exception` does
-not swallow it), the invocation reports what Lambda reports (the payload `{"errorType":
+running then is abandoned: the invocation reports what Lambda reports (the payload `{"errorType":
 "Sandbox.Timedout", "errorMessage": "RequestId: ... Error: Task timed out after N.00 seconds"}`,
-`Status: timeout` on the REPORT line), and the handler's module is dropped from `sys.modules`, so
-the next invocation imports it again and its module-level code runs again, as Lambda resets the
-execution environment after a timeout and initializes it again on the next invocation. A thread
-cannot be killed, hence this design; a subprocess per function would be, but would lose the
-in-process speed and moto's in-process backends. What differs from AWS:
-- an exception is raised in a thread only when it runs Python code: a handler blocked in a C call
-  (`time.sleep`, a socket read) is stopped when the call returns. The lock is released after a
-  short grace (`STOP_GRACE_SECONDS`) whether or not the handler has ended, so a stuck handler
-  never holds it for long; a call it had in flight at the deadline may still complete;
-- any AWS call the stopped handler, or a thread running in a copy of its context, starts after
-  the deadline is refused before it is sent (a botocore `before-call` hook raises
-  `HandlerTimedOut`), also when the handler catches the exception and carries on; work it handed
-  to a `ThreadPoolExecutor` (which passes no context) is not stopped and finishes its tasks;
+`Status: timeout` on the REPORT line), the lock is released, and the handler's module is dropped
+from `sys.modules`, so the next invocation imports it again and its module-level code runs again,
+as Lambda resets the execution environment after a timeout and initializes it again on the next
+invocation. Every AWS call the abandoned handler, or a thread running in a copy of its context,
+starts after the deadline is refused before it is sent (a botocore `before-call` hook raises
+`HandlerTimedOut`, a BaseException, so that `except Exception` does not swallow it): past its
+deadline a handler reaches nothing. A thread cannot be killed; a subprocess per function could
+be, but would lose the in-process speed and moto's in-process backends. Raising an exception in
+the worker (`PyThreadState_SetAsyncExc`) was tried and dropped: under coverage's tracer, a
+pending one for a thread blocked in a C call made the other threads spin (a `join` never
+returned). What differs from AWS:
+- the abandoned handler's Python code runs on until it returns or makes its next AWS call (which
+  raises); a call it had in flight at the deadline may still complete;
+- work it handed to a `ThreadPoolExecutor` (which passes no context) is not refused and finishes
+  its tasks;
 - only the handler's own module is imported again: modules it shares with other functions
   (`entrix.aws`, `entrix.settings`, boto3) keep their state, where Lambda starts a new process.
 The context's `get_remaining_time_in_millis()` counts down from the Timeout as in Lambda.
@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import ctypes
 import decimal
 import importlib
 import io
@@ -86,8 +85,6 @@ import botocore.handlers
 from entrix.local import call_log
 
 _INVOCATION_LOCK = threading.RLock()
-# How long a stopped handler may take to end before the lock is released without it.
-STOP_GRACE_SECONDS = 0.2
 # Lambda's errorType for an invocation past its function's timeout on current runtimes (python3.13
 # included; docs/local-runtime.md, "Lambda timeouts"); Step Functions names the task's error by it.
 TIMEOUT_ERROR_TYPE = "Sandbox.Timedout"
@@ -365,14 +362,14 @@ def applied_environment(variables: Mapping[str, str]) -> Iterator[None]:
 
 
 class HandlerTimedOut(BaseException):
-    """Raised in a handler's thread at its function's deadline, and by every AWS call it starts
-    after it: a BaseException, so that the handler's `except Exception` does not swallow it."""
+    """Raised by every AWS call a handler starts after its function's deadline: a BaseException,
+    so that the handler's `except Exception` does not swallow it."""
 
 
 @dataclass
 class _Run:
     """One invocation's handler call, made in its worker thread; `outcome` is set when the
-    handler returned or raised before the invoking thread stopped it (`stopped`)."""
+    handler returned or raised before the invoking thread abandoned it (`stopped`)."""
 
     spec: FunctionSpec
     event: Any
@@ -405,18 +402,13 @@ class _Run:
         except HandlerTimedOut:
             pass  # the invoking thread has reported the timeout; this thread ends here
 
-    def finish(self, worker: threading.Thread) -> Invocation | None:
-        """The handler's outcome; None when it was still running, and has now been stopped."""
+    def finish(self) -> Invocation | None:
+        """The handler's outcome; None when it was still running, and is now abandoned (its
+        later AWS calls raise `HandlerTimedOut`)."""
         with self.lock:
             if self.outcome is not None:
                 return self.outcome
             self.stopped = True
-        # Only a thread still running is signalled: a finished one's id may be another's by now.
-        if worker.is_alive() and worker.ident is not None:
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(worker.ident), ctypes.py_object(HandlerTimedOut)
-            )
-        worker.join(STOP_GRACE_SECONDS)
         # Lambda resets the execution environment: the next invocation runs the module again.
         sys.modules.pop(self.spec.handler.rpartition(".")[0], None)
         return None
@@ -460,7 +452,7 @@ def invoke(spec: FunctionSpec, event: Any) -> Invocation:
         try:
             worker.start()
             worker.join(max(0.0, context.deadline - time.monotonic()))
-            outcome = run.finish(worker)
+            outcome = run.finish()
         finally:
             root.setLevel(root_level)
     milliseconds = (time.monotonic() - started) * 1000
