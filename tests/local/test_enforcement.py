@@ -310,8 +310,8 @@ def test_a_verdict_is_shared_by_context_values_no_policy_reads() -> None:
 
 
 def test_an_exchange_interrupted_mid_way_leaves_no_answer_for_the_next_request() -> None:
-    """A handler stopped at its timeout can be interrupted between sending a request to the
-    simulator and reading its answer; the next request must get its own answer, not that one."""
+    """An interruption (Ctrl-C) can come between sending a request to the simulator and reading
+    its answer; the next request must get its own answer, not that one."""
     from entrix.local.iam.evaluate import Request, Simulator, decide
 
     table = "arn:aws:dynamodb:eu-west-1:123456789012:table/t"
@@ -332,7 +332,7 @@ def test_an_exchange_interrupted_mid_way_leaves_no_answer_for_the_next_request()
 
         def interrupted() -> str:
             process.stdout.readline = original  # type: ignore[method-assign]
-            raise KeyboardInterrupt  # as an asynchronous exception arrives
+            raise KeyboardInterrupt  # as Ctrl-C arrives
 
         process.stdout.readline = interrupted  # type: ignore[method-assign]
         with pytest.raises(KeyboardInterrupt):

@@ -149,7 +149,7 @@ class Simulator:
                         raise RuntimeError(f"{SIMULATOR.name} --serve answered out of turn")
                     answers.append(answer)
             except BaseException:
-                # Interrupted mid-exchange (a handler stopped at its timeout), its answer may
+                # Interrupted mid-exchange (by Ctrl-C, say), its answer may
                 # still be in the pipe for the next caller to read: the process goes.
                 process.kill()
                 self._process = None
