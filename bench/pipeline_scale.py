@@ -114,8 +114,9 @@ def progress(text: str) -> None:
 
 
 def end_to_end_run(bench: BenchSystem, orders: int) -> EndToEnd:
-    """Lambda A in random mode (set through the Lambda API) for one run of `orders` made-up
-    orders; then the orders mode again."""
+    """Lambda A in random mode (set through the Lambda API, on the service synthesized in random
+    mode, whose role may write orders) for one run of `orders` made-up orders; then the orders
+    mode again."""
     bench.notifications.settled()  # earlier runs' alerts are all delivered
     bench.notifications.reset()
     bench.configure(
@@ -273,6 +274,7 @@ Lambda durations are measured per invocation in process; each AWS request a hand
 the embedded moto endpoint (UpdateItem ~4 ms each locally, similar to DynamoDB's latency on AWS;
 PublishBatch is slower locally because moto also delivers each message to the notification
 tap's queue). Child executions' transitions are modelled (2 each), as moto does not expose them.
-The end-to-end rows run Lambda A in random mode (set through the Lambda API) and count what was
+The end-to-end rows run Lambda A in random mode (the service synthesized in random mode, the mode
+set through the Lambda API) and count what was
 stored and alerted.
 """
