@@ -7,7 +7,6 @@ environment), so a test keeps a reference to the module object it released its h
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 
@@ -34,14 +33,6 @@ def blocked_then_write(event, context):
     RELEASE.wait()
     REACHED.append("released")
     _write(event, "late")
-
-
-def blocked_then_write_from_a_pool(event, context):
-    """As `blocked_then_write`, the write handed to a thread pool (as the alerts' publishes are)."""
-    RELEASE.wait()
-    REACHED.append("released")
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(_write, event, "late from a pool").result()
 
 
 def _write(event, key):

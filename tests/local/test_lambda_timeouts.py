@@ -100,20 +100,6 @@ def test_a_stuck_handler_does_not_hold_the_lock_and_its_late_write_never_happens
     assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
 
 
-@mock_aws
-def test_an_abandoned_handlers_thread_pool_work_never_reaches_aws(slow):
-    s3 = boto3.client("s3", region_name="eu-west-1")
-    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    stuck = invoke(spec("blocked_then_write_from_a_pool"), {"bucket": BUCKET})
-    assert stuck.json()["errorType"] == "Sandbox.Timedout"
-    abandoned = worker(stuck)
-    slow.RELEASE.set()
-    abandoned.join(THREAD_END_SECONDS)
-    assert not abandoned.is_alive()
-    assert slow.REACHED == ["released"]
-    assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
-
-
 ROLE = "arn:aws:iam::123456789012:role/sfn"
 
 
