@@ -3,6 +3,8 @@ runs on the project's Node, and every test is in one tier, by its directory."""
 
 import decimal
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 f"{item.nodeid} is marked slow or e2e: move it out of tests/unit, which `make unit`"
                 " runs whole in seconds"
             )
+
+
+# How long a test's teardown waits for the handlers it left past their timeout to end.
+ABANDONED_HANDLER_GRACE_SECONDS = 60
+
+
+@pytest.fixture(autouse=True)
+def no_abandoned_handler_outlives_its_test() -> Iterator[None]:
+    """A handler abandoned at its timeout runs on in its thread (the local Lambda runtime cannot
+    kill it): one still running after its test could act in the next, so the test fails."""
+    yield
+    runner = sys.modules.get("entrix.local.lambda_runner")
+    if runner is None:  # nothing has run a handler: nothing to wait for
+        return
+    for thread in runner.abandoned_handlers():
+        thread.join(ABANDONED_HANDLER_GRACE_SECONDS)
+    if left := [thread.name for thread in runner.abandoned_handlers()]:
+        pytest.fail(f"handlers abandoned at their timeout still run after the test: {left}")

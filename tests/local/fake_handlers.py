@@ -93,3 +93,22 @@ def chatty(event, context):
     logging.getLogger("chatty").warning("logged by the handler")
     sys.stderr.write("written to stderr\n")
     return {"ok": True}
+
+
+# The messages `receive` got, in order, as SNS delivered them.
+RECEIVED: list[str] = []
+
+
+def publish(event, context):
+    """Publishes to the topic a `receive` function subscribes to, and says what that function
+    had received when Publish returned."""
+    import boto3
+
+    boto3.client("sns", region_name="eu-west-1").publish(
+        TopicArn=event["topic"], Message=event["message"]
+    )
+    return {"received_when_published": list(RECEIVED)}
+
+
+def receive(event, context):
+    RECEIVED.extend(record["Sns"]["Message"] for record in event["Records"])

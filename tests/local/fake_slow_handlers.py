@@ -1,21 +1,19 @@
 """Handlers that outlive their function's timeout, for tests/local/test_lambda_timeouts.py.
 
 A timed-out invocation drops this module from `sys.modules` (Lambda resets the execution
-environment), so a test keeps a reference to the module object it released its handlers with.
+environment), so what a test releases them with lives in `slow_handlers_release`.
 """
 
-import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 
+from tests.local.slow_handlers_release import REACHED, RELEASE
+
 # Changes each time the module runs: the next invocation after a timeout imports it again.
 INIT = str(uuid.uuid4())
-# Set by a test to let a handler blocked in `wait()` (a C call) go on.
-RELEASE = threading.Event()
-# What the handlers got as far as, in order.
-REACHED: list[str] = []
 
 
 def init(event, context):
@@ -33,6 +31,14 @@ def blocked_then_write(event, context):
     RELEASE.wait()
     REACHED.append("released")
     _write(event, "late")
+
+
+def blocked_then_write_from_a_pool(event, context):
+    """As `blocked_then_write`, the write handed to a thread pool (as the alerts' publishes are)."""
+    RELEASE.wait()
+    REACHED.append("released")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(_write, event, "late from a pool").result()
 
 
 def _write(event, key):

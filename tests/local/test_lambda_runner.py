@@ -16,6 +16,7 @@ from entrix.local.lambda_runner import (
     moto_lambdas_in_process,
 )
 from entrix.local.pipeline import wait_for_execution
+from tests.local import fake_handlers
 
 ROLE_POLICY = json.dumps(
     {
@@ -121,7 +122,7 @@ def test_unknown_handler_module_is_reported_as_an_error():
     assert result.json()["errorType"] == "ModuleNotFoundError"
 
 
-def _create_function(handler: str, **environment: str) -> str:
+def _create_function(handler: str, timeout: int = 3, **environment: str) -> str:
     iam = boto3.client("iam")
     role = iam.create_role(RoleName=f"role-{handler}", AssumeRolePolicyDocument=ROLE_POLICY)
     function = boto3.client("lambda").create_function(
@@ -131,6 +132,7 @@ def _create_function(handler: str, **environment: str) -> str:
         Handler=f"tests.local.fake_handlers.{handler}",
         Code={"ZipFile": b"not used: the handler runs from the installed package"},
         Environment={"Variables": environment},
+        Timeout=timeout,
     )
     return function["FunctionArn"]
 
@@ -243,3 +245,26 @@ def test_moto_invocations_write_cloudwatch_logs():
     messages = [event["message"] for event in events]
     assert "printed by the handler" in messages
     assert any(message.startswith("REPORT RequestId: ") for message in messages)
+
+
+@mock_aws
+def test_sns_delivers_to_a_lambda_subscriber_after_the_publishing_handler_goes_on():
+    """SNS invokes a subscribed function asynchronously. moto does it inside Publish: a handler
+    publishing to a topic with a Lambda subscriber waited for the invocation lock its own
+    invocation held, until its timeout."""
+    fake_handlers.RECEIVED.clear()
+    with moto_lambdas_in_process():
+        _create_function("publish", timeout=10)
+        receiver = _create_function("receive")
+        sns = boto3.client("sns")
+        topic = sns.create_topic(Name="alerts")["TopicArn"]
+        sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=receiver)
+        event = {"topic": topic, "message": "run r-1: 1 order rejected"}
+        response = boto3.client("lambda").invoke(
+            FunctionName="publish", Payload=json.dumps(event).encode()
+        )
+        body = json.loads(response["Payload"].read())
+        assert "FunctionError" not in response, body
+        assert body == {"received_when_published": []}
+        assert lambda_runner.wait_for_sns_deliveries(60)
+    assert fake_handlers.RECEIVED == ["run r-1: 1 order rejected"]

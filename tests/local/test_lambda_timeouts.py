@@ -8,15 +8,19 @@ Time passes for real (timeouts of 1 s); waits are bounded generously and nothing
 import dataclasses
 import importlib
 import json
+import re
+import sys
 import threading
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from entrix.local import lambda_runner
 from entrix.local.apigateway import ApiGateway, RestApi
 from entrix.local.lambda_runner import FunctionSpec, invoke, moto_lambdas_in_process
 from entrix.local.pipeline import wait_for_execution
+from tests.local import slow_handlers_release
 from tests.local.templates import api_template
 from tests.local.test_apigateway import deploy, request
 
@@ -28,13 +32,13 @@ THREAD_END_SECONDS = 30
 
 @pytest.fixture
 def slow():
-    """The fake handlers' module as the tests release them through (it survives the drop from
-    sys.modules that a timeout makes)."""
-    module = importlib.import_module(MODULE)
-    module.RELEASE.clear()
-    module.REACHED.clear()
-    yield module
-    module.RELEASE.set()  # let any handler still blocked end
+    """What the fake handlers wait for and record, shared by every copy of their module; the
+    module imported (warm), so that REPORT lines carry no Init Duration."""
+    importlib.import_module(MODULE)
+    slow_handlers_release.RELEASE.clear()
+    slow_handlers_release.REACHED.clear()
+    yield slow_handlers_release
+    slow_handlers_release.RELEASE.set()  # let any handler still blocked end
 
 
 # The timeout of the handlers that must finish: generous, as the machine may be loaded.
@@ -98,6 +102,62 @@ def test_a_stuck_handler_does_not_hold_the_lock_and_its_late_write_never_happens
     assert not abandoned.is_alive()  # its write raised HandlerTimedOut, which ended it
     assert slow.REACHED == ["released"]  # it ran on past its deadline and tried to write
     assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
+
+
+@mock_aws
+def test_an_abandoned_handlers_thread_pool_work_never_reaches_aws(slow):
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    stuck = invoke(spec("blocked_then_write_from_a_pool"), {"bucket": BUCKET})
+    assert stuck.json()["errorType"] == "Sandbox.Timedout"
+    abandoned = worker(stuck)
+    slow.RELEASE.set()
+    abandoned.join(THREAD_END_SECONDS)
+    assert not abandoned.is_alive()
+    assert slow.REACHED == ["released"]
+    assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
+
+
+SLOW_INIT = "tests.local.fake_slow_init"
+
+
+@pytest.fixture
+def cold_init():
+    """The slow-importing module not imported yet, so that the next invocation's Init runs it."""
+    sys.modules.pop(SLOW_INIT, None)
+    yield
+    sys.modules.pop(SLOW_INIT, None)
+
+
+def slow_init(import_seconds: float) -> FunctionSpec:
+    return FunctionSpec(
+        function_name="slow-init",
+        handler=f"{SLOW_INIT}.handler",
+        environment={"FAKE_INIT_SECONDS": str(import_seconds)},
+        timeout=1,
+    )
+
+
+def test_the_init_phase_does_not_count_against_the_timeout(cold_init):
+    """An import of 1.5 s, within Lambda's 10 s Init, then a handler with a 1 s Timeout: the
+    handler runs (its clock starts after the Init), and REPORT shows the Init Duration."""
+    result = invoke(slow_init(1.5), {})
+    assert not result.errored, result.payload
+    assert result.json()["remaining_ms"] > 0
+    report = result.logs.splitlines()[-1]
+    init = re.search(r"\tInit Duration: ([0-9.]+) ms$", report)
+    assert init is not None, report
+    assert float(init.group(1)) >= 1500
+    assert "Init Duration" not in invoke(slow_init(1.5), {}).logs  # warm: no Init
+
+
+def test_an_init_past_its_limit_goes_on_under_the_functions_timeout(cold_init, monkeypatch):
+    """Lambda initializes again inside the invocation when the Init outlasts its limit (10 s;
+    0.2 s here), so the Init then counts against the Timeout: 3 s of import, 1 s Timeout."""
+    monkeypatch.setattr(lambda_runner, "INIT_SECONDS", 0.2)
+    result = invoke(slow_init(3), {})
+    assert result.json()["errorType"] == "Sandbox.Timedout", result.payload
+    assert "Init Duration" not in result.logs
 
 
 ROLE = "arn:aws:iam::123456789012:role/sfn"

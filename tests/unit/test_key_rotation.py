@@ -184,6 +184,7 @@ def moto_rotation() -> Iterator[tuple[Any, str, str]]:
             Role=role,
             Handler="entrix.handlers.rotate_key.handler",
             Code={"ZipFile": b"not used: the handler runs from the installed package"},
+            Timeout=30,  # the rotation function's, as infra/constructs/key_rotation.py sets it
         )["FunctionArn"]
         yield client, arn, function
         rotate_key.store.cache_clear()

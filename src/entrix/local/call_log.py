@@ -23,6 +23,7 @@ Importing this module installs the hook. Lambda code never imports it.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import re
 import threading
@@ -219,7 +220,9 @@ _submit: Callable[..., Future[Any]] = getattr(
 def _submit_marked(
     self: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
 ) -> Future[Any]:
-    """`ThreadPoolExecutor.submit`, the worker running `fn` as the submitting thread's function."""
+    """`ThreadPoolExecutor.submit`, the worker running `fn` as the submitting thread's function,
+    in a copy of its context: the invocation it serves goes with it (its log destination, and
+    `lambda_runner`'s refusal of every AWS call once that invocation is past its timeout)."""
     function = getattr(_thread, "function", None)
     if function is None:
         return _submit(self, fn, *args, **kwargs)
@@ -229,7 +232,7 @@ def _submit_marked(
         with running(function, with_its_role=with_its_role):
             return fn(*args, **kwargs)
 
-    return _submit(self, marked, *args, **kwargs)
+    return _submit(self, contextvars.copy_context().run, marked, *args, **kwargs)
 
 
 ThreadPoolExecutor.submit = _submit_marked  # type: ignore[method-assign, assignment]

@@ -25,12 +25,17 @@ run one at a time, under one lock, as moto's backends are not made for concurren
 Modules are imported once per process, on first use and inside that function's environment, like
 a warm Lambda container kept for every function: a handler module that reads variables at import
 time sees its own function's (each function has its own handler module), but a module shared by
-two functions keeps what the first one imported it with. A handler that makes moto invoke
-another function synchronously waits for this lock until its own deadline, and is abandoned
-then; none does.
+two functions keeps what the first one imported it with. A handler that made moto invoke
+another function synchronously would wait for this lock until its own deadline; none does, and
+SNS's deliveries to Lambda, which moto makes inside `Publish`, are queued and made by a thread
+of their own, as SNS invokes a function asynchronously.
 
 The function's Timeout is enforced as Lambda reports it. Each handler runs in a worker thread of
-its own while the invoking thread waits, under the lock, until the deadline. A handler still
+its own while the invoking thread waits, under the lock, until the deadline. The Init phase (the
+handler module's import, when it is not imported yet) has 10 s of its own, as on an on-demand
+function, and the Timeout counts from the handler's call; an Init longer than that goes on under
+the Timeout, as Lambda's Init retried inside the invocation does (REPORT's `Init Duration` is
+written for an Init within its 10 s). A handler still
 running then is abandoned: the invocation reports what Lambda reports (the payload `{"errorType":
 "Sandbox.Timedout", "errorMessage": "RequestId: ... Error: Task timed out after N.00 seconds"}`,
 `Status: timeout` on the REPORT line), the lock is released, and the handler's module is dropped
@@ -39,15 +44,19 @@ as Lambda resets the execution environment after a timeout and initializes it ag
 invocation. Every AWS call the abandoned handler, or a thread running in a copy of its context,
 starts after the deadline is refused before it is sent (a botocore `before-call` hook raises
 `HandlerTimedOut`, a BaseException, so that `except Exception` does not swallow it): past its
-deadline a handler reaches nothing. A thread cannot be killed; a subprocess per function could
+deadline a handler reaches nothing; a `ThreadPoolExecutor`'s tasks run in a copy of the
+submitting thread's context (`entrix.local.call_log`), so the pool work of an abandoned handler
+is refused too. `abandoned_handlers()` lists the abandoned threads still running: the test suite
+fails a test that leaves one behind. A thread cannot be killed; a subprocess per function could
 be, but would lose the in-process speed and moto's in-process backends. Raising an exception in
 the worker (`PyThreadState_SetAsyncExc`) was tried and dropped: under coverage's tracer, a
 pending one for a thread blocked in a C call made the other threads spin (a `join` never
 returned). What differs from AWS:
 - the abandoned handler's Python code runs on until it returns or makes its next AWS call (which
   raises); a call it had in flight at the deadline may still complete;
-- work it handed to a `ThreadPoolExecutor` (which passes no context) is not refused and finishes
-  its tasks;
+- a thread it started itself with `threading.Thread` (which passes no context) is not refused;
+- an Init past its timeout leaves the module's import running: the next invocation's import
+  waits for it (Lambda would run the Init again from the start);
 - only the handler's own module is imported again: modules it shares with other functions
   (`entrix.aws`, `entrix.settings`, boto3) keep their state, where Lambda starts a new process.
 The context's `get_remaining_time_in_millis()` counts down from the Timeout as in Lambda.
@@ -64,11 +73,14 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import decimal
+import functools
 import importlib
 import io
 import json
 import logging
+import math
 import os
+import queue
 import sys
 import threading
 import time
@@ -88,6 +100,9 @@ _INVOCATION_LOCK = threading.RLock()
 # Lambda's errorType for an invocation past its function's timeout on current runtimes (python3.13
 # included; docs/local-runtime.md, "Lambda timeouts"); Step Functions names the task's error by it.
 TIMEOUT_ERROR_TYPE = "Sandbox.Timedout"
+# Lambda's Init phase (the handler module's import) has 10 s of its own on an on-demand function;
+# past that, Lambda initializes again inside the invocation, under the function's Timeout.
+INIT_SECONDS = 10.0
 # `log` is the list collecting a thread's output while it runs a handler, else None;
 # `environ` the variables a thread sees inside `applied_environment()`, else None.
 _invocation = threading.local()
@@ -162,7 +177,8 @@ class LambdaContext:
     aws_request_id: str
     log_group_name: str
     log_stream_name: str
-    deadline: float
+    # Set when the handler is called, after the Init phase.
+    deadline: float = math.inf
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
@@ -378,6 +394,10 @@ class _Run:
     captured: list[str]
     outcome: Invocation | None = None
     stopped: bool = False
+    # When the handler's clock started (after the Init phase), and how long a cold Init took.
+    started: float = math.inf
+    init_milliseconds: float | None = None
+    initialized: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self) -> None:
@@ -390,7 +410,8 @@ class _Run:
         try:
             with applied_environment(self.environment), call_log.running(self.spec.function_name):
                 try:
-                    result = load_handler(self.spec.handler)(self.event, self.context)
+                    handler = self._initialize()
+                    result = handler(self.event, self.context)
                     outcome = _result(request_id, result)
                 except HandlerTimedOut:
                     raise
@@ -402,6 +423,26 @@ class _Run:
         except HandlerTimedOut:
             pass  # the invoking thread has reported the timeout; this thread ends here
 
+    def _initialize(self) -> Callable[[Any, Any], Any]:
+        """The Init phase: the handler's module imported (if it is not already), then the
+        function's clock started."""
+        cold = self.spec.handler.rpartition(".")[0] not in sys.modules
+        began = time.monotonic()
+        try:
+            return load_handler(self.spec.handler)
+        finally:
+            with self.lock:
+                if cold and self.started == math.inf:
+                    self.init_milliseconds = (time.monotonic() - began) * 1000
+                self.start_clock()
+            self.initialized.set()
+
+    def start_clock(self) -> None:
+        """Start the Timeout's count, once (call under `lock`)."""
+        if self.started == math.inf:
+            self.started = time.monotonic()
+            self.context.deadline = self.started + self.spec.timeout
+
     def finish(self) -> Invocation | None:
         """The handler's outcome; None when it was still running, and is now abandoned (its
         later AWS calls raise `HandlerTimedOut`)."""
@@ -412,6 +453,20 @@ class _Run:
         # Lambda resets the execution environment: the next invocation runs the module again.
         sys.modules.pop(self.spec.handler.rpartition(".")[0], None)
         return None
+
+
+# The worker threads of timed-out invocations, for `abandoned_handlers()`.
+_abandoned: list[threading.Thread] = []
+_abandoned_lock = threading.Lock()
+
+
+def abandoned_handlers() -> list[threading.Thread]:
+    """The threads of handlers abandoned at their timeout that are still running (their Python
+    code runs on until it returns or makes an AWS call): a test suite checks none outlives its
+    test."""
+    with _abandoned_lock:
+        _abandoned[:] = [thread for thread in _abandoned if thread.is_alive()]
+        return list(_abandoned)
 
 
 def invoke(spec: FunctionSpec, event: Any) -> Invocation:
@@ -433,10 +488,8 @@ def invoke(spec: FunctionSpec, event: Any) -> Invocation:
             aws_request_id=request_id,
             log_group_name=spec.log_group_name,
             log_stream_name=f"local/[{spec.version}]{request_id.replace('-', '')}",
-            deadline=time.monotonic() + spec.timeout,
         )
         captured: list[str] = [f"START RequestId: {request_id} Version: {spec.version}\n"]
-        started = time.monotonic()
         # The invoking thread's variables plus the function's, as the worker's own view.
         run = _Run(spec, event, context, {**os.environ, **runtime_environment(spec)}, captured)
         worker = threading.Thread(
@@ -451,21 +504,29 @@ def invoke(spec: FunctionSpec, event: Any) -> Invocation:
             root.setLevel(spec.log_level)
         try:
             worker.start()
+            if not run.initialized.wait(INIT_SECONDS):
+                with run.lock:  # the Init goes on inside the invocation, under its Timeout
+                    run.start_clock()
             worker.join(max(0.0, context.deadline - time.monotonic()))
             outcome = run.finish()
         finally:
             root.setLevel(root_level)
-    milliseconds = (time.monotonic() - started) * 1000
+    milliseconds = (time.monotonic() - run.started) * 1000
     status = ""
     if outcome is None:
+        with _abandoned_lock:
+            _abandoned.append(worker)
         outcome = _timed_out(request_id, spec.timeout)
         milliseconds, status = spec.timeout * 1000.0, "\tStatus: timeout"
+    init = ""
+    if run.init_milliseconds is not None:
+        init = f"\tInit Duration: {run.init_milliseconds:.2f} ms"
     if outcome.errored:
         captured.append(outcome.logs)
     captured.append(f"END RequestId: {request_id}\n")
     captured.append(
         f"REPORT RequestId: {request_id}\tDuration: {milliseconds:.2f} ms\t"
-        f"Memory Size: {spec.memory_size} MB{status}\n"
+        f"Memory Size: {spec.memory_size} MB{init}{status}\n"
     )
     return Invocation(outcome.payload, outcome.errored, "".join(captured))
 
@@ -553,16 +614,78 @@ def _moto_invoke(moto_function: Any, event: Any = None) -> tuple[str, bool, str]
     return invoke_moto_function(moto_function, event).as_moto_result()
 
 
+class _AsyncDeliveries:
+    """SNS invokes a subscribed function asynchronously: `Publish` returns at once and Lambda
+    runs the function later. moto invokes it inside `Publish`, in the caller's thread, so a
+    handler publishing to a topic the Slack forwarder subscribes to would wait for the invocation
+    lock its own invocation holds, until its timeout. Here each delivery is queued, and one
+    thread of the runtime's own makes them in order."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Callable[[], Any]] = queue.SimpleQueue()
+        self._pending = 0
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def put(self, delivery: Callable[[], Any]) -> None:
+        with self._changed:
+            self._pending += 1
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._deliver, name="SNS deliveries to Lambda", daemon=True
+                )
+                self._thread.start()
+        self._queue.put(delivery)
+
+    def _deliver(self) -> None:
+        while True:
+            delivery = self._queue.get()
+            try:
+                delivery()
+            except Exception:  # SNS logs a failed delivery; the others go on
+                logging.getLogger(__name__).exception("SNS could not deliver to Lambda")
+            with self._changed:
+                self._pending -= 1
+                self._changed.notify_all()
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until every queued delivery is made; False if some are left at `timeout`."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._pending == 0, timeout)
+
+
+_deliveries = _AsyncDeliveries()
+# How long leaving `moto_lambdas_in_process()` waits for deliveries still queued: a function's
+# Timeout is at most 900 s, ours are far shorter.
+DRAIN_SECONDS = 120.0
+
+
+def wait_for_sns_deliveries(timeout: float = DRAIN_SECONDS) -> bool:
+    """Wait until SNS has delivered every message published so far to its Lambda subscribers;
+    False if some are still queued at `timeout`."""
+    return _deliveries.drain(timeout)
+
+
 @contextlib.contextmanager
 def moto_lambdas_in_process() -> Iterator[None]:
-    """Make moto run every Lambda invocation through `invoke()` while the block runs."""
-    from moto.awslambda.models import LambdaFunction
+    """Make moto run every Lambda invocation through `invoke()` while the block runs, and SNS
+    deliver to Lambda asynchronously (the deliveries still queued are made before it ends)."""
+    from moto.awslambda.models import LambdaBackend, LambdaFunction
 
     original = LambdaFunction._invoke_lambda
+    send_now = LambdaBackend.send_sns_message
+
+    def send_later(backend: Any, *args: Any, **kwargs: Any) -> None:
+        _deliveries.put(functools.partial(send_now, backend, *args, **kwargs))
+
     LambdaFunction._invoke_lambda = _moto_invoke  # type: ignore[method-assign,assignment]
+    LambdaBackend.send_sns_message = send_later  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
+        if not wait_for_sns_deliveries():
+            logging.getLogger(__name__).warning("SNS deliveries to Lambda still queued")
+        LambdaBackend.send_sns_message = send_now  # type: ignore[method-assign]
         LambdaFunction._invoke_lambda = original  # type: ignore[method-assign]
 
 
