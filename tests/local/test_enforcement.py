@@ -30,6 +30,7 @@ from entrix.local.iam.model import Role
 from entrix.local.runtime import LocalSystem
 from entrix.local.synth import STACK_NAME, ensure_template, project_root
 from entrix.token_command import AUTHORIZER_HANDLER
+from tests.support.enforced import record_checks
 
 INGEST = "entrix.handlers.ingest.handler"
 ORDER_STATUS = "entrix.handlers.order_status.handler"
@@ -205,6 +206,32 @@ def test_a_deployed_function_run_without_its_role_is_refused_loudly(system: Loca
     with call_log.running("entrix-verify", with_its_role=False), call_log.recording() as calls:
         dynamodb.put_item(TableName=table, Item=item)
     assert [(c.function, c.operation) for c in calls] == [("entrix-verify", "PutItem")]
+
+
+def test_a_call_that_went_past_enforcement_fails_the_record_of_checks(
+    system: LocalSystem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`record_checks` holds every call a function made to a decision of the enforcer."""
+    order_status = _function(system, ORDER_STATUS)
+    dynamodb = system.endpoint.client("dynamodb")
+    table = harness.orders_table(system)
+    key_names = [
+        k["AttributeName"] for k in dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]
+    ]
+    key = {name: {"S": "enforce-recorded"} for name in key_names}
+    with record_checks() as checks, call_log.running(order_status):
+        dynamodb.get_item(TableName=table, Key=key)
+    assert [(call.operation, refusal) for call, refusal in checks.decided] == [("GetItem", None)]
+
+    with (
+        pytest.raises(AssertionError, match="'undecided': \\[Call\\(function="),
+        record_checks(),
+        call_log.running(order_status),
+    ):
+        with monkeypatch.context() as off:  # enforcement misses this one call
+            off.setattr(enforcement, "_active", None)
+            dynamodb.get_item(TableName=table, Key=key)
+        dynamodb.get_item(TableName=table, Key=key)
 
 
 def test_the_secrets_extension_reads_with_the_roles_of_the_function_it_serves(

@@ -183,12 +183,14 @@ def subscribers_template(folder: Path, *, granted: bool) -> Path:
 
 @pytest.mark.parametrize("granted", [True, False], ids=["granted", "grant-removed"])
 def test_the_deployed_forwarder_reads_its_secret_only_with_its_grant(
-    granted: bool, stand_in: StandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    granted: bool, stand_in: StandIn, tmp_path: Path
 ) -> None:
     """The webhook secret is read by the forwarder's role under enforcement: without the grant
     the invocation fails with AWS's refusal and nothing reaches Slack."""
-    with harness.in_process(subscribers_template(tmp_path, granted=granted)) as system:
-        checks = record_checks(monkeypatch, system)
+    with (
+        record_checks() as checks,
+        harness.in_process(subscribers_template(tmp_path, granted=granted)) as system,
+    ):
         system.endpoint.client("secretsmanager").create_secret(
             Name=SLACK_WEBHOOK_SECRET_ARN.rpartition(":")[2], SecretString=stand_in.url
         )
