@@ -24,12 +24,13 @@ from entrix import settings
 from entrix.aws import secrets
 from entrix.local import call_log, harness
 from entrix.local.iam import enforcement
-from entrix.local.iam.enforcement import UnmappedCall, refusal
+from entrix.local.iam.enforcement import UnenforcedCall, UnmappedCall, refusal
 from entrix.local.iam.evaluate import Decision, Request
 from entrix.local.iam.model import Role
 from entrix.local.runtime import LocalSystem
 from entrix.local.synth import STACK_NAME, ensure_template, project_root
 from entrix.token_command import AUTHORIZER_HANDLER
+from tests.support.enforced import record_checks
 
 INGEST = "entrix.handlers.ingest.handler"
 ORDER_STATUS = "entrix.handlers.order_status.handler"
@@ -181,6 +182,58 @@ def test_a_call_the_model_does_not_map_is_refused_loudly_naming_it(system: Local
         pytest.raises(UnmappedCall, match=rf"{ingest} called sqs.ListQueues"),
     ):
         sqs.list_queues()
+
+
+def test_a_deployed_function_run_without_its_role_is_refused_loudly(system: LocalSystem) -> None:
+    """`with_its_role=False` is for callers the template does not define (`entrix verify`):
+    under a deployed function's name it would let ingest put the item its role may not."""
+    ingest = _function(system, INGEST)
+    table = harness.orders_table(system)
+    dynamodb = system.endpoint.client("dynamodb")
+    key_names = [
+        k["AttributeName"] for k in dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]
+    ]
+    item = {name: {"S": f"roleless-{name}"} for name in key_names}
+
+    with (
+        call_log.running(ingest, with_its_role=False),
+        pytest.raises(UnenforcedCall, match=rf"{ingest} called dynamodb.PutItem marked"),
+    ):
+        dynamodb.put_item(TableName=table, Item=item)
+
+    assert "Item" not in dynamodb.get_item(TableName=table, Key=item)
+    # A name the template does not define keeps the exemption: recorded, not decided.
+    with call_log.running("entrix-verify", with_its_role=False), call_log.recording() as calls:
+        dynamodb.put_item(TableName=table, Item=item)
+    assert [(c.function, c.operation) for c in calls] == [("entrix-verify", "PutItem")]
+
+
+def test_a_call_that_went_past_enforcement_fails_the_record_of_checks(
+    system: LocalSystem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`record_checks` holds every call a function made to a decision of the enforcer."""
+    order_status = _function(system, ORDER_STATUS)
+    dynamodb = system.endpoint.client("dynamodb")
+    table = harness.orders_table(system)
+    key_names = [
+        k["AttributeName"] for k in dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]
+    ]
+    key = {name: {"S": "enforce-recorded"} for name in key_names}
+    with record_checks() as checks, call_log.running(order_status):
+        dynamodb.get_item(TableName=table, Key=key)
+    assert [(call.operation, refusal) for call, refusal in checks.decided] == [("GetItem", None)]
+
+    with (
+        pytest.raises(
+            AssertionError, match=r"decided another number of times: \[\(Call\(.*, 0\)\]"
+        ),
+        record_checks(),
+        call_log.running(order_status),
+    ):
+        with monkeypatch.context() as off:  # enforcement misses this one call
+            off.setattr(enforcement, "_active", None)
+            dynamodb.get_item(TableName=table, Key=key)
+        dynamodb.get_item(TableName=table, Key=key)
 
 
 def test_the_secrets_extension_reads_with_the_roles_of_the_function_it_serves(

@@ -150,9 +150,7 @@ def test_one_run_processes_thousands_of_random_orders_each_stored_or_alerted_onc
 
 
 @pytest.mark.parametrize("granted", [True, False], ids=["granted", "grant-removed"])
-def test_random_mode_writes_its_orders_only_with_lambda_as_batch_write_grant(
-    granted, tmp_path, monkeypatch
-):
+def test_random_mode_writes_its_orders_only_with_lambda_as_batch_write_grant(granted, tmp_path):
     """Under enforcement, in the random-mode template: Lambda A's made-up orders are stored with
     its `dynamodb:BatchWriteItem`, and refused by name without it (nothing stored, the poll
     fails)."""
@@ -162,8 +160,7 @@ def test_random_mode_writes_its_orders_only_with_lambda_as_batch_write_grant(
         without_action(template, RESULTS, "dynamodb:BatchWriteItem")
     path = tmp_path / f"{synth.STACK_NAME}.template.json"
     path.write_text(json.dumps(template))
-    with harness.in_process(path) as system:
-        checks = record_checks(monkeypatch, system)
+    with record_checks() as checks, harness.in_process(path) as system:
         lambda_a = harness.function_with_handler(system, RESULTS)
         harness.reconfigure(
             system.endpoint.client("lambda"),

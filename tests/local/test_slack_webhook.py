@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from moto import mock_aws
 
 from entrix import settings
 from entrix.local import harness
+from entrix.local.deploy import DeploymentError
 from entrix.local.synth import STACK_NAME, ensure_template, project_root
 from tests.local.test_enforcement import without_action
 from tests.support.enforced import record_checks
@@ -160,10 +162,10 @@ SLACK_WEBHOOK_SECRET_ARN = (
 FORWARDER = "entrix.handlers.slack.handler"
 
 
-def subscribers_template(folder: Path, *, granted: bool) -> Path:
+def subscribers_template(folder: Path, *, without: str | None = None) -> Path:
     """The service synthesized with a Slack webhook secret (so with the forwarder), its
-    forwarder allowed the stand-in's loopback http URL, and without its
-    `secretsmanager:GetSecretValue` grant unless `granted`."""
+    forwarder allowed the stand-in's loopback http URL, and its role without the action
+    `without` when given."""
     source, _ = ensure_template(
         project_root(), {"entrix:slack_webhook_secret_arn": SLACK_WEBHOOK_SECRET_ARN}
     )
@@ -174,8 +176,8 @@ def subscribers_template(folder: Path, *, granted: bool) -> Path:
     forwarder["Properties"]["Environment"]["Variables"][
         settings.SLACK_WEBHOOK_ALLOW_LOOPBACK_HTTP.name
     ] = "true"
-    if not granted:
-        without_action(template, FORWARDER, "secretsmanager:GetSecretValue")
+    if without:
+        without_action(template, FORWARDER, without)
     path = folder / f"{STACK_NAME}.template.json"
     path.write_text(json.dumps(template))
     return path
@@ -183,12 +185,18 @@ def subscribers_template(folder: Path, *, granted: bool) -> Path:
 
 @pytest.mark.parametrize("granted", [True, False], ids=["granted", "grant-removed"])
 def test_the_deployed_forwarder_reads_its_secret_only_with_its_grant(
-    granted: bool, stand_in: StandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    granted: bool, stand_in: StandIn, tmp_path: Path
 ) -> None:
     """The webhook secret is read by the forwarder's role under enforcement: without the grant
     the invocation fails with AWS's refusal and nothing reaches Slack."""
-    with harness.in_process(subscribers_template(tmp_path, granted=granted)) as system:
-        checks = record_checks(monkeypatch, system)
+    with (
+        record_checks() as checks,
+        harness.in_process(
+            subscribers_template(
+                tmp_path, without=None if granted else "secretsmanager:GetSecretValue"
+            )
+        ) as system,
+    ):
         system.endpoint.client("secretsmanager").create_secret(
             Name=SLACK_WEBHOOK_SECRET_ARN.rpartition(":")[2], SecretString=stand_in.url
         )
@@ -233,3 +241,31 @@ def test_the_deployed_forwarder_reads_its_secret_only_with_its_grant(
         codes = [refusal and refusal.code for _, refusal in reads]
         assert codes == ["AccessDeniedException"] * 2, codes
         assert stand_in.posts == []
+
+
+@pytest.mark.parametrize("granted", [True, False], ids=["granted", "grant-removed"])
+def test_the_forwarders_failure_destination_deploys_only_if_its_role_may_send_to_it(
+    granted: bool, tmp_path: Path
+) -> None:
+    """As AWS's PutFunctionEventInvokeConfig, the local deploy refuses an on-failure queue the
+    forwarder's role may not send to; with the grant, the config is stored on the `live` alias
+    the template qualifies it with, not on the unqualified function."""
+    template = subscribers_template(tmp_path, without=None if granted else "sqs:SendMessage")
+    if not granted:
+        with pytest.raises(DeploymentError) as refused, harness.in_process(template):
+            pass
+        assert re.search(
+            r"InvalidParameterValueException: The function's execution role does not have "
+            r"permissions to call SendMessage on arn:aws:sqs:eu-west-1:123456789012:"
+            r"Entrix-ResultsPipelineSlackDeadLetters\w+$",
+            str(refused.value),
+        ), refused.value
+        return
+    with harness.in_process(template) as system:
+        forwarder = harness.function_with_handler(system, FORWARDER)
+        lambda_ = system.endpoint.client("lambda")
+        config = lambda_.get_function_event_invoke_config(FunctionName=f"{forwarder}:live")
+        with pytest.raises(lambda_.exceptions.ResourceNotFoundException):
+            lambda_.get_function_event_invoke_config(FunctionName=forwarder)
+    assert config["MaximumRetryAttempts"] == 2
+    assert ":sqs:" in config["DestinationConfig"]["OnFailure"]["Destination"]

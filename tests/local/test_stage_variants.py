@@ -83,12 +83,14 @@ def test_the_stage_runs_the_order_lifecycle_with_every_call_decided_and_allowed(
     assert has_waf == (stage == "Prod")
     notifications: list[tuple[str, str]] = []
 
-    with harness.in_process(
-        template,
-        stack_name=stack_name,
-        show_notification=lambda topic, text: notifications.append((topic, text)),
-    ) as system:
-        checks = record_checks(monkeypatch, system)
+    with (
+        record_checks() as checks,
+        harness.in_process(
+            template,
+            stack_name=stack_name,
+            show_notification=lambda topic, text: notifications.append((topic, text)),
+        ) as system,
+    ):
         table = harness.orders_table(system)
         assert table.startswith(f"{stack_name}-"), table
         token = harness.sign_token(system, "desk-stage")

@@ -15,7 +15,9 @@ boto3's default session if it already exists. A client made earlier from another
 seen; the handlers make theirs at import, after the runtime has imported this module.
 
 Each call of a marked thread is also kept in botocore's request context under `CALL`, where
-the local runtime's enforcement (entrix.local.iam.enforcement) reads it to authorize the call.
+the local runtime's enforcement (entrix.local.iam.enforcement) reads it to authorize the call;
+a call marked `with_its_role=False` is kept under `ROLELESS` instead, where enforcement refuses
+it loudly when it claims a deployed function's name.
 
 Importing this module installs the hook. Lambda code never imports it.
 """
@@ -81,6 +83,8 @@ _EXPRESSION_WORDS = frozenset(
 
 # The key of a marked thread's `Call` in botocore's request context.
 CALL = "entrix_call"
+# The key instead when the thread's caller has no role of the template (`with_its_role=False`).
+ROLELESS = "entrix_roleless_call"
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,8 @@ def running(function_name: str, *, with_its_role: bool = True) -> Iterator[None]
     """Calls this thread makes inside the block are the function's. `with_its_role=False`
     marks a caller the template does not define (`entrix verify`, whose role is the delivery
     stack's): its calls are recorded but not handed to the local enforcement, which knows only
-    the deployed template's functions."""
+    the deployed template's functions. Enforcement refuses such a call under a deployed
+    function's name (`UnenforcedCall`): it would skip that function's role."""
     outer = getattr(_thread, "function", None), getattr(_thread, "with_its_role", True)
     _thread.function, _thread.with_its_role = function_name, with_its_role
     try:
@@ -144,8 +149,7 @@ def _note(params: Mapping[str, Any], model: Any, context: dict[str, Any], **_: A
     if service == "dynamodb":
         parameters |= _dynamodb_access(params)
     call = Call(function, service, model.name, parameters)
-    if getattr(_thread, "with_its_role", True):
-        context[CALL] = call
+    context[CALL if getattr(_thread, "with_its_role", True) else ROLELESS] = call
     with _lock:
         for calls in _logs:
             calls.append(call)

@@ -19,6 +19,7 @@ import zipfile
 from typing import Any
 
 from entrix import settings
+from entrix.local.call_log import Call
 from entrix.local.deploy.deployment import DeploymentError
 from entrix.local.deploy.registry import DeployContext, creates
 from entrix.local.lambda_runner import LOGGING_CONFIG_ATTRIBUTE, FunctionSpec, logging_fields
@@ -183,19 +184,69 @@ def create_alias(deployer: DeployContext, resource: Resource, p: dict[str, Any])
 def create_event_invoke_config(
     deployer: DeployContext, resource: Resource, p: dict[str, Any]
 ) -> None:
-    """Stored through the Lambda API, so `get-function-event-invoke-config` answers as in AWS.
-    Locally a failed asynchronous invocation (SNS delivering to the Slack forwarder) is neither
-    retried nor sent to the on-failure destination: moto keeps the setting and runs neither."""
-    fields = (
-        "FunctionName",
-        "Qualifier",
-        "MaximumRetryAttempts",
-        "MaximumEventAgeInSeconds",
-        "DestinationConfig",
-    )
+    """Stored through the Lambda API, so `get-function-event-invoke-config` answers as in AWS,
+    on what the `Qualifier` names (the template's is the `live` alias). Locally a failed
+    asynchronous invocation (SNS delivering to the Slack forwarder) is neither retried nor sent
+    to the on-failure destination: moto keeps the setting and runs neither."""
+    fields = ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
     arguments = {name: p[name] for name in fields if name in p}
+    function, qualifier = p["FunctionName"], p.get("Qualifier")
+    for outcome in ("OnSuccess", "OnFailure"):
+        destination = p.get("DestinationConfig", {}).get(outcome, {}).get("Destination")
+        if destination:
+            _check_destination(deployer, function, destination)
+    if qualifier:
+        _own_event_invoke_config(deployer, function, qualifier)
+    # The Lambda API also takes the qualifier in the name (`name:live`); moto reads only that,
+    # ignoring a separate Qualifier.
+    arguments["FunctionName"] = f"{function}:{qualifier}" if qualifier else function
     deployer.clients("lambda").put_function_event_invoke_config(**arguments)
     deployer.provide(resource, deployer.name(resource, None))
+
+
+def _own_event_invoke_config(deployer: DeployContext, function: str, qualifier: str) -> None:
+    """moto's published versions share the function's list of event invoke configs (a shallow
+    copy); the qualified version gets its own, so the unqualified function and the other
+    versions keep none, as in AWS. An alias stands for the version it points at."""
+    from moto.awslambda import lambda_backends
+
+    backend = lambda_backends[deployer.pseudo.account_id][deployer.pseudo.region]
+    backend.get_function(function, qualifier).event_invoke_config = []
+
+
+# A destination's service -> the call Lambda makes on it with the function's execution role:
+# the API operation, the IAM action AWS's refusal names, and the parameter naming the target.
+DESTINATION_CALLS = {
+    "sqs": ("SendMessage", "SendMessage", "QueueUrl"),
+    "sns": ("Publish", "Publish", "TopicArn"),
+    "lambda": ("Invoke", "InvokeFunction", "FunctionName"),
+    "events": ("PutEvents", "PutEvents", "EventBusName"),
+}
+
+
+def _check_destination(deployer: DeployContext, function: str, destination: str) -> None:
+    """AWS's PutFunctionEventInvokeConfig refuses a destination the function's execution role
+    may not send to; with enforcement on, so does the local deploy, decided by the same
+    enforcer as the function's own calls (one it cannot decide raises UnmappedCall)."""
+    from entrix.local.iam import enforcement
+
+    enforcer = enforcement.active()
+    if enforcer is None or enforcer.deployment is not deployer.deployment:
+        return
+    service = destination.split(":")[2]
+    if service not in DESTINATION_CALLS:
+        raise DeploymentError(f"{destination}: Lambda has no {service} destination")
+    operation, action, parameter = DESTINATION_CALLS[service]
+    target = destination
+    if service == "sqs":
+        name = destination.rsplit(":", 1)[-1]
+        target = deployer.clients("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+    name = function.split(":function:")[-1].split(":")[0]
+    if enforcer.check(Call(name, service, operation, {parameter: target})) is not None:
+        raise DeploymentError(
+            "InvalidParameterValueException: The function's execution role does not have "
+            f"permissions to call {action} on {destination}"
+        )
 
 
 @creates("AWS::Lambda::EventSourceMapping")

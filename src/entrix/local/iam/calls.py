@@ -18,7 +18,7 @@ from entrix.local.call_log import Call
 from entrix.local.deploy import Deployment
 from entrix.local.iam.evaluate import Request
 from entrix.local.iam.model import ModelError, Role, StackModel
-from entrix.local.iam.requests import role_publishes, role_request
+from entrix.local.iam.requests import role_publishes, role_request, role_uses_key
 
 # S3 operation -> IAM action, and whether it acts on an object (else on the bucket).
 S3_ACTIONS = {
@@ -124,6 +124,16 @@ def call_requests(
         topic = p.get("TopicArn") or p["TargetArn"]
         arn = local.arn("AWS::SNS::Topic", topic.rsplit(":")[-1])
         return [role_publishes(model, role, arn, function, at)]
+    if call.service == "sqs" and call.operation in ("SendMessage", "SendMessageBatch"):
+        # SendMessageBatch is authorized as sqs:SendMessage; an encrypted queue's key also.
+        logical_id = local.logical_id("AWS::SQS::Queue", p["QueueUrl"].rsplit("/", 1)[-1])
+        queue = model.arn(logical_id)
+        policy = model.queue_policy(queue)
+        sends = [role_request(model, role, "sqs:SendMessage", queue, policy, None, function, at)]
+        key = model.queue_key(queue)
+        if key is not None:
+            sends += role_uses_key(model, role, key, "sqs", function, at)
+        return [sends]
     if call.service == "secretsmanager" and call.operation in SECRETS_ACTIONS:
         context = {"secretsmanager:SecretId": p["SecretId"]}
         context |= {key: p[parameter] for parameter, key in SECRETS_KEYS.items() if parameter in p}

@@ -9,7 +9,9 @@ topic key's policy for a publish to an encrypted topic) and decided by the same 
 refused call is answered from botocore's `before-call` event with the service's own error code,
 HTTP status and message, so it never reaches the endpoint and the handler gets the ClientError
 AWS would raise. A call the model does not map raises `UnmappedCall`, naming it: a new kind of
-call gets mapped, never waved through.
+call gets mapped, never waved through. A call marked as a caller without a template role
+(`call_log.running(..., with_its_role=False)`, `entrix verify`) is not decided; under a deployed
+function's name it raises `UnenforcedCall`, since it would skip that function's role.
 
 Calls of threads that run no handler (the runtime itself, moto, tests) are not checked.
 Importing this module installs the hook; Lambda code never imports it.
@@ -53,6 +55,11 @@ KMS_REFUSALS: Mapping[str, tuple[str, int]] = {"sns": ("KMSAccessDenied", 400)}
 class UnmappedCall(Exception):
     """A function made a call the permission model cannot turn into requests, so it cannot be
     authorized: map it in entrix.local.iam.calls."""
+
+
+class UnenforcedCall(Exception):
+    """A deployed function's name was run with `with_its_role=False`, the exemption for callers
+    the template does not define: its calls would skip that function's role unchecked."""
 
 
 @dataclass(frozen=True)
@@ -254,7 +261,16 @@ def active() -> Enforcer | None:
 
 def _before_call(params: Mapping[str, Any], context: Mapping[str, Any], **_: Any) -> Any:
     enforcer, call = _active, context.get(call_log.CALL)
-    if enforcer is None or call is None:
+    if enforcer is None:
+        return None
+    roleless = context.get(call_log.ROLELESS)
+    if roleless is not None and roleless.function in enforcer.deployment.functions:
+        raise UnenforcedCall(
+            f"{roleless.function} called {roleless.service}.{roleless.operation} marked "
+            "with_its_role=False, which only a caller the template does not define may be: "
+            "its role would not be enforced"
+        )
+    if call is None:
         return None
     refused = enforcer.check(call)
     return None if refused is None else refused.response(params["url"])
