@@ -3,7 +3,6 @@ runs on the project's Node, and every test is in one tier, by its directory."""
 
 import decimal
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
 
 from entrix.local.node import jsii_environment
+from tests.support import abandoned_handlers
 
 # moto's index queries (KEYS_ONLY projection) deserialize every item through boto3's 38-digit
 # context, which raises Rounded on numbers DynamoDB holds, such as -3.4028234660E+38 returned as
@@ -73,19 +73,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             )
 
 
-# How long a test's teardown waits for the handlers it left past their timeout to end.
-ABANDONED_HANDLER_GRACE_SECONDS = 60
-
-
 @pytest.fixture(autouse=True)
 def no_abandoned_handler_outlives_its_test() -> Iterator[None]:
     """A handler abandoned at its timeout runs on in its thread (the local Lambda runtime cannot
-    kill it): one still running after its test could act in the next, so the test fails."""
+    kill it): one the test left still running after it could act in the next, so it fails."""
+    before = abandoned_handlers.running()
     yield
-    runner = sys.modules.get("entrix.local.lambda_runner")
-    if runner is None:  # nothing has run a handler: nothing to wait for
-        return
-    for thread in runner.abandoned_handlers():
-        thread.join(ABANDONED_HANDLER_GRACE_SECONDS)
-    if left := [thread.name for thread in runner.abandoned_handlers()]:
-        pytest.fail(f"handlers abandoned at their timeout still run after the test: {left}")
+    abandoned_handlers.fail_if_left(before)

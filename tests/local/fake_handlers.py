@@ -5,6 +5,8 @@ import os
 import time
 from decimal import Decimal
 
+from tests.local import fake_handler_state
+
 
 class OrderRejected(Exception):
     """Named like the pipeline's error, so a state machine Catch can route it."""
@@ -95,10 +97,6 @@ def chatty(event, context):
     return {"ok": True}
 
 
-# The messages `receive` got, in order, as SNS delivered them.
-RECEIVED: list[str] = []
-
-
 def publish(event, context):
     """Publishes to the topic a `receive` function subscribes to, and says what that function
     had received when Publish returned."""
@@ -107,8 +105,8 @@ def publish(event, context):
     boto3.client("sns", region_name="eu-west-1").publish(
         TopicArn=event["topic"], Message=event["message"]
     )
-    return {"received_when_published": list(RECEIVED)}
+    return {"received_when_published": list(fake_handler_state.RECEIVED)}
 
 
 def receive(event, context):
-    RECEIVED.extend(record["Sns"]["Message"] for record in event["Records"])
+    fake_handler_state.RECEIVED.extend(record["Sns"]["Message"] for record in event["Records"])

@@ -1,7 +1,7 @@
 """Handlers that outlive their function's timeout, for tests/local/test_lambda_timeouts.py.
 
 A timed-out invocation drops this module from `sys.modules` (Lambda resets the execution
-environment), so what a test releases them with lives in `slow_handlers_release`.
+environment), so what a test releases them with lives in `fake_handler_state`.
 """
 
 import time
@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 
-from tests.local.slow_handlers_release import REACHED, RELEASE
+from tests.local.fake_handler_state import REACHED, RELEASE
 
 # Changes each time the module runs: the next invocation after a timeout imports it again.
 INIT = str(uuid.uuid4())

@@ -16,7 +16,7 @@ from entrix.local.lambda_runner import (
     moto_lambdas_in_process,
 )
 from entrix.local.pipeline import wait_for_execution
-from tests.local import fake_handlers
+from tests.local import fake_handler_state
 
 ROLE_POLICY = json.dumps(
     {
@@ -252,7 +252,7 @@ def test_sns_delivers_to_a_lambda_subscriber_after_the_publishing_handler_goes_o
     """SNS invokes a subscribed function asynchronously. moto does it inside Publish: a handler
     publishing to a topic with a Lambda subscriber waited for the invocation lock its own
     invocation held, until its timeout."""
-    fake_handlers.RECEIVED.clear()
+    fake_handler_state.RECEIVED.clear()
     with moto_lambdas_in_process():
         _create_function("publish", timeout=10)
         receiver = _create_function("receive")
@@ -267,4 +267,4 @@ def test_sns_delivers_to_a_lambda_subscriber_after_the_publishing_handler_goes_o
         assert "FunctionError" not in response, body
         assert body == {"received_when_published": []}
         assert lambda_runner.wait_for_sns_deliveries(60)
-    assert fake_handlers.RECEIVED == ["run r-1: 1 order rejected"]
+    assert fake_handler_state.RECEIVED == ["run r-1: 1 order rejected"]

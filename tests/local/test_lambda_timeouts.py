@@ -16,13 +16,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from entrix.local import lambda_runner
+from entrix.local import call_log, lambda_runner
 from entrix.local.apigateway import ApiGateway, RestApi
 from entrix.local.lambda_runner import FunctionSpec, invoke, moto_lambdas_in_process
 from entrix.local.pipeline import wait_for_execution
-from tests.local import slow_handlers_release
+from tests.local import fake_handler_state
 from tests.local.templates import api_template
 from tests.local.test_apigateway import deploy, request
+from tests.support import abandoned_handlers
 
 MODULE = "tests.local.fake_slow_handlers"
 BUCKET = "late-writes"
@@ -35,10 +36,10 @@ def slow():
     """What the fake handlers wait for and record, shared by every copy of their module; the
     module imported (warm), so that REPORT lines carry no Init Duration."""
     importlib.import_module(MODULE)
-    slow_handlers_release.RELEASE.clear()
-    slow_handlers_release.REACHED.clear()
-    yield slow_handlers_release
-    slow_handlers_release.RELEASE.set()  # let any handler still blocked end
+    fake_handler_state.RELEASE.clear()
+    fake_handler_state.REACHED.clear()
+    yield fake_handler_state
+    fake_handler_state.RELEASE.set()  # let any handler still blocked end
 
 
 # The timeout of the handlers that must finish: generous, as the machine may be loaded.
@@ -105,6 +106,21 @@ def test_a_stuck_handler_does_not_hold_the_lock_and_its_late_write_never_happens
 
 
 @mock_aws
+def test_a_call_refused_past_the_deadline_is_not_recorded_as_made(slow):
+    """The call log holds the calls functions made (enforcement's record is checked against
+    it): one refused before it was sent is withdrawn."""
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    with call_log.recording() as calls:
+        stuck = invoke(spec("blocked_then_write"), {"bucket": BUCKET})
+        abandoned = worker(stuck)
+        slow.RELEASE.set()
+        abandoned.join(THREAD_END_SECONDS)
+    assert slow.REACHED == ["released"]
+    assert calls == []
+
+
+@mock_aws
 def test_an_abandoned_handlers_thread_pool_work_never_reaches_aws(slow):
     s3 = boto3.client("s3", region_name="eu-west-1")
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
@@ -129,35 +145,51 @@ def cold_init():
     sys.modules.pop(SLOW_INIT, None)
 
 
-def slow_init(import_seconds: float) -> FunctionSpec:
+def slow_init(import_seconds: float, timeout: int) -> FunctionSpec:
     return FunctionSpec(
         function_name="slow-init",
         handler=f"{SLOW_INIT}.handler",
         environment={"FAKE_INIT_SECONDS": str(import_seconds)},
-        timeout=1,
+        timeout=timeout,
     )
 
 
 def test_the_init_phase_does_not_count_against_the_timeout(cold_init):
-    """An import of 1.5 s, within Lambda's 10 s Init, then a handler with a 1 s Timeout: the
+    """An import of 3 s, within Lambda's 10 s Init, then a handler with a 2 s Timeout: the
     handler runs (its clock starts after the Init), and REPORT shows the Init Duration."""
-    result = invoke(slow_init(1.5), {})
+    result = invoke(slow_init(3, timeout=2), {})
     assert not result.errored, result.payload
     assert result.json()["remaining_ms"] > 0
     report = result.logs.splitlines()[-1]
     init = re.search(r"\tInit Duration: ([0-9.]+) ms$", report)
     assert init is not None, report
-    assert float(init.group(1)) >= 1500
-    assert "Init Duration" not in invoke(slow_init(1.5), {}).logs  # warm: no Init
+    assert float(init.group(1)) >= 3000
+    warm = invoke(slow_init(3, timeout=AMPLE), {})
+    assert not warm.errored, warm.payload
+    assert "Init Duration" not in warm.logs
 
 
 def test_an_init_past_its_limit_goes_on_under_the_functions_timeout(cold_init, monkeypatch):
     """Lambda initializes again inside the invocation when the Init outlasts its limit (10 s;
     0.2 s here), so the Init then counts against the Timeout: 3 s of import, 1 s Timeout."""
     monkeypatch.setattr(lambda_runner, "INIT_SECONDS", 0.2)
-    result = invoke(slow_init(3), {})
+    result = invoke(slow_init(3, timeout=1), {})
     assert result.json()["errorType"] == "Sandbox.Timedout", result.payload
     assert "Init Duration" not in result.logs
+
+
+def test_a_handler_left_running_fails_its_test_and_only_its_test(slow):
+    """The suite's teardown check (tests/support/abandoned_handlers.py): a handler abandoned and
+    still running fails the check, which then forgets it; one that ends within the grace
+    passes it."""
+    before = abandoned_handlers.running()
+    assert invoke(spec("nap"), {}).errored
+    with pytest.raises(pytest.fail.Exception, match="still run after the test"):
+        abandoned_handlers.fail_if_left(before, grace=0.5)
+    abandoned_handlers.fail_if_left(before, grace=0.5)  # reported once, then forgotten
+    assert invoke(spec("nap"), {}).errored
+    threading.Timer(0.3, slow.RELEASE.set).start()
+    abandoned_handlers.fail_if_left(before, grace=THREAD_END_SECONDS)
 
 
 ROLE = "arn:aws:iam::123456789012:role/sfn"

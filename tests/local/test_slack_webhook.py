@@ -16,7 +16,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -28,7 +28,7 @@ import pytest
 from moto import mock_aws
 
 from entrix import settings
-from entrix.local import harness
+from entrix.local import harness, lambda_runner
 from entrix.local.deploy import DeploymentError
 from entrix.local.synth import STACK_NAME, ensure_template, project_root
 from tests.local.test_enforcement import without_action
@@ -185,10 +185,17 @@ def subscribers_template(folder: Path, *, without: str | None = None) -> Path:
 
 @pytest.mark.parametrize("granted", [True, False], ids=["granted", "grant-removed"])
 def test_the_deployed_forwarder_reads_its_secret_only_with_its_grant(
-    granted: bool, stand_in: StandIn, tmp_path: Path
+    granted: bool, stand_in: StandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The webhook secret is read by the forwarder's role under enforcement: without the grant
-    the invocation fails with AWS's refusal and nothing reaches Slack."""
+    the invocation fails with AWS's refusal and nothing reaches Slack. SNS's delivery is made
+    late (0.5 s, as on a loaded machine) and still before enforcement stops with the system."""
+    put = lambda_runner._deliveries.put
+
+    def late(delivery: Callable[[], Any]) -> None:
+        put(lambda: (time.sleep(0.5), delivery()))
+
+    monkeypatch.setattr(lambda_runner._deliveries, "put", late)
     with (
         record_checks() as checks,
         harness.in_process(

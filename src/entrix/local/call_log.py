@@ -134,6 +134,20 @@ def recording() -> Iterator[list[Call]]:
             _logs.remove(calls)
 
 
+def withdraw(context: Mapping[str, Any]) -> None:
+    """The call in this botocore request context was refused before it was sent (its handler is
+    past its timeout): it leaves the recordings, which hold the calls made."""
+    call = context.get(CALL) or context.get(ROLELESS)
+    if call is None:
+        return
+    with _lock:
+        for calls in _logs:
+            for position, recorded in enumerate(calls):
+                if recorded is call:
+                    del calls[position]
+                    break
+
+
 def _note(params: Mapping[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
     function = getattr(_thread, "function", None)
     if function is None:

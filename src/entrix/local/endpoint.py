@@ -23,7 +23,7 @@ import boto3
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
 from botocore.config import Config
 
-from entrix.local.lambda_runner import moto_lambdas_in_process, wait_for_sns_deliveries
+from entrix.local.lambda_runner import moto_lambdas_in_process
 from entrix.local.rotation import moto_rotation_keeps_its_function
 
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -170,11 +170,7 @@ class AwsEndpoint:
         return local_client(service, self.url, self.region)
 
     def stop(self) -> None:
-        """Stop serving, release the port and restore this process's environment; messages
-        already published reach their Lambda subscribers first, while the endpoint still
-        answers their calls."""
-        if self._patched and not wait_for_sns_deliveries():
-            logging.getLogger(__name__).warning("SNS deliveries to Lambda still queued")
+        """Stop serving, release the port and restore this process's environment."""
         if self._server is not None:
             self._server.stop()
             # ThreadedMotoServer.stop() leaves the listening socket open: close it to free the port.

@@ -28,7 +28,8 @@ time sees its own function's (each function has its own handler module), but a m
 two functions keeps what the first one imported it with. A handler that made moto invoke
 another function synchronously would wait for this lock until its own deadline; none does, and
 SNS's deliveries to Lambda, which moto makes inside `Publish`, are queued and made by a thread
-of their own, as SNS invokes a function asynchronously.
+of their own, as SNS invokes a function asynchronously: one at a time, in order, each waiting
+for the invocations running (SNS would invoke side by side).
 
 The function's Timeout is enforced as Lambda reports it. Each handler runs in a worker thread of
 its own while the invoking thread waits, under the lock, until the deadline. The Init phase (the
@@ -177,8 +178,8 @@ class LambdaContext:
     aws_request_id: str
     log_group_name: str
     log_stream_name: str
-    # Set when the handler is called, after the Init phase.
-    deadline: float = math.inf
+    # `time.monotonic()` at the Timeout; infinite until the handler's clock starts (after Init).
+    deadline: float
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
@@ -424,9 +425,15 @@ class _Run:
             pass  # the invoking thread has reported the timeout; this thread ends here
 
     def _initialize(self) -> Callable[[Any, Any], Any]:
-        """The Init phase: the handler's module imported (if it is not already), then the
-        function's clock started."""
-        cold = self.spec.handler.rpartition(".")[0] not in sys.modules
+        """The Init phase: the handler's module imported (if it is not already, or its function
+        timed out since), then the function's clock started."""
+        module = self.spec.handler.rpartition(".")[0]
+        with _abandoned_lock:
+            if module in _reset_modules:
+                # An import abandoned in flight may have put it back after `finish()` dropped it.
+                _reset_modules.discard(module)
+                sys.modules.pop(module, None)
+        cold = module not in sys.modules
         began = time.monotonic()
         try:
             return load_handler(self.spec.handler)
@@ -451,12 +458,17 @@ class _Run:
                 return self.outcome
             self.stopped = True
         # Lambda resets the execution environment: the next invocation runs the module again.
-        sys.modules.pop(self.spec.handler.rpartition(".")[0], None)
+        module = self.spec.handler.rpartition(".")[0]
+        with _abandoned_lock:
+            _reset_modules.add(module)
+            sys.modules.pop(module, None)
         return None
 
 
-# The worker threads of timed-out invocations, for `abandoned_handlers()`.
+# The worker threads of timed-out invocations, for `abandoned_handlers()`; the handler modules
+# the next invocation imports anew.
 _abandoned: list[threading.Thread] = []
+_reset_modules: set[str] = set()
 _abandoned_lock = threading.Lock()
 
 
@@ -467,6 +479,12 @@ def abandoned_handlers() -> list[threading.Thread]:
     with _abandoned_lock:
         _abandoned[:] = [thread for thread in _abandoned if thread.is_alive()]
         return list(_abandoned)
+
+
+def forget_abandoned(threads: list[threading.Thread]) -> None:
+    """Stop listing these threads (already reported) in `abandoned_handlers()`."""
+    with _abandoned_lock:
+        _abandoned[:] = [thread for thread in _abandoned if thread not in threads]
 
 
 def invoke(spec: FunctionSpec, event: Any) -> Invocation:
@@ -488,6 +506,7 @@ def invoke(spec: FunctionSpec, event: Any) -> Invocation:
             aws_request_id=request_id,
             log_group_name=spec.log_group_name,
             log_stream_name=f"local/[{spec.version}]{request_id.replace('-', '')}",
+            deadline=math.inf,
         )
         captured: list[str] = [f"START RequestId: {request_id} Version: {spec.version}\n"]
         # The invoking thread's variables plus the function's, as the worker's own view.
@@ -538,10 +557,12 @@ def _timed_out(request_id: str, timeout: int) -> Invocation:
     return Invocation(json.dumps(payload), errored=True, logs=message + "\n")
 
 
-def _refuse_after_deadline(**_: Any) -> None:
-    """botocore `before-call` hook: a stopped handler starts no AWS call."""
+def _refuse_after_deadline(context: Mapping[str, Any], **_: Any) -> None:
+    """botocore `before-call` hook: a stopped handler starts no AWS call (and the call, never
+    made, leaves the call log's recordings)."""
     run = _current_run.get()
     if run is not None and run.stopped:
+        call_log.withdraw(context)
         raise HandlerTimedOut(f"{run.spec.function_name} is past its timeout")
 
 
@@ -664,6 +685,15 @@ def wait_for_sns_deliveries(timeout: float = DRAIN_SECONDS) -> bool:
     """Wait until SNS has delivered every message published so far to its Lambda subscribers;
     False if some are still queued at `timeout`."""
     return _deliveries.drain(timeout)
+
+
+class SnsDeliveriesDrain:
+    """A local system's part whose `stop()` waits for the queued deliveries (see `LocalSystem`
+    for when it stops)."""
+
+    def stop(self) -> None:
+        if not wait_for_sns_deliveries():
+            raise RuntimeError(f"SNS deliveries to Lambda still queued after {DRAIN_SECONDS} s")
 
 
 @contextlib.contextmanager

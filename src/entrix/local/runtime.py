@@ -136,6 +136,10 @@ class LocalSystem:
             self.enforcer = Enforcer(model, deployer.deployment)
             self.enforcer.start()
             self._stoppables.append(self.enforcer)
+        # Stopped before the enforcer, the secrets extension and the endpoint, after everything
+        # that publishes: a message published before the stop reaches its Lambda subscriber
+        # while the rest of the system still serves it, under enforcement.
+        self._stoppables.append(lambda_runner.SnsDeliveriesDrain())
         deployment = deployer.deploy()
         self.deployment = deployment
 
@@ -265,6 +269,13 @@ class LocalSystem:
         return lambda_runner.invoke_moto_function(function, event)
 
     def stop(self) -> None:
-        """Stop everything started, newest first; both ports are free afterwards."""
+        """Stop everything started, newest first; both ports are free afterwards. A part that
+        fails to stop does not keep the others running: its error is raised at the end."""
+        errors: list[Exception] = []
         while self._stoppables:
-            self._stoppables.pop().stop()
+            try:
+                self._stoppables.pop().stop()
+            except Exception as error:  # noqa: BLE001 - raised below, once all have stopped
+                errors.append(error)
+        if errors:
+            raise errors[0]

@@ -216,18 +216,20 @@ def _own_event_invoke_config(deployer: DeployContext, function: str, qualifier: 
 
 # A destination's service -> the call Lambda makes on it with the function's execution role:
 # the API operation, the IAM action AWS's refusal names, and the parameter naming the target.
+# (Lambda and EventBridge destinations are not checked locally: the permission model maps no
+# call to them.)
 DESTINATION_CALLS = {
     "sqs": ("SendMessage", "SendMessage", "QueueUrl"),
     "sns": ("Publish", "Publish", "TopicArn"),
-    "lambda": ("Invoke", "InvokeFunction", "FunctionName"),
-    "events": ("PutEvents", "PutEvents", "EventBusName"),
 }
 
 
 def _check_destination(deployer: DeployContext, function: str, destination: str) -> None:
     """AWS's PutFunctionEventInvokeConfig refuses a destination the function's execution role
     may not send to; with enforcement on, so does the local deploy, decided by the same
-    enforcer as the function's own calls (one it cannot decide raises UnmappedCall)."""
+    enforcer as the function's own calls. That decision also weighs the queue's or topic's
+    policy and a customer managed key's policy, which AWS may only meet at delivery: locally
+    the deploy can be the stricter (docs/local-runtime.md)."""
     from entrix.local.iam import enforcement
 
     enforcer = enforcement.active()
@@ -235,7 +237,7 @@ def _check_destination(deployer: DeployContext, function: str, destination: str)
         return
     service = destination.split(":")[2]
     if service not in DESTINATION_CALLS:
-        raise DeploymentError(f"{destination}: Lambda has no {service} destination")
+        raise DeploymentError(f"{destination}: the local deploy checks no {service} destination")
     operation, action, parameter = DESTINATION_CALLS[service]
     target = destination
     if service == "sqs":

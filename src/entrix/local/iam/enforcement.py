@@ -52,14 +52,16 @@ REFUSALS: Mapping[str, tuple[str, int]] = {
 KMS_REFUSALS: Mapping[str, tuple[str, int]] = {"sns": ("KMSAccessDenied", 400)}
 
 
-class UnmappedCall(Exception):
+class UnmappedCall(BaseException):
     """A function made a call the permission model cannot turn into requests, so it cannot be
-    authorized: map it in entrix.local.iam.calls."""
+    authorized: map it in entrix.local.iam.calls. A BaseException, so that a handler's `except
+    Exception` (a cached secret served on a failed read) cannot swallow it."""
 
 
-class UnenforcedCall(Exception):
+class UnenforcedCall(BaseException):
     """A deployed function's name was run with `with_its_role=False`, the exemption for callers
-    the template does not define: its calls would skip that function's role unchecked."""
+    the template does not define: its calls would skip that function's role unchecked. A
+    BaseException, as UnmappedCall."""
 
 
 @dataclass(frozen=True)
@@ -264,7 +266,7 @@ def _before_call(params: Mapping[str, Any], context: Mapping[str, Any], **_: Any
     if enforcer is None:
         return None
     roleless = context.get(call_log.ROLELESS)
-    if roleless is not None and roleless.function in enforcer.deployment.functions:
+    if roleless is not None and _function_name(roleless.function) in enforcer.deployment.functions:
         raise UnenforcedCall(
             f"{roleless.function} called {roleless.service}.{roleless.operation} marked "
             "with_its_role=False, which only a caller the template does not define may be: "
@@ -274,6 +276,13 @@ def _before_call(params: Mapping[str, Any], context: Mapping[str, Any], **_: Any
         return None
     refused = enforcer.check(call)
     return None if refused is None else refused.response(params["url"])
+
+
+def _function_name(name: str) -> str:
+    """A function's name from its name, `name:qualifier` or ARN."""
+    if name.startswith("arn:"):
+        name = name.split(":function:", 1)[-1]
+    return name.split(":", 1)[0]
 
 
 _EVENT = "before-call"
