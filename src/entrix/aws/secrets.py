@@ -71,7 +71,8 @@ class SecretCache:
         """The string of the secret's current version."""
         version = self.version(secret_id)
         if version is None:
-            raise ValueError(f"secret {secret_id} has no {CURRENT} version")
+            # Secrets Manager answers both with ResourceNotFoundException.
+            raise ValueError(f"secret {secret_id} does not exist or has no {CURRENT} version")
         return version.secret_string
 
     def version(
