@@ -104,6 +104,24 @@ def test_summary_of_a_failed_run_says_why():
     assert (summary["error"], summary["cause"]) == ("NotReady", "no results")
 
 
+def test_summary_of_a_failed_lambda_task_gives_its_message_not_its_stack_trace():
+    payload = {
+        "errorMessage": "RequestId: r-1 Error: Task timed out after 300.00 seconds",
+        "errorType": "Sandbox.Timedout",
+        "stackTrace": ['  File "/var/task/entrix/handlers/results.py", line 1, in handler\n'],
+    }
+    summary = summarize(
+        {
+            "name": "run-3",
+            "status": "FAILED",
+            "error": "Sandbox.Timedout",
+            "cause": json.dumps(payload),
+        }
+    )
+    assert summary["error"] == "Sandbox.Timedout"
+    assert summary["cause"] == "RequestId: r-1 Error: Task timed out after 300.00 seconds"
+
+
 def test_scheduled_event_looks_like_eventbridge():
     event = scheduled_event(REGION, "123456789012", "arn:aws:events:eu-west-1:123456789012:rule/r")
     assert event["detail-type"] == "Scheduled Event"

@@ -138,6 +138,12 @@ class AwsEndpoint:
         self._saved_environment = {name: os.environ.get(name) for name in changes}
         _set_environment(changes)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        # moto's state machine interpreter logs each task failure as an error of 1-4 KB (its
+        # internal event dump), also those a Retry or Catch handles; a run's outcome and error
+        # reach the console through the runtime's run watcher instead.
+        logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(
+            logging.CRITICAL
+        )
         from moto.server import ThreadedMotoServer
 
         # moto's index queries deserialize items through boto3's 38-digit context, which raises

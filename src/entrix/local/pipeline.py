@@ -89,8 +89,20 @@ def summarize(execution: dict[str, Any]) -> dict[str, Any]:
             summary[name] = value
     if execution["status"] != "SUCCEEDED":
         summary["error"] = execution.get("error")
-        summary["cause"] = execution.get("cause")
+        summary["cause"] = readable_cause(execution.get("cause"))
     return summary
+
+
+def readable_cause(cause: str | None) -> str | None:
+    """A failed execution's cause for a person: a Lambda error payload (a JSON object with a
+    stack trace) as its `errorMessage` alone, anything else as it is."""
+    try:
+        payload = json.loads(cause or "")
+    except ValueError:
+        return cause
+    if isinstance(payload, dict) and isinstance(payload.get("errorMessage"), str):
+        return str(payload["errorMessage"])
+    return cause
 
 
 def wait_for_execution(
