@@ -166,7 +166,7 @@ def sign_for_function(
     secret = client_factory("secretsmanager", region_of_arn(secret_arn) or region)
     current, previous = (_version(secret, secret_arn, stage) for stage in (CURRENT, PREVIOUS))
     if current is None:
-        raise TokenCommandError(f"secret {secret_arn} has no {CURRENT} version")
+        raise TokenCommandError(f"secret {secret_arn} does not exist or has no {CURRENT} version")
     if kid is None:
         version = signing_version(
             current,

@@ -10,3 +10,5 @@ RELEASE = threading.Event()
 REACHED: list[str] = []
 # The messages `fake_handlers.receive` got, in order, as SNS delivered them.
 RECEIVED: list[str] = []
+# The events `fake_handlers.authorize` got, in order.
+AUTHORIZER_CALLS: list[dict] = []

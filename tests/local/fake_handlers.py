@@ -38,12 +38,9 @@ def unserializable(event, context):
     return {"when": object()}
 
 
-AUTHORIZER_CALLS = []
-
-
 def authorize(event, context):
     """A REQUEST authorizer keyed on the Authorization header's value."""
-    AUTHORIZER_CALLS.append(event)
+    fake_handler_state.AUTHORIZER_CALLS.append(event)
     token = event["headers"].get("Authorization", "")
     if token == "deny":
         effect = "Deny"

@@ -22,7 +22,7 @@ from entrix.local.apigateway.proxy import GATEWAY_ERRORS
 from entrix.local.deploy import Deployer, DeploymentError
 from entrix.local.lambda_runner import Invocation, invoke
 from entrix.local.template import PseudoParameters, Template
-from tests.local import fake_handlers
+from tests.local import fake_handler_state
 from tests.local.templates import api_template
 
 
@@ -55,7 +55,7 @@ def make_gateway(**template_options):
 
 @pytest.fixture
 def gateway():
-    fake_handlers.AUTHORIZER_CALLS.clear()
+    fake_handler_state.AUTHORIZER_CALLS.clear()
     return make_gateway()[0]
 
 
@@ -92,7 +92,7 @@ def test_unknown_route_or_method_is_missing_authentication_token(gateway, method
     assert response.json()["message"] == "Missing Authentication Token"
     assert response.json()["code"] == "MISSING_AUTHENTICATION_TOKEN"
     assert response.header("X-Entrix") == "gateway"  # DEFAULT_4XX gateway response applies
-    assert fake_handlers.AUTHORIZER_CALLS == []
+    assert fake_handler_state.AUTHORIZER_CALLS == []
 
 
 def test_proxy_event_has_api_gateway_shape(gateway):
@@ -292,7 +292,7 @@ def test_base64_reply_is_decoded_only_for_a_binary_accept(gateway, accept, decod
 
 def test_authorizer_event_is_a_request_event_with_the_method_arn(gateway):
     gateway.handle(request("POST", "/orders", body=b"[]"))
-    (call,) = fake_handlers.AUTHORIZER_CALLS
+    (call,) = fake_handler_state.AUTHORIZER_CALLS
     assert call["type"] == "REQUEST"
     assert (
         call["methodArn"]
@@ -312,7 +312,7 @@ def test_missing_identity_source_is_401_without_calling_the_authorizer(gateway):
         "code": "UNAUTHORIZED",
         "request_id": response.header("x-amzn-RequestId"),
     }
-    assert fake_handlers.AUTHORIZER_CALLS == []
+    assert fake_handler_state.AUTHORIZER_CALLS == []
 
 
 def test_unauthorized_raised_by_the_authorizer_is_401(gateway):
@@ -343,28 +343,28 @@ def test_failing_or_malformed_authorizer_is_500(gateway, token):
 
 def test_authorizer_answer_is_cached_per_identity_for_its_ttl():
     gateway, clock = make_gateway(ttl=300)
-    fake_handlers.AUTHORIZER_CALLS.clear()
+    fake_handler_state.AUTHORIZER_CALLS.clear()
     for _ in range(3):
         assert gateway.handle(request("POST", "/orders", body=b"[]")).status == 201
     assert gateway.handle(request("GET", "/orders/r1")).status == 201
-    assert len(fake_handlers.AUTHORIZER_CALLS) == 1
+    assert len(fake_handler_state.AUTHORIZER_CALLS) == 1
     gateway.handle(request("POST", "/orders", token="only-get"))
-    assert len(fake_handlers.AUTHORIZER_CALLS) == 2  # another identity, another call
+    assert len(fake_handler_state.AUTHORIZER_CALLS) == 2  # another identity, another call
     # the cached policy is evaluated against each method: GET allowed, POST still denied
     assert gateway.handle(request("GET", "/orders/r1", token="only-get")).status == 201
     assert gateway.handle(request("POST", "/orders", token="only-get")).status == 403
-    assert len(fake_handlers.AUTHORIZER_CALLS) == 2
+    assert len(fake_handler_state.AUTHORIZER_CALLS) == 2
     clock.now += 301
     gateway.handle(request("POST", "/orders"))
-    assert len(fake_handlers.AUTHORIZER_CALLS) == 3
+    assert len(fake_handler_state.AUTHORIZER_CALLS) == 3
 
 
 def test_ttl_zero_disables_the_cache():
     gateway, _ = make_gateway(ttl=0)
-    fake_handlers.AUTHORIZER_CALLS.clear()
+    fake_handler_state.AUTHORIZER_CALLS.clear()
     gateway.handle(request("POST", "/orders"))
     gateway.handle(request("POST", "/orders"))
-    assert len(fake_handlers.AUTHORIZER_CALLS) == 2
+    assert len(fake_handler_state.AUTHORIZER_CALLS) == 2
 
 
 def test_required_request_parameter_missing_is_400(gateway):
@@ -440,7 +440,7 @@ def test_body_over_10_mb_is_413(gateway):
         request("POST", "/orders", body=b"x" * (apigateway.MAX_BODY_BYTES + 1))
     )
     assert response.status == 413
-    assert fake_handlers.AUTHORIZER_CALLS == []
+    assert fake_handler_state.AUTHORIZER_CALLS == []
 
 
 @pytest.fixture

@@ -17,12 +17,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import botocore.handlers
 import pytest
 from botocore.exceptions import ClientError
 
 from entrix import settings
 from entrix.aws import secrets
-from entrix.local import call_log, harness
+from entrix.local import call_log, harness, lambda_runner
 from entrix.local.iam import enforcement
 from entrix.local.iam.enforcement import UnenforcedCall, UnmappedCall, refusal
 from entrix.local.iam.evaluate import Decision, Request
@@ -182,6 +183,35 @@ def test_a_call_the_model_does_not_map_is_refused_loudly_naming_it(system: Local
         pytest.raises(UnmappedCall, match=rf"{ingest} called sqs.ListQueues"),
     ):
         sqs.list_queues()
+    # Kept for the enforcer's stop, which raises: a handler may have swallowed the exception.
+    assert system.enforcer is not None
+    (unjudged,) = system.enforcer.take_unjudged()
+    assert unjudged.startswith(f"UnmappedCall: {ingest} called sqs.ListQueues")
+
+
+class _NoSimulator:
+    def stop(self) -> None:
+        pass
+
+
+def test_a_call_the_enforcer_could_not_judge_fails_its_stop(system: LocalSystem) -> None:
+    assert system.enforcer is not None and system.deployment is not None
+    enforcer = enforcement.Enforcer(
+        system.enforcer.model,
+        system.deployment,
+        _NoSimulator(),  # type: ignore[arg-type]
+    )
+    enforcer.unjudged(UnmappedCall("ingest called sqs.ListQueues"))
+    with pytest.raises(RuntimeError, match="could not judge: UnmappedCall: ingest called sqs"):
+        enforcer.stop()
+    enforcer.stop()  # reported once
+
+
+def test_the_deadline_hook_runs_before_enforcement() -> None:
+    """A stopped handler's call is refused as timed out (and leaves the call log) before the
+    enforcer would decide it."""
+    hooks = [entry[1] for entry in botocore.handlers.BUILTIN_HANDLERS]
+    assert hooks.index(lambda_runner._refuse_after_deadline) < hooks.index(enforcement._before_call)
 
 
 def test_a_deployed_function_run_without_its_role_is_refused_loudly(system: LocalSystem) -> None:
@@ -195,11 +225,17 @@ def test_a_deployed_function_run_without_its_role_is_refused_loudly(system: Loca
     ]
     item = {name: {"S": f"roleless-{name}"} for name in key_names}
 
-    with (
-        call_log.running(ingest, with_its_role=False),
-        pytest.raises(UnenforcedCall, match=rf"{ingest} called dynamodb.PutItem marked"),
-    ):
-        dynamodb.put_item(TableName=table, Item=item)
+    arn = system.endpoint.client("lambda").get_function(FunctionName=ingest)["Configuration"][
+        "FunctionArn"
+    ]
+    for name in (ingest, f"{ingest}:live", arn):
+        with (
+            call_log.running(name, with_its_role=False),
+            pytest.raises(UnenforcedCall, match=r"called dynamodb.PutItem marked"),
+        ):
+            dynamodb.put_item(TableName=table, Item=item)
+    assert system.enforcer is not None
+    assert len(system.enforcer.take_unjudged()) == 3
 
     assert "Item" not in dynamodb.get_item(TableName=table, Key=item)
     # A name the template does not define keeps the exemption: recorded, not decided.

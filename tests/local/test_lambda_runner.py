@@ -268,3 +268,27 @@ def test_sns_delivers_to_a_lambda_subscriber_after_the_publishing_handler_goes_o
         assert body == {"received_when_published": []}
         assert lambda_runner.wait_for_sns_deliveries(60)
     assert fake_handler_state.RECEIVED == ["run r-1: 1 order rejected"]
+
+
+@mock_aws
+def test_a_stopping_system_starts_no_invocation_and_drops_later_deliveries():
+    """Once its deliveries are drained, a stopping system (its enforcement about to stop) runs
+    nothing more: an invocation gets a function error, a message for a Lambda subscriber is
+    dropped. The next system runs them again."""
+    fake_handler_state.RECEIVED.clear()
+    with moto_lambdas_in_process():
+        _create_function("echo")
+        receiver = _create_function("receive")
+        sns = boto3.client("sns")
+        topic = sns.create_topic(Name="alerts")["TopicArn"]
+        sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=receiver)
+        lambda_runner.SnsDeliveriesDrain().stop()
+        response = boto3.client("lambda").invoke(FunctionName="echo", Payload=b"{}")
+        assert response["FunctionError"]
+        assert json.loads(response["Payload"].read())["errorType"] == "LocalSystemStopping"
+        sns.publish(TopicArn=topic, Message="after the stop")
+        assert lambda_runner.wait_for_sns_deliveries(60)
+        assert fake_handler_state.RECEIVED == []
+    with moto_lambdas_in_process():
+        response = boto3.client("lambda").invoke(FunctionName="echo", Payload=b"{}")
+        assert "FunctionError" not in response

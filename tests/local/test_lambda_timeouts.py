@@ -116,6 +116,7 @@ def test_a_call_refused_past_the_deadline_is_not_recorded_as_made(slow):
         abandoned = worker(stuck)
         slow.RELEASE.set()
         abandoned.join(THREAD_END_SECONDS)
+    assert not abandoned.is_alive()
     assert slow.REACHED == ["released"]
     assert calls == []
 

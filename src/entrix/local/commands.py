@@ -81,17 +81,22 @@ def _run_local(args: argparse.Namespace) -> int:
         while not stop.requested:
             time.sleep(0.2)
         say("stopping...")
-        return 0
+        code = 0
     except (SynthError, TemplateError, PortInUse, DeploymentError, ApiConfigurationError) as error:
-        if stop.requested:
-            return 0
-        print(f"entrix local: {error}", file=sys.stderr)
-        return 1
+        code = 0 if stop.requested else 1
+        if code:
+            print(f"entrix local: {error}", file=sys.stderr)
     finally:
-        if system is not None:
-            system.stop()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        try:
+            if system is not None:
+                system.stop()
+        except Exception as error:  # noqa: BLE001 - one line, as for a failed start
+            print(f"entrix local: {error}", file=sys.stderr)
+            code = 1
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+    return code
 
 
 class _StopRequest:

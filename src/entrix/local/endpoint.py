@@ -140,10 +140,11 @@ class AwsEndpoint:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         # moto's state machine interpreter logs each task failure as an error of 1-4 KB (its
         # internal event dump), also those a Retry or Catch handles; a run's outcome and error
-        # reach the console through the runtime's run watcher instead.
-        logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(
-            logging.CRITICAL
-        )
+        # reach the console through the runtime's run watcher instead. Its other errors (a
+        # fault of the interpreter itself) still show.
+        interpreter = logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component")
+        if _task_failure_dumps not in interpreter.filters:
+            interpreter.addFilter(_task_failure_dumps)
         from moto.server import ThreadedMotoServer
 
         # moto's index queries deserialize items through boto3's 38-digit context, which raises
@@ -190,6 +191,11 @@ class AwsEndpoint:
             self._patched = False
         _set_environment(self._saved_environment)
         self._saved_environment = {}
+
+
+def _task_failure_dumps(record: logging.LogRecord) -> bool:
+    """False for moto's record of a state's failure event (a `FailureEventException`)."""
+    return not record.getMessage().startswith("Exception=FailureEventException")
 
 
 def _set_environment(values: dict[str, str | None]) -> None:

@@ -85,10 +85,12 @@ def in_process(
                     importlib.reload(module)
         yield system
     finally:
-        system.stop()
-        secrets._client.cache_clear()
-        os.environ.clear()
-        os.environ.update(saved_environment)
+        try:
+            system.stop()
+        finally:
+            secrets._client.cache_clear()
+            os.environ.clear()
+            os.environ.update(saved_environment)
 
 
 def deployment_of(system: LocalSystem) -> Deployment:

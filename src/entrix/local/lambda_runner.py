@@ -98,6 +98,7 @@ import botocore.handlers
 from entrix.local import call_log
 
 _INVOCATION_LOCK = threading.RLock()
+_LOGGER = logging.getLogger(__name__)
 # Lambda's errorType for an invocation past its function's timeout on current runtimes (python3.13
 # included; docs/local-runtime.md, "Lambda timeouts"); Step Functions names the task's error by it.
 TIMEOUT_ERROR_TYPE = "Sandbox.Timedout"
@@ -460,7 +461,8 @@ class _Run:
         # Lambda resets the execution environment: the next invocation runs the module again.
         module = self.spec.handler.rpartition(".")[0]
         with _abandoned_lock:
-            _reset_modules.add(module)
+            if not self.initialized.is_set():  # its import, still running, may put it back
+                _reset_modules.add(module)
             sys.modules.pop(module, None)
         return None
 
@@ -550,6 +552,14 @@ def invoke(spec: FunctionSpec, event: Any) -> Invocation:
     return Invocation(outcome.payload, outcome.errored, "".join(captured))
 
 
+def _stopped_system(spec: FunctionSpec) -> Invocation:
+    """The answer to an invocation asked for while the local system stops (not an AWS error:
+    nothing of the kind happens there)."""
+    message = f"{spec.function_name} not invoked: the local system is stopping"
+    payload = {"errorType": "LocalSystemStopping", "errorMessage": message}
+    return Invocation(json.dumps(payload), errored=True, logs=message + "\n")
+
+
 def _timed_out(request_id: str, timeout: int) -> Invocation:
     """What Lambda answers for an invocation past its function's timeout."""
     message = f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds"
@@ -619,6 +629,8 @@ def invoke_moto_function(moto_function: Any, event: Any) -> Invocation:
     stream of the one replaced would be gone when its events arrive."""
     with _INVOCATION_LOCK:
         spec = spec_of(moto_function)
+        if _stopping.is_set():
+            return _stopped_system(spec)
         invocation = invoke(spec, event)
         moto_function.logs_group_name = spec.log_group_name
         moto_function.logs_backend.ensure_log_group(moto_function.logs_group_name)
@@ -640,23 +652,32 @@ class _AsyncDeliveries:
     runs the function later. moto invokes it inside `Publish`, in the caller's thread, so a
     handler publishing to a topic the Slack forwarder subscribes to would wait for the invocation
     lock its own invocation holds, until its timeout. Here each delivery is queued, and one
-    thread of the runtime's own makes them in order."""
+    thread of the runtime's own makes them in order. Closed (by a stopping system), it drops
+    what it is given: nothing runs after enforcement has stopped."""
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[Callable[[], Any]] = queue.SimpleQueue()
         self._pending = 0
+        self._open = True
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
 
+    def open(self) -> None:
+        with self._changed:
+            self._open = True
+
     def put(self, delivery: Callable[[], Any]) -> None:
         with self._changed:
+            if not self._open:
+                _LOGGER.warning("SNS delivery to Lambda dropped: the local system is stopping")
+                return
             self._pending += 1
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._deliver, name="SNS deliveries to Lambda", daemon=True
                 )
                 self._thread.start()
-        self._queue.put(delivery)
+            self._queue.put(delivery)
 
     def _deliver(self) -> None:
         while True:
@@ -664,21 +685,37 @@ class _AsyncDeliveries:
             try:
                 delivery()
             except Exception:  # SNS logs a failed delivery; the others go on
-                logging.getLogger(__name__).exception("SNS could not deliver to Lambda")
-            with self._changed:
-                self._pending -= 1
-                self._changed.notify_all()
+                _LOGGER.exception("SNS could not deliver to Lambda")
+            finally:
+                with self._changed:
+                    self._pending -= 1
+                    self._changed.notify_all()
 
     def drain(self, timeout: float) -> bool:
         """Wait until every queued delivery is made; False if some are left at `timeout`."""
         with self._changed:
             return self._changed.wait_for(lambda: self._pending == 0, timeout)
 
+    def close(self, timeout: float) -> bool:
+        """Drain, then drop whatever is still queued or comes later; False if some were."""
+        drained = self.drain(timeout)
+        with self._changed:
+            self._open = False
+            while True:
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                self._pending -= 1
+        return drained
+
 
 _deliveries = _AsyncDeliveries()
-# How long leaving `moto_lambdas_in_process()` waits for deliveries still queued: a function's
-# Timeout is at most 900 s, ours are far shorter.
+# How long a stop waits for deliveries still queued: a function's Timeout is at most 900 s, ours
+# are far shorter.
 DRAIN_SECONDS = 120.0
+# Set while a local system stops: no invocation starts (see `SnsDeliveriesDrain`).
+_stopping = threading.Event()
 
 
 def wait_for_sns_deliveries(timeout: float = DRAIN_SECONDS) -> bool:
@@ -688,11 +725,17 @@ def wait_for_sns_deliveries(timeout: float = DRAIN_SECONDS) -> bool:
 
 
 class SnsDeliveriesDrain:
-    """A local system's part whose `stop()` waits for the queued deliveries (see `LocalSystem`
-    for when it stops)."""
+    """The part of a local system that stops after everything that publishes and before its
+    enforcement: the messages published reach their subscribers, then no invocation starts
+    (a state machine still running, an API request in flight get a function error), and the
+    one running ends (or times out) before `stop()` returns."""
 
     def stop(self) -> None:
-        if not wait_for_sns_deliveries():
+        drained = _deliveries.close(DRAIN_SECONDS)
+        _stopping.set()
+        with _INVOCATION_LOCK:
+            pass  # the invocation running, if any, has ended
+        if not drained:
             raise RuntimeError(f"SNS deliveries to Lambda still queued after {DRAIN_SECONDS} s")
 
 
@@ -710,11 +753,13 @@ def moto_lambdas_in_process() -> Iterator[None]:
 
     LambdaFunction._invoke_lambda = _moto_invoke  # type: ignore[method-assign,assignment]
     LambdaBackend.send_sns_message = send_later  # type: ignore[method-assign,assignment]
+    _stopping.clear()
+    _deliveries.open()
     try:
         yield
     finally:
-        if not wait_for_sns_deliveries():
-            logging.getLogger(__name__).warning("SNS deliveries to Lambda still queued")
+        if not _deliveries.close(DRAIN_SECONDS):
+            _LOGGER.warning("SNS deliveries to Lambda still queued were dropped")
         LambdaBackend.send_sns_message = send_now  # type: ignore[method-assign]
         LambdaFunction._invoke_lambda = original  # type: ignore[method-assign]
 

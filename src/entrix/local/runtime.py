@@ -14,6 +14,7 @@ reverse and frees every port.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ from entrix.local.streams import StreamPoller, TtlDeletions
 from entrix.local.synth import stack_region
 from entrix.local.template import PseudoParameters, Template
 from entrix.local.ttl import TtlSweeper
+
+logger = logging.getLogger(__name__)
 
 # Wait states longer than this are shortened locally, so a run's polling takes seconds.
 LOCAL_MAX_WAIT_SECONDS = 1
@@ -136,9 +139,10 @@ class LocalSystem:
             self.enforcer = Enforcer(model, deployer.deployment)
             self.enforcer.start()
             self._stoppables.append(self.enforcer)
-        # Stopped before the enforcer, the secrets extension and the endpoint, after everything
-        # that publishes: a message published before the stop reaches its Lambda subscriber
-        # while the rest of the system still serves it, under enforcement.
+        # Stopped before the enforcer, the secrets extension and the endpoint, after the API,
+        # the pollers and the scheduler: a message published before the stop reaches its
+        # Lambda subscriber under enforcement, then no invocation starts (a state machine still
+        # running gets a function error).
         self._stoppables.append(lambda_runner.SnsDeliveriesDrain())
         deployment = deployer.deploy()
         self.deployment = deployment
@@ -270,12 +274,17 @@ class LocalSystem:
 
     def stop(self) -> None:
         """Stop everything started, newest first; both ports are free afterwards. A part that
-        fails to stop does not keep the others running: its error is raised at the end."""
-        errors: list[Exception] = []
+        fails to stop (or a Ctrl-C while one stops) does not keep the others running: the
+        error is raised once all have stopped, an interruption first, the others logged."""
+        errors: list[BaseException] = []
         while self._stoppables:
             try:
                 self._stoppables.pop().stop()
-            except Exception as error:  # noqa: BLE001 - raised below, once all have stopped
+            except BaseException as error:  # noqa: BLE001 - raised below, once all have stopped
                 errors.append(error)
-        if errors:
-            raise errors[0]
+        if not errors:
+            return
+        errors.sort(key=lambda failure: isinstance(failure, Exception))  # interruptions first
+        for failure in errors[1:]:
+            logger.error("while the local system stopped: %s", failure)
+        raise errors[0]

@@ -34,7 +34,10 @@ import botocore.handlers
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 
-from entrix.local import call_log
+from entrix.local import (
+    call_log,
+    lambda_runner,  # noqa: F401 - its deadline hook must run before this one
+)
 from entrix.local.call_log import Call
 from entrix.local.deploy import Deployment
 from entrix.local.iam.calls import Local, call_requests
@@ -55,13 +58,15 @@ KMS_REFUSALS: Mapping[str, tuple[str, int]] = {"sns": ("KMSAccessDenied", 400)}
 class UnmappedCall(BaseException):
     """A function made a call the permission model cannot turn into requests, so it cannot be
     authorized: map it in entrix.local.iam.calls. A BaseException, so that a handler's `except
-    Exception` (a cached secret served on a failed read) cannot swallow it."""
+    Exception` does not swallow it; the enforcer also keeps it, and its `stop()` raises, for
+    where it is swallowed all the same (the secrets extension's reply fails, and the cache
+    serves the last value)."""
 
 
 class UnenforcedCall(BaseException):
     """A deployed function's name was run with `with_its_role=False`, the exemption for callers
-    the template does not define: its calls would skip that function's role unchecked. A
-    BaseException, as UnmappedCall."""
+    the template does not define: its calls would skip that function's role unchecked. Raised
+    and kept as UnmappedCall."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,8 @@ class Enforcer:
         self._roles: dict[str, Role] = {}
         self._verdicts: dict[str, Decision] = {}
         self._lock = threading.Lock()
+        # The calls it could not judge (UnmappedCall, UnenforcedCall), for `stop()`.
+        self._unjudged: list[str] = []
 
     def start(self) -> None:
         global _active
@@ -158,11 +165,29 @@ class Enforcer:
             _active = self
 
     def stop(self) -> None:
+        """Stop deciding; raise if any call could not be judged, as a handler (or the secrets
+        extension's server thread) may have swallowed the exception it got."""
         global _active
         with _active_lock:
             if _active is self:
                 _active = None
         self.simulator.stop()
+        if unjudged := self.take_unjudged():
+            raise RuntimeError(
+                "calls the local enforcement could not judge: " + "; ".join(unjudged)
+            )
+
+    def take_unjudged(self) -> list[str]:
+        """The calls it could not judge so far (each once)."""
+        with self._lock:
+            unjudged, self._unjudged = self._unjudged, []
+        return unjudged
+
+    def unjudged(self, error: UnmappedCall | UnenforcedCall) -> UnmappedCall | UnenforcedCall:
+        """`error`, kept for `stop()`."""
+        with self._lock:
+            self._unjudged.append(f"{type(error).__name__}: {error}")
+        return error
 
     def check(self, call: Call) -> Refusal | None:
         """None when AWS would let the call through, else how the service refuses it."""
@@ -170,14 +195,17 @@ class Enforcer:
             role = self._role(call.function)
             groups = call_requests(self._current_local(), role, call, at=time.time())
         except ModelError as error:
-            raise UnmappedCall(
-                f"{call.function} called {call.service}.{call.operation} "
-                f"{dict(call.parameters)}, which the permission model cannot authorize: {error}"
+            raise self.unjudged(
+                UnmappedCall(
+                    f"{call.function} called {call.service}.{call.operation} "
+                    f"{dict(call.parameters)}, which the permission model cannot authorize: "
+                    f"{error}"
+                )
             ) from None
         for requests in groups:
             for decision in self._decide(requests):
                 if decision.errors or decision.ignored:
-                    raise UnmappedCall(f"{call.function}: {decision.explain()}")
+                    raise self.unjudged(UnmappedCall(f"{call.function}: {decision.explain()}"))
                 if not decision.allowed:
                     return refusal(call, role, decision)
         return None
@@ -267,10 +295,12 @@ def _before_call(params: Mapping[str, Any], context: Mapping[str, Any], **_: Any
         return None
     roleless = context.get(call_log.ROLELESS)
     if roleless is not None and _function_name(roleless.function) in enforcer.deployment.functions:
-        raise UnenforcedCall(
-            f"{roleless.function} called {roleless.service}.{roleless.operation} marked "
-            "with_its_role=False, which only a caller the template does not define may be: "
-            "its role would not be enforced"
+        raise enforcer.unjudged(
+            UnenforcedCall(
+                f"{roleless.function} called {roleless.service}.{roleless.operation} marked "
+                "with_its_role=False, which only a caller the template does not define may be: "
+                "its role would not be enforced"
+            )
         )
     if call is None:
         return None
