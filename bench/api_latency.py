@@ -70,11 +70,13 @@ class ApiClient:
             parts.hostname or "127.0.0.1", parts.port, timeout=30
         )
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        self.last_body = b""
 
     def post_orders(self, orders: list[dict[str, object]]) -> int:
+        """The answer's status; its body is kept in `last_body` (to say why when it is not 201)."""
         self.connection.request("POST", "/orders", json.dumps(orders), self.headers)
         response = self.connection.getresponse()
-        response.read()
+        self.last_body = response.read()
         return response.status
 
 

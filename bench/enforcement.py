@@ -51,7 +51,10 @@ def post_p50(bench: BenchSystem, samples: int, warmup: int) -> tuple[float, floa
             status = client.post_orders(_orders(f"enforce-{on}-{index}"))
             elapsed = (time.perf_counter() - start) * 1000
             if status != 201:
-                raise RuntimeError(f"POST /orders answered {status} (enforcement {on})")
+                raise RuntimeError(
+                    f"POST /orders answered {status} (enforcement {on}, request {index}): "
+                    f"{client.last_body.decode(errors='replace')}"
+                )
             if index >= warmup:
                 times[on].append(elapsed)
     _enforcing(bench, True)
