@@ -76,6 +76,16 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSystem]:
     assert enforcement.active() is None
 
 
+def _orders_item(system: LocalSystem, prefix: str) -> tuple[str, Any, dict[str, Any]]:
+    """The orders table, a DynamoDB client, and an item of only its key (values `prefix-...`)."""
+    table = harness.orders_table(system)
+    dynamodb = system.endpoint.client("dynamodb")
+    key_names = [
+        k["AttributeName"] for k in dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]
+    ]
+    return table, dynamodb, {name: {"S": f"{prefix}-{name}"} for name in key_names}
+
+
 def _function(system: LocalSystem, handler: str) -> str:
     return harness.function_with_handler(system, handler)
 
@@ -88,12 +98,7 @@ def test_a_call_the_role_does_not_allow_is_refused_as_aws_refuses_it_before_moto
     system: LocalSystem,
 ) -> None:
     ingest = _function(system, INGEST)
-    table = harness.orders_table(system)
-    dynamodb = system.endpoint.client("dynamodb")
-    key_names = [
-        k["AttributeName"] for k in dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]
-    ]
-    item = {name: {"S": f"enforce-{name}"} for name in key_names}
+    table, dynamodb, item = _orders_item(system, "enforce")
 
     with call_log.running(ingest), pytest.raises(ClientError) as refused:
         dynamodb.put_item(TableName=table, Item=item)
@@ -218,12 +223,7 @@ def test_a_deployed_function_run_without_its_role_is_refused_loudly(system: Loca
     """`with_its_role=False` is for callers the template does not define (`entrix verify`):
     under a deployed function's name it would let ingest put the item its role may not."""
     ingest = _function(system, INGEST)
-    table = harness.orders_table(system)
-    dynamodb = system.endpoint.client("dynamodb")
-    key_names = [
-        k["AttributeName"] for k in dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]
-    ]
-    item = {name: {"S": f"roleless-{name}"} for name in key_names}
+    table, dynamodb, item = _orders_item(system, "roleless")
 
     arn = system.endpoint.client("lambda").get_function(FunctionName=ingest)["Configuration"][
         "FunctionArn"

@@ -50,6 +50,13 @@ def spec(handler: str, name: str = "slow", timeout: int = 1) -> FunctionSpec:
     return FunctionSpec(function_name=name, handler=f"{MODULE}.{handler}", timeout=timeout)
 
 
+def _late_writes_bucket():
+    """An S3 client and the bucket the handlers write to once released (inside `mock_aws`)."""
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    return s3
+
+
 def request_id(result) -> str:
     return result.logs.split("START RequestId: ", 1)[1].split(" ", 1)[0]
 
@@ -91,8 +98,7 @@ def test_next_invocation_after_a_timeout_runs_the_module_again(slow):
 
 @mock_aws
 def test_a_stuck_handler_does_not_hold_the_lock_and_its_late_write_never_happens(slow):
-    s3 = boto3.client("s3", region_name="eu-west-1")
-    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3 = _late_writes_bucket()
     stuck = invoke(spec("blocked_then_write"), {"bucket": BUCKET})
     assert stuck.json()["errorType"] == "Sandbox.Timedout"
     # The handler is still blocked (nothing has released it), and the next invocation runs.
@@ -109,8 +115,7 @@ def test_a_stuck_handler_does_not_hold_the_lock_and_its_late_write_never_happens
 def test_a_call_refused_past_the_deadline_is_not_recorded_as_made(slow):
     """The call log holds the calls functions made (enforcement's record is checked against
     it): one refused before it was sent is withdrawn."""
-    s3 = boto3.client("s3", region_name="eu-west-1")
-    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3 = _late_writes_bucket()
     with call_log.recording() as calls:
         stuck = invoke(spec("blocked_then_write"), {"bucket": BUCKET})
         abandoned = worker(stuck)
@@ -119,12 +124,12 @@ def test_a_call_refused_past_the_deadline_is_not_recorded_as_made(slow):
     assert not abandoned.is_alive()
     assert slow.REACHED == ["released"]
     assert calls == []
+    assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
 
 
 @mock_aws
 def test_an_abandoned_handlers_thread_pool_work_never_reaches_aws(slow):
-    s3 = boto3.client("s3", region_name="eu-west-1")
-    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3 = _late_writes_bucket()
     stuck = invoke(spec("blocked_then_write_from_a_pool"), {"bucket": BUCKET})
     assert stuck.json()["errorType"] == "Sandbox.Timedout"
     abandoned = worker(stuck)
